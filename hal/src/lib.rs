@@ -1,0 +1,23 @@
+//! heartwire-hal: the one place where heartwire talks to the kernel.
+//!
+//! Contract: every `unsafe` block of the project lives in this crate, one system call per
+//! block, each with a `// SAFETY:` comment. The public API is safe and typed; file
+//! descriptors are `OwnedFd`, never stored `i32`s. Nothing here knows about cluster logic:
+//! the daemon owns these handles and feeds what they read into the sans-IO core.
+//!
+//! Modules, one per device kind: [`clock`], [`packet`] (AF_PACKET raw Ethernet), [`udp`],
+//! [`timerfd`], [`signalfd`], [`sched`] (real-time mode), [`cred`] (peer credentials),
+//! [`random`].
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod clock;
+pub mod cred;
+pub mod packet;
+pub mod random;
+pub mod sched;
+pub mod signalfd;
+mod sys;
+pub mod timerfd;
+pub mod udp;
+
+pub use sys::{HalError, RxMeta};

@@ -1,0 +1,9 @@
+//! heartwire: a high-availability cluster agent (see DESIGN.md).
+//!
+//! The binary is `src/main.rs`; this library holds its layers so that integration tests,
+//! the simulator and benches can use them: [`wire`] (frame formats, no I/O), [`core`] (the
+//! sans-IO cluster state machine), [`config`] (TOML to validated config), [`daemon`] (the
+//! mio event loop over `heartwire-hal`) and [`ctl`] (control socket and CLI client).
+#![forbid(unsafe_code)]
+
+pub mod wire;

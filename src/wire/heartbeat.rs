@@ -1,0 +1,228 @@
+//! The heartbeat payload (DESIGN §3): the sender's view and config hash, an echo of one
+//! peer's timestamp for RTT, and which nodes the sender hears on each path, so a one-way
+//! failure is seen from both ends.
+//!
+//! ```text
+//! off size field
+//!   0    8 view number
+//!   8    8 config hash
+//!  16    1 echo node id (0: no echo)
+//!  17    1 path count k (<= MAX_PATHS)
+//!  18    8 echo: the echoed node's sender timestamp, as it arrived here
+//!  26    4 echo: ns the echo was held here between arrival and this send
+//!  30  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//! ```
+//!
+//! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
+
+use super::MAX_PATHS;
+
+/// Bytes before the heard bitmaps.
+pub const FIXED_LEN: usize = 30;
+
+mod field {
+    use core::ops::Range;
+    pub(super) const VIEW: Range<usize> = 0..8;
+    pub(super) const CONFIG_HASH: Range<usize> = 8..16;
+    pub(super) const ECHO_NODE: usize = 16;
+    pub(super) const PATH_COUNT: usize = 17;
+    pub(super) const ECHO_TS: Range<usize> = 18..26;
+    pub(super) const ECHO_HOLD: Range<usize> = 26..30;
+    pub(super) const HEARD: usize = 30;
+}
+
+/// Why a heartbeat payload was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatError {
+    /// Shorter than the fixed part.
+    Short,
+    /// Path count above [`MAX_PATHS`].
+    TooManyPaths,
+    /// Length does not match the path count.
+    BadLength,
+}
+
+/// An echoed timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo {
+    /// Whose timestamp this is.
+    pub node: u8,
+    /// That node's sender timestamp, as received.
+    pub timestamp_ns: u64,
+    /// How long the echoing node held it before sending.
+    pub hold_ns: u32,
+}
+
+/// A heartbeat payload as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatRepr {
+    /// Sender's current view number.
+    pub view: u64,
+    /// Sender's config hash.
+    pub config_hash: u64,
+    /// Echo for RTT measurement.
+    pub echo: Option<Echo>,
+    /// Number of valid entries in `heard`.
+    pub path_count: u8,
+    /// Per path, the bitmap of node ids (bit id-1) the sender hears.
+    pub heard: [u64; MAX_PATHS],
+}
+
+impl HeartbeatRepr {
+    /// Parses a payload.
+    pub fn parse(p: &[u8]) -> Result<HeartbeatRepr, HeartbeatError> {
+        if p.len() < FIXED_LEN {
+            return Err(HeartbeatError::Short);
+        }
+        let path_count = p[field::PATH_COUNT];
+        let k = usize::from(path_count);
+        // Bound the count before computing a length from it.
+        if k > MAX_PATHS {
+            return Err(HeartbeatError::TooManyPaths);
+        }
+        if p.len() != FIXED_LEN + 8 * k {
+            return Err(HeartbeatError::BadLength);
+        }
+        let echo_node = p[field::ECHO_NODE];
+        let echo = (echo_node != 0).then(|| Echo {
+            node: echo_node,
+            timestamp_ns: be_u64(&p[field::ECHO_TS]),
+            hold_ns: be_u32(&p[field::ECHO_HOLD]),
+        });
+        let mut heard = [0u64; MAX_PATHS];
+        for (i, h) in heard.iter_mut().enumerate().take(k) {
+            let at = field::HEARD + 8 * i;
+            *h = be_u64(&p[at..at + 8]);
+        }
+        Ok(HeartbeatRepr {
+            view: be_u64(&p[field::VIEW]),
+            config_hash: be_u64(&p[field::CONFIG_HASH]),
+            echo,
+            path_count,
+            heard,
+        })
+    }
+
+    /// Payload length when emitted.
+    pub fn buffer_len(&self) -> usize {
+        FIXED_LEN + 8 * usize::from(self.path_count)
+    }
+
+    /// Writes the payload into `p`, which must be exactly [`Self::buffer_len`] long.
+    ///
+    /// # Panics
+    /// If `p` has another length or `path_count` exceeds [`MAX_PATHS`] (caller bugs).
+    pub fn emit(&self, p: &mut [u8]) {
+        assert!(usize::from(self.path_count) <= MAX_PATHS, "path_count {}", self.path_count);
+        assert_eq!(p.len(), self.buffer_len(), "heartbeat buffer length");
+        p[field::VIEW].copy_from_slice(&self.view.to_be_bytes());
+        p[field::CONFIG_HASH].copy_from_slice(&self.config_hash.to_be_bytes());
+        let echo = self.echo.unwrap_or(Echo { node: 0, timestamp_ns: 0, hold_ns: 0 });
+        p[field::ECHO_NODE] = echo.node;
+        p[field::PATH_COUNT] = self.path_count;
+        p[field::ECHO_TS].copy_from_slice(&echo.timestamp_ns.to_be_bytes());
+        p[field::ECHO_HOLD].copy_from_slice(&echo.hold_ns.to_be_bytes());
+        for i in 0..usize::from(self.path_count) {
+            let at = field::HEARD + 8 * i;
+            p[at..at + 8].copy_from_slice(&self.heard[i].to_be_bytes());
+        }
+    }
+
+    /// Whether the sender hears node `id` on path `path`.
+    pub fn hears(&self, path: usize, id: u8) -> bool {
+        path < usize::from(self.path_count)
+            && (1..=64).contains(&id)
+            && self.heard[path] & (1u64 << (id - 1)) != 0
+    }
+}
+
+fn be_u64(d: &[u8]) -> u64 {
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+fn be_u32(d: &[u8]) -> u32 {
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> HeartbeatRepr {
+        let mut heard = [0u64; MAX_PATHS];
+        heard[0] = 0b101;
+        heard[1] = 1 << 63;
+        HeartbeatRepr {
+            view: 5,
+            config_hash: 0x1122_3344_5566_7788,
+            echo: Some(Echo { node: 2, timestamp_ns: 0x0a0b, hold_ns: 0x0c0d }),
+            path_count: 2,
+            heard,
+        }
+    }
+
+    const GOLDEN: [u8; 46] = [
+        0, 0, 0, 0, 0, 0, 0, 5, // view
+        0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
+        2, 2, // echo node, path count
+        0, 0, 0, 0, 0, 0, 0x0a, 0x0b, // echo ts
+        0, 0, 0x0c, 0x0d, // hold
+        0, 0, 0, 0, 0, 0, 0, 0b101, // heard[0]
+        0x80, 0, 0, 0, 0, 0, 0, 0, // heard[1]
+    ];
+
+    #[test]
+    fn golden() {
+        let mut buf = [0xa5u8; 46];
+        sample().emit(&mut buf);
+        assert_eq!(buf, GOLDEN);
+        assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
+    }
+
+    #[test]
+    fn hears() {
+        let hb = sample();
+        assert!(hb.hears(0, 1));
+        assert!(!hb.hears(0, 2));
+        assert!(hb.hears(0, 3));
+        assert!(hb.hears(1, 64));
+        assert!(!hb.hears(2, 1), "path beyond count");
+        assert!(!hb.hears(0, 0), "node 0 does not exist");
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(HeartbeatRepr::parse(&GOLDEN[..29]), Err(HeartbeatError::Short));
+        assert_eq!(HeartbeatRepr::parse(&GOLDEN[..45]), Err(HeartbeatError::BadLength));
+        let mut many = GOLDEN;
+        many[17] = 9;
+        assert_eq!(HeartbeatRepr::parse(&many), Err(HeartbeatError::TooManyPaths));
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn round_trip(view: u64, hash: u64, echo in proptest::option::of((1u8..=64, any::<u64>(), any::<u32>())),
+                          heard in proptest::collection::vec(any::<u64>(), 0..=MAX_PATHS)) {
+                let mut h = [0u64; MAX_PATHS];
+                h[..heard.len()].copy_from_slice(&heard);
+                let repr = HeartbeatRepr {
+                    view, config_hash: hash,
+                    echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
+                    path_count: u8::try_from(heard.len()).unwrap(), heard: h,
+                };
+                let mut buf = vec![0u8; repr.buffer_len()];
+                repr.emit(&mut buf);
+                prop_assert_eq!(HeartbeatRepr::parse(&buf).unwrap(), repr);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let _ = HeartbeatRepr::parse(&data);
+            }
+        }
+    }
+}
