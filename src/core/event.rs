@@ -1,0 +1,178 @@
+//! What the core reports: events (state transitions, for logs, status and later for
+//! membership) and drop reasons (one counter each, DESIGN §3).
+
+use core::time::Duration;
+
+use super::spec::NodeId;
+use super::time::Instant;
+use crate::wire::frame::FrameError;
+
+/// A state transition the core decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Frames from `peer` arrive on `path` again (or for the first time).
+    PathUp {
+        /// The peer.
+        peer: NodeId,
+        /// Path index.
+        path: u8,
+    },
+    /// Nothing valid arrived from `peer` on `path` for the path's timeout.
+    PathDown {
+        /// The peer.
+        peer: NodeId,
+        /// Path index.
+        path: u8,
+        /// When its last valid frame arrived (kernel time).
+        last_heard: Option<Instant>,
+    },
+    /// `peer` still reaches us on `path` but says it no longer hears us there.
+    PathOneWay {
+        /// The peer.
+        peer: NodeId,
+        /// Path index.
+        path: u8,
+    },
+    /// The peer is alive: a valid frame arrived on some path.
+    NodeUp {
+        /// The peer.
+        peer: NodeId,
+        /// Its incarnation.
+        incarnation: u32,
+    },
+    /// Every path to the peer is silent (or it was never heard within the startup grace).
+    NodeDown {
+        /// The peer.
+        peer: NodeId,
+        /// When its last valid frame arrived on any path.
+        last_heard: Option<Instant>,
+    },
+    /// The peer came back with a new incarnation: it restarted (treated as down, then up).
+    NodeRestart {
+        /// The peer.
+        peer: NodeId,
+        /// Incarnation before.
+        old: u32,
+        /// Incarnation now.
+        new: u32,
+    },
+    /// This node's own loop woke up late; silence deadlines were extended by `late`.
+    LocalPause {
+        /// How late.
+        late: Duration,
+    },
+    /// The peer runs a different configuration.
+    ConfigMismatch {
+        /// The peer.
+        peer: NodeId,
+        /// Its config hash.
+        theirs: u64,
+    },
+}
+
+/// Why a received frame was dropped. Each has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than a frame or its declared length.
+    Short,
+    /// Longer than its declared length, or above the size limit.
+    Overlong,
+    /// Not "HW".
+    BadMagic,
+    /// Unknown version.
+    BadVersion,
+    /// CRC mismatch.
+    BadCrc,
+    /// Another cluster's id.
+    ForeignCluster,
+    /// Authentication tag mismatch (wrong key or tampering).
+    BadTag,
+    /// Sender id not in the config.
+    UnknownNode,
+    /// Sender claims this node's own id.
+    OwnNodeId,
+    /// Sent on a different path than it arrived on (cross-wired networks).
+    WrongPath,
+    /// Heartbeat payload malformed.
+    BadPayload,
+    /// A frame kind this node does not handle yet.
+    UnsupportedKind,
+    /// Sequence number already seen, or an old incarnation.
+    Replay,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 13] = [
+        DropReason::Short,
+        DropReason::Overlong,
+        DropReason::BadMagic,
+        DropReason::BadVersion,
+        DropReason::BadCrc,
+        DropReason::ForeignCluster,
+        DropReason::BadTag,
+        DropReason::UnknownNode,
+        DropReason::OwnNodeId,
+        DropReason::WrongPath,
+        DropReason::BadPayload,
+        DropReason::UnsupportedKind,
+        DropReason::Replay,
+    ];
+
+    /// Counter name in status output.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Short => "short",
+            DropReason::Overlong => "overlong",
+            DropReason::BadMagic => "bad_magic",
+            DropReason::BadVersion => "bad_version",
+            DropReason::BadCrc => "bad_crc",
+            DropReason::ForeignCluster => "foreign_cluster",
+            DropReason::BadTag => "bad_tag",
+            DropReason::UnknownNode => "unknown_node",
+            DropReason::OwnNodeId => "own_node_id",
+            DropReason::WrongPath => "wrong_path",
+            DropReason::BadPayload => "bad_payload",
+            DropReason::UnsupportedKind => "unsupported_kind",
+            DropReason::Replay => "replay",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).expect("invariant: ALL lists every reason")
+    }
+}
+
+impl From<FrameError> for DropReason {
+    fn from(e: FrameError) -> DropReason {
+        match e {
+            FrameError::Short => DropReason::Short,
+            FrameError::Overlong => DropReason::Overlong,
+            FrameError::BadMagic => DropReason::BadMagic,
+            FrameError::BadVersion => DropReason::BadVersion,
+            FrameError::BadCrc => DropReason::BadCrc,
+            FrameError::BadTag => DropReason::BadTag,
+        }
+    }
+}
+
+/// One counter per [`DropReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounters([u64; DropReason::ALL.len()]);
+
+impl DropCounters {
+    /// Counts one drop.
+    pub fn count(&mut self, r: DropReason) {
+        self.0[r.index()] += 1;
+    }
+
+    /// The count for `r`.
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r.index()]
+    }
+
+    /// Sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}

@@ -1,0 +1,17 @@
+//! The cluster state machine, sans-IO (DESIGN §4, STYLE §3).
+//!
+//! Contract: no syscalls, no clock, no randomness, no allocation after [`Node::new`]. Time
+//! is an argument ([`Instant`]); received bytes come in through `handle_*`; what the node
+//! wants done comes out of [`Node::poll_action`] as [`Action`] values; the daemon (or the
+//! simulator) carries them out. Called by `daemon` and by the simulator in `tests/`.
+
+pub mod event;
+pub mod link;
+pub mod node;
+pub mod spec;
+pub mod time;
+
+pub use event::{DropReason, Event};
+pub use node::{Action, Dest, Node};
+pub use spec::{ClusterSpec, NodeId, NodeSpec, PathKind, PathSpec};
+pub use time::Instant;

@@ -1,0 +1,582 @@
+//! The node: heartbeat sender and failure detector (DESIGN §4).
+//!
+//! Driving order, for the daemon and the simulator alike:
+//! 1. feed every received frame with [`Node::handle_frame`] (drain every socket first:
+//!    silence is judged by kernel arrival times, never by when the loop looked);
+//! 2. when `now >= next_deadline()`, call [`Node::handle_timeout`];
+//! 3. drain [`Node::poll_action`] until `None`, carrying out each action;
+//! 4. arm the timer for [`Node::next_deadline`].
+//!
+//! Detection is per (peer, path): a link is down when nothing valid arrived for the path's
+//! timeout; a peer is down when all its links are. A loop wake-up later than the pause
+//! threshold is a local pause: it is reported and every silence is extended by it, so a
+//! slow observer never declares a live peer dead.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use super::event::{DropCounters, DropReason, Event};
+use super::link::{Link, LinkState, SeqCheck};
+use super::spec::{ClusterSpec, NodeId, PathKind};
+use super::time::{Instant, nanos};
+use crate::wire::MAX_PATHS;
+use crate::wire::auth::AuthKey;
+use crate::wire::frame::{FRAME_MAX, Frame, HeaderRepr, Kind};
+use crate::wire::heartbeat::{Echo, HeartbeatRepr};
+
+/// Past incarnations remembered per peer: frames from them are replays.
+const PAST_INCARNATIONS: usize = 4;
+
+/// Events buffered between two drains of `poll_action`. One handle call produces at most
+/// two per link plus a few per peer, far below this.
+const EVENT_QUEUE_MAX: usize = 2048;
+
+/// Where a transmit goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// Every node on the path (the cluster multicast address on Ethernet).
+    All,
+    /// One node (UDP unicast).
+    Node(NodeId),
+}
+
+/// A request from the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send the first `len` bytes of the buffer given to `poll_action` on path `path`.
+    Transmit {
+        /// Path index.
+        path: u8,
+        /// Destination.
+        dest: Dest,
+        /// Frame length in the buffer.
+        len: usize,
+    },
+    /// Report an event decided at `at`.
+    Event {
+        /// Decision time.
+        at: Instant,
+        /// What happened.
+        event: Event,
+    },
+}
+
+/// What this node believes about a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Not heard yet, still within the startup grace.
+    Unknown,
+    /// Heard on at least one path.
+    Up,
+    /// Silent on every path.
+    Down,
+}
+
+impl PeerState {
+    /// Status name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerState::Unknown => "unknown",
+            PeerState::Up => "up",
+            PeerState::Down => "down",
+        }
+    }
+}
+
+/// A peer and its links. Read-only outside the core.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its id.
+    pub id: NodeId,
+    /// Up, down or not yet known.
+    pub state: PeerState,
+    /// When `state` last changed.
+    pub since: Instant,
+    /// Current incarnation, once heard.
+    pub incarnation: Option<u32>,
+    past: [u32; PAST_INCARNATIONS],
+    past_len: usize,
+    /// Restarts seen (incarnation changes).
+    pub restarts: u64,
+    /// Its config hash, from its last heartbeat.
+    pub config_hash: Option<u64>,
+    /// Its view number, from its last heartbeat.
+    pub view: u64,
+    /// One link per path (first `paths.len()` are used).
+    pub links: [Link; MAX_PATHS],
+}
+
+impl Peer {
+    fn last_heard(&self) -> Option<Instant> {
+        self.links.iter().filter_map(|l| l.heard_at).max()
+    }
+}
+
+/// Per-path transmit state.
+#[derive(Debug, Clone, Copy)]
+struct Tx {
+    next_at: Instant,
+    seq: u32,
+    /// Next peer index to unicast to in the current round (UDP).
+    cursor: usize,
+    /// Next peer index to consider for the echo (Ethernet).
+    echo_rr: usize,
+    frames: u64,
+}
+
+/// Incarnation of an arriving frame relative to what is known of its sender.
+enum Incarnation {
+    First,
+    Same,
+    Restart(u32),
+    Stale,
+}
+
+/// A frame that passed every stateless check.
+struct Valid {
+    peer: usize,
+    header: HeaderRepr,
+    heartbeat: HeartbeatRepr,
+}
+
+/// One cluster node's detector. See the module docs for the driving order.
+#[derive(Debug)]
+pub struct Node {
+    spec: ClusterSpec,
+    local: NodeId,
+    local_idx: usize,
+    incarnation: u32,
+    key: Option<AuthKey>,
+    grace_from: Instant,
+    peers: Vec<Peer>,
+    tx: Vec<Tx>,
+    drops: Vec<DropCounters>,
+    events: VecDeque<(Instant, Event)>,
+    events_lost: u64,
+    pauses: u64,
+    pause_total: Duration,
+}
+
+impl Node {
+    /// A node `local` of the cluster `spec`, starting at `now` with a fresh `incarnation`.
+    ///
+    /// # Panics
+    /// If `spec` is invalid or does not contain `local` (config validates both first).
+    pub fn new(spec: ClusterSpec, local: NodeId, incarnation: u32, key: Option<AuthKey>, now: Instant) -> Node {
+        spec.assert_valid();
+        let local_idx = spec.node_index(local).expect("local node is in the spec");
+        let peers = spec
+            .nodes
+            .iter()
+            .map(|n| Peer {
+                id: n.id,
+                state: PeerState::Unknown,
+                since: now,
+                incarnation: None,
+                past: [0; PAST_INCARNATIONS],
+                past_len: 0,
+                restarts: 0,
+                config_hash: None,
+                view: 0,
+                links: [Link::new(now); MAX_PATHS],
+            })
+            .collect();
+        let tx = vec![Tx { next_at: now, seq: 0, cursor: 0, echo_rr: 0, frames: 0 }; spec.paths.len()];
+        let drops = vec![DropCounters::default(); spec.paths.len()];
+        Node {
+            spec,
+            local,
+            local_idx,
+            incarnation,
+            key,
+            grace_from: now,
+            peers,
+            tx,
+            drops,
+            events: VecDeque::with_capacity(EVENT_QUEUE_MAX),
+            events_lost: 0,
+            pauses: 0,
+            pause_total: Duration::ZERO,
+        }
+    }
+
+    /// Feeds one received frame that arrived on `path` at kernel time `arrival` (clamped to
+    /// `now`). A frame that fails any check is counted under its reason and changes nothing.
+    ///
+    /// # Panics
+    /// If `path` is not a configured path index.
+    pub fn handle_frame(&mut self, now: Instant, arrival: Instant, path: usize, bytes: &[u8]) -> Result<(), DropReason> {
+        assert!(path < self.spec.paths.len(), "path {path} not configured");
+        let arrival = arrival.min(now);
+        let result = self.validate(path, bytes).and_then(|v| self.admit(now, arrival, path, &v));
+        if let Err(reason) = result {
+            self.drops[path].count(reason);
+        }
+        result
+    }
+
+    /// Counts a drop the daemon decided on before the core saw the frame (e.g. truncated
+    /// by the socket buffer).
+    pub fn count_drop(&mut self, path: usize, reason: DropReason) {
+        self.drops[path].count(reason);
+    }
+
+    /// Stateless checks in DESIGN §3 order: structure, CRC, cluster, tag, sender, path,
+    /// kind, payload.
+    fn validate(&self, path: usize, bytes: &[u8]) -> Result<Valid, DropReason> {
+        let frame = Frame::new_checked(bytes, self.key.is_some())?;
+        frame.check_crc()?;
+        if frame.cluster() != self.spec.cluster_id {
+            return Err(DropReason::ForeignCluster);
+        }
+        frame.check_tag(self.key.as_ref())?;
+        let sender = NodeId::new(frame.node()).ok_or(DropReason::UnknownNode)?;
+        let peer = self.spec.node_index(sender).ok_or(DropReason::UnknownNode)?;
+        if peer == self.local_idx {
+            return Err(DropReason::OwnNodeId);
+        }
+        if usize::from(frame.path()) != path {
+            return Err(DropReason::WrongPath);
+        }
+        if frame.kind() != Kind::Heartbeat {
+            return Err(DropReason::UnsupportedKind);
+        }
+        let heartbeat = HeartbeatRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?;
+        Ok(Valid { peer, header: frame.header(), heartbeat })
+    }
+
+    fn classify_incarnation(&self, peer: usize, inc: u32) -> Incarnation {
+        let p = &self.peers[peer];
+        match p.incarnation {
+            None => Incarnation::First,
+            Some(cur) if cur == inc => Incarnation::Same,
+            Some(_) if p.past[..p.past_len].contains(&inc) => Incarnation::Stale,
+            Some(cur) => Incarnation::Restart(cur),
+        }
+    }
+
+    /// Replay checks, then the state changes of a valid frame.
+    fn admit(&mut self, now: Instant, arrival: Instant, path: usize, v: &Valid) -> Result<(), DropReason> {
+        let inc = v.header.incarnation;
+        match self.classify_incarnation(v.peer, inc) {
+            Incarnation::Stale => return Err(DropReason::Replay),
+            Incarnation::Same => {
+                if self.peers[v.peer].links[path].replay.check(v.header.seq) == SeqCheck::Replay {
+                    return Err(DropReason::Replay);
+                }
+            }
+            Incarnation::First => self.peers[v.peer].incarnation = Some(inc),
+            Incarnation::Restart(old) => self.restart_peer(now, v.peer, old, inc),
+        }
+        self.update_link(now, arrival, path, v);
+        self.update_peer(now, v);
+        Ok(())
+    }
+
+    /// A new incarnation: the peer left and rejoined. Treated as down, then up.
+    fn restart_peer(&mut self, now: Instant, idx: usize, old: u32, new: u32) {
+        let p = &mut self.peers[idx];
+        p.past.rotate_right(1);
+        p.past[0] = old;
+        p.past_len = (p.past_len + 1).min(PAST_INCARNATIONS);
+        p.incarnation = Some(new);
+        p.restarts += 1;
+        for link in &mut p.links {
+            link.replay = Default::default();
+            link.last_transit_ns = None;
+            link.echo_src = None;
+            link.peer_hears_us = None;
+        }
+        let (peer, was_up, last_heard) = (p.id, p.state == PeerState::Up, p.last_heard());
+        self.push_event(now, Event::NodeRestart { peer, old, new });
+        if was_up {
+            self.peers[idx].state = PeerState::Down;
+            self.peers[idx].since = now;
+            self.push_event(now, Event::NodeDown { peer, last_heard });
+        }
+    }
+
+    fn update_link(&mut self, now: Instant, arrival: Instant, path: usize, v: &Valid) {
+        let local = self.local;
+        let link = &mut self.peers[v.peer].links[path];
+        link.record_seq(v.header.seq);
+        link.record_transit(arrival, v.header.timestamp_ns);
+        link.heard_at = Some(arrival);
+        link.silence_from = link.silence_from.max(arrival);
+        link.echo_src = Some((v.header.timestamp_ns, arrival));
+        if let Some(e) = v.heartbeat.echo.filter(|e| e.node == local.get()) {
+            let sent = e.timestamp_ns.saturating_add(u64::from(e.hold_ns));
+            if let Some(rtt) = arrival.as_nanos().checked_sub(sent) {
+                link.rtt = Some(Duration::from_nanos(rtt));
+            }
+        }
+        let hears = v.heartbeat.hears(path, local.get());
+        let one_way = link.peer_hears_us == Some(true) && !hears;
+        link.peer_hears_us = Some(hears);
+        let came_up = link.state != LinkState::Up;
+        if came_up {
+            link.state = LinkState::Up;
+            link.down_at = None;
+        }
+        let (peer, path) = (self.peers[v.peer].id, path_id(path));
+        if one_way {
+            self.push_event(now, Event::PathOneWay { peer, path });
+        }
+        if came_up {
+            self.push_event(now, Event::PathUp { peer, path });
+        }
+    }
+
+    fn update_peer(&mut self, now: Instant, v: &Valid) {
+        let ours = self.spec.config_hash;
+        let p = &mut self.peers[v.peer];
+        p.view = v.heartbeat.view;
+        let theirs = v.heartbeat.config_hash;
+        let mismatch = theirs != ours && p.config_hash != Some(theirs);
+        p.config_hash = Some(theirs);
+        let came_up = p.state != PeerState::Up;
+        if came_up {
+            p.state = PeerState::Up;
+            p.since = now;
+        }
+        let (peer, incarnation) = (p.id, v.header.incarnation);
+        if mismatch {
+            self.push_event(now, Event::ConfigMismatch { peer, theirs });
+        }
+        if came_up {
+            self.push_event(now, Event::NodeUp { peer, incarnation });
+        }
+    }
+
+    /// Decides what silence means at `now`. Call after feeding every pending frame.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_pause(now);
+        for idx in 0..self.peers.len() {
+            if idx != self.local_idx {
+                self.check_peer(now, idx);
+            }
+        }
+    }
+
+    /// A heartbeat that should have gone out long ago means this loop did not run: a local
+    /// pause. Extend every silence by it (DESIGN §4).
+    fn check_pause(&mut self, now: Instant) {
+        let Some(due) = self.tx.iter().map(|t| t.next_at).min() else { return };
+        let late = now.saturating_since(due);
+        if late <= self.spec.pause_threshold {
+            return;
+        }
+        self.pauses += 1;
+        self.pause_total += late;
+        for p in &mut self.peers {
+            for link in p.links.iter_mut().filter(|l| l.state == LinkState::Up) {
+                link.silence_from = link.silence_from.saturating_add(late).min(now);
+            }
+        }
+        self.grace_from = self.grace_from.saturating_add(late).min(now);
+        self.push_event(now, Event::LocalPause { late });
+    }
+
+    fn check_peer(&mut self, now: Instant, idx: usize) {
+        for path in 0..self.spec.paths.len() {
+            let timeout = self.spec.paths[path].timeout;
+            let peer = self.peers[idx].id;
+            let link = &mut self.peers[idx].links[path];
+            if link.state == LinkState::Up && now >= link.silence_from.saturating_add(timeout) {
+                link.state = LinkState::Down;
+                link.down_at = Some(now);
+                let last_heard = link.heard_at;
+                self.push_event(now, Event::PathDown { peer, path: path_id(path), last_heard });
+            }
+        }
+        let p = &self.peers[idx];
+        let any_up = p.links.iter().any(|l| l.state == LinkState::Up);
+        let grace_over = now >= self.grace_from.saturating_add(self.spec.timeout_max());
+        let goes_down = match p.state {
+            PeerState::Up => !any_up,
+            PeerState::Unknown => grace_over,
+            PeerState::Down => false,
+        };
+        if goes_down {
+            let (peer, last_heard) = (p.id, p.last_heard());
+            self.peers[idx].state = PeerState::Down;
+            self.peers[idx].since = now;
+            self.push_event(now, Event::NodeDown { peer, last_heard });
+        }
+    }
+
+    /// The next request: transmits first (they are time-critical), then events. `buf` must
+    /// hold [`FRAME_MAX`] bytes; a `Transmit` means its first `len` bytes are the frame.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`FRAME_MAX`].
+    pub fn poll_action(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
+        assert!(buf.len() >= FRAME_MAX, "poll_action buffer {} < FRAME_MAX", buf.len());
+        if let Some(a) = self.poll_transmit(now, buf) {
+            return Some(a);
+        }
+        self.events.pop_front().map(|(at, event)| Action::Event { at, event })
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
+        for path in 0..self.tx.len() {
+            if self.tx[path].next_at > now {
+                continue;
+            }
+            let dest = match self.spec.paths[path].kind {
+                PathKind::Ether => Some((Dest::All, None)),
+                PathKind::Udp => self.next_unicast(path).map(|i| (Dest::Node(self.peers[i].id), Some(i))),
+            };
+            let Some((dest, to)) = dest else {
+                self.finish_round(now, path);
+                continue;
+            };
+            let len = self.emit_heartbeat(now, path, to, buf);
+            if dest == Dest::All {
+                self.finish_round(now, path);
+            }
+            return Some(Action::Transmit { path: path_id(path), dest, len });
+        }
+        None
+    }
+
+    /// Next peer to unicast to in this round of `path`, advancing the cursor.
+    fn next_unicast(&mut self, path: usize) -> Option<usize> {
+        let tx = &mut self.tx[path];
+        let idx = (tx.cursor..self.peers.len()).find(|&i| i != self.local_idx)?;
+        tx.cursor = idx + 1;
+        Some(idx)
+    }
+
+    /// One heartbeat round on `path` is done: next sequence number, next slot on the
+    /// interval grid (slots missed while paused are skipped, not sent in a burst).
+    fn finish_round(&mut self, now: Instant, path: usize) {
+        let interval = nanos(self.spec.paths[path].interval);
+        let tx = &mut self.tx[path];
+        let behind = now.as_nanos().saturating_sub(tx.next_at.as_nanos());
+        let slots = behind / interval + 1;
+        tx.next_at = Instant::from_nanos(tx.next_at.as_nanos().saturating_add(slots.saturating_mul(interval)));
+        tx.seq = tx.seq.wrapping_add(1);
+        tx.cursor = 0;
+        tx.frames += 1;
+    }
+
+    fn emit_heartbeat(&mut self, now: Instant, path: usize, to: Option<usize>, buf: &mut [u8]) -> usize {
+        let echo = self.echo_for(now, path, to);
+        let heartbeat = HeartbeatRepr {
+            view: 0,
+            config_hash: self.spec.config_hash,
+            echo,
+            path_count: path_id(self.spec.paths.len()),
+            heard: self.heard_bitmaps(),
+        };
+        let header = HeaderRepr {
+            kind: Kind::Heartbeat,
+            cluster: self.spec.cluster_id,
+            node: self.local.get(),
+            path: path_id(path),
+            incarnation: self.incarnation,
+            seq: self.tx[path].seq,
+            timestamp_ns: now.as_nanos(),
+        };
+        header
+            .emit(buf, heartbeat.buffer_len(), self.key.as_ref(), |p| heartbeat.emit(p))
+            .expect("invariant: buf holds FRAME_MAX bytes")
+    }
+
+    /// The echo to carry: the unicast destination's own last timestamp, or on a shared
+    /// medium the next peer in round-robin order that we have heard on this path.
+    fn echo_for(&mut self, now: Instant, path: usize, to: Option<usize>) -> Option<Echo> {
+        let n = self.peers.len();
+        let idx = match to {
+            Some(i) => i,
+            None => {
+                let start = self.tx[path].echo_rr;
+                let found = (0..n)
+                    .map(|k| (start + k) % n)
+                    .find(|&i| i != self.local_idx && self.peers[i].links[path].echo_src.is_some())?;
+                self.tx[path].echo_rr = (found + 1) % n;
+                found
+            }
+        };
+        let (timestamp_ns, arrived) = self.peers[idx].links[path].echo_src?;
+        let hold_ns = u32::try_from(now.saturating_since(arrived).as_nanos()).ok()?;
+        Some(Echo { node: self.peers[idx].id.get(), timestamp_ns, hold_ns })
+    }
+
+    fn heard_bitmaps(&self) -> [u64; MAX_PATHS] {
+        let mut heard = [0u64; MAX_PATHS];
+        for p in self.peers.iter() {
+            for (bits, link) in heard.iter_mut().zip(p.links.iter()) {
+                if link.state == LinkState::Up {
+                    *bits |= p.id.bit();
+                }
+            }
+        }
+        heard
+    }
+
+    /// The earliest time something is due: a heartbeat, a link timeout, the startup grace.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let tx = self.tx.iter().map(|t| t.next_at);
+        let links = self.peers.iter().flat_map(|p| {
+            p.links.iter().zip(self.spec.paths.iter()).filter(|(l, _)| l.state == LinkState::Up)
+                .map(|(l, spec)| l.silence_from.saturating_add(spec.timeout))
+        });
+        let grace = self
+            .peers
+            .iter()
+            .any(|p| p.state == PeerState::Unknown && p.id != self.local)
+            .then(|| self.grace_from.saturating_add(self.spec.timeout_max()));
+        tx.chain(links).chain(grace).min()
+    }
+
+    fn push_event(&mut self, at: Instant, event: Event) {
+        if self.events.len() < EVENT_QUEUE_MAX {
+            self.events.push_back((at, event));
+        } else {
+            self.events_lost += 1;
+        }
+    }
+
+    /// The cluster description.
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+    /// This node's id.
+    pub fn local(&self) -> NodeId {
+        self.local
+    }
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+    /// Every configured node, this one included (its entry stays `Unknown`).
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+    /// Drop counters of `path`.
+    pub fn drops(&self, path: usize) -> &DropCounters {
+        &self.drops[path]
+    }
+    /// Heartbeat rounds sent on `path`.
+    pub fn tx_frames(&self, path: usize) -> u64 {
+        self.tx[path].frames
+    }
+    /// Local pauses seen, and their total length.
+    pub fn pauses(&self) -> (u64, Duration) {
+        (self.pauses, self.pause_total)
+    }
+    /// Events dropped because the queue was full (never expected).
+    pub fn events_lost(&self) -> u64 {
+        self.events_lost
+    }
+}
+
+fn path_id(i: usize) -> u8 {
+    u8::try_from(i).expect("invariant: path index < MAX_PATHS")
+}
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

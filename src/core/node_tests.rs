@@ -1,0 +1,253 @@
+//! Detector tests on virtual time: two `Node`s joined by hand, frames delivered or lost by
+//! the test.
+
+use core::time::Duration;
+
+use super::*;
+use crate::core::spec::{NodeSpec, PathSpec};
+use crate::wire::frame::FRAME_MAX;
+
+const MS: u64 = 1_000_000;
+
+fn spec(paths: usize) -> ClusterSpec {
+    ClusterSpec {
+        name: "t".into(),
+        cluster_id: 7,
+        nodes: (1..=2)
+            .map(|i| NodeSpec { id: NodeId::new(i).unwrap(), name: format!("n{i}") })
+            .collect(),
+        paths: (0..paths)
+            .map(|i| PathSpec {
+                name: format!("p{i}"),
+                kind: if i == 0 { PathKind::Ether } else { PathKind::Udp },
+                interval: Duration::from_millis(1),
+                timeout: Duration::from_millis(5),
+            })
+            .collect(),
+        config_hash: 0xabc,
+        pause_threshold: Duration::from_millis(2),
+    }
+}
+
+fn key() -> AuthKey {
+    AuthKey::new(b"node-tests-key-0123").unwrap()
+}
+
+fn node(id: u8, inc: u32, paths: usize) -> Node {
+    Node::new(spec(paths), NodeId::new(id).unwrap(), inc, Some(key()), Instant::from_nanos(0))
+}
+
+/// Drains every action of `n` at `now`: returns the frames (path, bytes) and events.
+fn drain(n: &mut Node, now: Instant) -> (Vec<(usize, Vec<u8>)>, Vec<Event>) {
+    let mut buf = [0u8; FRAME_MAX];
+    let (mut frames, mut events) = (vec![], vec![]);
+    while let Some(a) = n.poll_action(now, &mut buf) {
+        match a {
+            Action::Transmit { path, len, .. } => frames.push((usize::from(path), buf[..len].to_vec())),
+            Action::Event { event, .. } => events.push(event),
+        }
+    }
+    (frames, events)
+}
+
+/// Runs `a` and `b` from `from` to `to` in 100 µs steps; `deliver(t, path)` decides
+/// whether a's frames reach b at time t. Returns b's events with their times.
+fn run(a: &mut Node, b: &mut Node, from: u64, to: u64, deliver: impl Fn(u64, usize) -> bool) -> Vec<(u64, Event)> {
+    let mut seen = vec![];
+    let mut t = from;
+    while t <= to {
+        let now = Instant::from_nanos(t);
+        a.handle_timeout(now);
+        let (frames, _) = drain(a, now);
+        for (path, bytes) in frames {
+            if deliver(t, path) {
+                let _ = b.handle_frame(now, now, path, &bytes);
+            }
+        }
+        if b.next_deadline().is_some_and(|d| d <= now) {
+            b.handle_timeout(now);
+        }
+        let (back, events) = drain(b, now);
+        for (path, bytes) in back {
+            let _ = a.handle_frame(now, now, path, &bytes);
+        }
+        seen.extend(events.into_iter().map(|e| (t, e)));
+        t += MS / 10;
+    }
+    seen
+}
+
+fn id(i: u8) -> NodeId {
+    NodeId::new(i).unwrap()
+}
+
+#[test]
+fn peer_comes_up_then_goes_down_when_all_paths_silent() {
+    let (mut a, mut b) = (node(1, 11, 2), node(2, 22, 2));
+    let ev = run(&mut a, &mut b, 0, 10 * MS, |_, _| true);
+    assert!(ev.iter().any(|(_, e)| *e == Event::NodeUp { peer: id(1), incarnation: 11 }));
+    assert_eq!(b.peers()[0].state, PeerState::Up);
+    // a dies at 10 ms: nothing more is delivered.
+    let ev = run(&mut a, &mut b, 10 * MS + MS / 10, 30 * MS, |_, _| false);
+    let downs: Vec<_> = ev.iter().filter(|(_, e)| matches!(e, Event::PathDown { .. })).collect();
+    assert_eq!(downs.len(), 2, "both paths down: {ev:?}");
+    let (t, _) = ev.iter().find(|(_, e)| matches!(e, Event::NodeDown { .. })).expect("node down");
+    // last frame at 10 ms; timeout 5 ms; stepping 100 µs.
+    assert!((15 * MS..=15 * MS + MS / 10).contains(t), "node down at {t}");
+    assert_eq!(b.peers()[0].state, PeerState::Down);
+}
+
+#[test]
+fn one_path_down_keeps_peer_up() {
+    let (mut a, mut b) = (node(1, 1, 2), node(2, 2, 2));
+    run(&mut a, &mut b, 0, 10 * MS, |_, _| true);
+    let ev = run(&mut a, &mut b, 10 * MS, 40 * MS, |_, path| path == 0);
+    assert!(ev.iter().any(|(_, e)| *e == Event::PathDown { peer: id(1), path: 1, last_heard: b.peers()[0].links[1].heard_at }));
+    assert!(!ev.iter().any(|(_, e)| matches!(e, Event::NodeDown { .. })), "{ev:?}");
+    assert_eq!(b.peers()[0].state, PeerState::Up);
+}
+
+#[test]
+fn restart_is_down_then_up_with_new_incarnation() {
+    let (mut a, mut b) = (node(1, 100, 1), node(2, 2, 1));
+    run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
+    let mut a2 = Node::new(spec(1), id(1), 101, Some(key()), Instant::from_nanos(5 * MS));
+    let ev = run(&mut a2, &mut b, 5 * MS, 8 * MS, |_, _| true);
+    let kinds: Vec<_> = ev.iter().map(|(_, e)| *e).filter(|e| !matches!(e, Event::PathUp { .. })).collect();
+    assert_eq!(
+        kinds[..3],
+        [
+            Event::NodeRestart { peer: id(1), old: 100, new: 101 },
+            Event::NodeDown { peer: id(1), last_heard: kinds.iter().find_map(|e| match e { Event::NodeDown { last_heard, .. } => Some(*last_heard), _ => None }).unwrap() },
+            Event::NodeUp { peer: id(1), incarnation: 101 },
+        ]
+    );
+    assert_eq!(b.peers()[0].restarts, 1);
+}
+
+#[test]
+fn replayed_and_stale_frames_are_dropped_and_change_nothing() {
+    let (mut a, mut b) = (node(1, 1, 1), node(2, 2, 1));
+    let now = Instant::from_nanos(0);
+    let (frames, _) = drain(&mut a, now);
+    let old = frames[0].1.clone();
+    assert_eq!(b.handle_frame(now, now, 0, &old), Ok(()));
+    let before = b.peers()[0].links[0].received;
+    assert_eq!(b.handle_frame(now, now, 0, &old), Err(DropReason::Replay));
+    assert_eq!(b.peers()[0].links[0].received, before);
+    assert_eq!(b.drops(0).get(DropReason::Replay), 1);
+    // a restarts; its old incarnation's frames are replays from then on.
+    let mut a2 = Node::new(spec(1), id(1), 2, Some(key()), now);
+    let (frames, _) = drain(&mut a2, now);
+    assert_eq!(b.handle_frame(now, now, 0, &frames[0].1), Ok(()));
+    assert_eq!(b.handle_frame(now, now, 0, &old), Err(DropReason::Replay));
+    assert_eq!(b.peers()[0].incarnation, Some(2));
+}
+
+#[test]
+fn each_bad_frame_lands_in_its_counter() {
+    let mut a = node(1, 1, 2);
+    let now = Instant::from_nanos(0);
+    let (frames, _) = drain(&mut a, now);
+    let good = frames[0].1.clone();
+    let mut foreign = Node::new(ClusterSpec { cluster_id: 8, ..spec(2) }, id(1), 1, Some(key()), now);
+    let foreign_frame = drain(&mut foreign, now).0[0].1.clone();
+    let mut wrong_key = Node::new(spec(2), id(1), 1, Some(AuthKey::new(b"another-key-0123456").unwrap()), now);
+    let wrong_key_frame = drain(&mut wrong_key, now).0[0].1.clone();
+    let mut own = Node::new(spec(2), id(2), 9, Some(key()), now);
+    let own_frame = drain(&mut own, now).0[0].1.clone();
+    let mut bad_crc = good.clone();
+    *bad_crc.last_mut().unwrap() ^= 1;
+    let mut bad_magic = good.clone();
+    bad_magic[0] = 0;
+    let cases: [(&[u8], usize, DropReason); 8] = [
+        (&good[..10], 0, DropReason::Short),
+        (&bad_magic, 0, DropReason::BadMagic),
+        (&bad_crc, 0, DropReason::BadCrc),
+        (&foreign_frame, 0, DropReason::ForeignCluster),
+        (&wrong_key_frame, 0, DropReason::BadTag),
+        (&own_frame, 0, DropReason::OwnNodeId),
+        (&good, 1, DropReason::WrongPath),
+        (&[0u8; 3], 0, DropReason::Short),
+    ];
+    let mut b = node(2, 2, 2);
+    for (bytes, path, want) in cases {
+        assert_eq!(b.handle_frame(now, now, path, bytes), Err(want), "{want:?}");
+    }
+    assert_eq!(b.drops(0).total() + b.drops(1).total(), 8);
+    assert_eq!(b.peers()[0].state, PeerState::Unknown, "no state change");
+    assert!(drain(&mut b, now).1.is_empty(), "no events");
+}
+
+#[test]
+fn local_pause_extends_silence_instead_of_killing_a_live_peer() {
+    let (mut a, mut b) = (node(1, 1, 1), node(2, 2, 1));
+    run(&mut a, &mut b, 0, 3 * MS, |_, _| true);
+    // b's loop does not run from 3 ms to 20 ms; a is alive but its frames of that time
+    // were lost with the pause (a whole-VM stop: the kernel did not receive them either).
+    let now = Instant::from_nanos(20 * MS);
+    b.handle_timeout(now);
+    let (_, events) = drain(&mut b, now);
+    assert!(matches!(events[..], [Event::LocalPause { late }] if late >= Duration::from_millis(16)), "{events:?}");
+    assert_eq!(b.peers()[0].state, PeerState::Up, "no node down after a local pause");
+    // a's frames arrive again right after: the peer never went down.
+    let ev = run(&mut a, &mut b, 20 * MS, 30 * MS, |_, _| true);
+    assert!(!ev.iter().any(|(_, e)| matches!(e, Event::NodeDown { .. } | Event::PathDown { .. })), "{ev:?}");
+}
+
+#[test]
+fn one_way_loss_is_seen_from_the_receiving_end() {
+    let (mut a, mut b) = (node(1, 1, 1), node(2, 2, 1));
+    // both directions work, then b's frames stop reaching a (a's receive side breaks).
+    run(&mut a, &mut b, 0, 3 * MS, |_, _| true);
+    let mut t = 3 * MS;
+    let mut events = vec![];
+    while t < 20 * MS {
+        let now = Instant::from_nanos(t);
+        a.handle_timeout(now);
+        for (path, bytes) in drain(&mut a, now).0 {
+            let _ = b.handle_frame(now, now, path, &bytes);
+        }
+        b.handle_timeout(now);
+        events.extend(drain(&mut b, now).1); // b's frames are lost
+        t += MS / 10;
+    }
+    assert!(events.contains(&Event::PathOneWay { peer: id(1), path: 0 }), "{events:?}");
+    assert_eq!(b.peers()[0].links[0].peer_hears_us, Some(false));
+    assert_eq!(b.peers()[0].state, PeerState::Up);
+}
+
+#[test]
+fn rtt_is_measured_from_echoes() {
+    let (mut a, mut b) = (node(1, 1, 2), node(2, 2, 2));
+    run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
+    // delivery is instant in this driver, so RTT is the hold time alone: 0.
+    assert_eq!(b.peers()[0].links[0].rtt, Some(Duration::ZERO));
+    assert_eq!(a.peers()[1].links[1].rtt, Some(Duration::ZERO));
+}
+
+#[test]
+fn never_heard_peer_goes_down_after_startup_grace_only() {
+    let mut b = node(2, 2, 1);
+    let mut events = vec![];
+    for step in 0..=50u64 {
+        let now = Instant::from_nanos(step * MS / 10);
+        b.handle_timeout(now);
+        events.extend(drain(&mut b, now).1.into_iter().map(|e| (step, e)));
+        if step < 50 {
+            assert_eq!(b.peers()[0].state, PeerState::Unknown, "step {step}");
+        }
+    }
+    assert_eq!(events, [(50, Event::NodeDown { peer: id(1), last_heard: None })]);
+}
+
+#[test]
+fn transmit_schedule_skips_missed_slots() {
+    let mut a = node(1, 1, 1);
+    let (frames, _) = drain(&mut a, Instant::from_nanos(0));
+    assert_eq!(frames.len(), 1);
+    assert_eq!(a.tx[0].next_at, Instant::from_nanos(MS));
+    let (frames, _) = drain(&mut a, Instant::from_nanos(7 * MS + 1));
+    assert_eq!(frames.len(), 1, "one frame after a pause, not a burst");
+    assert_eq!(a.tx[0].next_at, Instant::from_nanos(8 * MS));
+}

@@ -1,0 +1,121 @@
+//! What the core needs to know about the cluster: nodes, paths and their timing. Built and
+//! validated by `config`; the core asserts the invariants it relies on.
+
+use core::time::Duration;
+
+use crate::wire::{MAX_NODES, MAX_PATHS};
+
+/// A node id, 1..=64 (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(u8);
+
+impl NodeId {
+    /// A node id, or `None` outside 1..=64.
+    pub fn new(id: u8) -> Option<NodeId> {
+        (1..=u8::try_from(MAX_NODES).expect("invariant: 64 fits u8")).contains(&id).then_some(NodeId(id))
+    }
+
+    /// The raw id.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// The node's bit in a heard bitmap.
+    pub fn bit(self) -> u64 {
+        1u64 << (self.0 - 1)
+    }
+}
+
+/// How a path carries frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// Raw Ethernet frames (AF_PACKET) to the cluster's multicast address.
+    Ether,
+    /// UDP datagrams, unicast to each peer.
+    Udp,
+}
+
+impl PathKind {
+    /// The config and status name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKind::Ether => "ether",
+            PathKind::Udp => "udp",
+        }
+    }
+}
+
+/// One heartbeat path.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    /// Operator's name for it.
+    pub name: String,
+    /// Medium.
+    pub kind: PathKind,
+    /// Time between heartbeats.
+    pub interval: Duration,
+    /// Silence after which the path to a peer is down.
+    pub timeout: Duration,
+}
+
+/// One configured node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Its id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+}
+
+/// The validated cluster description the core runs on.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Cluster name.
+    pub name: String,
+    /// Cluster id carried in every frame.
+    pub cluster_id: u16,
+    /// Configured nodes, in config order.
+    pub nodes: Vec<NodeSpec>,
+    /// Configured paths; a path's index is its path id.
+    pub paths: Vec<PathSpec>,
+    /// Hash of the canonical config, carried in heartbeats to spot mismatches.
+    pub config_hash: u64,
+    /// A loop wake-up later than this past its deadline is a local pause.
+    pub pause_threshold: Duration,
+}
+
+impl ClusterSpec {
+    /// Asserts the invariants the core relies on (config validates them with good messages
+    /// first; reaching a failed assert here is a programmer error).
+    ///
+    /// # Panics
+    /// On any violated invariant.
+    pub fn assert_valid(&self) {
+        assert!(!self.nodes.is_empty(), "no nodes");
+        assert!(self.nodes.len() <= MAX_NODES, "{} nodes", self.nodes.len());
+        assert!(!self.paths.is_empty(), "no paths");
+        assert!(self.paths.len() <= MAX_PATHS, "{} paths", self.paths.len());
+        for (i, n) in self.nodes.iter().enumerate() {
+            assert!(self.nodes[..i].iter().all(|m| m.id != n.id), "duplicate node id {:?}", n.id);
+        }
+        for p in &self.paths {
+            assert!(p.interval > Duration::ZERO, "path {} interval zero", p.name);
+            assert!(p.timeout > p.interval, "path {} timeout <= interval", p.name);
+        }
+    }
+
+    /// Index of node `id` in `nodes`.
+    pub fn node_index(&self, id: NodeId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    /// The longest path timeout: the grace a never-heard peer gets at startup.
+    pub fn timeout_max(&self) -> Duration {
+        self.paths.iter().map(|p| p.timeout).max().unwrap_or(Duration::ZERO)
+    }
+
+    /// The shortest path timeout.
+    pub fn timeout_min(&self) -> Duration {
+        self.paths.iter().map(|p| p.timeout).min().unwrap_or(Duration::ZERO)
+    }
+}
