@@ -8,3 +8,4 @@
 
 pub mod wire;
 pub mod core;
+pub mod config;

@@ -1,0 +1,374 @@
+//! TOML configuration → validated [`Config`].
+//!
+//! Contract: a config either loads completely valid or yields one [`ConfigError`] that names
+//! the file, line, column and key at fault; nothing is changed on the host by loading. The
+//! canonical hash ([`ClusterSpec::config_hash`]) is identical on every node that loads the
+//! same file, whichever node it is loaded for. Called by `main` (run, verify) and tests.
+//!
+//! The schema (see README for a full example):
+//!
+//! ```toml
+//! [cluster]
+//! name = "demo"          # required
+//! id = 7                 # 1..=65535, carried in every frame
+//! key_file = "key"       # optional; relative to this file; >= 16 bytes; mode 0600
+//! pause_threshold = "2ms"  # optional; default: half the shortest path timeout
+//! control_socket = "/run/heartwire/heartwire.sock"  # optional
+//!
+//! [realtime]             # optional: mlockall + SCHED_FIFO (+ CPU pinning)
+//! priority = 50
+//! cpu = 1
+//!
+//! [[node]]
+//! name = "a"
+//! id = 1                 # 1..=64
+//!
+//! [[path]]
+//! name = "net1"
+//! kind = "ether"         # ether | udp
+//! interval = "1ms"
+//! timeout = "5ms"
+//! interfaces = { a = "eth1", b = "eth1" }   # ether: one per node
+//! # ethertype = 0x88B5
+//!
+//! [[path]]
+//! name = "net2"
+//! kind = "udp"
+//! port = 5405
+//! addresses = { a = "10.2.0.1", b = "10.2.0.2" }   # udp: one per node
+//! ```
+
+mod error;
+mod raw;
+
+use core::time::Duration;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+pub use self::error::ConfigError;
+use self::raw::{RawConfig, RawKind, RawPath};
+use crate::core::spec::{ClusterSpec, NodeId, NodeSpec, PathKind, PathSpec};
+use crate::wire::auth::KEY_LEN_MIN;
+use crate::wire::ethernet::{ETHERTYPE_DEFAULT, ETHERTYPE_MIN};
+use crate::wire::{MAX_NODES, MAX_PATHS};
+
+/// Where the control socket lives unless the config or `--socket` says otherwise.
+pub const CONTROL_SOCKET_DEFAULT: &str = "/run/heartwire/heartwire.sock";
+
+/// Shortest heartbeat interval accepted.
+pub const INTERVAL_MIN: Duration = Duration::from_micros(10);
+
+/// How this node reaches one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathIo {
+    /// Raw Ethernet on an interface.
+    Ether {
+        /// Local interface.
+        interface: String,
+        /// EtherType of heartwire frames.
+        ethertype: u16,
+    },
+    /// UDP on a local address.
+    Udp {
+        /// Local address to bind.
+        bind: SocketAddr,
+        /// Every other node's address, indexed like `spec.nodes` (`None` for this node).
+        peers: Vec<Option<SocketAddr>>,
+    },
+}
+
+/// Real-time scheduling settings (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Realtime {
+    /// SCHED_FIFO priority, 1..=99.
+    pub priority: u8,
+    /// mlockall.
+    pub lock_memory: bool,
+    /// CPU to pin to.
+    pub cpu: Option<u16>,
+}
+
+/// A validated configuration, resolved for one node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// What the core runs on.
+    pub spec: ClusterSpec,
+    /// This node.
+    pub local: NodeId,
+    /// The cluster key's bytes, when configured.
+    pub key: Option<Vec<u8>>,
+    /// Per path (same index as `spec.paths`), how this node reaches it.
+    pub io: Vec<PathIo>,
+    /// Real-time mode.
+    pub realtime: Option<Realtime>,
+    /// Control socket path.
+    pub control_socket: PathBuf,
+}
+
+/// Loads `file` for node `node` (by name; `None`: this host's name).
+pub fn load(file: &Path, node: Option<&str>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::io(file, &e))?;
+    parse(file, &text, node)
+}
+
+/// Parses and validates `text` as if read from `file`.
+pub fn parse(file: &Path, text: &str, node: Option<&str>) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;
+    Validator { file, text }.config(raw, node)
+}
+
+/// Validation with access to the file name and text for locating errors.
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, at: &Spanned<T>, key: &str, msg: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.file, self.text, at.span().start, key, msg.into())
+    }
+
+    fn config(&self, raw: RawConfig, node: Option<&str>) -> Result<Config, ConfigError> {
+        let nodes = self.nodes(&raw)?;
+        let local = self.local(&raw, &nodes, node)?;
+        let local_idx = nodes.iter().position(|n| n.id == local).expect("invariant: local found");
+        let mut paths = Vec::new();
+        let mut io = Vec::new();
+        for (i, p) in raw.paths.iter().enumerate() {
+            let (spec, pio) = self.path(i, p, &raw, &nodes, local_idx)?;
+            paths.push(spec);
+            io.push(pio);
+        }
+        let at = &raw.cluster.name;
+        if paths.is_empty() {
+            return Err(self.err(at, "path", "no [[path]] configured: at least one is needed"));
+        }
+        if paths.len() > MAX_PATHS {
+            return Err(self.err(&raw.paths[MAX_PATHS].name, "path", format!("more than {MAX_PATHS} paths")));
+        }
+        let key = self.key(&raw)?;
+        let pause_threshold = self.pause_threshold(&raw, &paths)?;
+        let realtime = self.realtime(&raw)?;
+        let config_hash = canonical_hash(&raw, key.is_some());
+        let spec = ClusterSpec {
+            name: raw.cluster.name.get_ref().clone(),
+            cluster_id: *raw.cluster.id.get_ref(),
+            nodes,
+            paths,
+            config_hash,
+            pause_threshold,
+        };
+        spec.assert_valid();
+        let control_socket = raw.cluster.control_socket.clone().unwrap_or_else(|| CONTROL_SOCKET_DEFAULT.into());
+        Ok(Config { file: self.file.to_owned(), spec, local, key, io, realtime, control_socket: control_socket.into() })
+    }
+
+    fn nodes(&self, raw: &RawConfig) -> Result<Vec<NodeSpec>, ConfigError> {
+        if *raw.cluster.id.get_ref() == 0 {
+            return Err(self.err(&raw.cluster.id, "cluster.id", "must be 1..=65535"));
+        }
+        if raw.cluster.name.get_ref().is_empty() {
+            return Err(self.err(&raw.cluster.name, "cluster.name", "must not be empty"));
+        }
+        if raw.nodes.is_empty() {
+            return Err(self.err(&raw.cluster.name, "node", "no [[node]] configured"));
+        }
+        let mut out: Vec<NodeSpec> = Vec::new();
+        for (i, n) in raw.nodes.iter().enumerate() {
+            if i >= MAX_NODES {
+                return Err(self.err(&n.name, "node", format!("more than {MAX_NODES} nodes")));
+            }
+            let id = NodeId::new(*n.id.get_ref())
+                .ok_or_else(|| self.err(&n.id, &format!("node[{i}].id"), "must be 1..=64"))?;
+            let name = n.name.get_ref();
+            if !valid_name(name) {
+                return Err(self.err(&n.name, &format!("node[{i}].name"), "must be 1-64 characters of [A-Za-z0-9._-]"));
+            }
+            if let Some(j) = out.iter().position(|m| m.id == id) {
+                return Err(self.err(&n.id, &format!("node[{i}].id"), format!("duplicate node id {} (also node[{j}] `{}`)", id.get(), out[j].name)));
+            }
+            if let Some(j) = out.iter().position(|m| &m.name == name) {
+                return Err(self.err(&n.name, &format!("node[{i}].name"), format!("duplicate node name `{name}` (also node[{j}])")));
+            }
+            out.push(NodeSpec { id, name: name.clone() });
+        }
+        Ok(out)
+    }
+
+    fn local(&self, raw: &RawConfig, nodes: &[NodeSpec], node: Option<&str>) -> Result<NodeId, ConfigError> {
+        let (name, how) = match node {
+            Some(n) => (n.to_owned(), "--node"),
+            None => (hostname(), "this host's name"),
+        };
+        nodes.iter().find(|n| n.name == name).map(|n| n.id).ok_or_else(|| {
+            let known: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+            self.err(&raw.nodes[0].name, "node", format!("no [[node]] named `{name}` ({how}); configured: {}", known.join(", ")))
+        })
+    }
+
+    fn path(&self, i: usize, p: &RawPath, raw: &RawConfig, nodes: &[NodeSpec], local: usize) -> Result<(PathSpec, PathIo), ConfigError> {
+        let key = |k: &str| format!("path[{i}].{k}");
+        let name = p.name.get_ref();
+        if !valid_name(name) {
+            return Err(self.err(&p.name, &key("name"), "must be 1-64 characters of [A-Za-z0-9._-]"));
+        }
+        if let Some(j) = raw.paths[..i].iter().position(|q| q.name.get_ref() == name) {
+            return Err(self.err(&p.name, &key("name"), format!("duplicate path name `{name}` (also path[{j}])")));
+        }
+        let interval = self.duration(&p.interval, &key("interval"))?;
+        let timeout = self.duration(&p.timeout, &key("timeout"))?;
+        if interval < INTERVAL_MIN {
+            return Err(self.err(&p.interval, &key("interval"), format!("below the minimum {INTERVAL_MIN:?}")));
+        }
+        if timeout < interval * 2 {
+            return Err(self.err(&p.timeout, &key("timeout"), format!("{timeout:?} must be at least twice the interval ({interval:?})")));
+        }
+        let (kind, io) = match p.kind.get_ref() {
+            RawKind::Ether => (PathKind::Ether, self.ether(p, &key, nodes, local)?),
+            RawKind::Udp => (PathKind::Udp, self.udp(p, &key, nodes, local)?),
+        };
+        Ok((PathSpec { name: name.clone(), kind, interval, timeout }, io))
+    }
+
+    fn ether(&self, p: &RawPath, key: &dyn Fn(&str) -> String, nodes: &[NodeSpec], local: usize) -> Result<PathIo, ConfigError> {
+        self.forbid(&p.port, &key("port"), "ether")?;
+        self.forbid(&p.addresses, &key("addresses"), "ether")?;
+        let ethertype = match &p.ethertype {
+            None => ETHERTYPE_DEFAULT,
+            Some(t) if *t.get_ref() >= ETHERTYPE_MIN => *t.get_ref(),
+            Some(t) => return Err(self.err(t, &key("ethertype"), format!("{:#06x} is a length, not an EtherType (must be >= 0x0600)", t.get_ref()))),
+        };
+        let ifaces = p.interfaces.as_ref().ok_or_else(|| self.err(&p.kind, &key("interfaces"), "an ether path needs `interfaces = { <node> = \"<ifname>\", ... }`"))?;
+        let per_node = self.per_node(ifaces, &key("interfaces"), nodes)?;
+        let interface = per_node[local].get_ref().clone();
+        for (n, ifname) in nodes.iter().zip(&per_node) {
+            let s = ifname.get_ref();
+            if s.is_empty() || s.len() > 15 || s.contains(['/', ' ']) {
+                return Err(self.err(ifname, &format!("{}.{}", key("interfaces"), n.name), format!("`{s}` is not an interface name")));
+            }
+        }
+        Ok(PathIo::Ether { interface, ethertype })
+    }
+
+    fn udp(&self, p: &RawPath, key: &dyn Fn(&str) -> String, nodes: &[NodeSpec], local: usize) -> Result<PathIo, ConfigError> {
+        self.forbid(&p.interfaces, &key("interfaces"), "udp")?;
+        self.forbid(&p.ethertype, &key("ethertype"), "udp")?;
+        let port = p.port.as_ref().ok_or_else(|| self.err(&p.kind, &key("port"), "a udp path needs `port`"))?;
+        if *port.get_ref() == 0 {
+            return Err(self.err(port, &key("port"), "must be 1..=65535"));
+        }
+        let addrs = p.addresses.as_ref().ok_or_else(|| self.err(&p.kind, &key("addresses"), "a udp path needs `addresses = { <node> = \"<ip>\", ... }`"))?;
+        let per_node = self.per_node(addrs, &key("addresses"), nodes)?;
+        let mut sock = Vec::new();
+        for (n, a) in nodes.iter().zip(&per_node) {
+            let ip: IpAddr = a.get_ref().parse().map_err(|_| self.err(a, &format!("{}.{}", key("addresses"), n.name), format!("`{}` is not an IP address", a.get_ref())))?;
+            sock.push(SocketAddr::new(ip, *port.get_ref()));
+        }
+        let bind = sock[local];
+        let peers = sock.iter().enumerate().map(|(i, a)| (i != local).then_some(*a)).collect();
+        Ok(PathIo::Udp { bind, peers })
+    }
+
+    /// A `{ node = value }` table with exactly one entry per configured node, in node order.
+    fn per_node<'v>(&self, t: &'v Spanned<BTreeMap<String, Spanned<String>>>, key: &str, nodes: &[NodeSpec]) -> Result<Vec<&'v Spanned<String>>, ConfigError> {
+        if let Some(extra) = t.get_ref().keys().find(|k| !nodes.iter().any(|n| &n.name == *k)) {
+            return Err(self.err(t, key, format!("`{extra}` is not a configured node")));
+        }
+        nodes
+            .iter()
+            .map(|n| t.get_ref().get(&n.name).ok_or_else(|| self.err(t, key, format!("no entry for node `{}`", n.name))))
+            .collect()
+    }
+
+    fn forbid<T>(&self, v: &Option<Spanned<T>>, key: &str, kind: &str) -> Result<(), ConfigError> {
+        match v {
+            Some(s) => Err(self.err(s, key, format!("not allowed on a path of kind `{kind}`"))),
+            None => Ok(()),
+        }
+    }
+
+    fn duration(&self, s: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(s.get_ref())
+            .map_err(|e| self.err(s, key, format!("`{}` is not a duration ({e}); write e.g. \"100us\", \"5ms\", \"2s\"", s.get_ref())))
+    }
+
+    fn key(&self, raw: &RawConfig) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(kf) = &raw.cluster.key_file else { return Ok(None) };
+        let path = self.file.parent().unwrap_or(Path::new(".")).join(kf.get_ref());
+        let k = "cluster.key_file";
+        let meta = std::fs::metadata(&path).map_err(|e| self.err(kf, k, format!("{}: {e}", path.display())))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(self.err(kf, k, format!("{} is readable by group or others (mode {:o}); chmod 600 it", path.display(), meta.permissions().mode() & 0o777)));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| self.err(kf, k, format!("{}: {e}", path.display())))?;
+        if bytes.len() < KEY_LEN_MIN {
+            return Err(self.err(kf, k, format!("{} holds {} bytes; a key needs at least {KEY_LEN_MIN}", path.display(), bytes.len())));
+        }
+        Ok(Some(bytes))
+    }
+
+    fn pause_threshold(&self, raw: &RawConfig, paths: &[PathSpec]) -> Result<Duration, ConfigError> {
+        let shortest = paths.iter().map(|p| p.timeout).min().expect("invariant: paths not empty");
+        match &raw.cluster.pause_threshold {
+            None => Ok(shortest / 2),
+            Some(s) => {
+                let d = self.duration(s, "cluster.pause_threshold")?;
+                if d.is_zero() || d >= shortest {
+                    return Err(self.err(s, "cluster.pause_threshold", format!("must be above zero and below the shortest path timeout ({shortest:?})")));
+                }
+                Ok(d)
+            }
+        }
+    }
+
+    fn realtime(&self, raw: &RawConfig) -> Result<Option<Realtime>, ConfigError> {
+        let Some(rt) = &raw.realtime else { return Ok(None) };
+        if !(1..=99).contains(rt.priority.get_ref()) {
+            return Err(self.err(&rt.priority, "realtime.priority", "must be 1..=99"));
+        }
+        Ok(Some(Realtime { priority: *rt.priority.get_ref(), lock_memory: rt.lock_memory, cpu: rt.cpu }))
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// This host's name, as `uname -n` gives it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+/// The first 8 bytes of SHA-256 over a canonical rendering of everything that must match
+/// across the cluster (not the key itself, only whether there is one).
+fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
+    let mut h = Sha256::new();
+    let c = &raw.cluster;
+    h.update(format!("cluster name={:?} id={} keyed={keyed} pause={:?}\n", c.name.get_ref(), c.id.get_ref(), c.pause_threshold.as_ref().map(|s| s.get_ref())));
+    for n in &raw.nodes {
+        h.update(format!("node id={} name={:?}\n", n.id.get_ref(), n.name.get_ref()));
+    }
+    for p in &raw.paths {
+        let map = |m: &Option<Spanned<BTreeMap<String, Spanned<String>>>>| {
+            m.as_ref().map(|m| m.get_ref().iter().map(|(k, v)| format!("{k}={}", v.get_ref())).collect::<Vec<_>>().join(","))
+        };
+        h.update(format!(
+            "path name={:?} kind={:?} interval={:?} timeout={:?} ethertype={:?} port={:?} if={:?} addr={:?}\n",
+            p.name.get_ref(), p.kind.get_ref(), p.interval.get_ref(), p.timeout.get_ref(),
+            p.ethertype.as_ref().map(|s| *s.get_ref()), p.port.as_ref().map(|s| *s.get_ref()),
+            map(&p.interfaces), map(&p.addresses)
+        ));
+    }
+    let digest = h.finalize();
+    u64::from_be_bytes(digest[..8].try_into().expect("invariant: sha256 is 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests;

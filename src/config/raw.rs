@@ -1,0 +1,68 @@
+//! The TOML schema as serde structs. Spans are kept on every value a later check may need
+//! to point at.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) cluster: RawCluster,
+    pub(super) realtime: Option<RawRealtime>,
+    #[serde(rename = "node", default)]
+    pub(super) nodes: Vec<RawNode>,
+    #[serde(rename = "path", default)]
+    pub(super) paths: Vec<RawPath>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub(super) name: Spanned<String>,
+    pub(super) id: Spanned<u16>,
+    pub(super) key_file: Option<Spanned<String>>,
+    pub(super) pause_threshold: Option<Spanned<String>>,
+    pub(super) control_socket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRealtime {
+    pub(super) priority: Spanned<u8>,
+    #[serde(default = "yes")]
+    pub(super) lock_memory: bool,
+    pub(super) cpu: Option<u16>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    pub(super) name: Spanned<String>,
+    pub(super) id: Spanned<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawKind {
+    Ether,
+    Udp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPath {
+    pub(super) name: Spanned<String>,
+    pub(super) kind: Spanned<RawKind>,
+    pub(super) interval: Spanned<String>,
+    pub(super) timeout: Spanned<String>,
+    pub(super) ethertype: Option<Spanned<u16>>,
+    pub(super) port: Option<Spanned<u16>>,
+    pub(super) interfaces: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) addresses: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+}
