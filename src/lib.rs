@@ -9,3 +9,5 @@
 pub mod wire;
 pub mod core;
 pub mod config;
+pub mod ctl;
+pub mod daemon;

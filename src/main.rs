@@ -1,1 +1,136 @@
-fn main() {}
+//! `heartwire`: argv → command. Nothing else lives here (STYLE §6).
+//!
+//! Exit codes: 0 success, 1 runtime failure (a device, the daemon unreachable), 2 usage
+//! or configuration error (nothing was changed).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use heartwire::config;
+use heartwire::ctl::{client, status::StatusReport};
+use heartwire::daemon;
+
+/// Default config file.
+const CONFIG_DEFAULT: &str = "/etc/heartwire/heartwire.toml";
+
+/// heartwire: a high-availability cluster agent.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the cluster daemon.
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = CONFIG_DEFAULT)]
+        config: PathBuf,
+        /// Stay attached to the terminal and log to stderr.
+        #[arg(long)]
+        foreground: bool,
+        /// This node's name in the config (default: the host name).
+        #[arg(long)]
+        node: Option<String>,
+        /// Control socket (default: the config's `control_socket`).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
+        #[arg(short, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
+    /// Show nodes, paths, their state and counters.
+    Status {
+        /// Print the JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Control socket of the daemon to ask.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Config file, to find the control socket.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The process exit status.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    Ok = 0,
+    Failure = 1,
+    Usage = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config, foreground, node, socket, verbose } => run(&config, foreground, node.as_deref(), socket, verbose),
+        Command::Status { json, socket, config } => status(json, socket, config),
+    }
+    .into()
+}
+
+fn run(file: &std::path::Path, _foreground: bool, node: Option<&str>, socket: Option<PathBuf>, verbose: u8) -> Exit {
+    let cfg = match config::load(file, node) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("heartwire: config refused: {e}");
+            return Exit::Usage;
+        }
+    };
+    let local_name = cfg.spec.nodes.iter().find(|n| n.id == cfg.local).map_or("?", |n| n.name.as_str()).to_owned();
+    daemon::log::init(&local_name, daemon::log::level(verbose));
+    let socket = socket.unwrap_or_else(|| cfg.control_socket.clone());
+    match daemon::run(cfg, socket) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            log::error!("{e}");
+            Exit::Failure
+        }
+    }
+}
+
+fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> Exit {
+    let socket = match (socket, config) {
+        (Some(s), _) => s,
+        (None, Some(c)) => match config::control_socket(&c) {
+            Ok(path) => path,
+            Err(e) => {
+                eprintln!("heartwire: config refused: {e}");
+                return Exit::Usage;
+            }
+        },
+        (None, None) => PathBuf::from(config::CONTROL_SOCKET_DEFAULT),
+    };
+    let answer = match client::request(&socket, "status") {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("heartwire: {e}");
+            return Exit::Failure;
+        }
+    };
+    if json {
+        println!("{answer}");
+        return Exit::Ok;
+    }
+    match serde_json::from_str::<StatusReport>(&answer) {
+        Ok(r) => {
+            print!("{}", r.render());
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("heartwire: the daemon's answer is not a status report: {e}");
+            Exit::Failure
+        }
+    }
+}

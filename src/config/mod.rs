@@ -118,6 +118,14 @@ pub fn load(file: &Path, node: Option<&str>) -> Result<Config, ConfigError> {
     parse(file, &text, node)
 }
 
+/// The control socket a config file names, whichever node reads it (for the CLI, which
+/// may run on a node whose name is not the host name).
+pub fn control_socket(file: &Path) -> Result<PathBuf, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::io(file, &e))?;
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::toml(file, &text, &e))?;
+    Ok(raw.cluster.control_socket.map_or_else(|| CONTROL_SOCKET_DEFAULT.into(), PathBuf::from))
+}
+
 /// Parses and validates `text` as if read from `file`.
 pub fn parse(file: &Path, text: &str, node: Option<&str>) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;

@@ -6,6 +6,10 @@ pub const ETHERTYPE_DEFAULT: u16 = 0x88B5;
 /// Smallest EtherType value (IEEE 802.3: values below 0x0600 are lengths, not types).
 pub const ETHERTYPE_MIN: u16 = 0x0600;
 
+/// Smallest Ethernet payload (IEEE 802.3: 60-byte minimum frame less the 14-byte header).
+/// A received payload of exactly this length may carry padding after a shorter frame.
+pub const MIN_PAYLOAD: usize = 46;
+
 /// The destination MAC address of a cluster's heartbeats: a locally administered multicast
 /// address (first octet 0x03: group bit and local bit set) ending in the cluster id, so two
 /// clusters on one segment use different groups and a NIC's filter passes only its own.

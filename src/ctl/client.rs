@@ -1,0 +1,26 @@
+//! The CLI side: one request, one response.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long the CLI waits for the daemon.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `request` to the daemon at `socket` and returns its JSON answer.
+pub fn request(socket: &Path, request: &str) -> Result<String, String> {
+    let mut s = UnixStream::connect(socket)
+        .map_err(|e| format!("cannot reach the daemon at {}: {e} (is `heartwire run` up? see --socket)", socket.display()))?;
+    s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    s.write_all(format!("{request}\n").as_bytes()).map_err(|e| format!("sending request: {e}"))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| format!("reading answer: {e}"))?;
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&out) {
+        if let Some(serde_json::Value::String(e)) = m.get("error") {
+            return Err(format!("daemon refused `{request}`: {e}"));
+        }
+    }
+    Ok(out)
+}

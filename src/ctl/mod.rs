@@ -1,0 +1,13 @@
+//! The control socket protocol and the CLI client (DESIGN §7).
+//!
+//! Protocol: the client connects to the daemon's Unix socket (mode 0600; the daemon checks
+//! SO_PEERCRED and serves only root or its own user), writes one request line, and reads
+//! one JSON document until EOF. Requests: `status`. An unknown request gets
+//! `{"error": "..."}`. The daemon side lives in `daemon::ctl_server`; the report type and
+//! its text rendering live here so `status --json` and the table show the same data.
+
+pub mod client;
+pub mod status;
+
+/// Longest request line accepted.
+pub const REQUEST_MAX: usize = 1024;

@@ -1,0 +1,151 @@
+//! `heartwire status`: the report (its JSON form is the `--json` schema, documented in the
+//! README) and its table rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusReport {
+    /// heartwire version.
+    pub version: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Cluster id.
+    pub cluster_id: u16,
+    /// This node's name.
+    pub node: String,
+    /// This node's id.
+    pub node_id: u8,
+    /// This node's incarnation.
+    pub incarnation: u32,
+    /// Config hash, hex.
+    pub config_hash: String,
+    /// CLOCK_MONOTONIC now, ns.
+    pub now_ns: u64,
+    /// CLOCK_MONOTONIC at start, ns.
+    pub started_ns: u64,
+    /// Local pauses (late loop wake-ups) and their total length.
+    pub pauses: u64,
+    /// Total pause length, µs.
+    pub pause_total_us: u64,
+    /// Configured paths with local counters.
+    pub paths: Vec<PathStatus>,
+    /// Every other node.
+    pub peers: Vec<PeerStatus>,
+    /// The last events, oldest first.
+    pub recent_events: Vec<String>,
+}
+
+/// One path as seen locally.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PathStatus {
+    /// Path name.
+    pub name: String,
+    /// `ether` or `udp`.
+    pub kind: String,
+    /// Local interface or address.
+    pub device: String,
+    /// Heartbeat interval, µs.
+    pub interval_us: u64,
+    /// Timeout, µs.
+    pub timeout_us: u64,
+    /// Heartbeat rounds sent.
+    pub tx_frames: u64,
+    /// Send failures (including a full queue: heartbeats are never queued).
+    pub tx_errors: u64,
+    /// Receive failures other than "nothing to read".
+    pub rx_errors: u64,
+    /// Frames dropped, by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// One peer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerStatus {
+    /// Name.
+    pub name: String,
+    /// Id.
+    pub id: u8,
+    /// `unknown`, `up` or `down`.
+    pub state: String,
+    /// When the state last changed, CLOCK_MONOTONIC ns.
+    pub since_ns: u64,
+    /// Its incarnation, once heard.
+    pub incarnation: Option<u32>,
+    /// Restarts seen.
+    pub restarts: u64,
+    /// Whether its config hash matches ours (None before its first heartbeat).
+    pub config_match: Option<bool>,
+    /// One entry per path.
+    pub links: Vec<LinkStatus>,
+}
+
+/// One (peer, path) link.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LinkStatus {
+    /// Path name.
+    pub path: String,
+    /// `never`, `up` or `down`.
+    pub state: String,
+    /// Kernel arrival time of the last valid frame, CLOCK_MONOTONIC ns.
+    pub last_heard_ns: Option<u64>,
+    /// Time since then, µs.
+    pub age_us: Option<u64>,
+    /// When it went down, CLOCK_MONOTONIC ns.
+    pub down_at_ns: Option<u64>,
+    /// Last round-trip time, µs.
+    pub rtt_us: Option<f64>,
+    /// Interarrival jitter, µs.
+    pub jitter_us: f64,
+    /// Valid frames received.
+    pub received: u64,
+    /// Frames lost (sequence gaps).
+    pub lost: u64,
+    /// Whether the peer says it hears us on this path.
+    pub peer_hears_us: Option<bool>,
+}
+
+impl StatusReport {
+    /// The human-readable table.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let up_s = self.now_ns.saturating_sub(self.started_ns) as f64 / 1e9;
+        let _ = writeln!(o, "cluster {} (id {})  node {} (id {})  incarnation {:08x}  up {up_s:.1}s  config {}",
+            self.cluster, self.cluster_id, self.node, self.node_id, self.incarnation, self.config_hash);
+        let _ = writeln!(o, "local pauses: {} ({} µs in all)\n", self.pauses, self.pause_total_us);
+        let _ = writeln!(o, "{:<10} {:<6} {:<16} {:>9} {:>9} {:>10} {:>6} {:>6}  drops",
+            "PATH", "KIND", "DEVICE", "INTERVAL", "TIMEOUT", "TX", "TXERR", "RXERR");
+        for p in &self.paths {
+            let drops: Vec<String> = p.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+            let _ = writeln!(o, "{:<10} {:<6} {:<16} {:>7}µs {:>7}µs {:>10} {:>6} {:>6}  {}",
+                p.name, p.kind, p.device, p.interval_us, p.timeout_us, p.tx_frames, p.tx_errors, p.rx_errors,
+                if drops.is_empty() { "-".to_owned() } else { drops.join(" ") });
+        }
+        for peer in &self.peers {
+            let since = self.now_ns.saturating_sub(peer.since_ns) as f64 / 1e9;
+            let cfg = match peer.config_match { Some(true) => "config ok", Some(false) => "CONFIG MISMATCH", None => "config ?" };
+            let _ = writeln!(o, "\npeer {} (id {}): {} for {since:.3}s  incarnation {}  restarts {}  {cfg}",
+                peer.name, peer.id, peer.state.to_uppercase(),
+                peer.incarnation.map_or("-".into(), |i| format!("{i:08x}")), peer.restarts);
+            let _ = writeln!(o, "  {:<10} {:<6} {:>12} {:>10} {:>10} {:>10} {:>8} {:>10}",
+                "PATH", "STATE", "LAST HEARD", "RTT", "JITTER", "RECEIVED", "LOST", "HEARS US");
+            for l in &peer.links {
+                let age = l.age_us.map_or("never".into(), |a| format!("{:.3}ms ago", a as f64 / 1e3));
+                let rtt = l.rtt_us.map_or("-".into(), |r| format!("{r:.1}µs"));
+                let hears = l.peer_hears_us.map_or("?", |h| if h { "yes" } else { "NO" });
+                let _ = writeln!(o, "  {:<10} {:<6} {:>12} {:>10} {:>8.1}µs {:>10} {:>8} {:>10}",
+                    l.path, l.state, age, rtt, l.jitter_us, l.received, l.lost, hears);
+            }
+        }
+        if !self.recent_events.is_empty() {
+            let _ = writeln!(o, "\nrecent events:");
+            for e in &self.recent_events {
+                let _ = writeln!(o, "  {e}");
+            }
+        }
+        o
+    }
+}

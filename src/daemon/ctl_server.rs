@@ -1,0 +1,188 @@
+//! The daemon side of the control socket: nonblocking accept, one request line per
+//! connection, answer, close. At most [`CONN_MAX`] connections at once; a client that
+//! sends more than [`REQUEST_MAX`] bytes without a newline is cut off. Clients other than
+//! root or the daemon's own user are refused (SO_PEERCRED), and the socket is mode 0600.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use mio::net::{UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use super::token::{CTL_CONN_BASE, CTL_LISTENER};
+use crate::ctl::REQUEST_MAX;
+
+/// Most control connections served at once.
+pub(crate) const CONN_MAX: usize = 16;
+
+#[derive(Debug)]
+struct Conn {
+    stream: UnixStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    answered: bool,
+}
+
+/// The control socket and its connections.
+#[derive(Debug)]
+pub(crate) struct CtlServer {
+    listener: UnixListener,
+    path: PathBuf,
+    conns: Vec<Option<Conn>>,
+}
+
+/// Why the control socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// Another daemon answers on the socket.
+    #[error("another heartwire daemon is already serving {0}")]
+    InUse(PathBuf),
+    /// An OS error.
+    #[error("control socket {0}: {1}")]
+    Io(PathBuf, io::Error),
+}
+
+impl CtlServer {
+    /// Binds `path` (mode 0600), replacing a stale socket left by a dead daemon but
+    /// refusing to start if a live daemon answers there.
+    pub(crate) fn bind(path: &Path) -> Result<CtlServer, CtlError> {
+        let io_err = |e| CtlError::Io(path.to_owned(), e);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(CtlError::InUse(path.to_owned()));
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(e)),
+        }
+        let listener = UnixListener::bind(path).map_err(io_err)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+        Ok(CtlServer { listener, path: path.to_owned(), conns: (0..CONN_MAX).map(|_| None).collect() })
+    }
+
+    /// Registers the listener.
+    pub(crate) fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.register(&mut self.listener, CTL_LISTENER, Interest::READABLE)
+    }
+
+    /// Accepts every pending connection (nonblocking).
+    pub(crate) fn accept(&mut self, registry: &Registry) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("control socket accept: {e}");
+                    return;
+                }
+            };
+            if let Err(why) = authorize(&stream) {
+                log::warn!("control connection refused: {why}");
+                continue;
+            }
+            let Some(slot) = self.conns.iter().position(Option::is_none) else {
+                log::warn!("control connection refused: {CONN_MAX} already open");
+                continue;
+            };
+            let mut conn = Conn { stream, input: Vec::new(), output: Vec::new(), written: 0, answered: false };
+            let token = Token(CTL_CONN_BASE + slot);
+            if registry.register(&mut conn.stream, token, Interest::READABLE | Interest::WRITABLE).is_ok() {
+                self.conns[slot] = Some(conn);
+            }
+        }
+    }
+
+    /// Slot of a connection token, if it is one.
+    pub(crate) fn slot(token: Token) -> Option<usize> {
+        token.0.checked_sub(CTL_CONN_BASE).filter(|s| *s < CONN_MAX)
+    }
+
+    /// Reads what the client sent; returns its request line once complete.
+    pub(crate) fn read_request(&mut self, slot: usize, registry: &Registry) -> Option<String> {
+        let conn = self.conns[slot].as_mut()?;
+        if conn.answered {
+            return None;
+        }
+        let mut chunk = [0u8; 256];
+        loop {
+            match conn.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => conn.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.close(slot, registry);
+                    return None;
+                }
+            }
+            if conn.input.len() > REQUEST_MAX {
+                break;
+            }
+        }
+        if let Some(end) = conn.input.iter().position(|b| *b == b'\n') {
+            conn.answered = true;
+            return Some(String::from_utf8_lossy(&conn.input[..end]).trim().to_owned());
+        }
+        if conn.input.len() > REQUEST_MAX {
+            conn.answered = true;
+            return Some(String::new());
+        }
+        None
+    }
+
+    /// Queues `answer` for `slot` and writes what the socket takes now.
+    pub(crate) fn respond(&mut self, slot: usize, answer: Vec<u8>, registry: &Registry) {
+        if let Some(conn) = self.conns[slot].as_mut() {
+            conn.output = answer;
+            conn.written = 0;
+        }
+        self.write(slot, registry);
+    }
+
+    /// Continues writing; closes the connection when the answer is out.
+    pub(crate) fn write(&mut self, slot: usize, registry: &Registry) {
+        let Some(conn) = self.conns[slot].as_mut() else { return };
+        if !conn.answered {
+            return;
+        }
+        while conn.written < conn.output.len() {
+            match conn.stream.write(&conn.output[conn.written..]) {
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.close(slot, registry);
+    }
+
+    fn close(&mut self, slot: usize, registry: &Registry) {
+        if let Some(mut conn) = self.conns[slot].take() {
+            let _ = registry.deregister(&mut conn.stream);
+        }
+    }
+}
+
+impl Drop for CtlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Only root and the daemon's own user may use the control socket.
+fn authorize(stream: &UnixStream) -> Result<(), String> {
+    let cred = heartwire_hal::cred::peer_cred(stream.as_fd()).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    let me = heartwire_hal::cred::effective_uid();
+    if cred.uid == 0 || cred.uid == me {
+        Ok(())
+    } else {
+        Err(format!("pid {} uid {} is neither root nor uid {me}", cred.pid, cred.uid))
+    }
+}

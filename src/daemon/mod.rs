@@ -1,0 +1,336 @@
+//! The daemon: one thread, one `mio::Poll`, one absolute CLOCK_MONOTONIC timerfd
+//! (DESIGN §2, STYLE §4).
+//!
+//! Startup order is fixed: config (already loaded) → signals blocked → hal resources
+//! (paths, control socket, timer) → real-time mode → the loop. One loop turn:
+//! 1. `poll(None)` — time arrives through the timerfd, never through the poll timeout;
+//! 2. read `now`;
+//! 3. drain *every* path socket until `WouldBlock` (capped at [`FRAMES_PER_WAKEUP_MAX`]),
+//!    feeding the core with kernel arrival times;
+//! 4. if a deadline passed, `handle_timeout(now)`;
+//! 5. drain `poll_action`, carrying out transmits and logging events;
+//! 6. answer control requests, then re-arm the timer if the deadline moved.
+//!
+//! The hot path (receive → core → maybe send) allocates nothing: fixed buffers only.
+//! Nothing here blocks: sockets are nonblocking, heartbeats that meet a full queue are
+//! counted and dropped, never queued.
+
+mod ctl_server;
+pub mod log;
+mod paths;
+mod report;
+mod token;
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use heartwire_hal::signalfd::{Signal, SignalFd};
+use heartwire_hal::timerfd::TimerFd;
+use heartwire_hal::{HalError, clock, random, sched};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+pub use self::ctl_server::CtlError;
+use self::ctl_server::CtlServer;
+use self::log::RateLimit;
+use self::paths::{PathSocket, Rx};
+use self::report::IoCounters;
+use crate::config::Config;
+use crate::core::{Action, Dest, Instant, Node};
+use crate::wire::auth::AuthKey;
+use crate::wire::ethernet::MIN_PAYLOAD;
+use crate::wire::frame::{FRAME_MAX, padded_len};
+
+/// Most frames read from one socket per loop turn, so one flooded path cannot starve the
+/// others or the timer; the loop comes straight back for the rest.
+pub const FRAMES_PER_WAKEUP_MAX: usize = 256;
+
+/// A kernel receive timestamp older than this is not trusted (clock step); the frame is
+/// stamped with the time it was read instead.
+const RX_AGE_MAX_NS: u64 = 1_000_000_000;
+
+/// Events kept for `status`.
+const RECENT_EVENTS: usize = 32;
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A path, timer or signal resource failed.
+    #[error("{0}")]
+    Hal(#[from] HalError),
+    /// A path could not be opened.
+    #[error("path `{path}`: {source}")]
+    Path {
+        /// Path name.
+        path: String,
+        /// Cause.
+        source: HalError,
+    },
+    /// The control socket.
+    #[error("{0}")]
+    Ctl(#[from] CtlError),
+    /// The poll itself.
+    #[error("event loop: {0}")]
+    Poll(#[from] io::Error),
+    /// The cluster key.
+    #[error("cluster key: shorter than 16 bytes")]
+    Key,
+}
+
+/// Everything the loop owns.
+struct Daemon {
+    node: Node,
+    socks: Vec<PathSocket>,
+    io: Vec<IoCounters>,
+    timer: TimerFd,
+    signals: SignalFd,
+    ctl: CtlServer,
+    armed: Option<Instant>,
+    started: Instant,
+    recent: VecDeque<String>,
+    drop_log: RateLimit,
+    io_log: RateLimit,
+    keyed: bool,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
+    let signals = SignalFd::new()?;
+    let timer = TimerFd::new()?;
+    let socks = cfg
+        .io
+        .iter()
+        .zip(&cfg.spec.paths)
+        .map(|(io, p)| PathSocket::open(io, cfg.spec.cluster_id).map_err(|source| DaemonError::Path { path: p.name.clone(), source }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ctl = CtlServer::bind(&socket)?;
+    if let Some(rt) = cfg.realtime {
+        if rt.lock_memory {
+            sched::lock_memory()?;
+        }
+        if let Some(cpu) = rt.cpu {
+            sched::set_affinity(cpu)?;
+        }
+        sched::set_fifo(rt.priority)?;
+        ::log::info!("real-time mode: SCHED_FIFO priority {}, memory locked: {}, cpu: {:?}", rt.priority, rt.lock_memory, rt.cpu);
+    }
+    let key = cfg.key.as_deref().map(AuthKey::new).transpose().map_err(|_| DaemonError::Key)?;
+    let incarnation = loop {
+        let r = u32::try_from(random::u64().map_err(|e| DaemonError::Poll(e))? >> 32).expect("invariant: u64 >> 32 fits u32");
+        if r != 0 {
+            break r;
+        }
+    };
+    let started = Instant::from_nanos(clock::monotonic_ns());
+    let keyed = key.is_some();
+    let node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
+    let io = vec![IoCounters::default(); socks.len()];
+    let mut d = Daemon {
+        node, socks, io, timer, signals, ctl, armed: None, started,
+        recent: VecDeque::with_capacity(RECENT_EVENTS), drop_log: RateLimit::default(), io_log: RateLimit::default(), keyed,
+    };
+    ::log::info!(
+        "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
+        cfg.spec.name, cfg.spec.cluster_id, cfg.local.get(), d.socks.len(), socket.display(), if keyed { "on" } else { "OFF (frames are not authenticated)" }
+    );
+    d.run_loop()
+}
+
+impl Daemon {
+    fn register(&mut self, poll: &Poll) -> io::Result<()> {
+        let reg = poll.registry();
+        reg.register(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&self.timer))), token::TIMER, Interest::READABLE)?;
+        reg.register(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&self.signals))), token::SIGNAL, Interest::READABLE)?;
+        for (i, s) in self.socks.iter().enumerate() {
+            reg.register(&mut SourceFd(&s.raw_fd()), Token(token::PATH_BASE + i), Interest::READABLE)?;
+        }
+        self.ctl.register(reg)
+    }
+
+    fn run_loop(&mut self) -> Result<(), DaemonError> {
+        let mut poll = Poll::new()?;
+        self.register(&poll)?;
+        let mut events = Events::with_capacity(64);
+        let mut tx_buf = [0u8; FRAME_MAX];
+        let mut rx_buf = [0u8; FRAME_MAX + 64];
+        let mut more = false;
+        self.rearm()?;
+        loop {
+            let timeout = more.then_some(Duration::ZERO);
+            match poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let now_ns = clock::monotonic_ns();
+            let real_ns = clock::realtime_ns();
+            let now = Instant::from_nanos(now_ns);
+            let mut stop = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    token::TIMER => {
+                        self.timer.drain();
+                    }
+                    token::SIGNAL => stop |= self.read_signals(),
+                    _ => {}
+                }
+            }
+            more = false;
+            for i in 0..self.socks.len() {
+                more |= self.drain_path(i, now, real_ns, &mut rx_buf);
+            }
+            if self.node.next_deadline().is_some_and(|d| d <= now) {
+                self.node.handle_timeout(now);
+            }
+            self.execute(now, &mut tx_buf);
+            self.serve_ctl(&poll, &events, now);
+            self.rearm()?;
+            if stop {
+                ::log::info!("stopping on signal");
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads pending signals; true when the daemon should stop.
+    fn read_signals(&mut self) -> bool {
+        let mut stop = false;
+        loop {
+            match self.signals.read() {
+                Ok(Signal::Term | Signal::Int) => stop = true,
+                Ok(Signal::Hup) => ::log::info!("SIGHUP: reload is not implemented yet; ignored"),
+                Ok(Signal::Chld | Signal::Other(_)) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return stop,
+            }
+        }
+    }
+
+    /// Reads path `i` until `WouldBlock` or the per-wakeup cap; true if the cap was hit.
+    fn drain_path(&mut self, i: usize, now: Instant, real_ns: u64, buf: &mut [u8]) -> bool {
+        for _ in 0..FRAMES_PER_WAKEUP_MAX {
+            let meta = match self.socks[i].recv(buf) {
+                Ok(Rx::Frame(m)) => m,
+                Ok(Rx::Own) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.io[i].rx_errors += 1;
+                    if self.io_log.allow(now.as_nanos(), 1_000_000_000).is_some() {
+                        ::log::warn!("path {}: receive failed: {e}", self.node.spec().paths[i].name);
+                    }
+                    return false;
+                }
+            };
+            if meta.truncated {
+                self.node.count_drop(i, crate::core::DropReason::Overlong);
+                continue;
+            }
+            let mut len = meta.len;
+            if self.socks[i].is_ether() && len == MIN_PAYLOAD {
+                len = padded_len(&buf[..len], self.keyed).unwrap_or(len);
+            }
+            let arrival = arrival_time(now.as_nanos(), real_ns, meta.rx_realtime_ns);
+            if let Err(reason) = self.node.handle_frame(now, arrival, i, &buf[..len]) {
+                if let Some(suppressed) = self.drop_log.allow(now.as_nanos(), 1_000_000_000) {
+                    ::log::debug!("path {}: dropped a frame: {} ({suppressed} more drops not logged)", self.node.spec().paths[i].name, reason.name());
+                }
+            }
+        }
+        true
+    }
+
+    fn execute(&mut self, now: Instant, buf: &mut [u8]) {
+        while let Some(action) = self.node.poll_action(now, buf) {
+            match action {
+                Action::Transmit { path, dest, len } => {
+                    let i = usize::from(path);
+                    let to = match dest {
+                        Dest::All => None,
+                        Dest::Node(id) => self.node.spec().node_index(id),
+                    };
+                    if let Err(e) = self.socks[i].send(to, &buf[..len]) {
+                        self.io[i].tx_errors += 1;
+                        if self.io_log.allow(now.as_nanos(), 1_000_000_000).is_some() {
+                            ::log::warn!("path {}: send failed: {e}", self.node.spec().paths[i].name);
+                        }
+                    }
+                }
+                Action::Event { at, event } => {
+                    let line = report::event_line(&self.node, at, &event);
+                    ::log::info!("{line}");
+                    if self.recent.len() == RECENT_EVENTS {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back(line);
+                }
+            }
+        }
+    }
+
+    fn serve_ctl(&mut self, poll: &Poll, events: &Events, now: Instant) {
+        let reg = poll.registry();
+        for ev in events.iter() {
+            if ev.token() == token::CTL_LISTENER {
+                self.ctl.accept(reg);
+                continue;
+            }
+            let Some(slot) = CtlServer::slot(ev.token()) else { continue };
+            if let Some(req) = self.ctl.read_request(slot, reg) {
+                let answer = self.answer(&req, now);
+                self.ctl.respond(slot, answer, reg);
+            } else if ev.is_writable() {
+                self.ctl.write(slot, reg);
+            }
+        }
+    }
+
+    fn answer(&self, req: &str, now: Instant) -> Vec<u8> {
+        match req {
+            "status" => {
+                let recent: Vec<String> = self.recent.iter().cloned().collect();
+                let report = report::status(&self.node, &self.socks, &self.io, self.started, now, &recent);
+                serde_json::to_vec_pretty(&report).expect("invariant: status serialises")
+            }
+            other => {
+                let shown: String = other.chars().take(64).collect();
+                serde_json::to_vec(&serde_json::json!({ "error": format!("unknown request `{shown}`; known: status") }))
+                    .expect("invariant: json serialises")
+            }
+        }
+    }
+
+    fn rearm(&mut self) -> Result<(), DaemonError> {
+        let next = self.node.next_deadline();
+        if next != self.armed {
+            self.timer.set(next.map(Instant::as_nanos))?;
+            self.armed = next;
+        }
+        Ok(())
+    }
+}
+
+/// Converts a kernel receive timestamp (CLOCK_REALTIME) to CLOCK_MONOTONIC using a pair
+/// of clock readings taken together. Missing, future or implausibly old stamps fall back
+/// to `now` (the time the frame was read).
+fn arrival_time(now_ns: u64, real_ns: u64, rx_real_ns: Option<u64>) -> Instant {
+    match rx_real_ns {
+        Some(ts) if ts <= real_ns && real_ns - ts <= RX_AGE_MAX_NS => Instant::from_nanos(now_ns.saturating_sub(real_ns - ts)),
+        _ => Instant::from_nanos(now_ns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_time_converts_and_falls_back() {
+        assert_eq!(arrival_time(1_000, 5_000, Some(4_900)).as_nanos(), 900);
+        assert_eq!(arrival_time(1_000, 5_000, Some(5_100)).as_nanos(), 1_000, "stamp after the reading");
+        assert_eq!(arrival_time(2_000_000_000, 5_000_000_000, Some(1)).as_nanos(), 2_000_000_000, "too old");
+        assert_eq!(arrival_time(1_000, 5_000, None).as_nanos(), 1_000);
+    }
+}

@@ -1,0 +1,14 @@
+//! One mio token per event source.
+
+use mio::Token;
+
+/// The absolute CLOCK_MONOTONIC timerfd.
+pub(crate) const TIMER: Token = Token(0);
+/// The signalfd.
+pub(crate) const SIGNAL: Token = Token(1);
+/// The control socket listener.
+pub(crate) const CTL_LISTENER: Token = Token(2);
+/// Path `i` is `PATH_BASE + i`.
+pub(crate) const PATH_BASE: usize = 16;
+/// Control connection in slot `i` is `CTL_CONN_BASE + i`.
+pub(crate) const CTL_CONN_BASE: usize = 256;
