@@ -6,8 +6,8 @@
 //! mio event loop over `heartwire-hal`) and [`ctl`] (control socket and CLI client).
 #![forbid(unsafe_code)]
 
-pub mod wire;
-pub mod core;
 pub mod config;
+pub mod core;
 pub mod ctl;
 pub mod daemon;
+pub mod wire;

@@ -55,6 +55,50 @@ enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Lab and diagnostics tools (not a stable interface).
+    #[command(hide = true, subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DebugCommand {
+    /// Send hex frames (one per line on stdin) as raw Ethernet payloads.
+    SendFrames {
+        /// Interface.
+        #[arg(long)]
+        interface: String,
+        /// EtherType.
+        #[arg(long, default_value = "0x88b5", value_parser = parse_u16)]
+        ethertype: u16,
+        /// Destination MAC (default: cluster 0's group; use the cluster's, see README).
+        #[arg(long)]
+        dst: String,
+    },
+    /// Print CLOCK_MONOTONIC in ns (the clock heartwire logs with).
+    Now,
+    /// Print up to COUNT received frames as hex, one per line.
+    Capture {
+        /// Interface.
+        #[arg(long)]
+        interface: String,
+        /// EtherType.
+        #[arg(long, default_value = "0x88b5", value_parser = parse_u16)]
+        ethertype: u16,
+        /// Frames to capture.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+}
+
+fn parse_u16(s: &str) -> Result<u16, String> {
+    let r = match s.strip_prefix("0x") {
+        Some(h) => u16::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// The process exit status.
@@ -74,13 +118,30 @@ impl From<Exit> for ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, foreground, node, socket, verbose } => run(&config, foreground, node.as_deref(), socket, verbose),
-        Command::Status { json, socket, config } => status(json, socket, config),
+        Command::Run {
+            config,
+            foreground,
+            node,
+            socket,
+            verbose,
+        } => run(&config, foreground, node.as_deref(), socket, verbose),
+        Command::Status {
+            json,
+            socket,
+            config,
+        } => status(json, socket, config),
+        Command::Debug(d) => debug(d),
     }
     .into()
 }
 
-fn run(file: &std::path::Path, _foreground: bool, node: Option<&str>, socket: Option<PathBuf>, verbose: u8) -> Exit {
+fn run(
+    file: &std::path::Path,
+    _foreground: bool,
+    node: Option<&str>,
+    socket: Option<PathBuf>,
+    verbose: u8,
+) -> Exit {
     let cfg = match config::load(file, node) {
         Ok(c) => c,
         Err(e) => {
@@ -88,7 +149,13 @@ fn run(file: &std::path::Path, _foreground: bool, node: Option<&str>, socket: Op
             return Exit::Usage;
         }
     };
-    let local_name = cfg.spec.nodes.iter().find(|n| n.id == cfg.local).map_or("?", |n| n.name.as_str()).to_owned();
+    let local_name = cfg
+        .spec
+        .nodes
+        .iter()
+        .find(|n| n.id == cfg.local)
+        .map_or("?", |n| n.name.as_str())
+        .to_owned();
     daemon::log::init(&local_name, daemon::log::level(verbose));
     let socket = socket.unwrap_or_else(|| cfg.control_socket.clone());
     match daemon::run(cfg, socket) {
@@ -130,6 +197,48 @@ fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> Exit 
         }
         Err(e) => {
             eprintln!("heartwire: the daemon's answer is not a status report: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+fn debug(cmd: DebugCommand) -> Exit {
+    use heartwire::ctl::debug;
+    let result = match cmd {
+        DebugCommand::SendFrames {
+            interface,
+            ethertype,
+            dst,
+        } => {
+            let Some(mac) = debug::parse_mac(&dst) else {
+                eprintln!("heartwire: --dst `{dst}` is not a MAC address");
+                return Exit::Usage;
+            };
+            let frames = std::io::read_to_string(std::io::stdin()).unwrap_or_default();
+            debug::send_frames(&interface, ethertype, mac, &frames)
+                .map(|n| eprintln!("sent {n} frame(s)"))
+        }
+        DebugCommand::Now => {
+            println!("{}", heartwire_hal::clock::monotonic_ns());
+            Ok(())
+        }
+        DebugCommand::Capture {
+            interface,
+            ethertype,
+            count,
+            timeout_ms,
+        } => debug::capture(
+            &interface,
+            ethertype,
+            count,
+            std::time::Duration::from_millis(timeout_ms),
+        )
+        .map(|s| print!("{s}")),
+    };
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("heartwire: {e}");
             Exit::Failure
         }
     }

@@ -57,7 +57,11 @@ pub fn if_index(ifname: &str) -> Result<i32, HalError> {
     // SAFETY: `c` is a live NUL-terminated string for the duration of the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        return Err(HalError::new("if_nametoindex", ifname, io::Error::last_os_error()));
+        return Err(HalError::new(
+            "if_nametoindex",
+            ifname,
+            io::Error::last_os_error(),
+        ));
     }
     i32::try_from(idx)
         .map_err(|_| HalError::new("if_nametoindex", ifname, io::ErrorKind::InvalidData.into()))
@@ -74,7 +78,11 @@ impl PacketSocket {
         // SAFETY: plain socket(2) call with constant arguments; the result is checked and
         // becomes an OwnedFd immediately below.
         let raw = cvt(unsafe {
-            libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
         })
         .map_err(|e| err("socket AF_PACKET", e))?;
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
@@ -86,7 +94,12 @@ impl PacketSocket {
         cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) })
             .map_err(|e| err("bind AF_PACKET", e))?;
         sys::enable_rx_timestamps(fd.as_fd()).map_err(|e| err("SO_TIMESTAMPNS", e))?;
-        Ok(PacketSocket { fd, ifindex, ethertype, ifname: ifname.to_owned() })
+        Ok(PacketSocket {
+            fd,
+            ifindex,
+            ethertype,
+            ifname: ifname.to_owned(),
+        })
     }
 
     /// Makes the interface accept frames sent to the multicast address `mac`
@@ -98,8 +111,13 @@ impl PacketSocket {
         mreq.mr_type = u16::try_from(libc::PACKET_MR_MULTICAST).expect("invariant: fits");
         mreq.mr_alen = u16::try_from(MAC_LEN).expect("invariant: fits");
         mreq.mr_address[..MAC_LEN].copy_from_slice(&mac);
-        sys::setsockopt(self.fd.as_fd(), libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
-            .map_err(|e| HalError::new("PACKET_ADD_MEMBERSHIP", self.ifname.as_str(), e))
+        sys::setsockopt(
+            self.fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+        )
+        .map_err(|e| HalError::new("PACKET_ADD_MEMBERSHIP", self.ifname.as_str(), e))
     }
 
     /// Sends one frame to `dst`. Never blocks: a full queue returns `WouldBlock`.
@@ -130,7 +148,11 @@ impl PacketSocket {
         let mut src = [0u8; MAC_LEN];
         src.copy_from_slice(&sa.sll_addr[..MAC_LEN]);
         let outgoing = sa.sll_pkttype == libc::PACKET_OUTGOING;
-        Ok(PacketRx { meta, src, outgoing })
+        Ok(PacketRx {
+            meta,
+            src,
+            outgoing,
+        })
     }
 
     /// The interface this socket is bound to.

@@ -17,7 +17,9 @@ pub fn lock_memory() -> Result<(), HalError> {
 
 /// Switches this process to SCHED_FIFO at `priority` (1..=99).
 pub fn set_fifo(priority: u8) -> Result<(), HalError> {
-    let param = libc::sched_param { sched_priority: i32::from(priority) };
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
     // SAFETY: pid 0 means this process; `param` is a live sched_param; checked.
     cvt(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })
         .map_err(|e| HalError::new("sched_setscheduler", format!("SCHED_FIFO {priority}"), e))?;
@@ -29,7 +31,11 @@ pub fn set_affinity(cpu: u16) -> Result<(), HalError> {
     // SAFETY: cpu_set_t is a plain bit array valid when zeroed.
     let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
     if usize::from(cpu) >= libc::CPU_SETSIZE as usize {
-        return Err(HalError::new("sched_setaffinity", format!("cpu {cpu}"), io::ErrorKind::InvalidInput.into()));
+        return Err(HalError::new(
+            "sched_setaffinity",
+            format!("cpu {cpu}"),
+            io::ErrorKind::InvalidInput.into(),
+        ));
     }
     // SAFETY: `cpu` was checked to be below CPU_SETSIZE, so the bit lies inside `set`.
     unsafe { libc::CPU_SET(usize::from(cpu), &mut set) };
@@ -37,4 +43,31 @@ pub fn set_affinity(cpu: u16) -> Result<(), HalError> {
     cvt(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) })
         .map_err(|e| HalError::new("sched_setaffinity", format!("cpu {cpu}"), e))?;
     Ok(())
+}
+
+/// A held PM QoS CPU latency request (`/dev/cpu_dma_latency`): while it is open, the
+/// cpuidle governor keeps every CPU out of idle states slower to leave than the request.
+/// With 0 µs idle CPUs poll instead of halting. On a VM guest this is what keeps a
+/// sleeping vCPU from being descheduled by the host, which otherwise delays a
+/// heartbeat's wake-up by milliseconds (measured in LAB-NOTES/README). Dropped = released.
+#[derive(Debug)]
+pub struct CpuLatencyRequest {
+    _file: std::fs::File,
+}
+
+/// Requests a CPU wake-up latency of at most `us` microseconds for as long as the returned
+/// guard lives.
+pub fn hold_cpu_latency(us: u32) -> Result<CpuLatencyRequest, HalError> {
+    use std::io::Write;
+    const DEV: &str = "/dev/cpu_dma_latency";
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(DEV)
+        .map_err(|e| HalError::new("open", DEV, e))?;
+    // The ABI takes a binary s32 in native byte order (Documentation/power/pm_qos_interface).
+    let value = i32::try_from(us)
+        .map_err(|_| HalError::new("write", DEV, io::ErrorKind::InvalidInput.into()))?;
+    file.write_all(&value.to_ne_bytes())
+        .map_err(|e| HalError::new("write", DEV, e))?;
+    Ok(CpuLatencyRequest { _file: file })
 }

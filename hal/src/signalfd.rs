@@ -51,13 +51,18 @@ impl SignalFd {
         // SAFETY: `set` is a valid sigset_t; the old-mask pointer may be null; checked.
         let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
         if r != 0 {
-            return Err(HalError::new("pthread_sigmask", "signals", io::Error::from_raw_os_error(r)));
+            return Err(HalError::new(
+                "pthread_sigmask",
+                "signals",
+                io::Error::from_raw_os_error(r),
+            ));
         }
         // SAFETY: -1 asks for a new fd; `set` is valid; the result is checked and owned.
         let raw = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })
             .map_err(|e| HalError::new("signalfd", "signals", e))?;
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        Ok(SignalFd { fd: unsafe { OwnedFd::from_raw_fd(raw) } })
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(SignalFd { fd })
     }
 
     /// Reads one pending signal; `WouldBlock` when none is pending.
@@ -66,7 +71,8 @@ impl SignalFd {
         let size = mem::size_of::<libc::signalfd_siginfo>();
         // SAFETY: `fd` is live; the buffer is one signalfd_siginfo (<linux/signalfd.h>),
         // the unit the kernel writes; the result is checked before use.
-        let n = cvt_size(unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) })?;
+        let n =
+            cvt_size(unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) })?;
         if n != size {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

@@ -20,13 +20,21 @@ pub struct HalError {
 
 impl HalError {
     pub(crate) fn new(op: &'static str, dev: impl Into<String>, source: io::Error) -> Self {
-        HalError { op, dev: dev.into(), source }
+        HalError {
+            op,
+            dev: dev.into(),
+            source,
+        }
     }
 }
 
 /// Maps the C convention (-1 and errno) to `io::Result`.
 pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
 }
 
 /// `cvt` for calls returning `ssize_t`.
@@ -58,9 +66,7 @@ pub(crate) fn setsockopt<T>(
     let len = libc::socklen_t::try_from(mem::size_of::<T>()).expect("invariant: option size");
     // SAFETY: `fd` is a live descriptor borrowed for this call; the pointer and length
     // describe `value`, a live `T` that the kernel only reads; the return value is checked.
-    cvt(unsafe {
-        libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len)
-    })?;
+    cvt(unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) })?;
     Ok(())
 }
 
@@ -87,7 +93,10 @@ pub(crate) fn recv_timestamped(
     addr: &mut MaybeUninit<libc::sockaddr_storage>,
 ) -> io::Result<RxMeta> {
     let mut cmsg = [0u64; CMSG_WORDS];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: msghdr is a plain C struct for which all-zero bytes are a valid value.
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_name = addr.as_mut_ptr().cast();
@@ -102,7 +111,11 @@ pub(crate) fn recv_timestamped(
     // (aligned, its true length given); all outlive the call; the result is checked.
     let n = cvt_size(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) })?;
     let truncated = msg.msg_flags & libc::MSG_TRUNC != 0 || n > buf.len();
-    Ok(RxMeta { len: n.min(buf.len()), truncated, rx_realtime_ns: timestamp_of(&msg) })
+    Ok(RxMeta {
+        len: n.min(buf.len()),
+        truncated,
+        rx_realtime_ns: timestamp_of(&msg),
+    })
 }
 
 /// Walks the control messages `recvmsg` filled in and returns the SCM_TIMESTAMPNS value.

@@ -19,11 +19,15 @@ impl TimerFd {
     pub fn new() -> Result<TimerFd, HalError> {
         // SAFETY: timerfd_create with constant flags; the result is checked and owned below.
         let raw = cvt(unsafe {
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
         })
         .map_err(|e| HalError::new("timerfd_create", "CLOCK_MONOTONIC", e))?;
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        Ok(TimerFd { fd: unsafe { OwnedFd::from_raw_fd(raw) } })
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(TimerFd { fd })
     }
 
     /// Arms the timer to fire once at the absolute CLOCK_MONOTONIC time `deadline_ns`, or
@@ -33,12 +37,19 @@ impl TimerFd {
         let ns = deadline_ns.map_or(0, |d| d.max(1));
         // SAFETY: itimerspec is a plain C struct valid when zeroed.
         let mut spec: libc::itimerspec = unsafe { mem::zeroed() };
-        spec.it_value.tv_sec = libc::time_t::try_from(ns / 1_000_000_000).unwrap_or(libc::time_t::MAX);
-        spec.it_value.tv_nsec = libc::c_long::try_from(ns % 1_000_000_000).expect("invariant: < 1e9");
+        spec.it_value.tv_sec =
+            libc::time_t::try_from(ns / 1_000_000_000).unwrap_or(libc::time_t::MAX);
+        spec.it_value.tv_nsec =
+            libc::c_long::try_from(ns % 1_000_000_000).expect("invariant: < 1e9");
         // SAFETY: `fd` is a live timerfd; `spec` is a valid itimerspec the kernel only
         // reads; the old-value pointer may be null; the result is checked.
         cvt(unsafe {
-            libc::timerfd_settime(self.fd.as_raw_fd(), libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
+            libc::timerfd_settime(
+                self.fd.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
         })?;
         Ok(())
     }
@@ -49,7 +60,11 @@ impl TimerFd {
         let mut count = 0u64;
         // SAFETY: `fd` is live; the buffer is the 8-byte u64 the timerfd ABI writes.
         let r = cvt_size(unsafe {
-            libc::read(self.fd.as_raw_fd(), (&raw mut count).cast(), mem::size_of::<u64>())
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&raw mut count).cast(),
+                mem::size_of::<u64>(),
+            )
         });
         match r {
             Ok(8) => count,

@@ -28,7 +28,8 @@ impl UdpSocket {
     pub fn bind(addr: SocketAddr) -> Result<UdpSocket, HalError> {
         let err = |op, e| HalError::new(op, addr.to_string(), e);
         let sock = StdUdp::bind(addr).map_err(|e| err("bind UDP", e))?;
-        sock.set_nonblocking(true).map_err(|e| err("O_NONBLOCK", e))?;
+        sock.set_nonblocking(true)
+            .map_err(|e| err("O_NONBLOCK", e))?;
         sys::enable_rx_timestamps(sock.as_fd()).map_err(|e| err("SO_TIMESTAMPNS", e))?;
         Ok(UdpSocket { sock })
     }
@@ -45,7 +46,10 @@ impl UdpSocket {
         // SAFETY: the storage was zero-initialised and recvmsg wrote a sockaddr of the
         // socket's family into it; every byte pattern is a valid sockaddr_storage.
         let ss = unsafe { addr.assume_init() };
-        Ok(UdpRx { meta, src: to_socket_addr(&ss) })
+        Ok(UdpRx {
+            meta,
+            src: to_socket_addr(&ss),
+        })
     }
 
     /// The bound local address.
@@ -59,15 +63,25 @@ fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in, which is smaller
             // than sockaddr_storage and valid for any byte pattern.
-            let sin: libc::sockaddr_in = unsafe { std::ptr::read((ss as *const _ as *const libc::sockaddr_in).cast()) };
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((ss as *const _ as *const libc::sockaddr_in).cast()) };
             let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6, as above.
-            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read((ss as *const _ as *const libc::sockaddr_in6).cast()) };
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((ss as *const _ as *const libc::sockaddr_in6).cast()) };
             let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), 0, sin6.sin6_scope_id)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                0,
+                sin6.sin6_scope_id,
+            )))
         }
         _ => None,
     }

@@ -24,7 +24,15 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             return write!(f, "{}: {}", self.file.display(), self.message);
         }
-        write!(f, "{}:{}:{}: {}: {}", self.file.display(), self.line, self.col, self.key, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.key,
+            self.message
+        )
     }
 }
 
@@ -32,13 +40,31 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     pub(super) fn io(file: &Path, e: &std::io::Error) -> ConfigError {
-        ConfigError { file: file.to_owned(), line: 0, col: 0, key: String::new(), message: format!("cannot read: {e}") }
+        ConfigError {
+            file: file.to_owned(),
+            line: 0,
+            col: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }
     }
 
     /// An error at byte `offset` of `text`, for `key`.
-    pub(super) fn at(file: &Path, text: &str, offset: usize, key: &str, message: String) -> ConfigError {
+    pub(super) fn at(
+        file: &Path,
+        text: &str,
+        offset: usize,
+        key: &str,
+        message: String,
+    ) -> ConfigError {
         let (line, col) = line_col(text, offset);
-        ConfigError { file: file.to_owned(), line, col, key: key.to_owned(), message }
+        ConfigError {
+            file: file.to_owned(),
+            line,
+            col,
+            key: key.to_owned(),
+            message,
+        }
     }
 
     /// A parse or type error from the TOML layer; the key is recovered from the source.
@@ -86,7 +112,12 @@ fn key_at(text: &str, offset: usize) -> String {
     if line.starts_with('[') {
         return table;
     }
-    let key = line.split('=').next().filter(|_| line.contains('=')).map(str::trim).unwrap_or("");
+    let key = line
+        .split('=')
+        .next()
+        .filter(|_| line.contains('='))
+        .map(str::trim)
+        .unwrap_or("");
     match (table.is_empty(), key.is_empty()) {
         (true, _) => key.to_owned(),
         (false, true) => table,

@@ -18,6 +18,7 @@
 //! [realtime]             # optional: mlockall + SCHED_FIFO (+ CPU pinning)
 //! priority = 50
 //! cpu = 1
+//! cpu_dma_latency_us = 0 # hold a PM QoS request: idle CPUs poll instead of halting
 //!
 //! [[node]]
 //! name = "a"
@@ -91,6 +92,8 @@ pub struct Realtime {
     pub lock_memory: bool,
     /// CPU to pin to.
     pub cpu: Option<u16>,
+    /// Hold a PM QoS CPU wake-up latency request of this many µs (0: idle CPUs poll).
+    pub cpu_dma_latency_us: Option<u32>,
 }
 
 /// A validated configuration, resolved for one node.
@@ -123,7 +126,10 @@ pub fn load(file: &Path, node: Option<&str>) -> Result<Config, ConfigError> {
 pub fn control_socket(file: &Path) -> Result<PathBuf, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError::io(file, &e))?;
     let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::toml(file, &text, &e))?;
-    Ok(raw.cluster.control_socket.map_or_else(|| CONTROL_SOCKET_DEFAULT.into(), PathBuf::from))
+    Ok(raw
+        .cluster
+        .control_socket
+        .map_or_else(|| CONTROL_SOCKET_DEFAULT.into(), PathBuf::from))
 }
 
 /// Parses and validates `text` as if read from `file`.
@@ -146,7 +152,10 @@ impl Validator<'_> {
     fn config(&self, raw: RawConfig, node: Option<&str>) -> Result<Config, ConfigError> {
         let nodes = self.nodes(&raw)?;
         let local = self.local(&raw, &nodes, node)?;
-        let local_idx = nodes.iter().position(|n| n.id == local).expect("invariant: local found");
+        let local_idx = nodes
+            .iter()
+            .position(|n| n.id == local)
+            .expect("invariant: local found");
         let mut paths = Vec::new();
         let mut io = Vec::new();
         for (i, p) in raw.paths.iter().enumerate() {
@@ -159,7 +168,11 @@ impl Validator<'_> {
             return Err(self.err(at, "path", "no [[path]] configured: at least one is needed"));
         }
         if paths.len() > MAX_PATHS {
-            return Err(self.err(&raw.paths[MAX_PATHS].name, "path", format!("more than {MAX_PATHS} paths")));
+            return Err(self.err(
+                &raw.paths[MAX_PATHS].name,
+                "path",
+                format!("more than {MAX_PATHS} paths"),
+            ));
         }
         let key = self.key(&raw)?;
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
@@ -174,8 +187,20 @@ impl Validator<'_> {
             pause_threshold,
         };
         spec.assert_valid();
-        let control_socket = raw.cluster.control_socket.clone().unwrap_or_else(|| CONTROL_SOCKET_DEFAULT.into());
-        Ok(Config { file: self.file.to_owned(), spec, local, key, io, realtime, control_socket: control_socket.into() })
+        let control_socket = raw
+            .cluster
+            .control_socket
+            .clone()
+            .unwrap_or_else(|| CONTROL_SOCKET_DEFAULT.into());
+        Ok(Config {
+            file: self.file.to_owned(),
+            spec,
+            local,
+            key,
+            io,
+            realtime,
+            control_socket: control_socket.into(),
+        })
     }
 
     fn nodes(&self, raw: &RawConfig) -> Result<Vec<NodeSpec>, ConfigError> {
@@ -197,101 +222,233 @@ impl Validator<'_> {
                 .ok_or_else(|| self.err(&n.id, &format!("node[{i}].id"), "must be 1..=64"))?;
             let name = n.name.get_ref();
             if !valid_name(name) {
-                return Err(self.err(&n.name, &format!("node[{i}].name"), "must be 1-64 characters of [A-Za-z0-9._-]"));
+                return Err(self.err(
+                    &n.name,
+                    &format!("node[{i}].name"),
+                    "must be 1-64 characters of [A-Za-z0-9._-]",
+                ));
             }
             if let Some(j) = out.iter().position(|m| m.id == id) {
-                return Err(self.err(&n.id, &format!("node[{i}].id"), format!("duplicate node id {} (also node[{j}] `{}`)", id.get(), out[j].name)));
+                return Err(self.err(
+                    &n.id,
+                    &format!("node[{i}].id"),
+                    format!(
+                        "duplicate node id {} (also node[{j}] `{}`)",
+                        id.get(),
+                        out[j].name
+                    ),
+                ));
             }
             if let Some(j) = out.iter().position(|m| &m.name == name) {
-                return Err(self.err(&n.name, &format!("node[{i}].name"), format!("duplicate node name `{name}` (also node[{j}])")));
+                return Err(self.err(
+                    &n.name,
+                    &format!("node[{i}].name"),
+                    format!("duplicate node name `{name}` (also node[{j}])"),
+                ));
             }
-            out.push(NodeSpec { id, name: name.clone() });
+            out.push(NodeSpec {
+                id,
+                name: name.clone(),
+            });
         }
         Ok(out)
     }
 
-    fn local(&self, raw: &RawConfig, nodes: &[NodeSpec], node: Option<&str>) -> Result<NodeId, ConfigError> {
+    fn local(
+        &self,
+        raw: &RawConfig,
+        nodes: &[NodeSpec],
+        node: Option<&str>,
+    ) -> Result<NodeId, ConfigError> {
         let (name, how) = match node {
             Some(n) => (n.to_owned(), "--node"),
             None => (hostname(), "this host's name"),
         };
-        nodes.iter().find(|n| n.name == name).map(|n| n.id).ok_or_else(|| {
-            let known: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
-            self.err(&raw.nodes[0].name, "node", format!("no [[node]] named `{name}` ({how}); configured: {}", known.join(", ")))
-        })
+        nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.id)
+            .ok_or_else(|| {
+                let known: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+                self.err(
+                    &raw.nodes[0].name,
+                    "node",
+                    format!(
+                        "no [[node]] named `{name}` ({how}); configured: {}",
+                        known.join(", ")
+                    ),
+                )
+            })
     }
 
-    fn path(&self, i: usize, p: &RawPath, raw: &RawConfig, nodes: &[NodeSpec], local: usize) -> Result<(PathSpec, PathIo), ConfigError> {
+    fn path(
+        &self,
+        i: usize,
+        p: &RawPath,
+        raw: &RawConfig,
+        nodes: &[NodeSpec],
+        local: usize,
+    ) -> Result<(PathSpec, PathIo), ConfigError> {
         let key = |k: &str| format!("path[{i}].{k}");
         let name = p.name.get_ref();
         if !valid_name(name) {
-            return Err(self.err(&p.name, &key("name"), "must be 1-64 characters of [A-Za-z0-9._-]"));
+            return Err(self.err(
+                &p.name,
+                &key("name"),
+                "must be 1-64 characters of [A-Za-z0-9._-]",
+            ));
         }
         if let Some(j) = raw.paths[..i].iter().position(|q| q.name.get_ref() == name) {
-            return Err(self.err(&p.name, &key("name"), format!("duplicate path name `{name}` (also path[{j}])")));
+            return Err(self.err(
+                &p.name,
+                &key("name"),
+                format!("duplicate path name `{name}` (also path[{j}])"),
+            ));
         }
         let interval = self.duration(&p.interval, &key("interval"))?;
         let timeout = self.duration(&p.timeout, &key("timeout"))?;
         if interval < INTERVAL_MIN {
-            return Err(self.err(&p.interval, &key("interval"), format!("below the minimum {INTERVAL_MIN:?}")));
+            return Err(self.err(
+                &p.interval,
+                &key("interval"),
+                format!("below the minimum {INTERVAL_MIN:?}"),
+            ));
         }
         if timeout < interval * 2 {
-            return Err(self.err(&p.timeout, &key("timeout"), format!("{timeout:?} must be at least twice the interval ({interval:?})")));
+            return Err(self.err(
+                &p.timeout,
+                &key("timeout"),
+                format!("{timeout:?} must be at least twice the interval ({interval:?})"),
+            ));
         }
         let (kind, io) = match p.kind.get_ref() {
             RawKind::Ether => (PathKind::Ether, self.ether(p, &key, nodes, local)?),
             RawKind::Udp => (PathKind::Udp, self.udp(p, &key, nodes, local)?),
         };
-        Ok((PathSpec { name: name.clone(), kind, interval, timeout }, io))
+        Ok((
+            PathSpec {
+                name: name.clone(),
+                kind,
+                interval,
+                timeout,
+            },
+            io,
+        ))
     }
 
-    fn ether(&self, p: &RawPath, key: &dyn Fn(&str) -> String, nodes: &[NodeSpec], local: usize) -> Result<PathIo, ConfigError> {
+    fn ether(
+        &self,
+        p: &RawPath,
+        key: &dyn Fn(&str) -> String,
+        nodes: &[NodeSpec],
+        local: usize,
+    ) -> Result<PathIo, ConfigError> {
         self.forbid(&p.port, &key("port"), "ether")?;
         self.forbid(&p.addresses, &key("addresses"), "ether")?;
         let ethertype = match &p.ethertype {
             None => ETHERTYPE_DEFAULT,
             Some(t) if *t.get_ref() >= ETHERTYPE_MIN => *t.get_ref(),
-            Some(t) => return Err(self.err(t, &key("ethertype"), format!("{:#06x} is a length, not an EtherType (must be >= 0x0600)", t.get_ref()))),
+            Some(t) => {
+                return Err(self.err(
+                    t,
+                    &key("ethertype"),
+                    format!(
+                        "{:#06x} is a length, not an EtherType (must be >= 0x0600)",
+                        t.get_ref()
+                    ),
+                ));
+            }
         };
-        let ifaces = p.interfaces.as_ref().ok_or_else(|| self.err(&p.kind, &key("interfaces"), "an ether path needs `interfaces = { <node> = \"<ifname>\", ... }`"))?;
+        let ifaces = p.interfaces.as_ref().ok_or_else(|| {
+            self.err(
+                &p.kind,
+                &key("interfaces"),
+                "an ether path needs `interfaces = { <node> = \"<ifname>\", ... }`",
+            )
+        })?;
         let per_node = self.per_node(ifaces, &key("interfaces"), nodes)?;
         let interface = per_node[local].get_ref().clone();
         for (n, ifname) in nodes.iter().zip(&per_node) {
             let s = ifname.get_ref();
             if s.is_empty() || s.len() > 15 || s.contains(['/', ' ']) {
-                return Err(self.err(ifname, &format!("{}.{}", key("interfaces"), n.name), format!("`{s}` is not an interface name")));
+                return Err(self.err(
+                    ifname,
+                    &format!("{}.{}", key("interfaces"), n.name),
+                    format!("`{s}` is not an interface name"),
+                ));
             }
         }
-        Ok(PathIo::Ether { interface, ethertype })
+        Ok(PathIo::Ether {
+            interface,
+            ethertype,
+        })
     }
 
-    fn udp(&self, p: &RawPath, key: &dyn Fn(&str) -> String, nodes: &[NodeSpec], local: usize) -> Result<PathIo, ConfigError> {
+    fn udp(
+        &self,
+        p: &RawPath,
+        key: &dyn Fn(&str) -> String,
+        nodes: &[NodeSpec],
+        local: usize,
+    ) -> Result<PathIo, ConfigError> {
         self.forbid(&p.interfaces, &key("interfaces"), "udp")?;
         self.forbid(&p.ethertype, &key("ethertype"), "udp")?;
-        let port = p.port.as_ref().ok_or_else(|| self.err(&p.kind, &key("port"), "a udp path needs `port`"))?;
+        let port = p
+            .port
+            .as_ref()
+            .ok_or_else(|| self.err(&p.kind, &key("port"), "a udp path needs `port`"))?;
         if *port.get_ref() == 0 {
             return Err(self.err(port, &key("port"), "must be 1..=65535"));
         }
-        let addrs = p.addresses.as_ref().ok_or_else(|| self.err(&p.kind, &key("addresses"), "a udp path needs `addresses = { <node> = \"<ip>\", ... }`"))?;
+        let addrs = p.addresses.as_ref().ok_or_else(|| {
+            self.err(
+                &p.kind,
+                &key("addresses"),
+                "a udp path needs `addresses = { <node> = \"<ip>\", ... }`",
+            )
+        })?;
         let per_node = self.per_node(addrs, &key("addresses"), nodes)?;
         let mut sock = Vec::new();
         for (n, a) in nodes.iter().zip(&per_node) {
-            let ip: IpAddr = a.get_ref().parse().map_err(|_| self.err(a, &format!("{}.{}", key("addresses"), n.name), format!("`{}` is not an IP address", a.get_ref())))?;
+            let ip: IpAddr = a.get_ref().parse().map_err(|_| {
+                self.err(
+                    a,
+                    &format!("{}.{}", key("addresses"), n.name),
+                    format!("`{}` is not an IP address", a.get_ref()),
+                )
+            })?;
             sock.push(SocketAddr::new(ip, *port.get_ref()));
         }
         let bind = sock[local];
-        let peers = sock.iter().enumerate().map(|(i, a)| (i != local).then_some(*a)).collect();
+        let peers = sock
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i != local).then_some(*a))
+            .collect();
         Ok(PathIo::Udp { bind, peers })
     }
 
     /// A `{ node = value }` table with exactly one entry per configured node, in node order.
-    fn per_node<'v>(&self, t: &'v Spanned<BTreeMap<String, Spanned<String>>>, key: &str, nodes: &[NodeSpec]) -> Result<Vec<&'v Spanned<String>>, ConfigError> {
-        if let Some(extra) = t.get_ref().keys().find(|k| !nodes.iter().any(|n| &n.name == *k)) {
+    fn per_node<'v>(
+        &self,
+        t: &'v Spanned<BTreeMap<String, Spanned<String>>>,
+        key: &str,
+        nodes: &[NodeSpec],
+    ) -> Result<Vec<&'v Spanned<String>>, ConfigError> {
+        if let Some(extra) = t
+            .get_ref()
+            .keys()
+            .find(|k| !nodes.iter().any(|n| &n.name == *k))
+        {
             return Err(self.err(t, key, format!("`{extra}` is not a configured node")));
         }
         nodes
             .iter()
-            .map(|n| t.get_ref().get(&n.name).ok_or_else(|| self.err(t, key, format!("no entry for node `{}`", n.name))))
+            .map(|n| {
+                t.get_ref()
+                    .get(&n.name)
+                    .ok_or_else(|| self.err(t, key, format!("no entry for node `{}`", n.name)))
+            })
             .collect()
     }
 
@@ -303,33 +460,79 @@ impl Validator<'_> {
     }
 
     fn duration(&self, s: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(s.get_ref())
-            .map_err(|e| self.err(s, key, format!("`{}` is not a duration ({e}); write e.g. \"100us\", \"5ms\", \"2s\"", s.get_ref())))
+        humantime::parse_duration(s.get_ref()).map_err(|e| {
+            self.err(
+                s,
+                key,
+                format!(
+                    "`{}` is not a duration ({e}); write e.g. \"100us\", \"5ms\", \"2s\"",
+                    s.get_ref()
+                ),
+            )
+        })
     }
 
     fn key(&self, raw: &RawConfig) -> Result<Option<Vec<u8>>, ConfigError> {
-        let Some(kf) = &raw.cluster.key_file else { return Ok(None) };
-        let path = self.file.parent().unwrap_or(Path::new(".")).join(kf.get_ref());
+        let Some(kf) = &raw.cluster.key_file else {
+            return Ok(None);
+        };
+        let path = self
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(kf.get_ref());
         let k = "cluster.key_file";
-        let meta = std::fs::metadata(&path).map_err(|e| self.err(kf, k, format!("{}: {e}", path.display())))?;
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| self.err(kf, k, format!("{}: {e}", path.display())))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(self.err(kf, k, format!("{} is readable by group or others (mode {:o}); chmod 600 it", path.display(), meta.permissions().mode() & 0o777)));
+            return Err(self.err(
+                kf,
+                k,
+                format!(
+                    "{} is readable by group or others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    meta.permissions().mode() & 0o777
+                ),
+            ));
         }
-        let bytes = std::fs::read(&path).map_err(|e| self.err(kf, k, format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| self.err(kf, k, format!("{}: {e}", path.display())))?;
         if bytes.len() < KEY_LEN_MIN {
-            return Err(self.err(kf, k, format!("{} holds {} bytes; a key needs at least {KEY_LEN_MIN}", path.display(), bytes.len())));
+            return Err(self.err(
+                kf,
+                k,
+                format!(
+                    "{} holds {} bytes; a key needs at least {KEY_LEN_MIN}",
+                    path.display(),
+                    bytes.len()
+                ),
+            ));
         }
         Ok(Some(bytes))
     }
 
-    fn pause_threshold(&self, raw: &RawConfig, paths: &[PathSpec]) -> Result<Duration, ConfigError> {
-        let shortest = paths.iter().map(|p| p.timeout).min().expect("invariant: paths not empty");
+    fn pause_threshold(
+        &self,
+        raw: &RawConfig,
+        paths: &[PathSpec],
+    ) -> Result<Duration, ConfigError> {
+        let shortest = paths
+            .iter()
+            .map(|p| p.timeout)
+            .min()
+            .expect("invariant: paths not empty");
         match &raw.cluster.pause_threshold {
             None => Ok(shortest / 2),
             Some(s) => {
                 let d = self.duration(s, "cluster.pause_threshold")?;
                 if d.is_zero() || d >= shortest {
-                    return Err(self.err(s, "cluster.pause_threshold", format!("must be above zero and below the shortest path timeout ({shortest:?})")));
+                    return Err(self.err(
+                        s,
+                        "cluster.pause_threshold",
+                        format!(
+                            "must be above zero and below the shortest path timeout ({shortest:?})"
+                        ),
+                    ));
                 }
                 Ok(d)
             }
@@ -337,21 +540,42 @@ impl Validator<'_> {
     }
 
     fn realtime(&self, raw: &RawConfig) -> Result<Option<Realtime>, ConfigError> {
-        let Some(rt) = &raw.realtime else { return Ok(None) };
+        let Some(rt) = &raw.realtime else {
+            return Ok(None);
+        };
         if !(1..=99).contains(rt.priority.get_ref()) {
             return Err(self.err(&rt.priority, "realtime.priority", "must be 1..=99"));
         }
-        Ok(Some(Realtime { priority: *rt.priority.get_ref(), lock_memory: rt.lock_memory, cpu: rt.cpu }))
+        if let Some(l) = &rt.cpu_dma_latency_us {
+            if *l.get_ref() > 2_000_000_000 {
+                return Err(self.err(
+                    l,
+                    "realtime.cpu_dma_latency_us",
+                    "must be at most 2000000000",
+                ));
+            }
+        }
+        let cpu_dma_latency_us = rt.cpu_dma_latency_us.as_ref().map(|l| *l.get_ref());
+        Ok(Some(Realtime {
+            priority: *rt.priority.get_ref(),
+            lock_memory: rt.lock_memory,
+            cpu: rt.cpu,
+            cpu_dma_latency_us,
+        }))
     }
 }
 
 fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 /// This host's name, as `uname -n` gives it.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// The first 8 bytes of SHA-256 over a canonical rendering of everything that must match
@@ -359,13 +583,28 @@ fn hostname() -> String {
 fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
     let mut h = Sha256::new();
     let c = &raw.cluster;
-    h.update(format!("cluster name={:?} id={} keyed={keyed} pause={:?}\n", c.name.get_ref(), c.id.get_ref(), c.pause_threshold.as_ref().map(|s| s.get_ref())));
+    h.update(format!(
+        "cluster name={:?} id={} keyed={keyed} pause={:?}\n",
+        c.name.get_ref(),
+        c.id.get_ref(),
+        c.pause_threshold.as_ref().map(|s| s.get_ref())
+    ));
     for n in &raw.nodes {
-        h.update(format!("node id={} name={:?}\n", n.id.get_ref(), n.name.get_ref()));
+        h.update(format!(
+            "node id={} name={:?}\n",
+            n.id.get_ref(),
+            n.name.get_ref()
+        ));
     }
     for p in &raw.paths {
         let map = |m: &Option<Spanned<BTreeMap<String, Spanned<String>>>>| {
-            m.as_ref().map(|m| m.get_ref().iter().map(|(k, v)| format!("{k}={}", v.get_ref())).collect::<Vec<_>>().join(","))
+            m.as_ref().map(|m| {
+                m.get_ref()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.get_ref()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
         };
         h.update(format!(
             "path name={:?} kind={:?} interval={:?} timeout={:?} ethertype={:?} port={:?} if={:?} addr={:?}\n",
@@ -375,7 +614,11 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
         ));
     }
     let digest = h.finalize();
-    u64::from_be_bytes(digest[..8].try_into().expect("invariant: sha256 is 32 bytes"))
+    u64::from_be_bytes(
+        digest[..8]
+            .try_into()
+            .expect("invariant: sha256 is 32 bytes"),
+    )
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub(super) struct RawRealtime {
     #[serde(default = "yes")]
     pub(super) lock_memory: bool,
     pub(super) cpu: Option<u16>,
+    pub(super) cpu_dma_latency_us: Option<Spanned<u32>>,
 }
 
 fn yes() -> bool {

@@ -45,7 +45,10 @@ fn expect_err(from: &str, to: &str, line: usize, key: &str, msg: &str) {
     let e = load_as(&text, "a").expect_err("config must be refused");
     assert_eq!((e.line, e.key.as_str()), (line, key), "{e}");
     assert!(e.message.contains(msg), "{e}");
-    assert!(e.to_string().starts_with(&format!("test.toml:{line}:")), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("test.toml:{line}:")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -53,13 +56,30 @@ fn good_config_resolves_per_node() {
     let a = load_as(GOOD, "a").unwrap();
     let b = load_as(GOOD, "b").unwrap();
     assert_eq!(a.local.get(), 1);
-    assert_eq!(a.io[0], PathIo::Ether { interface: "eth1".into(), ethertype: 0x88b5 });
-    assert_eq!(b.io[0], PathIo::Ether { interface: "eth2".into(), ethertype: 0x88b5 });
-    let PathIo::Udp { bind, peers } = &b.io[1] else { panic!("udp") };
+    assert_eq!(
+        a.io[0],
+        PathIo::Ether {
+            interface: "eth1".into(),
+            ethertype: 0x88b5
+        }
+    );
+    assert_eq!(
+        b.io[0],
+        PathIo::Ether {
+            interface: "eth2".into(),
+            ethertype: 0x88b5
+        }
+    );
+    let PathIo::Udp { bind, peers } = &b.io[1] else {
+        panic!("udp")
+    };
     assert_eq!(bind.to_string(), "10.2.0.2:5405");
     assert_eq!(peers[0].unwrap().to_string(), "10.2.0.1:5405");
     assert_eq!(peers[1], None);
-    assert_eq!(a.spec.config_hash, b.spec.config_hash, "same file, same hash on every node");
+    assert_eq!(
+        a.spec.config_hash, b.spec.config_hash,
+        "same file, same hash on every node"
+    );
     assert_eq!(a.spec.pause_threshold, Duration::from_micros(500));
     assert_eq!(a.spec.paths[0].interval, Duration::from_micros(100));
 }
@@ -78,7 +98,13 @@ fn bad_value_type() {
 
 #[test]
 fn unknown_path_kind() {
-    expect_err("kind = \"udp\"", "kind = \"carrier-pigeon\"", 23, "path[1].kind", "unknown variant");
+    expect_err(
+        "kind = \"udp\"",
+        "kind = \"carrier-pigeon\"",
+        23,
+        "path[1].kind",
+        "unknown variant",
+    );
 }
 
 #[test]
@@ -88,32 +114,68 @@ fn duplicate_node_id() {
 
 #[test]
 fn unknown_key() {
-    expect_err("port = 5405", "prot = 5405", 26, "path[1].prot", "unknown field");
+    expect_err(
+        "port = 5405",
+        "prot = 5405",
+        26,
+        "path[1].prot",
+        "unknown field",
+    );
 }
 
 #[test]
 fn bad_duration() {
-    expect_err("\"100us\"", "\"fast\"", 17, "path[0].interval", "not a duration");
+    expect_err(
+        "\"100us\"",
+        "\"fast\"",
+        17,
+        "path[0].interval",
+        "not a duration",
+    );
 }
 
 #[test]
 fn timeout_too_short() {
-    expect_err("timeout = \"1ms\"", "timeout = \"150us\"", 18, "path[0].timeout", "twice the interval");
+    expect_err(
+        "timeout = \"1ms\"",
+        "timeout = \"150us\"",
+        18,
+        "path[0].timeout",
+        "twice the interval",
+    );
 }
 
 #[test]
 fn missing_interface_for_a_node() {
-    expect_err("{ a = \"eth1\", b = \"eth2\" }", "{ a = \"eth1\" }", 19, "path[0].interfaces", "no entry for node `b`");
+    expect_err(
+        "{ a = \"eth1\", b = \"eth2\" }",
+        "{ a = \"eth1\" }",
+        19,
+        "path[0].interfaces",
+        "no entry for node `b`",
+    );
 }
 
 #[test]
 fn bad_address() {
-    expect_err("b = \"10.2.0.2\"", "b = \"ten\"", 27, "path[1].addresses.b", "not an IP address");
+    expect_err(
+        "b = \"10.2.0.2\"",
+        "b = \"ten\"",
+        27,
+        "path[1].addresses.b",
+        "not an IP address",
+    );
 }
 
 #[test]
 fn option_of_another_kind() {
-    expect_err("kind = \"udp\"", "kind = \"ether\"", 26, "path[1].port", "not allowed on a path of kind `ether`");
+    expect_err(
+        "kind = \"udp\"",
+        "kind = \"ether\"",
+        26,
+        "path[1].port",
+        "not allowed on a path of kind `ether`",
+    );
 }
 
 #[test]
@@ -140,7 +202,10 @@ fn key_file_checks() {
     assert_eq!((e.line, e.key.as_str()), (5, "cluster.key_file"));
     assert!(e.message.contains("chmod 600"), "{e}");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(parse(&cfg, &text, Some("a")).unwrap().key.unwrap().len(), 20);
+    assert_eq!(
+        parse(&cfg, &text, Some("a")).unwrap().key.unwrap().len(),
+        20
+    );
     std::fs::write(&key, b"short").unwrap();
     let e = parse(&cfg, &text, Some("a")).unwrap_err();
     assert!(e.message.contains("at least 16"), "{e}");

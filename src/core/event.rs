@@ -139,7 +139,10 @@ impl DropReason {
     }
 
     fn index(self) -> usize {
-        Self::ALL.iter().position(|r| *r == self).expect("invariant: ALL lists every reason")
+        Self::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("invariant: ALL lists every reason")
     }
 }
 

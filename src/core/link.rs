@@ -57,7 +57,9 @@ pub enum SeqCheck {
 impl ReplayWindow {
     /// Classifies `seq` without changing anything.
     pub fn check(&self, seq: u32) -> SeqCheck {
-        let Some(top) = self.top else { return SeqCheck::Ahead { gap: 0 } };
+        let Some(top) = self.top else {
+            return SeqCheck::Ahead { gap: 0 };
+        };
         let ahead = seq.wrapping_sub(top);
         if ahead != 0 && ahead < 1 << 31 {
             return SeqCheck::Ahead { gap: ahead - 1 };
@@ -78,7 +80,11 @@ impl ReplayWindow {
         match self.check(seq) {
             SeqCheck::Ahead { .. } => {
                 let shift = self.top.map_or(REPLAY_WINDOW, |top| seq.wrapping_sub(top));
-                self.seen = if shift >= REPLAY_WINDOW { 0 } else { self.seen << shift };
+                self.seen = if shift >= REPLAY_WINDOW {
+                    0
+                } else {
+                    self.seen << shift
+                };
                 self.seen |= 1;
                 self.top = Some(seq);
             }
@@ -158,7 +164,11 @@ impl Link {
             let d = (transit - prev).unsigned_abs();
             let j = u128::from(self.jitter_ns);
             // J += (|D| - J) / 16, in integers.
-            let next = if d >= j { j + (d - j) / 16 } else { j - (j - d) / 16 };
+            let next = if d >= j {
+                j + (d - j) / 16
+            } else {
+                j - (j - d) / 16
+            };
             self.jitter_ns = u64::try_from(next).unwrap_or(u64::MAX);
         }
         self.last_transit_ns = Some(transit);

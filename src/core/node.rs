@@ -162,7 +162,13 @@ impl Node {
     ///
     /// # Panics
     /// If `spec` is invalid or does not contain `local` (config validates both first).
-    pub fn new(spec: ClusterSpec, local: NodeId, incarnation: u32, key: Option<AuthKey>, now: Instant) -> Node {
+    pub fn new(
+        spec: ClusterSpec,
+        local: NodeId,
+        incarnation: u32,
+        key: Option<AuthKey>,
+        now: Instant,
+    ) -> Node {
         spec.assert_valid();
         let local_idx = spec.node_index(local).expect("local node is in the spec");
         let peers = spec
@@ -181,7 +187,16 @@ impl Node {
                 links: [Link::new(now); MAX_PATHS],
             })
             .collect();
-        let tx = vec![Tx { next_at: now, seq: 0, cursor: 0, echo_rr: 0, frames: 0 }; spec.paths.len()];
+        let tx = vec![
+            Tx {
+                next_at: now,
+                seq: 0,
+                cursor: 0,
+                echo_rr: 0,
+                frames: 0
+            };
+            spec.paths.len()
+        ];
         let drops = vec![DropCounters::default(); spec.paths.len()];
         Node {
             spec,
@@ -205,10 +220,18 @@ impl Node {
     ///
     /// # Panics
     /// If `path` is not a configured path index.
-    pub fn handle_frame(&mut self, now: Instant, arrival: Instant, path: usize, bytes: &[u8]) -> Result<(), DropReason> {
+    pub fn handle_frame(
+        &mut self,
+        now: Instant,
+        arrival: Instant,
+        path: usize,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         assert!(path < self.spec.paths.len(), "path {path} not configured");
         let arrival = arrival.min(now);
-        let result = self.validate(path, bytes).and_then(|v| self.admit(now, arrival, path, &v));
+        let result = self
+            .validate(path, bytes)
+            .and_then(|v| self.admit(now, arrival, path, &v));
         if let Err(reason) = result {
             self.drops[path].count(reason);
         }
@@ -231,7 +254,10 @@ impl Node {
         }
         frame.check_tag(self.key.as_ref())?;
         let sender = NodeId::new(frame.node()).ok_or(DropReason::UnknownNode)?;
-        let peer = self.spec.node_index(sender).ok_or(DropReason::UnknownNode)?;
+        let peer = self
+            .spec
+            .node_index(sender)
+            .ok_or(DropReason::UnknownNode)?;
         if peer == self.local_idx {
             return Err(DropReason::OwnNodeId);
         }
@@ -241,8 +267,13 @@ impl Node {
         if frame.kind() != Kind::Heartbeat {
             return Err(DropReason::UnsupportedKind);
         }
-        let heartbeat = HeartbeatRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?;
-        Ok(Valid { peer, header: frame.header(), heartbeat })
+        let heartbeat =
+            HeartbeatRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?;
+        Ok(Valid {
+            peer,
+            header: frame.header(),
+            heartbeat,
+        })
     }
 
     fn classify_incarnation(&self, peer: usize, inc: u32) -> Incarnation {
@@ -256,7 +287,13 @@ impl Node {
     }
 
     /// Replay checks, then the state changes of a valid frame.
-    fn admit(&mut self, now: Instant, arrival: Instant, path: usize, v: &Valid) -> Result<(), DropReason> {
+    fn admit(
+        &mut self,
+        now: Instant,
+        arrival: Instant,
+        path: usize,
+        v: &Valid,
+    ) -> Result<(), DropReason> {
         let inc = v.header.incarnation;
         match self.classify_incarnation(v.peer, inc) {
             Incarnation::Stale => return Err(DropReason::Replay),
@@ -361,7 +398,9 @@ impl Node {
     /// A heartbeat that should have gone out long ago means this loop did not run: a local
     /// pause. Extend every silence by it (DESIGN §4).
     fn check_pause(&mut self, now: Instant) {
-        let Some(due) = self.tx.iter().map(|t| t.next_at).min() else { return };
+        let Some(due) = self.tx.iter().map(|t| t.next_at).min() else {
+            return;
+        };
         let late = now.saturating_since(due);
         if late <= self.spec.pause_threshold {
             return;
@@ -386,7 +425,14 @@ impl Node {
                 link.state = LinkState::Down;
                 link.down_at = Some(now);
                 let last_heard = link.heard_at;
-                self.push_event(now, Event::PathDown { peer, path: path_id(path), last_heard });
+                self.push_event(
+                    now,
+                    Event::PathDown {
+                        peer,
+                        path: path_id(path),
+                        last_heard,
+                    },
+                );
             }
         }
         let p = &self.peers[idx];
@@ -411,11 +457,17 @@ impl Node {
     /// # Panics
     /// If `buf` is shorter than [`FRAME_MAX`].
     pub fn poll_action(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
-        assert!(buf.len() >= FRAME_MAX, "poll_action buffer {} < FRAME_MAX", buf.len());
+        assert!(
+            buf.len() >= FRAME_MAX,
+            "poll_action buffer {} < FRAME_MAX",
+            buf.len()
+        );
         if let Some(a) = self.poll_transmit(now, buf) {
             return Some(a);
         }
-        self.events.pop_front().map(|(at, event)| Action::Event { at, event })
+        self.events
+            .pop_front()
+            .map(|(at, event)| Action::Event { at, event })
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
@@ -425,7 +477,9 @@ impl Node {
             }
             let dest = match self.spec.paths[path].kind {
                 PathKind::Ether => Some((Dest::All, None)),
-                PathKind::Udp => self.next_unicast(path).map(|i| (Dest::Node(self.peers[i].id), Some(i))),
+                PathKind::Udp => self
+                    .next_unicast(path)
+                    .map(|i| (Dest::Node(self.peers[i].id), Some(i))),
             };
             let Some((dest, to)) = dest else {
                 self.finish_round(now, path);
@@ -435,7 +489,11 @@ impl Node {
             if dest == Dest::All {
                 self.finish_round(now, path);
             }
-            return Some(Action::Transmit { path: path_id(path), dest, len });
+            return Some(Action::Transmit {
+                path: path_id(path),
+                dest,
+                len,
+            });
         }
         None
     }
@@ -455,13 +513,23 @@ impl Node {
         let tx = &mut self.tx[path];
         let behind = now.as_nanos().saturating_sub(tx.next_at.as_nanos());
         let slots = behind / interval + 1;
-        tx.next_at = Instant::from_nanos(tx.next_at.as_nanos().saturating_add(slots.saturating_mul(interval)));
+        tx.next_at = Instant::from_nanos(
+            tx.next_at
+                .as_nanos()
+                .saturating_add(slots.saturating_mul(interval)),
+        );
         tx.seq = tx.seq.wrapping_add(1);
         tx.cursor = 0;
         tx.frames += 1;
     }
 
-    fn emit_heartbeat(&mut self, now: Instant, path: usize, to: Option<usize>, buf: &mut [u8]) -> usize {
+    fn emit_heartbeat(
+        &mut self,
+        now: Instant,
+        path: usize,
+        to: Option<usize>,
+        buf: &mut [u8],
+    ) -> usize {
         let echo = self.echo_for(now, path, to);
         let heartbeat = HeartbeatRepr {
             view: 0,
@@ -480,7 +548,9 @@ impl Node {
             timestamp_ns: now.as_nanos(),
         };
         header
-            .emit(buf, heartbeat.buffer_len(), self.key.as_ref(), |p| heartbeat.emit(p))
+            .emit(buf, heartbeat.buffer_len(), self.key.as_ref(), |p| {
+                heartbeat.emit(p)
+            })
             .expect("invariant: buf holds FRAME_MAX bytes")
     }
 
@@ -492,16 +562,20 @@ impl Node {
             Some(i) => i,
             None => {
                 let start = self.tx[path].echo_rr;
-                let found = (0..n)
-                    .map(|k| (start + k) % n)
-                    .find(|&i| i != self.local_idx && self.peers[i].links[path].echo_src.is_some())?;
+                let found = (0..n).map(|k| (start + k) % n).find(|&i| {
+                    i != self.local_idx && self.peers[i].links[path].echo_src.is_some()
+                })?;
                 self.tx[path].echo_rr = (found + 1) % n;
                 found
             }
         };
         let (timestamp_ns, arrived) = self.peers[idx].links[path].echo_src?;
         let hold_ns = u32::try_from(now.saturating_since(arrived).as_nanos()).ok()?;
-        Some(Echo { node: self.peers[idx].id.get(), timestamp_ns, hold_ns })
+        Some(Echo {
+            node: self.peers[idx].id.get(),
+            timestamp_ns,
+            hold_ns,
+        })
     }
 
     fn heard_bitmaps(&self) -> [u64; MAX_PATHS] {
@@ -520,7 +594,10 @@ impl Node {
     pub fn next_deadline(&self) -> Option<Instant> {
         let tx = self.tx.iter().map(|t| t.next_at);
         let links = self.peers.iter().flat_map(|p| {
-            p.links.iter().zip(self.spec.paths.iter()).filter(|(l, _)| l.state == LinkState::Up)
+            p.links
+                .iter()
+                .zip(self.spec.paths.iter())
+                .filter(|(l, _)| l.state == LinkState::Up)
                 .map(|(l, spec)| l.silence_from.saturating_add(spec.timeout))
         });
         let grace = self

@@ -14,12 +14,19 @@ fn spec(paths: usize) -> ClusterSpec {
         name: "t".into(),
         cluster_id: 7,
         nodes: (1..=2)
-            .map(|i| NodeSpec { id: NodeId::new(i).unwrap(), name: format!("n{i}") })
+            .map(|i| NodeSpec {
+                id: NodeId::new(i).unwrap(),
+                name: format!("n{i}"),
+            })
             .collect(),
         paths: (0..paths)
             .map(|i| PathSpec {
                 name: format!("p{i}"),
-                kind: if i == 0 { PathKind::Ether } else { PathKind::Udp },
+                kind: if i == 0 {
+                    PathKind::Ether
+                } else {
+                    PathKind::Udp
+                },
                 interval: Duration::from_millis(1),
                 timeout: Duration::from_millis(5),
             })
@@ -34,7 +41,13 @@ fn key() -> AuthKey {
 }
 
 fn node(id: u8, inc: u32, paths: usize) -> Node {
-    Node::new(spec(paths), NodeId::new(id).unwrap(), inc, Some(key()), Instant::from_nanos(0))
+    Node::new(
+        spec(paths),
+        NodeId::new(id).unwrap(),
+        inc,
+        Some(key()),
+        Instant::from_nanos(0),
+    )
 }
 
 /// Drains every action of `n` at `now`: returns the frames (path, bytes) and events.
@@ -43,7 +56,9 @@ fn drain(n: &mut Node, now: Instant) -> (Vec<(usize, Vec<u8>)>, Vec<Event>) {
     let (mut frames, mut events) = (vec![], vec![]);
     while let Some(a) = n.poll_action(now, &mut buf) {
         match a {
-            Action::Transmit { path, len, .. } => frames.push((usize::from(path), buf[..len].to_vec())),
+            Action::Transmit { path, len, .. } => {
+                frames.push((usize::from(path), buf[..len].to_vec()))
+            }
             Action::Event { event, .. } => events.push(event),
         }
     }
@@ -52,7 +67,13 @@ fn drain(n: &mut Node, now: Instant) -> (Vec<(usize, Vec<u8>)>, Vec<Event>) {
 
 /// Runs `a` and `b` from `from` to `to` in 100 µs steps; `deliver(t, path)` decides
 /// whether a's frames reach b at time t. Returns b's events with their times.
-fn run(a: &mut Node, b: &mut Node, from: u64, to: u64, deliver: impl Fn(u64, usize) -> bool) -> Vec<(u64, Event)> {
+fn run(
+    a: &mut Node,
+    b: &mut Node,
+    from: u64,
+    to: u64,
+    deliver: impl Fn(u64, usize) -> bool,
+) -> Vec<(u64, Event)> {
     let mut seen = vec![];
     let mut t = from;
     while t <= to {
@@ -85,15 +106,28 @@ fn id(i: u8) -> NodeId {
 fn peer_comes_up_then_goes_down_when_all_paths_silent() {
     let (mut a, mut b) = (node(1, 11, 2), node(2, 22, 2));
     let ev = run(&mut a, &mut b, 0, 10 * MS, |_, _| true);
-    assert!(ev.iter().any(|(_, e)| *e == Event::NodeUp { peer: id(1), incarnation: 11 }));
+    assert!(ev.iter().any(|(_, e)| *e
+        == Event::NodeUp {
+            peer: id(1),
+            incarnation: 11
+        }));
     assert_eq!(b.peers()[0].state, PeerState::Up);
     // a dies at 10 ms: nothing more is delivered.
     let ev = run(&mut a, &mut b, 10 * MS + MS / 10, 30 * MS, |_, _| false);
-    let downs: Vec<_> = ev.iter().filter(|(_, e)| matches!(e, Event::PathDown { .. })).collect();
+    let downs: Vec<_> = ev
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::PathDown { .. }))
+        .collect();
     assert_eq!(downs.len(), 2, "both paths down: {ev:?}");
-    let (t, _) = ev.iter().find(|(_, e)| matches!(e, Event::NodeDown { .. })).expect("node down");
+    let (t, _) = ev
+        .iter()
+        .find(|(_, e)| matches!(e, Event::NodeDown { .. }))
+        .expect("node down");
     // last frame at 10 ms; timeout 5 ms; stepping 100 µs.
-    assert!((15 * MS..=15 * MS + MS / 10).contains(t), "node down at {t}");
+    assert!(
+        (15 * MS..=15 * MS + MS / 10).contains(t),
+        "node down at {t}"
+    );
     assert_eq!(b.peers()[0].state, PeerState::Down);
 }
 
@@ -102,8 +136,16 @@ fn one_path_down_keeps_peer_up() {
     let (mut a, mut b) = (node(1, 1, 2), node(2, 2, 2));
     run(&mut a, &mut b, 0, 10 * MS, |_, _| true);
     let ev = run(&mut a, &mut b, 10 * MS, 40 * MS, |_, path| path == 0);
-    assert!(ev.iter().any(|(_, e)| *e == Event::PathDown { peer: id(1), path: 1, last_heard: b.peers()[0].links[1].heard_at }));
-    assert!(!ev.iter().any(|(_, e)| matches!(e, Event::NodeDown { .. })), "{ev:?}");
+    assert!(ev.iter().any(|(_, e)| *e
+        == Event::PathDown {
+            peer: id(1),
+            path: 1,
+            last_heard: b.peers()[0].links[1].heard_at
+        }));
+    assert!(
+        !ev.iter().any(|(_, e)| matches!(e, Event::NodeDown { .. })),
+        "{ev:?}"
+    );
     assert_eq!(b.peers()[0].state, PeerState::Up);
 }
 
@@ -111,15 +153,41 @@ fn one_path_down_keeps_peer_up() {
 fn restart_is_down_then_up_with_new_incarnation() {
     let (mut a, mut b) = (node(1, 100, 1), node(2, 2, 1));
     run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
-    let mut a2 = Node::new(spec(1), id(1), 101, Some(key()), Instant::from_nanos(5 * MS));
+    let mut a2 = Node::new(
+        spec(1),
+        id(1),
+        101,
+        Some(key()),
+        Instant::from_nanos(5 * MS),
+    );
     let ev = run(&mut a2, &mut b, 5 * MS, 8 * MS, |_, _| true);
-    let kinds: Vec<_> = ev.iter().map(|(_, e)| *e).filter(|e| !matches!(e, Event::PathUp { .. })).collect();
+    let kinds: Vec<_> = ev
+        .iter()
+        .map(|(_, e)| *e)
+        .filter(|e| !matches!(e, Event::PathUp { .. }))
+        .collect();
     assert_eq!(
         kinds[..3],
         [
-            Event::NodeRestart { peer: id(1), old: 100, new: 101 },
-            Event::NodeDown { peer: id(1), last_heard: kinds.iter().find_map(|e| match e { Event::NodeDown { last_heard, .. } => Some(*last_heard), _ => None }).unwrap() },
-            Event::NodeUp { peer: id(1), incarnation: 101 },
+            Event::NodeRestart {
+                peer: id(1),
+                old: 100,
+                new: 101
+            },
+            Event::NodeDown {
+                peer: id(1),
+                last_heard: kinds
+                    .iter()
+                    .find_map(|e| match e {
+                        Event::NodeDown { last_heard, .. } => Some(*last_heard),
+                        _ => None,
+                    })
+                    .unwrap()
+            },
+            Event::NodeUp {
+                peer: id(1),
+                incarnation: 101
+            },
         ]
     );
     assert_eq!(b.peers()[0].restarts, 1);
@@ -150,9 +218,24 @@ fn each_bad_frame_lands_in_its_counter() {
     let now = Instant::from_nanos(0);
     let (frames, _) = drain(&mut a, now);
     let good = frames[0].1.clone();
-    let mut foreign = Node::new(ClusterSpec { cluster_id: 8, ..spec(2) }, id(1), 1, Some(key()), now);
+    let mut foreign = Node::new(
+        ClusterSpec {
+            cluster_id: 8,
+            ..spec(2)
+        },
+        id(1),
+        1,
+        Some(key()),
+        now,
+    );
     let foreign_frame = drain(&mut foreign, now).0[0].1.clone();
-    let mut wrong_key = Node::new(spec(2), id(1), 1, Some(AuthKey::new(b"another-key-0123456").unwrap()), now);
+    let mut wrong_key = Node::new(
+        spec(2),
+        id(1),
+        1,
+        Some(AuthKey::new(b"another-key-0123456").unwrap()),
+        now,
+    );
     let wrong_key_frame = drain(&mut wrong_key, now).0[0].1.clone();
     let mut own = Node::new(spec(2), id(2), 9, Some(key()), now);
     let own_frame = drain(&mut own, now).0[0].1.clone();
@@ -188,11 +271,22 @@ fn local_pause_extends_silence_instead_of_killing_a_live_peer() {
     let now = Instant::from_nanos(20 * MS);
     b.handle_timeout(now);
     let (_, events) = drain(&mut b, now);
-    assert!(matches!(events[..], [Event::LocalPause { late }] if late >= Duration::from_millis(16)), "{events:?}");
-    assert_eq!(b.peers()[0].state, PeerState::Up, "no node down after a local pause");
+    assert!(
+        matches!(events[..], [Event::LocalPause { late }] if late >= Duration::from_millis(16)),
+        "{events:?}"
+    );
+    assert_eq!(
+        b.peers()[0].state,
+        PeerState::Up,
+        "no node down after a local pause"
+    );
     // a's frames arrive again right after: the peer never went down.
     let ev = run(&mut a, &mut b, 20 * MS, 30 * MS, |_, _| true);
-    assert!(!ev.iter().any(|(_, e)| matches!(e, Event::NodeDown { .. } | Event::PathDown { .. })), "{ev:?}");
+    assert!(
+        !ev.iter()
+            .any(|(_, e)| matches!(e, Event::NodeDown { .. } | Event::PathDown { .. })),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -212,7 +306,13 @@ fn one_way_loss_is_seen_from_the_receiving_end() {
         events.extend(drain(&mut b, now).1); // b's frames are lost
         t += MS / 10;
     }
-    assert!(events.contains(&Event::PathOneWay { peer: id(1), path: 0 }), "{events:?}");
+    assert!(
+        events.contains(&Event::PathOneWay {
+            peer: id(1),
+            path: 0
+        }),
+        "{events:?}"
+    );
     assert_eq!(b.peers()[0].links[0].peer_hears_us, Some(false));
     assert_eq!(b.peers()[0].state, PeerState::Up);
 }
@@ -238,7 +338,16 @@ fn never_heard_peer_goes_down_after_startup_grace_only() {
             assert_eq!(b.peers()[0].state, PeerState::Unknown, "step {step}");
         }
     }
-    assert_eq!(events, [(50, Event::NodeDown { peer: id(1), last_heard: None })]);
+    assert_eq!(
+        events,
+        [(
+            50,
+            Event::NodeDown {
+                peer: id(1),
+                last_heard: None
+            }
+        )]
+    );
 }
 
 #[test]

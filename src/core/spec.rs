@@ -12,7 +12,9 @@ pub struct NodeId(u8);
 impl NodeId {
     /// A node id, or `None` outside 1..=64.
     pub fn new(id: u8) -> Option<NodeId> {
-        (1..=u8::try_from(MAX_NODES).expect("invariant: 64 fits u8")).contains(&id).then_some(NodeId(id))
+        (1..=u8::try_from(MAX_NODES).expect("invariant: 64 fits u8"))
+            .contains(&id)
+            .then_some(NodeId(id))
     }
 
     /// The raw id.
@@ -96,11 +98,19 @@ impl ClusterSpec {
         assert!(!self.paths.is_empty(), "no paths");
         assert!(self.paths.len() <= MAX_PATHS, "{} paths", self.paths.len());
         for (i, n) in self.nodes.iter().enumerate() {
-            assert!(self.nodes[..i].iter().all(|m| m.id != n.id), "duplicate node id {:?}", n.id);
+            assert!(
+                self.nodes[..i].iter().all(|m| m.id != n.id),
+                "duplicate node id {:?}",
+                n.id
+            );
         }
         for p in &self.paths {
             assert!(p.interval > Duration::ZERO, "path {} interval zero", p.name);
-            assert!(p.timeout > p.interval, "path {} timeout <= interval", p.name);
+            assert!(
+                p.timeout > p.interval,
+                "path {} timeout <= interval",
+                p.name
+            );
         }
     }
 
@@ -111,11 +121,19 @@ impl ClusterSpec {
 
     /// The longest path timeout: the grace a never-heard peer gets at startup.
     pub fn timeout_max(&self) -> Duration {
-        self.paths.iter().map(|p| p.timeout).max().unwrap_or(Duration::ZERO)
+        self.paths
+            .iter()
+            .map(|p| p.timeout)
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// The shortest path timeout.
     pub fn timeout_min(&self) -> Duration {
-        self.paths.iter().map(|p| p.timeout).min().unwrap_or(Duration::ZERO)
+        self.paths
+            .iter()
+            .map(|p| p.timeout)
+            .min()
+            .unwrap_or(Duration::ZERO)
     }
 }

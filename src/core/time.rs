@@ -47,8 +47,16 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_nanos(10);
         assert_eq!(t.saturating_since(Instant::from_nanos(20)), Duration::ZERO);
-        assert_eq!(t.saturating_sub(Duration::from_nanos(11)), Instant::from_nanos(0));
-        assert_eq!(Instant::from_nanos(u64::MAX - 1).saturating_add(Duration::from_secs(1)).as_nanos(), u64::MAX);
+        assert_eq!(
+            t.saturating_sub(Duration::from_nanos(11)),
+            Instant::from_nanos(0)
+        );
+        assert_eq!(
+            Instant::from_nanos(u64::MAX - 1)
+                .saturating_add(Duration::from_secs(1))
+                .as_nanos(),
+            u64::MAX
+        );
         assert_eq!(nanos(Duration::MAX), u64::MAX);
     }
 }

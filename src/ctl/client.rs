@@ -10,13 +10,21 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends `request` to the daemon at `socket` and returns its JSON answer.
 pub fn request(socket: &Path, request: &str) -> Result<String, String> {
-    let mut s = UnixStream::connect(socket)
-        .map_err(|e| format!("cannot reach the daemon at {}: {e} (is `heartwire run` up? see --socket)", socket.display()))?;
-    s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    s.write_all(format!("{request}\n").as_bytes()).map_err(|e| format!("sending request: {e}"))?;
+    let mut s = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach the daemon at {}: {e} (is `heartwire run` up? see --socket)",
+            socket.display()
+        )
+    })?;
+    s.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("{request}\n").as_bytes())
+        .map_err(|e| format!("sending request: {e}"))?;
     let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| format!("reading answer: {e}"))?;
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("reading answer: {e}"))?;
     if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&out) {
         if let Some(serde_json::Value::String(e)) = m.get("error") {
             return Err(format!("daemon refused `{request}`: {e}"));

@@ -7,6 +7,7 @@
 //! its text rendering live here so `status --json` and the table show the same data.
 
 pub mod client;
+pub mod debug;
 pub mod status;
 
 /// Longest request line accepted.

@@ -113,31 +113,85 @@ impl StatusReport {
     pub fn render(&self) -> String {
         let mut o = String::new();
         let up_s = self.now_ns.saturating_sub(self.started_ns) as f64 / 1e9;
-        let _ = writeln!(o, "cluster {} (id {})  node {} (id {})  incarnation {:08x}  up {up_s:.1}s  config {}",
-            self.cluster, self.cluster_id, self.node, self.node_id, self.incarnation, self.config_hash);
-        let _ = writeln!(o, "local pauses: {} ({} µs in all)\n", self.pauses, self.pause_total_us);
-        let _ = writeln!(o, "{:<10} {:<6} {:<16} {:>9} {:>9} {:>10} {:>6} {:>6}  drops",
-            "PATH", "KIND", "DEVICE", "INTERVAL", "TIMEOUT", "TX", "TXERR", "RXERR");
+        let _ = writeln!(
+            o,
+            "cluster {} (id {})  node {} (id {})  incarnation {:08x}  up {up_s:.1}s  config {}",
+            self.cluster,
+            self.cluster_id,
+            self.node,
+            self.node_id,
+            self.incarnation,
+            self.config_hash
+        );
+        let _ = writeln!(
+            o,
+            "local pauses: {} ({} µs in all)\n",
+            self.pauses, self.pause_total_us
+        );
+        let _ = writeln!(
+            o,
+            "{:<10} {:<6} {:<16} {:>9} {:>9} {:>10} {:>6} {:>6}  drops",
+            "PATH", "KIND", "DEVICE", "INTERVAL", "TIMEOUT", "TX", "TXERR", "RXERR"
+        );
         for p in &self.paths {
-            let drops: Vec<String> = p.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
-            let _ = writeln!(o, "{:<10} {:<6} {:<16} {:>7}µs {:>7}µs {:>10} {:>6} {:>6}  {}",
-                p.name, p.kind, p.device, p.interval_us, p.timeout_us, p.tx_frames, p.tx_errors, p.rx_errors,
-                if drops.is_empty() { "-".to_owned() } else { drops.join(" ") });
+            let drops: Vec<String> = p
+                .drops
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            let _ = writeln!(
+                o,
+                "{:<10} {:<6} {:<16} {:>7}µs {:>7}µs {:>10} {:>6} {:>6}  {}",
+                p.name,
+                p.kind,
+                p.device,
+                p.interval_us,
+                p.timeout_us,
+                p.tx_frames,
+                p.tx_errors,
+                p.rx_errors,
+                if drops.is_empty() {
+                    "-".to_owned()
+                } else {
+                    drops.join(" ")
+                }
+            );
         }
         for peer in &self.peers {
             let since = self.now_ns.saturating_sub(peer.since_ns) as f64 / 1e9;
-            let cfg = match peer.config_match { Some(true) => "config ok", Some(false) => "CONFIG MISMATCH", None => "config ?" };
-            let _ = writeln!(o, "\npeer {} (id {}): {} for {since:.3}s  incarnation {}  restarts {}  {cfg}",
-                peer.name, peer.id, peer.state.to_uppercase(),
-                peer.incarnation.map_or("-".into(), |i| format!("{i:08x}")), peer.restarts);
-            let _ = writeln!(o, "  {:<10} {:<6} {:>12} {:>10} {:>10} {:>10} {:>8} {:>10}",
-                "PATH", "STATE", "LAST HEARD", "RTT", "JITTER", "RECEIVED", "LOST", "HEARS US");
+            let cfg = match peer.config_match {
+                Some(true) => "config ok",
+                Some(false) => "CONFIG MISMATCH",
+                None => "config ?",
+            };
+            let _ = writeln!(
+                o,
+                "\npeer {} (id {}): {} for {since:.3}s  incarnation {}  restarts {}  {cfg}",
+                peer.name,
+                peer.id,
+                peer.state.to_uppercase(),
+                peer.incarnation.map_or("-".into(), |i| format!("{i:08x}")),
+                peer.restarts
+            );
+            let _ = writeln!(
+                o,
+                "  {:<10} {:<6} {:>12} {:>10} {:>10} {:>10} {:>8} {:>10}",
+                "PATH", "STATE", "LAST HEARD", "RTT", "JITTER", "RECEIVED", "LOST", "HEARS US"
+            );
             for l in &peer.links {
-                let age = l.age_us.map_or("never".into(), |a| format!("{:.3}ms ago", a as f64 / 1e3));
+                let age = l
+                    .age_us
+                    .map_or("never".into(), |a| format!("{:.3}ms ago", a as f64 / 1e3));
                 let rtt = l.rtt_us.map_or("-".into(), |r| format!("{r:.1}µs"));
-                let hears = l.peer_hears_us.map_or("?", |h| if h { "yes" } else { "NO" });
-                let _ = writeln!(o, "  {:<10} {:<6} {:>12} {:>10} {:>8.1}µs {:>10} {:>8} {:>10}",
-                    l.path, l.state, age, rtt, l.jitter_us, l.received, l.lost, hears);
+                let hears = l
+                    .peer_hears_us
+                    .map_or("?", |h| if h { "yes" } else { "NO" });
+                let _ = writeln!(
+                    o,
+                    "  {:<10} {:<6} {:>12} {:>10} {:>8.1}µs {:>10} {:>8} {:>10}",
+                    l.path, l.state, age, rtt, l.jitter_us, l.received, l.lost, hears
+                );
             }
         }
         if !self.recent_events.is_empty() {

@@ -63,7 +63,11 @@ impl CtlServer {
         }
         let listener = UnixListener::bind(path).map_err(io_err)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
-        Ok(CtlServer { listener, path: path.to_owned(), conns: (0..CONN_MAX).map(|_| None).collect() })
+        Ok(CtlServer {
+            listener,
+            path: path.to_owned(),
+            conns: (0..CONN_MAX).map(|_| None).collect(),
+        })
     }
 
     /// Registers the listener.
@@ -91,9 +95,22 @@ impl CtlServer {
                 log::warn!("control connection refused: {CONN_MAX} already open");
                 continue;
             };
-            let mut conn = Conn { stream, input: Vec::new(), output: Vec::new(), written: 0, answered: false };
+            let mut conn = Conn {
+                stream,
+                input: Vec::new(),
+                output: Vec::new(),
+                written: 0,
+                answered: false,
+            };
             let token = Token(CTL_CONN_BASE + slot);
-            if registry.register(&mut conn.stream, token, Interest::READABLE | Interest::WRITABLE).is_ok() {
+            if registry
+                .register(
+                    &mut conn.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_ok()
+            {
                 self.conns[slot] = Some(conn);
             }
         }
@@ -128,7 +145,11 @@ impl CtlServer {
         }
         if let Some(end) = conn.input.iter().position(|b| *b == b'\n') {
             conn.answered = true;
-            return Some(String::from_utf8_lossy(&conn.input[..end]).trim().to_owned());
+            return Some(
+                String::from_utf8_lossy(&conn.input[..end])
+                    .trim()
+                    .to_owned(),
+            );
         }
         if conn.input.len() > REQUEST_MAX {
             conn.answered = true;
@@ -148,7 +169,9 @@ impl CtlServer {
 
     /// Continues writing; closes the connection when the answer is out.
     pub(crate) fn write(&mut self, slot: usize, registry: &Registry) {
-        let Some(conn) = self.conns[slot].as_mut() else { return };
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
         if !conn.answered {
             return;
         }
@@ -178,11 +201,15 @@ impl Drop for CtlServer {
 
 /// Only root and the daemon's own user may use the control socket.
 fn authorize(stream: &UnixStream) -> Result<(), String> {
-    let cred = heartwire_hal::cred::peer_cred(stream.as_fd()).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    let cred =
+        heartwire_hal::cred::peer_cred(stream.as_fd()).map_err(|e| format!("SO_PEERCRED: {e}"))?;
     let me = heartwire_hal::cred::effective_uid();
     if cred.uid == 0 || cred.uid == me {
         Ok(())
     } else {
-        Err(format!("pid {} uid {} is neither root nor uid {me}", cred.pid, cred.uid))
+        Err(format!(
+            "pid {} uid {} is neither root nor uid {me}",
+            cred.pid, cred.uid
+        ))
     }
 }

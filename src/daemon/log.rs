@@ -33,7 +33,13 @@ impl Log for StderrLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        let line = format!("{}.{:09} {level} {}: {}\n", ns / 1_000_000_000, ns % 1_000_000_000, self.node, r.args());
+        let line = format!(
+            "{}.{:09} {level} {}: {}\n",
+            ns / 1_000_000_000,
+            ns % 1_000_000_000,
+            self.node,
+            r.args()
+        );
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
@@ -56,7 +62,10 @@ pub fn level(verbose: u8) -> LevelFilter {
 
 /// Installs the logger once; later calls are ignored.
 pub fn init(node: &str, level: LevelFilter) {
-    let logger = LOGGER.get_or_init(|| StderrLogger { node: node.to_owned(), level });
+    let logger = LOGGER.get_or_init(|| StderrLogger {
+        node: node.to_owned(),
+        level,
+    });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }

@@ -103,10 +103,19 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         .io
         .iter()
         .zip(&cfg.spec.paths)
-        .map(|(io, p)| PathSocket::open(io, cfg.spec.cluster_id).map_err(|source| DaemonError::Path { path: p.name.clone(), source }))
+        .map(|(io, p)| {
+            PathSocket::open(io, cfg.spec.cluster_id).map_err(|source| DaemonError::Path {
+                path: p.name.clone(),
+                source,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let ctl = CtlServer::bind(&socket)?;
+    let mut _cpu_latency = None;
     if let Some(rt) = cfg.realtime {
+        if let Some(us) = rt.cpu_dma_latency_us {
+            _cpu_latency = Some(sched::hold_cpu_latency(us)?);
+        }
         if rt.lock_memory {
             sched::lock_memory()?;
         }
@@ -114,11 +123,23 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
             sched::set_affinity(cpu)?;
         }
         sched::set_fifo(rt.priority)?;
-        ::log::info!("real-time mode: SCHED_FIFO priority {}, memory locked: {}, cpu: {:?}", rt.priority, rt.lock_memory, rt.cpu);
+        ::log::info!(
+            "real-time mode: SCHED_FIFO priority {}, memory locked: {}, cpu: {:?}, cpu wake-up latency request: {:?} µs",
+            rt.priority,
+            rt.lock_memory,
+            rt.cpu,
+            rt.cpu_dma_latency_us
+        );
     }
-    let key = cfg.key.as_deref().map(AuthKey::new).transpose().map_err(|_| DaemonError::Key)?;
+    let key = cfg
+        .key
+        .as_deref()
+        .map(AuthKey::new)
+        .transpose()
+        .map_err(|_| DaemonError::Key)?;
     let incarnation = loop {
-        let r = u32::try_from(random::u64().map_err(|e| DaemonError::Poll(e))? >> 32).expect("invariant: u64 >> 32 fits u32");
+        let r = u32::try_from(random::u64().map_err(DaemonError::Poll)? >> 32)
+            .expect("invariant: u64 >> 32 fits u32");
         if r != 0 {
             break r;
         }
@@ -128,23 +149,60 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
     let node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
     let io = vec![IoCounters::default(); socks.len()];
     let mut d = Daemon {
-        node, socks, io, timer, signals, ctl, armed: None, started,
-        recent: VecDeque::with_capacity(RECENT_EVENTS), drop_log: RateLimit::default(), io_log: RateLimit::default(), keyed,
+        node,
+        socks,
+        io,
+        timer,
+        signals,
+        ctl,
+        armed: None,
+        started,
+        recent: VecDeque::with_capacity(RECENT_EVENTS),
+        drop_log: RateLimit::default(),
+        io_log: RateLimit::default(),
+        keyed,
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
-        cfg.spec.name, cfg.spec.cluster_id, cfg.local.get(), d.socks.len(), socket.display(), if keyed { "on" } else { "OFF (frames are not authenticated)" }
+        cfg.spec.name,
+        cfg.spec.cluster_id,
+        cfg.local.get(),
+        d.socks.len(),
+        socket.display(),
+        if keyed {
+            "on"
+        } else {
+            "OFF (frames are not authenticated)"
+        }
     );
-    d.run_loop()
+    let result = d.run_loop();
+    drop(_cpu_latency);
+    result
 }
 
 impl Daemon {
     fn register(&mut self, poll: &Poll) -> io::Result<()> {
         let reg = poll.registry();
-        reg.register(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&self.timer))), token::TIMER, Interest::READABLE)?;
-        reg.register(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&self.signals))), token::SIGNAL, Interest::READABLE)?;
+        reg.register(
+            &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(
+                &self.timer,
+            ))),
+            token::TIMER,
+            Interest::READABLE,
+        )?;
+        reg.register(
+            &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(
+                &self.signals,
+            ))),
+            token::SIGNAL,
+            Interest::READABLE,
+        )?;
         for (i, s) in self.socks.iter().enumerate() {
-            reg.register(&mut SourceFd(&s.raw_fd()), Token(token::PATH_BASE + i), Interest::READABLE)?;
+            reg.register(
+                &mut SourceFd(&s.raw_fd()),
+                Token(token::PATH_BASE + i),
+                Interest::READABLE,
+            )?;
         }
         self.ctl.register(reg)
     }
@@ -219,7 +277,10 @@ impl Daemon {
                 Err(e) => {
                     self.io[i].rx_errors += 1;
                     if self.io_log.allow(now.as_nanos(), 1_000_000_000).is_some() {
-                        ::log::warn!("path {}: receive failed: {e}", self.node.spec().paths[i].name);
+                        ::log::warn!(
+                            "path {}: receive failed: {e}",
+                            self.node.spec().paths[i].name
+                        );
                     }
                     return false;
                 }
@@ -235,7 +296,11 @@ impl Daemon {
             let arrival = arrival_time(now.as_nanos(), real_ns, meta.rx_realtime_ns);
             if let Err(reason) = self.node.handle_frame(now, arrival, i, &buf[..len]) {
                 if let Some(suppressed) = self.drop_log.allow(now.as_nanos(), 1_000_000_000) {
-                    ::log::debug!("path {}: dropped a frame: {} ({suppressed} more drops not logged)", self.node.spec().paths[i].name, reason.name());
+                    ::log::debug!(
+                        "path {}: dropped a frame: {} ({suppressed} more drops not logged)",
+                        self.node.spec().paths[i].name,
+                        reason.name()
+                    );
                 }
             }
         }
@@ -254,7 +319,10 @@ impl Daemon {
                     if let Err(e) = self.socks[i].send(to, &buf[..len]) {
                         self.io[i].tx_errors += 1;
                         if self.io_log.allow(now.as_nanos(), 1_000_000_000).is_some() {
-                            ::log::warn!("path {}: send failed: {e}", self.node.spec().paths[i].name);
+                            ::log::warn!(
+                                "path {}: send failed: {e}",
+                                self.node.spec().paths[i].name
+                            );
                         }
                     }
                 }
@@ -277,7 +345,9 @@ impl Daemon {
                 self.ctl.accept(reg);
                 continue;
             }
-            let Some(slot) = CtlServer::slot(ev.token()) else { continue };
+            let Some(slot) = CtlServer::slot(ev.token()) else {
+                continue;
+            };
             if let Some(req) = self.ctl.read_request(slot, reg) {
                 let answer = self.answer(&req, now);
                 self.ctl.respond(slot, answer, reg);
@@ -291,7 +361,14 @@ impl Daemon {
         match req {
             "status" => {
                 let recent: Vec<String> = self.recent.iter().cloned().collect();
-                let report = report::status(&self.node, &self.socks, &self.io, self.started, now, &recent);
+                let report = report::status(
+                    &self.node,
+                    &self.socks,
+                    &self.io,
+                    self.started,
+                    now,
+                    &recent,
+                );
                 serde_json::to_vec_pretty(&report).expect("invariant: status serialises")
             }
             other => {
@@ -317,7 +394,9 @@ impl Daemon {
 /// to `now` (the time the frame was read).
 fn arrival_time(now_ns: u64, real_ns: u64, rx_real_ns: Option<u64>) -> Instant {
     match rx_real_ns {
-        Some(ts) if ts <= real_ns && real_ns - ts <= RX_AGE_MAX_NS => Instant::from_nanos(now_ns.saturating_sub(real_ns - ts)),
+        Some(ts) if ts <= real_ns && real_ns - ts <= RX_AGE_MAX_NS => {
+            Instant::from_nanos(now_ns.saturating_sub(real_ns - ts))
+        }
         _ => Instant::from_nanos(now_ns),
     }
 }
@@ -329,8 +408,16 @@ mod tests {
     #[test]
     fn arrival_time_converts_and_falls_back() {
         assert_eq!(arrival_time(1_000, 5_000, Some(4_900)).as_nanos(), 900);
-        assert_eq!(arrival_time(1_000, 5_000, Some(5_100)).as_nanos(), 1_000, "stamp after the reading");
-        assert_eq!(arrival_time(2_000_000_000, 5_000_000_000, Some(1)).as_nanos(), 2_000_000_000, "too old");
+        assert_eq!(
+            arrival_time(1_000, 5_000, Some(5_100)).as_nanos(),
+            1_000,
+            "stamp after the reading"
+        );
+        assert_eq!(
+            arrival_time(2_000_000_000, 5_000_000_000, Some(1)).as_nanos(),
+            2_000_000_000,
+            "too old"
+        );
         assert_eq!(arrival_time(1_000, 5_000, None).as_nanos(), 1_000);
     }
 }

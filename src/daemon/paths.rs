@@ -42,13 +42,19 @@ impl PathSocket {
     /// Opens the path of `io` for cluster `cluster_id`.
     pub(crate) fn open(io: &PathIo, cluster_id: u16) -> Result<PathSocket, HalError> {
         match io {
-            PathIo::Ether { interface, ethertype } => {
+            PathIo::Ether {
+                interface,
+                ethertype,
+            } => {
                 let sock = PacketSocket::open(interface, *ethertype)?;
                 let group = cluster_mac(cluster_id);
                 sock.join_multicast(group)?;
                 Ok(PathSocket::Ether { sock, group })
             }
-            PathIo::Udp { bind, peers } => Ok(PathSocket::Udp { sock: UdpSocket::bind(*bind)?, peers: peers.clone() }),
+            PathIo::Udp { bind, peers } => Ok(PathSocket::Udp {
+                sock: UdpSocket::bind(*bind)?,
+                peers: peers.clone(),
+            }),
         }
     }
 
@@ -57,7 +63,11 @@ impl PathSocket {
         match self {
             PathSocket::Ether { sock, .. } => {
                 let rx = sock.recv(buf)?;
-                Ok(if rx.outgoing { Rx::Own } else { Rx::Frame(rx.meta) })
+                Ok(if rx.outgoing {
+                    Rx::Own
+                } else {
+                    Rx::Frame(rx.meta)
+                })
             }
             PathSocket::Udp { sock, .. } => Ok(Rx::Frame(sock.recv(buf)?.meta)),
         }
@@ -68,7 +78,11 @@ impl PathSocket {
         match (self, to) {
             (PathSocket::Ether { sock, group }, _) => sock.send_to(*group, frame),
             (PathSocket::Udp { sock, peers }, Some(i)) => {
-                let addr = peers.get(i).copied().flatten().ok_or(io::ErrorKind::AddrNotAvailable)?;
+                let addr = peers
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .ok_or(io::ErrorKind::AddrNotAvailable)?;
                 sock.send_to(frame, addr)
             }
             (PathSocket::Udp { .. }, None) => Err(io::ErrorKind::InvalidInput.into()),
@@ -79,7 +93,9 @@ impl PathSocket {
     pub(crate) fn device(&self) -> String {
         match self {
             PathSocket::Ether { sock, .. } => sock.ifname().to_owned(),
-            PathSocket::Udp { sock, .. } => sock.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+            PathSocket::Udp { sock, .. } => sock
+                .local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string()),
         }
     }
 

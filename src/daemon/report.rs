@@ -18,11 +18,16 @@ pub(crate) struct IoCounters {
 }
 
 fn node_name(node: &Node, id: NodeId) -> &str {
-    node.spec().node_index(id).map_or("?", |i| node.spec().nodes[i].name.as_str())
+    node.spec()
+        .node_index(id)
+        .map_or("?", |i| node.spec().nodes[i].name.as_str())
 }
 
 fn path_name(node: &Node, path: u8) -> &str {
-    node.spec().paths.get(usize::from(path)).map_or("?", |p| p.name.as_str())
+    node.spec()
+        .paths
+        .get(usize::from(path))
+        .map_or("?", |p| p.name.as_str())
 }
 
 fn opt_secs(t: Option<Instant>) -> String {
@@ -35,61 +40,139 @@ fn opt_secs(t: Option<Instant>) -> String {
 pub(crate) fn event_line(node: &Node, at: Instant, e: &Event) -> String {
     let at = secs(at.as_nanos());
     match *e {
-        Event::PathUp { peer, path } => format!("event=path_up at={at} peer={} path={}", node_name(node, peer), path_name(node, path)),
-        Event::PathDown { peer, path, last_heard } => format!(
-            "event=path_down at={at} peer={} path={} last_heard={}", node_name(node, peer), path_name(node, path), opt_secs(last_heard)),
+        Event::PathUp { peer, path } => format!(
+            "event=path_up at={at} peer={} path={}",
+            node_name(node, peer),
+            path_name(node, path)
+        ),
+        Event::PathDown {
+            peer,
+            path,
+            last_heard,
+        } => format!(
+            "event=path_down at={at} peer={} path={} last_heard={}",
+            node_name(node, peer),
+            path_name(node, path),
+            opt_secs(last_heard)
+        ),
         Event::PathOneWay { peer, path } => format!(
-            "event=path_one_way at={at} peer={} path={} (the peer no longer hears us there)", node_name(node, peer), path_name(node, path)),
-        Event::NodeUp { peer, incarnation } => format!("event=node_up at={at} peer={} incarnation={incarnation:08x}", node_name(node, peer)),
+            "event=path_one_way at={at} peer={} path={} (the peer no longer hears us there)",
+            node_name(node, peer),
+            path_name(node, path)
+        ),
+        Event::NodeUp { peer, incarnation } => format!(
+            "event=node_up at={at} peer={} incarnation={incarnation:08x}",
+            node_name(node, peer)
+        ),
         Event::NodeDown { peer, last_heard } => {
-            let silent: Vec<String> = node.spec().node_index(peer).map(|i| {
-                node.spec().paths.iter().zip(node.peers()[i].links.iter())
-                    .map(|(p, l)| format!("{}@{}", p.name, opt_secs(l.heard_at))).collect()
-            }).unwrap_or_default();
-            format!("event=node_down at={at} peer={} last_heard={} paths_last_heard={}", node_name(node, peer), opt_secs(last_heard), silent.join(","))
+            let silent: Vec<String> = node
+                .spec()
+                .node_index(peer)
+                .map(|i| {
+                    node.spec()
+                        .paths
+                        .iter()
+                        .zip(node.peers()[i].links.iter())
+                        .map(|(p, l)| format!("{}@{}", p.name, opt_secs(l.heard_at)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "event=node_down at={at} peer={} last_heard={} paths_last_heard={}",
+                node_name(node, peer),
+                opt_secs(last_heard),
+                silent.join(",")
+            )
         }
-        Event::NodeRestart { peer, old, new } => format!("event=node_restart at={at} peer={} old={old:08x} new={new:08x}", node_name(node, peer)),
-        Event::LocalPause { late } => format!("event=local_pause at={at} late_us={} (loop woke late; silence deadlines extended)", late.as_micros()),
+        Event::NodeRestart { peer, old, new } => format!(
+            "event=node_restart at={at} peer={} old={old:08x} new={new:08x}",
+            node_name(node, peer)
+        ),
+        Event::LocalPause { late } => format!(
+            "event=local_pause at={at} late_us={} (loop woke late; silence deadlines extended)",
+            late.as_micros()
+        ),
         Event::ConfigMismatch { peer, theirs } => format!(
-            "event=config_mismatch at={at} peer={} theirs={theirs:016x} ours={:016x}", node_name(node, peer), node.spec().config_hash),
+            "event=config_mismatch at={at} peer={} theirs={theirs:016x} ours={:016x}",
+            node_name(node, peer),
+            node.spec().config_hash
+        ),
     }
 }
 
 /// The full status report.
-pub(crate) fn status(node: &Node, socks: &[PathSocket], io: &[IoCounters], started: Instant, now: Instant, recent: &[String]) -> StatusReport {
+pub(crate) fn status(
+    node: &Node,
+    socks: &[PathSocket],
+    io: &[IoCounters],
+    started: Instant,
+    now: Instant,
+    recent: &[String],
+) -> StatusReport {
     let spec = node.spec();
-    let paths = spec.paths.iter().enumerate().map(|(i, p)| PathStatus {
-        name: p.name.clone(),
-        kind: p.kind.name().into(),
-        device: socks[i].device(),
-        interval_us: u64::try_from(p.interval.as_micros()).unwrap_or(u64::MAX),
-        timeout_us: u64::try_from(p.timeout.as_micros()).unwrap_or(u64::MAX),
-        tx_frames: node.tx_frames(i),
-        tx_errors: io[i].tx_errors,
-        rx_errors: io[i].rx_errors,
-        drops: DropReason::ALL.iter().map(|r| (r.name().to_owned(), node.drops(i).get(*r))).collect::<BTreeMap<_, _>>(),
-    }).collect();
-    let peers = node.peers().iter().zip(spec.nodes.iter()).filter(|(p, _)| p.id != node.local()).map(|(p, n)| PeerStatus {
-        name: n.name.clone(),
-        id: p.id.get(),
-        state: match p.state { PeerState::Unknown => "unknown", PeerState::Up => "up", PeerState::Down => "down" }.into(),
-        since_ns: p.since.as_nanos(),
-        incarnation: p.incarnation,
-        restarts: p.restarts,
-        config_match: p.config_hash.map(|h| h == spec.config_hash),
-        links: spec.paths.iter().zip(p.links.iter()).map(|(ps, l)| LinkStatus {
-            path: ps.name.clone(),
-            state: match l.state { LinkState::Never => "never", LinkState::Up => "up", LinkState::Down => "down" }.into(),
-            last_heard_ns: l.heard_at.map(Instant::as_nanos),
-            age_us: l.heard_at.map(|h| u64::try_from(now.saturating_since(h).as_micros()).unwrap_or(u64::MAX)),
-            down_at_ns: l.down_at.map(Instant::as_nanos),
-            rtt_us: l.rtt.map(|r| r.as_nanos() as f64 / 1e3),
-            jitter_us: l.jitter_ns as f64 / 1e3,
-            received: l.received,
-            lost: l.lost,
-            peer_hears_us: l.peer_hears_us,
-        }).collect(),
-    }).collect();
+    let paths = spec
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PathStatus {
+            name: p.name.clone(),
+            kind: p.kind.name().into(),
+            device: socks[i].device(),
+            interval_us: u64::try_from(p.interval.as_micros()).unwrap_or(u64::MAX),
+            timeout_us: u64::try_from(p.timeout.as_micros()).unwrap_or(u64::MAX),
+            tx_frames: node.tx_frames(i),
+            tx_errors: io[i].tx_errors,
+            rx_errors: io[i].rx_errors,
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name().to_owned(), node.drops(i).get(*r)))
+                .collect::<BTreeMap<_, _>>(),
+        })
+        .collect();
+    let peers = node
+        .peers()
+        .iter()
+        .zip(spec.nodes.iter())
+        .filter(|(p, _)| p.id != node.local())
+        .map(|(p, n)| PeerStatus {
+            name: n.name.clone(),
+            id: p.id.get(),
+            state: match p.state {
+                PeerState::Unknown => "unknown",
+                PeerState::Up => "up",
+                PeerState::Down => "down",
+            }
+            .into(),
+            since_ns: p.since.as_nanos(),
+            incarnation: p.incarnation,
+            restarts: p.restarts,
+            config_match: p.config_hash.map(|h| h == spec.config_hash),
+            links: spec
+                .paths
+                .iter()
+                .zip(p.links.iter())
+                .map(|(ps, l)| LinkStatus {
+                    path: ps.name.clone(),
+                    state: match l.state {
+                        LinkState::Never => "never",
+                        LinkState::Up => "up",
+                        LinkState::Down => "down",
+                    }
+                    .into(),
+                    last_heard_ns: l.heard_at.map(Instant::as_nanos),
+                    age_us: l.heard_at.map(|h| {
+                        u64::try_from(now.saturating_since(h).as_micros()).unwrap_or(u64::MAX)
+                    }),
+                    down_at_ns: l.down_at.map(Instant::as_nanos),
+                    rtt_us: l.rtt.map(|r| r.as_nanos() as f64 / 1e3),
+                    jitter_us: l.jitter_ns as f64 / 1e3,
+                    received: l.received,
+                    lost: l.lost,
+                    peer_hears_us: l.peer_hears_us,
+                })
+                .collect(),
+        })
+        .collect();
     let (pauses, pause_total) = node.pauses();
     StatusReport {
         version: env!("CARGO_PKG_VERSION").into(),

@@ -35,7 +35,8 @@ impl AuthKey {
         if key.len() < KEY_LEN_MIN {
             return Err(KeyTooShort);
         }
-        let keyed = Hmac::<Sha256>::new_from_slice(key).expect("invariant: HMAC takes any key length");
+        let keyed =
+            Hmac::<Sha256>::new_from_slice(key).expect("invariant: HMAC takes any key length");
         Ok(AuthKey { keyed })
     }
 

@@ -183,7 +183,11 @@ impl<T: AsRef<[u8]>> Frame<T> {
         let data = self.buffer.as_ref();
         let (body, crc) = data.split_at(data.len() - CRC_LEN);
         let want = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        if crc32fast::hash(body) == want { Ok(()) } else { Err(FrameError::BadCrc) }
+        if crc32fast::hash(body) == want {
+            Ok(())
+        } else {
+            Err(FrameError::BadCrc)
+        }
     }
 
     /// Checks the tag with `key`. A cluster without a key has no tag: always `Ok`.
@@ -316,7 +320,10 @@ impl HeaderRepr {
         key: Option<&AuthKey>,
         write_payload: impl FnOnce(&mut [u8]),
     ) -> Result<usize, BufferTooSmall> {
-        assert!(payload_len <= PAYLOAD_MAX, "payload {payload_len} above PAYLOAD_MAX");
+        assert!(
+            payload_len <= PAYLOAD_MAX,
+            "payload {payload_len} above PAYLOAD_MAX"
+        );
         let total = buffer_len(payload_len, key.is_some());
         let buf = buf.get_mut(..total).ok_or(BufferTooSmall)?;
         buf[field::MAGIC].copy_from_slice(&MAGIC.to_be_bytes());
@@ -372,7 +379,9 @@ mod tests {
     #[test]
     fn emit_matches_golden() {
         let mut buf = [0xa5u8; 64];
-        let n = header().emit(&mut buf, 2, None, |p| p.copy_from_slice(&[0xaa, 0xbb])).unwrap();
+        let n = header()
+            .emit(&mut buf, 2, None, |p| p.copy_from_slice(&[0xaa, 0xbb]))
+            .unwrap();
         assert_eq!(n, 32);
         assert_eq!(&buf[..28], &GOLDEN[..28]);
         assert_eq!(&buf[28..32], &crc32fast::hash(&GOLDEN[..28]).to_be_bytes());
@@ -391,26 +400,47 @@ mod tests {
     #[test]
     fn each_check_has_its_error() {
         let g = GOLDEN;
-        assert_eq!(Frame::new_checked(&g[..29], false).unwrap_err(), FrameError::Short);
+        assert_eq!(
+            Frame::new_checked(&g[..29], false).unwrap_err(),
+            FrameError::Short
+        );
         let mut m = g;
         m[0] = 0;
-        assert_eq!(Frame::new_checked(&m[..], false).unwrap_err(), FrameError::BadMagic);
+        assert_eq!(
+            Frame::new_checked(&m[..], false).unwrap_err(),
+            FrameError::BadMagic
+        );
         let mut v = g;
         v[2] = 2;
-        assert_eq!(Frame::new_checked(&v[..], false).unwrap_err(), FrameError::BadVersion);
+        assert_eq!(
+            Frame::new_checked(&v[..], false).unwrap_err(),
+            FrameError::BadVersion
+        );
         let mut big = g;
         big[24] = 0xff;
-        assert_eq!(Frame::new_checked(&big[..], false).unwrap_err(), FrameError::Overlong);
-        assert_eq!(Frame::new_checked(&g[..31], false).unwrap_err(), FrameError::Short);
+        assert_eq!(
+            Frame::new_checked(&big[..], false).unwrap_err(),
+            FrameError::Overlong
+        );
+        assert_eq!(
+            Frame::new_checked(&g[..31], false).unwrap_err(),
+            FrameError::Short
+        );
         let mut long = [0u8; 33];
         long[..32].copy_from_slice(&g);
-        assert_eq!(Frame::new_checked(&long[..], false).unwrap_err(), FrameError::Overlong);
+        assert_eq!(
+            Frame::new_checked(&long[..], false).unwrap_err(),
+            FrameError::Overlong
+        );
         let mut c = g;
         c[27] ^= 1;
         let f = Frame::new_checked(&c[..], false).unwrap();
         assert_eq!(f.check_crc().unwrap_err(), FrameError::BadCrc);
         // A keyed view of an unkeyed frame is too short for its tag.
-        assert_eq!(Frame::new_checked(&g[..], true).unwrap_err(), FrameError::Short);
+        assert_eq!(
+            Frame::new_checked(&g[..], true).unwrap_err(),
+            FrameError::Short
+        );
     }
 
     #[test]
@@ -418,7 +448,9 @@ mod tests {
         let key = AuthKey::new(b"0123456789abcdef").unwrap();
         let other = AuthKey::new(b"0123456789abcdeX").unwrap();
         let mut buf = [0u8; 128];
-        let n = header().emit(&mut buf, 2, Some(&key), |p| p.fill(9)).unwrap();
+        let n = header()
+            .emit(&mut buf, 2, Some(&key), |p| p.fill(9))
+            .unwrap();
         assert_eq!(n, 32 + TAG_LEN);
         let f = Frame::new_checked(&buf[..n], true).unwrap();
         f.check_crc().unwrap();
@@ -437,7 +469,10 @@ mod tests {
     #[test]
     fn too_small_buffer() {
         let mut buf = [0u8; 31];
-        assert_eq!(header().emit(&mut buf, 2, None, |_| {}), Err(BufferTooSmall));
+        assert_eq!(
+            header().emit(&mut buf, 2, None, |_| {}),
+            Err(BufferTooSmall)
+        );
     }
 
     mod prop {

@@ -113,11 +113,19 @@ impl HeartbeatRepr {
     /// # Panics
     /// If `p` has another length or `path_count` exceeds [`MAX_PATHS`] (caller bugs).
     pub fn emit(&self, p: &mut [u8]) {
-        assert!(usize::from(self.path_count) <= MAX_PATHS, "path_count {}", self.path_count);
+        assert!(
+            usize::from(self.path_count) <= MAX_PATHS,
+            "path_count {}",
+            self.path_count
+        );
         assert_eq!(p.len(), self.buffer_len(), "heartbeat buffer length");
         p[field::VIEW].copy_from_slice(&self.view.to_be_bytes());
         p[field::CONFIG_HASH].copy_from_slice(&self.config_hash.to_be_bytes());
-        let echo = self.echo.unwrap_or(Echo { node: 0, timestamp_ns: 0, hold_ns: 0 });
+        let echo = self.echo.unwrap_or(Echo {
+            node: 0,
+            timestamp_ns: 0,
+            hold_ns: 0,
+        });
         p[field::ECHO_NODE] = echo.node;
         p[field::PATH_COUNT] = self.path_count;
         p[field::ECHO_TS].copy_from_slice(&echo.timestamp_ns.to_be_bytes());
@@ -155,7 +163,11 @@ mod tests {
         HeartbeatRepr {
             view: 5,
             config_hash: 0x1122_3344_5566_7788,
-            echo: Some(Echo { node: 2, timestamp_ns: 0x0a0b, hold_ns: 0x0c0d }),
+            echo: Some(Echo {
+                node: 2,
+                timestamp_ns: 0x0a0b,
+                hold_ns: 0x0c0d,
+            }),
             path_count: 2,
             heard,
         }
@@ -192,11 +204,20 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(HeartbeatRepr::parse(&GOLDEN[..29]), Err(HeartbeatError::Short));
-        assert_eq!(HeartbeatRepr::parse(&GOLDEN[..45]), Err(HeartbeatError::BadLength));
+        assert_eq!(
+            HeartbeatRepr::parse(&GOLDEN[..29]),
+            Err(HeartbeatError::Short)
+        );
+        assert_eq!(
+            HeartbeatRepr::parse(&GOLDEN[..45]),
+            Err(HeartbeatError::BadLength)
+        );
         let mut many = GOLDEN;
         many[17] = 9;
-        assert_eq!(HeartbeatRepr::parse(&many), Err(HeartbeatError::TooManyPaths));
+        assert_eq!(
+            HeartbeatRepr::parse(&many),
+            Err(HeartbeatError::TooManyPaths)
+        );
     }
 
     mod prop {

@@ -1,0 +1,60 @@
+# heartwire: the single entry point for developers and CI (STYLE §11).
+#
+#   make demo    two-node cluster in network namespaces, kill -9, detection timeline
+#   make test    every test: unit, property, config, and the netns lab (needs root)
+#   make bench   detection latency percentiles with real daemons (needs root)
+#   make check   rustfmt, clippy -D warnings, the sans-IO ban-list
+#
+# Every target installs what it needs (Debian packages via apt-get) on a fresh machine.
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
+APT_PKGS := iproute2 stress-ng
+
+.PHONY: all build release deps demo test test-unit test-lab bench check fmt clean
+
+all: build
+
+deps:
+	@missing=""; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v stress-ng >/dev/null 2>&1 || missing="$$missing stress-ng"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+demo: deps release
+	$(SUDO) BIN=target/release/heartwire ./demo/demo.sh
+
+# Unit, property and CLI tests run in parallel; the netns lab runs one test at a time
+# (the stress test wants the machine to itself).
+test: deps
+	$(CARGO) test --workspace --lib --bins --test config_cli
+	$(CARGO) test --test detection -- --test-threads=1
+
+bench: deps
+	$(CARGO) bench --bench detection
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# The brain is pure: no clocks, sleeps or randomness in core or wire (STYLE §3).
+	@! grep -rnE 'Instant::now|SystemTime|thread_rng|thread::sleep|std::(fs|net|process)' src/core src/wire \
+	  || (echo "ban-list: I/O, clocks or randomness in src/core or src/wire" && false)
+	@# All unsafe code lives in hal (STYLE §0).
+	@! grep -rn 'unsafe' src tests benches --include=*.rs | grep -v forbid \
+	  || (echo "ban-list: unsafe outside hal" && false)
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,445 @@
+//! The netns lab (DESIGN §8): an N-node cluster on this one machine.
+//!
+//! Topology: a "switch" namespace holds two bridges, `br1` and `br2` (two independent
+//! networks). Each node is a namespace with `eth1` on br1 and `eth2` on br2 (veth pairs),
+//! addresses 10.200.1.<id>/24 and 10.200.2.<id>/24, which exist only inside these
+//! namespaces. Paths: `e1` raw Ethernet on eth1, `e2` raw Ethernet on eth2, `u1` UDP on
+//! net1. Every node runs the real `heartwire` binary.
+//!
+//! Rules kept here: namespace names carry a per-lab prefix (test tag + pid); every
+//! namespace, process and file created is removed in `Drop`, also when a test panics (the
+//! node logs are printed first); every wait is bounded in time; processes are killed only
+//! by the PID we started.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use heartwire::ctl::client;
+use heartwire::ctl::status::StatusReport;
+
+/// The heartwire binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_heartwire"))
+}
+
+/// CLOCK_MONOTONIC now, ns: the clock every namespace on the host shares and the daemon
+/// logs with.
+pub fn mono_ns() -> u64 {
+    heartwire_hal::clock::monotonic_ns()
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Timing and options of one lab cluster.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// Heartbeat interval of every path, e.g. "1ms".
+    pub interval: String,
+    /// Timeout of every path, e.g. "5ms".
+    pub timeout: String,
+    /// Run the daemons SCHED_FIFO at this priority.
+    pub realtime: Option<u8>,
+    /// Extra `[cluster]` lines.
+    pub cluster_extra: String,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            interval: "1ms".into(),
+            timeout: "5ms".into(),
+            realtime: None,
+            cluster_extra: String::new(),
+        }
+    }
+}
+
+/// A parsed `event=` log line.
+#[derive(Debug, Clone)]
+pub struct LogEvent {
+    /// Event name, e.g. `node_down`.
+    pub name: String,
+    /// Decision time, CLOCK_MONOTONIC ns.
+    pub at_ns: u64,
+    /// The whole line.
+    pub line: String,
+}
+
+impl LogEvent {
+    /// The value of `key=` in the line.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    }
+}
+
+/// One lab cluster; dropping it tears everything down.
+pub struct Lab {
+    prefix: String,
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+    procs: Vec<Option<Child>>,
+    namespaces: Vec<String>,
+    pub config_path: PathBuf,
+    pub cluster_id: u16,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Parses `s.nnnnnnnnn` into ns.
+pub fn parse_secs(s: &str) -> Option<u64> {
+    let (a, b) = s.split_once('.')?;
+    Some(a.parse::<u64>().ok()? * 1_000_000_000 + b.parse::<u64>().ok()?)
+}
+
+impl Lab {
+    /// Builds the namespaces and writes the config; starts no daemon yet.
+    pub fn new(tag: &str, nodes: usize, cfg: &LabConfig) -> Lab {
+        assert!((2..=8).contains(&nodes));
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("hw{tag}{}x{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&dir).expect("lab dir");
+        let names: Vec<String> = (0..nodes)
+            .map(|i| ((b'a' + u8::try_from(i).unwrap()) as char).to_string())
+            .collect();
+        let mut lab = Lab {
+            prefix: prefix.clone(),
+            dir: dir.clone(),
+            names: names.clone(),
+            procs: (0..nodes).map(|_| None).collect(),
+            namespaces: vec![],
+            config_path: dir.join("cluster.toml"),
+            cluster_id: 4242,
+        };
+        lab.add_ns(&lab.switch_ns());
+        ip(&[
+            "-n",
+            &lab.switch_ns(),
+            "link",
+            "add",
+            "br1",
+            "type",
+            "bridge",
+        ]);
+        ip(&[
+            "-n",
+            &lab.switch_ns(),
+            "link",
+            "add",
+            "br2",
+            "type",
+            "bridge",
+        ]);
+        ip(&["-n", &lab.switch_ns(), "link", "set", "br1", "up"]);
+        ip(&["-n", &lab.switch_ns(), "link", "set", "br2", "up"]);
+        for (i, name) in names.iter().enumerate() {
+            let ns = lab.ns(i);
+            lab.add_ns(&ns);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            for net in 1..=2 {
+                lab.plug(&ns, &format!("{name}{net}"), &format!("eth{net}"), net);
+                ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("10.200.{net}.{}/24", i + 1),
+                    "dev",
+                    &format!("eth{net}"),
+                ]);
+            }
+        }
+        lab.write_config(cfg);
+        lab
+    }
+
+    fn add_ns(&mut self, ns: &str) {
+        ip(&["netns", "add", ns]);
+        self.namespaces.push(ns.to_owned());
+    }
+
+    /// Connects interface `inside` of namespace `ns` to bridge `br<net>` of the switch
+    /// through a veth pair whose switch end is `port`.
+    pub fn plug(&self, ns: &str, port: &str, inside: &str, net: u8) {
+        let sw = self.switch_ns();
+        ip(&[
+            "-n", &sw, "link", "add", port, "type", "veth", "peer", "name", inside, "netns", ns,
+        ]);
+        ip(&[
+            "-n",
+            &sw,
+            "link",
+            "set",
+            port,
+            "master",
+            &format!("br{net}"),
+            "up",
+        ]);
+        ip(&["-n", ns, "link", "set", inside, "up"]);
+    }
+
+    /// Adds an extra namespace (e.g. a frame injector) plugged into network `net`.
+    pub fn add_host(&mut self, name: &str, net: u8) -> String {
+        let ns = format!("{}-{name}", self.prefix);
+        self.add_ns(&ns);
+        self.plug(&ns, &format!("x{name}{net}"), "eth0", net);
+        ns
+    }
+
+    pub fn switch_ns(&self) -> String {
+        format!("{}-sw", self.prefix)
+    }
+
+    pub fn ns(&self, i: usize) -> String {
+        format!("{}-{}", self.prefix, self.names[i])
+    }
+
+    pub fn socket(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("{}.sock", self.names[i]))
+    }
+
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("{}.log", self.names[i]))
+    }
+
+    fn write_config(&self, c: &LabConfig) {
+        let key = self.dir.join("key");
+        std::fs::write(&key, b"lab-cluster-key-0123456789abcdef").unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut t = format!(
+            "[cluster]\nname = \"lab\"\nid = {}\nkey_file = \"key\"\n{}\n",
+            self.cluster_id, c.cluster_extra
+        );
+        if let Some(p) = c.realtime {
+            t += &format!("[realtime]\npriority = {p}\ncpu_dma_latency_us = 0\n\n");
+        }
+        for (i, n) in self.names.iter().enumerate() {
+            t += &format!("[[node]]\nname = \"{n}\"\nid = {}\n\n", i + 1);
+        }
+        let per_node = |f: &dyn Fn(usize) -> String| {
+            self.names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{n} = \"{}\"", f(i)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for net in 1..=2 {
+            t += &format!(
+                "[[path]]\nname = \"e{net}\"\nkind = \"ether\"\ninterval = \"{}\"\ntimeout = \"{}\"\ninterfaces = {{ {} }}\n\n",
+                c.interval,
+                c.timeout,
+                per_node(&|_| format!("eth{net}"))
+            );
+        }
+        t += &format!(
+            "[[path]]\nname = \"u1\"\nkind = \"udp\"\ninterval = \"{}\"\ntimeout = \"{}\"\nport = 5405\naddresses = {{ {} }}\n",
+            c.interval,
+            c.timeout,
+            per_node(&|i| format!("10.200.1.{}", i + 1))
+        );
+        std::fs::write(&self.config_path, t).unwrap();
+    }
+
+    /// Starts node `i` (appending to its log).
+    pub fn start(&mut self, i: usize) {
+        assert!(self.procs[i].is_none(), "node {i} already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(i)])
+            .arg(binary())
+            .args(["run", "--foreground", "-c"])
+            .arg(&self.config_path)
+            .args(["--node", &self.names[i], "--socket"])
+            .arg(self.socket(i))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn heartwire");
+        self.procs[i] = Some(child);
+    }
+
+    /// Starts every node and waits until each sees every other up.
+    pub fn start_all(&mut self) {
+        for i in 0..self.names.len() {
+            self.start(i);
+        }
+        for i in 0..self.names.len() {
+            self.wait_for(
+                Duration::from_secs(10),
+                &format!("{} sees all peers up", self.names[i]),
+                |lab| {
+                    lab.status(i).is_some_and(|s| {
+                        s.peers
+                            .iter()
+                            .all(|p| p.state == "up" && p.links.iter().all(|l| l.state == "up"))
+                    })
+                },
+            );
+        }
+    }
+
+    /// The PID of node `i`'s daemon.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.procs[i].as_ref().expect("running").id()
+    }
+
+    /// SIGKILL node `i` (the process we started, by PID) and reap it.
+    pub fn kill(&mut self, i: usize) {
+        let mut c = self.procs[i].take().expect("node running");
+        c.kill().expect("kill");
+        c.wait().expect("reap");
+    }
+
+    /// SIGTERM node `i` and wait (bounded) for it to exit; returns its exit code.
+    pub fn stop(&mut self, i: usize) -> Option<i32> {
+        let mut c = self.procs[i].take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
+    /// Whether node `i`'s process is still alive.
+    pub fn alive(&mut self, i: usize) -> bool {
+        self.procs[i]
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Node `i`'s status, if its daemon answers.
+    pub fn status(&self, i: usize) -> Option<StatusReport> {
+        let json = client::request(&self.socket(i), "status").ok()?;
+        serde_json::from_str(&json).ok()
+    }
+
+    /// Sets link `eth<net>` of node `i` down or up (a cut cable inside its namespace).
+    pub fn set_link(&self, i: usize, net: u8, up: bool) {
+        ip(&[
+            "-n",
+            &self.ns(i),
+            "link",
+            "set",
+            &format!("eth{net}"),
+            if up { "up" } else { "down" },
+        ]);
+    }
+
+    /// Every `event=` line node `i` has logged.
+    pub fn events(&self, i: usize) -> Vec<LogEvent> {
+        let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let name = l
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("event="))?
+                    .to_owned();
+                let at = l
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("at="))
+                    .and_then(parse_secs)?;
+                Some(LogEvent {
+                    name,
+                    at_ns: at,
+                    line: l.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Polls `cond` every 10 ms until it holds or `limit` passes (then panics with `what`).
+    pub fn wait_for(&self, limit: Duration, what: &str, mut cond: impl FnMut(&Lab) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if cond(self) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Runs `heartwire` with `args` inside namespace `ns`, feeding `stdin`.
+    pub fn run_in(&self, ns: &str, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(binary())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
+    /// The lab's key bytes.
+    pub fn key(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("key")).unwrap()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in self.procs.iter_mut().filter_map(Option::take) {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            for i in 0..self.names.len() {
+                let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!(
+                    "---- log of node {} (last {} lines) ----",
+                    self.names[i],
+                    tail.len()
+                );
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
