@@ -98,8 +98,7 @@ echo
 echo "== status of b, both nodes running"
 "$BIN" status --socket "$DIR/b.sock"
 
-KILLED_AT=$("$BIN" debug now)
-kill -9 "${PIDS[0]}"
+KILLED_AT=$("$BIN" debug kill --pid "${PIDS[0]}")
 sleep 0.5
 
 echo "== timeline on b after kill -9 of a (pid ${PIDS[0]}); t=0 is the kill, CLOCK_MONOTONIC"

@@ -76,6 +76,12 @@ enum DebugCommand {
     },
     /// Print CLOCK_MONOTONIC in ns (the clock heartwire logs with).
     Now,
+    /// SIGKILL a process, printing CLOCK_MONOTONIC ns read just before the kill(2) call.
+    Kill {
+        /// Process id.
+        #[arg(long)]
+        pid: i32,
+    },
     /// Print up to COUNT received frames as hex, one per line.
     Capture {
         /// Interface.
@@ -217,6 +223,12 @@ fn debug(cmd: DebugCommand) -> Exit {
             let frames = std::io::read_to_string(std::io::stdin()).unwrap_or_default();
             debug::send_frames(&interface, ethertype, mac, &frames)
                 .map(|n| eprintln!("sent {n} frame(s)"))
+        }
+        DebugCommand::Kill { pid } => {
+            let at = heartwire_hal::clock::monotonic_ns();
+            heartwire_hal::process::signal(pid, heartwire_hal::process::SIGKILL)
+                .map(|()| println!("{at}"))
+                .map_err(|e| format!("kill {pid}: {e}"))
         }
         DebugCommand::Now => {
             println!("{}", heartwire_hal::clock::monotonic_ns());

@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod cred;
 pub mod packet;
+pub mod process;
 pub mod random;
 pub mod sched;
 pub mod signalfd;
