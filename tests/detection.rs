@@ -440,3 +440,38 @@ fn injected_bad_frames_land_in_their_counters_and_change_nothing() {
         "no events from injected frames: {new_events:?}"
     );
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_the_control_socket_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut lab = Lab::new("t", 2, &LabConfig::default());
+    lab.start_all();
+    let sock = lab.socket(A);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "control socket mode");
+    // Another user cannot talk to the daemon (a copy of the CLI it can execute, run as nobody).
+    let cli = lab.dir.join("heartwire-cli");
+    std::fs::copy(lab::binary(), &cli).unwrap();
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&cli)
+        .args(["status", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("runuser");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the daemon"));
+    // SIGTERM: exit 0, socket removed, the peer sees it go.
+    assert_eq!(lab.stop(A), Some(0));
+    assert!(!sock.exists(), "control socket removed on exit");
+    let log = std::fs::read_to_string(lab.log_path(A)).unwrap();
+    assert!(log.contains("stopping on signal"), "{log}");
+    lab.wait_for(Duration::from_secs(5), "b sees a down", |l| {
+        l.status(B).is_some_and(|s| peer(&s, "a").state == "down")
+    });
+}
