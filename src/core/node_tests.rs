@@ -243,8 +243,20 @@ fn each_bad_frame_lands_in_its_counter() {
     *bad_crc.last_mut().unwrap() ^= 1;
     let mut bad_magic = good.clone();
     bad_magic[0] = 0;
-    let cases: [(&[u8], usize, DropReason); 8] = [
+    let mut overlong = good.clone();
+    overlong.push(0);
+    let mut bad_version = good.clone();
+    bad_version[2] = 2;
+    let unknown = raw_frame(Kind::Heartbeat, 5, &good_payload());
+    let bad_payload = raw_frame(Kind::Heartbeat, 1, &[1, 2, 3]);
+    let unsupported = raw_frame(Kind::ViewPropose, 1, &good_payload());
+    let cases: [(&[u8], usize, DropReason); 13] = [
         (&good[..10], 0, DropReason::Short),
+        (&overlong, 0, DropReason::Overlong),
+        (&bad_version, 0, DropReason::BadVersion),
+        (&unknown, 0, DropReason::UnknownNode),
+        (&bad_payload, 0, DropReason::BadPayload),
+        (&unsupported, 0, DropReason::UnsupportedKind),
         (&bad_magic, 0, DropReason::BadMagic),
         (&bad_crc, 0, DropReason::BadCrc),
         (&foreign_frame, 0, DropReason::ForeignCluster),
@@ -257,9 +269,52 @@ fn each_bad_frame_lands_in_its_counter() {
     for (bytes, path, want) in cases {
         assert_eq!(b.handle_frame(now, now, path, bytes), Err(want), "{want:?}");
     }
-    assert_eq!(b.drops(0).total() + b.drops(1).total(), 8);
+    assert_eq!(b.drops(0).total() + b.drops(1).total(), 13);
     assert_eq!(b.peers()[0].state, PeerState::Unknown, "no state change");
     assert!(drain(&mut b, now).1.is_empty(), "no events");
+    // A replay needs an accepted original first.
+    assert_eq!(b.handle_frame(now, now, 0, &good), Ok(()));
+    assert_eq!(b.handle_frame(now, now, 0, &good), Err(DropReason::Replay));
+    // Every counter can be reached (STYLE §9: no counter that never increments).
+    for r in DropReason::ALL {
+        assert!(
+            b.drops(0).get(r) + b.drops(1).get(r) > 0,
+            "{r:?} never counted"
+        );
+    }
+}
+
+fn good_payload() -> Vec<u8> {
+    let hb = HeartbeatRepr {
+        view: 0,
+        config_hash: 0,
+        echo: None,
+        path_count: 0,
+        heard: [0; MAX_PATHS],
+    };
+    let mut p = vec![0u8; hb.buffer_len()];
+    hb.emit(&mut p);
+    p
+}
+
+/// A keyed frame of cluster 7 on path 0 with any kind, sender and payload.
+fn raw_frame(kind: Kind, node: u8, payload: &[u8]) -> Vec<u8> {
+    let h = HeaderRepr {
+        kind,
+        cluster: 7,
+        node,
+        path: 0,
+        incarnation: 1,
+        seq: 1,
+        timestamp_ns: 0,
+    };
+    let mut buf = [0u8; FRAME_MAX];
+    let n = h
+        .emit(&mut buf, payload.len(), Some(&key()), |p| {
+            p.copy_from_slice(payload)
+        })
+        .unwrap();
+    buf[..n].to_vec()
 }
 
 #[test]
