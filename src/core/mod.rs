@@ -8,6 +8,7 @@
 pub mod event;
 pub mod link;
 pub mod node;
+pub mod placement;
 pub mod spec;
 pub mod time;
 
