@@ -17,7 +17,8 @@ use lab::{Lab, LabConfig, mono_ns};
 
 const A: usize = 0;
 const B: usize = 1;
-const TIMEOUT_NS: u64 = 5_000_000;
+/// The default lab profile's timeout (`LabConfig::default`).
+const TIMEOUT_NS: u64 = 200_000_000;
 
 fn peer<'a>(s: &'a StatusReport, name: &str) -> &'a heartwire::ctl::status::PeerStatus {
     s.peers

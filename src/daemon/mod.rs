@@ -23,6 +23,7 @@ mod token;
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -181,28 +182,17 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
 }
 
 impl Daemon {
+    /// Registers every source with its token. The owners keep their fds (mio's
+    /// `SourceFd` only borrows the number for the call).
     fn register(&mut self, poll: &Poll) -> io::Result<()> {
         let reg = poll.registry();
-        reg.register(
-            &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(
-                &self.timer,
-            ))),
-            token::TIMER,
-            Interest::READABLE,
-        )?;
-        reg.register(
-            &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(
-                &self.signals,
-            ))),
-            token::SIGNAL,
-            Interest::READABLE,
-        )?;
+        let readable = |fd: BorrowedFd<'_>, token: Token| {
+            reg.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+        };
+        readable(self.timer.as_fd(), token::TIMER)?;
+        readable(self.signals.as_fd(), token::SIGNAL)?;
         for (i, s) in self.socks.iter().enumerate() {
-            reg.register(
-                &mut SourceFd(&s.raw_fd()),
-                Token(token::PATH_BASE + i),
-                Interest::READABLE,
-            )?;
+            readable(s.as_fd(), Token(token::PATH_BASE + i))?;
         }
         self.ctl.register(reg)
     }

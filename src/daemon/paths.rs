@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use heartwire_hal::packet::PacketSocket;
 use heartwire_hal::udp::UdpSocket;
@@ -103,12 +103,13 @@ impl PathSocket {
     pub(crate) fn is_ether(&self) -> bool {
         matches!(self, PathSocket::Ether { .. })
     }
+}
 
-    /// Raw fd for mio registration (the socket keeps ownership).
-    pub(crate) fn raw_fd(&self) -> i32 {
+impl AsFd for PathSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            PathSocket::Ether { sock, .. } => sock.as_fd().as_raw_fd(),
-            PathSocket::Udp { sock, .. } => sock.as_fd().as_raw_fd(),
+            PathSocket::Ether { sock, .. } => sock.as_fd(),
+            PathSocket::Udp { sock, .. } => sock.as_fd(),
         }
     }
 }

@@ -56,9 +56,12 @@ pub struct LabConfig {
 
 impl Default for LabConfig {
     fn default() -> Self {
+        // Functional tests check logic, not timing: a timeout far above this VM's worst
+        // scheduling stall (32 ms measured) keeps them from flaking. Timing is measured by
+        // the bench and the stress test, which set their own profiles.
         LabConfig {
-            interval: "1ms".into(),
-            timeout: "5ms".into(),
+            interval: "10ms".into(),
+            timeout: "200ms".into(),
             realtime: None,
             cluster_extra: String::new(),
         }
