@@ -10,6 +10,7 @@ pub mod auth;
 pub mod ethernet;
 pub mod frame;
 pub mod heartbeat;
+pub mod view;
 
 /// Highest node id (ids are 1..=64, DESIGN §3) and so the most nodes in a cluster.
 pub const MAX_NODES: usize = 64;
