@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod link;
+pub mod membership;
 pub mod node;
 pub mod placement;
 pub mod spec;

@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn golden_and_errors() {
-        let v = ViewRepr { number: 0x0102, members: 0b1011 };
+        let v = ViewRepr {
+            number: 0x0102,
+            members: 0b1011,
+        };
         let mut p = [0xa5u8; LEN];
         v.emit(&mut p);
         assert_eq!(p, [0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0b1011]);

@@ -1,0 +1,268 @@
+//! Membership (DESIGN §5): views agreed by propose / ack / commit, and quorum.
+//!
+//! The coordinator is the lowest-id node this node believes alive. When its alive set
+//! differs from the committed view it proposes a view (number above any it has seen) with
+//! exactly that set; a member acks when it is in the set, believes every proposed member
+//! alive, and has acked no equal or higher number; the coordinator commits when every
+//! proposed member acked, and otherwise, at the retry deadline, proposes again without
+//! the members that stayed silent. A node that receives a commit excluding it falls back
+//! to a view of itself alone (never quorate in a cluster of more than two).
+//!
+//! Pure: messages go out through a callback, time is an argument.
+
+use core::time::Duration;
+
+use super::placement::NodeSet;
+use super::spec::NodeId;
+use super::time::Instant;
+
+/// A committed (or proposed) view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// Number; higher is newer.
+    pub number: u64,
+    /// Members.
+    pub members: NodeSet,
+}
+
+/// What a membership message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewMsgKind {
+    /// Coordinator → members: please agree to this view.
+    Propose,
+    /// Member → coordinator: agreed.
+    Ack,
+    /// Coordinator → members: this view is installed.
+    Commit,
+}
+
+/// A membership message to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewMsg {
+    /// Kind.
+    pub kind: ViewMsgKind,
+    /// The view it is about.
+    pub view: View,
+    /// Recipient; `None` for every member of `view`.
+    pub to: Option<NodeId>,
+}
+
+/// How many retry periods a member that failed to ack is left out of proposals.
+pub const SUSPECT_RETRIES: u32 = 4;
+
+#[derive(Debug, Clone, Copy)]
+struct Proposal {
+    view: View,
+    acks: NodeSet,
+    deadline: Instant,
+}
+
+/// One node's membership state.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    local: NodeId,
+    view: View,
+    max_seen: u64,
+    acked: u64,
+    proposal: Option<Proposal>,
+    suspects: NodeSet,
+    suspects_until: Instant,
+    configured: u32,
+    two_node: bool,
+}
+
+impl Membership {
+    /// Starts in the view of this node alone, number 0.
+    pub fn new(local: NodeId, configured: u32, two_node: bool, now: Instant) -> Membership {
+        let mut members = NodeSet::EMPTY;
+        members.insert(local);
+        Membership {
+            local,
+            view: View { number: 0, members },
+            max_seen: 0,
+            acked: 0,
+            proposal: None,
+            suspects: NodeSet::EMPTY,
+            suspects_until: now,
+            configured,
+            two_node,
+        }
+    }
+
+    /// The committed view.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// Whether `members` hold quorum: a strict majority of the configured nodes, or, in
+    /// `two_node` mode, any member of a two-node cluster.
+    pub fn is_quorate(&self, members: NodeSet) -> bool {
+        2 * members.len() > self.configured
+            || (self.two_node && self.configured == 2 && !members.is_empty())
+    }
+
+    /// Whether the committed view holds quorum.
+    pub fn quorate(&self) -> bool {
+        self.is_quorate(self.view.members)
+    }
+
+    /// Notes a view number seen anywhere (heartbeats carry the sender's).
+    pub fn observe(&mut self, number: u64) {
+        self.max_seen = self.max_seen.max(number);
+    }
+
+    /// Drives the coordinator role. `alive` must contain this node. Returns a newly
+    /// committed view, if any.
+    ///
+    /// Members that did not ack by a proposal's deadline become suspects: they are left
+    /// out of proposals for [`SUSPECT_RETRIES`] retry periods, then tried again, so a node
+    /// that cannot ack neither blocks the others nor makes the view flap.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        alive: NodeSet,
+        retry: Duration,
+        out: &mut impl FnMut(ViewMsg),
+    ) -> Option<View> {
+        assert!(alive.contains(self.local), "alive set lacks the local node");
+        if alive.iter().next() != Some(self.local) {
+            self.proposal = None;
+            return None;
+        }
+        if let Some(p) = self.proposal {
+            let mut waiting = p.view.members;
+            waiting.remove(self.local);
+            if NodeSet::from_bits(waiting.bits() & !p.acks.bits()).is_empty() {
+                return Some(self.commit(p.view, out));
+            }
+            if now >= p.deadline {
+                self.suspects = NodeSet::from_bits(waiting.bits() & !p.acks.bits());
+                self.suspects_until = now.saturating_add(retry * SUSPECT_RETRIES);
+            } else if p.view.members == self.target(now, alive) {
+                return None;
+            }
+            self.proposal = None;
+        }
+        let target = self.target(now, alive);
+        if target != self.view.members {
+            return self.propose(now, target, retry, out);
+        }
+        None
+    }
+
+    /// The member set to propose: the alive set less current suspects.
+    fn target(&self, now: Instant, alive: NodeSet) -> NodeSet {
+        if now < self.suspects_until {
+            NodeSet::from_bits(alive.bits() & !self.suspects.bits())
+        } else {
+            alive
+        }
+    }
+
+    fn propose(
+        &mut self,
+        now: Instant,
+        members: NodeSet,
+        retry: Duration,
+        out: &mut impl FnMut(ViewMsg),
+    ) -> Option<View> {
+        self.max_seen = self.max_seen.max(self.view.number) + 1;
+        let view = View {
+            number: self.max_seen,
+            members,
+        };
+        if members.len() == 1 {
+            return Some(self.commit(view, out));
+        }
+        self.proposal = Some(Proposal {
+            view,
+            acks: NodeSet::EMPTY,
+            deadline: now.saturating_add(retry),
+        });
+        out(ViewMsg {
+            kind: ViewMsgKind::Propose,
+            view,
+            to: None,
+        });
+        None
+    }
+
+    fn commit(&mut self, view: View, out: &mut impl FnMut(ViewMsg)) -> View {
+        self.proposal = None;
+        self.install(view);
+        if view.members.len() > 1 {
+            out(ViewMsg {
+                kind: ViewMsgKind::Commit,
+                view,
+                to: None,
+            });
+        }
+        view
+    }
+
+    fn install(&mut self, view: View) {
+        self.observe(view.number);
+        self.acked = self.acked.max(view.number);
+        self.view = view;
+    }
+
+    /// A proposal from `from`. Acks it when this node agrees (see the module docs).
+    pub fn on_propose(
+        &mut self,
+        from: NodeId,
+        view: View,
+        alive: NodeSet,
+        out: &mut impl FnMut(ViewMsg),
+    ) {
+        self.observe(view.number);
+        let agrees = view.members.contains(self.local)
+            && view.members.iter().next() == Some(from)
+            && view.members.bits() & !alive.bits() == 0
+            && view.number > self.acked
+            && view.number > self.view.number;
+        if agrees {
+            self.acked = view.number;
+            out(ViewMsg {
+                kind: ViewMsgKind::Ack,
+                view,
+                to: Some(from),
+            });
+        }
+    }
+
+    /// An ack from `from`.
+    pub fn on_ack(&mut self, from: NodeId, view: View) {
+        if let Some(p) = self.proposal.as_mut().filter(|p| p.view == view) {
+            p.acks.insert(from);
+        }
+    }
+
+    /// A commit. Returns the view this node now has if it changed.
+    pub fn on_commit(&mut self, from: NodeId, view: View) -> Option<View> {
+        self.observe(view.number);
+        if view.number <= self.view.number || view.members.iter().next() != Some(from) {
+            return None;
+        }
+        if view.members.contains(self.local) {
+            self.install(view);
+        } else {
+            // Excluded: this node is on its own until it is admitted again.
+            let mut alone = NodeSet::EMPTY;
+            alone.insert(self.local);
+            self.install(View {
+                number: view.number,
+                members: alone,
+            });
+        }
+        Some(self.view)
+    }
+
+    /// When the pending proposal's retry is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.proposal.map(|p| p.deadline)
+    }
+}
+
+#[cfg(test)]
+#[path = "membership_tests.rs"]
+mod tests;

@@ -1,0 +1,226 @@
+//! Membership on a tiny synchronous network: each node gets the alive set its detector
+//! would report; messages are delivered at once, in order.
+
+use super::*;
+
+const RETRY: Duration = Duration::from_millis(5);
+
+fn id(i: u8) -> NodeId {
+    NodeId::new(i).unwrap()
+}
+
+fn set(ids: &[u8]) -> NodeSet {
+    ids.iter().map(|i| id(*i)).collect()
+}
+
+struct Net {
+    nodes: Vec<Membership>,
+    /// alive[i]: what node i+1's detector reports.
+    alive: Vec<NodeSet>,
+    /// Directed links that deliver: (from, to).
+    cut: Vec<(u8, u8)>,
+}
+
+impl Net {
+    fn new(n: u8, two_node: bool) -> Net {
+        let t = Instant::from_nanos(0);
+        Net {
+            nodes: (1..=n)
+                .map(|i| Membership::new(id(i), u32::from(n), two_node, t))
+                .collect(),
+            alive: (1..=n).map(|_| set(&(1..=n).collect::<Vec<_>>())).collect(),
+            cut: vec![],
+        }
+    }
+
+    fn node(&self, i: u8) -> &Membership {
+        &self.nodes[usize::from(i - 1)]
+    }
+
+    /// Ticks every node at `t` and delivers everything until quiet.
+    fn step(&mut self, t: u64) {
+        let now = Instant::from_nanos(t);
+        let mut queue: Vec<(u8, ViewMsg)> = vec![];
+        for i in 0..self.nodes.len() {
+            let from = u8::try_from(i + 1).unwrap();
+            let alive = self.alive[i];
+            self.nodes[i].tick(now, alive, RETRY, &mut |m| queue.push((from, m)));
+        }
+        let mut rounds = 0;
+        while let Some((from, msg)) = queue.pop() {
+            rounds += 1;
+            assert!(rounds < 1000, "message storm");
+            let targets: Vec<u8> = match msg.to {
+                Some(to) => vec![to.get()],
+                None => msg
+                    .view
+                    .members
+                    .iter()
+                    .map(NodeId::get)
+                    .filter(|t| *t != from)
+                    .collect(),
+            };
+            for to in targets {
+                if self.cut.contains(&(from, to)) {
+                    continue;
+                }
+                let j = usize::from(to - 1);
+                let alive = self.alive[j];
+                let m = &mut self.nodes[j];
+                match msg.kind {
+                    ViewMsgKind::Propose => {
+                        m.on_propose(id(from), msg.view, alive, &mut |r| queue.push((to, r)))
+                    }
+                    ViewMsgKind::Ack => m.on_ack(id(from), msg.view),
+                    ViewMsgKind::Commit => {
+                        m.on_commit(id(from), msg.view);
+                    }
+                }
+            }
+            // The coordinator commits as soon as acks are in.
+            for i in 0..self.nodes.len() {
+                let me = u8::try_from(i + 1).unwrap();
+                let alive = self.alive[i];
+                self.nodes[i].tick(now, alive, RETRY, &mut |m| queue.push((me, m)));
+            }
+        }
+    }
+}
+
+#[test]
+fn all_alive_agree_on_one_quorate_view() {
+    let mut net = Net::new(3, false);
+    net.step(0);
+    for i in 1..=3 {
+        assert_eq!(
+            net.node(i).view(),
+            View {
+                number: 1,
+                members: set(&[1, 2, 3])
+            },
+            "node {i}"
+        );
+        assert!(net.node(i).quorate());
+    }
+}
+
+#[test]
+fn a_dead_coordinator_is_replaced_by_the_next_lowest() {
+    let mut net = Net::new(3, false);
+    net.step(0);
+    net.alive[1] = set(&[2, 3]);
+    net.alive[2] = set(&[2, 3]);
+    net.cut = vec![(1, 2), (1, 3), (2, 1), (3, 1)];
+    net.step(1);
+    assert_eq!(
+        net.node(2).view(),
+        View {
+            number: 2,
+            members: set(&[2, 3])
+        }
+    );
+    assert_eq!(net.node(3).view(), net.node(2).view());
+    assert!(net.node(2).quorate(), "2 of 3 is a majority");
+}
+
+#[test]
+fn a_minority_partition_is_not_quorate() {
+    let mut net = Net::new(3, false);
+    net.step(0);
+    net.alive = vec![set(&[1]), set(&[2, 3]), set(&[2, 3])];
+    net.cut = vec![(1, 2), (1, 3), (2, 1), (3, 1)];
+    net.step(1);
+    assert_eq!(net.node(1).view().members, set(&[1]));
+    assert!(!net.node(1).quorate());
+    assert!(net.node(2).quorate() && net.node(3).quorate());
+}
+
+#[test]
+fn a_member_that_never_acks_is_dropped_at_the_deadline() {
+    let mut net = Net::new(3, false);
+    // 3 does not believe 1 alive, so it never acks 1's proposals; 2 sees everybody.
+    net.alive[2] = set(&[2, 3]);
+    net.step(0);
+    assert_eq!(net.node(1).view().number, 0, "nothing committed yet");
+    net.step(6_000_000); // past RETRY
+    assert_eq!(net.node(1).view().members, set(&[1, 2]));
+    assert_eq!(net.node(2).view(), net.node(1).view());
+    assert_eq!(
+        net.node(3).view().members,
+        set(&[3]),
+        "3 was excluded by the commit"
+    );
+    assert!(!net.node(3).quorate());
+}
+
+#[test]
+fn two_node_mode_lets_a_lone_survivor_keep_quorum() {
+    for (two_node, want) in [(false, false), (true, true)] {
+        let mut net = Net::new(2, two_node);
+        net.step(0);
+        assert!(net.node(1).quorate());
+        net.alive[1] = set(&[2]);
+        net.cut = vec![(1, 2), (2, 1)];
+        net.step(1);
+        assert_eq!(net.node(2).view().members, set(&[2]));
+        assert_eq!(net.node(2).quorate(), want, "two_node = {two_node}");
+    }
+}
+
+#[test]
+fn stale_and_foreign_proposals_are_not_acked() {
+    let mut m = Membership::new(id(2), 3, false, Instant::from_nanos(0));
+    let mut out = vec![];
+    let v1 = View {
+        number: 1,
+        members: set(&[1, 2, 3]),
+    };
+    m.on_propose(id(1), v1, set(&[1, 2, 3]), &mut |x| out.push(x));
+    assert_eq!(out.len(), 1, "acked");
+    m.on_propose(id(1), v1, set(&[1, 2, 3]), &mut |x| out.push(x));
+    assert_eq!(out.len(), 1, "same number again: not acked");
+    let v2 = View {
+        number: 2,
+        members: set(&[1, 2, 3]),
+    };
+    m.on_propose(id(3), v2, set(&[1, 2, 3]), &mut |x| out.push(x));
+    assert_eq!(out.len(), 1, "proposer is not the lowest member");
+    m.on_propose(id(1), v2, set(&[1, 2]), &mut |x| out.push(x));
+    assert_eq!(out.len(), 1, "3 is not alive here");
+    let v3 = View {
+        number: 3,
+        members: set(&[1, 3]),
+    };
+    m.on_propose(id(1), v3, set(&[1, 2, 3]), &mut |x| out.push(x));
+    assert_eq!(out.len(), 1, "not a member");
+    assert_eq!(
+        m.on_commit(
+            id(1),
+            View {
+                number: 0,
+                members: set(&[1, 2])
+            }
+        ),
+        None,
+        "old commit ignored"
+    );
+}
+
+#[test]
+fn a_suspect_is_retried_without_flapping_and_admitted_once_it_can_ack() {
+    let ms = 1_000_000;
+    let mut net = Net::new(3, false);
+    net.alive[2] = set(&[2, 3]);
+    net.step(0);
+    net.step(6 * ms);
+    let first = net.node(1).view();
+    assert_eq!(first.members, set(&[1, 2]));
+    net.step(30 * ms); // suspects expired: 3 is proposed again, still does not ack
+    assert_eq!(net.node(1).view(), first, "no new view while 3 cannot ack");
+    net.step(36 * ms); // that proposal's deadline: 3 is a suspect again, nothing committed
+    assert_eq!(net.node(1).view(), first);
+    net.alive[2] = set(&[1, 2, 3]);
+    net.step(60 * ms);
+    assert_eq!(net.node(1).view().members, set(&[1, 2, 3]));
+    assert_eq!(net.node(3).view(), net.node(1).view());
+}
