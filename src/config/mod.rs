@@ -14,6 +14,7 @@
 //! key_file = "key"       # optional; relative to this file; >= 16 bytes; mode 0600
 //! pause_threshold = "2ms"  # optional; default: half the shortest path timeout
 //! control_socket = "/run/heartwire/heartwire.sock"  # optional
+//! two_node = false       # optional: a lone survivor of two nodes keeps quorum
 //!
 //! [realtime]             # optional: mlockall + SCHED_FIFO (+ CPU pinning)
 //! priority = 50
@@ -185,6 +186,7 @@ impl Validator<'_> {
             paths,
             config_hash,
             pause_threshold,
+            two_node: raw.cluster.two_node.unwrap_or(false),
         };
         spec.assert_valid();
         let control_socket = raw
@@ -584,10 +586,11 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
     let mut h = Sha256::new();
     let c = &raw.cluster;
     h.update(format!(
-        "cluster name={:?} id={} keyed={keyed} pause={:?}\n",
+        "cluster name={:?} id={} keyed={keyed} pause={:?} two_node={:?}\n",
         c.name.get_ref(),
         c.id.get_ref(),
-        c.pause_threshold.as_ref().map(|s| s.get_ref())
+        c.pause_threshold.as_ref().map(|s| s.get_ref()),
+        c.two_node
     ));
     for n in &raw.nodes {
         h.update(format!(

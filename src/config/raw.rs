@@ -25,6 +25,7 @@ pub(super) struct RawCluster {
     pub(super) key_file: Option<Spanned<String>>,
     pub(super) pause_threshold: Option<Spanned<String>>,
     pub(super) control_socket: Option<String>,
+    pub(super) two_node: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

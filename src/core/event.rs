@@ -61,6 +61,15 @@ pub enum Event {
         /// How late.
         late: Duration,
     },
+    /// A new membership view was installed.
+    ViewChange {
+        /// View number.
+        number: u64,
+        /// Member bitmap (bit id-1).
+        members: u64,
+        /// Whether it holds quorum.
+        quorate: bool,
+    },
     /// The peer runs a different configuration.
     ConfigMismatch {
         /// The peer.

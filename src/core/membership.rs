@@ -65,6 +65,9 @@ pub struct Membership {
     max_seen: u64,
     acked: u64,
     proposal: Option<Proposal>,
+    /// A proposal this node is a member of but could not agree to yet (its detector did not
+    /// yet see every proposed member alive); acked on a later tick if that changes.
+    pending: Option<(NodeId, View)>,
     suspects: NodeSet,
     suspects_until: Instant,
     configured: u32,
@@ -82,6 +85,7 @@ impl Membership {
             max_seen: 0,
             acked: 0,
             proposal: None,
+            pending: None,
             suspects: NodeSet::EMPTY,
             suspects_until: now,
             configured,
@@ -125,6 +129,7 @@ impl Membership {
         out: &mut impl FnMut(ViewMsg),
     ) -> Option<View> {
         assert!(alive.contains(self.local), "alive set lacks the local node");
+        self.try_ack(alive, out);
         if alive.iter().next() != Some(self.local) {
             self.proposal = None;
             return None;
@@ -206,7 +211,8 @@ impl Membership {
         self.view = view;
     }
 
-    /// A proposal from `from`. Acks it when this node agrees (see the module docs).
+    /// A proposal from `from`. Acked now if this node agrees (see the module docs), or
+    /// kept and acked on a later tick once this node's detector agrees.
     pub fn on_propose(
         &mut self,
         from: NodeId,
@@ -215,12 +221,27 @@ impl Membership {
         out: &mut impl FnMut(ViewMsg),
     ) {
         self.observe(view.number);
-        let agrees = view.members.contains(self.local)
+        let acceptable = view.members.contains(self.local)
             && view.members.iter().next() == Some(from)
-            && view.members.bits() & !alive.bits() == 0
             && view.number > self.acked
             && view.number > self.view.number;
-        if agrees {
+        if acceptable {
+            self.pending = Some((from, view));
+            self.try_ack(alive, out);
+        }
+    }
+
+    /// Acks the kept proposal if it is still the newest and every member is alive here.
+    fn try_ack(&mut self, alive: NodeSet, out: &mut impl FnMut(ViewMsg)) {
+        let Some((from, view)) = self.pending else {
+            return;
+        };
+        if view.number <= self.acked {
+            self.pending = None;
+            return;
+        }
+        if view.members.bits() & !alive.bits() == 0 {
+            self.pending = None;
             self.acked = view.number;
             out(ViewMsg {
                 kind: ViewMsgKind::Ack,

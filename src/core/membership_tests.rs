@@ -186,13 +186,21 @@ fn stale_and_foreign_proposals_are_not_acked() {
     m.on_propose(id(3), v2, set(&[1, 2, 3]), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "proposer is not the lowest member");
     m.on_propose(id(1), v2, set(&[1, 2]), &mut |x| out.push(x));
-    assert_eq!(out.len(), 1, "3 is not alive here");
+    assert_eq!(out.len(), 1, "3 is not alive here: kept, not acked");
+    m.tick(Instant::from_nanos(0), set(&[1, 2, 3]), RETRY, &mut |x| {
+        out.push(x)
+    });
+    assert_eq!(
+        out.last().map(|x| (x.kind, x.view)),
+        Some((ViewMsgKind::Ack, v2)),
+        "acked once 3 is seen alive"
+    );
     let v3 = View {
         number: 3,
         members: set(&[1, 3]),
     };
     m.on_propose(id(1), v3, set(&[1, 2, 3]), &mut |x| out.push(x));
-    assert_eq!(out.len(), 1, "not a member");
+    assert_eq!(out.len(), 2, "not a member: no further ack");
     assert_eq!(
         m.on_commit(
             id(1),

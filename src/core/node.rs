@@ -17,12 +17,15 @@ use std::collections::VecDeque;
 
 use super::event::{DropCounters, DropReason, Event};
 use super::link::{Link, LinkState, SeqCheck};
+use super::membership::{Membership, View, ViewMsg, ViewMsgKind};
+use super::placement::NodeSet;
 use super::spec::{ClusterSpec, NodeId, PathKind};
 use super::time::{Instant, nanos};
 use crate::wire::MAX_PATHS;
 use crate::wire::auth::AuthKey;
 use crate::wire::frame::{FRAME_MAX, Frame, HeaderRepr, Kind};
 use crate::wire::heartbeat::{Echo, HeartbeatRepr};
+use crate::wire::view::ViewRepr;
 
 /// Past incarnations remembered per peer: frames from them are replays.
 const PAST_INCARNATIONS: usize = 4;
@@ -132,12 +135,21 @@ enum Incarnation {
     Stale,
 }
 
+/// What a valid frame carries.
+enum Body {
+    Heartbeat(HeartbeatRepr),
+    View(ViewMsgKind, View),
+}
+
 /// A frame that passed every stateless check.
 struct Valid {
     peer: usize,
     header: HeaderRepr,
-    heartbeat: HeartbeatRepr,
+    body: Body,
 }
+
+/// Membership messages waiting to go out (bounded; see `send_view`).
+const VIEW_OUTBOX_MAX: usize = 64;
 
 /// One cluster node's detector. See the module docs for the driving order.
 #[derive(Debug)]
@@ -155,6 +167,11 @@ pub struct Node {
     events_lost: u64,
     pauses: u64,
     pause_total: Duration,
+    membership: Membership,
+    configured: NodeSet,
+    view_out: VecDeque<ViewMsg>,
+    /// Progress through the head of `view_out`: (path index, next peer index for UDP).
+    view_cursor: (usize, usize),
 }
 
 impl Node {
@@ -198,6 +215,9 @@ impl Node {
             spec.paths.len()
         ];
         let drops = vec![DropCounters::default(); spec.paths.len()];
+        let configured: NodeSet = spec.nodes.iter().map(|n| n.id).collect();
+        let configured_count = u32::try_from(spec.nodes.len()).expect("invariant: <= 64 nodes");
+        let two_node = spec.two_node;
         Node {
             spec,
             local,
@@ -212,6 +232,10 @@ impl Node {
             events_lost: 0,
             pauses: 0,
             pause_total: Duration::ZERO,
+            membership: Membership::new(local, configured_count, two_node, now),
+            configured,
+            view_out: VecDeque::with_capacity(VIEW_OUTBOX_MAX),
+            view_cursor: (0, 0),
         }
     }
 
@@ -264,15 +288,37 @@ impl Node {
         if usize::from(frame.path()) != path {
             return Err(DropReason::WrongPath);
         }
-        if frame.kind() != Kind::Heartbeat {
-            return Err(DropReason::UnsupportedKind);
-        }
-        let heartbeat =
-            HeartbeatRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?;
+        let view_kind = match frame.kind() {
+            Kind::Heartbeat => None,
+            Kind::ViewPropose => Some(ViewMsgKind::Propose),
+            Kind::ViewAck => Some(ViewMsgKind::Ack),
+            Kind::ViewCommit => Some(ViewMsgKind::Commit),
+            _ => return Err(DropReason::UnsupportedKind),
+        };
+        let body = match view_kind {
+            None => Body::Heartbeat(
+                HeartbeatRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?,
+            ),
+            Some(kind) => {
+                let v = ViewRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?;
+                let members = NodeSet::from_bits(v.members);
+                // Only configured nodes can be members, and a view is never empty.
+                if members.is_empty() || members.bits() & !self.configured.bits() != 0 {
+                    return Err(DropReason::BadPayload);
+                }
+                Body::View(
+                    kind,
+                    View {
+                        number: v.number,
+                        members,
+                    },
+                )
+            }
+        };
         Ok(Valid {
             peer,
             header: frame.header(),
-            heartbeat,
+            body,
         })
     }
 
@@ -307,6 +353,10 @@ impl Node {
         }
         self.update_link(now, arrival, path, v);
         self.update_peer(now, v);
+        if let Body::View(kind, view) = v.body {
+            self.handle_view(now, v.peer, kind, view);
+        }
+        self.drive_membership(now);
         Ok(())
     }
 
@@ -340,16 +390,19 @@ impl Node {
         link.record_transit(arrival, v.header.timestamp_ns);
         link.heard_at = Some(arrival);
         link.silence_from = link.silence_from.max(arrival);
-        link.echo_src = Some((v.header.timestamp_ns, arrival));
-        if let Some(e) = v.heartbeat.echo.filter(|e| e.node == local.get()) {
-            let sent = e.timestamp_ns.saturating_add(u64::from(e.hold_ns));
-            if let Some(rtt) = arrival.as_nanos().checked_sub(sent) {
-                link.rtt = Some(Duration::from_nanos(rtt));
+        let mut one_way = false;
+        if let Body::Heartbeat(hb) = &v.body {
+            link.echo_src = Some((v.header.timestamp_ns, arrival));
+            if let Some(e) = hb.echo.filter(|e| e.node == local.get()) {
+                let sent = e.timestamp_ns.saturating_add(u64::from(e.hold_ns));
+                if let Some(rtt) = arrival.as_nanos().checked_sub(sent) {
+                    link.rtt = Some(Duration::from_nanos(rtt));
+                }
             }
+            let hears = hb.hears(path, local.get());
+            one_way = link.peer_hears_us == Some(true) && !hears;
+            link.peer_hears_us = Some(hears);
         }
-        let hears = v.heartbeat.hears(path, local.get());
-        let one_way = link.peer_hears_us == Some(true) && !hears;
-        link.peer_hears_us = Some(hears);
         let came_up = link.state != LinkState::Up;
         if came_up {
             link.state = LinkState::Up;
@@ -367,17 +420,23 @@ impl Node {
     fn update_peer(&mut self, now: Instant, v: &Valid) {
         let ours = self.spec.config_hash;
         let p = &mut self.peers[v.peer];
-        p.view = v.heartbeat.view;
-        let theirs = v.heartbeat.config_hash;
-        let mismatch = theirs != ours && p.config_hash != Some(theirs);
-        p.config_hash = Some(theirs);
+        let mut mismatch = None;
+        if let Body::Heartbeat(hb) = &v.body {
+            p.view = hb.view;
+            self.membership.observe(hb.view);
+            let theirs = hb.config_hash;
+            if theirs != ours && p.config_hash != Some(theirs) {
+                mismatch = Some(theirs);
+            }
+            p.config_hash = Some(theirs);
+        }
         let came_up = p.state != PeerState::Up;
         if came_up {
             p.state = PeerState::Up;
             p.since = now;
         }
         let (peer, incarnation) = (p.id, v.header.incarnation);
-        if mismatch {
+        if let Some(theirs) = mismatch {
             self.push_event(now, Event::ConfigMismatch { peer, theirs });
         }
         if came_up {
@@ -392,6 +451,87 @@ impl Node {
             if idx != self.local_idx {
                 self.check_peer(now, idx);
             }
+        }
+        self.drive_membership(now);
+    }
+
+    /// Nodes this node counts as alive for membership: itself, and every peer that is up
+    /// and says it hears us on at least one path that is up (a one-way link does not
+    /// make a member).
+    pub fn alive(&self) -> NodeSet {
+        let mut set = NodeSet::EMPTY;
+        set.insert(self.local);
+        for p in self.peers.iter().filter(|p| p.state == PeerState::Up) {
+            let n = self.spec.paths.len();
+            if p.links[..n]
+                .iter()
+                .any(|l| l.state == LinkState::Up && l.peer_hears_us != Some(false))
+            {
+                set.insert(p.id);
+            }
+        }
+        set
+    }
+
+    /// Runs the membership protocol's coordinator step and reports a new view.
+    fn drive_membership(&mut self, now: Instant) {
+        let alive = self.alive();
+        let retry = self.spec.timeout_max();
+        let mut sent = [None; 4];
+        let mut k = 0;
+        let committed = self.membership.tick(now, alive, retry, &mut |m| {
+            if k < sent.len() {
+                sent[k] = Some(m);
+                k += 1;
+            }
+        });
+        for m in sent.into_iter().flatten() {
+            self.send_view(m);
+        }
+        if let Some(view) = committed {
+            self.report_view(now, view);
+        }
+    }
+
+    fn report_view(&mut self, now: Instant, view: View) {
+        let quorate = self.membership.is_quorate(view.members);
+        self.push_event(
+            now,
+            Event::ViewChange {
+                number: view.number,
+                members: view.members.bits(),
+                quorate,
+            },
+        );
+    }
+
+    /// A membership frame from peer `idx`.
+    fn handle_view(&mut self, now: Instant, idx: usize, kind: ViewMsgKind, view: View) {
+        let from = self.peers[idx].id;
+        match kind {
+            ViewMsgKind::Propose => {
+                let alive = self.alive();
+                let mut ack = None;
+                self.membership
+                    .on_propose(from, view, alive, &mut |m| ack = Some(m));
+                if let Some(m) = ack {
+                    self.send_view(m);
+                }
+            }
+            ViewMsgKind::Ack => self.membership.on_ack(from, view),
+            ViewMsgKind::Commit => {
+                if let Some(v) = self.membership.on_commit(from, view) {
+                    self.report_view(now, v);
+                }
+            }
+        }
+    }
+
+    fn send_view(&mut self, m: ViewMsg) {
+        if self.view_out.len() < VIEW_OUTBOX_MAX {
+            self.view_out.push_back(m);
+        } else {
+            self.events_lost += 1;
         }
     }
 
@@ -495,7 +635,71 @@ impl Node {
                 len,
             });
         }
-        None
+        self.poll_view_transmit(now, buf)
+    }
+
+    /// The next frame of the membership message at the head of the outbox: one per path
+    /// (multicast on Ethernet, unicast to each recipient on UDP), for redundancy.
+    fn poll_view_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
+        loop {
+            let msg = *self.view_out.front()?;
+            let (path, from) = self.view_cursor;
+            if path >= self.spec.paths.len() {
+                self.view_out.pop_front();
+                self.view_cursor = (0, 0);
+                continue;
+            }
+            let dest = match self.spec.paths[path].kind {
+                PathKind::Ether => Some(Dest::All),
+                PathKind::Udp => (from..self.peers.len())
+                    .find(|&i| i != self.local_idx && msg.to.is_none_or(|t| t == self.peers[i].id))
+                    .map(|i| {
+                        self.view_cursor.1 = i + 1;
+                        Dest::Node(self.peers[i].id)
+                    }),
+            };
+            let Some(dest) = dest else {
+                self.tx[path].seq = self.tx[path].seq.wrapping_add(1);
+                self.view_cursor = (path + 1, 0);
+                continue;
+            };
+            let len = self.emit_view(now, path, msg, buf);
+            if dest == Dest::All {
+                self.tx[path].seq = self.tx[path].seq.wrapping_add(1);
+                self.view_cursor = (path + 1, 0);
+            }
+            return Some(Action::Transmit {
+                path: path_id(path),
+                dest,
+                len,
+            });
+        }
+    }
+
+    fn emit_view(&self, now: Instant, path: usize, msg: ViewMsg, buf: &mut [u8]) -> usize {
+        let kind = match msg.kind {
+            ViewMsgKind::Propose => Kind::ViewPropose,
+            ViewMsgKind::Ack => Kind::ViewAck,
+            ViewMsgKind::Commit => Kind::ViewCommit,
+        };
+        let header = HeaderRepr {
+            kind,
+            cluster: self.spec.cluster_id,
+            node: self.local.get(),
+            path: path_id(path),
+            incarnation: self.incarnation,
+            seq: self.tx[path].seq,
+            timestamp_ns: now.as_nanos(),
+        };
+        let view = ViewRepr {
+            number: msg.view.number,
+            members: msg.view.members.bits(),
+        };
+        header
+            .emit(buf, crate::wire::view::LEN, self.key.as_ref(), |p| {
+                view.emit(p)
+            })
+            .expect("invariant: buf holds FRAME_MAX bytes")
     }
 
     /// Next peer to unicast to in this round of `path`, advancing the cursor.
@@ -532,7 +736,7 @@ impl Node {
     ) -> usize {
         let echo = self.echo_for(now, path, to);
         let heartbeat = HeartbeatRepr {
-            view: 0,
+            view: self.membership.view().number,
             config_hash: self.spec.config_hash,
             echo,
             path_count: path_id(self.spec.paths.len()),
@@ -605,7 +809,10 @@ impl Node {
             .iter()
             .any(|p| p.state == PeerState::Unknown && p.id != self.local)
             .then(|| self.grace_from.saturating_add(self.spec.timeout_max()));
-        tx.chain(links).chain(grace).min()
+        tx.chain(links)
+            .chain(grace)
+            .chain(self.membership.next_deadline())
+            .min()
     }
 
     fn push_event(&mut self, at: Instant, event: Event) {
@@ -623,6 +830,14 @@ impl Node {
     /// This node's id.
     pub fn local(&self) -> NodeId {
         self.local
+    }
+    /// The committed membership view.
+    pub fn view(&self) -> View {
+        self.membership.view()
+    }
+    /// Whether the committed view holds quorum.
+    pub fn quorate(&self) -> bool {
+        self.membership.quorate()
     }
     /// This node's incarnation.
     pub fn incarnation(&self) -> u32 {

@@ -33,6 +33,7 @@ fn spec(paths: usize) -> ClusterSpec {
             .collect(),
         config_hash: 0xabc,
         pause_threshold: Duration::from_millis(2),
+        two_node: false,
     }
 }
 
@@ -249,7 +250,7 @@ fn each_bad_frame_lands_in_its_counter() {
     bad_version[2] = 2;
     let unknown = raw_frame(Kind::Heartbeat, 5, &good_payload());
     let bad_payload = raw_frame(Kind::Heartbeat, 1, &[1, 2, 3]);
-    let unsupported = raw_frame(Kind::ViewPropose, 1, &good_payload());
+    let unsupported = raw_frame(Kind::GroupState, 1, &good_payload());
     let cases: [(&[u8], usize, DropReason); 13] = [
         (&good[..10], 0, DropReason::Short),
         (&overlong, 0, DropReason::Overlong),
@@ -414,4 +415,51 @@ fn transmit_schedule_skips_missed_slots() {
     let (frames, _) = drain(&mut a, Instant::from_nanos(7 * MS + 1));
     assert_eq!(frames.len(), 1, "one frame after a pause, not a burst");
     assert_eq!(a.tx[0].next_at, Instant::from_nanos(8 * MS));
+}
+
+fn views(events: &[(u64, Event)]) -> Vec<(u64, u64, bool)> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::ViewChange {
+                number,
+                members,
+                quorate,
+            } => Some((*number, *members, *quorate)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_nodes_form_a_view_and_a_survivor_without_two_node_mode_loses_quorum() {
+    let (mut a, mut b) = (node(1, 1, 2), node(2, 2, 2));
+    let ev = run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
+    assert_eq!(
+        views(&ev),
+        [(1, 0b11, true)],
+        "b installs the view a proposed"
+    );
+    assert_eq!((a.view().number, a.view().members.bits()), (1, 0b11));
+    assert!(a.quorate() && b.quorate());
+    let ev = run(&mut a, &mut b, 5 * MS + MS / 10, 20 * MS, |_, _| false);
+    assert_eq!(
+        views(&ev),
+        [(2, 0b10, false)],
+        "b alone: 1 of 2 votes is no majority"
+    );
+    assert!(!b.quorate());
+}
+
+#[test]
+fn two_node_mode_keeps_the_survivor_quorate() {
+    let spec2 = || ClusterSpec {
+        two_node: true,
+        ..spec(1)
+    };
+    let mut a = Node::new(spec2(), id(1), 1, Some(key()), Instant::from_nanos(0));
+    let mut b = Node::new(spec2(), id(2), 2, Some(key()), Instant::from_nanos(0));
+    run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
+    let ev = run(&mut a, &mut b, 5 * MS + MS / 10, 20 * MS, |_, _| false);
+    assert_eq!(views(&ev), [(2, 0b10, true)]);
 }

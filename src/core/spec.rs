@@ -84,6 +84,9 @@ pub struct ClusterSpec {
     pub config_hash: u64,
     /// A loop wake-up later than this past its deadline is a local pause.
     pub pause_threshold: Duration,
+    /// Two-node mode: a lone survivor of a two-node cluster keeps quorum (DESIGN §5;
+    /// safe only with a tie-breaker or a non-IP path, which `verify` checks).
+    pub two_node: bool,
 }
 
 impl ClusterSpec {

@@ -27,6 +27,12 @@ pub struct StatusReport {
     pub now_ns: u64,
     /// CLOCK_MONOTONIC at start, ns.
     pub started_ns: u64,
+    /// Committed membership view number.
+    pub view: u64,
+    /// Its members, by name.
+    pub view_members: Vec<String>,
+    /// Whether it holds quorum.
+    pub quorate: bool,
     /// Local pauses (late loop wake-ups) and their total length.
     pub pauses: u64,
     /// Total pause length, µs.
@@ -122,6 +128,13 @@ impl StatusReport {
             self.node_id,
             self.incarnation,
             self.config_hash
+        );
+        let _ = writeln!(
+            o,
+            "view {}  members {}  quorum {}",
+            self.view,
+            self.view_members.join(","),
+            if self.quorate { "yes" } else { "NO" }
         );
         let _ = writeln!(
             o,

@@ -30,6 +30,15 @@ fn path_name(node: &Node, path: u8) -> &str {
         .map_or("?", |p| p.name.as_str())
 }
 
+/// Comma-separated names of the nodes in a member bitmap.
+pub(crate) fn member_names(node: &Node, members: u64) -> String {
+    let set = crate::core::placement::NodeSet::from_bits(members);
+    set.iter()
+        .map(|id| node_name(node, id))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn opt_secs(t: Option<Instant>) -> String {
     t.map_or_else(|| "never".into(), |t| secs(t.as_nanos()))
 }
@@ -91,6 +100,15 @@ pub(crate) fn event_line(node: &Node, at: Instant, e: &Event) -> String {
         Event::LocalPause { late } => format!(
             "event=local_pause at={at} late_us={} (loop woke late; silence deadlines extended)",
             late.as_micros()
+        ),
+        Event::ViewChange {
+            number,
+            members,
+            quorate,
+        } => format!(
+            "event=view_change at={at} view={number} members={} quorum={}",
+            member_names(node, members),
+            if quorate { "yes" } else { "NO" }
         ),
         Event::ConfigMismatch { peer, theirs } => format!(
             "event=config_mismatch at={at} peer={} theirs={theirs:016x} ours={:016x}",
@@ -184,6 +202,11 @@ pub(crate) fn status(
         config_hash: format!("{:016x}", spec.config_hash),
         now_ns: now.as_nanos(),
         started_ns: started.as_nanos(),
+        view: node.view().number,
+        view_members: crate::core::placement::NodeSet::iter(node.view().members)
+            .map(|id| node_name(node, id).to_owned())
+            .collect(),
+        quorate: node.quorate(),
         pauses,
         pause_total_us: u64::try_from(pause_total.as_micros()).unwrap_or(u64::MAX),
         paths,
