@@ -1,7 +1,8 @@
 # heartwire: the single entry point for developers and CI (STYLE §11).
 #
 #   make demo    two-node cluster in network namespaces, kill -9, detection timeline
-#   make test    every test: unit, property, config, and the netns lab (needs root)
+#   make test    every test: unit, property, config, the simulator, the netns lab (root)
+#   make sim     the deterministic simulator over 2000 seeds; sim-seed SEED=n replays one
 #   make bench   detection latency percentiles with real daemons (needs root)
 #   make check   rustfmt, clippy -D warnings, the sans-IO ban-list
 #
@@ -12,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release deps demo test test-unit test-lab bench check fmt clean
+.PHONY: all build release deps demo test sim sim-seed bench check fmt clean
 
 all: build
 
@@ -38,7 +39,17 @@ demo: deps release
 # (the stress test wants the machine to itself).
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
+	$(MAKE) sim
 	$(CARGO) test --test detection -- --test-threads=1
+
+# The simulator runs optimised: 2000 seeds take seconds instead of minutes.
+SEEDS ?= 2000
+sim:
+	HW_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --test sim
+
+sim-seed:
+	@test -n "$(SEED)" || (echo "usage: make sim-seed SEED=<n>" && false)
+	HW_SIM_SEED=$(SEED) $(CARGO) test --release --test sim -- --nocapture
 
 bench: deps
 	$(CARGO) bench --bench detection

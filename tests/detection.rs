@@ -307,6 +307,7 @@ fn sixty_seconds_under_cpu_stress_without_a_false_down() {
 fn frame(key: Option<&AuthKey>, cluster: u16, node: u8, inc: u32, seq: u32) -> Vec<u8> {
     let hb = HeartbeatRepr {
         view: 0,
+        installed: 0,
         config_hash: 0,
         echo: None,
         path_count: 0,

@@ -93,6 +93,13 @@ impl Membership {
         }
     }
 
+    /// The highest view number this node has seen, proposed or acked. Heartbeats carry
+    /// it, so a coordinator (also a freshly restarted one) proposes above every number any
+    /// member has acked and would otherwise refuse.
+    pub fn highest_number(&self) -> u64 {
+        self.max_seen.max(self.acked).max(self.view.number)
+    }
+
     /// The committed view.
     pub fn view(&self) -> View {
         self.view
@@ -276,6 +283,21 @@ impl Membership {
             });
         }
         Some(self.view)
+    }
+
+    /// A member's heartbeat says it runs view number `installed`. If this node
+    /// coordinates the committed view and that member of it is behind (its commit was
+    /// lost), the commit is sent to it again.
+    pub fn resync(&self, member: NodeId, installed: u64, out: &mut impl FnMut(ViewMsg)) {
+        let coordinating =
+            self.view.members.iter().next() == Some(self.local) && self.view.members.len() > 1;
+        if coordinating && self.view.members.contains(member) && installed < self.view.number {
+            out(ViewMsg {
+                kind: ViewMsgKind::Commit,
+                view: self.view,
+                to: Some(member),
+            });
+        }
     }
 
     /// When the pending proposal's retry is due.

@@ -101,6 +101,8 @@ pub struct Peer {
     past_len: usize,
     /// Restarts seen (incarnation changes).
     pub restarts: u64,
+    /// Newest sender timestamp seen from the current incarnation.
+    pub newest_sent_ns: u64,
     /// Its config hash, from its last heartbeat.
     pub config_hash: Option<u64>,
     /// Its view number, from its last heartbeat.
@@ -199,6 +201,7 @@ impl Node {
                 past: [0; PAST_INCARNATIONS],
                 past_len: 0,
                 restarts: 0,
+                newest_sent_ns: 0,
                 config_hash: None,
                 view: 0,
                 links: [Link::new(now); MAX_PATHS],
@@ -322,12 +325,20 @@ impl Node {
         })
     }
 
-    fn classify_incarnation(&self, peer: usize, inc: u32) -> Incarnation {
+    /// Whether a frame's incarnation is the current one, a restart, or stale. While the
+    /// peer is up, a new incarnation is a restart only if its frame was sent later (sender
+    /// clock) than the newest frame of the current one: a late or replayed frame of an
+    /// older incarnation this node never saw must not replace the live one. A peer that is
+    /// down (a reboot resets its clock) may come back with any new incarnation.
+    fn classify_incarnation(&self, peer: usize, inc: u32, sent_ns: u64) -> Incarnation {
         let p = &self.peers[peer];
         match p.incarnation {
             None => Incarnation::First,
             Some(cur) if cur == inc => Incarnation::Same,
             Some(_) if p.past[..p.past_len].contains(&inc) => Incarnation::Stale,
+            Some(_) if p.state == PeerState::Up && sent_ns <= p.newest_sent_ns => {
+                Incarnation::Stale
+            }
             Some(cur) => Incarnation::Restart(cur),
         }
     }
@@ -341,7 +352,7 @@ impl Node {
         v: &Valid,
     ) -> Result<(), DropReason> {
         let inc = v.header.incarnation;
-        match self.classify_incarnation(v.peer, inc) {
+        match self.classify_incarnation(v.peer, inc, v.header.timestamp_ns) {
             Incarnation::Stale => return Err(DropReason::Replay),
             Incarnation::Same => {
                 if self.peers[v.peer].links[path].replay.check(v.header.seq) == SeqCheck::Replay {
@@ -353,8 +364,18 @@ impl Node {
         }
         self.update_link(now, arrival, path, v);
         self.update_peer(now, v);
-        if let Body::View(kind, view) = v.body {
-            self.handle_view(now, v.peer, kind, view);
+        match v.body {
+            Body::View(kind, view) => self.handle_view(now, v.peer, kind, view),
+            Body::Heartbeat(hb) => {
+                let mut resend = None;
+                self.membership
+                    .resync(self.peers[v.peer].id, hb.installed, &mut |m| {
+                        resend = Some(m)
+                    });
+                if let Some(m) = resend {
+                    self.send_view(m);
+                }
+            }
         }
         self.drive_membership(now);
         Ok(())
@@ -368,6 +389,7 @@ impl Node {
         p.past_len = (p.past_len + 1).min(PAST_INCARNATIONS);
         p.incarnation = Some(new);
         p.restarts += 1;
+        p.newest_sent_ns = 0;
         for link in &mut p.links {
             link.replay = Default::default();
             link.last_transit_ns = None;
@@ -420,6 +442,7 @@ impl Node {
     fn update_peer(&mut self, now: Instant, v: &Valid) {
         let ours = self.spec.config_hash;
         let p = &mut self.peers[v.peer];
+        p.newest_sent_ns = p.newest_sent_ns.max(v.header.timestamp_ns);
         let mut mismatch = None;
         if let Body::Heartbeat(hb) = &v.body {
             p.view = hb.view;
@@ -736,7 +759,8 @@ impl Node {
     ) -> usize {
         let echo = self.echo_for(now, path, to);
         let heartbeat = HeartbeatRepr {
-            view: self.membership.view().number,
+            view: self.membership.highest_number(),
+            installed: self.membership.view().number,
             config_hash: self.spec.config_hash,
             echo,
             path_count: path_id(self.spec.paths.len()),

@@ -205,12 +205,28 @@ fn replayed_and_stale_frames_are_dropped_and_change_nothing() {
     assert_eq!(b.handle_frame(now, now, 0, &old), Err(DropReason::Replay));
     assert_eq!(b.peers()[0].links[0].received, before);
     assert_eq!(b.drops(0).get(DropReason::Replay), 1);
-    // a restarts; its old incarnation's frames are replays from then on.
-    let mut a2 = Node::new(spec(1), id(1), 2, Some(key()), now);
-    let (frames, _) = drain(&mut a2, now);
-    assert_eq!(b.handle_frame(now, now, 0, &frames[0].1), Ok(()));
-    assert_eq!(b.handle_frame(now, now, 0, &old), Err(DropReason::Replay));
+    // a restarts (1 ms later on its clock); its old incarnation's frames are replays.
+    let later = Instant::from_nanos(MS);
+    let mut a2 = Node::new(spec(1), id(1), 2, Some(key()), later);
+    let (frames, _) = drain(&mut a2, later);
+    assert_eq!(b.handle_frame(later, later, 0, &frames[0].1), Ok(()));
+    assert_eq!(
+        b.handle_frame(later, later, 0, &old),
+        Err(DropReason::Replay)
+    );
     assert_eq!(b.peers()[0].incarnation, Some(2));
+    // A frame of an incarnation b never saw, sent before the live one's newest frame
+    // (late or replayed), does not replace the live incarnation while it is up.
+    let mut ghost = Node::new(spec(1), id(1), 3, Some(key()), now);
+    let (frames, _) = drain(&mut ghost, now);
+    assert_eq!(
+        b.handle_frame(later, later, 0, &frames[0].1),
+        Err(DropReason::Replay)
+    );
+    assert_eq!(
+        (b.peers()[0].incarnation, b.peers()[0].restarts),
+        (Some(2), 1)
+    );
 }
 
 #[test]
@@ -288,6 +304,7 @@ fn each_bad_frame_lands_in_its_counter() {
 fn good_payload() -> Vec<u8> {
     let hb = HeartbeatRepr {
         view: 0,
+        installed: 0,
         config_hash: 0,
         echo: None,
         path_count: 0,

@@ -4,13 +4,14 @@
 //!
 //! ```text
 //! off size field
-//!   0    8 view number
-//!   8    8 config hash
-//!  16    1 echo node id (0: no echo)
-//!  17    1 path count k (<= MAX_PATHS)
-//!  18    8 echo: the echoed node's sender timestamp, as it arrived here
-//!  26    4 echo: ns the echo was held here between arrival and this send
-//!  30  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//!   0    8 view number: the highest the sender has seen, proposed or acked
+//!   8    8 installed view number: the view the sender runs in
+//!  16    8 config hash
+//!  24    1 echo node id (0: no echo)
+//!  25    1 path count k (<= MAX_PATHS)
+//!  26    8 echo: the echoed node's sender timestamp, as it arrived here
+//!  34    4 echo: ns the echo was held here between arrival and this send
+//!  38  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
@@ -18,17 +19,18 @@
 use super::MAX_PATHS;
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 30;
+pub const FIXED_LEN: usize = 38;
 
 mod field {
     use core::ops::Range;
     pub(super) const VIEW: Range<usize> = 0..8;
-    pub(super) const CONFIG_HASH: Range<usize> = 8..16;
-    pub(super) const ECHO_NODE: usize = 16;
-    pub(super) const PATH_COUNT: usize = 17;
-    pub(super) const ECHO_TS: Range<usize> = 18..26;
-    pub(super) const ECHO_HOLD: Range<usize> = 26..30;
-    pub(super) const HEARD: usize = 30;
+    pub(super) const INSTALLED: Range<usize> = 8..16;
+    pub(super) const CONFIG_HASH: Range<usize> = 16..24;
+    pub(super) const ECHO_NODE: usize = 24;
+    pub(super) const PATH_COUNT: usize = 25;
+    pub(super) const ECHO_TS: Range<usize> = 26..34;
+    pub(super) const ECHO_HOLD: Range<usize> = 34..38;
+    pub(super) const HEARD: usize = 38;
 }
 
 /// Why a heartbeat payload was rejected.
@@ -56,8 +58,11 @@ pub struct Echo {
 /// A heartbeat payload as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeartbeatRepr {
-    /// Sender's current view number.
+    /// The highest view number the sender has seen, proposed or acked (keeps numbers
+    /// monotonic across the cluster, also across a coordinator's restart).
     pub view: u64,
+    /// The number of the view the sender has installed.
+    pub installed: u64,
     /// Sender's config hash.
     pub config_hash: u64,
     /// Echo for RTT measurement.
@@ -96,6 +101,7 @@ impl HeartbeatRepr {
         }
         Ok(HeartbeatRepr {
             view: be_u64(&p[field::VIEW]),
+            installed: be_u64(&p[field::INSTALLED]),
             config_hash: be_u64(&p[field::CONFIG_HASH]),
             echo,
             path_count,
@@ -120,6 +126,7 @@ impl HeartbeatRepr {
         );
         assert_eq!(p.len(), self.buffer_len(), "heartbeat buffer length");
         p[field::VIEW].copy_from_slice(&self.view.to_be_bytes());
+        p[field::INSTALLED].copy_from_slice(&self.installed.to_be_bytes());
         p[field::CONFIG_HASH].copy_from_slice(&self.config_hash.to_be_bytes());
         let echo = self.echo.unwrap_or(Echo {
             node: 0,
@@ -162,6 +169,7 @@ mod tests {
         heard[1] = 1 << 63;
         HeartbeatRepr {
             view: 5,
+            installed: 4,
             config_hash: 0x1122_3344_5566_7788,
             echo: Some(Echo {
                 node: 2,
@@ -173,8 +181,9 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 46] = [
+    const GOLDEN: [u8; 54] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
+        0, 0, 0, 0, 0, 0, 0, 4, // installed
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
         2, 2, // echo node, path count
         0, 0, 0, 0, 0, 0, 0x0a, 0x0b, // echo ts
@@ -185,7 +194,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 46];
+        let mut buf = [0xa5u8; 54];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -205,15 +214,15 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..29]),
+            HeartbeatRepr::parse(&GOLDEN[..37]),
             Err(HeartbeatError::Short)
         );
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..45]),
+            HeartbeatRepr::parse(&GOLDEN[..53]),
             Err(HeartbeatError::BadLength)
         );
         let mut many = GOLDEN;
-        many[17] = 9;
+        many[25] = 9;
         assert_eq!(
             HeartbeatRepr::parse(&many),
             Err(HeartbeatError::TooManyPaths)
@@ -231,7 +240,7 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    view, config_hash: hash,
+                    view, installed: view / 2, config_hash: hash,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
                     path_count: u8::try_from(heard.len()).unwrap(), heard: h,
                 };
