@@ -699,13 +699,9 @@ impl Node {
         }
     }
 
-    fn emit_view(&self, now: Instant, path: usize, msg: ViewMsg, buf: &mut [u8]) -> usize {
-        let kind = match msg.kind {
-            ViewMsgKind::Propose => Kind::ViewPropose,
-            ViewMsgKind::Ack => Kind::ViewAck,
-            ViewMsgKind::Commit => Kind::ViewCommit,
-        };
-        let header = HeaderRepr {
+    /// The header of this node's next frame of `kind` on `path`.
+    fn header(&self, kind: Kind, path: usize, now: Instant) -> HeaderRepr {
+        HeaderRepr {
             kind,
             cluster: self.spec.cluster_id,
             node: self.local.get(),
@@ -713,7 +709,16 @@ impl Node {
             incarnation: self.incarnation,
             seq: self.tx[path].seq,
             timestamp_ns: now.as_nanos(),
+        }
+    }
+
+    fn emit_view(&self, now: Instant, path: usize, msg: ViewMsg, buf: &mut [u8]) -> usize {
+        let kind = match msg.kind {
+            ViewMsgKind::Propose => Kind::ViewPropose,
+            ViewMsgKind::Ack => Kind::ViewAck,
+            ViewMsgKind::Commit => Kind::ViewCommit,
         };
+        let header = self.header(kind, path, now);
         let view = ViewRepr {
             number: msg.view.number,
             members: msg.view.members.bits(),
@@ -766,15 +771,7 @@ impl Node {
             path_count: path_id(self.spec.paths.len()),
             heard: self.heard_bitmaps(),
         };
-        let header = HeaderRepr {
-            kind: Kind::Heartbeat,
-            cluster: self.spec.cluster_id,
-            node: self.local.get(),
-            path: path_id(path),
-            incarnation: self.incarnation,
-            seq: self.tx[path].seq,
-            timestamp_ns: now.as_nanos(),
-        };
+        let header = self.header(Kind::Heartbeat, path, now);
         header
             .emit(buf, heartbeat.buffer_len(), self.key.as_ref(), |p| {
                 heartbeat.emit(p)
