@@ -244,7 +244,6 @@ fn sixty_seconds_under_cpu_stress_without_a_false_down() {
         interval: "1ms".into(),
         timeout: "5ms".into(),
         realtime: Some(50),
-        ..Default::default()
     };
     let mut lab = Lab::new("s", 2, &cfg);
     lab.start_all();

@@ -26,8 +26,3 @@ pub fn monotonic_ns() -> u64 {
 pub fn realtime_ns() -> u64 {
     read(libc::CLOCK_REALTIME)
 }
-
-/// CPU time (user + system) this process has used, in nanoseconds.
-pub fn process_cpu_ns() -> u64 {
-    read(libc::CLOCK_PROCESS_CPUTIME_ID)
-}

@@ -105,8 +105,6 @@ pub struct Peer {
     pub newest_sent_ns: u64,
     /// Its config hash, from its last heartbeat.
     pub config_hash: Option<u64>,
-    /// Its view number, from its last heartbeat.
-    pub view: u64,
     /// One link per path (first `paths.len()` are used).
     pub links: [Link; MAX_PATHS],
 }
@@ -166,7 +164,10 @@ pub struct Node {
     tx: Vec<Tx>,
     drops: Vec<DropCounters>,
     events: VecDeque<(Instant, Event)>,
-    events_lost: u64,
+    /// Events or membership messages dropped because a bounded queue was full.
+    overflows: u64,
+    /// Something that feeds the membership decision changed since it last ran.
+    membership_dirty: bool,
     pauses: u64,
     pause_total: Duration,
     membership: Membership,
@@ -203,7 +204,6 @@ impl Node {
                 restarts: 0,
                 newest_sent_ns: 0,
                 config_hash: None,
-                view: 0,
                 links: [Link::new(now); MAX_PATHS],
             })
             .collect();
@@ -232,7 +232,8 @@ impl Node {
             tx,
             drops,
             events: VecDeque::with_capacity(EVENT_QUEUE_MAX),
-            events_lost: 0,
+            overflows: 0,
+            membership_dirty: true,
             pauses: 0,
             pause_total: Duration::ZERO,
             membership: Membership::new(local, configured_count, two_node, now),
@@ -365,19 +366,26 @@ impl Node {
         self.update_link(now, arrival, path, v);
         self.update_peer(now, v);
         match v.body {
-            Body::View(kind, view) => self.handle_view(now, v.peer, kind, view),
+            Body::View(kind, view) => {
+                self.handle_view(now, v.peer, kind, view);
+                self.membership_dirty = true;
+            }
             Body::Heartbeat(hb) => {
-                let mut resend = None;
-                self.membership
-                    .resync(self.peers[v.peer].id, hb.installed, &mut |m| {
-                        resend = Some(m)
-                    });
-                if let Some(m) = resend {
-                    self.send_view(m);
-                }
+                let id = self.peers[v.peer].id;
+                let Node {
+                    membership,
+                    view_out,
+                    overflows,
+                    ..
+                } = self;
+                membership.resync(id, hb.installed, &mut |m| push_view(view_out, overflows, m));
             }
         }
-        self.drive_membership(now);
+        // A heartbeat that changed no link or peer state cannot change the membership
+        // decision: skip the O(nodes x paths) alive computation on the hot path.
+        if self.membership_dirty {
+            self.drive_membership(now);
+        }
         Ok(())
     }
 
@@ -423,6 +431,10 @@ impl Node {
             }
             let hears = hb.hears(path, local.get());
             one_way = link.peer_hears_us == Some(true) && !hears;
+            if link.peer_hears_us != Some(hears) {
+                // Mutual hearing decides who is alive for membership.
+                self.membership_dirty = true;
+            }
             link.peer_hears_us = Some(hears);
         }
         let came_up = link.state != LinkState::Up;
@@ -445,7 +457,6 @@ impl Node {
         p.newest_sent_ns = p.newest_sent_ns.max(v.header.timestamp_ns);
         let mut mismatch = None;
         if let Body::Heartbeat(hb) = &v.body {
-            p.view = hb.view;
             self.membership.observe(hb.view);
             let theirs = hb.config_hash;
             if theirs != ours && p.config_hash != Some(theirs) {
@@ -498,19 +509,18 @@ impl Node {
 
     /// Runs the membership protocol's coordinator step and reports a new view.
     fn drive_membership(&mut self, now: Instant) {
+        self.membership_dirty = false;
         let alive = self.alive();
         let retry = self.spec.timeout_max();
-        let mut sent = [None; 4];
-        let mut k = 0;
-        let committed = self.membership.tick(now, alive, retry, &mut |m| {
-            if k < sent.len() {
-                sent[k] = Some(m);
-                k += 1;
-            }
+        let Node {
+            membership,
+            view_out,
+            overflows,
+            ..
+        } = self;
+        let committed = membership.tick(now, alive, retry, &mut |m| {
+            push_view(view_out, overflows, m)
         });
-        for m in sent.into_iter().flatten() {
-            self.send_view(m);
-        }
         if let Some(view) = committed {
             self.report_view(now, view);
         }
@@ -534,12 +544,15 @@ impl Node {
         match kind {
             ViewMsgKind::Propose => {
                 let alive = self.alive();
-                let mut ack = None;
-                self.membership
-                    .on_propose(from, view, alive, &mut |m| ack = Some(m));
-                if let Some(m) = ack {
-                    self.send_view(m);
-                }
+                let Node {
+                    membership,
+                    view_out,
+                    overflows,
+                    ..
+                } = self;
+                membership.on_propose(from, view, alive, &mut |m| {
+                    push_view(view_out, overflows, m)
+                });
             }
             ViewMsgKind::Ack => self.membership.on_ack(from, view),
             ViewMsgKind::Commit => {
@@ -547,14 +560,6 @@ impl Node {
                     self.report_view(now, v);
                 }
             }
-        }
-    }
-
-    fn send_view(&mut self, m: ViewMsg) {
-        if self.view_out.len() < VIEW_OUTBOX_MAX {
-            self.view_out.push_back(m);
-        } else {
-            self.events_lost += 1;
         }
     }
 
@@ -836,11 +841,14 @@ impl Node {
             .min()
     }
 
+    /// Queues an event. Every state change the core reports goes through here, so it also
+    /// marks the membership decision for a re-run.
     fn push_event(&mut self, at: Instant, event: Event) {
+        self.membership_dirty = true;
         if self.events.len() < EVENT_QUEUE_MAX {
             self.events.push_back((at, event));
         } else {
-            self.events_lost += 1;
+            self.overflows += 1;
         }
     }
 
@@ -880,9 +888,19 @@ impl Node {
     pub fn pauses(&self) -> (u64, Duration) {
         (self.pauses, self.pause_total)
     }
-    /// Events dropped because the queue was full (never expected).
-    pub fn events_lost(&self) -> u64 {
-        self.events_lost
+    /// Events or membership messages dropped because a bounded queue was full (never
+    /// expected: the bounds are far above what one input can produce).
+    pub fn queue_overflows(&self) -> u64 {
+        self.overflows
+    }
+}
+
+/// Queues a membership message, counting it in `overflows` if the outbox is full.
+fn push_view(out: &mut VecDeque<ViewMsg>, overflows: &mut u64, m: ViewMsg) {
+    if out.len() < VIEW_OUTBOX_MAX {
+        out.push_back(m);
+    } else {
+        *overflows += 1;
     }
 }
 

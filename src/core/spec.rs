@@ -130,13 +130,4 @@ impl ClusterSpec {
             .max()
             .unwrap_or(Duration::ZERO)
     }
-
-    /// The shortest path timeout.
-    pub fn timeout_min(&self) -> Duration {
-        self.paths
-            .iter()
-            .map(|p| p.timeout)
-            .min()
-            .unwrap_or(Duration::ZERO)
-    }
 }

@@ -37,6 +37,8 @@ pub struct StatusReport {
     pub pauses: u64,
     /// Total pause length, µs.
     pub pause_total_us: u64,
+    /// Events or membership messages dropped because a bounded queue was full.
+    pub queue_overflows: u64,
     /// Configured paths with local counters.
     pub paths: Vec<PathStatus>,
     /// Every other node.
@@ -138,8 +140,8 @@ impl StatusReport {
         );
         let _ = writeln!(
             o,
-            "local pauses: {} ({} µs in all)\n",
-            self.pauses, self.pause_total_us
+            "local pauses: {} ({} µs in all)  queue overflows: {}\n",
+            self.pauses, self.pause_total_us, self.queue_overflows
         );
         let _ = writeln!(
             o,

@@ -208,6 +208,7 @@ pub(crate) fn status(
             .collect(),
         quorate: node.quorate(),
         pauses,
+        queue_overflows: node.queue_overflows(),
         pause_total_us: u64::try_from(pause_total.as_micros()).unwrap_or(u64::MAX),
         paths,
         peers,

@@ -12,7 +12,7 @@
 //! by the PID we started.
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -50,8 +50,6 @@ pub struct LabConfig {
     pub timeout: String,
     /// Run the daemons SCHED_FIFO at this priority.
     pub realtime: Option<u8>,
-    /// Extra `[cluster]` lines.
-    pub cluster_extra: String,
 }
 
 impl Default for LabConfig {
@@ -63,7 +61,6 @@ impl Default for LabConfig {
             interval: "10ms".into(),
             timeout: "200ms".into(),
             realtime: None,
-            cluster_extra: String::new(),
         }
     }
 }
@@ -224,8 +221,8 @@ impl Lab {
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let mut t = format!(
-            "[cluster]\nname = \"lab\"\nid = {}\nkey_file = \"key\"\n{}\n",
-            self.cluster_id, c.cluster_extra
+            "[cluster]\nname = \"lab\"\nid = {}\nkey_file = \"key\"\n\n",
+            self.cluster_id
         );
         if let Some(p) = c.realtime {
             t += &format!("[realtime]\npriority = {p}\ncpu_dma_latency_us = 0\n\n");
@@ -412,10 +409,6 @@ impl Lab {
     /// The lab's key bytes.
     pub fn key(&self) -> Vec<u8> {
         std::fs::read(self.dir.join("key")).unwrap()
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
