@@ -104,6 +104,7 @@ fn main() {
             interval: p.interval.into(),
             timeout: p.timeout.into(),
             realtime: Some(50),
+            ..LabConfig::default()
         };
         let interval_ns =
             u64::try_from(humantime::parse_duration(p.interval).unwrap().as_nanos()).unwrap();

@@ -82,6 +82,36 @@ enum DebugCommand {
         #[arg(long)]
         pid: i32,
     },
+    /// Set interfaces down (or up) at once, printing CLOCK_MONOTONIC ns read just before.
+    LinkSet {
+        /// Interfaces.
+        #[arg(long = "interface", required = true)]
+        interfaces: Vec<String>,
+        /// Set them up instead of down.
+        #[arg(long)]
+        up: bool,
+    },
+    /// Lab service: answer every UDP datagram on PORT with NAME and the datagram.
+    Responder {
+        /// UDP port.
+        #[arg(long)]
+        port: u16,
+        /// Name to answer with.
+        #[arg(long)]
+        name: String,
+    },
+    /// Lab client: probe a UDP service every INTERVAL µs for DURATION ms, one line per reply.
+    Probe {
+        /// Service address, e.g. 10.0.0.100:7000.
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        /// Microseconds between requests.
+        #[arg(long, default_value_t = 200)]
+        interval_us: u64,
+        /// How long to probe, in milliseconds.
+        #[arg(long)]
+        duration_ms: u64,
+    },
     /// Print up to COUNT received frames as hex, one per line.
     Capture {
         /// Interface.
@@ -230,6 +260,17 @@ fn debug(cmd: DebugCommand) -> Exit {
                 .map(|()| println!("{at}"))
                 .map_err(|e| format!("kill {pid}: {e}"))
         }
+        DebugCommand::LinkSet { interfaces, up } => debug::link_set(&interfaces, up),
+        DebugCommand::Responder { port, name } => debug::responder(port, &name),
+        DebugCommand::Probe {
+            target,
+            interval_us,
+            duration_ms,
+        } => debug::probe(
+            target,
+            std::time::Duration::from_micros(interval_us),
+            std::time::Duration::from_millis(duration_ms),
+        ),
         DebugCommand::Now => {
             println!("{}", heartwire_hal::clock::monotonic_ns());
             Ok(())

@@ -244,6 +244,7 @@ fn sixty_seconds_under_cpu_stress_without_a_false_down() {
         interval: "1ms".into(),
         timeout: "5ms".into(),
         realtime: Some(50),
+        ..LabConfig::default()
     };
     let mut lab = Lab::new("s", 2, &cfg);
     lab.start_all();
@@ -305,8 +306,7 @@ fn sixty_seconds_under_cpu_stress_without_a_false_down() {
 
 fn frame(key: Option<&AuthKey>, cluster: u16, node: u8, inc: u32, seq: u32) -> Vec<u8> {
     let hb = HeartbeatRepr {
-        view: 0,
-        installed: 0,
+        state: Default::default(),
         config_hash: 0,
         echo: None,
         path_count: 0,

@@ -7,11 +7,12 @@
 //!
 //! Modules, one per device kind: [`clock`], [`packet`] (AF_PACKET raw Ethernet), [`udp`],
 //! [`timerfd`], [`signalfd`], [`sched`] (real-time mode), [`cred`] (peer credentials),
-//! [`random`].
+//! [`random`], [`netlink`] (rtnetlink address changes).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod clock;
 pub mod cred;
+pub mod netlink;
 pub mod packet;
 pub mod process;
 pub mod random;

@@ -69,10 +69,24 @@ pub fn if_index(ifname: &str) -> Result<i32, HalError> {
 
 impl PacketSocket {
     /// Opens a nonblocking packet socket on `ifname` that receives only `ethertype`.
-    ///
-    /// The socket is created with protocol 0 (receives nothing) and only then bound to the
-    /// interface and EtherType, so no frame of another interface can slip in between.
     pub fn open(ifname: &str, ethertype: u16) -> Result<PacketSocket, HalError> {
+        let sock = PacketSocket::bound(ifname, ethertype, ethertype)?;
+        sys::enable_rx_timestamps(sock.fd.as_fd())
+            .map_err(|e| HalError::new("SO_TIMESTAMPNS", ifname, e))?;
+        Ok(sock)
+    }
+
+    /// Opens a nonblocking packet socket on `ifname` that only sends frames of
+    /// `ethertype` (bound with protocol 0, so nothing is ever queued for reading): for
+    /// gratuitous ARP and unsolicited Neighbor Advertisements.
+    pub fn open_sender(ifname: &str, ethertype: u16) -> Result<PacketSocket, HalError> {
+        PacketSocket::bound(ifname, 0, ethertype)
+    }
+
+    /// A socket bound to `ifname` receiving `rx_protocol` (0: nothing), sending
+    /// `ethertype`. It is created with protocol 0 (receives nothing) and only then bound,
+    /// so no frame of another interface can slip in between.
+    fn bound(ifname: &str, rx_protocol: u16, ethertype: u16) -> Result<PacketSocket, HalError> {
         let ifindex = if_index(ifname)?;
         let err = |op, e| HalError::new(op, ifname, e);
         // SAFETY: plain socket(2) call with constant arguments; the result is checked and
@@ -87,19 +101,46 @@ impl PacketSocket {
         .map_err(|e| err("socket AF_PACKET", e))?;
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let sa = sockaddr_ll(ifindex, ethertype, None);
+        let sa = sockaddr_ll(ifindex, rx_protocol, None);
         let len = socklen::<libc::sockaddr_ll>();
         // SAFETY: `fd` is live; the pointer and length describe `sa`, a sockaddr_ll on the
         // stack that the kernel only reads; the result is checked.
         cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) })
             .map_err(|e| err("bind AF_PACKET", e))?;
-        sys::enable_rx_timestamps(fd.as_fd()).map_err(|e| err("SO_TIMESTAMPNS", e))?;
         Ok(PacketSocket {
             fd,
             ifindex,
             ethertype,
             ifname: ifname.to_owned(),
         })
+    }
+
+    /// The interface's hardware (MAC) address (SIOCGIFHWADDR).
+    pub fn hw_addr(&self) -> Result<[u8; MAC_LEN], HalError> {
+        // SAFETY: ifreq is a plain C struct (<net/if.h>) valid when zeroed.
+        let mut req: libc::ifreq = unsafe { mem::zeroed() };
+        let name = self.ifname.as_bytes();
+        if name.len() >= req.ifr_name.len() {
+            return Err(HalError::new(
+                "SIOCGIFHWADDR",
+                self.ifname.as_str(),
+                io::ErrorKind::InvalidInput.into(),
+            ));
+        }
+        for (d, s) in req.ifr_name.iter_mut().zip(name) {
+            *d = libc::c_char::from_ne_bytes([*s]);
+        }
+        // SAFETY: `fd` is live; `req` is a NUL-terminated ifreq on the stack that the
+        // kernel fills in for SIOCGIFHWADDR; the result is checked.
+        cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut req) })
+            .map_err(|e| HalError::new("SIOCGIFHWADDR", self.ifname.as_str(), e))?;
+        // SAFETY: SIOCGIFHWADDR filled the `ifru_hwaddr` member of the union.
+        let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+        let mut mac = [0u8; MAC_LEN];
+        for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+            *d = s.to_ne_bytes()[0];
+        }
+        Ok(mac)
     }
 
     /// Makes the interface accept frames sent to the multicast address `mac`

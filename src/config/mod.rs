@@ -15,6 +15,7 @@
 //! pause_threshold = "2ms"  # optional; default: half the shortest path timeout
 //! control_socket = "/run/heartwire/heartwire.sock"  # optional
 //! two_node = false       # optional: a lone survivor of two nodes keeps quorum
+//! on_quorum_loss = "freeze"  # optional: freeze | stop | halt (groups are released in any case)
 //!
 //! [realtime]             # optional: mlockall + SCHED_FIFO (+ CPU pinning)
 //! priority = 50
@@ -39,8 +40,11 @@
 //! port = 5405
 //! addresses = { a = "10.2.0.1", b = "10.2.0.2" }   # udp: one per node
 //! ```
+//!
+//! Resource groups: see [`groups`].
 
 mod error;
+mod groups;
 mod raw;
 
 use core::time::Duration;
@@ -53,6 +57,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 pub use self::error::ConfigError;
+pub use self::groups::{AppResource, GroupConfig, IpResource, QuorumLoss, Resource, ResourceKind};
 use self::raw::{RawConfig, RawKind, RawPath};
 use crate::core::spec::{ClusterSpec, NodeId, NodeSpec, PathKind, PathSpec};
 use crate::wire::auth::KEY_LEN_MIN;
@@ -114,6 +119,10 @@ pub struct Config {
     pub realtime: Option<Realtime>,
     /// Control socket path.
     pub control_socket: PathBuf,
+    /// Resource groups as this node runs them (same index as `spec.groups`).
+    pub groups: Vec<GroupConfig>,
+    /// What this node does when it loses quorum, besides releasing its groups.
+    pub on_quorum_loss: QuorumLoss,
 }
 
 /// Loads `file` for node `node` (by name; `None`: this host's name).
@@ -178,6 +187,8 @@ impl Validator<'_> {
         let key = self.key(&raw)?;
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
         let realtime = self.realtime(&raw)?;
+        let on_quorum_loss = self.quorum_loss(&raw)?;
+        let (group_specs, groups) = self.groups(&raw, &nodes, local_idx)?;
         let config_hash = canonical_hash(&raw, key.is_some());
         let spec = ClusterSpec {
             name: raw.cluster.name.get_ref().clone(),
@@ -187,6 +198,7 @@ impl Validator<'_> {
             config_hash,
             pause_threshold,
             two_node: raw.cluster.two_node.unwrap_or(false),
+            groups: group_specs,
         };
         spec.assert_valid();
         let control_socket = raw
@@ -202,6 +214,8 @@ impl Validator<'_> {
             io,
             realtime,
             control_socket: control_socket.into(),
+            groups,
+            on_quorum_loss,
         })
     }
 
@@ -586,11 +600,12 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
     let mut h = Sha256::new();
     let c = &raw.cluster;
     h.update(format!(
-        "cluster name={:?} id={} keyed={keyed} pause={:?} two_node={:?}\n",
+        "cluster name={:?} id={} keyed={keyed} pause={:?} two_node={:?} quorum_loss={:?}\n",
         c.name.get_ref(),
         c.id.get_ref(),
         c.pause_threshold.as_ref().map(|s| s.get_ref()),
-        c.two_node
+        c.two_node,
+        c.on_quorum_loss.as_ref().map(|s| s.get_ref())
     ));
     for n in &raw.nodes {
         h.update(format!(
@@ -616,6 +631,7 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
             map(&p.interfaces), map(&p.addresses)
         ));
     }
+    h.update(groups::canonical(raw));
     let digest = h.finalize();
     u64::from_be_bytes(
         digest[..8]

@@ -15,6 +15,8 @@ pub(super) struct RawConfig {
     pub(super) nodes: Vec<RawNode>,
     #[serde(rename = "path", default)]
     pub(super) paths: Vec<RawPath>,
+    #[serde(rename = "group", default)]
+    pub(super) groups: Vec<RawGroup>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +28,7 @@ pub(super) struct RawCluster {
     pub(super) pause_threshold: Option<Spanned<String>>,
     pub(super) control_socket: Option<String>,
     pub(super) two_node: Option<bool>,
+    pub(super) on_quorum_loss: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,4 +70,38 @@ pub(super) struct RawPath {
     pub(super) port: Option<Spanned<u16>>,
     pub(super) interfaces: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub(super) addresses: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub(super) name: Spanned<String>,
+    pub(super) nodes: Spanned<Vec<Spanned<String>>>,
+    pub(super) startup: Option<Spanned<String>>,
+    pub(super) fallover: Option<Spanned<String>>,
+    pub(super) fallback: Option<Spanned<String>>,
+    #[serde(rename = "resource", default)]
+    pub(super) resources: Vec<RawResource>,
+}
+
+/// One resource; which keys apply depends on `kind` (checked in validation, so an error
+/// can name the key and the kind).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResource {
+    pub(super) name: Spanned<String>,
+    pub(super) kind: Spanned<String>,
+    // ip
+    pub(super) address: Option<Spanned<String>>,
+    pub(super) interface: Option<Spanned<String>>,
+    pub(super) interfaces: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) announce_count: Option<Spanned<u32>>,
+    pub(super) announce_interval: Option<Spanned<String>>,
+    // application
+    pub(super) start: Option<Spanned<String>>,
+    pub(super) stop: Option<Spanned<String>>,
+    pub(super) monitor: Option<Spanned<String>>,
+    pub(super) monitor_interval: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) restarts: Option<Spanned<u32>>,
 }

@@ -3,6 +3,7 @@
 
 use core::time::Duration;
 
+use super::groups::{Phase, ResourceOp};
 use super::spec::NodeId;
 use super::time::Instant;
 use crate::wire::frame::FrameError;
@@ -70,6 +71,25 @@ pub enum Event {
         /// Whether it holds quorum.
         quorate: bool,
     },
+    /// A resource group entered a new phase on this node.
+    Group {
+        /// Group index.
+        group: u8,
+        /// Its new phase.
+        phase: Phase,
+    },
+    /// Starting or stopping a resource failed (or timed out).
+    ResourceFailed {
+        /// Group index.
+        group: u8,
+        /// Resource index within the group.
+        resource: u8,
+        /// What failed.
+        op: ResourceOp,
+    },
+    /// This node lost its authority to hold groups (view no longer quorate, or its lease
+    /// ran out): it releases everything; `on_quorum_loss` says what else it does.
+    QuorumLost,
     /// The peer runs a different configuration.
     ConfigMismatch {
         /// The peer.

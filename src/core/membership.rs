@@ -8,11 +8,21 @@
 //! the members that stayed silent. A node that receives a commit excluding it falls back
 //! to a view of itself alone (never quorate in a cluster of more than two).
 //!
+//! A view also carries the placement of every resource group ([`Plan`]): the coordinator
+//! computes it for the proposed members (a pure function the caller supplies) and proposes
+//! again when it changes, so a placement change is a view change and every member installs
+//! the same placement at the same moment.
+//!
+//! Each node also remembers the newest view it *agreed* to (proposed, acked or installed).
+//! Its members are carried in heartbeats: a node keeps its lease on its groups only while
+//! a majority agrees to views that include it (see `node`), which is what lets a gainer
+//! bound how long a cut-off owner can still hold a group.
+//!
 //! Pure: messages go out through a callback, time is an argument.
 
 use core::time::Duration;
 
-use super::placement::NodeSet;
+use super::placement::{NodeSet, Plan};
 use super::spec::NodeId;
 use super::time::Instant;
 
@@ -23,6 +33,8 @@ pub struct View {
     pub number: u64,
     /// Members.
     pub members: NodeSet,
+    /// Placement of every resource group in this view.
+    pub plan: Plan,
 }
 
 /// What a membership message is.
@@ -62,6 +74,8 @@ struct Proposal {
 pub struct Membership {
     local: NodeId,
     view: View,
+    /// Newest view proposed, acked or installed.
+    agreed: View,
     max_seen: u64,
     acked: u64,
     proposal: Option<Proposal>,
@@ -74,14 +88,32 @@ pub struct Membership {
     two_node: bool,
 }
 
+/// Whether `members` hold quorum among `configured` nodes; `alone_ok`: a lone node does
+/// (`two_node` in a two-node cluster).
+pub fn quorum(configured: u32, alone_ok: bool, members: NodeSet) -> bool {
+    2 * members.len() > configured || (alone_ok && !members.is_empty())
+}
+
 impl Membership {
-    /// Starts in the view of this node alone, number 0.
-    pub fn new(local: NodeId, configured: u32, two_node: bool, now: Instant) -> Membership {
+    /// Starts in the view of this node alone, number 0, with `groups` groups unplaced.
+    pub fn new(
+        local: NodeId,
+        configured: u32,
+        two_node: bool,
+        groups: usize,
+        now: Instant,
+    ) -> Membership {
         let mut members = NodeSet::EMPTY;
         members.insert(local);
+        let view = View {
+            number: 0,
+            members,
+            plan: Plan::unplaced(groups),
+        };
         Membership {
             local,
-            view: View { number: 0, members },
+            view,
+            agreed: view,
             max_seen: 0,
             acked: 0,
             proposal: None,
@@ -105,11 +137,26 @@ impl Membership {
         self.view
     }
 
+    /// The newest view this node proposed, acked or installed.
+    pub fn agreed(&self) -> View {
+        self.agreed
+    }
+
+    /// Whether a lone node keeps quorum (`two_node` in a two-node cluster): it then needs
+    /// nobody's agreement to hold its groups.
+    pub fn alone_is_quorate(&self) -> bool {
+        self.two_node && self.configured == 2
+    }
+
+    /// The configured node count (votes).
+    pub fn configured(&self) -> u32 {
+        self.configured
+    }
+
     /// Whether `members` hold quorum: a strict majority of the configured nodes, or, in
     /// `two_node` mode, any member of a two-node cluster.
     pub fn is_quorate(&self, members: NodeSet) -> bool {
-        2 * members.len() > self.configured
-            || (self.two_node && self.configured == 2 && !members.is_empty())
+        quorum(self.configured, self.alone_is_quorate(), members)
     }
 
     /// Whether the committed view holds quorum.
@@ -122,8 +169,12 @@ impl Membership {
         self.max_seen = self.max_seen.max(number);
     }
 
-    /// Drives the coordinator role. `alive` must contain this node. Returns a newly
-    /// committed view, if any.
+    /// Drives the coordinator role. `alive` must contain this node; `plan` gives the
+    /// placement for a member set (called only while coordinating); `stale` says some
+    /// member agreed to a view newer than the installed one that was never committed
+    /// (an abandoned proposal, possibly another coordinator's): such a member no longer
+    /// vouches for the installed view, so a fresh view is proposed even if nothing else
+    /// changed. Returns a newly committed view, if any.
     ///
     /// Members that did not ack by a proposal's deadline become suspects: they are left
     /// out of proposals for [`SUSPECT_RETRIES`] retry periods, then tried again, so a node
@@ -133,6 +184,8 @@ impl Membership {
         now: Instant,
         alive: NodeSet,
         retry: Duration,
+        plan: impl Fn(NodeSet) -> Plan,
+        stale: bool,
         out: &mut impl FnMut(ViewMsg),
     ) -> Option<View> {
         assert!(alive.contains(self.local), "alive set lacks the local node");
@@ -150,14 +203,18 @@ impl Membership {
             if now >= p.deadline {
                 self.suspects = NodeSet::from_bits(waiting.bits() & !p.acks.bits());
                 self.suspects_until = now.saturating_add(retry * SUSPECT_RETRIES);
-            } else if p.view.members == self.target(now, alive) {
-                return None;
+            } else {
+                let target = self.target(now, alive);
+                if p.view.members == target && p.view.plan == plan(target) {
+                    return None;
+                }
             }
             self.proposal = None;
         }
         let target = self.target(now, alive);
-        if target != self.view.members {
-            return self.propose(now, target, retry, out);
+        let target_plan = plan(target);
+        if target != self.view.members || target_plan != self.view.plan || stale {
+            return self.propose(now, target, target_plan, retry, out);
         }
         None
     }
@@ -175,14 +232,17 @@ impl Membership {
         &mut self,
         now: Instant,
         members: NodeSet,
+        plan: Plan,
         retry: Duration,
         out: &mut impl FnMut(ViewMsg),
     ) -> Option<View> {
-        self.max_seen = self.max_seen.max(self.view.number) + 1;
+        self.max_seen = self.max_seen.max(self.highest_number()) + 1;
         let view = View {
             number: self.max_seen,
             members,
+            plan,
         };
+        self.agreed = view;
         if members.len() == 1 {
             return Some(self.commit(view, out));
         }
@@ -215,6 +275,9 @@ impl Membership {
     fn install(&mut self, view: View) {
         self.observe(view.number);
         self.acked = self.acked.max(view.number);
+        if view.number >= self.agreed.number {
+            self.agreed = view;
+        }
         self.view = view;
     }
 
@@ -250,6 +313,7 @@ impl Membership {
         if view.members.bits() & !alive.bits() == 0 {
             self.pending = None;
             self.acked = view.number;
+            self.agreed = view;
             out(ViewMsg {
                 kind: ViewMsgKind::Ack,
                 view,
@@ -280,6 +344,7 @@ impl Membership {
             self.install(View {
                 number: view.number,
                 members: alone,
+                plan: view.plan,
             });
         }
         Some(self.view)
@@ -298,6 +363,12 @@ impl Membership {
                 to: Some(member),
             });
         }
+    }
+
+    /// Drops this node's pending proposal (membership pauses while a peer is settling; a
+    /// fresh proposal follows).
+    pub fn abandon_proposal(&mut self) {
+        self.proposal = None;
     }
 
     /// When the pending proposal's retry is due.

@@ -13,6 +13,10 @@ fn set(ids: &[u8]) -> NodeSet {
     ids.iter().map(|i| id(*i)).collect()
 }
 
+fn no_groups(_: NodeSet) -> Plan {
+    Plan::unplaced(0)
+}
+
 struct Net {
     nodes: Vec<Membership>,
     /// alive[i]: what node i+1's detector reports.
@@ -26,7 +30,7 @@ impl Net {
         let t = Instant::from_nanos(0);
         Net {
             nodes: (1..=n)
-                .map(|i| Membership::new(id(i), u32::from(n), two_node, t))
+                .map(|i| Membership::new(id(i), u32::from(n), two_node, 0, t))
                 .collect(),
             alive: (1..=n).map(|_| set(&(1..=n).collect::<Vec<_>>())).collect(),
             cut: vec![],
@@ -44,7 +48,9 @@ impl Net {
         for i in 0..self.nodes.len() {
             let from = u8::try_from(i + 1).unwrap();
             let alive = self.alive[i];
-            self.nodes[i].tick(now, alive, RETRY, &mut |m| queue.push((from, m)));
+            self.nodes[i].tick(now, alive, RETRY, no_groups, false, &mut |m| {
+                queue.push((from, m))
+            });
         }
         let mut rounds = 0;
         while let Some((from, msg)) = queue.pop() {
@@ -81,7 +87,9 @@ impl Net {
             for i in 0..self.nodes.len() {
                 let me = u8::try_from(i + 1).unwrap();
                 let alive = self.alive[i];
-                self.nodes[i].tick(now, alive, RETRY, &mut |m| queue.push((me, m)));
+                self.nodes[i].tick(now, alive, RETRY, no_groups, false, &mut |m| {
+                    queue.push((me, m))
+                });
             }
         }
     }
@@ -96,7 +104,8 @@ fn all_alive_agree_on_one_quorate_view() {
             net.node(i).view(),
             View {
                 number: 1,
-                members: set(&[1, 2, 3])
+                members: set(&[1, 2, 3]),
+                plan: Plan::unplaced(0),
             },
             "node {i}"
         );
@@ -116,7 +125,8 @@ fn a_dead_coordinator_is_replaced_by_the_next_lowest() {
         net.node(2).view(),
         View {
             number: 2,
-            members: set(&[2, 3])
+            members: set(&[2, 3]),
+            plan: Plan::unplaced(0),
         }
     );
     assert_eq!(net.node(3).view(), net.node(2).view());
@@ -169,11 +179,12 @@ fn two_node_mode_lets_a_lone_survivor_keep_quorum() {
 
 #[test]
 fn stale_and_foreign_proposals_are_not_acked() {
-    let mut m = Membership::new(id(2), 3, false, Instant::from_nanos(0));
+    let mut m = Membership::new(id(2), 3, false, 0, Instant::from_nanos(0));
     let mut out = vec![];
     let v1 = View {
         number: 1,
         members: set(&[1, 2, 3]),
+        plan: Plan::unplaced(0),
     };
     m.on_propose(id(1), v1, set(&[1, 2, 3]), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "acked");
@@ -182,14 +193,20 @@ fn stale_and_foreign_proposals_are_not_acked() {
     let v2 = View {
         number: 2,
         members: set(&[1, 2, 3]),
+        plan: Plan::unplaced(0),
     };
     m.on_propose(id(3), v2, set(&[1, 2, 3]), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "proposer is not the lowest member");
     m.on_propose(id(1), v2, set(&[1, 2]), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "3 is not alive here: kept, not acked");
-    m.tick(Instant::from_nanos(0), set(&[1, 2, 3]), RETRY, &mut |x| {
-        out.push(x)
-    });
+    m.tick(
+        Instant::from_nanos(0),
+        set(&[1, 2, 3]),
+        RETRY,
+        no_groups,
+        false,
+        &mut |x| out.push(x),
+    );
     assert_eq!(
         out.last().map(|x| (x.kind, x.view)),
         Some((ViewMsgKind::Ack, v2)),
@@ -198,6 +215,7 @@ fn stale_and_foreign_proposals_are_not_acked() {
     let v3 = View {
         number: 3,
         members: set(&[1, 3]),
+        plan: Plan::unplaced(0),
     };
     m.on_propose(id(1), v3, set(&[1, 2, 3]), &mut |x| out.push(x));
     assert_eq!(out.len(), 2, "not a member: no further ack");
@@ -206,7 +224,8 @@ fn stale_and_foreign_proposals_are_not_acked() {
             id(1),
             View {
                 number: 0,
-                members: set(&[1, 2])
+                members: set(&[1, 2]),
+                plan: Plan::unplaced(0),
             }
         ),
         None,

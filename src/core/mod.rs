@@ -6,6 +6,7 @@
 //! simulator) carries them out. Called by `daemon` and by the simulator in `tests/`.
 
 pub mod event;
+pub mod groups;
 pub mod link;
 pub mod membership;
 pub mod node;
@@ -14,6 +15,7 @@ pub mod spec;
 pub mod time;
 
 pub use event::{DropReason, Event};
+pub use groups::{Phase, ResourceOp, ResourceRequest};
 pub use node::{Action, Dest, Node};
-pub use spec::{ClusterSpec, NodeId, NodeSpec, PathKind, PathSpec};
+pub use spec::{ClusterSpec, GroupSpec, NodeId, NodeSpec, PathKind, PathSpec};
 pub use time::Instant;

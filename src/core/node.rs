@@ -11,20 +11,28 @@
 //! timeout; a peer is down when all its links are. A loop wake-up later than the pause
 //! threshold is a local pause: it is reported and every silence is extended by it, so a
 //! slow observer never declares a live peer dead.
+//!
+//! On top of detection the node runs membership (`membership`) and its resource groups
+//! (`groups`): resource operations come out of `poll_action` as [`Action::Resource`] and
+//! their outcome goes back in through [`Node::resource_done`].
 
 use core::time::Duration;
 use std::collections::VecDeque;
 
 use super::event::{DropCounters, DropReason, Event};
+use super::groups::{
+    self, Context, Groups, LocalGroup, ResourceRequest, Standing, UnexpectedCompletion,
+};
 use super::link::{Link, LinkState, SeqCheck};
 use super::membership::{Membership, View, ViewMsg, ViewMsgKind};
-use super::placement::NodeSet;
+use super::placement::{NodeSet, Plan};
 use super::spec::{ClusterSpec, NodeId, PathKind};
 use super::time::{Instant, nanos};
 use crate::wire::MAX_PATHS;
 use crate::wire::auth::AuthKey;
 use crate::wire::frame::{FRAME_MAX, Frame, HeaderRepr, Kind};
 use crate::wire::heartbeat::{Echo, HeartbeatRepr};
+use crate::wire::state::{self as state_block, StateRepr};
 use crate::wire::view::ViewRepr;
 
 /// Past incarnations remembered per peer: frames from them are replays.
@@ -55,6 +63,8 @@ pub enum Action {
         /// Frame length in the buffer.
         len: usize,
     },
+    /// Start or stop a resource; report the outcome with [`Node::resource_done`].
+    Resource(ResourceRequest),
     /// Report an event decided at `at`.
     Event {
         /// Decision time.
@@ -107,9 +117,31 @@ pub struct Peer {
     pub config_hash: Option<u64>,
     /// One link per path (first `paths.len()` are used).
     pub links: [Link; MAX_PATHS],
+    /// Its newest node-state block (membership and holdings), ordered by generation.
+    pub report: Option<StateRepr>,
+    /// Arrival of the newest frame carrying `report`.
+    pub report_at: Option<Instant>,
 }
 
 impl Peer {
+    /// A peer never heard from.
+    pub(crate) fn new(id: NodeId, now: Instant) -> Peer {
+        Peer {
+            id,
+            state: PeerState::Unknown,
+            since: now,
+            incarnation: None,
+            past: [0; PAST_INCARNATIONS],
+            past_len: 0,
+            restarts: 0,
+            newest_sent_ns: 0,
+            config_hash: None,
+            links: [Link::new(now); MAX_PATHS],
+            report: None,
+            report_at: None,
+        }
+    }
+
     fn last_heard(&self) -> Option<Instant> {
         self.links.iter().filter_map(|l| l.heard_at).max()
     }
@@ -139,6 +171,15 @@ enum Incarnation {
 enum Body {
     Heartbeat(HeartbeatRepr),
     View(ViewMsgKind, View),
+    State(StateRepr),
+}
+
+/// A non-heartbeat frame waiting to go out on every path.
+#[derive(Debug, Clone, Copy)]
+enum Outgoing {
+    View(ViewMsg),
+    /// This node's current state block (read when sent, so one queued entry suffices).
+    State,
 }
 
 /// A frame that passed every stateless check.
@@ -148,8 +189,8 @@ struct Valid {
     body: Body,
 }
 
-/// Membership messages waiting to go out (bounded; see `send_view`).
-const VIEW_OUTBOX_MAX: usize = 64;
+/// Membership and group-state frames waiting to go out (bounded; see `push_out`).
+const OUTBOX_MAX: usize = 64;
 
 /// One cluster node's detector. See the module docs for the driving order.
 #[derive(Debug)]
@@ -172,9 +213,20 @@ pub struct Node {
     pause_total: Duration,
     membership: Membership,
     configured: NodeSet,
-    view_out: VecDeque<ViewMsg>,
-    /// Progress through the head of `view_out`: (path index, next peer index for UDP).
-    view_cursor: (usize, usize),
+    out: VecDeque<Outgoing>,
+    /// Progress through the head of `out`: (path index, next peer index for UDP).
+    out_cursor: (usize, usize),
+    /// A group-state frame is queued in `out`.
+    state_queued: bool,
+    groups: Groups,
+    /// Something that feeds the groups' decision changed since they last ran.
+    groups_dirty: bool,
+    /// When the installed view was installed here.
+    installed_at: Instant,
+    /// Generation of the published state block, and what it covered: (installed number,
+    /// agreed number, holds, failed).
+    generation: u64,
+    published: (u64, u64, u64, u64),
 }
 
 impl Node {
@@ -191,22 +243,7 @@ impl Node {
     ) -> Node {
         spec.assert_valid();
         let local_idx = spec.node_index(local).expect("local node is in the spec");
-        let peers = spec
-            .nodes
-            .iter()
-            .map(|n| Peer {
-                id: n.id,
-                state: PeerState::Unknown,
-                since: now,
-                incarnation: None,
-                past: [0; PAST_INCARNATIONS],
-                past_len: 0,
-                restarts: 0,
-                newest_sent_ns: 0,
-                config_hash: None,
-                links: [Link::new(now); MAX_PATHS],
-            })
-            .collect();
+        let peers = spec.nodes.iter().map(|n| Peer::new(n.id, now)).collect();
         let tx = vec![
             Tx {
                 next_at: now,
@@ -221,6 +258,8 @@ impl Node {
         let configured: NodeSet = spec.nodes.iter().map(|n| n.id).collect();
         let configured_count = u32::try_from(spec.nodes.len()).expect("invariant: <= 64 nodes");
         let two_node = spec.two_node;
+        let groups = Groups::new(spec.groups.clone(), now);
+        let group_count = spec.groups.len();
         Node {
             spec,
             local,
@@ -236,10 +275,16 @@ impl Node {
             membership_dirty: true,
             pauses: 0,
             pause_total: Duration::ZERO,
-            membership: Membership::new(local, configured_count, two_node, now),
+            membership: Membership::new(local, configured_count, two_node, group_count, now),
             configured,
-            view_out: VecDeque::with_capacity(VIEW_OUTBOX_MAX),
-            view_cursor: (0, 0),
+            out: VecDeque::with_capacity(OUTBOX_MAX),
+            out_cursor: (0, 0),
+            state_queued: false,
+            groups,
+            groups_dirty: true,
+            installed_at: now,
+            generation: 0,
+            published: (0, 0, 0, 0),
         }
     }
 
@@ -293,36 +338,46 @@ impl Node {
             return Err(DropReason::WrongPath);
         }
         let view_kind = match frame.kind() {
-            Kind::Heartbeat => None,
+            Kind::Heartbeat | Kind::GroupState => None,
             Kind::ViewPropose => Some(ViewMsgKind::Propose),
             Kind::ViewAck => Some(ViewMsgKind::Ack),
             Kind::ViewCommit => Some(ViewMsgKind::Commit),
             _ => return Err(DropReason::UnsupportedKind),
         };
+        let payload = frame.payload();
         let body = match view_kind {
-            None => Body::Heartbeat(
-                HeartbeatRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?,
-            ),
-            Some(kind) => {
-                let v = ViewRepr::parse(frame.payload()).map_err(|_| DropReason::BadPayload)?;
-                let members = NodeSet::from_bits(v.members);
-                // Only configured nodes can be members, and a view is never empty.
-                if members.is_empty() || members.bits() & !self.configured.bits() != 0 {
-                    return Err(DropReason::BadPayload);
-                }
-                Body::View(
-                    kind,
-                    View {
-                        number: v.number,
-                        members,
-                    },
-                )
+            None if frame.kind() == Kind::Heartbeat => {
+                Body::Heartbeat(HeartbeatRepr::parse(payload).map_err(|_| DropReason::BadPayload)?)
             }
+            None => {
+                Body::State(StateRepr::parse_exact(payload).map_err(|_| DropReason::BadPayload)?)
+            }
+            Some(kind) => Body::View(kind, self.parse_view(payload)?),
         };
         Ok(Valid {
             peer,
             header: frame.header(),
             body,
+        })
+    }
+
+    /// A membership payload, checked against the config: only configured nodes can be
+    /// members, a view is never empty, and its plan covers exactly the configured groups.
+    fn parse_view(&self, payload: &[u8]) -> Result<View, DropReason> {
+        let v = ViewRepr::parse(payload).map_err(|_| DropReason::BadPayload)?;
+        let members = NodeSet::from_bits(v.members);
+        if members.is_empty() || members.bits() & !self.configured.bits() != 0 {
+            return Err(DropReason::BadPayload);
+        }
+        let groups = usize::from(v.groups);
+        if groups != self.spec.groups.len() {
+            return Err(DropReason::BadPayload);
+        }
+        let plan = Plan::from_codes(&v.plan[..groups]).ok_or(DropReason::BadPayload)?;
+        Ok(View {
+            number: v.number,
+            members,
+            plan,
         })
     }
 
@@ -370,23 +425,59 @@ impl Node {
                 self.handle_view(now, v.peer, kind, view);
                 self.membership_dirty = true;
             }
-            Body::Heartbeat(hb) => {
-                let id = self.peers[v.peer].id;
-                let Node {
-                    membership,
-                    view_out,
-                    overflows,
-                    ..
-                } = self;
-                membership.resync(id, hb.installed, &mut |m| push_view(view_out, overflows, m));
-            }
+            Body::Heartbeat(hb) => self.update_report(arrival, v.peer, hb.state),
+            Body::State(state) => self.update_report(arrival, v.peer, state),
         }
-        // A heartbeat that changed no link or peer state cannot change the membership
-        // decision: skip the O(nodes x paths) alive computation on the hot path.
+        // A heartbeat that changed no link, peer or report state cannot change a decision:
+        // skip the O(nodes x paths) alive computation on the hot path.
+        self.settle(now);
+        Ok(())
+    }
+
+    /// A peer's state block, from a heartbeat or a group-state frame that arrived at
+    /// `arrival`. Older generations than the one held are ignored (frames overtake each
+    /// other across paths).
+    fn update_report(&mut self, arrival: Instant, idx: usize, state: StateRepr) {
+        let lease = self.spec.lease();
+        let p = &mut self.peers[idx];
+        if p.report.is_some_and(|r| r.generation > state.generation) {
+            return;
+        }
+        // A changed report, or a renewal after the peer's word had lapsed, can change a
+        // decision; a plain renewal cannot.
+        if p.report != Some(state) {
+            self.groups_dirty = true;
+            self.membership_dirty = true;
+        } else if p
+            .report_at
+            .is_none_or(|t| t.saturating_add(lease) <= arrival)
+        {
+            self.groups_dirty = true;
+        }
+        p.report = Some(state);
+        p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
+        let id = p.id;
+        let Node {
+            membership,
+            out,
+            overflows,
+            ..
+        } = self;
+        membership.resync(id, state.installed, &mut |m| {
+            push_out(out, overflows, Outgoing::View(m))
+        });
+    }
+
+    /// Re-runs what a change fed into: membership, then the groups, then publishes a
+    /// changed state block.
+    fn settle(&mut self, now: Instant) {
         if self.membership_dirty {
             self.drive_membership(now);
         }
-        Ok(())
+        if self.groups_dirty {
+            self.drive_groups(now);
+        }
+        self.publish();
     }
 
     /// A new incarnation: the peer left and rejoined. Treated as down, then up.
@@ -398,6 +489,8 @@ impl Node {
         p.incarnation = Some(new);
         p.restarts += 1;
         p.newest_sent_ns = 0;
+        p.report = None;
+        p.report_at = None;
         for link in &mut p.links {
             link.replay = Default::default();
             link.last_transit_ns = None;
@@ -457,7 +550,7 @@ impl Node {
         p.newest_sent_ns = p.newest_sent_ns.max(v.header.timestamp_ns);
         let mut mismatch = None;
         if let Body::Heartbeat(hb) = &v.body {
-            self.membership.observe(hb.view);
+            self.membership.observe(hb.state.view);
             let theirs = hb.config_hash;
             if theirs != ours && p.config_hash != Some(theirs) {
                 mismatch = Some(theirs);
@@ -486,7 +579,139 @@ impl Node {
                 self.check_peer(now, idx);
             }
         }
-        self.drive_membership(now);
+        self.membership_dirty = true;
+        self.groups_dirty = true;
+        self.settle(now);
+    }
+
+    /// The outcome of a [`Action::Resource`] request. A completion that matches no
+    /// request in flight is refused and changes nothing.
+    pub fn resource_done(
+        &mut self,
+        now: Instant,
+        req: ResourceRequest,
+        ok: bool,
+    ) -> Result<(), UnexpectedCompletion> {
+        let Node {
+            groups,
+            events,
+            overflows,
+            ..
+        } = self;
+        groups.resource_done(now, req, ok, &mut |e| {
+            push_event_to(events, overflows, now, e)
+        })?;
+        self.groups_dirty = true;
+        self.membership_dirty = true;
+        self.settle(now);
+        Ok(())
+    }
+
+    /// Group `group` failed here (its monitor gave up): release it so it runs elsewhere.
+    ///
+    /// # Panics
+    /// If `group` is not a group index.
+    pub fn fail_group(&mut self, now: Instant, group: usize) {
+        self.groups.fail(group);
+        self.groups_dirty = true;
+        self.membership_dirty = true;
+        self.settle(now);
+    }
+
+    /// Until when this node may hold groups: it needs a quorate view and, unless a lone
+    /// node keeps quorum, the word of enough members of that view (a majority of the
+    /// configured nodes with itself) that the newest view they agreed to *is* this node's
+    /// installed view, each word valid for one lease from its arrival. A peer that agreed
+    /// to any other view — one without this node, or a newer one this node has not
+    /// installed yet — no longer vouches for the plan this node acts on (DESIGN §5).
+    /// `None`: no authority now.
+    pub fn authority_until(&self, now: Instant) -> Option<Instant> {
+        let view = self.membership.view();
+        if !self.membership.is_quorate(view.members) {
+            return None;
+        }
+        let need = usize::try_from(self.membership.configured() / 2).expect("invariant: small");
+        if self.membership.alone_is_quorate() || need == 0 {
+            return Some(Instant::MAX);
+        }
+        let lease = self.spec.lease();
+        let mut expiries = [Instant::default(); crate::wire::MAX_NODES];
+        let mut n = 0;
+        for p in self.peers.iter().filter(|p| p.id != self.local) {
+            let vouches = p.report.is_some_and(|r| {
+                r.agreed_number == view.number
+                    && NodeSet::from_bits(r.agreed) == view.members
+                    && view.members.contains(p.id)
+            });
+            if let (true, Some(t)) = (vouches, p.report_at) {
+                expiries[n] = t.saturating_add(lease);
+                n += 1;
+            }
+        }
+        if n < need {
+            return None;
+        }
+        let expiries = &mut expiries[..n];
+        expiries.sort_unstable_by(|a, b| b.cmp(a));
+        Some(expiries[need - 1]).filter(|t| *t > now)
+    }
+
+    fn drive_groups(&mut self, now: Instant) {
+        self.groups_dirty = false;
+        let cx = Context {
+            now,
+            local: self.local,
+            view: self.membership.view(),
+            installed_at: self.installed_at,
+            authority_until: self.authority_until(now),
+            leases_apply: !self.membership.alone_is_quorate(),
+            settle: self.spec.lease() + self.spec.transit_margin(),
+            peers: &self.peers,
+        };
+        let Node {
+            groups,
+            events,
+            overflows,
+            ..
+        } = self;
+        groups.drive(&cx, &mut |e| push_event_to(events, overflows, now, e));
+        if self.groups.take_changed() {
+            // Holdings changed: the coordinator may need to re-place.
+            self.membership_dirty = true;
+            self.drive_membership(now);
+        }
+    }
+
+    /// Bumps the generation and queues a group-state frame when the state block changed.
+    fn publish(&mut self) {
+        let now = (
+            self.membership.view().number,
+            self.membership.agreed().number,
+            self.groups.holds(),
+            self.groups.failed(),
+        );
+        if now == self.published {
+            return;
+        }
+        self.published = now;
+        self.generation += 1;
+        if !self.state_queued {
+            self.state_queued = true;
+            push_out(&mut self.out, &mut self.overflows, Outgoing::State);
+        }
+    }
+
+    /// This node's state block as sent now.
+    fn state_block(&self) -> StateRepr {
+        StateRepr {
+            view: self.membership.highest_number(),
+            installed: self.membership.view().number,
+            agreed_number: self.membership.agreed().number,
+            agreed: self.membership.agreed().members.bits(),
+            holds: self.groups.holds(),
+            failed: self.groups.failed(),
+            generation: self.generation,
+        }
     }
 
     /// Nodes this node counts as alive for membership: itself, and every peer that is up
@@ -508,18 +733,74 @@ impl Node {
     }
 
     /// Runs the membership protocol's coordinator step and reports a new view.
+    ///
+    /// Membership waits while a peer is still unknown (within the startup grace) or has
+    /// just come up without mutual hearing yet (for up to one timeout): a node that has
+    /// not had the chance to hear its peers, or to be heard by them, would otherwise
+    /// commit a view of itself alone — quorate in `two_node` mode, so a restarted node
+    /// would take the groups of a live peer.
     fn drive_membership(&mut self, now: Instant) {
         self.membership_dirty = false;
         let alive = self.alive();
-        let retry = self.spec.timeout_max();
+        let settle = self.spec.timeout_max();
+        let waiting = self.peers.iter().any(|p| {
+            p.id != self.local
+                && match p.state {
+                    PeerState::Unknown => true,
+                    PeerState::Up => !alive.contains(p.id) && now < p.since.saturating_add(settle),
+                    PeerState::Down => false,
+                }
+        });
+        if waiting {
+            self.membership.abandon_proposal();
+            return;
+        }
+        // Half a lease: a proposal stuck on a member that cannot ack is abandoned (and
+        // the member left out) before the members' leases run out, since a member that
+        // acked it no longer vouches for the installed view.
+        let retry = self.spec.lease() / 2;
         let Node {
             membership,
-            view_out,
+            out,
             overflows,
+            groups,
+            peers,
+            local,
             ..
         } = self;
-        let committed = membership.tick(now, alive, retry, &mut |m| {
-            push_view(view_out, overflows, m)
+        let prev = membership.view();
+        let stale = membership.agreed().number > prev.number
+            || peers.iter().any(|p| {
+                prev.members.contains(p.id)
+                    && p.report.is_some_and(|r| r.agreed_number > prev.number)
+            });
+        let local = *local;
+        let own = Standing {
+            holds: groups.holds(),
+            failed: groups.failed(),
+            fresh: prev.number == 0,
+        };
+        let (configured, alone_ok) = (membership.configured(), membership.alone_is_quorate());
+        let quorate = |m: NodeSet| super::membership::quorum(configured, alone_ok, m);
+        let standing = |id: NodeId| {
+            if id == local {
+                return own;
+            }
+            peers
+                .iter()
+                .find(|p| p.id == id)
+                .and_then(|p| p.report)
+                .map_or(Standing::default(), |r| Standing {
+                    holds: r.holds,
+                    failed: r.failed,
+                    fresh: r.installed == 0,
+                })
+        };
+        let plan = |members: NodeSet| {
+            groups::plan(groups.specs(), &prev, local, members, quorate, standing)
+        };
+        let committed = membership.tick(now, alive, retry, plan, stale, &mut |m| {
+            push_out(out, overflows, Outgoing::View(m))
         });
         if let Some(view) = committed {
             self.report_view(now, view);
@@ -527,6 +808,8 @@ impl Node {
     }
 
     fn report_view(&mut self, now: Instant, view: View) {
+        self.installed_at = now;
+        self.groups_dirty = true;
         let quorate = self.membership.is_quorate(view.members);
         self.push_event(
             now,
@@ -546,12 +829,12 @@ impl Node {
                 let alive = self.alive();
                 let Node {
                     membership,
-                    view_out,
+                    out,
                     overflows,
                     ..
                 } = self;
                 membership.on_propose(from, view, alive, &mut |m| {
-                    push_view(view_out, overflows, m)
+                    push_out(out, overflows, Outgoing::View(m))
                 });
             }
             ViewMsgKind::Ack => self.membership.on_ack(from, view),
@@ -619,7 +902,8 @@ impl Node {
         }
     }
 
-    /// The next request: transmits first (they are time-critical), then events. `buf` must
+    /// The next request: heartbeats due first (they are time-critical), then resource
+    /// operations, then membership and group-state frames, then events. `buf` must
     /// hold [`FRAME_MAX`] bytes; a `Transmit` means its first `len` bytes are the frame.
     ///
     /// # Panics
@@ -630,7 +914,13 @@ impl Node {
             "poll_action buffer {} < FRAME_MAX",
             buf.len()
         );
-        if let Some(a) = self.poll_transmit(now, buf) {
+        if let Some(a) = self.poll_heartbeat(now, buf) {
+            return Some(a);
+        }
+        if let Some(req) = self.groups.pop_request() {
+            return Some(Action::Resource(req));
+        }
+        if let Some(a) = self.poll_outbox(now, buf) {
             return Some(a);
         }
         self.events
@@ -638,7 +928,7 @@ impl Node {
             .map(|(at, event)| Action::Event { at, event })
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
+    fn poll_heartbeat(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
         for path in 0..self.tx.len() {
             if self.tx[path].next_at > now {
                 continue;
@@ -663,38 +953,48 @@ impl Node {
                 len,
             });
         }
-        self.poll_view_transmit(now, buf)
+        None
     }
 
-    /// The next frame of the membership message at the head of the outbox: one per path
-    /// (multicast on Ethernet, unicast to each recipient on UDP), for redundancy.
-    fn poll_view_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
+    /// The next frame of the message at the head of the outbox: one per path (multicast
+    /// on Ethernet, unicast to each recipient on UDP), for redundancy.
+    fn poll_outbox(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
         loop {
-            let msg = *self.view_out.front()?;
-            let (path, from) = self.view_cursor;
+            let msg = *self.out.front()?;
+            let (path, from) = self.out_cursor;
             if path >= self.spec.paths.len() {
-                self.view_out.pop_front();
-                self.view_cursor = (0, 0);
+                self.out.pop_front();
+                self.out_cursor = (0, 0);
+                if matches!(msg, Outgoing::State) {
+                    self.state_queued = false;
+                }
                 continue;
             }
+            let to = match msg {
+                Outgoing::View(m) => m.to,
+                Outgoing::State => None,
+            };
             let dest = match self.spec.paths[path].kind {
                 PathKind::Ether => Some(Dest::All),
                 PathKind::Udp => (from..self.peers.len())
-                    .find(|&i| i != self.local_idx && msg.to.is_none_or(|t| t == self.peers[i].id))
+                    .find(|&i| i != self.local_idx && to.is_none_or(|t| t == self.peers[i].id))
                     .map(|i| {
-                        self.view_cursor.1 = i + 1;
+                        self.out_cursor.1 = i + 1;
                         Dest::Node(self.peers[i].id)
                     }),
             };
             let Some(dest) = dest else {
                 self.tx[path].seq = self.tx[path].seq.wrapping_add(1);
-                self.view_cursor = (path + 1, 0);
+                self.out_cursor = (path + 1, 0);
                 continue;
             };
-            let len = self.emit_view(now, path, msg, buf);
+            let len = match msg {
+                Outgoing::View(m) => self.emit_view(now, path, m, buf),
+                Outgoing::State => self.emit_state(now, path, buf),
+            };
             if dest == Dest::All {
                 self.tx[path].seq = self.tx[path].seq.wrapping_add(1);
-                self.view_cursor = (path + 1, 0);
+                self.out_cursor = (path + 1, 0);
             }
             return Some(Action::Transmit {
                 path: path_id(path),
@@ -724,14 +1024,25 @@ impl Node {
             ViewMsgKind::Commit => Kind::ViewCommit,
         };
         let header = self.header(kind, path, now);
+        let mut plan = [0u8; state_block::MAX_GROUPS];
+        let codes = msg.view.plan.codes();
+        plan[..codes.len()].copy_from_slice(codes);
         let view = ViewRepr {
             number: msg.view.number,
             members: msg.view.members.bits(),
+            groups: u8::try_from(codes.len()).expect("invariant: <= 64 groups"),
+            plan,
         };
         header
-            .emit(buf, crate::wire::view::LEN, self.key.as_ref(), |p| {
-                view.emit(p)
-            })
+            .emit(buf, view.buffer_len(), self.key.as_ref(), |p| view.emit(p))
+            .expect("invariant: buf holds FRAME_MAX bytes")
+    }
+
+    fn emit_state(&self, now: Instant, path: usize, buf: &mut [u8]) -> usize {
+        let header = self.header(Kind::GroupState, path, now);
+        let state = self.state_block();
+        header
+            .emit(buf, state_block::LEN, self.key.as_ref(), |p| state.emit(p))
             .expect("invariant: buf holds FRAME_MAX bytes")
     }
 
@@ -769,8 +1080,7 @@ impl Node {
     ) -> usize {
         let echo = self.echo_for(now, path, to);
         let heartbeat = HeartbeatRepr {
-            view: self.membership.highest_number(),
-            installed: self.membership.view().number,
+            state: self.state_block(),
             config_hash: self.spec.config_hash,
             echo,
             path_count: path_id(self.spec.paths.len()),
@@ -835,21 +1145,25 @@ impl Node {
             .iter()
             .any(|p| p.state == PeerState::Unknown && p.id != self.local)
             .then(|| self.grace_from.saturating_add(self.spec.timeout_max()));
+        // The lease runs out while holding (or able to hold) groups: release then.
+        let lease = (!self.spec.groups.is_empty() && self.groups.authority())
+            .then(|| self.authority_until(self.installed_at))
+            .flatten()
+            .filter(|t| *t != Instant::MAX);
         tx.chain(links)
             .chain(grace)
             .chain(self.membership.next_deadline())
+            .chain(self.groups.next_deadline())
+            .chain(lease)
             .min()
     }
 
     /// Queues an event. Every state change the core reports goes through here, so it also
-    /// marks the membership decision for a re-run.
+    /// marks the membership and group decisions for a re-run.
     fn push_event(&mut self, at: Instant, event: Event) {
         self.membership_dirty = true;
-        if self.events.len() < EVENT_QUEUE_MAX {
-            self.events.push_back((at, event));
-        } else {
-            self.overflows += 1;
-        }
+        self.groups_dirty = true;
+        push_event_to(&mut self.events, &mut self.overflows, at, event);
     }
 
     /// The cluster description.
@@ -893,12 +1207,38 @@ impl Node {
     pub fn queue_overflows(&self) -> u64 {
         self.overflows
     }
+    /// Each group's local state, in config order.
+    pub fn groups(&self) -> &[LocalGroup] {
+        self.groups.local()
+    }
+    /// Whether this node had authority to hold groups at its last decision.
+    pub fn authority(&self) -> bool {
+        self.groups.authority()
+    }
+    /// Generation of this node's state block.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
 }
 
-/// Queues a membership message, counting it in `overflows` if the outbox is full.
-fn push_view(out: &mut VecDeque<ViewMsg>, overflows: &mut u64, m: ViewMsg) {
-    if out.len() < VIEW_OUTBOX_MAX {
+/// Queues an outgoing frame, counting it in `overflows` if the outbox is full.
+fn push_out(out: &mut VecDeque<Outgoing>, overflows: &mut u64, m: Outgoing) {
+    if out.len() < OUTBOX_MAX {
         out.push_back(m);
+    } else {
+        *overflows += 1;
+    }
+}
+
+/// Queues an event, counting it in `overflows` if the queue is full.
+fn push_event_to(
+    events: &mut VecDeque<(Instant, Event)>,
+    overflows: &mut u64,
+    at: Instant,
+    event: Event,
+) {
+    if events.len() < EVENT_QUEUE_MAX {
+        events.push_back((at, event));
     } else {
         *overflows += 1;
     }

@@ -34,6 +34,7 @@ fn spec(paths: usize) -> ClusterSpec {
         config_hash: 0xabc,
         pause_threshold: Duration::from_millis(2),
         two_node: false,
+        groups: vec![],
     }
 }
 
@@ -61,6 +62,7 @@ fn drain(n: &mut Node, now: Instant) -> (Vec<(usize, Vec<u8>)>, Vec<Event>) {
                 frames.push((usize::from(path), buf[..len].to_vec()))
             }
             Action::Event { event, .. } => events.push(event),
+            Action::Resource(r) => panic!("no groups configured, yet {r:?}"),
         }
     }
     (frames, events)
@@ -266,7 +268,7 @@ fn each_bad_frame_lands_in_its_counter() {
     bad_version[2] = 2;
     let unknown = raw_frame(Kind::Heartbeat, 5, &good_payload());
     let bad_payload = raw_frame(Kind::Heartbeat, 1, &[1, 2, 3]);
-    let unsupported = raw_frame(Kind::GroupState, 1, &good_payload());
+    let unsupported = raw_frame(Kind::Command, 1, &good_payload());
     let cases: [(&[u8], usize, DropReason); 13] = [
         (&good[..10], 0, DropReason::Short),
         (&overlong, 0, DropReason::Overlong),
@@ -303,8 +305,7 @@ fn each_bad_frame_lands_in_its_counter() {
 
 fn good_payload() -> Vec<u8> {
     let hb = HeartbeatRepr {
-        view: 0,
-        installed: 0,
+        state: Default::default(),
         config_hash: 0,
         echo: None,
         path_count: 0,

@@ -1,6 +1,10 @@
 //! Resource-group placement (DESIGN §5): a pure function of (group policy, quorate view,
-//! current placement), computed identically on every member, so no extra round trip
-//! decides where a group goes.
+//! current placement), computed by the view's coordinator and installed with the view on
+//! every member, so no extra round trip decides where a group goes.
+//!
+//! Fallback is judged against the nodes that *joined* with the new view: a group returns
+//! to a higher-priority node when that node (re)joins, not at every later view change, so
+//! an operator's `move` away from the home node sticks until the home node rejoins.
 //!
 //! Policies, HACMP names in brackets: startup `home` (online on home node only) · `first`
 //! (online on first available node) · `all` (concurrent access); fallover `next` (cascading:
@@ -9,6 +13,8 @@
 //! (rotating standby).
 
 use super::spec::NodeId;
+use crate::wire::state::MAX_GROUPS;
+use crate::wire::view::{CONCURRENT, OFFLINE, UNPLACED};
 
 /// A set of node ids (bit id-1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -80,7 +86,7 @@ pub enum Startup {
 pub enum Fallover {
     /// The next node in the list after the lost owner that is in the view (wrapping).
     Next,
-    /// The group goes offline.
+    /// The group goes offline until the operator brings it online.
     Never,
 }
 
@@ -113,25 +119,134 @@ pub enum Placement {
     Unplaced,
     /// Online on one node.
     Online(NodeId),
-    /// Online on each of these nodes (startup `all`).
-    Concurrent(NodeSet),
+    /// Online on every eligible node of its list (startup `all`).
+    Concurrent,
     /// Taken offline by the operator or by `fallover = never`; stays so until `online`.
     Offline,
 }
 
+impl Placement {
+    /// The wire code (see [`crate::wire::view`]).
+    pub fn code(self) -> u8 {
+        match self {
+            Placement::Unplaced => UNPLACED,
+            Placement::Online(id) => id.get(),
+            Placement::Concurrent => CONCURRENT,
+            Placement::Offline => OFFLINE,
+        }
+    }
+
+    /// From a wire code; `None` for codes no placement has.
+    pub fn from_code(code: u8) -> Option<Placement> {
+        match code {
+            UNPLACED => Some(Placement::Unplaced),
+            CONCURRENT => Some(Placement::Concurrent),
+            OFFLINE => Some(Placement::Offline),
+            id => NodeId::new(id).map(Placement::Online),
+        }
+    }
+
+    /// Status name.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Placement::Unplaced => "unplaced",
+            Placement::Online(_) => "online",
+            Placement::Concurrent => "concurrent",
+            Placement::Offline => "offline",
+        }
+    }
+}
+
+/// The placement of every group, as installed with a view. Fixed size, `Copy`: it travels
+/// in views on the hot path without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    len: u8,
+    codes: [u8; MAX_GROUPS],
+}
+
+impl core::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Plan {
+    /// `groups` groups, all unplaced.
+    ///
+    /// # Panics
+    /// If `groups` exceeds [`MAX_GROUPS`] (config rejects that first).
+    pub fn unplaced(groups: usize) -> Plan {
+        assert!(groups <= MAX_GROUPS, "{groups} groups");
+        Plan {
+            len: u8::try_from(groups).expect("invariant: <= 64"),
+            codes: [UNPLACED; MAX_GROUPS],
+        }
+    }
+
+    /// From wire codes; `None` if a code is invalid or there are too many.
+    pub fn from_codes(codes: &[u8]) -> Option<Plan> {
+        if codes.len() > MAX_GROUPS || codes.iter().any(|c| Placement::from_code(*c).is_none()) {
+            return None;
+        }
+        let mut plan = Plan::unplaced(codes.len());
+        plan.codes[..codes.len()].copy_from_slice(codes);
+        Some(plan)
+    }
+
+    /// The wire codes.
+    pub fn codes(&self) -> &[u8] {
+        &self.codes[..usize::from(self.len)]
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether there are no groups.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Placement of group `g`.
+    ///
+    /// # Panics
+    /// If `g` is out of range.
+    pub fn get(&self, g: usize) -> Placement {
+        assert!(g < self.len(), "group {g} of {}", self.len);
+        Placement::from_code(self.codes[g]).expect("invariant: codes are validated")
+    }
+
+    /// Sets the placement of group `g`.
+    ///
+    /// # Panics
+    /// If `g` is out of range.
+    pub fn set(&mut self, g: usize, p: Placement) {
+        assert!(g < self.len(), "group {g} of {}", self.len);
+        self.codes[g] = p.code();
+    }
+
+    /// Every placement in group order.
+    pub fn iter(&self) -> impl Iterator<Item = Placement> + '_ {
+        (0..self.len()).map(|g| self.get(g))
+    }
+}
+
 impl GroupPolicy {
-    /// The placement for a view whose members are `members`, given the current
-    /// placement. `members` must be the members of a *quorate* view: a node without
-    /// quorum places nothing (its caller releases everything instead).
-    pub fn place(&self, members: NodeSet, current: Placement) -> Placement {
-        let eligible = |id: &NodeId| members.contains(*id);
+    /// The placement for a quorate view, given the current placement. `eligible` are the
+    /// view's members on which the group has not failed; `joined` the members that were
+    /// not in the previous view. A node without quorum places nothing (its caller
+    /// releases everything instead).
+    pub fn place(&self, eligible: NodeSet, joined: NodeSet, current: Placement) -> Placement {
+        let ok = |id: &NodeId| eligible.contains(*id);
         if self.startup == Startup::All {
             return match current {
                 Placement::Offline => Placement::Offline,
-                _ => Placement::Concurrent(self.nodes.iter().copied().filter(eligible).collect()),
+                _ => Placement::Concurrent,
             };
         }
-        let best = self.nodes.iter().copied().find(eligible);
+        let best = self.nodes.iter().copied().find(ok);
         match current {
             Placement::Offline => Placement::Offline,
             Placement::Unplaced => match self.startup {
@@ -139,24 +254,43 @@ impl GroupPolicy {
                     .nodes
                     .first()
                     .copied()
-                    .filter(eligible)
+                    .filter(ok)
                     .map_or(Placement::Unplaced, Placement::Online),
                 _ => best.map_or(Placement::Unplaced, Placement::Online),
             },
-            Placement::Online(owner) if members.contains(owner) && self.nodes.contains(&owner) => {
+            Placement::Online(owner) if ok(&owner) && self.nodes.contains(&owner) => {
                 match (self.fallback, best) {
-                    (Fallback::Home, Some(b)) => Placement::Online(b),
+                    (Fallback::Home, Some(b)) if joined.contains(b) && self.outranks(b, owner) => {
+                        Placement::Online(b)
+                    }
                     _ => Placement::Online(owner),
                 }
             }
+            // Nowhere to go is not an operator's "offline": the group waits, unplaced,
+            // and the startup policy brings it back when a node of its list returns.
             Placement::Online(owner) => match self.fallover {
                 Fallover::Never => Placement::Offline,
                 Fallover::Next => self
-                    .next_after(owner, members)
-                    .map_or(Placement::Offline, Placement::Online),
+                    .next_after(owner, eligible)
+                    .map_or(Placement::Unplaced, Placement::Online),
             },
             // A concurrent placement of a non-concurrent group cannot arise; re-place it.
-            Placement::Concurrent(_) => best.map_or(Placement::Unplaced, Placement::Online),
+            Placement::Concurrent => best.map_or(Placement::Unplaced, Placement::Online),
+        }
+    }
+
+    /// Whether `a` comes before `b` in the node list.
+    fn outranks(&self, a: NodeId, b: NodeId) -> bool {
+        let rank = |n: NodeId| self.nodes.iter().position(|m| *m == n);
+        matches!((rank(a), rank(b)), (Some(x), Some(y)) if x < y)
+    }
+
+    /// Whether `node` should hold the group under `placement`, given the `eligible` set.
+    pub fn runs_on(&self, placement: Placement, node: NodeId, eligible: NodeSet) -> bool {
+        match placement {
+            Placement::Online(owner) => owner == node,
+            Placement::Concurrent => eligible.contains(node) && self.nodes.contains(&node),
+            Placement::Unplaced | Placement::Offline => false,
         }
     }
 
@@ -202,15 +336,15 @@ mod tests {
 
     use Placement::{Concurrent, Offline, Online, Unplaced};
 
-    /// (view members, current placement, expected placement)
-    type Row = (&'static [u8], Placement, Placement);
+    /// (eligible members, joined with this view, current placement, expected placement)
+    type Row = (&'static [u8], &'static [u8], Placement, Placement);
 
     fn check(p: &GroupPolicy, rows: &[Row]) {
-        for (i, (members, current, want)) in rows.iter().enumerate() {
+        for (i, (members, joined, current, want)) in rows.iter().enumerate() {
             assert_eq!(
-                p.place(set(members), *current),
+                p.place(set(members), set(joined), *current),
                 *want,
-                "row {i}: members {members:?}, current {current:?}"
+                "row {i}: members {members:?}, joined {joined:?}, current {current:?}"
             );
         }
     }
@@ -221,11 +355,12 @@ mod tests {
         check(
             &p,
             &[
-                (&[1, 2], Unplaced, Online(id(1))),
-                (&[2], Unplaced, Unplaced), // home only: wait for the home node
-                (&[2], Online(id(1)), Online(id(2))), // owner lost: fall over
-                (&[1, 2], Online(id(2)), Online(id(1))), // home back: fall back
-                (&[], Online(id(1)), Offline), // nobody left
+                (&[1, 2], &[1, 2], Unplaced, Online(id(1))),
+                (&[2], &[2], Unplaced, Unplaced), // home only: wait for the home node
+                (&[2], &[], Online(id(1)), Online(id(2))), // owner lost: fall over
+                (&[1, 2], &[1], Online(id(2)), Online(id(1))), // home rejoined: fall back
+                (&[1, 2], &[], Online(id(2)), Online(id(2))), // moved there: stays
+                (&[], &[], Online(id(1)), Unplaced), // nobody left: waits
             ],
         );
     }
@@ -236,9 +371,9 @@ mod tests {
         check(
             &p,
             &[
-                (&[2], Unplaced, Online(id(2))),         // first available
-                (&[1, 2], Online(id(2)), Online(id(2))), // no fallback
-                (&[1], Online(id(2)), Online(id(1))),
+                (&[2], &[2], Unplaced, Online(id(2))), // first available
+                (&[1, 2], &[1], Online(id(2)), Online(id(2))), // no fallback
+                (&[1], &[], Online(id(2)), Online(id(1))),
             ],
         );
     }
@@ -247,25 +382,19 @@ mod tests {
     fn mutual_takeover_is_two_groups_with_reversed_lists() {
         let g1 = policy(&[1, 2], Startup::Home, Fallover::Next, Fallback::Home);
         let g2 = policy(&[2, 1], Startup::Home, Fallover::Next, Fallback::Home);
+        let both = |m: &[u8], j: &[u8], c1, c2| {
+            (g1.place(set(m), set(j), c1), g2.place(set(m), set(j), c2))
+        };
         assert_eq!(
-            (
-                g1.place(set(&[1, 2]), Unplaced),
-                g2.place(set(&[1, 2]), Unplaced)
-            ),
+            both(&[1, 2], &[1, 2], Unplaced, Unplaced),
             (Online(id(1)), Online(id(2)))
         );
         assert_eq!(
-            (
-                g1.place(set(&[2]), Online(id(1))),
-                g2.place(set(&[2]), Online(id(2)))
-            ),
+            both(&[2], &[], Online(id(1)), Online(id(2))),
             (Online(id(2)), Online(id(2)))
         );
         assert_eq!(
-            (
-                g1.place(set(&[1, 2]), Online(id(2))),
-                g2.place(set(&[1, 2]), Online(id(2)))
-            ),
+            both(&[1, 2], &[1], Online(id(2)), Online(id(2))),
             (Online(id(1)), Online(id(2)))
         );
     }
@@ -276,18 +405,31 @@ mod tests {
         check(
             &p,
             &[
-                (&[1, 2, 3], Unplaced, Online(id(1))),
-                (&[2, 3], Online(id(1)), Online(id(2))),
-                (&[3], Online(id(2)), Online(id(3))),
-                (&[1, 3], Online(id(3)), Online(id(3))),
-                (&[1, 2], Online(id(3)), Online(id(1))), // wraps to the top of the list
+                (&[1, 2, 3], &[1, 2, 3], Unplaced, Online(id(1))),
+                (&[2, 3], &[], Online(id(1)), Online(id(2))),
+                (&[3], &[], Online(id(2)), Online(id(3))),
+                (&[1, 3], &[1], Online(id(3)), Online(id(3))),
+                (&[1, 2], &[2], Online(id(3)), Online(id(1))), // wraps to the top of the list
             ],
         );
         let back = policy(&[1, 2, 3], Startup::Home, Fallover::Next, Fallback::Home);
         assert_eq!(
-            back.place(set(&[2, 3]), Online(id(3))),
+            back.place(set(&[2, 3]), set(&[2]), Online(id(3))),
             Online(id(2)),
             "fallback to the best available"
+        );
+    }
+
+    #[test]
+    fn a_failed_owner_is_not_eligible() {
+        let p = policy(&[1, 2, 3], Startup::Home, Fallover::Next, Fallback::Home);
+        // Members 1, 2, 3; the group failed on 1, so 1 is not eligible: it falls over.
+        check(
+            &p,
+            &[
+                (&[2, 3], &[], Online(id(1)), Online(id(2))),
+                (&[], &[], Online(id(1)), Unplaced),
+            ],
         );
     }
 
@@ -296,37 +438,42 @@ mod tests {
         let p = policy(&[1, 2], Startup::Home, Fallover::Never, Fallback::Never);
         check(
             &p,
-            &[(&[2], Online(id(1)), Offline), (&[1, 2], Offline, Offline)],
-        );
-    }
-
-    #[test]
-    fn concurrent_runs_on_every_member() {
-        let p = policy(&[1, 2, 3], Startup::All, Fallover::Next, Fallback::Never);
-        check(
-            &p,
             &[
-                (&[1, 2, 3], Unplaced, Concurrent(set(&[1, 2, 3]))),
-                (
-                    &[1, 3],
-                    Concurrent(set(&[1, 2, 3])),
-                    Concurrent(set(&[1, 3])),
-                ),
-                (&[1, 3, 4], Unplaced, Concurrent(set(&[1, 3]))), // 4 is not in the group
-                (&[1], Offline, Offline),
+                (&[2], &[], Online(id(1)), Offline),
+                (&[1, 2], &[1], Offline, Offline),
             ],
         );
     }
 
     #[test]
-    fn only_listed_nodes_host_a_group() {
-        let p = policy(&[2, 3], Startup::First, Fallover::Next, Fallback::Home);
-        assert_eq!(p.place(set(&[1]), Unplaced), Unplaced);
-        assert_eq!(p.place(set(&[1]), Online(id(2))), Offline);
+    fn concurrent_runs_on_every_eligible_member_of_its_list() {
+        let p = policy(&[1, 2, 3], Startup::All, Fallover::Next, Fallback::Never);
+        check(
+            &p,
+            &[
+                (&[1, 2, 3], &[1, 2, 3], Unplaced, Concurrent),
+                (&[1, 3], &[], Concurrent, Concurrent),
+                (&[1], &[], Offline, Offline),
+            ],
+        );
+        let members = set(&[1, 3, 4]);
+        assert!(p.runs_on(Concurrent, id(3), members));
+        assert!(
+            !p.runs_on(Concurrent, id(4), members),
+            "4 is not in the list"
+        );
+        assert!(!p.runs_on(Concurrent, id(2), members), "2 is not eligible");
     }
 
     #[test]
-    fn placement_is_deterministic_and_never_picks_a_non_member() {
+    fn only_listed_nodes_host_a_group() {
+        let p = policy(&[2, 3], Startup::First, Fallover::Next, Fallback::Home);
+        assert_eq!(p.place(set(&[1]), set(&[1]), Unplaced), Unplaced);
+        assert_eq!(p.place(set(&[1]), set(&[]), Online(id(2))), Unplaced);
+    }
+
+    #[test]
+    fn placement_is_idempotent_and_never_picks_a_non_member() {
         let policies = [
             policy(&[1, 2, 3], Startup::Home, Fallover::Next, Fallback::Home),
             policy(&[3, 1], Startup::First, Fallover::Next, Fallback::Never),
@@ -335,23 +482,37 @@ mod tests {
         for p in &policies {
             for bits in 0u64..16 {
                 let members = NodeSet::from_bits(bits << 1 | bits & 1);
-                for cur in [
-                    Unplaced,
-                    Offline,
-                    Online(id(1)),
-                    Online(id(2)),
-                    Online(id(3)),
-                ] {
-                    let a = p.place(members, cur);
-                    assert_eq!(a, p.place(members, cur));
-                    if let Online(n) = a {
-                        assert!(
-                            members.contains(n) && p.nodes.contains(&n),
-                            "{a:?} for {members:?}"
-                        );
+                for joined in [NodeSet::EMPTY, members] {
+                    for cur in [
+                        Unplaced,
+                        Offline,
+                        Online(id(1)),
+                        Online(id(2)),
+                        Online(id(3)),
+                    ] {
+                        let a = p.place(members, joined, cur);
+                        assert_eq!(a, p.place(members, NodeSet::EMPTY, a), "fixpoint");
+                        if let Online(n) = a {
+                            assert!(
+                                members.contains(n) && p.nodes.contains(&n),
+                                "{a:?} for {members:?}"
+                            );
+                        }
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn plan_codes_round_trip() {
+        let mut plan = Plan::unplaced(4);
+        plan.set(1, Online(id(64)));
+        plan.set(2, Concurrent);
+        plan.set(3, Offline);
+        assert_eq!(plan.codes(), &[0, 64, 0xFE, 0xFF]);
+        assert_eq!(Plan::from_codes(plan.codes()), Some(plan));
+        assert_eq!(Plan::from_codes(&[65]), None, "no node 65");
+        assert_eq!(Plan::from_codes(&[0; 65]), None, "too many groups");
     }
 }

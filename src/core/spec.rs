@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+use super::placement::GroupPolicy;
+use crate::wire::state::MAX_GROUPS;
 use crate::wire::{MAX_NODES, MAX_PATHS};
 
 /// A node id, 1..=64 (DESIGN §3).
@@ -69,6 +71,18 @@ pub struct NodeSpec {
     pub name: String,
 }
 
+/// One resource group as the core sees it: a placement policy and how many resources
+/// it has (acquired in order, released in reverse; what they are is the daemon's business).
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    /// Operator's name for it.
+    pub name: String,
+    /// Where it may run.
+    pub policy: GroupPolicy,
+    /// Number of resources.
+    pub resources: u8,
+}
+
 /// The validated cluster description the core runs on.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -87,6 +101,8 @@ pub struct ClusterSpec {
     /// Two-node mode: a lone survivor of a two-node cluster keeps quorum (DESIGN §5;
     /// safe only with a tie-breaker or a non-IP path, which `verify` checks).
     pub two_node: bool,
+    /// Resource groups; a group's index is its bit in `holds` (DESIGN §3).
+    pub groups: Vec<GroupSpec>,
 }
 
 impl ClusterSpec {
@@ -105,6 +121,19 @@ impl ClusterSpec {
                 self.nodes[..i].iter().all(|m| m.id != n.id),
                 "duplicate node id {:?}",
                 n.id
+            );
+        }
+        assert!(
+            self.groups.len() <= MAX_GROUPS,
+            "{} groups",
+            self.groups.len()
+        );
+        for g in &self.groups {
+            assert!(!g.policy.nodes.is_empty(), "group {} has no nodes", g.name);
+            assert!(
+                g.policy.nodes.iter().all(|n| self.node_index(*n).is_some()),
+                "group {} lists an unknown node",
+                g.name
             );
         }
         for p in &self.paths {
@@ -129,5 +158,17 @@ impl ClusterSpec {
             .map(|p| p.timeout)
             .max()
             .unwrap_or(Duration::ZERO)
+    }
+
+    /// How long a node keeps its groups after the last sign that a majority still agrees
+    /// to a view containing it (DESIGN §5): the longest path timeout.
+    pub fn lease(&self) -> Duration {
+        self.timeout_max()
+    }
+
+    /// The bound on frame transit (network queueing plus the receiver's drain) that the
+    /// takeover wait assumes on top of the lease: half the lease.
+    pub fn transit_margin(&self) -> Duration {
+        self.lease() / 2
     }
 }

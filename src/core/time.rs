@@ -8,6 +8,9 @@ use core::time::Duration;
 pub struct Instant(u64);
 
 impl Instant {
+    /// The end of time (a deadline that never comes).
+    pub const MAX: Instant = Instant(u64::MAX);
+
     /// The instant `ns` nanoseconds after the origin.
     pub const fn from_nanos(ns: u64) -> Instant {
         Instant(ns)

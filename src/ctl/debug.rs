@@ -93,6 +93,90 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
+/// Sets `interfaces` down (or up) back to back over one rtnetlink socket and prints the
+/// CLOCK_MONOTONIC ns read just before the first change: the lab's "pull every cable".
+pub fn link_set(interfaces: &[String], up: bool) -> Result<(), String> {
+    let mut rtnl = heartwire_hal::netlink::Rtnl::open().map_err(|e| e.to_string())?;
+    let indexes = interfaces
+        .iter()
+        .map(|i| heartwire_hal::packet::if_index(i).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let at = heartwire_hal::clock::monotonic_ns();
+    for (name, idx) in interfaces.iter().zip(indexes) {
+        rtnl.set_link(idx, up).map_err(|e| format!("{name}: {e}"))?;
+    }
+    println!("{at}");
+    Ok(())
+}
+
+/// A tiny UDP service for the lab: answers every datagram on `port` with `name`, a space
+/// and the datagram. Runs until killed.
+pub fn responder(port: u16, name: &str) -> Result<(), String> {
+    let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).map_err(|e| format!("bind: {e}"))?;
+    let mut buf = [0u8; 512];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
+        let mut reply = Vec::with_capacity(name.len() + 1 + n);
+        reply.extend_from_slice(name.as_bytes());
+        reply.push(b' ');
+        reply.extend_from_slice(&buf[..n]);
+        // A lost reply is what the probe measures; nothing to do about it here.
+        let _ = sock.send_to(&reply, from);
+    }
+}
+
+/// A lab client: sends a numbered request to `target` every `interval` for `duration` and
+/// prints one line per reply: `reply seq=<n> sent=<ns> recv=<ns> from=<name>` (CLOCK_MONOTONIC,
+/// shared by every namespace), then `sent=<n>`.
+pub fn probe(
+    target: std::net::SocketAddr,
+    interval: Duration,
+    duration: Duration,
+) -> Result<(), String> {
+    use std::io::Write;
+    let sock = std::net::UdpSocket::bind(("0.0.0.0", 0)).map_err(|e| format!("bind: {e}"))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| format!("nonblocking: {e}"))?;
+    let now = heartwire_hal::clock::monotonic_ns;
+    let start = now();
+    let end = start + u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    let step = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut next = start;
+    let mut seq: u64 = 0;
+    let mut buf = [0u8; 512];
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    while now() < end {
+        let t = now();
+        if t >= next {
+            let msg = format!("{seq} {t}");
+            // Unreachable while the address moves: that is the gap being measured.
+            let _ = sock.send_to(msg.as_bytes(), target);
+            seq += 1;
+            next += step;
+        }
+        loop {
+            match sock.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    let recv = now();
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    let mut w = text.split_whitespace();
+                    if let (Some(name), Some(s), Some(sent)) = (w.next(), w.next(), w.next()) {
+                        let _ = writeln!(out, "reply seq={s} sent={sent} recv={recv} from={name}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        std::thread::sleep(Duration::from_micros(20));
+    }
+    writeln!(out, "sent={seq}").map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,10 @@ pub struct StatusReport {
     pub view_members: Vec<String>,
     /// Whether it holds quorum.
     pub quorate: bool,
+    /// Whether this node may hold groups now (quorate view and a valid lease).
+    pub authority: bool,
+    /// Resource groups: where the view places each and its state on this node.
+    pub groups: Vec<GroupStatus>,
     /// Local pauses (late loop wake-ups) and their total length.
     pub pauses: u64,
     /// Total pause length, µs.
@@ -45,6 +49,21 @@ pub struct StatusReport {
     pub peers: Vec<PeerStatus>,
     /// The last events, oldest first.
     pub recent_events: Vec<String>,
+}
+
+/// One resource group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupStatus {
+    /// Name.
+    pub name: String,
+    /// Placement in the installed view: `unplaced`, `online`, `concurrent`, `offline`.
+    pub placement: String,
+    /// The node the view places it on (`online` placement only).
+    pub owner: Option<String>,
+    /// Its phase on this node: `offline`, `acquiring`, `online`, `releasing`, `error`.
+    pub state: String,
+    /// It failed on this node (monitor gave up or a start failed).
+    pub failed_here: bool,
 }
 
 /// One path as seen locally.
@@ -143,6 +162,25 @@ impl StatusReport {
             "local pauses: {} ({} µs in all)  queue overflows: {}\n",
             self.pauses, self.pause_total_us, self.queue_overflows
         );
+        if !self.groups.is_empty() {
+            let _ = writeln!(
+                o,
+                "{:<16} {:<11} {:<12} {:<10}",
+                "GROUP", "PLACEMENT", "OWNER", "HERE"
+            );
+            for g in &self.groups {
+                let _ = writeln!(
+                    o,
+                    "{:<16} {:<11} {:<12} {:<10}{}",
+                    g.name,
+                    g.placement,
+                    g.owner.as_deref().unwrap_or("-"),
+                    g.state,
+                    if g.failed_here { "  (failed here)" } else { "" }
+                );
+            }
+            let _ = writeln!(o);
+        }
         let _ = writeln!(
             o,
             "{:<10} {:<6} {:<16} {:>9} {:>9} {:>10} {:>6} {:>6}  drops",

@@ -15,10 +15,12 @@
 //! Nothing here blocks: sockets are nonblocking, heartbeats that meet a full queue are
 //! counted and dropped, never queued.
 
+mod children;
 mod ctl_server;
 pub mod log;
 mod paths;
 mod report;
+mod resources;
 mod token;
 
 use std::collections::VecDeque;
@@ -38,7 +40,8 @@ use self::ctl_server::CtlServer;
 use self::log::RateLimit;
 use self::paths::{PathSocket, Rx};
 use self::report::IoCounters;
-use crate::config::Config;
+use self::resources::{Outcome, Report, Resources};
+use crate::config::{Config, GroupConfig};
 use crate::core::{Action, Dest, Instant, Node};
 use crate::wire::auth::AuthKey;
 use crate::wire::ethernet::MIN_PAYLOAD;
@@ -83,6 +86,8 @@ pub enum DaemonError {
 /// Everything the loop owns.
 struct Daemon {
     node: Node,
+    groups: Vec<GroupConfig>,
+    resources: Resources,
     socks: Vec<PathSocket>,
     io: Vec<IoCounters>,
     timer: TimerFd,
@@ -112,6 +117,14 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let ctl = CtlServer::bind(&socket)?;
+    let local_name = cfg.spec.nodes[cfg.spec.node_index(cfg.local).expect("invariant: local")]
+        .name
+        .clone();
+    let mut resources = Resources::open(&cfg.groups, &cfg.spec.name, &local_name)?;
+    // Before joining: a previous run killed with kill -9 may have left service addresses.
+    for stale in resources.remove_stale() {
+        ::log::warn!("removed stale service address {stale}: left by a previous run");
+    }
     let mut _cpu_latency = None;
     if let Some(rt) = cfg.realtime {
         if let Some(us) = rt.cpu_dma_latency_us {
@@ -151,6 +164,8 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
     let io = vec![IoCounters::default(); socks.len()];
     let mut d = Daemon {
         node,
+        groups: cfg.groups.clone(),
+        resources,
         socks,
         io,
         timer,
@@ -216,12 +231,16 @@ impl Daemon {
             let real_ns = clock::realtime_ns();
             let now = Instant::from_nanos(now_ns);
             let mut stop = false;
+            let mut reports = Vec::new();
             for ev in events.iter() {
                 match ev.token() {
                     token::TIMER => {
                         self.timer.drain();
                     }
                     token::SIGNAL => stop |= self.read_signals(),
+                    t if t.0 >= token::CHILD_BASE => {
+                        reports.extend(self.resources.on_child_event(poll.registry(), now, t));
+                    }
                     _ => {}
                 }
             }
@@ -232,11 +251,18 @@ impl Daemon {
             if self.node.next_deadline().is_some_and(|d| d <= now) {
                 self.node.handle_timeout(now);
             }
-            self.execute(now, &mut tx_buf);
+            if self.resources.next_deadline().is_some_and(|d| d <= now) {
+                reports.extend(self.resources.on_timer(poll.registry(), now));
+            }
+            for r in reports {
+                self.report(now, r);
+            }
+            self.execute(poll.registry(), now, &mut tx_buf);
             self.serve_ctl(&poll, &events, now);
             self.rearm()?;
             if stop {
                 ::log::info!("stopping on signal");
+                self.resources.shutdown();
                 return Ok(());
             }
         }
@@ -297,7 +323,19 @@ impl Daemon {
         true
     }
 
-    fn execute(&mut self, now: Instant, buf: &mut [u8]) {
+    /// Hands a child's outcome to the core.
+    fn report(&mut self, now: Instant, r: Report) {
+        match r {
+            Report::Done(req, ok) => {
+                if self.node.resource_done(now, req, ok).is_err() {
+                    ::log::error!("core refused the completion of {req:?}");
+                }
+            }
+            Report::GroupFailed(g) => self.node.fail_group(now, usize::from(g)),
+        }
+    }
+
+    fn execute(&mut self, registry: &mio::Registry, now: Instant, buf: &mut [u8]) {
         while let Some(action) = self.node.poll_action(now, buf) {
             match action {
                 Action::Transmit { path, dest, len } => {
@@ -316,8 +354,12 @@ impl Daemon {
                         }
                     }
                 }
+                Action::Resource(req) => match self.resources.execute(registry, now, req) {
+                    Outcome::Done(ok) => self.report(now, Report::Done(req, ok)),
+                    Outcome::Started => {}
+                },
                 Action::Event { at, event } => {
-                    let line = report::event_line(&self.node, at, &event);
+                    let line = report::event_line(&self.node, &self.groups, at, &event);
                     ::log::info!("{line}");
                     if self.recent.len() == RECENT_EVENTS {
                         self.recent.pop_front();
@@ -370,7 +412,10 @@ impl Daemon {
     }
 
     fn rearm(&mut self) -> Result<(), DaemonError> {
-        let next = self.node.next_deadline();
+        let next = match (self.node.next_deadline(), self.resources.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if next != self.armed {
             self.timer.set(next.map(Instant::as_nanos))?;
             self.armed = next;

@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use super::log::secs;
 use super::paths::PathSocket;
+use crate::config::GroupConfig;
 use crate::core::event::DropReason;
 use crate::core::link::LinkState;
 use crate::core::node::PeerState;
+use crate::core::placement::Placement;
 use crate::core::{Event, Instant, Node, NodeId};
-use crate::ctl::status::{LinkStatus, PathStatus, PeerStatus, StatusReport};
+use crate::ctl::status::{GroupStatus, LinkStatus, PathStatus, PeerStatus, StatusReport};
 
 /// Per-path counters the daemon keeps (the core counts drops).
 #[derive(Debug, Default, Clone, Copy)]
@@ -46,9 +48,31 @@ fn opt_secs(t: Option<Instant>) -> String {
 /// One event as a log line: `event=<name> at=<decision time> key=value...`. For node_down
 /// the line lists every path with the time it was last heard, so the log shows which paths
 /// went silent and when.
-pub(crate) fn event_line(node: &Node, at: Instant, e: &Event) -> String {
+pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &Event) -> String {
     let at = secs(at.as_nanos());
+    let group_name = |g: u8| groups.get(usize::from(g)).map_or("?", |g| g.name.as_str());
     match *e {
+        Event::Group { group, phase } => format!(
+            "event=group_{} at={at} group={}",
+            phase.name(),
+            group_name(group)
+        ),
+        Event::ResourceFailed {
+            group,
+            resource,
+            op,
+        } => format!(
+            "event=resource_failed at={at} group={} resource={} op={}",
+            group_name(group),
+            groups
+                .get(usize::from(group))
+                .and_then(|g| g.resources.get(usize::from(resource)))
+                .map_or("?", |r| r.name.as_str()),
+            op.name()
+        ),
+        Event::QuorumLost => {
+            format!("event=quorum_lost at={at} (no quorate view or lease: every group is released)")
+        }
         Event::PathUp { peer, path } => format!(
             "event=path_up at={at} peer={} path={}",
             node_name(node, peer),
@@ -207,6 +231,26 @@ pub(crate) fn status(
             .map(|id| node_name(node, id).to_owned())
             .collect(),
         quorate: node.quorate(),
+        authority: node.authority(),
+        groups: spec
+            .groups
+            .iter()
+            .zip(node.groups())
+            .enumerate()
+            .map(|(g, (gs, lg))| {
+                let placement = node.view().plan.get(g);
+                GroupStatus {
+                    name: gs.name.clone(),
+                    placement: placement.describe().into(),
+                    owner: match placement {
+                        Placement::Online(id) => Some(node_name(node, id).to_owned()),
+                        _ => None,
+                    },
+                    state: lg.phase.name().into(),
+                    failed_here: lg.failed,
+                }
+            })
+            .collect(),
         pauses,
         queue_overflows: node.queue_overflows(),
         pause_total_us: u64::try_from(pause_total.as_micros()).unwrap_or(u64::MAX),

@@ -12,3 +12,5 @@ pub(crate) const CTL_LISTENER: Token = Token(2);
 pub(crate) const PATH_BASE: usize = 16;
 /// Control connection in slot `i` is `CTL_CONN_BASE + i`.
 pub(crate) const CTL_CONN_BASE: usize = 256;
+/// Child in slot `i`: its pidfd is `CHILD_BASE + 2i`, its output pipe `CHILD_BASE + 2i + 1`.
+pub(crate) const CHILD_BASE: usize = 1024;

@@ -1,36 +1,35 @@
-//! The heartbeat payload (DESIGN §3): the sender's view and config hash, an echo of one
-//! peer's timestamp for RTT, and which nodes the sender hears on each path, so a one-way
-//! failure is seen from both ends.
+//! The heartbeat payload (DESIGN §3): the sender's node-state block (membership and group
+//! holdings, see [`super::state`]), its config hash, an echo of one peer's timestamp for
+//! RTT, and which nodes the sender hears on each path, so a one-way failure is seen from
+//! both ends.
 //!
 //! ```text
 //! off size field
-//!   0    8 view number: the highest the sender has seen, proposed or acked
-//!   8    8 installed view number: the view the sender runs in
-//!  16    8 config hash
-//!  24    1 echo node id (0: no echo)
-//!  25    1 path count k (<= MAX_PATHS)
-//!  26    8 echo: the echoed node's sender timestamp, as it arrived here
-//!  34    4 echo: ns the echo was held here between arrival and this send
-//!  38  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//!   0   56 node-state block (view, installed, agreed, holds, failed, generation)
+//!  56    8 config hash
+//!  64    1 echo node id (0: no echo)
+//!  65    1 path count k (<= MAX_PATHS)
+//!  66    8 echo: the echoed node's sender timestamp, as it arrived here
+//!  74    4 echo: ns the echo was held here between arrival and this send
+//!  78  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
 
 use super::MAX_PATHS;
+use super::state::{self, StateRepr};
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 38;
+pub const FIXED_LEN: usize = 78;
 
 mod field {
     use core::ops::Range;
-    pub(super) const VIEW: Range<usize> = 0..8;
-    pub(super) const INSTALLED: Range<usize> = 8..16;
-    pub(super) const CONFIG_HASH: Range<usize> = 16..24;
-    pub(super) const ECHO_NODE: usize = 24;
-    pub(super) const PATH_COUNT: usize = 25;
-    pub(super) const ECHO_TS: Range<usize> = 26..34;
-    pub(super) const ECHO_HOLD: Range<usize> = 34..38;
-    pub(super) const HEARD: usize = 38;
+    pub(super) const CONFIG_HASH: Range<usize> = 56..64;
+    pub(super) const ECHO_NODE: usize = 64;
+    pub(super) const PATH_COUNT: usize = 65;
+    pub(super) const ECHO_TS: Range<usize> = 66..74;
+    pub(super) const ECHO_HOLD: Range<usize> = 74..78;
+    pub(super) const HEARD: usize = 78;
 }
 
 /// Why a heartbeat payload was rejected.
@@ -58,11 +57,8 @@ pub struct Echo {
 /// A heartbeat payload as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeartbeatRepr {
-    /// The highest view number the sender has seen, proposed or acked (keeps numbers
-    /// monotonic across the cluster, also across a coordinator's restart).
-    pub view: u64,
-    /// The number of the view the sender has installed.
-    pub installed: u64,
+    /// The sender's membership and holdings.
+    pub state: StateRepr,
     /// Sender's config hash.
     pub config_hash: u64,
     /// Echo for RTT measurement.
@@ -100,8 +96,7 @@ impl HeartbeatRepr {
             *h = be_u64(&p[at..at + 8]);
         }
         Ok(HeartbeatRepr {
-            view: be_u64(&p[field::VIEW]),
-            installed: be_u64(&p[field::INSTALLED]),
+            state: StateRepr::parse(p).map_err(|_| HeartbeatError::Short)?,
             config_hash: be_u64(&p[field::CONFIG_HASH]),
             echo,
             path_count,
@@ -125,8 +120,7 @@ impl HeartbeatRepr {
             self.path_count
         );
         assert_eq!(p.len(), self.buffer_len(), "heartbeat buffer length");
-        p[field::VIEW].copy_from_slice(&self.view.to_be_bytes());
-        p[field::INSTALLED].copy_from_slice(&self.installed.to_be_bytes());
+        self.state.emit(&mut p[..state::LEN]);
         p[field::CONFIG_HASH].copy_from_slice(&self.config_hash.to_be_bytes());
         let echo = self.echo.unwrap_or(Echo {
             node: 0,
@@ -168,8 +162,15 @@ mod tests {
         heard[0] = 0b101;
         heard[1] = 1 << 63;
         HeartbeatRepr {
-            view: 5,
-            installed: 4,
+            state: StateRepr {
+                view: 5,
+                installed: 4,
+                agreed_number: 4,
+                agreed: 0b11,
+                holds: 1,
+                failed: 2,
+                generation: 9,
+            },
             config_hash: 0x1122_3344_5566_7788,
             echo: Some(Echo {
                 node: 2,
@@ -181,9 +182,14 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 54] = [
+    const GOLDEN: [u8; 94] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
         0, 0, 0, 0, 0, 0, 0, 4, // installed
+        0, 0, 0, 0, 0, 0, 0, 4, // agreed number
+        0, 0, 0, 0, 0, 0, 0, 3, // agreed members
+        0, 0, 0, 0, 0, 0, 0, 1, // holds
+        0, 0, 0, 0, 0, 0, 0, 2, // failed
+        0, 0, 0, 0, 0, 0, 0, 9, // generation
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
         2, 2, // echo node, path count
         0, 0, 0, 0, 0, 0, 0x0a, 0x0b, // echo ts
@@ -194,7 +200,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 54];
+        let mut buf = [0xa5u8; 94];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -214,15 +220,15 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..37]),
+            HeartbeatRepr::parse(&GOLDEN[..77]),
             Err(HeartbeatError::Short)
         );
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..53]),
+            HeartbeatRepr::parse(&GOLDEN[..93]),
             Err(HeartbeatError::BadLength)
         );
         let mut many = GOLDEN;
-        many[25] = 9;
+        many[65] = 9;
         assert_eq!(
             HeartbeatRepr::parse(&many),
             Err(HeartbeatError::TooManyPaths)
@@ -240,7 +246,8 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    view, installed: view / 2, config_hash: hash,
+                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, generation: 7 },
+                    config_hash: hash,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
                     path_count: u8::try_from(heard.len()).unwrap(), heard: h,
                 };

@@ -50,6 +50,10 @@ pub struct LabConfig {
     pub timeout: String,
     /// Run the daemons SCHED_FIFO at this priority.
     pub realtime: Option<u8>,
+    /// `two_node = true` in `[cluster]`.
+    pub two_node: bool,
+    /// Config text appended as is (groups).
+    pub extra: String,
 }
 
 impl Default for LabConfig {
@@ -61,6 +65,8 @@ impl Default for LabConfig {
             interval: "10ms".into(),
             timeout: "200ms".into(),
             realtime: None,
+            two_node: false,
+            extra: String::new(),
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct Lab {
     pub dir: PathBuf,
     pub names: Vec<String>,
     procs: Vec<Option<Child>>,
+    /// Helpers (responders, probes) started by the test, killed by PID on drop.
+    helpers: Vec<Child>,
     namespaces: Vec<String>,
     pub config_path: PathBuf,
     pub cluster_id: u16,
@@ -120,6 +128,7 @@ impl Lab {
             dir: dir.clone(),
             names: names.clone(),
             procs: (0..nodes).map(|_| None).collect(),
+            helpers: vec![],
             namespaces: vec![],
             config_path: dir.join("cluster.toml"),
             cluster_id: 4242,
@@ -221,8 +230,8 @@ impl Lab {
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let mut t = format!(
-            "[cluster]\nname = \"lab\"\nid = {}\nkey_file = \"key\"\n\n",
-            self.cluster_id
+            "[cluster]\nname = \"lab\"\nid = {}\nkey_file = \"key\"\ntwo_node = {}\n\n",
+            self.cluster_id, c.two_node
         );
         if let Some(p) = c.realtime {
             t += &format!("[realtime]\npriority = {p}\ncpu_dma_latency_us = 0\n\n");
@@ -252,6 +261,8 @@ impl Lab {
             c.timeout,
             per_node(&|i| format!("10.200.1.{}", i + 1))
         );
+        t += "\n";
+        t += &c.extra;
         std::fs::write(&self.config_path, t).unwrap();
     }
 
@@ -406,6 +417,83 @@ impl Lab {
         c.wait_with_output().unwrap()
     }
 
+    /// Adds a client namespace on network 1 (the service network), address 10.200.1.100.
+    pub fn add_client(&mut self) -> String {
+        let ns = self.add_host("cl", 1);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns, "addr", "add", "10.200.1.100/24", "dev", "eth0"]);
+        ns
+    }
+
+    /// Starts `heartwire ARGS` in namespace `ns` as a helper (killed by PID on drop),
+    /// its stdout to `out`; returns its index for [`Lab::finish_helper`].
+    pub fn spawn_helper(
+        &mut self,
+        ns: &str,
+        args: &[&str],
+        out: Option<&std::path::Path>,
+    ) -> usize {
+        let stdout = match out {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        };
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn helper");
+        self.helpers.push(child);
+        self.helpers.len() - 1
+    }
+
+    /// Waits (bounded) for helper `i` to exit on its own.
+    pub fn finish_helper(&mut self, i: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.helpers[i].try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("helper {i} still running after {limit:?}");
+    }
+
+    /// Starts the lab service (`debug responder`, answering with the node name) on UDP
+    /// port `port` in every node's namespace.
+    pub fn start_responders(&mut self, port: u16) {
+        for i in 0..self.names.len() {
+            let (ns, name) = (self.ns(i), self.names[i].clone());
+            let port = port.to_string();
+            self.spawn_helper(
+                &ns,
+                &["debug", "responder", "--port", &port, "--name", &name],
+                None,
+            );
+        }
+    }
+
+    /// The addresses on interface `ifname` of node `i` (`ip -o addr` lines).
+    pub fn addresses(&self, i: usize, ifname: &str) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(i), "-o", "addr", "show", "dev", ifname])
+            .output()
+            .expect("ip addr");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Node `i`'s state of group `name`, if its daemon answers.
+    pub fn group_state(&self, i: usize, name: &str) -> Option<String> {
+        self.status(i)?
+            .groups
+            .into_iter()
+            .find(|g| g.name == name)
+            .map(|g| g.state)
+    }
+
     /// The lab's key bytes.
     pub fn key(&self) -> Vec<u8> {
         std::fs::read(self.dir.join("key")).unwrap()
@@ -414,6 +502,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for c in &mut self.helpers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for c in self.procs.iter_mut().filter_map(Option::take) {
             let mut c = c;
             let _ = c.kill();

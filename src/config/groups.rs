@@ -1,0 +1,596 @@
+//! `[[group]]` and `[[group.resource]]`: resource groups, their placement policy and their
+//! resources, validated into the core's [`GroupSpec`] plus what the daemon needs to run
+//! each resource on this node.
+//!
+//! ```toml
+//! [[group]]
+//! name = "web"
+//! nodes = ["a", "b"]        # priority order; the first is home
+//! startup = "home"          # home | first | all (concurrent)
+//! fallover = "next"         # next | never
+//! fallback = "home"         # home | never
+//!
+//! [[group.resource]]        # acquired in order, released in reverse
+//! name = "vip"
+//! kind = "ip"
+//! address = "10.0.0.100/24" # prefix optional (default /32, /128)
+//! interface = "eth0"        # or interfaces = { a = "eth0", b = "eth1" }
+//! announce_count = 3        # gratuitous ARP (request + reply) / unsolicited NA rounds
+//! announce_interval = "50ms"
+//!
+//! [[group.resource]]
+//! name = "app"
+//! kind = "application"
+//! start = "/usr/local/bin/app start"
+//! stop = "/usr/local/bin/app stop"
+//! monitor = "/usr/local/bin/app status"   # optional; OCF exit codes
+//! monitor_interval = "5s"
+//! timeout = "30s"           # for each start, stop and monitor
+//! restarts = 1              # local restarts before the group falls over
+//! ```
+//!
+//! Resource kinds must follow DESIGN §5's order: reservation, filesystem, ip, application.
+
+use core::time::Duration;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use toml::Spanned;
+
+use super::Validator;
+use super::raw::{RawConfig, RawGroup, RawResource};
+use crate::config::ConfigError;
+use crate::core::placement::{Fallback, Fallover, GroupPolicy, Startup};
+use crate::core::spec::{GroupSpec, NodeSpec};
+use crate::wire::state::MAX_GROUPS;
+
+/// What a non-quorate node does besides releasing its groups (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuorumLoss {
+    /// Keep running and try to rejoin.
+    Freeze,
+    /// Release, then exit the daemon.
+    Stop,
+    /// Halt the host at once (the watchdog's job when the daemon itself hangs).
+    Halt,
+}
+
+/// A group as the daemon runs it on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// Its name.
+    pub name: String,
+    /// Its resources, in acquisition order.
+    pub resources: Vec<Resource>,
+}
+
+/// One resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Its name.
+    pub name: String,
+    /// What it is.
+    pub kind: ResourceKind,
+}
+
+/// The kinds of resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// A service IP address.
+    Ip(IpResource),
+    /// An application with start, stop and monitor commands.
+    Application(AppResource),
+}
+
+impl ResourceKind {
+    /// Config name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ResourceKind::Ip(_) => "ip",
+            ResourceKind::Application(_) => "application",
+        }
+    }
+}
+
+/// A service address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpResource {
+    /// The address.
+    pub address: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// This node's interface for it (`None` if this node cannot host the group).
+    pub interface: Option<String>,
+    /// Announcement rounds (each: ARP request + reply, or one NA).
+    pub announce_count: u32,
+    /// Time between rounds; the first goes out with the add.
+    pub announce_interval: Duration,
+}
+
+/// An application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppResource {
+    /// Start command (run with `sh -c`).
+    pub start: String,
+    /// Stop command.
+    pub stop: String,
+    /// Monitor command, if any.
+    pub monitor: Option<String>,
+    /// Time between monitor runs.
+    pub monitor_interval: Duration,
+    /// Limit for each start, stop and monitor run.
+    pub timeout: Duration,
+    /// Local restarts after a failed monitor before the group falls over.
+    pub restarts: u32,
+}
+
+/// Default announcement rounds.
+pub(super) const ANNOUNCE_COUNT_DEFAULT: u32 = 3;
+/// Default time between announcement rounds.
+pub(super) const ANNOUNCE_INTERVAL_DEFAULT: Duration = Duration::from_millis(50);
+
+/// Position of a resource kind in DESIGN §5's order.
+fn rank(kind: &str) -> Option<u8> {
+    match kind {
+        "ip" => Some(2),
+        "application" => Some(3),
+        _ => None,
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn quorum_loss(&self, raw: &RawConfig) -> Result<QuorumLoss, ConfigError> {
+        let Some(v) = &raw.cluster.on_quorum_loss else {
+            return Ok(QuorumLoss::Freeze);
+        };
+        match v.get_ref().as_str() {
+            "freeze" => Ok(QuorumLoss::Freeze),
+            "stop" => Ok(QuorumLoss::Stop),
+            "halt" => Ok(QuorumLoss::Halt),
+            other => Err(self.err(
+                v,
+                "cluster.on_quorum_loss",
+                format!("`{other}`: expected freeze, stop or halt"),
+            )),
+        }
+    }
+
+    pub(super) fn groups(
+        &self,
+        raw: &RawConfig,
+        nodes: &[NodeSpec],
+        local: usize,
+    ) -> Result<(Vec<GroupSpec>, Vec<GroupConfig>), ConfigError> {
+        if let Some(g) = raw.groups.get(MAX_GROUPS) {
+            return Err(self.err(&g.name, "group", format!("more than {MAX_GROUPS} groups")));
+        }
+        let mut specs = Vec::new();
+        let mut configs = Vec::new();
+        for (i, g) in raw.groups.iter().enumerate() {
+            let key = |k: &str| format!("group[{i}].{k}");
+            self.name(&g.name, &key("name"))?;
+            if let Some(j) = raw.groups[..i]
+                .iter()
+                .position(|h| h.name.get_ref() == g.name.get_ref())
+            {
+                return Err(self.err(
+                    &g.name,
+                    &key("name"),
+                    format!("duplicate group name (also group[{j}])"),
+                ));
+            }
+            let policy = self.policy(g, &key, nodes)?;
+            let resources = g
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(r, res)| self.resource(g, r, res, &key, nodes, local))
+                .collect::<Result<Vec<_>, _>>()?;
+            specs.push(GroupSpec {
+                name: g.name.get_ref().clone(),
+                policy,
+                resources: u8::try_from(resources.len())
+                    .map_err(|_| self.err(&g.name, &key("resource"), "more than 255 resources"))?,
+            });
+            configs.push(GroupConfig {
+                name: g.name.get_ref().clone(),
+                resources,
+            });
+        }
+        Ok((specs, configs))
+    }
+
+    fn name(&self, s: &Spanned<String>, key: &str) -> Result<(), ConfigError> {
+        if super::valid_name(s.get_ref()) {
+            Ok(())
+        } else {
+            Err(self.err(s, key, "must be 1-64 characters of [A-Za-z0-9._-]"))
+        }
+    }
+
+    fn policy(
+        &self,
+        g: &RawGroup,
+        key: &dyn Fn(&str) -> String,
+        nodes: &[NodeSpec],
+    ) -> Result<GroupPolicy, ConfigError> {
+        if g.nodes.get_ref().is_empty() {
+            return Err(self.err(&g.nodes, &key("nodes"), "a group needs at least one node"));
+        }
+        let mut ids = Vec::new();
+        for (k, n) in g.nodes.get_ref().iter().enumerate() {
+            let id = nodes
+                .iter()
+                .find(|m| &m.name == n.get_ref())
+                .map(|m| m.id)
+                .ok_or_else(|| {
+                    self.err(
+                        n,
+                        &format!("{}[{k}]", key("nodes")),
+                        format!("`{}` is not a configured node", n.get_ref()),
+                    )
+                })?;
+            if ids.contains(&id) {
+                return Err(self.err(
+                    n,
+                    &format!("{}[{k}]", key("nodes")),
+                    format!("`{}` is listed twice", n.get_ref()),
+                ));
+            }
+            ids.push(id);
+        }
+        let startup = self.choice(
+            &g.startup,
+            &key("startup"),
+            &[
+                ("home", Startup::Home),
+                ("first", Startup::First),
+                ("all", Startup::All),
+            ],
+            Startup::Home,
+        )?;
+        let fallover = self.choice(
+            &g.fallover,
+            &key("fallover"),
+            &[("next", Fallover::Next), ("never", Fallover::Never)],
+            Fallover::Next,
+        )?;
+        let fallback = self.choice(
+            &g.fallback,
+            &key("fallback"),
+            &[("home", Fallback::Home), ("never", Fallback::Never)],
+            Fallback::Home,
+        )?;
+        Ok(GroupPolicy {
+            nodes: ids,
+            startup,
+            fallover,
+            fallback,
+        })
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        options: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let Some(v) = v else {
+            return Ok(default);
+        };
+        options
+            .iter()
+            .find(|(name, _)| name == v.get_ref())
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
+                self.err(
+                    v,
+                    key,
+                    format!("`{}`: expected {}", v.get_ref(), names.join(", ")),
+                )
+            })
+    }
+
+    fn resource(
+        &self,
+        g: &RawGroup,
+        r: usize,
+        res: &RawResource,
+        gkey: &dyn Fn(&str) -> String,
+        nodes: &[NodeSpec],
+        local: usize,
+    ) -> Result<Resource, ConfigError> {
+        let key = |k: &str| gkey(&format!("resource[{r}].{k}"));
+        self.name(&res.name, &key("name"))?;
+        if let Some(j) = g.resources[..r]
+            .iter()
+            .position(|q| q.name.get_ref() == res.name.get_ref())
+        {
+            return Err(self.err(
+                &res.name,
+                &key("name"),
+                format!("duplicate resource name in this group (also resource[{j}])"),
+            ));
+        }
+        let kind = res.kind.get_ref().as_str();
+        let this = rank(kind).ok_or_else(|| {
+            self.err(
+                &res.kind,
+                &key("kind"),
+                format!("`{kind}`: expected ip or application"),
+            )
+        })?;
+        if let Some(prev) = g.resources[..r]
+            .iter()
+            .find(|q| rank(q.kind.get_ref()).is_some_and(|p| p > this))
+        {
+            return Err(self.err(
+                &res.kind,
+                &key("kind"),
+                format!(
+                    "a `{kind}` resource cannot come after `{}` (`{}`): resources are acquired \
+                     in the order reservation, filesystem, ip, application",
+                    prev.name.get_ref(),
+                    prev.kind.get_ref()
+                ),
+            ));
+        }
+        let kind = match kind {
+            "ip" => ResourceKind::Ip(self.ip(g, res, &key, nodes, local)?),
+            _ => ResourceKind::Application(self.application(res, &key)?),
+        };
+        Ok(Resource {
+            name: res.name.get_ref().clone(),
+            kind,
+        })
+    }
+
+    fn ip(
+        &self,
+        g: &RawGroup,
+        res: &RawResource,
+        key: &dyn Fn(&str) -> String,
+        nodes: &[NodeSpec],
+        local: usize,
+    ) -> Result<IpResource, ConfigError> {
+        for (v, k) in [
+            (&res.start, "start"),
+            (&res.stop, "stop"),
+            (&res.monitor, "monitor"),
+        ] {
+            self.forbid(v, &key(k), "ip")?;
+        }
+        self.forbid(&res.monitor_interval, &key("monitor_interval"), "ip")?;
+        self.forbid(&res.timeout, &key("timeout"), "ip")?;
+        self.forbid(&res.restarts, &key("restarts"), "ip")?;
+        let a = res.address.as_ref().ok_or_else(|| {
+            self.err(&res.kind, &key("address"), "an ip resource needs `address`")
+        })?;
+        let (address, prefix) = parse_cidr(a.get_ref()).ok_or_else(|| {
+            self.err(
+                a,
+                &key("address"),
+                format!("`{}` is not an address or address/prefix", a.get_ref()),
+            )
+        })?;
+        let interface = match (&res.interface, &res.interfaces) {
+            (Some(i), None) => check_ifname(i.get_ref())
+                .then(|| Some(i.get_ref().clone()))
+                .ok_or_else(|| {
+                    self.err(
+                        i,
+                        &key("interface"),
+                        format!("`{}` is not an interface name", i.get_ref()),
+                    )
+                })?,
+            (None, Some(map)) => self.interfaces(g, map, &key("interfaces"), nodes, local)?,
+            (Some(i), Some(_)) => {
+                return Err(self.err(
+                    i,
+                    &key("interface"),
+                    "give `interface` or `interfaces`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    &res.kind,
+                    &key("interface"),
+                    "an ip resource needs `interface` (or `interfaces = { <node> = \"<ifname>\" }`)",
+                ));
+            }
+        };
+        let announce_count =
+            res.announce_count
+                .as_ref()
+                .map_or(Ok(ANNOUNCE_COUNT_DEFAULT), |c| {
+                    if (1..=100).contains(c.get_ref()) {
+                        Ok(*c.get_ref())
+                    } else {
+                        Err(self.err(c, &key("announce_count"), "must be 1..=100"))
+                    }
+                })?;
+        let announce_interval = match &res.announce_interval {
+            None => ANNOUNCE_INTERVAL_DEFAULT,
+            Some(d) => {
+                let v = self.duration(d, &key("announce_interval"))?;
+                if v < Duration::from_millis(1) || v > Duration::from_secs(10) {
+                    return Err(self.err(d, &key("announce_interval"), "must be 1ms..=10s"));
+                }
+                v
+            }
+        };
+        Ok(IpResource {
+            address,
+            prefix,
+            interface,
+            announce_count,
+            announce_interval,
+        })
+    }
+
+    /// Per-node interfaces of an ip resource: an entry for each node of the group, and
+    /// only for them.
+    fn interfaces(
+        &self,
+        g: &RawGroup,
+        map: &Spanned<BTreeMap<String, Spanned<String>>>,
+        key: &str,
+        nodes: &[NodeSpec],
+        local: usize,
+    ) -> Result<Option<String>, ConfigError> {
+        let members: Vec<&String> = g.nodes.get_ref().iter().map(|n| n.get_ref()).collect();
+        if let Some(extra) = map.get_ref().keys().find(|k| !members.contains(k)) {
+            return Err(self.err(map, key, format!("`{extra}` is not a node of this group")));
+        }
+        for n in &members {
+            let Some(i) = map.get_ref().get(*n) else {
+                return Err(self.err(map, key, format!("no entry for node `{n}`")));
+            };
+            if !check_ifname(i.get_ref()) {
+                return Err(self.err(
+                    i,
+                    &format!("{key}.{n}"),
+                    format!("`{}` is not an interface name", i.get_ref()),
+                ));
+            }
+        }
+        Ok(map
+            .get_ref()
+            .get(&nodes[local].name)
+            .map(|i| i.get_ref().clone()))
+    }
+
+    fn application(
+        &self,
+        res: &RawResource,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<AppResource, ConfigError> {
+        for (v, k) in [
+            (&res.address, "address"),
+            (&res.interface, "interface"),
+            (&res.announce_interval, "announce_interval"),
+        ] {
+            self.forbid(v, &key(k), "application")?;
+        }
+        self.forbid(&res.interfaces, &key("interfaces"), "application")?;
+        self.forbid(&res.announce_count, &key("announce_count"), "application")?;
+        let command = |v: &Option<Spanned<String>>, k: &str| -> Result<String, ConfigError> {
+            let c = v.as_ref().ok_or_else(|| {
+                self.err(
+                    &res.kind,
+                    &key(k),
+                    format!("an application resource needs `{k}`"),
+                )
+            })?;
+            if c.get_ref().trim().is_empty() {
+                return Err(self.err(c, &key(k), "must not be empty"));
+            }
+            Ok(c.get_ref().clone())
+        };
+        let start = command(&res.start, "start")?;
+        let stop = command(&res.stop, "stop")?;
+        let monitor = res
+            .monitor
+            .as_ref()
+            .map(|_| command(&res.monitor, "monitor"))
+            .transpose()?;
+        let positive = |v: &Option<Spanned<String>>, k: &str, default: Duration| {
+            let Some(d) = v else {
+                return Ok(default);
+            };
+            let v = self.duration(d, &key(k))?;
+            if v < Duration::from_millis(10) {
+                return Err(self.err(d, &key(k), "must be at least 10ms"));
+            }
+            Ok(v)
+        };
+        let monitor_interval = positive(
+            &res.monitor_interval,
+            "monitor_interval",
+            Duration::from_secs(5),
+        )?;
+        let timeout = positive(&res.timeout, "timeout", Duration::from_secs(30))?;
+        Ok(AppResource {
+            start,
+            stop,
+            monitor,
+            monitor_interval,
+            timeout,
+            restarts: res.restarts.as_ref().map_or(1, |r| *r.get_ref()),
+        })
+    }
+}
+
+/// `addr` or `addr/prefix`; the default prefix is the full length.
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let address: IpAddr = a.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        None => max,
+        Some(p) => p.parse().ok().filter(|p| (1..=max).contains(p))?,
+    };
+    if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
+        return None;
+    }
+    Some((address, prefix))
+}
+
+fn check_ifname(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 15 && !s.contains(['/', ' ', ':'])
+}
+
+/// Canonical text of the groups for the config hash (values only, no spans).
+pub(super) fn canonical(raw: &RawConfig) -> String {
+    fn opt<T: core::fmt::Debug>(v: &Option<Spanned<T>>) -> String {
+        v.as_ref()
+            .map_or("-".into(), |s| format!("{:?}", s.get_ref()))
+    }
+    let mut out = String::new();
+    for g in &raw.groups {
+        let nodes: Vec<_> = g
+            .nodes
+            .get_ref()
+            .iter()
+            .map(|n| n.get_ref().as_str())
+            .collect();
+        out += &format!(
+            "group name={:?} nodes={nodes:?} startup={} fallover={} fallback={}\n",
+            g.name.get_ref(),
+            opt(&g.startup),
+            opt(&g.fallover),
+            opt(&g.fallback)
+        );
+        for r in &g.resources {
+            let ifs = r.interfaces.as_ref().map_or("-".into(), |m| {
+                m.get_ref()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.get_ref()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+            out += &format!(
+                "resource name={:?} kind={:?} address={} interface={} interfaces={ifs} count={} \
+                 interval={} start={} stop={} monitor={} monitor_interval={} timeout={} restarts={}\n",
+                r.name.get_ref(),
+                r.kind.get_ref(),
+                opt(&r.address),
+                opt(&r.interface),
+                opt(&r.announce_count),
+                opt(&r.announce_interval),
+                opt(&r.start),
+                opt(&r.stop),
+                opt(&r.monitor),
+                opt(&r.monitor_interval),
+                opt(&r.timeout),
+                opt(&r.restarts)
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,485 @@
+//! Takeover orchestration (DESIGN §5): each node's resource groups, the lease that bounds
+//! how long a cut-off owner can hold them, and the rule a gainer follows before acquiring.
+//!
+//! Placement comes with the installed view (see `membership`): a node holds group `g`
+//! when the view's plan puts `g` on it, it has *authority* (a quorate view and a valid
+//! lease), and `g` has not failed on it. Resources are acquired in order and released in
+//! reverse, one request at a time through [`Groups::pop_request`] and
+//! [`Groups::resource_done`]; a failed start is cleaned up with a stop and marks the group
+//! failed here (the coordinator then places it elsewhere); a failed stop leaves the group
+//! in `error`, still counted as held, so nobody else ever acquires it.
+//!
+//! **Lease.** A node keeps authority only while a majority of the configured nodes
+//! (itself included) vouch for its installed view: the newest view each has agreed to
+//! (carried in every heartbeat) is that very view. A peer's word lasts
+//! [`ClusterSpec::lease`] from its arrival. Every member of a gainer's quorate view agreed
+//! to that view (without the old owner) before it was committed, and from then on agrees
+//! only to newer views; two majorities share a node; so the old owner's lease runs out at
+//! most one lease after the commit, plus frame transit — even if a still newer view that
+//! includes it is already being proposed.
+//!
+//! **Acquire rule** for a group that is not concurrent: every other member of the view
+//! has reported, from that view or a newer one, that it does not hold the group (release
+//! confirmed); and if any configured node is outside the view, one lease plus the transit
+//! margin has passed since this node installed the view (the outsider's lease has run
+//! out and it has released). When a lone node keeps quorum (`two_node`), an outsider's
+//! lease never runs out, so there is nothing to wait for: that mode relies on the
+//! tie-breaker or a non-IP path to rule out a partition (DESIGN §5).
+//!
+//! [`ClusterSpec::lease`]: super::spec::ClusterSpec::lease
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use super::event::Event;
+use super::membership::View;
+use super::node::Peer;
+use super::placement::{NodeSet, Placement, Plan, Startup};
+use super::spec::{GroupSpec, NodeId};
+use super::time::Instant;
+
+/// Where a group stands on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Holds nothing of it.
+    Offline,
+    /// Starting its resources in order.
+    Acquiring,
+    /// Every resource started.
+    Online,
+    /// Stopping its resources in reverse order.
+    Releasing,
+    /// A stop failed: it may still hold resources. Stays held until the operator acts.
+    Error,
+}
+
+impl Phase {
+    /// Status and log name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Offline => "offline",
+            Phase::Acquiring => "acquiring",
+            Phase::Online => "online",
+            Phase::Releasing => "releasing",
+            Phase::Error => "error",
+        }
+    }
+}
+
+/// Start or stop a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceOp {
+    /// Acquire it.
+    Start,
+    /// Release it.
+    Stop,
+}
+
+impl ResourceOp {
+    /// Log name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceOp::Start => "start",
+            ResourceOp::Stop => "stop",
+        }
+    }
+}
+
+/// A resource operation for the daemon to carry out and report back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceRequest {
+    /// Group index.
+    pub group: u8,
+    /// Resource index within the group.
+    pub resource: u8,
+    /// What to do.
+    pub op: ResourceOp,
+}
+
+/// A completion that matches no request in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnexpectedCompletion;
+
+/// One group on this node.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalGroup {
+    /// Its phase.
+    pub phase: Phase,
+    /// When the phase last changed.
+    pub since: Instant,
+    /// Resources started and not yet stopped (a prefix of the list).
+    started: u8,
+    in_flight: Option<(u8, ResourceOp)>,
+    /// It failed here and must run elsewhere.
+    pub failed: bool,
+}
+
+/// What [`Groups::drive`] needs to know about the node.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Now.
+    pub now: Instant,
+    /// This node.
+    pub local: NodeId,
+    /// The installed view.
+    pub view: View,
+    /// When this node installed it.
+    pub installed_at: Instant,
+    /// Until when this node has authority (`None`: it has none now).
+    pub authority_until: Option<Instant>,
+    /// Whether an outsider's lease can still be running (false when a lone node keeps
+    /// quorum).
+    pub leases_apply: bool,
+    /// Lease plus transit margin: how long after installing a view an outsider may still
+    /// hold a group.
+    pub settle: Duration,
+    /// Every configured node (this one's entry is skipped).
+    pub peers: &'a [Peer],
+}
+
+/// This node's resource groups.
+#[derive(Debug)]
+pub struct Groups {
+    specs: Vec<GroupSpec>,
+    local: Vec<LocalGroup>,
+    requests: VecDeque<ResourceRequest>,
+    authority: bool,
+    wake: Option<Instant>,
+    changed: bool,
+}
+
+impl Groups {
+    /// Every group offline.
+    pub fn new(specs: Vec<GroupSpec>, now: Instant) -> Groups {
+        let local = vec![
+            LocalGroup {
+                phase: Phase::Offline,
+                since: now,
+                started: 0,
+                in_flight: None,
+                failed: false,
+            };
+            specs.len()
+        ];
+        let requests = VecDeque::with_capacity(specs.len());
+        Groups {
+            specs,
+            local,
+            requests,
+            authority: false,
+            wake: None,
+            changed: false,
+        }
+    }
+
+    /// The groups' specs.
+    pub fn specs(&self) -> &[GroupSpec] {
+        &self.specs
+    }
+
+    /// Each group's local state.
+    pub fn local(&self) -> &[LocalGroup] {
+        &self.local
+    }
+
+    /// Bitmap of groups this node may hold (any phase but offline).
+    pub fn holds(&self) -> u64 {
+        self.bits(|l| l.phase != Phase::Offline)
+    }
+
+    /// Bitmap of groups that failed here.
+    pub fn failed(&self) -> u64 {
+        self.bits(|l| l.failed)
+    }
+
+    fn bits(&self, f: impl Fn(&LocalGroup) -> bool) -> u64 {
+        self.local
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| f(l))
+            .fold(0, |acc, (g, _)| acc | 1 << g)
+    }
+
+    /// Whether this node had authority at the last drive.
+    pub fn authority(&self) -> bool {
+        self.authority
+    }
+
+    /// Whether holdings or failures changed since the last call (then a group-state frame
+    /// goes out).
+    pub fn take_changed(&mut self) -> bool {
+        core::mem::take(&mut self.changed)
+    }
+
+    /// The next resource operation to carry out.
+    pub fn pop_request(&mut self) -> Option<ResourceRequest> {
+        self.requests.pop_front()
+    }
+
+    /// When a waiting acquisition may go ahead.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.wake
+    }
+
+    /// Marks group `g` failed here (e.g. its application's monitor gave up): it is
+    /// released, and the coordinator places it elsewhere.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn fail(&mut self, g: usize) {
+        if !self.local[g].failed {
+            self.local[g].failed = true;
+            self.changed = true;
+        }
+    }
+
+    /// Reports the outcome of a request taken from [`Groups::pop_request`].
+    pub fn resource_done(
+        &mut self,
+        now: Instant,
+        req: ResourceRequest,
+        ok: bool,
+        push: &mut impl FnMut(Event),
+    ) -> Result<(), UnexpectedCompletion> {
+        let g = usize::from(req.group);
+        let lg = self.local.get_mut(g).ok_or(UnexpectedCompletion)?;
+        if lg.in_flight != Some((req.resource, req.op)) {
+            return Err(UnexpectedCompletion);
+        }
+        lg.in_flight = None;
+        match (req.op, ok) {
+            (ResourceOp::Start, true) => lg.started += 1,
+            (ResourceOp::Stop, true) => lg.started -= 1,
+            (ResourceOp::Start, false) => {
+                // Clean up a failed start with a stop, like every resource agent expects.
+                lg.started += 1;
+                lg.failed = true;
+                push(Event::ResourceFailed {
+                    group: req.group,
+                    resource: req.resource,
+                    op: req.op,
+                });
+                self.set_phase(now, g, Phase::Releasing, push);
+            }
+            (ResourceOp::Stop, false) => {
+                push(Event::ResourceFailed {
+                    group: req.group,
+                    resource: req.resource,
+                    op: req.op,
+                });
+                self.set_phase(now, g, Phase::Error, push);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every group one step towards what the installed view asks of this node.
+    pub fn drive(&mut self, cx: &Context<'_>, push: &mut impl FnMut(Event)) {
+        let authority = cx.authority_until.is_some_and(|t| t > cx.now);
+        if self.authority && !authority && !self.specs.is_empty() {
+            push(Event::QuorumLost);
+        }
+        self.authority = authority;
+        self.wake = None;
+        for g in 0..self.local.len() {
+            self.step(cx, g, push);
+        }
+    }
+
+    fn step(&mut self, cx: &Context<'_>, g: usize, push: &mut impl FnMut(Event)) {
+        let lg = self.local[g];
+        if lg.in_flight.is_some() {
+            return;
+        }
+        let spec = &self.specs[g];
+        let eligible = eligible(cx, g, lg.failed);
+        let want = self.authority
+            && !lg.failed
+            && spec.policy.runs_on(cx.view.plan.get(g), cx.local, eligible);
+        match lg.phase {
+            Phase::Offline if want => match self.blocked(cx, g) {
+                Blocked::No => {
+                    self.set_phase(cx.now, g, Phase::Acquiring, push);
+                    self.advance(cx.now, g, push);
+                }
+                Blocked::Until(t) => self.wake = Some(self.wake.map_or(t, |w| w.min(t))),
+                Blocked::OnPeers => {}
+            },
+            Phase::Acquiring if want => self.advance(cx.now, g, push),
+            Phase::Acquiring | Phase::Online if !want => {
+                self.set_phase(cx.now, g, Phase::Releasing, push);
+                self.advance(cx.now, g, push);
+            }
+            Phase::Releasing => self.advance(cx.now, g, push),
+            Phase::Offline | Phase::Online | Phase::Acquiring | Phase::Error => {}
+        }
+    }
+
+    /// Issues the next request of an acquiring or releasing group, or finishes it.
+    fn advance(&mut self, now: Instant, g: usize, push: &mut impl FnMut(Event)) {
+        let lg = self.local[g];
+        let count = self.specs[g].resources;
+        let next = match lg.phase {
+            Phase::Acquiring if lg.started < count => Some((lg.started, ResourceOp::Start)),
+            Phase::Acquiring => {
+                self.set_phase(now, g, Phase::Online, push);
+                None
+            }
+            Phase::Releasing if lg.started > 0 => Some((lg.started - 1, ResourceOp::Stop)),
+            Phase::Releasing => {
+                self.set_phase(now, g, Phase::Offline, push);
+                None
+            }
+            _ => None,
+        };
+        if let Some((resource, op)) = next {
+            self.local[g].in_flight = Some((resource, op));
+            self.requests.push_back(ResourceRequest {
+                group: u8::try_from(g).expect("invariant: <= 64 groups"),
+                resource,
+                op,
+            });
+        }
+    }
+
+    fn set_phase(&mut self, now: Instant, g: usize, phase: Phase, push: &mut impl FnMut(Event)) {
+        let lg = &mut self.local[g];
+        if lg.phase == phase {
+            return;
+        }
+        lg.phase = phase;
+        lg.since = now;
+        self.changed = true;
+        push(Event::Group {
+            group: u8::try_from(g).expect("invariant: <= 64 groups"),
+            phase,
+        });
+    }
+
+    /// Whether group `g` may be acquired now (see the module docs).
+    fn blocked(&self, cx: &Context<'_>, g: usize) -> Blocked {
+        if self.specs[g].policy.startup == Startup::All {
+            return Blocked::No;
+        }
+        let bit = 1u64 << g;
+        let mut outsiders = false;
+        for p in cx.peers.iter().filter(|p| p.id != cx.local) {
+            if !cx.view.members.contains(p.id) {
+                outsiders = true;
+                continue;
+            }
+            let released = p
+                .report
+                .is_some_and(|r| r.installed >= cx.view.number && r.holds & bit == 0);
+            if !released {
+                return Blocked::OnPeers;
+            }
+        }
+        if outsiders && cx.leases_apply {
+            let t = cx.installed_at.saturating_add(cx.settle);
+            if cx.now < t {
+                return Blocked::Until(t);
+            }
+        }
+        Blocked::No
+    }
+}
+
+enum Blocked {
+    No,
+    /// Until an outsider's lease has surely run out.
+    Until(Instant),
+    /// Until a member confirms it released (its report arrives).
+    OnPeers,
+}
+
+/// Members of the view on which group `g` has not failed (`local_failed` for this node).
+fn eligible(cx: &Context<'_>, g: usize, local_failed: bool) -> NodeSet {
+    let mut set = cx.view.members;
+    for p in cx.peers {
+        let failed = if p.id == cx.local {
+            local_failed
+        } else {
+            p.report.is_some_and(|r| r.failed & (1 << g) != 0)
+        };
+        if failed {
+            set.remove(p.id);
+        }
+    }
+    set
+}
+
+/// What the coordinator knows of a node for placement.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Standing {
+    /// Groups it may hold.
+    pub holds: u64,
+    /// Groups that failed on it.
+    pub failed: u64,
+    /// It has never installed a view (it just started).
+    pub fresh: bool,
+}
+
+/// The coordinator's placement for a view of `members`, given the installed view `prev`,
+/// whether `members` and `prev` hold quorum, and what each node reports (`standing`). A
+/// group whose planned owner is gone but which some member still holds is taken to be
+/// where it runs (a coordinator that restarted, or partitions that merged); a coordinator
+/// that restarted knows nothing else, so a group running nowhere is placed by its startup
+/// policy. Without quorum nothing is re-placed: the plan stays as it was, for when quorum
+/// returns.
+///
+/// Nodes that *joined* (for fallback) are the members not in `prev`; when `prev` had no
+/// quorum the coordinator itself is the one rejoining the cluster, so it counts as joined
+/// and the others do not; a node that never installed a view always counts as joined.
+pub fn plan(
+    specs: &[GroupSpec],
+    prev: &View,
+    local: NodeId,
+    members: NodeSet,
+    quorate: impl Fn(NodeSet) -> bool,
+    standing: impl Fn(NodeId) -> Standing,
+) -> Plan {
+    let mut plan = prev.plan;
+    if !quorate(members) {
+        return plan;
+    }
+    let mut joined = if quorate(prev.members) {
+        NodeSet::from_bits(members.bits() & !prev.members.bits())
+    } else {
+        let mut me = NodeSet::EMPTY;
+        me.insert(local);
+        me
+    };
+    for id in members.iter().filter(|id| standing(*id).fresh) {
+        joined.insert(id);
+    }
+    for (g, spec) in specs.iter().enumerate() {
+        let bit = 1u64 << g;
+        let mut eligible = members;
+        let mut holder = None;
+        for id in members.iter() {
+            let st = standing(id);
+            if st.failed & bit != 0 {
+                eligible.remove(id);
+            }
+            if st.holds & bit != 0 && holder.is_none() {
+                holder = Some(id);
+            }
+        }
+        let mut current = prev.plan.get(g);
+        let owner_gone = match current {
+            Placement::Unplaced => true,
+            Placement::Online(x) => !members.contains(x),
+            Placement::Concurrent | Placement::Offline => false,
+        };
+        if let (true, Some(h)) = (owner_gone, holder) {
+            current = Placement::Online(h);
+        }
+        plan.set(g, spec.policy.place(eligible, joined, current));
+    }
+    plan
+}
+
+#[cfg(test)]
+#[path = "groups_tests.rs"]
+mod tests;

@@ -1,0 +1,314 @@
+//! The group state machine against hand-built contexts: order, the acquire rule, the
+//! lease, failures, and the coordinator's plan.
+
+use super::*;
+use crate::core::placement::{Fallback, Fallover, GroupPolicy};
+use crate::wire::state::StateRepr;
+
+const MS: u64 = 1_000_000;
+
+fn id(i: u8) -> NodeId {
+    NodeId::new(i).unwrap()
+}
+
+fn set(ids: &[u8]) -> NodeSet {
+    ids.iter().map(|i| id(*i)).collect()
+}
+
+fn t(ms: u64) -> Instant {
+    Instant::from_nanos(ms * MS)
+}
+
+fn spec(nodes: &[u8], startup: Startup, resources: u8) -> GroupSpec {
+    GroupSpec {
+        name: "g".into(),
+        policy: GroupPolicy {
+            nodes: nodes.iter().map(|i| id(*i)).collect(),
+            startup,
+            fallover: Fallover::Next,
+            fallback: Fallback::Home,
+        },
+        resources,
+    }
+}
+
+/// A world seen from node 1: peers 2 and 3, a view, reports.
+struct World {
+    peers: Vec<Peer>,
+    view: View,
+    installed_at: Instant,
+    authority: bool,
+    leases_apply: bool,
+}
+
+impl World {
+    fn new(members: &[u8], owner: Placement) -> World {
+        let mut plan = Plan::unplaced(1);
+        plan.set(0, owner);
+        World {
+            peers: (1..=3).map(|i| Peer::new(id(i), t(0))).collect(),
+            view: View {
+                number: 5,
+                members: set(members),
+                plan,
+            },
+            installed_at: t(10),
+            authority: true,
+            leases_apply: true,
+        }
+    }
+
+    fn report(&mut self, peer: u8, installed: u64, holds: u64, failed: u64) {
+        self.peers[usize::from(peer - 1)].report = Some(StateRepr {
+            installed,
+            holds,
+            failed,
+            ..StateRepr::default()
+        });
+    }
+
+    fn cx(&self, now: Instant) -> Context<'_> {
+        Context {
+            now,
+            local: id(1),
+            view: self.view,
+            installed_at: self.installed_at,
+            authority_until: self.authority.then_some(Instant::MAX),
+            leases_apply: self.leases_apply,
+            settle: Duration::from_millis(3),
+            peers: &self.peers,
+        }
+    }
+}
+
+fn drive(g: &mut Groups, w: &World, now: Instant) -> Vec<Event> {
+    let mut ev = vec![];
+    g.drive(&w.cx(now), &mut |e| ev.push(e));
+    ev
+}
+
+fn done(g: &mut Groups, now: Instant, req: ResourceRequest, ok: bool) -> Vec<Event> {
+    let mut ev = vec![];
+    g.resource_done(now, req, ok, &mut |e| ev.push(e)).unwrap();
+    ev
+}
+
+fn req(resource: u8, op: ResourceOp) -> ResourceRequest {
+    ResourceRequest {
+        group: 0,
+        resource,
+        op,
+    }
+}
+
+/// Completes every request with `ok` and re-drives until quiet; returns the requests seen.
+fn run(g: &mut Groups, w: &World, now: Instant, ok: bool) -> Vec<ResourceRequest> {
+    let mut seen = vec![];
+    drive(g, w, now);
+    for _ in 0..20 {
+        let Some(r) = g.pop_request() else { break };
+        seen.push(r);
+        done(g, now, r, ok);
+        drive(g, w, now);
+    }
+    seen
+}
+
+#[test]
+fn acquires_in_order_and_releases_in_reverse() {
+    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    w.report(3, 5, 0, 0);
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 3)], t(0));
+    let seen = run(&mut g, &w, t(20), true);
+    assert_eq!(
+        seen,
+        [0, 1, 2].map(|r| req(r, ResourceOp::Start)).to_vec(),
+        "start in order"
+    );
+    assert_eq!(g.local()[0].phase, Phase::Online);
+    assert_eq!(g.holds(), 1);
+    w.view.plan.set(0, Placement::Online(id(2)));
+    let seen = run(&mut g, &w, t(21), true);
+    assert_eq!(
+        seen,
+        [2, 1, 0].map(|r| req(r, ResourceOp::Stop)).to_vec(),
+        "stop in reverse"
+    );
+    assert_eq!(g.local()[0].phase, Phase::Offline);
+    assert_eq!(g.holds(), 0);
+}
+
+#[test]
+fn a_member_that_has_not_confirmed_its_release_blocks_the_gainer() {
+    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
+    let mut g = Groups::new(vec![spec(&[2, 1], Startup::Home, 1)], t(0));
+    w.report(3, 5, 0, 0);
+    w.report(2, 5, 1, 0); // 2 still holds it
+    assert!(run(&mut g, &w, t(20), true).is_empty());
+    w.report(2, 4, 0, 0); // released, but reported from an older view
+    assert!(run(&mut g, &w, t(20), true).is_empty());
+    w.report(2, 5, 0, 0); // released in this view
+    assert_eq!(run(&mut g, &w, t(20), true).len(), 1);
+    assert_eq!(g.local()[0].phase, Phase::Online);
+}
+
+#[test]
+fn an_outsider_is_waited_out_for_one_lease_plus_margin() {
+    let mut w = World::new(&[1, 2], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    let mut g = Groups::new(vec![spec(&[3, 1], Startup::Home, 1)], t(0));
+    drive(&mut g, &w, t(12));
+    assert_eq!(g.pop_request(), None, "3 may still hold it");
+    assert_eq!(g.next_deadline(), Some(t(13)), "installed at 10 + settle 3");
+    drive(&mut g, &w, t(13));
+    assert_eq!(g.pop_request(), Some(req(0, ResourceOp::Start)));
+    // Where a lone node keeps quorum there is no lease to wait out.
+    let mut w2 = World::new(&[1, 2], Placement::Online(id(1)));
+    w2.report(2, 5, 0, 0);
+    w2.leases_apply = false;
+    let mut g2 = Groups::new(vec![spec(&[3, 1], Startup::Home, 1)], t(0));
+    drive(&mut g2, &w2, t(10));
+    assert_eq!(g2.pop_request(), Some(req(0, ResourceOp::Start)));
+}
+
+#[test]
+fn concurrent_groups_need_only_authority() {
+    let mut w = World::new(&[1, 3], Placement::Concurrent);
+    let mut g = Groups::new(vec![spec(&[1, 2, 3], Startup::All, 1)], t(0));
+    assert_eq!(run(&mut g, &w, t(10), true).len(), 1);
+    assert_eq!(g.local()[0].phase, Phase::Online);
+    w.authority = false;
+    let ev = drive(&mut g, &w, t(11));
+    assert_eq!(ev[0], Event::QuorumLost);
+    assert_eq!(g.pop_request(), Some(req(0, ResourceOp::Stop)));
+}
+
+#[test]
+fn a_failed_start_is_stopped_marked_failed_and_released() {
+    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    w.report(3, 5, 0, 0);
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 2)], t(0));
+    drive(&mut g, &w, t(20));
+    let r0 = g.pop_request().unwrap();
+    done(&mut g, t(20), r0, true);
+    drive(&mut g, &w, t(20));
+    let r1 = g.pop_request().unwrap();
+    let ev = done(&mut g, t(20), r1, false);
+    assert!(ev.contains(&Event::ResourceFailed {
+        group: 0,
+        resource: 1,
+        op: ResourceOp::Start
+    }));
+    let seen = run(&mut g, &w, t(20), true);
+    assert_eq!(
+        seen,
+        vec![req(1, ResourceOp::Stop), req(0, ResourceOp::Stop)],
+        "the failed start is cleaned up too"
+    );
+    assert_eq!(
+        (g.local()[0].phase, g.failed(), g.holds()),
+        (Phase::Offline, 1, 0)
+    );
+    assert!(
+        run(&mut g, &w, t(30), true).is_empty(),
+        "failed here: not acquired again"
+    );
+}
+
+#[test]
+fn a_failed_stop_leaves_the_group_held_in_error() {
+    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    w.report(3, 5, 0, 0);
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 1)], t(0));
+    run(&mut g, &w, t(20), true);
+    w.view.plan.set(0, Placement::Online(id(2)));
+    drive(&mut g, &w, t(21));
+    let stop = g.pop_request().unwrap();
+    let ev = done(&mut g, t(21), stop, false);
+    assert!(ev.contains(&Event::Group {
+        group: 0,
+        phase: Phase::Error
+    }));
+    assert_eq!(
+        g.holds(),
+        1,
+        "still counted as held: nobody else acquires it"
+    );
+    assert!(run(&mut g, &w, t(22), true).is_empty());
+}
+
+#[test]
+fn completions_must_match_the_request_in_flight() {
+    let mut g = Groups::new(vec![spec(&[1], Startup::Home, 1)], t(0));
+    assert_eq!(
+        g.resource_done(t(0), req(0, ResourceOp::Start), true, &mut |_| {}),
+        Err(UnexpectedCompletion)
+    );
+    let bad_group = ResourceRequest {
+        group: 9,
+        resource: 0,
+        op: ResourceOp::Start,
+    };
+    assert_eq!(
+        g.resource_done(t(0), bad_group, true, &mut |_| {}),
+        Err(UnexpectedCompletion)
+    );
+}
+
+#[test]
+fn the_plan_adopts_a_running_holder_and_moves_off_a_failed_one() {
+    let mut rotating = spec(&[1, 2, 3], Startup::First, 1);
+    rotating.policy.fallback = Fallback::Never;
+    let specs = vec![rotating, spec(&[2, 3], Startup::Home, 1)];
+    let prev = View {
+        number: 3,
+        members: set(&[1]),
+        plan: Plan::unplaced(2),
+    };
+    // Group 0 unplaced in our lineage, but 3 runs it (partitions merged): it stays on 3.
+    // Group 1 is held by 2 but failed there: it goes to 3.
+    let standing = |n: NodeId| match n.get() {
+        3 => Standing {
+            holds: 0b01,
+            ..Standing::default()
+        },
+        2 => Standing {
+            holds: 0b10,
+            failed: 0b10,
+            ..Standing::default()
+        },
+        _ => Standing::default(),
+    };
+    let majority = |m: NodeSet| m.len() >= 2;
+    let p = plan(&specs, &prev, id(1), set(&[1, 2, 3]), majority, standing);
+    assert_eq!(p.get(0), Placement::Online(id(3)));
+    assert_eq!(p.get(1), Placement::Online(id(3)));
+    assert_eq!(
+        plan(&specs, &prev, id(1), set(&[1]), majority, standing),
+        prev.plan,
+        "no quorum: nothing re-placed"
+    );
+}
+
+#[test]
+fn a_coordinator_rejoining_from_a_view_without_quorum_counts_as_joined() {
+    // Hot standby on [1, 2]; 2 runs it; 1 restarted (its own view: itself alone) and
+    // coordinates the view {1, 2}: 1 rejoined, so the group falls back to it.
+    let mut hot = spec(&[1, 2], Startup::Home, 1);
+    hot.policy.fallback = Fallback::Home;
+    let prev = View {
+        number: 0,
+        members: set(&[1]),
+        plan: Plan::unplaced(1),
+    };
+    let standing = |n: NodeId| Standing {
+        holds: u64::from(n.get() == 2),
+        ..Standing::default()
+    };
+    let majority = |m: NodeSet| m.len() >= 2;
+    let p = plan(&[hot], &prev, id(1), set(&[1, 2]), majority, standing);
+    assert_eq!(p.get(0), Placement::Online(id(1)));
+}

@@ -1,0 +1,271 @@
+//! Child processes: application start/stop/monitor commands (DESIGN §2, §6).
+//!
+//! Each child runs `/bin/sh -c COMMAND` in its own process group with stdin from
+//! /dev/null and stdout+stderr into one pipe. The loop polls the pipe (lines go to the
+//! log) and a pidfd (readable once the child exited; reaped then with a non-blocking
+//! wait). A child past its timeout has its whole process group killed with SIGKILL and
+//! counts as failed. Spawning is the only wait: `Command::spawn` returns once the child
+//! has exec'd (microseconds), never on the command itself.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use heartwire_hal::process::{SIGKILL, pidfd_open, signal_group};
+use mio::unix::SourceFd;
+use mio::unix::pipe::{self, Receiver};
+use mio::{Interest, Registry, Token};
+
+use super::token::CHILD_BASE;
+use crate::core::Instant;
+
+/// Most children at once.
+pub(crate) const CHILDREN_MAX: usize = 64;
+
+/// Longest output line logged (longer lines are cut).
+const LINE_MAX: usize = 512;
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Exit code.
+    Code(i32),
+    /// Killed by a signal (not by us).
+    Signal(i32),
+    /// Killed by us at its timeout.
+    TimedOut,
+}
+
+impl Exit {
+    /// Whether it exited 0.
+    pub(crate) fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl core::fmt::Display for Exit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit {c}"),
+            Exit::Signal(s) => write!(f, "signal {s}"),
+            Exit::TimedOut => write!(f, "timed out (killed)"),
+        }
+    }
+}
+
+/// What to run.
+pub(crate) struct Job<'a> {
+    /// Shell command.
+    pub(crate) command: &'a str,
+    /// Extra environment.
+    pub(crate) env: &'a [(&'a str, String)],
+    /// Limit.
+    pub(crate) timeout: Duration,
+    /// Name in the log.
+    pub(crate) label: String,
+}
+
+struct Running<P> {
+    child: Child,
+    pidfd: OwnedFd,
+    out: Receiver,
+    purpose: P,
+    label: String,
+    deadline: Instant,
+    timed_out: bool,
+    line: Vec<u8>,
+}
+
+/// The running children; `P` says what each one is for.
+pub(crate) struct Children<P> {
+    slots: Vec<Option<Running<P>>>,
+}
+
+impl<P> core::fmt::Debug for Children<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let running = self.slots.iter().flatten().map(|r| r.label.as_str());
+        f.debug_list().entries(running).finish()
+    }
+}
+
+impl<P: Copy> Children<P> {
+    pub(crate) fn new() -> Children<P> {
+        Children {
+            slots: (0..CHILDREN_MAX).map(|_| None).collect(),
+        }
+    }
+
+    /// Starts `job` for `purpose`.
+    pub(crate) fn spawn(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        job: Job<'_>,
+        purpose: P,
+    ) -> io::Result<()> {
+        let Job {
+            command,
+            env,
+            timeout,
+            label,
+        } = job;
+        let slot = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or_else(|| io::Error::other(format!("more than {CHILDREN_MAX} children")))?;
+        let (tx, out) = pipe::new()?;
+        tx.set_nonblocking(false)?;
+        let tx = OwnedFd::from(tx);
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(tx.try_clone()?))
+            .stderr(Stdio::from(tx))
+            .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn()?;
+        drop(cmd); // closes our copies of the pipe's write end
+        let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+        let pidfd = pidfd_open(pid)?;
+        let (t_exit, t_out) = tokens(slot);
+        registry.register(
+            &mut SourceFd(&pidfd.as_raw_fd()),
+            t_exit,
+            Interest::READABLE,
+        )?;
+        let mut out = out;
+        registry.register(&mut out, t_out, Interest::READABLE)?;
+        ::log::debug!("{label}: started pid {pid}: {command}");
+        self.slots[slot] = Some(Running {
+            child,
+            pidfd,
+            out,
+            purpose,
+            label,
+            deadline: now.saturating_add(timeout),
+            timed_out: false,
+            line: Vec::with_capacity(LINE_MAX),
+        });
+        Ok(())
+    }
+
+    /// Handles a readiness event for `token`; returns a finished child's purpose, label
+    /// and exit.
+    pub(crate) fn on_event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+    ) -> Option<(P, String, Exit)> {
+        let i = token.0.checked_sub(CHILD_BASE)?;
+        let slot = i / 2;
+        let r = self.slots.get_mut(slot)?.as_mut()?;
+        drain_output(r);
+        if i % 2 == 1 {
+            return None;
+        }
+        let status = match r.child.try_wait() {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                ::log::error!("{}: wait failed: {e}", r.label);
+                return None;
+            }
+        };
+        drain_output(r);
+        flush_line(r);
+        let r = self.slots[slot]
+            .take()
+            .expect("invariant: slot checked above");
+        let _ = registry.deregister(&mut SourceFd(&r.pidfd.as_fd().as_raw_fd()));
+        let mut out = r.out;
+        let _ = registry.deregister(&mut out);
+        let exit = match (r.timed_out, status.code(), status.signal()) {
+            (true, _, _) => Exit::TimedOut,
+            (false, Some(c), _) => Exit::Code(c),
+            (false, None, Some(s)) => Exit::Signal(s),
+            (false, None, None) => Exit::Signal(0),
+        };
+        Some((r.purpose, r.label, exit))
+    }
+
+    /// Kills every child past its deadline (their exit arrives through the pidfd).
+    pub(crate) fn on_timer(&mut self, now: Instant) {
+        for r in self.slots.iter_mut().flatten() {
+            if !r.timed_out && r.deadline <= now {
+                r.timed_out = true;
+                ::log::warn!("{}: timed out; killing its process group", r.label);
+                if let Ok(pid) = i32::try_from(r.child.id()) {
+                    if let Err(e) = signal_group(pid, SIGKILL) {
+                        ::log::error!("{}: kill failed: {e}", r.label);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline of a running child.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|r| !r.timed_out)
+            .map(|r| r.deadline)
+            .min()
+    }
+
+    /// Kills every child whose purpose matches (e.g. a monitor of a resource being
+    /// stopped); their exits still arrive and are to be ignored by the caller.
+    pub(crate) fn kill_where(&mut self, f: impl Fn(&P) -> bool) {
+        for r in self.slots.iter_mut().flatten().filter(|r| f(&r.purpose)) {
+            if let Ok(pid) = i32::try_from(r.child.id()) {
+                let _ = signal_group(pid, SIGKILL);
+            }
+        }
+    }
+
+    /// Kills every child (daemon exit).
+    pub(crate) fn kill_all(&mut self) {
+        self.kill_where(|_| true);
+    }
+}
+
+fn tokens(slot: usize) -> (Token, Token) {
+    (
+        Token(CHILD_BASE + 2 * slot),
+        Token(CHILD_BASE + 2 * slot + 1),
+    )
+}
+
+/// Reads what the child wrote so far and logs complete lines.
+fn drain_output<P>(r: &mut Running<P>) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match r.out.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if b == b'\n' {
+                        flush_line(r);
+                    } else if r.line.len() < LINE_MAX {
+                        r.line.push(b);
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn flush_line<P>(r: &mut Running<P>) {
+    if !r.line.is_empty() {
+        ::log::info!("{}: {}", r.label, String::from_utf8_lossy(&r.line));
+        r.line.clear();
+    }
+}

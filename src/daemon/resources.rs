@@ -1,0 +1,573 @@
+//! Carrying out the core's resource requests (DESIGN §6).
+//!
+//! `ip` resources complete in the same loop turn: the address is added over rtnetlink and
+//! the first announcement (gratuitous ARP request + reply, or an unsolicited NA) leaves
+//! before the turn ends; the remaining rounds follow on the daemon's timer. Every socket
+//! an announcement needs is opened at startup, so a takeover opens nothing.
+//! `application` resources run as children (see `children`) and complete later; once
+//! started, the monitor command runs every `monitor_interval`; a failed monitor (any
+//! exit but 0, OCF_SUCCESS; 7 is OCF_NOT_RUNNING) triggers a local restart (stop, then
+//! start) up to `restarts` times, then the group is reported failed here and falls over.
+//! Commands get `HW_CLUSTER`, `HW_NODE`, `HW_GROUP`, `HW_RESOURCE` and `HW_ACTION`.
+//!
+//! Crash hygiene: [`Resources::remove_stale`] deletes every configured service address
+//! from this node's interfaces before the node joins — a daemon killed with `kill -9`
+//! leaves its addresses behind (DESIGN §6).
+
+use std::io;
+use std::net::IpAddr;
+
+use mio::{Registry, Token};
+
+use heartwire_hal::HalError;
+use heartwire_hal::netlink::Rtnl;
+use heartwire_hal::packet::{PacketSocket, if_index};
+
+use super::children::{Children, Exit, Job};
+use crate::config::{AppResource, GroupConfig, IpResource, ResourceKind};
+use crate::core::{Instant, ResourceOp, ResourceRequest};
+use crate::wire::announce::{
+    ALL_NODES_MAC, ARP_LEN, ArpOp, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV6, NA_LEN,
+    gratuitous_arp, unsolicited_na,
+};
+
+/// Announcement senders for one interface.
+#[derive(Debug)]
+struct Announcer {
+    ifname: String,
+    ifindex: i32,
+    mac: [u8; 6],
+    arp: PacketSocket,
+    ipv6: PacketSocket,
+}
+
+/// Announcement rounds still to send for one address.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    group: u8,
+    resource: u8,
+    next_at: Instant,
+    left: u32,
+}
+
+/// What a child runs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A start or stop the core asked for.
+    Op(ResourceRequest),
+    /// A monitor run.
+    Monitor(u8, u8),
+    /// One step of a local restart after a failed monitor.
+    Restart(u8, u8, ResourceOp),
+}
+
+/// What the loop must tell the core after a child exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// A request finished.
+    Done(ResourceRequest, bool),
+    /// The group failed here (monitor failures beyond the restarts).
+    GroupFailed(u8),
+}
+
+/// An application resource's local state.
+#[derive(Debug, Clone, Copy, Default)]
+struct AppState {
+    /// Started and not being stopped: monitor results count.
+    active: bool,
+    monitor_at: Option<Instant>,
+    restarts_used: u32,
+}
+
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Done now.
+    Done(bool),
+    /// Running in a child; the outcome comes later.
+    Started,
+}
+
+/// This node's resources.
+#[derive(Debug)]
+pub(crate) struct Resources {
+    groups: Vec<GroupConfig>,
+    rtnl: Rtnl,
+    announcers: Vec<Announcer>,
+    pending: Vec<Pending>,
+    /// Announcements that failed to send (counted, logged rate-limited by the caller).
+    pub(crate) announce_errors: u64,
+    /// Announcement frames sent.
+    pub(crate) announcements: u64,
+    children: Children<Purpose>,
+    apps: Vec<Vec<AppState>>,
+    env: [(&'static str, String); 2],
+}
+
+impl Resources {
+    /// Opens rtnetlink and an announcer for every interface an ip resource of this node
+    /// names.
+    pub(crate) fn open(
+        groups: &[GroupConfig],
+        cluster: &str,
+        node: &str,
+    ) -> Result<Resources, HalError> {
+        let rtnl = Rtnl::open()?;
+        let mut announcers: Vec<Announcer> = Vec::new();
+        let mut ips = 0;
+        for ip in ip_resources(groups) {
+            ips += 1;
+            let Some(ifname) = &ip.interface else {
+                continue;
+            };
+            if announcers.iter().any(|a| &a.ifname == ifname) {
+                continue;
+            }
+            let arp = PacketSocket::open_sender(ifname, ETHERTYPE_ARP)?;
+            let ipv6 = PacketSocket::open_sender(ifname, ETHERTYPE_IPV6)?;
+            announcers.push(Announcer {
+                ifname: ifname.clone(),
+                ifindex: if_index(ifname)?,
+                mac: arp.hw_addr()?,
+                arp,
+                ipv6,
+            });
+        }
+        Ok(Resources {
+            groups: groups.to_vec(),
+            rtnl,
+            announcers,
+            pending: Vec::with_capacity(ips),
+            announce_errors: 0,
+            announcements: 0,
+            children: Children::new(),
+            apps: groups
+                .iter()
+                .map(|g| vec![AppState::default(); g.resources.len()])
+                .collect(),
+            env: [
+                ("HW_CLUSTER", cluster.to_owned()),
+                ("HW_NODE", node.to_owned()),
+            ],
+        })
+    }
+
+    /// Removes every configured service address from this node's interfaces; returns the
+    /// ones that were present (left by a previous run).
+    pub(crate) fn remove_stale(&mut self) -> Vec<String> {
+        let mut removed = Vec::new();
+        for g in &self.groups {
+            for r in &g.resources {
+                let ResourceKind::Ip(ip) = &r.kind else {
+                    continue;
+                };
+                let Some(a) = ip
+                    .interface
+                    .as_ref()
+                    .and_then(|i| self.announcers.iter().find(|a| &a.ifname == i))
+                else {
+                    continue;
+                };
+                match self.rtnl.del_address(a.ifindex, ip.address, ip.prefix) {
+                    Ok(()) => removed.push(format!(
+                        "{}/{} on {} (group {}, resource {})",
+                        ip.address, ip.prefix, a.ifname, g.name, r.name
+                    )),
+                    Err(e) if not_present(&e) => {}
+                    Err(e) => ::log::warn!(
+                        "could not remove service address {} from {}: {e}",
+                        ip.address,
+                        a.ifname
+                    ),
+                }
+            }
+        }
+        removed
+    }
+
+    /// Carries out `req`.
+    pub(crate) fn execute(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        req: ResourceRequest,
+    ) -> Outcome {
+        let Some(res) = self
+            .groups
+            .get(usize::from(req.group))
+            .and_then(|g| g.resources.get(usize::from(req.resource)))
+        else {
+            ::log::error!("request for an unknown resource {req:?}");
+            return Outcome::Done(false);
+        };
+        match &res.kind {
+            ResourceKind::Ip(ip) => {
+                let ip = ip.clone();
+                Outcome::Done(self.ip(now, req, &ip))
+            }
+            ResourceKind::Application(app) => {
+                let app = app.clone();
+                let (g, r) = (req.group, req.resource);
+                if req.op == ResourceOp::Stop {
+                    let st = &mut self.apps[usize::from(g)][usize::from(r)];
+                    st.active = false;
+                    st.monitor_at = None;
+                    self.children.kill_where(|p| {
+                        matches!(*p, Purpose::Monitor(a, b) | Purpose::Restart(a, b, _) if (a, b) == (g, r))
+                    });
+                }
+                let command = match req.op {
+                    ResourceOp::Start => &app.start,
+                    ResourceOp::Stop => &app.stop,
+                };
+                match self.spawn(
+                    registry,
+                    now,
+                    &app,
+                    command,
+                    Purpose::Op(req),
+                    req.op.name(),
+                ) {
+                    Ok(()) => Outcome::Started,
+                    Err(()) => Outcome::Done(false),
+                }
+            }
+        }
+    }
+
+    /// Runs one command of application resource (group, resource).
+    fn spawn(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        app: &AppResource,
+        command: &str,
+        purpose: Purpose,
+        action: &str,
+    ) -> Result<(), ()> {
+        let (g, r) = match purpose {
+            Purpose::Op(req) => (req.group, req.resource),
+            Purpose::Monitor(g, r) | Purpose::Restart(g, r, _) => (g, r),
+        };
+        let group = &self.groups[usize::from(g)];
+        let resource = &group.resources[usize::from(r)].name;
+        let label = format!("{}/{resource} {action}", group.name);
+        let env = [
+            self.env[0].clone(),
+            self.env[1].clone(),
+            ("HW_GROUP", group.name.clone()),
+            ("HW_RESOURCE", resource.clone()),
+            ("HW_ACTION", action.to_owned()),
+        ];
+        let job = Job {
+            command,
+            env: &env,
+            timeout: app.timeout,
+            label: label.clone(),
+        };
+        self.children
+            .spawn(registry, now, job, purpose)
+            .map_err(|e| ::log::error!("{label}: could not start `{command}`: {e}"))
+    }
+
+    fn app(&self, g: u8, r: u8) -> AppResource {
+        match &self.groups[usize::from(g)].resources[usize::from(r)].kind {
+            ResourceKind::Application(a) => a.clone(),
+            ResourceKind::Ip(_) => unreachable!("children run only for applications"),
+        }
+    }
+
+    /// A readiness event of a child's pidfd or pipe.
+    pub(crate) fn on_child_event(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        token: Token,
+    ) -> Option<Report> {
+        let (purpose, label, exit) = self.children.on_event(registry, token)?;
+        if !exit.success() {
+            ::log::warn!("{label}: {exit}");
+        }
+        match purpose {
+            Purpose::Op(req) => {
+                let ok = exit.success();
+                if req.op == ResourceOp::Start && ok {
+                    let app = self.app(req.group, req.resource);
+                    let st = &mut self.apps[usize::from(req.group)][usize::from(req.resource)];
+                    *st = AppState {
+                        active: true,
+                        monitor_at: app
+                            .monitor
+                            .is_some()
+                            .then(|| now.saturating_add(app.monitor_interval)),
+                        restarts_used: 0,
+                    };
+                }
+                Some(Report::Done(req, ok))
+            }
+            Purpose::Monitor(g, r) => self.monitored(registry, now, g, r, exit),
+            Purpose::Restart(g, r, op) => self.restart_step(registry, now, g, r, op, exit),
+        }
+    }
+
+    fn monitored(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        g: u8,
+        r: u8,
+        exit: Exit,
+    ) -> Option<Report> {
+        let app = self.app(g, r);
+        let st = &mut self.apps[usize::from(g)][usize::from(r)];
+        if !st.active {
+            return None;
+        }
+        if exit.success() {
+            st.monitor_at = Some(now.saturating_add(app.monitor_interval));
+            return None;
+        }
+        if st.restarts_used >= app.restarts {
+            ::log::warn!(
+                "{}/{}: monitor failed ({exit}) after {} local restart(s): the group falls over",
+                self.groups[usize::from(g)].name,
+                self.groups[usize::from(g)].resources[usize::from(r)].name,
+                st.restarts_used
+            );
+            st.active = false;
+            return Some(Report::GroupFailed(g));
+        }
+        st.restarts_used += 1;
+        ::log::warn!(
+            "{}/{}: monitor failed ({exit}): local restart {} of {}",
+            self.groups[usize::from(g)].name,
+            self.groups[usize::from(g)].resources[usize::from(r)].name,
+            st.restarts_used,
+            app.restarts
+        );
+        let purpose = Purpose::Restart(g, r, ResourceOp::Stop);
+        match self.spawn(registry, now, &app, &app.stop, purpose, "restart-stop") {
+            Ok(()) => None,
+            Err(()) => Some(Report::GroupFailed(g)),
+        }
+    }
+
+    fn restart_step(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        g: u8,
+        r: u8,
+        op: ResourceOp,
+        exit: Exit,
+    ) -> Option<Report> {
+        let app = self.app(g, r);
+        let st = &mut self.apps[usize::from(g)][usize::from(r)];
+        if !st.active {
+            return None;
+        }
+        if !exit.success() {
+            st.active = false;
+            return Some(Report::GroupFailed(g));
+        }
+        match op {
+            ResourceOp::Stop => {
+                let purpose = Purpose::Restart(g, r, ResourceOp::Start);
+                match self.spawn(registry, now, &app, &app.start, purpose, "restart-start") {
+                    Ok(()) => None,
+                    Err(()) => Some(Report::GroupFailed(g)),
+                }
+            }
+            ResourceOp::Start => {
+                st.monitor_at = Some(now.saturating_add(app.monitor_interval));
+                None
+            }
+        }
+    }
+
+    /// Starts the monitors that are due.
+    fn run_monitors(&mut self, registry: &Registry, now: Instant) -> Vec<Report> {
+        let mut reports = Vec::new();
+        for g in 0..self.apps.len() {
+            for r in 0..self.apps[g].len() {
+                let st = &mut self.apps[g][r];
+                if !(st.active && st.monitor_at.is_some_and(|t| t <= now)) {
+                    continue;
+                }
+                st.monitor_at = None;
+                let (g, r) = (
+                    u8::try_from(g).expect("invariant: <= 64 groups"),
+                    u8::try_from(r).expect("invariant: <= 255 resources"),
+                );
+                let app = self.app(g, r);
+                let Some(cmd) = &app.monitor else { continue };
+                if self
+                    .spawn(registry, now, &app, cmd, Purpose::Monitor(g, r), "monitor")
+                    .is_err()
+                {
+                    reports.push(Report::GroupFailed(g));
+                }
+            }
+        }
+        reports
+    }
+
+    /// Kills every child (daemon exit).
+    pub(crate) fn shutdown(&mut self) {
+        self.children.kill_all();
+    }
+
+    fn ip(&mut self, now: Instant, req: ResourceRequest, ip: &IpResource) -> bool {
+        let Some(ai) = ip
+            .interface
+            .as_ref()
+            .and_then(|i| self.announcers.iter().position(|a| &a.ifname == i))
+        else {
+            ::log::error!("service address {}: no interface on this node", ip.address);
+            return false;
+        };
+        let ifindex = self.announcers[ai].ifindex;
+        self.pending
+            .retain(|p| (p.group, p.resource) != (req.group, req.resource));
+        match req.op {
+            ResourceOp::Start => {
+                match self.rtnl.add_address(ifindex, ip.address, ip.prefix) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        ::log::error!(
+                            "adding {}/{} to {}: {e}",
+                            ip.address,
+                            ip.prefix,
+                            self.announcers[ai].ifname
+                        );
+                        return false;
+                    }
+                }
+                self.announce(ai, ip.address);
+                if ip.announce_count > 1 {
+                    self.pending.push(Pending {
+                        group: req.group,
+                        resource: req.resource,
+                        next_at: now.saturating_add(ip.announce_interval),
+                        left: ip.announce_count - 1,
+                    });
+                }
+                true
+            }
+            ResourceOp::Stop => match self.rtnl.del_address(ifindex, ip.address, ip.prefix) {
+                Ok(()) => true,
+                Err(e) if not_present(&e) => true,
+                Err(e) => {
+                    ::log::error!(
+                        "removing {} from {}: {e}",
+                        ip.address,
+                        self.announcers[ai].ifname
+                    );
+                    false
+                }
+            },
+        }
+    }
+
+    /// One announcement round for `addr` on announcer `ai`.
+    fn announce(&mut self, ai: usize, addr: IpAddr) {
+        let a = &self.announcers[ai];
+        let mut sent = 0;
+        let mut errors = 0;
+        match addr {
+            IpAddr::V4(v4) => {
+                let mut buf = [0u8; ARP_LEN];
+                for op in [ArpOp::Request, ArpOp::Reply] {
+                    gratuitous_arp(&mut buf, op, a.mac, v4);
+                    match a.arp.send_to(BROADCAST, &buf) {
+                        Ok(_) => sent += 1,
+                        Err(_) => errors += 1,
+                    }
+                }
+            }
+            IpAddr::V6(v6) => {
+                let mut buf = [0u8; NA_LEN];
+                unsolicited_na(&mut buf, a.mac, v6);
+                match a.ipv6.send_to(ALL_NODES_MAC, &buf) {
+                    Ok(_) => sent += 1,
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        self.announcements += sent;
+        self.announce_errors += errors;
+    }
+
+    /// Time-driven work: announcement rounds, child timeouts, monitors.
+    pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) -> Vec<Report> {
+        self.announce_due(now);
+        self.children.on_timer(now);
+        self.run_monitors(registry, now)
+    }
+
+    /// Sends announcement rounds that are due.
+    fn announce_due(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = self.pending[i];
+            if p.next_at > now {
+                i += 1;
+                continue;
+            }
+            let ResourceKind::Ip(ip) =
+                &self.groups[usize::from(p.group)].resources[usize::from(p.resource)].kind
+            else {
+                unreachable!("only ip resources are announced")
+            };
+            let (addr, interval) = (ip.address, ip.announce_interval);
+            let ai = ip
+                .interface
+                .as_ref()
+                .and_then(|n| self.announcers.iter().position(|a| &a.ifname == n))
+                .expect("invariant: pending only for resources with an announcer");
+            self.announce(ai, addr);
+            if p.left > 1 {
+                self.pending[i].left -= 1;
+                self.pending[i].next_at = now.saturating_add(interval);
+                i += 1;
+            } else {
+                self.pending.swap_remove(i);
+            }
+        }
+    }
+
+    /// When time-driven work is next due.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let monitors = self
+            .apps
+            .iter()
+            .flatten()
+            .filter(|s| s.active)
+            .filter_map(|s| s.monitor_at);
+        self.pending
+            .iter()
+            .map(|p| p.next_at)
+            .chain(monitors)
+            .chain(self.children.next_deadline())
+            .min()
+    }
+}
+
+fn ip_resources(groups: &[GroupConfig]) -> impl Iterator<Item = &IpResource> {
+    groups
+        .iter()
+        .flat_map(|g| g.resources.iter())
+        .filter_map(|r| match &r.kind {
+            ResourceKind::Ip(ip) => Some(ip),
+            ResourceKind::Application(_) => None,
+        })
+}
+
+/// Whether a delete failed because the address was not there.
+fn not_present(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::NotFound
+    )
+}

@@ -1,0 +1,126 @@
+//! The node-state block (DESIGN §3, §5): where the sender stands in membership and which
+//! resource groups it may hold. It opens every heartbeat payload and is the whole payload
+//! of a group-state frame (kind 5), which a node sends on every path the moment its
+//! holdings change, so a gainer waiting for a release confirmation does not wait for the
+//! next heartbeat.
+//!
+//! ```text
+//! off size field
+//!   0    8 view: the highest view number the sender has seen, proposed or acked
+//!   8    8 installed: the number of the view the sender runs in
+//!  16    8 agreed number: the newest view the sender proposed, acked or installed
+//!  24    8 agreed members: that view's members (bit id-1); a member of the view whose
+//!          number equals its own installed view keeps its lease (DESIGN §5)
+//!  32    8 holds: bit g set while the sender may hold group g (acquiring, online,
+//!          releasing, or stuck in error)
+//!  40    8 failed: bit g set when group g failed on the sender and must go elsewhere
+//!  48    8 generation: bumped on every change of installed, agreed, holds or failed
+//!          (orders reports that overtook each other)
+//! ```
+
+/// Payload length.
+pub const LEN: usize = 56;
+
+/// Most resource groups a cluster may configure (one bit each in `holds`).
+pub const MAX_GROUPS: usize = 64;
+
+/// A node-state block as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateRepr {
+    /// Highest view number seen, proposed or acked.
+    pub view: u64,
+    /// Number of the installed view.
+    pub installed: u64,
+    /// Number of the newest view agreed to.
+    pub agreed_number: u64,
+    /// Members of the newest view agreed to.
+    pub agreed: u64,
+    /// Groups the sender may hold.
+    pub holds: u64,
+    /// Groups that failed on the sender.
+    pub failed: u64,
+    /// Generation of `holds` and `failed`.
+    pub generation: u64,
+}
+
+/// The payload is shorter than [`LEN`] (or, for a group-state frame, not exactly it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadStateLength;
+
+impl StateRepr {
+    /// Parses the first [`LEN`] bytes of `p`.
+    pub fn parse(p: &[u8]) -> Result<StateRepr, BadStateLength> {
+        let p: &[u8; LEN] = p
+            .get(..LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(BadStateLength)?;
+        let word = |i: usize| {
+            u64::from_be_bytes(p[8 * i..8 * i + 8].try_into().expect("invariant: 8 bytes"))
+        };
+        Ok(StateRepr {
+            view: word(0),
+            installed: word(1),
+            agreed_number: word(2),
+            agreed: word(3),
+            holds: word(4),
+            failed: word(5),
+            generation: word(6),
+        })
+    }
+
+    /// Parses a group-state payload, which is exactly one block.
+    pub fn parse_exact(p: &[u8]) -> Result<StateRepr, BadStateLength> {
+        if p.len() != LEN {
+            return Err(BadStateLength);
+        }
+        StateRepr::parse(p)
+    }
+
+    /// Writes the block into the first [`LEN`] bytes of `p`.
+    ///
+    /// # Panics
+    /// If `p` is shorter than [`LEN`] (a caller bug).
+    pub fn emit(&self, p: &mut [u8]) {
+        let words = [
+            self.view,
+            self.installed,
+            self.agreed_number,
+            self.agreed,
+            self.holds,
+            self.failed,
+            self.generation,
+        ];
+        for (chunk, w) in p[..LEN].chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_and_errors() {
+        let s = StateRepr {
+            view: 1,
+            installed: 2,
+            agreed_number: 3,
+            agreed: 4,
+            holds: 5,
+            failed: 6,
+            generation: 7,
+        };
+        let mut p = [0xa5u8; LEN];
+        s.emit(&mut p);
+        for i in 0..7 {
+            let mut want = [0u8; 8];
+            want[7] = u8::try_from(i + 1).unwrap();
+            assert_eq!(p[8 * i..8 * i + 8], want, "word {i}");
+        }
+        assert_eq!(StateRepr::parse(&p), Ok(s));
+        assert_eq!(StateRepr::parse_exact(&p), Ok(s));
+        assert_eq!(StateRepr::parse(&p[..LEN - 1]), Err(BadStateLength));
+        assert_eq!(StateRepr::parse_exact(&[0u8; LEN + 1]), Err(BadStateLength));
+    }
+}

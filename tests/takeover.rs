@@ -1,0 +1,304 @@
+//! Takeover in the netns lab (DESIGN §5–6): real daemons, a service address, a client
+//! namespace probing a UDP service on it every 500 µs, and the answers checked — who
+//! answered, when, and never two owners after a switch.
+
+mod lab;
+
+use std::time::Duration;
+
+use lab::{Lab, LabConfig, mono_ns};
+
+const SERVICE_IP: &str = "10.200.1.50";
+const PORT: u16 = 7000;
+
+/// One reply the probe saw.
+#[derive(Debug, Clone)]
+struct Reply {
+    recv_ns: u64,
+    from: String,
+}
+
+fn replies(path: &std::path::Path) -> Vec<Reply> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("reply "))
+        .filter_map(|l| {
+            let field = |k: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+            };
+            Some(Reply {
+                recv_ns: field("recv")?.parse().ok()?,
+                from: field("from")?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn ip_group(name: &str, nodes: &str, fallback: &str) -> String {
+    format!(
+        "[[group]]\nname = \"{name}\"\nnodes = [{nodes}]\nstartup = \"home\"\nfallover = \"next\"\nfallback = \"{fallback}\"\n\n\
+         [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{SERVICE_IP}/24\"\ninterface = \"eth1\"\nannounce_count = 3\nannounce_interval = \"20ms\"\n\n"
+    )
+}
+
+fn wait_group(lab: &Lab, i: usize, group: &str, state: &str, limit: Duration) {
+    lab.wait_for(
+        limit,
+        &format!("{} has group {group} {state}", lab.names[i]),
+        |lab| lab.group_state(i, group).as_deref() == Some(state),
+    );
+}
+
+/// The first reply from `who` at or after `from_ns`.
+fn first_from(rs: &[Reply], who: &str, from_ns: u64) -> Option<u64> {
+    rs.iter()
+        .find(|r| r.recv_ns >= from_ns && r.from == who)
+        .map(|r| r.recv_ns)
+}
+
+#[test]
+fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins() {
+    let cfg = LabConfig {
+        two_node: true,
+        extra: ip_group("svc", "\"a\", \"b\"", "home"),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("tk", 2, &cfg);
+    let client = lab.add_client();
+    lab.start_all();
+    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    assert!(lab.addresses(0, "eth1").contains(SERVICE_IP));
+    lab.start_responders(PORT);
+    let out = lab.dir.join("probe.txt");
+    let target = format!("{SERVICE_IP}:{PORT}");
+    let probe = lab.spawn_helper(
+        &client,
+        &[
+            "debug",
+            "probe",
+            "--target",
+            &target,
+            "--interval-us",
+            "500",
+            "--duration-ms",
+            "7000",
+        ],
+        Some(&out),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = mono_ns();
+    lab.kill(0);
+    wait_group(&lab, 1, "svc", "online", Duration::from_secs(5));
+    // The dead daemon left its address behind, as keepalived's does: only the client's
+    // ARP entry, updated by b's announcement, keeps traffic away from a.
+    assert!(lab.addresses(0, "eth1").contains(SERVICE_IP));
+    std::thread::sleep(Duration::from_millis(1500));
+    let restart = mono_ns();
+    lab.start(0);
+    // Hot standby: a rejoins, b releases, a acquires again.
+    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    let back = mono_ns();
+    lab.finish_helper(probe, Duration::from_secs(10));
+
+    let rs = replies(&out);
+    assert!(
+        rs.iter().any(|r| r.recv_ns < fault && r.from == "a"),
+        "a answered before the fault"
+    );
+    let first_b = first_from(&rs, "b", fault).expect("b answered after the fault");
+    let last_a = rs
+        .iter()
+        .filter(|r| r.recv_ns < fault && r.from == "a")
+        .map(|r| r.recv_ns)
+        .next_back()
+        .unwrap();
+    let stale: Vec<_> = rs
+        .iter()
+        .filter(|r| r.recv_ns > first_b && r.recv_ns < restart && r.from == "a")
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "a answered after b had taken over: {stale:?}"
+    );
+    // The restarted daemon removed the stale address before it did anything else: every
+    // event of its new run comes later.
+    let a_events = lab.events(0);
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    let removed_at = log
+        .lines()
+        .find(|l| l.contains("removed stale service address 10.200.1.50/24 on eth1"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(lab::parse_secs)
+        .expect("a logged the stale address removal");
+    assert!(removed_at > restart);
+    let first_event = a_events
+        .iter()
+        .find(|e| e.at_ns > restart)
+        .expect("a's new run logged events");
+    assert!(
+        removed_at < first_event.at_ns,
+        "cleanup ({removed_at}) before the first event of the new run ({})",
+        first_event.line
+    );
+    // After a took the group back, b never answered again.
+    let a_back = first_from(&rs, "a", restart).expect("a answered after falling back");
+    assert!(
+        a_back <= back + 2_000_000_000,
+        "a answered soon after acquiring"
+    );
+    let late_b: Vec<_> = rs
+        .iter()
+        .filter(|r| r.recv_ns > a_back && r.from == "b")
+        .collect();
+    assert!(
+        late_b.is_empty(),
+        "b answered after a took the group back: {late_b:?}"
+    );
+    let b_release = lab
+        .events(1)
+        .into_iter()
+        .find(|e| e.name == "group_offline" && e.at_ns > restart)
+        .expect("b released on fallback");
+    let a_acquire = a_events
+        .iter()
+        .find(|e| e.name == "group_acquiring" && e.at_ns > restart)
+        .expect("a acquired on fallback");
+    assert!(
+        b_release.at_ns <= a_acquire.at_ns,
+        "release before acquire: b released at {} ns, a acquired at {} ns",
+        b_release.at_ns,
+        a_acquire.at_ns
+    );
+    eprintln!(
+        "client-visible failover: last reply from a {:.1} ms before the kill, first from b {:.1} ms after it (timeout 200 ms); fallback gap {:.1} ms",
+        (fault - last_a) as f64 / 1e6,
+        (first_b - fault) as f64 / 1e6,
+        rs.iter()
+            .filter(|r| r.recv_ns < a_back)
+            .map(|r| r.recv_ns)
+            .next_back()
+            .map_or(0.0, |t| (a_back - t) as f64 / 1e6)
+    );
+}
+
+#[test]
+fn rotating_standby_stays_on_the_survivor_when_the_old_owner_returns() {
+    let cfg = LabConfig {
+        two_node: true,
+        extra: ip_group("svc", "\"a\", \"b\"", "never"),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("tr", 2, &cfg);
+    lab.start_all();
+    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    lab.kill(0);
+    wait_group(&lab, 1, "svc", "online", Duration::from_secs(5));
+    lab.start(0);
+    lab.wait_for(Duration::from_secs(10), "a rejoined", |lab| {
+        lab.status(0)
+            .is_some_and(|s| s.view_members.len() == 2 && s.authority)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.group_state(1, "svc").as_deref(), Some("online"));
+    assert_eq!(lab.group_state(0, "svc").as_deref(), Some("offline"));
+    assert!(!lab.addresses(0, "eth1").contains(SERVICE_IP));
+    assert!(lab.addresses(1, "eth1").contains(SERVICE_IP));
+}
+
+#[test]
+fn mutual_takeover_and_a_cascading_group_in_three_nodes() {
+    let app = |name: &str, nodes: &str| {
+        format!(
+            "[[group]]\nname = \"{name}\"\nnodes = [{nodes}]\nfallback = \"never\"\n\n\
+             [[group.resource]]\nname = \"mark\"\nkind = \"application\"\nstart = \"true\"\nstop = \"true\"\n\n"
+        )
+    };
+    let cfg = LabConfig {
+        extra: app("ab", "\"a\", \"b\"")
+            + &app("ba", "\"b\", \"a\"")
+            + &app("casc", "\"a\", \"b\", \"c\""),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("tm", 3, &cfg);
+    lab.start_all();
+    wait_group(&lab, 0, "ab", "online", Duration::from_secs(10));
+    wait_group(&lab, 1, "ba", "online", Duration::from_secs(10));
+    wait_group(&lab, 0, "casc", "online", Duration::from_secs(10));
+    // a dies: ab and casc go to b, the next node of their lists; ba stays on b.
+    lab.kill(0);
+    wait_group(&lab, 1, "ab", "online", Duration::from_secs(5));
+    wait_group(&lab, 1, "casc", "online", Duration::from_secs(5));
+    assert_eq!(lab.group_state(1, "ba").as_deref(), Some("online"));
+    // a returns (fallback never): nothing moves, although a restarted and coordinates
+    // again: it learns where the groups run from what b reports holding.
+    lab.start(0);
+    lab.wait_for(Duration::from_secs(10), "a rejoined", |lab| {
+        lab.status(0)
+            .is_some_and(|s| s.view_members.len() == 3 && s.authority)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for g in ["ab", "ba", "casc"] {
+        assert_eq!(lab.group_state(1, g).as_deref(), Some("online"), "{g} on b");
+        assert_eq!(
+            lab.group_state(0, g).as_deref(),
+            Some("offline"),
+            "{g} not on a"
+        );
+    }
+    // b dies: the mutual pair lands on a; the cascading group walks on to c.
+    lab.kill(1);
+    wait_group(&lab, 0, "ab", "online", Duration::from_secs(5));
+    wait_group(&lab, 0, "ba", "online", Duration::from_secs(5));
+    wait_group(&lab, 2, "casc", "online", Duration::from_secs(5));
+}
+
+#[test]
+fn a_failing_monitor_restarts_locally_then_the_group_falls_over() {
+    let cfg = LabConfig {
+        two_node: true,
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("ta", 2, &cfg);
+    let dir = lab.dir.display().to_string();
+    let extra = format!(
+        "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+         [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
+         start = \"echo starting on $HW_NODE; touch {dir}/up-$HW_NODE; echo x >> {dir}/starts-$HW_NODE\"\n\
+         stop = \"rm -f {dir}/up-$HW_NODE\"\n\
+         monitor = \"test -e {dir}/up-$HW_NODE\"\n\
+         monitor_interval = \"50ms\"\ntimeout = \"5s\"\nrestarts = 1\n"
+    );
+    let text = std::fs::read_to_string(&lab.config_path).unwrap() + &extra;
+    std::fs::write(&lab.config_path, text).unwrap();
+    lab.start_all();
+    wait_group(&lab, 0, "app", "online", Duration::from_secs(10));
+    let starts = |n: &str| {
+        std::fs::read_to_string(format!("{dir}/starts-{n}"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(starts("a"), 1);
+    // The application dies: the monitor notices, one local restart.
+    std::fs::remove_file(format!("{dir}/up-a")).unwrap();
+    lab.wait_for(Duration::from_secs(5), "a restarted the app", |_| {
+        starts("a") == 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.group_state(0, "app").as_deref(), Some("online"));
+    // It dies again: restarts used up, the group falls over to b.
+    std::fs::remove_file(format!("{dir}/up-a")).unwrap();
+    wait_group(&lab, 1, "app", "online", Duration::from_secs(5));
+    assert_eq!(lab.group_state(0, "app").as_deref(), Some("offline"));
+    let st = lab.status(0).unwrap();
+    assert!(st.groups[0].failed_here, "a remembers the failure");
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        log.contains("app/svc start: starting on a"),
+        "child output is logged"
+    );
+    assert!(log.contains("local restart 1 of 1"));
+    assert!(log.contains("the group falls over"));
+}
