@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release deps demo test sim sim-seed bench check fmt clean
+.PHONY: all build release deps bench-deps demo test sim sim-seed bench check fmt clean
 
 all: build
 
@@ -51,8 +51,15 @@ sim-seed:
 	@test -n "$(SEED)" || (echo "usage: make sim-seed SEED=<n>" && false)
 	HW_SIM_SEED=$(SEED) $(CARGO) test --release --test sim -- --nocapture
 
-bench: deps
+# keepalived is the takeover bench's yardstick (VRRPv3); only the bench needs it. Its
+# Debian service does not start without /etc/keepalived/keepalived.conf.
+bench-deps: deps
+	@command -v keepalived >/dev/null 2>&1 || { echo "installing: keepalived"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq keepalived >/dev/null; }
+
+bench: bench-deps
 	$(CARGO) bench --bench detection
+	$(CARGO) bench --bench takeover
 
 check:
 	$(CARGO) fmt --all -- --check

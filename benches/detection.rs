@@ -13,7 +13,7 @@ mod lab;
 
 use std::time::{Duration, Instant};
 
-use lab::{Lab, LabConfig, mono_ns};
+use lab::{Lab, LabConfig, mono_ns, percentile};
 
 struct Profile {
     interval: &'static str,
@@ -30,12 +30,6 @@ const PROFILES: [Profile; 2] = [
         timeout: "5ms",
     },
 ];
-
-/// Nearest-rank percentile of a sorted sample, `p` in whole percent.
-fn percentile(sorted: &[u64], p: usize) -> u64 {
-    let rank = ((sorted.len() - 1) * p + 50) / 100;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 /// User + system CPU ticks of `pid` from /proc (clock ticks, 100 Hz on Linux).
 fn cpu_ticks(pid: u32) -> u64 {
@@ -85,13 +79,9 @@ fn trial(cfg: &LabConfig, interval_ns: u64, rng: &mut Rng) -> Option<u64> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let Some(trials) = lab::bench_trials() else {
         return;
-    }
-    let trials: usize = std::env::var("HW_BENCH_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    };
     let mut rng = Rng(mono_ns() | 1);
     println!(
         "detection latency after kill -9, {trials} trials per profile, daemons SCHED_FIFO 50 (release build)"

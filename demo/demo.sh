@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# make demo: a two-node heartwire cluster in network namespaces on this machine, a kill -9
-# of one node, and the survivor's detection timeline.
+# make demo: a two-node heartwire cluster and a client in network namespaces on this
+# machine, a service address with a tiny UDP service on it, the owner dying, and the
+# timeline: fault, detection, view, acquire, GARP, first client reply.
 #
-# Topology: namespaces hwdemo-$$-{sw,a,b}; the switch namespace holds bridges br1 and br2;
-# each node has eth1 (net1, 10.201.1.x) and eth2 (net2, 10.201.2.x). Paths: raw Ethernet
-# on both networks plus UDP on net1, every 100 µs with a 1 ms timeout. Everything the demo
+# Topology: namespaces hwdemo-$$-{sw,a,b,cl}; the switch namespace holds bridges br1 and
+# br2; each node has eth1 (net1, 10.201.1.x) and eth2 (net2, 10.201.2.x); the client cl
+# is 10.201.1.100 on net1. Paths: raw Ethernet on both networks plus UDP on net1, every
+# 100 µs with a 1 ms timeout. Group "web" (hot standby on a, then b) holds the service
+# address 10.201.1.50. The service (`heartwire debug responder`) runs on both nodes and
+# answers with its node's name; the client asks every 200 µs. The fault: every cable of a
+# pulled at once, then its daemon killed with kill -9 — a dead node. Everything the demo
 # creates is removed on exit, also on error or Ctrl-C.
 set -euo pipefail
 
@@ -16,7 +21,7 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ns in a b sw; do ip netns del "$P-$ns" 2>/dev/null || true; done
+  for ns in a b cl sw; do ip netns del "$P-$ns" 2>/dev/null || true; done
   rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
@@ -39,6 +44,13 @@ for n in a b; do
   done
 done
 
+ip netns add "$P-cl"
+ip -n "$P-cl" link set lo up
+ip -n "$P-sw" link add cl1 type veth peer name eth0 netns "$P-cl"
+ip -n "$P-sw" link set cl1 master br1 up
+ip -n "$P-cl" link set eth0 up
+ip -n "$P-cl" addr add 10.201.1.100/24 dev eth0
+
 head -c 32 /dev/urandom > "$DIR/key"
 chmod 600 "$DIR/key"
 cat > "$DIR/cluster.toml" <<TOML
@@ -46,6 +58,7 @@ cat > "$DIR/cluster.toml" <<TOML
 name = "demo"
 id = 77
 key_file = "key"
+two_node = true
 
 [realtime]
 priority = 50
@@ -80,34 +93,59 @@ interval = "100us"
 timeout = "1ms"
 port = 5405
 addresses = { a = "10.201.1.1", b = "10.201.1.2" }
+
+[[group]]
+name = "web"
+nodes = ["a", "b"]
+
+[[group.resource]]
+name = "vip"
+kind = "ip"
+address = "10.201.1.50/24"
+interface = "eth1"
+announce_interval = "10ms"
 TOML
 
-echo "== config ($DIR/cluster.toml)"
-sed -n '/^\[\[path\]\]/,$p' "$DIR/cluster.toml" | head -7
+echo "== config ($DIR/cluster.toml), from the first path on"
+sed -n '/^\[\[path\]\]/,$p' "$DIR/cluster.toml"
 for n in a b; do
   ip netns exec "$P-$n" "$BIN" run --foreground -c "$DIR/cluster.toml" --node $n --socket "$DIR/$n.sock" 2>"$DIR/$n.log" &
+  PIDS+=($!)
+  ip netns exec "$P-$n" "$BIN" debug responder --port 7000 --name $n &
   PIDS+=($!)
 done
 
 for _ in $(seq 1 200); do
-  if "$BIN" status --json --socket "$DIR/b.sock" 2>/dev/null | grep -q '"state": "up"'; then break; fi
+  if "$BIN" status --json --socket "$DIR/a.sock" 2>/dev/null | grep -q '"state": "online"'; then break; fi
   sleep 0.05
 done
-sleep 1
-echo
-echo "== status of b, both nodes running"
-"$BIN" status --socket "$DIR/b.sock"
-
-KILLED_AT=$("$BIN" debug kill --pid "${PIDS[0]}")
 sleep 0.5
-
-echo "== timeline on b after kill -9 of a (pid ${PIDS[0]}); t=0 is the kill, CLOCK_MONOTONIC"
-printf '  %+10.3f ms  kill -9 a\n' 0
-grep -h 'event=' "$DIR/b.log" | awk -v k="$KILLED_AT" '
-  { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] * 1e9 + t[2] }
-    if (at < k - 2e6) next
-    line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/) line = line " " $i
-    printf "  %+10.3f ms %s\n", (at - k) / 1e6, line }'
 echo
-echo "== status of b after the failure"
-"$BIN" status --socket "$DIR/b.sock"
+echo "== status of a: both nodes up, a owns group web"
+"$BIN" status --socket "$DIR/a.sock" | head -8
+
+ip netns exec "$P-cl" "$BIN" debug probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1500 >"$DIR/probe.txt" &
+PROBE=$!
+sleep 0.5
+FAULT=$(ip netns exec "$P-a" "$BIN" debug link-set --interface eth1 --interface eth2)
+"$BIN" debug kill --pid "${PIDS[0]}" >/dev/null
+wait "${PIDS[0]}" 2>/dev/null || true
+wait "$PROBE"
+
+echo
+echo "== timeline (CLOCK_MONOTONIC; t=0: every cable of a pulled, then its daemon killed)"
+{
+  printf '%s fault: a pulled off both networks\n' "$FAULT"
+  grep -h 'event=' "$DIR/b.log" | awk '
+    { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] t[2] }
+      line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/ && $i !~ /^paths_last_heard=/) line = line " " $i
+      print at, "b:" line }'
+  grep -h 'added on' "$DIR/b.log" | awk '{ split($1, t, "."); line = ""; for (i = 4; i <= NF; i++) line = line " " $i; print t[1] t[2], "b:" line }'
+  awk -v f="$FAULT" '/^reply/ { for (i = 1; i <= NF; i++) { if ($i ~ /^recv=/) r = substr($i, 6); if ($i ~ /^from=/) w = substr($i, 6) }
+      if (r > f && w == "b" && !done) { print r, "client: first reply from b"; done = 1 }
+      if (r <= f && w == "a") last = r }
+    END { if (last) print last, "client: last reply from a" }' "$DIR/probe.txt"
+} | sort -s -n -k1,1 | awk -v f="$FAULT" '{ t = ($1 - f) / 1e6; if (t < -5) next; $1 = ""; printf "  %+9.3f ms %s\n", t, $0 }'
+echo
+echo "== status of b after the takeover"
+"$BIN" status --socket "$DIR/b.sock" | head -8

@@ -6,35 +6,10 @@ mod lab;
 
 use std::time::Duration;
 
-use lab::{Lab, LabConfig, mono_ns};
+use lab::{Lab, LabConfig, Reply, mono_ns, replies};
 
 const SERVICE_IP: &str = "10.200.1.50";
 const PORT: u16 = 7000;
-
-/// One reply the probe saw.
-#[derive(Debug, Clone)]
-struct Reply {
-    recv_ns: u64,
-    from: String,
-}
-
-fn replies(path: &std::path::Path) -> Vec<Reply> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("reply "))
-        .filter_map(|l| {
-            let field = |k: &str| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
-            };
-            Some(Reply {
-                recv_ns: field("recv")?.parse().ok()?,
-                from: field("from")?.to_owned(),
-            })
-        })
-        .collect()
-}
 
 fn ip_group(name: &str, nodes: &str, fallback: &str) -> String {
     format!(
@@ -73,20 +48,7 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
     lab.start_responders(PORT);
     let out = lab.dir.join("probe.txt");
     let target = format!("{SERVICE_IP}:{PORT}");
-    let probe = lab.spawn_helper(
-        &client,
-        &[
-            "debug",
-            "probe",
-            "--target",
-            &target,
-            "--interval-us",
-            "500",
-            "--duration-ms",
-            "7000",
-        ],
-        Some(&out),
-    );
+    let probe = lab.start_probe(&client, &target, 500, 7000, &out);
     std::thread::sleep(Duration::from_millis(1000));
     let fault = mono_ns();
     lab.kill(0);

@@ -445,6 +445,17 @@ impl Resources {
                     }
                 }
                 self.announce(ai, ip.address);
+                ::log::info!(
+                    "ip {}/{} added on {} and announced ({})",
+                    ip.address,
+                    ip.prefix,
+                    self.announcers[ai].ifname,
+                    if ip.address.is_ipv4() {
+                        "gratuitous ARP request + reply"
+                    } else {
+                        "unsolicited NA"
+                    }
+                );
                 if ip.announce_count > 1 {
                     self.pending.push(Pending {
                         group: req.group,

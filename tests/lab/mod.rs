@@ -106,6 +106,52 @@ pub struct Lab {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// Trials per bench profile: `HW_BENCH_TRIALS`, default 30; `None` when cargo only lists
+/// the benches (`--list`).
+pub fn bench_trials() -> Option<usize> {
+    if std::env::args().any(|a| a == "--list") {
+        return None;
+    }
+    Some(
+        std::env::var("HW_BENCH_TRIALS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30),
+    )
+}
+
+/// One reply the lab probe saw: when (CLOCK_MONOTONIC ns) and from which node.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub recv_ns: u64,
+    pub from: String,
+}
+
+/// The replies in a probe's output file.
+pub fn replies(path: &std::path::Path) -> Vec<Reply> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("reply "))
+        .filter_map(|l| {
+            let field = |k: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+            };
+            Some(Reply {
+                recv_ns: field("recv")?.parse().ok()?,
+                from: field("from")?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Nearest-rank percentile of a sorted sample, `p` in whole percent.
+pub fn percentile(sorted: &[u64], p: usize) -> u64 {
+    let rank = ((sorted.len() - 1) * p + 50) / 100;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
 /// Parses `s.nnnnnnnnn` into ns.
 pub fn parse_secs(s: &str) -> Option<u64> {
     let (a, b) = s.split_once('.')?;
@@ -450,6 +496,30 @@ impl Lab {
         self.helpers.len() - 1
     }
 
+    /// Takes a helper process the caller spawned (killed by PID on drop like the rest).
+    pub fn adopt_helper(&mut self, child: Child) -> usize {
+        self.helpers.push(child);
+        self.helpers.len() - 1
+    }
+
+    /// SIGTERMs helper `i` and waits (bounded) for it to exit, so a helper that forks
+    /// (keepalived) can stop its own children; SIGKILL if it does not.
+    pub fn terminate_helper(&mut self, i: usize, limit: Duration) {
+        let c = &mut self.helpers[i];
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     /// Waits (bounded) for helper `i` to exit on its own.
     pub fn finish_helper(&mut self, i: usize, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -460,6 +530,33 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("helper {i} still running after {limit:?}");
+    }
+
+    /// Starts the lab probe (`debug probe`) in namespace `ns` against `target`, one
+    /// request every `interval_us` for `duration_ms`, its replies to `out`.
+    pub fn start_probe(
+        &mut self,
+        ns: &str,
+        target: &str,
+        interval_us: u32,
+        duration_ms: u32,
+        out: &std::path::Path,
+    ) -> usize {
+        let (interval, duration) = (interval_us.to_string(), duration_ms.to_string());
+        self.spawn_helper(
+            ns,
+            &[
+                "debug",
+                "probe",
+                "--target",
+                target,
+                "--interval-us",
+                &interval,
+                "--duration-ms",
+                &duration,
+            ],
+            Some(out),
+        )
     }
 
     /// Starts the lab service (`debug responder`, answering with the node name) on UDP

@@ -1,0 +1,208 @@
+//! Client-visible takeover, heartwire against keepalived, in one harness (`make bench`).
+//!
+//! Per system and trial: a fresh two-node lab, a client namespace probing a UDP service
+//! on the service address every 200 µs (the service, `debug responder`, runs on both
+//! nodes, bound to every address, answering with the node name), then the fault: every
+//! cable of the owner pulled at once (`debug link-set`, stamped with CLOCK_MONOTONIC right
+//! before the first rtnetlink call) — the owner is gone for the network, exactly as when
+//! it dies. Measured from the client's replies (same clock):
+//! - failover gap: last reply from the old owner → first reply from the new one;
+//! - fault → first reply from the new owner.
+//!
+//! heartwire: paths e1, e2 (raw Ethernet) and u1 (UDP) at 100 µs / 1 ms, `two_node`, a hot
+//! standby group with the address, daemons SCHED_FIFO 50 with cpu_dma_latency 0.
+//! keepalived: VRRPv3, `advert_int 0.01` (the fastest it accepts), priorities 150/100,
+//! `vrrp_garp_master_delay 0`; stopped with SIGTERM so it stops its own children.
+//!
+//! Trials per system: `HW_BENCH_TRIALS` (default 30). Needs root and keepalived
+//! (`make bench` installs it).
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use std::time::Duration;
+
+use lab::{Lab, LabConfig, mono_ns, percentile};
+
+const SERVICE_IP: &str = "10.200.1.50";
+const PORT: u16 = 7000;
+
+#[derive(Clone, Copy, PartialEq)]
+enum System {
+    Heartwire,
+    Keepalived,
+}
+
+/// One trial's result, ns.
+struct Sample {
+    gap: u64,
+    to_first: u64,
+}
+
+fn heartwire_cfg() -> LabConfig {
+    LabConfig {
+        interval: "100us".into(),
+        timeout: "1ms".into(),
+        realtime: Some(50),
+        two_node: true,
+        extra: format!(
+            "[[group]]\nname = \"svc\"\nnodes = [\"a\", \"b\"]\n\n[[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{SERVICE_IP}/24\"\ninterface = \"eth1\"\nannounce_interval = \"10ms\"\n"
+        ),
+    }
+}
+
+fn keepalived_conf(name: &str, priority: u8) -> String {
+    format!(
+        "global_defs {{\n  router_id {name}\n  vrrp_version 3\n  vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 3\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.01\n  virtual_ipaddress {{\n    {SERVICE_IP}/24 dev eth1\n  }}\n}}\n"
+    )
+}
+
+/// Starts keepalived in node `i`'s namespace; returns the helper index.
+fn start_keepalived(lab: &mut Lab, i: usize, priority: u8) -> usize {
+    let name = lab.names[i].clone();
+    let conf = lab.dir.join(format!("keepalived-{name}.conf"));
+    std::fs::write(&conf, keepalived_conf(&name, priority)).unwrap();
+    let pid = |k: &str| {
+        lab.dir
+            .join(format!("{k}-{name}.pid"))
+            .display()
+            .to_string()
+    };
+    let (main_pid, vrrp_pid) = (pid("keepalived"), pid("vrrp"));
+    let ns = lab.ns(i);
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "keepalived", "-n", "-l", "-P", "-f"])
+        .arg(&conf)
+        .args(["-p", &main_pid, "-r", &vrrp_pid])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn keepalived");
+    lab.adopt_helper(child)
+}
+
+fn trial(system: System, n: usize) -> Option<Sample> {
+    let cfg = match system {
+        System::Heartwire => heartwire_cfg(),
+        System::Keepalived => LabConfig::default(),
+    };
+    let mut lab = Lab::new(&format!("bt{n}"), 2, &cfg);
+    let client = lab.add_client();
+    let mut keepalived = vec![];
+    match system {
+        System::Heartwire => {
+            lab.start_all();
+            lab.wait_for(Duration::from_secs(10), "a owns the group", |lab| {
+                lab.group_state(0, "svc").as_deref() == Some("online")
+            });
+        }
+        System::Keepalived => {
+            keepalived.push(start_keepalived(&mut lab, 0, 150));
+            keepalived.push(start_keepalived(&mut lab, 1, 100));
+            lab.wait_for(Duration::from_secs(10), "a is VRRP master", |lab| {
+                lab.addresses(0, "eth1").contains(SERVICE_IP)
+            });
+        }
+    }
+    lab.start_responders(PORT);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab.dir.join("probe.txt");
+    let target = format!("{SERVICE_IP}:{PORT}");
+    let probe = lab.start_probe(&client, &target, 200, 1500, &out);
+    std::thread::sleep(Duration::from_millis(500) + Duration::from_nanos(mono_ns() % 1_000_000));
+    let ns = lab.ns(0);
+    let stamp = lab.run_in(
+        &ns,
+        &[
+            "debug",
+            "link-set",
+            "--interface",
+            "eth1",
+            "--interface",
+            "eth2",
+        ],
+        "",
+    );
+    let fault: u64 = String::from_utf8_lossy(&stamp.stdout).trim().parse().ok()?;
+    lab.finish_helper(probe, Duration::from_secs(10));
+    for k in keepalived {
+        lab.terminate_helper(k, Duration::from_secs(5));
+    }
+    let replies: Vec<(u64, String)> = lab::replies(&out)
+        .into_iter()
+        .map(|r| (r.recv_ns, r.from))
+        .collect();
+    let last_a = replies
+        .iter()
+        .filter(|(t, who)| *t <= fault && who == "a")
+        .map(|(t, _)| *t)
+        .next_back()?;
+    let first_b = replies
+        .iter()
+        .find(|(t, who)| *t > fault && who == "b")
+        .map(|(t, _)| *t)?;
+    Some(Sample {
+        gap: first_b - last_a,
+        to_first: first_b - fault,
+    })
+}
+
+fn summary(label: &str, xs: &mut [u64]) -> u64 {
+    xs.sort_unstable();
+    let us = |v: u64| v as f64 / 1e3;
+    println!(
+        "  {label:<28} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
+        us(xs[0]),
+        us(percentile(xs, 50)),
+        us(percentile(xs, 90)),
+        us(percentile(xs, 99)),
+        us(xs[xs.len() - 1])
+    );
+    percentile(xs, 99)
+}
+
+fn main() {
+    let Some(trials) = lab::bench_trials() else {
+        return;
+    };
+    println!(
+        "takeover as the client sees it: every cable of the owner pulled, {trials} trials per system (µs)"
+    );
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "", "min", "p50", "p90", "p99", "max"
+    );
+    let mut p99 = vec![];
+    for system in [System::Heartwire, System::Keepalived] {
+        let name = match system {
+            System::Heartwire => "heartwire 100us/1ms",
+            System::Keepalived => "keepalived VRRPv3 10ms",
+        };
+        let (mut gaps, mut firsts, mut missed) = (vec![], vec![], 0);
+        for n in 0..trials {
+            match trial(system, n) {
+                Some(s) => {
+                    gaps.push(s.gap);
+                    firsts.push(s.to_first);
+                }
+                None => missed += 1,
+            }
+        }
+        println!("{name} ({missed} trial(s) without a takeover)");
+        if gaps.is_empty() {
+            continue;
+        }
+        summary("failover gap (last→first)", &mut gaps);
+        p99.push(summary("fault → first reply", &mut firsts));
+    }
+    if let [hw, ka] = p99[..] {
+        println!(
+            "fault → first reply p99: heartwire {:.2} ms, keepalived {:.2} ms: {:.1}x faster",
+            hw as f64 / 1e6,
+            ka as f64 / 1e6,
+            ka as f64 / hw.max(1) as f64
+        );
+    }
+}
