@@ -264,3 +264,42 @@ fn a_failing_monitor_restarts_locally_then_the_group_falls_over() {
     assert!(log.contains("local restart 1 of 1"));
     assert!(log.contains("the group falls over"));
 }
+
+#[test]
+fn on_quorum_loss_stop_releases_then_exits() {
+    let mut lab = Lab::new("tq", 3, &LabConfig::default());
+    let dir = lab.dir.display().to_string();
+    let extra = format!(
+        "[[group]]\nname = \"app\"\nnodes = [\"c\"]\n\n[[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
+         start = \"touch {dir}/up\"\nstop = \"rm -f {dir}/up\"\n"
+    );
+    let text = std::fs::read_to_string(&lab.config_path).unwrap().replacen(
+        "two_node = false\n",
+        "two_node = false\non_quorum_loss = \"stop\"\n",
+        1,
+    ) + &extra;
+    std::fs::write(&lab.config_path, text).unwrap();
+    lab.start_all();
+    wait_group(&lab, 2, "app", "online", Duration::from_secs(10));
+    assert!(std::path::Path::new(&format!("{dir}/up")).exists());
+    lab.kill(0);
+    lab.kill(1);
+    lab.wait_for(Duration::from_secs(5), "c exited", |_| {
+        !std::path::Path::new(&format!("{dir}/up")).exists()
+    });
+    let mut exited = false;
+    for _ in 0..300 {
+        if !lab.alive(2) {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(exited, "c exits once its group is released");
+    let log = std::fs::read_to_string(lab.log_path(2)).unwrap();
+    let released = log.find("event=group_offline").expect("released");
+    let exit = log
+        .find("exiting (on_quorum_loss = stop)")
+        .expect("exit logged");
+    assert!(released < exit);
+}

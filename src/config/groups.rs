@@ -51,8 +51,6 @@ pub enum QuorumLoss {
     Freeze,
     /// Release, then exit the daemon.
     Stop,
-    /// Halt the host at once (the watchdog's job when the daemon itself hangs).
-    Halt,
 }
 
 /// A group as the daemon runs it on this node.
@@ -146,11 +144,15 @@ impl Validator<'_> {
         match v.get_ref().as_str() {
             "freeze" => Ok(QuorumLoss::Freeze),
             "stop" => Ok(QuorumLoss::Stop),
-            "halt" => Ok(QuorumLoss::Halt),
+            "halt" => Err(self.err(
+                v,
+                "cluster.on_quorum_loss",
+                "`halt` needs the hardware watchdog, which is not supported yet; use freeze or stop",
+            )),
             other => Err(self.err(
                 v,
                 "cluster.on_quorum_loss",
-                format!("`{other}`: expected freeze, stop or halt"),
+                format!("`{other}`: expected freeze or stop"),
             )),
         }
     }

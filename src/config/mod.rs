@@ -15,7 +15,7 @@
 //! pause_threshold = "2ms"  # optional; default: half the shortest path timeout
 //! control_socket = "/run/heartwire/heartwire.sock"  # optional
 //! two_node = false       # optional: a lone survivor of two nodes keeps quorum
-//! on_quorum_loss = "freeze"  # optional: freeze | stop | halt (groups are released in any case)
+//! on_quorum_loss = "freeze"  # optional: freeze | stop (groups are released in any case)
 //!
 //! [realtime]             # optional: mlockall + SCHED_FIFO (+ CPU pinning)
 //! priority = 50
@@ -470,7 +470,7 @@ impl Validator<'_> {
 
     fn forbid<T>(&self, v: &Option<Spanned<T>>, key: &str, kind: &str) -> Result<(), ConfigError> {
         match v {
-            Some(s) => Err(self.err(s, key, format!("not allowed on a path of kind `{kind}`"))),
+            Some(s) => Err(self.err(s, key, format!("not allowed with kind `{kind}`"))),
             None => Ok(()),
         }
     }

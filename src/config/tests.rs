@@ -174,7 +174,7 @@ fn option_of_another_kind() {
         "kind = \"ether\"",
         26,
         "path[1].port",
-        "not allowed on a path of kind `ether`",
+        "not allowed with kind `ether`",
     );
 }
 
@@ -210,4 +210,143 @@ fn key_file_checks() {
     let e = parse(&cfg, &text, Some("a")).unwrap_err();
     assert!(e.message.contains("at least 16"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const GROUPS: &str = r#"
+[[group]]
+name = "web"
+nodes = ["b", "a"]
+fallback = "never"
+
+[[group.resource]]
+name = "vip"
+kind = "ip"
+address = "10.0.0.100/24"
+interfaces = { b = "eth2", a = "eth1" }
+
+[[group.resource]]
+name = "httpd"
+kind = "application"
+start = "start-it"
+stop = "stop-it"
+monitor = "check-it"
+restarts = 2
+"#;
+
+fn with_groups() -> String {
+    GOOD.to_owned() + GROUPS
+}
+
+/// Like `expect_err`, on GOOD plus GROUPS (lines counted in that text).
+fn expect_group_err(from: &str, to: &str, key: &str, msg: &str) {
+    let full = with_groups();
+    assert!(full.contains(from), "fixture lacks {from:?}");
+    let text = full.replacen(from, to, 1);
+    let e = load_as(&text, "a").expect_err("config must be refused");
+    assert_eq!(e.key, key, "{e}");
+    assert!(e.message.contains(msg), "{e}");
+}
+
+#[test]
+fn groups_resolve_per_node() {
+    let a = load_as(&with_groups(), "a").unwrap();
+    let b = load_as(&with_groups(), "b").unwrap();
+    assert_eq!(
+        a.spec.groups[0].policy.nodes,
+        vec![NodeId::new(2).unwrap(), NodeId::new(1).unwrap()]
+    );
+    assert_eq!(
+        a.spec.groups[0].policy.fallback,
+        crate::core::placement::Fallback::Never
+    );
+    assert_eq!(a.spec.groups[0].resources, 2);
+    let ip = |c: &Config| match &c.groups[0].resources[0].kind {
+        ResourceKind::Ip(ip) => ip.clone(),
+        ResourceKind::Application(_) => panic!("ip first"),
+    };
+    assert_eq!(ip(&a).interface.as_deref(), Some("eth1"));
+    assert_eq!(ip(&b).interface.as_deref(), Some("eth2"));
+    assert_eq!((ip(&a).prefix, ip(&a).announce_count), (24, 3));
+    let ResourceKind::Application(app) = &a.groups[0].resources[1].kind else {
+        panic!("application second")
+    };
+    assert_eq!(
+        (app.restarts, app.monitor.as_deref()),
+        (2, Some("check-it"))
+    );
+    assert_eq!(a.spec.config_hash, b.spec.config_hash);
+    assert_ne!(
+        a.spec.config_hash,
+        load_as(GOOD, "a").unwrap().spec.config_hash
+    );
+    assert_eq!(a.on_quorum_loss, QuorumLoss::Freeze);
+}
+
+#[test]
+fn each_group_mistake_names_its_key() {
+    expect_group_err(
+        "nodes = [\"b\", \"a\"]",
+        "nodes = [\"b\", \"x\"]",
+        "group[0].nodes[1]",
+        "not a configured node",
+    );
+    expect_group_err(
+        "nodes = [\"b\", \"a\"]",
+        "nodes = [\"b\", \"b\"]",
+        "group[0].nodes[1]",
+        "listed twice",
+    );
+    expect_group_err(
+        "fallback = \"never\"",
+        "fallback = \"sometimes\"",
+        "group[0].fallback",
+        "expected home, never",
+    );
+    expect_group_err(
+        "kind = \"ip\"",
+        "kind = \"disk\"",
+        "group[0].resource[0].kind",
+        "expected ip or application",
+    );
+    expect_group_err(
+        "address = \"10.0.0.100/24\"",
+        "address = \"10.0.0.100/33\"",
+        "group[0].resource[0].address",
+        "not an address",
+    );
+    expect_group_err(
+        "interfaces = { b = \"eth2\", a = \"eth1\" }",
+        "interfaces = { a = \"eth1\" }",
+        "group[0].resource[0].interfaces",
+        "no entry for node `b`",
+    );
+    expect_group_err(
+        "restarts = 2",
+        "restarts = 2\naddress = \"10.0.0.1\"",
+        "group[0].resource[1].address",
+        "not allowed",
+    );
+    expect_group_err(
+        "start = \"start-it\"\n",
+        "",
+        "group[0].resource[1].start",
+        "needs `start`",
+    );
+    expect_group_err(
+        "id = 7\n",
+        "id = 7\non_quorum_loss = \"halt\"\n",
+        "cluster.on_quorum_loss",
+        "watchdog",
+    );
+}
+
+#[test]
+fn resources_must_follow_the_design_order() {
+    let text = GOOD.to_owned()
+        + "[[group]]\nname = \"g\"\nnodes = [\"a\"]\n\n\
+           [[group.resource]]\nname = \"app\"\nkind = \"application\"\nstart = \"x\"\nstop = \"y\"\n\n\
+           [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"10.0.0.1\"\ninterface = \"eth1\"\n";
+    let e = load_as(&text, "a").expect_err("ip after application is refused");
+    assert_eq!(e.key, "group[0].resource[1].kind", "{e}");
+    assert!(e.message.contains("cannot come after"), "{e}");
 }

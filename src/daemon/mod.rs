@@ -41,7 +41,7 @@ use self::log::RateLimit;
 use self::paths::{PathSocket, Rx};
 use self::report::IoCounters;
 use self::resources::{Outcome, Report, Resources};
-use crate::config::{Config, GroupConfig};
+use crate::config::{Config, GroupConfig, QuorumLoss};
 use crate::core::{Action, Dest, Instant, Node};
 use crate::wire::auth::AuthKey;
 use crate::wire::ethernet::MIN_PAYLOAD;
@@ -86,6 +86,9 @@ pub enum DaemonError {
 /// Everything the loop owns.
 struct Daemon {
     node: Node,
+    on_quorum_loss: QuorumLoss,
+    /// Quorum was lost under `on_quorum_loss = "stop"`: exit once nothing is held.
+    stopping: bool,
     groups: Vec<GroupConfig>,
     resources: Resources,
     socks: Vec<PathSocket>,
@@ -164,6 +167,8 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
     let io = vec![IoCounters::default(); socks.len()];
     let mut d = Daemon {
         node,
+        on_quorum_loss: cfg.on_quorum_loss,
+        stopping: false,
         groups: cfg.groups.clone(),
         resources,
         socks,
@@ -260,6 +265,18 @@ impl Daemon {
             self.execute(poll.registry(), now, &mut tx_buf);
             self.serve_ctl(&poll, &events, now);
             self.rearm()?;
+            let released = self
+                .node
+                .groups()
+                .iter()
+                .all(|g| g.phase == crate::core::Phase::Offline);
+            if self.stopping && released {
+                ::log::warn!(
+                    "quorum lost and every group released: exiting (on_quorum_loss = stop)"
+                );
+                self.resources.shutdown();
+                return Ok(());
+            }
             if stop {
                 ::log::info!("stopping on signal");
                 self.resources.shutdown();
@@ -359,6 +376,11 @@ impl Daemon {
                     Outcome::Started => {}
                 },
                 Action::Event { at, event } => {
+                    if event == crate::core::Event::QuorumLost
+                        && self.on_quorum_loss == QuorumLoss::Stop
+                    {
+                        self.stopping = true;
+                    }
                     let line = report::event_line(&self.node, &self.groups, at, &event);
                     ::log::info!("{line}");
                     if self.recent.len() == RECENT_EVENTS {
