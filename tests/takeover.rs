@@ -53,6 +53,13 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
     let fault = mono_ns();
     lab.kill(0);
     wait_group(&lab, 1, "svc", "online", Duration::from_secs(5));
+    let b = lab.status(1).unwrap();
+    assert!(
+        b.announcements >= 2 && b.announce_errors == 0,
+        "b announced the address (request and reply form): {} sent, {} failed",
+        b.announcements,
+        b.announce_errors
+    );
     // The dead daemon left its address behind, as keepalived's does: only the client's
     // ARP entry, updated by b's announcement, keeps traffic away from a.
     assert!(lab.addresses(0, "eth1").contains(SERVICE_IP));

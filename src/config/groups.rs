@@ -80,16 +80,6 @@ pub enum ResourceKind {
     Application(AppResource),
 }
 
-impl ResourceKind {
-    /// Config name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ResourceKind::Ip(_) => "ip",
-            ResourceKind::Application(_) => "application",
-        }
-    }
-}
-
 /// A service address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpResource {
@@ -378,7 +368,7 @@ impl Validator<'_> {
             )
         })?;
         let interface = match (&res.interface, &res.interfaces) {
-            (Some(i), None) => check_ifname(i.get_ref())
+            (Some(i), None) => super::valid_ifname(i.get_ref())
                 .then(|| Some(i.get_ref().clone()))
                 .ok_or_else(|| {
                     self.err(
@@ -450,7 +440,7 @@ impl Validator<'_> {
             let Some(i) = map.get_ref().get(*n) else {
                 return Err(self.err(map, key, format!("no entry for node `{n}`")));
             };
-            if !check_ifname(i.get_ref()) {
+            if !super::valid_ifname(i.get_ref()) {
                 return Err(self.err(
                     i,
                     &format!("{key}.{n}"),
@@ -541,10 +531,6 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
         return None;
     }
     Some((address, prefix))
-}
-
-fn check_ifname(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 15 && !s.contains(['/', ' ', ':'])
 }
 
 /// Canonical text of the groups for the config hash (values only, no spans).

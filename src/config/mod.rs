@@ -386,7 +386,7 @@ impl Validator<'_> {
         let interface = per_node[local].get_ref().clone();
         for (n, ifname) in nodes.iter().zip(&per_node) {
             let s = ifname.get_ref();
-            if s.is_empty() || s.len() > 15 || s.contains(['/', ' ']) {
+            if !valid_ifname(s) {
                 return Err(self.err(
                     ifname,
                     &format!("{}.{}", key("interfaces"), n.name),
@@ -579,6 +579,11 @@ impl Validator<'_> {
             cpu_dma_latency_us,
         }))
     }
+}
+
+/// An interface name the kernel could have: 1-15 bytes, no '/', blank or ':'.
+fn valid_ifname(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 15 && !s.contains(['/', ' ', ':'])
 }
 
 fn valid_name(s: &str) -> bool {

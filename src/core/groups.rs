@@ -125,7 +125,8 @@ pub struct Context<'a> {
     pub view: View,
     /// When this node installed it.
     pub installed_at: Instant,
-    /// Until when this node has authority (`None`: it has none now).
+    /// When this node's lease ends (`None`: no quorum or support; it has authority
+    /// while this is later than `now`).
     pub authority_until: Option<Instant>,
     /// Whether an outsider's lease can still be running (false when a lone node keeps
     /// quorum).

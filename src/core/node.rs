@@ -618,14 +618,15 @@ impl Node {
         self.settle(now);
     }
 
-    /// Until when this node may hold groups: it needs a quorate view and, unless a lone
+    /// When this node's lease ends: it needs a quorate view and, unless a lone
     /// node keeps quorum, the word of enough members of that view (a majority of the
     /// configured nodes with itself) that the newest view they agreed to *is* this node's
     /// installed view, each word valid for one lease from its arrival. A peer that agreed
     /// to any other view — one without this node, or a newer one this node has not
     /// installed yet — no longer vouches for the plan this node acts on (DESIGN §5).
-    /// `None`: no authority now.
-    pub fn authority_until(&self, now: Instant) -> Option<Instant> {
+    /// `None`: no quorum or too few vouching peers; `Instant::MAX`: no lease needed. The
+    /// lease may already have ended (the caller compares with now).
+    fn lease_end(&self) -> Option<Instant> {
         let view = self.membership.view();
         if !self.membership.is_quorate(view.members) {
             return None;
@@ -653,7 +654,7 @@ impl Node {
         }
         let expiries = &mut expiries[..n];
         expiries.sort_unstable_by(|a, b| b.cmp(a));
-        Some(expiries[need - 1]).filter(|t| *t > now)
+        Some(expiries[need - 1])
     }
 
     fn drive_groups(&mut self, now: Instant) {
@@ -663,7 +664,7 @@ impl Node {
             local: self.local,
             view: self.membership.view(),
             installed_at: self.installed_at,
-            authority_until: self.authority_until(now),
+            authority_until: self.lease_end(),
             leases_apply: !self.membership.alone_is_quorate(),
             settle: self.spec.lease() + self.spec.transit_margin(),
             peers: &self.peers,
@@ -1147,7 +1148,7 @@ impl Node {
             .then(|| self.grace_from.saturating_add(self.spec.timeout_max()));
         // The lease runs out while holding (or able to hold) groups: release then.
         let lease = (!self.spec.groups.is_empty() && self.groups.authority())
-            .then(|| self.authority_until(self.installed_at))
+            .then(|| self.lease_end())
             .flatten()
             .filter(|t| *t != Instant::MAX);
         tx.chain(links)
@@ -1214,10 +1215,6 @@ impl Node {
     /// Whether this node had authority to hold groups at its last decision.
     pub fn authority(&self) -> bool {
         self.groups.authority()
-    }
-    /// Generation of this node's state block.
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 }
 

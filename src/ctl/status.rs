@@ -37,6 +37,10 @@ pub struct StatusReport {
     pub authority: bool,
     /// Resource groups: where the view places each and its state on this node.
     pub groups: Vec<GroupStatus>,
+    /// Address announcement frames sent (gratuitous ARP, unsolicited NA).
+    pub announcements: u64,
+    /// Announcement frames that failed to send.
+    pub announce_errors: u64,
     /// Local pauses (late loop wake-ups) and their total length.
     pub pauses: u64,
     /// Total pause length, µs.
@@ -62,6 +66,8 @@ pub struct GroupStatus {
     pub owner: Option<String>,
     /// Its phase on this node: `offline`, `acquiring`, `online`, `releasing`, `error`.
     pub state: String,
+    /// CLOCK_MONOTONIC ns when it entered that phase.
+    pub since_ns: u64,
     /// It failed on this node (monitor gave up or a start failed).
     pub failed_here: bool,
 }

@@ -265,12 +265,13 @@ impl Daemon {
             self.execute(poll.registry(), now, &mut tx_buf);
             self.serve_ctl(&poll, &events, now);
             self.rearm()?;
-            let released = self
-                .node
-                .groups()
-                .iter()
-                .all(|g| g.phase == crate::core::Phase::Offline);
-            if self.stopping && released {
+            let released = || {
+                self.node
+                    .groups()
+                    .iter()
+                    .all(|g| g.phase == crate::core::Phase::Offline)
+            };
+            if self.stopping && released() {
                 ::log::warn!(
                     "quorum lost and every group released: exiting (on_quorum_loss = stop)"
                 );
@@ -422,6 +423,7 @@ impl Daemon {
                     self.started,
                     now,
                     &recent,
+                    (self.resources.announcements, self.resources.announce_errors),
                 );
                 serde_json::to_vec_pretty(&report).expect("invariant: status serialises")
             }

@@ -150,6 +150,7 @@ pub(crate) fn status(
     started: Instant,
     now: Instant,
     recent: &[String],
+    announce: (u64, u64),
 ) -> StatusReport {
     let spec = node.spec();
     let paths = spec
@@ -247,10 +248,13 @@ pub(crate) fn status(
                         _ => None,
                     },
                     state: lg.phase.name().into(),
+                    since_ns: lg.since.as_nanos(),
                     failed_here: lg.failed,
                 }
             })
             .collect(),
+        announcements: announce.0,
+        announce_errors: announce.1,
         pauses,
         queue_overflows: node.queue_overflows(),
         pause_total_us: u64::try_from(pause_total.as_micros()).unwrap_or(u64::MAX),

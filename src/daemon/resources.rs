@@ -16,6 +16,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use mio::{Registry, Token};
 
@@ -91,7 +92,7 @@ pub(crate) enum Outcome {
 /// This node's resources.
 #[derive(Debug)]
 pub(crate) struct Resources {
-    groups: Vec<GroupConfig>,
+    groups: Rc<[GroupConfig]>,
     rtnl: Rtnl,
     announcers: Vec<Announcer>,
     pending: Vec<Pending>,
@@ -134,7 +135,7 @@ impl Resources {
             });
         }
         Ok(Resources {
-            groups: groups.to_vec(),
+            groups: groups.into(),
             rtnl,
             announcers,
             pending: Vec::with_capacity(ips),
@@ -156,7 +157,7 @@ impl Resources {
     /// ones that were present (left by a previous run).
     pub(crate) fn remove_stale(&mut self) -> Vec<String> {
         let mut removed = Vec::new();
-        for g in &self.groups {
+        for g in self.groups.iter() {
             for r in &g.resources {
                 let ResourceKind::Ip(ip) = &r.kind else {
                     continue;
@@ -192,8 +193,10 @@ impl Resources {
         now: Instant,
         req: ResourceRequest,
     ) -> Outcome {
-        let Some(res) = self
-            .groups
+        // A shared handle (no copy of the config) so `self` can be borrowed mutably below:
+        // the takeover path allocates nothing.
+        let groups = Rc::clone(&self.groups);
+        let Some(res) = groups
             .get(usize::from(req.group))
             .and_then(|g| g.resources.get(usize::from(req.resource)))
         else {
@@ -201,12 +204,8 @@ impl Resources {
             return Outcome::Done(false);
         };
         match &res.kind {
-            ResourceKind::Ip(ip) => {
-                let ip = ip.clone();
-                Outcome::Done(self.ip(now, req, &ip))
-            }
+            ResourceKind::Ip(ip) => Outcome::Done(self.ip(now, req, ip)),
             ResourceKind::Application(app) => {
-                let app = app.clone();
                 let (g, r) = (req.group, req.resource);
                 if req.op == ResourceOp::Stop {
                     let st = &mut self.apps[usize::from(g)][usize::from(r)];
@@ -220,14 +219,7 @@ impl Resources {
                     ResourceOp::Start => &app.start,
                     ResourceOp::Stop => &app.stop,
                 };
-                match self.spawn(
-                    registry,
-                    now,
-                    &app,
-                    command,
-                    Purpose::Op(req),
-                    req.op.name(),
-                ) {
+                match self.spawn(registry, now, app, command, Purpose::Op(req), req.op.name()) {
                     Ok(()) => Outcome::Started,
                     Err(()) => Outcome::Done(false),
                 }
