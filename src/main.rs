@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use heartwire::config;
+use heartwire::ctl::request::{CommandReport, Request};
 use heartwire::ctl::{client, status::StatusReport};
 use heartwire::daemon;
+use std::time::Duration;
 
 /// Default config file.
 const CONFIG_DEFAULT: &str = "/etc/heartwire/heartwire.toml";
@@ -48,16 +50,71 @@ enum Command {
         /// Print the JSON document instead of the table.
         #[arg(long)]
         json: bool,
-        /// Control socket of the daemon to ask.
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Move a resource group to a node (release first, then acquire there).
+    Move {
+        /// Group name.
+        group: String,
+        /// Node name.
+        node: String,
+        #[command(flatten)]
+        ctl: CtlArgs,
+    },
+    /// Bring resource groups online (also clears their "failed" marks and retries a
+    /// release stuck in error).
+    Online {
+        /// Group names.
+        #[arg(required = true)]
+        groups: Vec<String>,
+        #[command(flatten)]
+        ctl: CtlArgs,
+    },
+    /// Take resource groups offline on every node (they stay offline until `online`).
+    Offline {
+        /// Group names.
+        #[arg(required = true)]
+        groups: Vec<String>,
+        #[command(flatten)]
+        ctl: CtlArgs,
+    },
+    /// Stop this node's daemon: release its groups, take them offline everywhere (or,
+    /// with --takeover, hand them to the next node of each list), then exit.
+    Stop {
+        /// Hand the groups over instead of taking them offline.
         #[arg(long)]
-        socket: Option<PathBuf>,
-        /// Config file, to find the control socket.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
+        takeover: bool,
+        #[command(flatten)]
+        ctl: CtlArgs,
     },
     /// Lab and diagnostics tools (not a stable interface).
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
+}
+
+/// Where the daemon is.
+#[derive(Debug, clap::Args)]
+struct DaemonArgs {
+    /// Control socket of the daemon to ask.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Config file, to find the control socket.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+}
+
+/// Where the daemon is, and how long to wait for a command.
+#[derive(Debug, clap::Args)]
+struct CtlArgs {
+    /// Seconds to wait for the command to be carried out.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    /// Print the JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,11 +218,21 @@ fn main() -> ExitCode {
             socket,
             verbose,
         } => run(&config, foreground, node.as_deref(), socket, verbose),
-        Command::Status {
-            json,
-            socket,
-            config,
-        } => status(json, socket, config),
+        Command::Status { json, daemon } => status(json, &daemon),
+        Command::Move { group, node, ctl } => operator(&ctl, |timeout| Request::Move {
+            group,
+            node,
+            timeout,
+        }),
+        Command::Online { groups, ctl } => {
+            operator(&ctl, |timeout| Request::Online { groups, timeout })
+        }
+        Command::Offline { groups, ctl } => {
+            operator(&ctl, |timeout| Request::Offline { groups, timeout })
+        }
+        Command::Stop { takeover, ctl } => {
+            operator(&ctl, |timeout| Request::Stop { takeover, timeout })
+        }
         Command::Debug(d) => debug(d),
     }
     .into()
@@ -203,17 +270,65 @@ fn run(
     }
 }
 
-fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> Exit {
-    let socket = match (socket, config) {
-        (Some(s), _) => s,
-        (None, Some(c)) => match config::control_socket(&c) {
-            Ok(path) => path,
-            Err(e) => {
-                eprintln!("heartwire: config refused: {e}");
-                return Exit::Usage;
-            }
-        },
-        (None, None) => PathBuf::from(config::CONTROL_SOCKET_DEFAULT),
+/// The control socket: `--socket`, else the config's, else the default.
+fn socket_of(d: &DaemonArgs) -> Result<PathBuf, Exit> {
+    match (&d.socket, &d.config) {
+        (Some(s), _) => Ok(s.clone()),
+        (None, Some(c)) => config::control_socket(c).map_err(|e| {
+            eprintln!("heartwire: config refused: {e}");
+            Exit::Usage
+        }),
+        (None, None) => Ok(PathBuf::from(config::CONTROL_SOCKET_DEFAULT)),
+    }
+}
+
+/// Sends an operator command and waits for its answer. Exit 0 when it was carried out,
+/// 1 when it was refused or not carried out within the timeout.
+fn operator(ctl: &CtlArgs, make: impl FnOnce(Duration) -> Request) -> Exit {
+    let socket = match socket_of(&ctl.daemon) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let max = heartwire::ctl::request::COMMAND_TIMEOUT_MAX.as_secs_f64();
+    if !(ctl.timeout > 0.0 && ctl.timeout <= max) {
+        eprintln!(
+            "heartwire: --timeout {} is out of range (0 < seconds <= {max})",
+            ctl.timeout
+        );
+        return Exit::Usage;
+    }
+    let timeout = Duration::from_secs_f64(ctl.timeout).max(Duration::from_millis(1));
+    let req = make(timeout);
+    let answer = match client::request_waiting(&socket, &req.line(), timeout) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("heartwire: {e}");
+            return Exit::Failure;
+        }
+    };
+    let report = match serde_json::from_str::<CommandReport>(&answer) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("heartwire: the daemon's answer is not a command report: {e}");
+            return Exit::Failure;
+        }
+    };
+    if ctl.json {
+        println!("{answer}");
+    } else {
+        print!("{}", report.render());
+    }
+    if matches!(report.result.as_str(), "done" | "stopped") {
+        Exit::Ok
+    } else {
+        Exit::Failure
+    }
+}
+
+fn status(json: bool, daemon: &DaemonArgs) -> Exit {
+    let socket = match socket_of(daemon) {
+        Ok(s) => s,
+        Err(e) => return e,
     };
     let answer = match client::request(&socket, "status") {
         Ok(a) => a,

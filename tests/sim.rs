@@ -19,9 +19,13 @@
 //!   holds it, whatever the paths do. This relies on frame transit plus a cut-off owner's
 //!   release staying below the transit margin (half a lease): delays here stay below
 //!   1.5 ms + 3 x 200 µs against a 2.5 ms margin (DESIGN §5; fencing lifts the assumption);
-//! - liveness, after healing: within a bound every node has one quorate view of all nodes,
-//!   and every group runs exactly where that view's plan puts it, on a node of its list
-//!   where it has not failed.
+//! - liveness, after healing: within a bound every node has one quorate view of all nodes
+//!   and authority (a valid lease), and every group runs exactly where that view's plan
+//!   puts it, on a node of its list where it has not failed;
+//! - operator commands: while faults last, random `move`, `online`, `offline` and `stop`
+//!   (with or without hand-over; a stopped node leaves) are asked of random nodes, and the
+//!   safety checks above hold throughout; after healing, one command asked of a random
+//!   node is done within a bound and the cluster converges again.
 //!
 //! `HW_SIM_SEEDS=N` runs seeds 1..=N (default 2000); `HW_SIM_SEED=S` runs one seed with a
 //! trace. A failure prints the seed and the command that replays it.
@@ -33,8 +37,8 @@ use std::time::Duration;
 use heartwire::core::node::Action;
 use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, Placement, Startup};
 use heartwire::core::{
-    ClusterSpec, Dest, GroupSpec, Instant, Node, NodeId, NodeSpec, PathKind, PathSpec, Phase,
-    ResourceOp, ResourceRequest,
+    ClusterSpec, Command, CommandState, Dest, GroupSpec, Instant, Node, NodeId, NodeSpec, Op,
+    PathKind, PathSpec, Phase, ResourceOp, ResourceRequest,
 };
 use heartwire::wire::frame::FRAME_MAX;
 
@@ -445,7 +449,7 @@ impl World {
 
     fn inject_fault(&mut self) {
         let n = self.nodes.len();
-        match self.rng.below(4) {
+        match self.rng.below(6) {
             0 => {
                 // crash or restart one node
                 let i = self.rng.index(n);
@@ -475,7 +479,126 @@ impl World {
                 );
                 self.faults.cut[p][a][b] = !self.faults.cut[p][a][b];
             }
-            _ => self.heal_links(),
+            3 => self.heal_links(),
+            4 => {
+                let (i, cmd) = self.random_command();
+                let timeout = Duration::from_millis(5 + self.rng.below(45));
+                if let Some(node) = self.nodes[i].as_mut() {
+                    let r = node.command(Instant::from_nanos(self.now), cmd, timeout);
+                    if self.trace {
+                        eprintln!(
+                            "{:>10.3} ms n{}: operator {cmd:?}: {r:?}",
+                            self.now as f64 / 1e6,
+                            i + 1
+                        );
+                    }
+                }
+            }
+            _ => {
+                let i = self.rng.index(n);
+                let takeover = self.rng.chance(500);
+                if let Some(node) = self.nodes[i].as_mut() {
+                    let now = Instant::from_nanos(self.now);
+                    let r = node.stop(now, takeover, Duration::from_millis(20));
+                    if self.trace {
+                        eprintln!(
+                            "{:>10.3} ms n{}: stop (takeover {takeover}): {r:?}",
+                            self.now as f64 / 1e6,
+                            i + 1
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A random operator command for a random node: move a group to a node of its list,
+    /// or bring groups online or offline.
+    fn random_command(&mut self) -> (usize, Command) {
+        let i = self.rng.index(self.nodes.len());
+        let groups = self.spec.groups.len().max(1);
+        let g = self.rng.index(groups);
+        let op = match self.rng.below(3) {
+            0 => match self.spec.groups.get(g) {
+                Some(spec) => Op::Move(spec.policy.nodes[self.rng.index(spec.policy.nodes.len())]),
+                None => Op::Online,
+            },
+            1 => Op::Online,
+            _ => Op::Offline,
+        };
+        (i, Command { op, groups: 1 << g })
+    }
+
+    /// A stopping node whose groups are released and handed over exits.
+    fn exit_stopped(&mut self) {
+        for slot in &mut self.nodes {
+            if slot.as_ref().is_some_and(Node::stopped) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// After convergence: a command asked of a random node is done within a bound, and
+    /// the cluster converges again.
+    fn command_completes(&mut self) {
+        let (i, mut cmd) = self.random_command();
+        let g = cmd.group_indexes().next().unwrap();
+        let concurrent = self
+            .spec
+            .groups
+            .get(g)
+            .is_some_and(|s| s.policy.startup == Startup::All);
+        if matches!(cmd.op, Op::Move(_)) && concurrent {
+            cmd.op = Op::Online; // a concurrent group cannot be moved
+        }
+        self.expect_done(i, cmd);
+    }
+
+    fn expect_done(&mut self, i: usize, cmd: Command) {
+        if self.spec.groups.is_empty() {
+            return;
+        }
+        // A command asked during the faults finishes (done or expired) first.
+        let deadline = self.now + 60 * MS;
+        while self.nodes[i].as_ref().unwrap().command_state() == Some(CommandState::Pending) {
+            assert!(
+                self.now < deadline,
+                "seed {}: earlier command bound",
+                self.seed
+            );
+            self.step(false);
+        }
+        let now = Instant::from_nanos(self.now);
+        let node = self.nodes[i].as_mut().unwrap();
+        let r = node.command(now, cmd, Duration::from_millis(100));
+        assert!(
+            r.is_ok(),
+            "seed {}: a converged cluster refused {cmd:?} at n{}: {r:?}\nreplay: make sim-seed SEED={}",
+            self.seed,
+            i + 1,
+            self.seed
+        );
+        let deadline = self.now + 100 * MS;
+        while self.nodes[i].as_ref().unwrap().command_state() == Some(CommandState::Pending) {
+            assert!(self.now < deadline, "seed {}: command bound", self.seed);
+            self.step(false);
+        }
+        assert_eq!(
+            self.nodes[i].as_ref().unwrap().command_state(),
+            Some(CommandState::Done),
+            "seed {}: {cmd:?} asked of n{} did not complete\nreplay: make sim-seed SEED={}",
+            self.seed,
+            i + 1,
+            self.seed
+        );
+        let deadline = self.now + 50 * MS;
+        while !self.converged() {
+            assert!(
+                self.now < deadline,
+                "seed {}: not converged after {cmd:?}",
+                self.seed
+            );
+            self.step(false);
         }
     }
 
@@ -504,7 +627,7 @@ impl World {
             .nodes
             .iter()
             .flatten()
-            .map(|n| (n.view(), n.quorate()))
+            .map(|n| (n.view(), n.quorate() && n.authority()))
             .collect();
         views.len() == self.nodes.len()
             && views
@@ -523,12 +646,15 @@ impl World {
                 next_fault = self.now + self.rng.below(20 * MS);
             }
             self.step(true);
+            self.exit_stopped();
             steps += 1;
             assert!(steps < 5_000_000, "seed {}: step bound", self.seed);
         }
         self.heal_links();
+        // Nodes still stopping are done (a crash, if they had not released yet) and
+        // start again like the crashed ones.
         for i in 0..self.nodes.len() {
-            if self.nodes[i].is_none() {
+            if self.nodes[i].as_ref().is_none_or(Node::leaving) {
                 self.restart(i);
             }
         }
@@ -557,6 +683,7 @@ impl World {
             );
             self.step(false);
         }
+        self.command_completes();
     }
 }
 

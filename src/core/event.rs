@@ -4,6 +4,7 @@
 use core::time::Duration;
 
 use super::groups::{Phase, ResourceOp};
+use super::operator::Op;
 use super::spec::NodeId;
 use super::time::Instant;
 use crate::wire::frame::FrameError;
@@ -90,6 +91,16 @@ pub enum Event {
     /// This node lost its authority to hold groups (view no longer quorate, or its lease
     /// ran out): it releases everything; `on_quorum_loss` says what else it does.
     QuorumLost,
+    /// An operator command reached this node (from `from`; this node's own id when it
+    /// was asked here). Every node pins it until a view carries it out.
+    Command {
+        /// The node the operator asked.
+        from: NodeId,
+        /// What to do.
+        op: Op,
+        /// Group bitmap.
+        groups: u64,
+    },
     /// The peer runs a different configuration.
     ConfigMismatch {
         /// The peer.

@@ -145,6 +145,8 @@ pub struct Groups {
     local: Vec<LocalGroup>,
     requests: VecDeque<ResourceRequest>,
     authority: bool,
+    /// The node is stopping: it releases every group and acquires none.
+    leaving: bool,
     wake: Option<Instant>,
     changed: bool,
 }
@@ -168,6 +170,7 @@ impl Groups {
             local,
             requests,
             authority: false,
+            leaving: false,
             wake: None,
             changed: false,
         }
@@ -186,6 +189,44 @@ impl Groups {
     /// Bitmap of groups this node may hold (any phase but offline).
     pub fn holds(&self) -> u64 {
         self.bits(|l| l.phase != Phase::Offline)
+    }
+
+    /// Bitmap of groups fully online here.
+    pub fn online(&self) -> u64 {
+        self.bits(|l| l.phase == Phase::Online)
+    }
+
+    /// Whether every group is offline or stuck in error (nothing more will be released).
+    pub fn released(&self) -> bool {
+        self.local
+            .iter()
+            .all(|l| matches!(l.phase, Phase::Offline | Phase::Error))
+    }
+
+    /// The node is stopping: release every group, acquire none from now on.
+    pub fn leave(&mut self) {
+        self.leaving = true;
+    }
+
+    /// Whether the node is stopping.
+    pub fn leaving(&self) -> bool {
+        self.leaving
+    }
+
+    /// The operator acted on group `g`: forget that it failed here, and retry the release
+    /// of a group stuck in error (stops are idempotent by contract).
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn reset(&mut self, now: Instant, g: usize, push: &mut impl FnMut(Event)) {
+        if self.local[g].failed {
+            self.local[g].failed = false;
+            self.changed = true;
+        }
+        if self.local[g].phase == Phase::Error {
+            self.set_phase(now, g, Phase::Releasing, push);
+            self.advance(now, g, push);
+        }
     }
 
     /// Bitmap of groups that failed here.
@@ -295,6 +336,7 @@ impl Groups {
         let spec = &self.specs[g];
         let eligible = eligible(cx, g, lg.failed);
         let want = self.authority
+            && !self.leaving
             && !lg.failed
             && spec.policy.runs_on(cx.view.plan.get(g), cx.local, eligible);
         match lg.phase {

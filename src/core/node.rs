@@ -25,11 +25,13 @@ use super::groups::{
 };
 use super::link::{Link, LinkState, SeqCheck};
 use super::membership::{Membership, View, ViewMsg, ViewMsgKind};
+use super::operator::{self, Command, CommandState, Pin};
 use super::placement::{NodeSet, Plan};
 use super::spec::{ClusterSpec, NodeId, PathKind};
 use super::time::{Instant, nanos};
 use crate::wire::MAX_PATHS;
 use crate::wire::auth::AuthKey;
+use crate::wire::command::CommandRepr;
 use crate::wire::frame::{FRAME_MAX, Frame, HeaderRepr, Kind};
 use crate::wire::heartbeat::{Echo, HeartbeatRepr};
 use crate::wire::state::{self as state_block, StateRepr};
@@ -121,6 +123,8 @@ pub struct Peer {
     pub report: Option<StateRepr>,
     /// Arrival of the newest frame carrying `report`.
     pub report_at: Option<Instant>,
+    /// Newest operator command id taken from its current incarnation.
+    command_id: u32,
 }
 
 impl Peer {
@@ -139,6 +143,7 @@ impl Peer {
             links: [Link::new(now); MAX_PATHS],
             report: None,
             report_at: None,
+            command_id: 0,
         }
     }
 
@@ -172,6 +177,7 @@ enum Body {
     Heartbeat(HeartbeatRepr),
     View(ViewMsgKind, View),
     State(StateRepr),
+    Command(Command, Duration, u32),
 }
 
 /// A non-heartbeat frame waiting to go out on every path.
@@ -180,6 +186,18 @@ enum Outgoing {
     View(ViewMsg),
     /// This node's current state block (read when sent, so one queued entry suffices).
     State,
+    /// An operator command asked of this node.
+    Command(CommandRepr),
+}
+
+/// An operator command asked of this node, until it is done or expires.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    command: Command,
+    repr: CommandRepr,
+    deadline: Instant,
+    resend_at: Instant,
+    state: CommandState,
 }
 
 /// A frame that passed every stateless check.
@@ -226,7 +244,13 @@ pub struct Node {
     /// Generation of the published state block, and what it covered: (installed number,
     /// agreed number, holds, failed).
     generation: u64,
-    published: (u64, u64, u64, u64),
+    published: (u64, u64, u64, u64, u64),
+    /// Operator commands pinned per group (see `operator`).
+    pins: Vec<Option<Pin>>,
+    /// The command asked of this node, if any.
+    asked: Option<Asked>,
+    /// Id of the last command asked of this node in this incarnation.
+    command_id: u32,
 }
 
 impl Node {
@@ -284,7 +308,10 @@ impl Node {
             groups_dirty: true,
             installed_at: now,
             generation: 0,
-            published: (0, 0, 0, 0),
+            published: (0, 0, 0, 0, 0),
+            pins: vec![None; group_count],
+            asked: None,
+            command_id: 0,
         }
     }
 
@@ -338,7 +365,7 @@ impl Node {
             return Err(DropReason::WrongPath);
         }
         let view_kind = match frame.kind() {
-            Kind::Heartbeat | Kind::GroupState => None,
+            Kind::Heartbeat | Kind::GroupState | Kind::Command => None,
             Kind::ViewPropose => Some(ViewMsgKind::Propose),
             Kind::ViewAck => Some(ViewMsgKind::Ack),
             Kind::ViewCommit => Some(ViewMsgKind::Commit),
@@ -349,6 +376,7 @@ impl Node {
             None if frame.kind() == Kind::Heartbeat => {
                 Body::Heartbeat(HeartbeatRepr::parse(payload).map_err(|_| DropReason::BadPayload)?)
             }
+            None if frame.kind() == Kind::Command => self.parse_command(payload)?,
             None => {
                 Body::State(StateRepr::parse_exact(payload).map_err(|_| DropReason::BadPayload)?)
             }
@@ -379,6 +407,16 @@ impl Node {
             members,
             plan,
         })
+    }
+
+    /// An operator command payload, checked against the config.
+    fn parse_command(&self, payload: &[u8]) -> Result<Body, DropReason> {
+        let r = CommandRepr::parse(payload).map_err(|_| DropReason::BadPayload)?;
+        let cmd = Command::from_repr(&r, self.configured, self.spec.groups.len())
+            .filter(|_| r.id != 0)
+            .ok_or(DropReason::BadPayload)?;
+        let valid = Duration::from_millis(u64::from(r.valid_ms));
+        Ok(Body::Command(cmd, valid, r.id))
     }
 
     /// Whether a frame's incarnation is the current one, a restart, or stale. While the
@@ -427,6 +465,14 @@ impl Node {
             }
             Body::Heartbeat(hb) => self.update_report(arrival, v.peer, hb.state),
             Body::State(state) => self.update_report(arrival, v.peer, state),
+            Body::Command(cmd, valid, id) => {
+                // Copies arrive on every path, and retransmissions repeat the id.
+                if id > self.peers[v.peer].command_id {
+                    self.peers[v.peer].command_id = id;
+                    let from = self.peers[v.peer].id;
+                    self.take_command(now, from, cmd, valid);
+                }
+            }
         }
         // A heartbeat that changed no link, peer or report state cannot change a decision:
         // skip the O(nodes x paths) alive computation on the hot path.
@@ -478,6 +524,7 @@ impl Node {
             self.drive_groups(now);
         }
         self.publish();
+        self.progress_command(now);
     }
 
     /// A new incarnation: the peer left and rejoined. Treated as down, then up.
@@ -491,6 +538,7 @@ impl Node {
         p.newest_sent_ns = 0;
         p.report = None;
         p.report_at = None;
+        p.command_id = 0;
         for link in &mut p.links {
             link.replay = Default::default();
             link.last_transit_ns = None;
@@ -690,6 +738,7 @@ impl Node {
             self.membership.agreed().number,
             self.groups.holds(),
             self.groups.failed(),
+            self.groups.online(),
         );
         if now == self.published {
             return;
@@ -711,6 +760,7 @@ impl Node {
             agreed: self.membership.agreed().members.bits(),
             holds: self.groups.holds(),
             failed: self.groups.failed(),
+            online: self.groups.online(),
             generation: self.generation,
         }
     }
@@ -767,6 +817,7 @@ impl Node {
             groups,
             peers,
             local,
+            pins,
             ..
         } = self;
         let prev = membership.view();
@@ -798,7 +849,12 @@ impl Node {
                 })
         };
         let plan = |members: NodeSet| {
-            groups::plan(groups.specs(), &prev, local, members, quorate, standing)
+            let mut plan = groups::plan(groups.specs(), &prev, local, members, quorate, standing);
+            if quorate(members) {
+                let failed = |id: NodeId, g: usize| standing(id).failed & (1 << g) != 0;
+                operator::apply_pins(&mut plan, groups.specs(), pins, now, members, failed);
+            }
+            plan
         };
         let committed = membership.tick(now, alive, retry, plan, stale, &mut |m| {
             push_out(out, overflows, Outgoing::View(m))
@@ -809,6 +865,7 @@ impl Node {
     }
 
     fn report_view(&mut self, now: Instant, view: View) {
+        self.clear_pins(now, view);
         self.installed_at = now;
         self.groups_dirty = true;
         let quorate = self.membership.is_quorate(view.members);
@@ -973,7 +1030,7 @@ impl Node {
             }
             let to = match msg {
                 Outgoing::View(m) => m.to,
-                Outgoing::State => None,
+                Outgoing::State | Outgoing::Command(_) => None,
             };
             let dest = match self.spec.paths[path].kind {
                 PathKind::Ether => Some(Dest::All),
@@ -992,6 +1049,7 @@ impl Node {
             let len = match msg {
                 Outgoing::View(m) => self.emit_view(now, path, m, buf),
                 Outgoing::State => self.emit_state(now, path, buf),
+                Outgoing::Command(c) => self.emit_command(now, path, c, buf),
             };
             if dest == Dest::All {
                 self.tx[path].seq = self.tx[path].seq.wrapping_add(1);
@@ -1044,6 +1102,15 @@ impl Node {
         let state = self.state_block();
         header
             .emit(buf, state_block::LEN, self.key.as_ref(), |p| state.emit(p))
+            .expect("invariant: buf holds FRAME_MAX bytes")
+    }
+
+    fn emit_command(&self, now: Instant, path: usize, c: CommandRepr, buf: &mut [u8]) -> usize {
+        let header = self.header(Kind::Command, path, now);
+        header
+            .emit(buf, crate::wire::command::LEN, self.key.as_ref(), |p| {
+                c.emit(p)
+            })
             .expect("invariant: buf holds FRAME_MAX bytes")
     }
 
@@ -1155,6 +1222,7 @@ impl Node {
             .chain(grace)
             .chain(self.membership.next_deadline())
             .chain(self.groups.next_deadline())
+            .chain(self.command_deadline())
             .chain(lease)
             .min()
     }
@@ -1244,6 +1312,9 @@ fn push_event_to(
 fn path_id(i: usize) -> u8 {
     u8::try_from(i).expect("invariant: path index < MAX_PATHS")
 }
+
+#[path = "node_commands.rs"]
+mod commands;
 
 #[cfg(test)]
 #[path = "node_tests.rs"]

@@ -268,7 +268,7 @@ fn each_bad_frame_lands_in_its_counter() {
     bad_version[2] = 2;
     let unknown = raw_frame(Kind::Heartbeat, 5, &good_payload());
     let bad_payload = raw_frame(Kind::Heartbeat, 1, &[1, 2, 3]);
-    let unsupported = raw_frame(Kind::Command, 1, &good_payload());
+    let unsupported = raw_frame(Kind::Reply, 1, &good_payload());
     let cases: [(&[u8], usize, DropReason); 13] = [
         (&good[..10], 0, DropReason::Short),
         (&overlong, 0, DropReason::Overlong),
@@ -334,6 +334,43 @@ fn raw_frame(kind: Kind, node: u8, payload: &[u8]) -> Vec<u8> {
         })
         .unwrap();
     buf[..n].to_vec()
+}
+
+#[test]
+fn malformed_operator_commands_are_dropped_and_change_nothing() {
+    use crate::wire::command::{CommandRepr, LEN, OP_MOVE, OP_OFFLINE};
+    let now = Instant::from_nanos(1_000);
+    let mut b = node(2, 2, 2);
+    let cmd = |id, op, node, groups| {
+        let mut p = [0u8; LEN];
+        CommandRepr {
+            id,
+            op,
+            node,
+            valid_ms: 100,
+            groups,
+        }
+        .emit(&mut p);
+        p
+    };
+    for (why, payload) in [
+        ("short", cmd(1, OP_OFFLINE, 0, 1)[..LEN - 1].to_vec()),
+        ("group the config lacks", cmd(1, OP_OFFLINE, 0, 1).to_vec()),
+        ("no group", cmd(1, OP_OFFLINE, 0, 0).to_vec()),
+        ("move to nobody", cmd(1, OP_MOVE, 0, 0).to_vec()),
+        ("id 0", cmd(0, OP_OFFLINE, 0, 0).to_vec()),
+        ("unknown op", cmd(1, 77, 0, 0).to_vec()),
+    ] {
+        let f = raw_frame(Kind::Command, 1, &payload);
+        assert_eq!(
+            b.handle_frame(now, now, 0, &f),
+            Err(DropReason::BadPayload),
+            "{why}"
+        );
+    }
+    assert_eq!(b.drops(0).get(DropReason::BadPayload), 6);
+    assert_eq!(b.peers()[0].state, PeerState::Unknown, "no state change");
+    assert!(drain(&mut b, now).1.is_empty(), "no events");
 }
 
 #[test]

@@ -295,7 +295,7 @@ impl GroupPolicy {
     }
 
     /// The first node after `owner` in list order (wrapping) that is in `members`.
-    fn next_after(&self, owner: NodeId, members: NodeSet) -> Option<NodeId> {
+    pub(crate) fn next_after(&self, owner: NodeId, members: NodeSet) -> Option<NodeId> {
         let start = self
             .nodes
             .iter()

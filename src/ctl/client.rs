@@ -10,13 +10,19 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends `request` to the daemon at `socket` and returns its JSON answer.
 pub fn request(socket: &Path, request: &str) -> Result<String, String> {
+    request_waiting(socket, request, Duration::ZERO)
+}
+
+/// Like [`request`] for a command the daemon answers only when it is done: waits `wait`
+/// longer than the usual timeout.
+pub fn request_waiting(socket: &Path, request: &str, wait: Duration) -> Result<String, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot reach the daemon at {}: {e} (is `heartwire run` up? see --socket)",
             socket.display()
         )
     })?;
-    s.set_read_timeout(Some(TIMEOUT))
+    s.set_read_timeout(Some(TIMEOUT + wait))
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;

@@ -35,6 +35,8 @@ pub struct StatusReport {
     pub quorate: bool,
     /// Whether this node may hold groups now (quorate view and a valid lease).
     pub authority: bool,
+    /// The node is stopping (`heartwire stop` or SIGTERM): it releases and hands over.
+    pub leaving: bool,
     /// Resource groups: where the view places each and its state on this node.
     pub groups: Vec<GroupStatus>,
     /// Address announcement frames sent (gratuitous ARP, unsolicited NA).
@@ -70,6 +72,13 @@ pub struct GroupStatus {
     pub since_ns: u64,
     /// It failed on this node (monitor gave up or a start failed).
     pub failed_here: bool,
+    /// Members on which it is fully online (this node's phase, the others' reports).
+    pub online_on: Vec<String>,
+    /// Members that may hold it (acquiring, online, releasing or in error).
+    pub held_by: Vec<String>,
+    /// An operator command pinned on it, not yet carried out by a view (`move b`,
+    /// `online`, `offline`, `evacuate a`).
+    pub pending: Option<String>,
 }
 
 /// One path as seen locally.
@@ -163,6 +172,9 @@ impl StatusReport {
             self.view_members.join(","),
             if self.quorate { "yes" } else { "NO" }
         );
+        if self.leaving {
+            let _ = writeln!(o, "STOPPING: releasing groups and handing them over");
+        }
         let _ = writeln!(
             o,
             "local pauses: {} ({} µs in all)  queue overflows: {}\n",
@@ -171,18 +183,28 @@ impl StatusReport {
         if !self.groups.is_empty() {
             let _ = writeln!(
                 o,
-                "{:<16} {:<11} {:<12} {:<10}",
-                "GROUP", "PLACEMENT", "OWNER", "HERE"
+                "{:<16} {:<11} {:<12} {:<16} {:<10}",
+                "GROUP", "PLACEMENT", "OWNER", "ONLINE ON", "HERE"
             );
             for g in &self.groups {
+                let online = if g.online_on.is_empty() {
+                    "-".to_owned()
+                } else {
+                    g.online_on.join(",")
+                };
                 let _ = writeln!(
                     o,
-                    "{:<16} {:<11} {:<12} {:<10}{}",
+                    "{:<16} {:<11} {:<12} {:<16} {:<10}{}{}",
                     g.name,
                     g.placement,
                     g.owner.as_deref().unwrap_or("-"),
+                    online,
                     g.state,
-                    if g.failed_here { "  (failed here)" } else { "" }
+                    if g.failed_here { "  (failed here)" } else { "" },
+                    g.pending
+                        .as_deref()
+                        .map(|p| format!("  (pending: {p})"))
+                        .unwrap_or_default()
                 );
             }
             let _ = writeln!(o);

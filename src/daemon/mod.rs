@@ -16,6 +16,7 @@
 //! counted and dropped, never queued.
 
 mod children;
+mod commands;
 mod ctl_server;
 pub mod log;
 mod paths;
@@ -35,6 +36,7 @@ use heartwire_hal::{HalError, clock, random, sched};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use self::commands::{Answer, Waiting};
 pub use self::ctl_server::CtlError;
 use self::ctl_server::CtlServer;
 use self::log::RateLimit;
@@ -102,6 +104,10 @@ struct Daemon {
     drop_log: RateLimit,
     io_log: RateLimit,
     keyed: bool,
+    /// A control connection waiting for an operator command.
+    waiting: Option<Waiting>,
+    /// A control connection waiting for a stop to finish.
+    stop_waiter: Option<Waiting>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -182,6 +188,8 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         drop_log: RateLimit::default(),
         io_log: RateLimit::default(),
         keyed,
+        waiting: None,
+        stop_waiter: None,
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -262,9 +270,40 @@ impl Daemon {
             for r in reports {
                 self.report(now, r);
             }
+            if stop && self.node.leaving() {
+                ::log::warn!("second stop signal: exiting now, without waiting for the hand-over");
+                self.resources.shutdown();
+                return Ok(());
+            }
+            if stop {
+                if let Some(w) = self.waiting.take() {
+                    self.respond_report(
+                        poll.registry(),
+                        now,
+                        &w,
+                        "cancelled: the node is stopping",
+                    );
+                }
+                let issued = self.node.stop(now, true, commands::SIGNAL_STOP_TIMEOUT);
+                ::log::info!(
+                    "stopping on signal: releasing every group{} (a second signal exits at once)",
+                    issued.map_or(String::new(), |c| format!(
+                        ", handing over {}",
+                        report::group_names(&self.groups, c.groups)
+                    ))
+                );
+            }
             self.execute(poll.registry(), now, &mut tx_buf);
             self.serve_ctl(&poll, &events, now);
+            // Commands asked on the control socket may have queued frames.
+            self.execute(poll.registry(), now, &mut tx_buf);
+            let stopped = self.finish_commands(poll.registry(), now);
             self.rearm()?;
+            if stopped {
+                ::log::info!("stopped: every group released");
+                self.resources.shutdown();
+                return Ok(());
+            }
             let released = || {
                 self.node
                     .groups()
@@ -275,11 +314,6 @@ impl Daemon {
                 ::log::warn!(
                     "quorum lost and every group released: exiting (on_quorum_loss = stop)"
                 );
-                self.resources.shutdown();
-                return Ok(());
-            }
-            if stop {
-                ::log::info!("stopping on signal");
                 self.resources.shutdown();
                 return Ok(());
             }
@@ -404,17 +438,20 @@ impl Daemon {
                 continue;
             };
             if let Some(req) = self.ctl.read_request(slot, reg) {
-                let answer = self.answer(&req, now);
-                self.ctl.respond(slot, answer, reg);
+                match self.answer(reg, &req, slot, now) {
+                    Answer::Now(bytes) => self.ctl.respond(slot, bytes, reg),
+                    Answer::Later => {}
+                }
             } else if ev.is_writable() {
                 self.ctl.write(slot, reg);
             }
         }
     }
 
-    fn answer(&self, req: &str, now: Instant) -> Vec<u8> {
-        match req {
-            "status" => {
+    fn answer(&mut self, reg: &mio::Registry, line: &str, slot: usize, now: Instant) -> Answer {
+        match crate::ctl::request::Request::parse(line) {
+            Err(e) => Answer::Now(commands::error(&e)),
+            Ok(crate::ctl::request::Request::Status) => {
                 let recent: Vec<String> = self.recent.iter().cloned().collect();
                 let report = report::status(
                     &self.node,
@@ -425,13 +462,11 @@ impl Daemon {
                     &recent,
                     (self.resources.announcements, self.resources.announce_errors),
                 );
-                serde_json::to_vec_pretty(&report).expect("invariant: status serialises")
+                Answer::Now(
+                    serde_json::to_vec_pretty(&report).expect("invariant: status serialises"),
+                )
             }
-            other => {
-                let shown: String = other.chars().take(64).collect();
-                serde_json::to_vec(&serde_json::json!({ "error": format!("unknown request `{shown}`; known: status") }))
-                    .expect("invariant: json serialises")
-            }
+            Ok(req) => self.command_request(reg, &req, slot, now),
         }
     }
 

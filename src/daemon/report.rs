@@ -9,7 +9,7 @@ use crate::core::event::DropReason;
 use crate::core::link::LinkState;
 use crate::core::node::PeerState;
 use crate::core::placement::Placement;
-use crate::core::{Event, Instant, Node, NodeId};
+use crate::core::{Event, Instant, Node, NodeId, Op};
 use crate::ctl::status::{GroupStatus, LinkStatus, PathStatus, PeerStatus, StatusReport};
 
 /// Per-path counters the daemon keeps (the core counts drops).
@@ -39,6 +39,52 @@ pub(crate) fn member_names(node: &Node, members: u64) -> String {
         .map(|id| node_name(node, id))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Comma-separated names of the groups in a bitmap.
+pub(crate) fn group_names(groups: &[GroupConfig], bits: u64) -> String {
+    groups
+        .iter()
+        .enumerate()
+        .filter(|(g, _)| bits & (1 << g) != 0)
+        .map(|(_, c)| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Group `g` as status shows it.
+pub(crate) fn group_status(node: &Node, g: usize) -> GroupStatus {
+    let placement = node.view().plan.get(g);
+    let lg = node.groups()[g];
+    let running = node.running(g);
+    GroupStatus {
+        name: node.spec().groups[g].name.clone(),
+        placement: placement.describe().into(),
+        owner: match placement {
+            Placement::Online(id) => Some(node_name(node, id).to_owned()),
+            _ => None,
+        },
+        state: lg.phase.name().into(),
+        since_ns: lg.since.as_nanos(),
+        failed_here: lg.failed,
+        online_on: names(node, running.online),
+        held_by: names(node, running.held),
+        pending: node.pins()[g].map(|p| op_text(node, p.op)),
+    }
+}
+
+fn names(node: &Node, set: crate::core::placement::NodeSet) -> Vec<String> {
+    set.iter()
+        .map(|id| node_name(node, id).to_owned())
+        .collect()
+}
+
+/// An operator op as text: `move b`, `online`, `offline`, `evacuate a`.
+pub(crate) fn op_text(node: &Node, op: Op) -> String {
+    match op {
+        Op::Move(n) | Op::Evacuate(n) => format!("{} {}", op.name(), node_name(node, n)),
+        Op::Online | Op::Offline => op.name().to_owned(),
+    }
 }
 
 fn opt_secs(t: Option<Instant>) -> String {
@@ -134,6 +180,22 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             member_names(node, members),
             if quorate { "yes" } else { "NO" }
         ),
+        Event::Command {
+            from,
+            op,
+            groups: bits,
+        } => {
+            let target = match op {
+                Op::Move(to) | Op::Evacuate(to) => format!(" node={}", node_name(node, to)),
+                Op::Online | Op::Offline => String::new(),
+            };
+            format!(
+                "event=command at={at} from={} op={} groups={}{target}",
+                node_name(node, from),
+                op.name(),
+                group_names(groups, bits)
+            )
+        }
         Event::ConfigMismatch { peer, theirs } => format!(
             "event=config_mismatch at={at} peer={} theirs={theirs:016x} ours={:016x}",
             node_name(node, peer),
@@ -233,25 +295,9 @@ pub(crate) fn status(
             .collect(),
         quorate: node.quorate(),
         authority: node.authority(),
-        groups: spec
-            .groups
-            .iter()
-            .zip(node.groups())
-            .enumerate()
-            .map(|(g, (gs, lg))| {
-                let placement = node.view().plan.get(g);
-                GroupStatus {
-                    name: gs.name.clone(),
-                    placement: placement.describe().into(),
-                    owner: match placement {
-                        Placement::Online(id) => Some(node_name(node, id).to_owned()),
-                        _ => None,
-                    },
-                    state: lg.phase.name().into(),
-                    since_ns: lg.since.as_nanos(),
-                    failed_here: lg.failed,
-                }
-            })
+        leaving: node.leaving(),
+        groups: (0..spec.groups.len())
+            .map(|g| group_status(node, g))
             .collect(),
         announcements: announce.0,
         announce_errors: announce.1,

@@ -5,13 +5,13 @@
 //!
 //! ```text
 //! off size field
-//!   0   56 node-state block (view, installed, agreed, holds, failed, generation)
-//!  56    8 config hash
-//!  64    1 echo node id (0: no echo)
-//!  65    1 path count k (<= MAX_PATHS)
-//!  66    8 echo: the echoed node's sender timestamp, as it arrived here
-//!  74    4 echo: ns the echo was held here between arrival and this send
-//!  78  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//!   0   64 node-state block (view, installed, agreed, holds, failed, online, generation)
+//!  64    8 config hash
+//!  72    1 echo node id (0: no echo)
+//!  73    1 path count k (<= MAX_PATHS)
+//!  74    8 echo: the echoed node's sender timestamp, as it arrived here
+//!  82    4 echo: ns the echo was held here between arrival and this send
+//!  86  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
@@ -20,16 +20,16 @@ use super::MAX_PATHS;
 use super::state::{self, StateRepr};
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 78;
+pub const FIXED_LEN: usize = 86;
 
 mod field {
     use core::ops::Range;
-    pub(super) const CONFIG_HASH: Range<usize> = 56..64;
-    pub(super) const ECHO_NODE: usize = 64;
-    pub(super) const PATH_COUNT: usize = 65;
-    pub(super) const ECHO_TS: Range<usize> = 66..74;
-    pub(super) const ECHO_HOLD: Range<usize> = 74..78;
-    pub(super) const HEARD: usize = 78;
+    pub(super) const CONFIG_HASH: Range<usize> = 64..72;
+    pub(super) const ECHO_NODE: usize = 72;
+    pub(super) const PATH_COUNT: usize = 73;
+    pub(super) const ECHO_TS: Range<usize> = 74..82;
+    pub(super) const ECHO_HOLD: Range<usize> = 82..86;
+    pub(super) const HEARD: usize = 86;
 }
 
 /// Why a heartbeat payload was rejected.
@@ -169,6 +169,7 @@ mod tests {
                 agreed: 0b11,
                 holds: 1,
                 failed: 2,
+                online: 1,
                 generation: 9,
             },
             config_hash: 0x1122_3344_5566_7788,
@@ -182,13 +183,14 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 94] = [
+    const GOLDEN: [u8; 102] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
         0, 0, 0, 0, 0, 0, 0, 4, // installed
         0, 0, 0, 0, 0, 0, 0, 4, // agreed number
         0, 0, 0, 0, 0, 0, 0, 3, // agreed members
         0, 0, 0, 0, 0, 0, 0, 1, // holds
         0, 0, 0, 0, 0, 0, 0, 2, // failed
+        0, 0, 0, 0, 0, 0, 0, 1, // online
         0, 0, 0, 0, 0, 0, 0, 9, // generation
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
         2, 2, // echo node, path count
@@ -200,7 +202,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 94];
+        let mut buf = [0xa5u8; 102];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -220,15 +222,15 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..77]),
+            HeartbeatRepr::parse(&GOLDEN[..85]),
             Err(HeartbeatError::Short)
         );
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..93]),
+            HeartbeatRepr::parse(&GOLDEN[..101]),
             Err(HeartbeatError::BadLength)
         );
         let mut many = GOLDEN;
-        many[65] = 9;
+        many[73] = 9;
         assert_eq!(
             HeartbeatRepr::parse(&many),
             Err(HeartbeatError::TooManyPaths)
@@ -246,7 +248,7 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, generation: 7 },
+                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7 },
                     config_hash: hash,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
                     path_count: u8::try_from(heard.len()).unwrap(), heard: h,

@@ -3,12 +3,13 @@
 //! Contract: nothing here does I/O, reads a clock or allocates. Untrusted bytes enter only
 //! through `new_checked`, after which no accessor panics. One frame format serves every path
 //! (DESIGN §3): [`frame`] is that frame, [`heartbeat`] its heartbeat payload, [`state`] the
-//! node-state block (heartbeats and group-state frames), [`view`] membership payloads, [`auth`] the
+//! node-state block (heartbeats and group-state frames), [`view`] membership payloads, [`command`] operator commands, [`auth`] the
 //! HMAC tag, [`ethernet`] the link-layer constants for raw Ethernet paths.
 //! Called by `core` (parse and build) and by tests; depends on nothing of ours.
 
 pub mod announce;
 pub mod auth;
+pub mod command;
 pub mod ethernet;
 pub mod frame;
 pub mod heartbeat;

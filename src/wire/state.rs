@@ -14,12 +14,14 @@
 //!  32    8 holds: bit g set while the sender may hold group g (acquiring, online,
 //!          releasing, or stuck in error)
 //!  40    8 failed: bit g set when group g failed on the sender and must go elsewhere
-//!  48    8 generation: bumped on every change of installed, agreed, holds or failed
-//!          (orders reports that overtook each other)
+//!  48    8 online: bit g set while every resource of group g runs on the sender (a
+//!          subset of holds; `status` and operator commands read where groups run)
+//!  56    8 generation: bumped on every change of installed, agreed, holds, failed or
+//!          online (orders reports that overtook each other)
 //! ```
 
 /// Payload length.
-pub const LEN: usize = 56;
+pub const LEN: usize = 64;
 
 /// Most resource groups a cluster may configure (one bit each in `holds`).
 pub const MAX_GROUPS: usize = 64;
@@ -39,6 +41,8 @@ pub struct StateRepr {
     pub holds: u64,
     /// Groups that failed on the sender.
     pub failed: u64,
+    /// Groups fully online on the sender.
+    pub online: u64,
     /// Generation of `holds` and `failed`.
     pub generation: u64,
 }
@@ -64,7 +68,8 @@ impl StateRepr {
             agreed: word(3),
             holds: word(4),
             failed: word(5),
-            generation: word(6),
+            online: word(6),
+            generation: word(7),
         })
     }
 
@@ -88,6 +93,7 @@ impl StateRepr {
             self.agreed,
             self.holds,
             self.failed,
+            self.online,
             self.generation,
         ];
         for (chunk, w) in p[..LEN].chunks_exact_mut(8).zip(words) {
@@ -109,11 +115,12 @@ mod tests {
             agreed: 4,
             holds: 5,
             failed: 6,
-            generation: 7,
+            online: 7,
+            generation: 8,
         };
         let mut p = [0xa5u8; LEN];
         s.emit(&mut p);
-        for i in 0..7 {
+        for i in 0..8 {
             let mut want = [0u8; 8];
             want[7] = u8::try_from(i + 1).unwrap();
             assert_eq!(p[8 * i..8 * i + 8], want, "word {i}");

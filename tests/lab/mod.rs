@@ -385,6 +385,31 @@ impl Lab {
         None
     }
 
+    /// Runs the `heartwire` CLI against node `i`'s control socket (`--socket` appended).
+    pub fn cli(&self, i: usize, args: &[&str]) -> std::process::Output {
+        let socket = self.socket(i);
+        Command::new(binary())
+            .args(args)
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .expect("run the heartwire CLI")
+    }
+
+    /// Waits (bounded) for node `i`'s daemon to exit by itself; returns its exit code,
+    /// `None` if it is still running after `limit`.
+    pub fn wait_exit(&mut self, i: usize, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(st))) = self.procs[i].as_mut().map(Child::try_wait) {
+                self.procs[i] = None;
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// Whether node `i`'s process is still alive.
     pub fn alive(&mut self, i: usize) -> bool {
         self.procs[i]

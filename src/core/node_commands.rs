@@ -1,0 +1,218 @@
+//! The node's side of operator commands (see `operator` for the protocol): asking,
+//! taking a command from the wire, pins, progress, and stopping.
+
+use core::time::Duration;
+
+use super::{Asked, Node, Outgoing, push_event_to, push_out};
+use crate::core::event::Event;
+use crate::core::membership::View;
+use crate::core::operator::{Command, CommandState, Op, Pin, Refusal, Running};
+use crate::core::placement::Placement;
+use crate::core::spec::NodeId;
+use crate::core::time::Instant;
+
+impl Node {
+    /// Asks this node to carry out an operator command within `timeout`. The command goes
+    /// to every node at once; follow it with [`Node::command_state`].
+    pub fn command(
+        &mut self,
+        now: Instant,
+        command: Command,
+        timeout: Duration,
+    ) -> Result<CommandState, Refusal> {
+        if self.groups.leaving() {
+            return Err(Refusal::Leaving);
+        }
+        if self.asked.is_some_and(|a| a.state == CommandState::Pending) {
+            return Err(Refusal::Busy);
+        }
+        let view = self.membership.view();
+        let may_act = self.membership.is_quorate(view.members) && self.groups.authority();
+        command.check(&self.spec.groups, view.members, may_act)?;
+        self.ask(now, command, timeout);
+        Ok(self.asked.map_or(CommandState::Done, |a| a.state))
+    }
+
+    /// Stops this node: it releases every group and acquires none from now on. Groups the
+    /// installed view places here are handed to the next node of their lists
+    /// (`takeover`) or taken offline everywhere, by a command asked of this node within
+    /// `timeout` — unless the node has no quorum, when it just releases. Returns that
+    /// command, if one went out. The daemon exits once [`Node::stopped`].
+    pub fn stop(&mut self, now: Instant, takeover: bool, timeout: Duration) -> Option<Command> {
+        self.groups.leave();
+        let view = self.membership.view();
+        let mine = (0..self.spec.groups.len())
+            .filter(|g| view.plan.get(*g) == Placement::Online(self.local))
+            .fold(0u64, |acc, g| acc | 1 << g);
+        let op = if takeover {
+            Op::Evacuate(self.local)
+        } else {
+            Op::Offline
+        };
+        let command = Command { op, groups: mine };
+        let may_act = self.membership.is_quorate(view.members) && self.groups.authority();
+        self.asked = None;
+        let issued = (mine != 0
+            && command
+                .check(&self.spec.groups, view.members, may_act)
+                .is_ok())
+        .then(|| self.ask(now, command, timeout))
+        .map(|()| command);
+        self.groups_dirty = true;
+        self.settle(now);
+        issued
+    }
+
+    /// How the last command asked of this node stands.
+    pub fn command_state(&self) -> Option<CommandState> {
+        self.asked.map(|a| a.state)
+    }
+
+    /// Whether a stopping node is done: every group released (or stuck in error) and its
+    /// hand-over command done or expired.
+    pub fn stopped(&self) -> bool {
+        self.groups.leaving()
+            && self.groups.released()
+            && self.asked.is_none_or(|a| a.state != CommandState::Pending)
+    }
+
+    /// Whether this node is stopping.
+    pub fn leaving(&self) -> bool {
+        self.groups.leaving()
+    }
+
+    /// Operator pins per group.
+    pub fn pins(&self) -> &[Option<Pin>] {
+        &self.pins
+    }
+
+    /// Where group `g` runs as this node knows it: itself, and every member of the
+    /// installed view by its report for that view or a newer one. A member whose report
+    /// is older counts as holding what it last reported, and online nowhere.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn running(&self, g: usize) -> Running {
+        let view = self.membership.view();
+        let bit = 1u64 << g;
+        let mut r = Running::default();
+        if self.groups.holds() & bit != 0 {
+            r.held.insert(self.local);
+        }
+        if self.groups.online() & bit != 0 {
+            r.online.insert(self.local);
+        }
+        for p in self.peers.iter().filter(|p| p.id != self.local) {
+            let Some(rep) = p.report.filter(|_| view.members.contains(p.id)) else {
+                continue;
+            };
+            if rep.holds & bit != 0 {
+                r.held.insert(p.id);
+            }
+            if rep.installed >= view.number && rep.online & bit != 0 {
+                r.online.insert(p.id);
+            }
+        }
+        r
+    }
+
+    fn ask(&mut self, now: Instant, command: Command, timeout: Duration) {
+        self.command_id += 1;
+        let repr = command.to_repr(self.command_id, timeout);
+        self.asked = Some(Asked {
+            command,
+            repr,
+            deadline: now.saturating_add(timeout),
+            resend_at: now.saturating_add(self.resend_interval()),
+            state: CommandState::Pending,
+        });
+        push_out(&mut self.out, &mut self.overflows, Outgoing::Command(repr));
+        self.take_command(now, self.local, command, timeout);
+        self.settle(now);
+    }
+
+    /// While a command is not yet in a view it is sent again at this interval (its
+    /// copies go on every path at once, so this only covers loss on all of them).
+    fn resend_interval(&self) -> Duration {
+        self.spec.lease().max(Duration::from_millis(1))
+    }
+
+    /// A command from `from` (this node itself when asked here), valid for `valid`:
+    /// resets failure marks if the op does, and pins each group the installed view does
+    /// not already place as asked.
+    pub(super) fn take_command(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        cmd: Command,
+        valid: Duration,
+    ) {
+        let until = now.saturating_add(valid);
+        let plan = self.membership.view().plan;
+        let Node {
+            groups,
+            events,
+            overflows,
+            pins,
+            ..
+        } = self;
+        for g in cmd.group_indexes() {
+            if cmd.op.resets() {
+                groups.reset(now, g, &mut |e| push_event_to(events, overflows, now, e));
+            }
+            pins[g] = (!cmd.op.satisfied_by(plan.get(g))).then_some(Pin { op: cmd.op, until });
+        }
+        self.push_event(
+            now,
+            Event::Command {
+                from,
+                op: cmd.op,
+                groups: cmd.groups,
+            },
+        );
+    }
+
+    /// A view was installed: pins it carries out (or that lapsed) are dropped.
+    pub(super) fn clear_pins(&mut self, now: Instant, view: View) {
+        for (g, pin) in self.pins.iter_mut().enumerate() {
+            if pin.is_some_and(|p| p.op.satisfied_by(view.plan.get(g)) || now >= p.until) {
+                *pin = None;
+            }
+        }
+    }
+
+    /// Moves the command asked of this node along: done, expired, or sent again while
+    /// no view carries it yet.
+    pub(super) fn progress_command(&mut self, now: Instant) {
+        let Some(mut a) = self.asked.filter(|a| a.state == CommandState::Pending) else {
+            return;
+        };
+        let plan = self.membership.view().plan;
+        if a.command.done(&plan, |g| self.running(g)) {
+            a.state = CommandState::Done;
+        } else if now >= a.deadline {
+            a.state = CommandState::Expired;
+        } else if now >= a.resend_at {
+            let carried = a
+                .command
+                .group_indexes()
+                .all(|g| a.command.op.satisfied_by(plan.get(g)));
+            if !carried {
+                push_out(
+                    &mut self.out,
+                    &mut self.overflows,
+                    Outgoing::Command(a.repr),
+                );
+            }
+            a.resend_at = now.saturating_add(self.resend_interval());
+        }
+        self.asked = Some(a);
+    }
+
+    /// When the command asked of this node next needs a look.
+    pub(super) fn command_deadline(&self) -> Option<Instant> {
+        self.asked
+            .filter(|a| a.state == CommandState::Pending)
+            .map(|a| a.resend_at.min(a.deadline))
+    }
+}
