@@ -5,9 +5,10 @@
 //! symmetric and asymmetric partitions per path, node crash and restart. Then every fault
 //! heals and every node is up again.
 //!
-//! Each cluster also has 0..=4 resource groups with random node lists and policies; the
-//! simulator completes every resource request after a random delay (up to 200 µs), and
-//! while faults last a start fails now and then.
+//! Each cluster also has 0..=4 resource groups with random node lists and policies, some
+//! with pre-acquire or pre-release event commands; the simulator completes every resource
+//! request after a random delay (up to 200 µs), and while faults last a start (or a
+//! pre-acquire command) fails now and then.
 //!
 //! Checked:
 //! - safety, after every step: two live nodes whose installed views are quorate and carry
@@ -168,6 +169,8 @@ fn group_for(rng: &mut Rng, g: usize, n: usize) -> GroupSpec {
             },
         },
         resources: u8::try_from(rng.index(4)).unwrap(),
+        pre_acquire: rng.chance(300),
+        pre_release: rng.chance(300),
     }
 }
 

@@ -437,3 +437,74 @@ fn operator_move_offline_online_and_stop_with_takeover() {
         (first_b2 - last_a2) as f64 / 1e6,
     );
 }
+
+#[test]
+fn event_commands_run_pre_and_post_each_step_and_notify_with_hw_variables() {
+    let cfg = LabConfig {
+        two_node: true,
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("te", 2, &cfg);
+    let dir = lab.dir.display().to_string();
+    let log = |what: &str| format!("echo {what} >> {dir}/steps-$HW_NODE");
+    let extra = format!(
+        "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\n\n\
+         [[group.resource]]\nname = \"svc\"\nkind = \"application\"\nstart = \"{}\"\nstop = \"{}\"\n\n\
+         [[group]]\nname = \"picky\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+         [[group.resource]]\nname = \"svc\"\nkind = \"application\"\nstart = \"true\"\nstop = \"true\"\n\n\
+         [[event]]\non = \"acquire\"\npre = \"{}\"\npost = \"{}\"\n\n\
+         [[event]]\non = \"release\"\npre = \"{}\"\npost = \"{}\"\n\n\
+         [[event]]\non = \"acquire\"\ngroup = \"picky\"\npre = \"test $HW_NODE != a\"\ntimeout = \"2s\"\n\n\
+         [[event]]\non = \"node_down\"\nnotify = \"echo $HW_EVENT $HW_PEER $HW_STAGE >> {dir}/notify-$HW_NODE\"\n",
+        log("start-$HW_GROUP"),
+        log("stop-$HW_GROUP"),
+        log("$HW_STAGE-$HW_EVENT-$HW_GROUP"),
+        log("$HW_STAGE-$HW_EVENT-$HW_GROUP"),
+        log("$HW_STAGE-$HW_EVENT-$HW_GROUP"),
+        log("$HW_STAGE-$HW_EVENT-$HW_GROUP"),
+    );
+    let text = std::fs::read_to_string(&lab.config_path).unwrap() + &extra;
+    std::fs::write(&lab.config_path, text).unwrap();
+    lab.start_all();
+    wait_group(&lab, 0, "app", "online", Duration::from_secs(10));
+    // picky's own pre-acquire command fails on a: the group fails there and goes to b.
+    wait_group(&lab, 1, "picky", "online", Duration::from_secs(10));
+    let a = lab.status(0).unwrap();
+    assert!(a.groups[1].failed_here, "picky failed on a");
+    let steps = |n: &str| {
+        std::fs::read_to_string(format!("{dir}/steps-{n}"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    lab.wait_for(Duration::from_secs(5), "a ran app's post-acquire", |_| {
+        steps("a").len() >= 3
+    });
+    assert_eq!(
+        steps("a"),
+        ["pre-acquire-app", "start-app", "post-acquire-app"],
+        "pre, the resources, then post"
+    );
+    let a_log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        a_log.contains("event=resource_failed") && a_log.contains("resource=pre-acquire"),
+        "the failed pre-acquire command is an event"
+    );
+    // b dies: a's notify command gets the event's fields.
+    lab.kill(1);
+    lab.wait_for(Duration::from_secs(5), "a's node_down notify ran", |_| {
+        std::fs::read_to_string(format!("{dir}/notify-a"))
+            .is_ok_and(|t| t.contains("node_down b notify"))
+    });
+    // A release runs its pre and post around the stops.
+    let text = run_ok(&lab.cli(0, &["offline", "app"]), "offline app");
+    assert!(text.contains("done"), "{text}");
+    lab.wait_for(Duration::from_secs(5), "a ran app's post-release", |_| {
+        steps("a").len() >= 6
+    });
+    assert_eq!(
+        steps("a")[3..],
+        ["pre-release-app", "stop-app", "post-release-app"]
+    );
+}

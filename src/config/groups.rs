@@ -182,7 +182,14 @@ impl Validator<'_> {
                 name: g.name.get_ref().clone(),
                 policy,
                 resources: u8::try_from(resources.len())
-                    .map_err(|_| self.err(&g.name, &key("resource"), "more than 255 resources"))?,
+                    .ok()
+                    .filter(|n| *n < crate::core::groups::HOOK)
+                    .ok_or_else(|| {
+                        self.err(&g.name, &key("resource"), "more than 254 resources")
+                    })?,
+                // Set from the [[event]] table (see `events`).
+                pre_acquire: false,
+                pre_release: false,
             });
             configs.push(GroupConfig {
                 name: g.name.get_ref().clone(),
@@ -533,7 +540,7 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     Some((address, prefix))
 }
 
-/// Canonical text of the groups for the config hash (values only, no spans).
+/// Canonical text of the groups and events for the config hash (values only, no spans).
 pub(super) fn canonical(raw: &RawConfig) -> String {
     fn opt<T: core::fmt::Debug>(v: &Option<Spanned<T>>) -> String {
         v.as_ref()
@@ -579,6 +586,17 @@ pub(super) fn canonical(raw: &RawConfig) -> String {
                 opt(&r.restarts)
             );
         }
+    }
+    for e in &raw.events {
+        out += &format!(
+            "event on={:?} group={} pre={} post={} notify={} timeout={}\n",
+            e.on.get_ref(),
+            opt(&e.group),
+            opt(&e.pre),
+            opt(&e.post),
+            opt(&e.notify),
+            opt(&e.timeout)
+        );
     }
     out
 }

@@ -44,6 +44,7 @@
 //! Resource groups: see [`groups`].
 
 mod error;
+mod events;
 mod groups;
 mod raw;
 
@@ -57,6 +58,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 pub use self::error::ConfigError;
+pub use self::events::{EVENT_TIMEOUT_DEFAULT, EventConfig, EventOn};
 pub use self::groups::{AppResource, GroupConfig, IpResource, QuorumLoss, Resource, ResourceKind};
 use self::raw::{RawConfig, RawKind, RawPath};
 use crate::core::spec::{ClusterSpec, NodeId, NodeSpec, PathKind, PathSpec};
@@ -121,6 +123,8 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// Resource groups as this node runs them (same index as `spec.groups`).
     pub groups: Vec<GroupConfig>,
+    /// Commands run on events (`[[event]]`).
+    pub events: Vec<EventConfig>,
     /// What this node does when it loses quorum, besides releasing its groups.
     pub on_quorum_loss: QuorumLoss,
 }
@@ -188,7 +192,8 @@ impl Validator<'_> {
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
         let realtime = self.realtime(&raw)?;
         let on_quorum_loss = self.quorum_loss(&raw)?;
-        let (group_specs, groups) = self.groups(&raw, &nodes, local_idx)?;
+        let (mut group_specs, groups) = self.groups(&raw, &nodes, local_idx)?;
+        let events = self.events(&raw, &mut group_specs)?;
         let config_hash = canonical_hash(&raw, key.is_some());
         let spec = ClusterSpec {
             name: raw.cluster.name.get_ref().clone(),
@@ -215,6 +220,7 @@ impl Validator<'_> {
             realtime,
             control_socket: control_socket.into(),
             groups,
+            events,
             on_quorum_loss,
         })
     }

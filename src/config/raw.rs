@@ -17,6 +17,19 @@ pub(super) struct RawConfig {
     pub(super) paths: Vec<RawPath>,
     #[serde(rename = "group", default)]
     pub(super) groups: Vec<RawGroup>,
+    #[serde(rename = "event", default)]
+    pub(super) events: Vec<RawEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvent {
+    pub(super) on: Spanned<String>,
+    pub(super) group: Option<Spanned<String>>,
+    pub(super) pre: Option<Spanned<String>>,
+    pub(super) post: Option<Spanned<String>>,
+    pub(super) notify: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

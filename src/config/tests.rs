@@ -350,3 +350,125 @@ fn resources_must_follow_the_design_order() {
     assert_eq!(e.key, "group[0].resource[1].kind", "{e}");
     assert!(e.message.contains("cannot come after"), "{e}");
 }
+
+const EVENTS: &str = r#"
+[[event]]
+on = "acquire"
+pre = "pre-all"
+post = "post-all"
+
+[[event]]
+on = "acquire"
+group = "web"
+pre = "pre-web"
+timeout = "5s"
+
+[[event]]
+on = "node_down"
+notify = "page-oncall"
+"#;
+
+fn with_events() -> String {
+    with_groups() + EVENTS
+}
+
+#[test]
+fn events_resolve_and_mark_pre_commands() {
+    let a = load_as(&with_events(), "a").unwrap();
+    assert_eq!(a.events.len(), 3);
+    assert_eq!(a.events[2].on, EventOn::Named("node_down"));
+    assert_eq!(a.events[2].timeout, crate::config::EVENT_TIMEOUT_DEFAULT);
+    assert!(a.spec.groups[0].pre_acquire);
+    assert!(!a.spec.groups[0].pre_release);
+    let pre = EventConfig::find(&a.events, &EventOn::Acquire, 0, true).unwrap();
+    assert_eq!(
+        pre.pre.as_deref(),
+        Some("pre-web"),
+        "the group's own entry wins"
+    );
+    let post = EventConfig::find(&a.events, &EventOn::Acquire, 0, false).unwrap();
+    assert_eq!(post.post.as_deref(), Some("post-all"));
+    assert_ne!(
+        a.spec.config_hash,
+        load_as(&with_groups(), "a").unwrap().spec.config_hash,
+        "events are part of the config hash"
+    );
+}
+
+#[test]
+fn each_event_mistake_names_its_key() {
+    let cases = [
+        (
+            "on = \"node_down\"",
+            "on = \"node_dead\"",
+            "event[2].on",
+            "expected acquire, release",
+        ),
+        (
+            "notify = \"page-oncall\"",
+            "pre = \"x\"",
+            "event[2].pre",
+            "use notify",
+        ),
+        (
+            "pre = \"pre-all\"",
+            "notify = \"x\"",
+            "event[0].notify",
+            "use pre or post",
+        ),
+        (
+            "group = \"web\"",
+            "group = \"db\"",
+            "event[1].group",
+            "not a configured group",
+        ),
+        (
+            "notify = \"page-oncall\"",
+            "notify = \"x\"\ngroup = \"web\"",
+            "event[2].group",
+            "do not concern a group",
+        ),
+        (
+            "timeout = \"5s\"",
+            "timeout = \"2h\"",
+            "event[1].timeout",
+            "1ms..=1h",
+        ),
+        (
+            "notify = \"page-oncall\"",
+            "",
+            "event[2].on",
+            "needs pre, post or notify",
+        ),
+        (
+            "notify = \"page-oncall\"",
+            "notify = \" \"",
+            "event[2].notify",
+            "empty command",
+        ),
+        (
+            "pre = \"pre-web\"",
+            "pre = \"pre-web\"\nbogus = 1",
+            "event[1].bogus",
+            "unknown field",
+        ),
+    ];
+    for (from, to, key, msg) in cases {
+        let full = with_events();
+        assert!(full.contains(from), "fixture lacks {from:?}");
+        let e = load_as(&full.replacen(from, to, 1), "a").expect_err(key);
+        assert!(
+            e.key.starts_with(key) || e.message.contains(key),
+            "{key}: {e}"
+        );
+        assert!(e.message.contains(msg), "{key}: {e}");
+    }
+    let twice = with_events() + "\n[[event]]\non = \"acquire\"\npre = \"again\"\n";
+    let e = load_as(&twice, "a").expect_err("two global pre-acquire commands");
+    assert_eq!(e.key, "event[3].pre", "{e}");
+    assert!(
+        e.message
+            .contains("a second pre command for acquire of every group (event[0] has one)"),
+        "{e}"
+    );
+}

@@ -110,6 +110,67 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Every event name, as logged (`event=<name>`) and as `[[event]] on = "<name>"`.
+    pub const NAMES: [&'static str; 17] = [
+        "path_up",
+        "path_down",
+        "path_one_way",
+        "node_up",
+        "node_down",
+        "node_restart",
+        "local_pause",
+        "view_change",
+        "group_acquiring",
+        "group_online",
+        "group_releasing",
+        "group_offline",
+        "group_error",
+        "resource_failed",
+        "quorum_lost",
+        "command",
+        "config_mismatch",
+    ];
+
+    /// Whether events of this name concern one resource group.
+    pub fn names_group(name: &str) -> bool {
+        name.starts_with("group_") || name == "resource_failed"
+    }
+
+    /// The event's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::PathUp { .. } => "path_up",
+            Event::PathDown { .. } => "path_down",
+            Event::PathOneWay { .. } => "path_one_way",
+            Event::NodeUp { .. } => "node_up",
+            Event::NodeDown { .. } => "node_down",
+            Event::NodeRestart { .. } => "node_restart",
+            Event::LocalPause { .. } => "local_pause",
+            Event::ViewChange { .. } => "view_change",
+            Event::Group { phase, .. } => match phase {
+                Phase::Acquiring => "group_acquiring",
+                Phase::Online => "group_online",
+                Phase::Releasing => "group_releasing",
+                Phase::Offline => "group_offline",
+                Phase::Error => "group_error",
+            },
+            Event::ResourceFailed { .. } => "resource_failed",
+            Event::QuorumLost => "quorum_lost",
+            Event::Command { .. } => "command",
+            Event::ConfigMismatch { .. } => "config_mismatch",
+        }
+    }
+
+    /// The group the event concerns, if one.
+    pub fn group(&self) -> Option<u8> {
+        match *self {
+            Event::Group { group, .. } | Event::ResourceFailed { group, .. } => Some(group),
+            _ => None,
+        }
+    }
+}
+
 /// Why a received frame was dropped. Each has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {

@@ -85,6 +85,10 @@ impl ResourceOp {
     }
 }
 
+/// The resource index of a group's `pre` event command: `Start` runs the pre-acquire
+/// command, `Stop` the pre-release command (see [`GroupSpec`]).
+pub const HOOK: u8 = u8::MAX;
+
 /// A resource operation for the daemon to carry out and report back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceRequest {
@@ -110,6 +114,8 @@ pub struct LocalGroup {
     /// Resources started and not yet stopped (a prefix of the list).
     started: u8,
     in_flight: Option<(u8, ResourceOp)>,
+    /// The pre command of the current acquisition or release has run.
+    hooked: bool,
     /// It failed here and must run elsewhere.
     pub failed: bool,
 }
@@ -160,6 +166,7 @@ impl Groups {
                 since: now,
                 started: 0,
                 in_flight: None,
+                hooked: false,
                 failed: false,
             };
             specs.len()
@@ -289,12 +296,17 @@ impl Groups {
             return Err(UnexpectedCompletion);
         }
         lg.in_flight = None;
+        let hook = req.resource == HOOK;
+        lg.hooked |= hook;
         match (req.op, ok) {
+            // A pre-release command that failed is logged by the daemon; the release goes on.
+            (_, true) | (ResourceOp::Stop, false) if hook => {}
             (ResourceOp::Start, true) => lg.started += 1,
             (ResourceOp::Stop, true) => lg.started -= 1,
             (ResourceOp::Start, false) => {
-                // Clean up a failed start with a stop, like every resource agent expects.
-                lg.started += 1;
+                // Clean up a failed start with a stop, like every resource agent expects
+                // (a failed pre-acquire command started nothing).
+                lg.started += u8::from(!hook);
                 lg.failed = true;
                 push(Event::ResourceFailed {
                     group: req.group,
@@ -361,12 +373,19 @@ impl Groups {
     /// Issues the next request of an acquiring or releasing group, or finishes it.
     fn advance(&mut self, now: Instant, g: usize, push: &mut impl FnMut(Event)) {
         let lg = self.local[g];
-        let count = self.specs[g].resources;
+        let spec = &self.specs[g];
+        let count = spec.resources;
         let next = match lg.phase {
+            Phase::Acquiring if lg.started == 0 && spec.pre_acquire && !lg.hooked => {
+                Some((HOOK, ResourceOp::Start))
+            }
             Phase::Acquiring if lg.started < count => Some((lg.started, ResourceOp::Start)),
             Phase::Acquiring => {
                 self.set_phase(now, g, Phase::Online, push);
                 None
+            }
+            Phase::Releasing if lg.started > 0 && spec.pre_release && !lg.hooked => {
+                Some((HOOK, ResourceOp::Stop))
             }
             Phase::Releasing if lg.started > 0 => Some((lg.started - 1, ResourceOp::Stop)),
             Phase::Releasing => {
@@ -392,6 +411,7 @@ impl Groups {
         }
         lg.phase = phase;
         lg.since = now;
+        lg.hooked = false;
         self.changed = true;
         push(Event::Group {
             group: u8::try_from(g).expect("invariant: <= 64 groups"),

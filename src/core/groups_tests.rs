@@ -29,6 +29,8 @@ fn spec(nodes: &[u8], startup: Startup, resources: u8) -> GroupSpec {
             fallback: Fallback::Home,
         },
         resources,
+        pre_acquire: false,
+        pre_release: false,
     }
 }
 
@@ -311,4 +313,61 @@ fn a_coordinator_rejoining_from_a_view_without_quorum_counts_as_joined() {
     let majority = |m: NodeSet| m.len() >= 2;
     let p = plan(&[hot], &prev, id(1), set(&[1, 2]), majority, standing);
     assert_eq!(p.get(0), Placement::Online(id(1)));
+}
+
+#[test]
+fn pre_commands_run_before_the_first_resource_of_each_acquisition_and_release() {
+    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    w.report(3, 5, 0, 0);
+    let mut s = spec(&[1, 2], Startup::Home, 2);
+    s.pre_acquire = true;
+    s.pre_release = true;
+    let mut g = Groups::new(vec![s], t(0));
+    let seen = run(&mut g, &w, t(20), true);
+    assert_eq!(
+        seen,
+        [
+            req(HOOK, ResourceOp::Start),
+            req(0, ResourceOp::Start),
+            req(1, ResourceOp::Start)
+        ]
+    );
+    w.view.plan.set(0, Placement::Online(id(2)));
+    // A failed pre-release command is logged by the daemon; the release goes on.
+    let seen = run(&mut g, &w, t(21), false);
+    assert_eq!(
+        seen,
+        [req(HOOK, ResourceOp::Stop), req(1, ResourceOp::Stop),],
+        "the stop of resource 1 failed: the group is in error"
+    );
+    assert_eq!(g.local()[0].phase, Phase::Error);
+}
+
+#[test]
+fn a_failed_pre_acquire_command_fails_the_group_here() {
+    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    w.report(3, 5, 0, 0);
+    let mut s = spec(&[1, 2], Startup::Home, 2);
+    s.pre_acquire = true;
+    s.pre_release = true;
+    let mut g = Groups::new(vec![s], t(0));
+    drive(&mut g, &w, t(20));
+    let hook = g.pop_request().unwrap();
+    assert_eq!(hook, req(HOOK, ResourceOp::Start));
+    let ev = done(&mut g, t(20), hook, false);
+    assert!(ev.contains(&Event::ResourceFailed {
+        group: 0,
+        resource: HOOK,
+        op: ResourceOp::Start
+    }));
+    assert!(
+        run(&mut g, &w, t(20), true).is_empty(),
+        "nothing was started, so nothing (not even pre-release) runs"
+    );
+    assert_eq!(
+        (g.local()[0].phase, g.failed(), g.holds()),
+        (Phase::Offline, 1, 0)
+    );
 }

@@ -4,38 +4,12 @@
 use core::time::Duration;
 
 use super::*;
-use crate::core::spec::{NodeSpec, PathSpec};
 use crate::wire::frame::FRAME_MAX;
 
 const MS: u64 = 1_000_000;
 
 fn spec(paths: usize) -> ClusterSpec {
-    ClusterSpec {
-        name: "t".into(),
-        cluster_id: 7,
-        nodes: (1..=2)
-            .map(|i| NodeSpec {
-                id: NodeId::new(i).unwrap(),
-                name: format!("n{i}"),
-            })
-            .collect(),
-        paths: (0..paths)
-            .map(|i| PathSpec {
-                name: format!("p{i}"),
-                kind: if i == 0 {
-                    PathKind::Ether
-                } else {
-                    PathKind::Udp
-                },
-                interval: Duration::from_millis(1),
-                timeout: Duration::from_millis(5),
-            })
-            .collect(),
-        config_hash: 0xabc,
-        pause_threshold: Duration::from_millis(2),
-        two_node: false,
-        groups: vec![],
-    }
+    ClusterSpec::sample(paths)
 }
 
 fn key() -> AuthKey {

@@ -22,6 +22,8 @@ fn group(nodes: &[u8], startup: Startup) -> GroupSpec {
             fallback: Fallback::Home,
         },
         resources: 1,
+        pre_acquire: false,
+        pre_release: false,
     }
 }
 

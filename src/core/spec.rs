@@ -81,6 +81,12 @@ pub struct GroupSpec {
     pub policy: GroupPolicy,
     /// Number of resources.
     pub resources: u8,
+    /// A `pre` event command runs before the first resource is acquired (its failure
+    /// fails the acquisition), as request [`HOOK`](super::groups::HOOK) `Start`.
+    pub pre_acquire: bool,
+    /// A `pre` event command runs before the first resource is released (its failure is
+    /// logged; the release goes on), as request [`HOOK`](super::groups::HOOK) `Stop`.
+    pub pre_release: bool,
 }
 
 /// The validated cluster description the core runs on.
@@ -106,6 +112,38 @@ pub struct ClusterSpec {
 }
 
 impl ClusterSpec {
+    /// A two-node cluster (`n1`, `n2`, cluster id 7) with `paths` paths (the first raw
+    /// Ethernet, the others UDP; 1 ms interval, 5 ms timeout) and no groups, for tests.
+    #[cfg(test)]
+    pub(crate) fn sample(paths: usize) -> ClusterSpec {
+        ClusterSpec {
+            name: "t".into(),
+            cluster_id: 7,
+            nodes: (1..=2)
+                .map(|i| NodeSpec {
+                    id: NodeId::new(i).unwrap(),
+                    name: format!("n{i}"),
+                })
+                .collect(),
+            paths: (0..paths)
+                .map(|i| PathSpec {
+                    name: format!("p{i}"),
+                    kind: if i == 0 {
+                        PathKind::Ether
+                    } else {
+                        PathKind::Udp
+                    },
+                    interval: Duration::from_millis(1),
+                    timeout: Duration::from_millis(5),
+                })
+                .collect(),
+            config_hash: 0xabc,
+            pause_threshold: Duration::from_millis(2),
+            two_node: false,
+            groups: vec![],
+        }
+    }
+
     /// Asserts the invariants the core relies on (config validates them with good messages
     /// first; reaching a failed assert here is a programmer error).
     ///

@@ -129,7 +129,7 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
     let local_name = cfg.spec.nodes[cfg.spec.node_index(cfg.local).expect("invariant: local")]
         .name
         .clone();
-    let mut resources = Resources::open(&cfg.groups, &cfg.spec.name, &local_name)?;
+    let mut resources = Resources::open(&cfg.groups, &cfg.events, &cfg.spec.name, &local_name)?;
     // Before joining: a previous run killed with kill -9 may have left service addresses.
     for stale in resources.remove_stale() {
         ::log::warn!("removed stale service address {stale}: left by a previous run");
@@ -418,6 +418,19 @@ impl Daemon {
                     }
                     let line = report::event_line(&self.node, &self.groups, at, &event);
                     ::log::info!("{line}");
+                    if let crate::core::Event::Group { group, phase } = event {
+                        let step = match phase {
+                            crate::core::Phase::Online => Some(crate::core::ResourceOp::Start),
+                            crate::core::Phase::Offline => Some(crate::core::ResourceOp::Stop),
+                            _ => None,
+                        };
+                        if let Some(op) = step {
+                            self.resources
+                                .post_command(registry, now, usize::from(group), op);
+                        }
+                    }
+                    self.resources
+                        .notify(registry, now, event.name(), event.group(), &line);
                     if self.recent.len() == RECENT_EVENTS {
                         self.recent.pop_front();
                     }

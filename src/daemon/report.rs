@@ -110,10 +110,14 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
         } => format!(
             "event=resource_failed at={at} group={} resource={} op={}",
             group_name(group),
-            groups
-                .get(usize::from(group))
-                .and_then(|g| g.resources.get(usize::from(resource)))
-                .map_or("?", |r| r.name.as_str()),
+            match (resource, op) {
+                (crate::core::groups::HOOK, crate::core::ResourceOp::Start) => "pre-acquire",
+                (crate::core::groups::HOOK, crate::core::ResourceOp::Stop) => "pre-release",
+                _ => groups
+                    .get(usize::from(group))
+                    .and_then(|g| g.resources.get(usize::from(resource)))
+                    .map_or("?", |r| r.name.as_str()),
+            },
             op.name()
         ),
         Event::QuorumLost => {
@@ -307,5 +311,105 @@ pub(crate) fn status(
         paths,
         peers,
         recent_events: recent.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use super::*;
+    use crate::core::groups::HOOK;
+    use crate::core::{ClusterSpec, Phase, ResourceOp};
+
+    #[test]
+    fn every_event_line_starts_with_its_name() {
+        let spec = ClusterSpec::sample(1);
+        let n2 = NodeId::new(2).unwrap();
+        let node = Node::new(
+            spec,
+            NodeId::new(1).unwrap(),
+            1,
+            None,
+            Instant::from_nanos(0),
+        );
+        let at = Instant::from_nanos(5);
+        let events = [
+            Event::PathUp { peer: n2, path: 0 },
+            Event::PathDown {
+                peer: n2,
+                path: 0,
+                last_heard: None,
+            },
+            Event::PathOneWay { peer: n2, path: 0 },
+            Event::NodeUp {
+                peer: n2,
+                incarnation: 3,
+            },
+            Event::NodeDown {
+                peer: n2,
+                last_heard: Some(at),
+            },
+            Event::NodeRestart {
+                peer: n2,
+                old: 1,
+                new: 2,
+            },
+            Event::LocalPause {
+                late: Duration::from_millis(3),
+            },
+            Event::ViewChange {
+                number: 4,
+                members: 3,
+                quorate: true,
+            },
+            Event::Group {
+                group: 0,
+                phase: Phase::Acquiring,
+            },
+            Event::Group {
+                group: 0,
+                phase: Phase::Online,
+            },
+            Event::Group {
+                group: 0,
+                phase: Phase::Releasing,
+            },
+            Event::Group {
+                group: 0,
+                phase: Phase::Offline,
+            },
+            Event::Group {
+                group: 0,
+                phase: Phase::Error,
+            },
+            Event::ResourceFailed {
+                group: 0,
+                resource: HOOK,
+                op: ResourceOp::Start,
+            },
+            Event::QuorumLost,
+            Event::Command {
+                from: n2,
+                op: Op::Offline,
+                groups: 1,
+            },
+            Event::ConfigMismatch {
+                peer: n2,
+                theirs: 9,
+            },
+        ];
+        for e in &events {
+            let line = event_line(&node, &[], at, e);
+            assert!(line.starts_with(&format!("event={} ", e.name())), "{line}");
+        }
+        let names: Vec<&str> = events.iter().map(Event::name).collect();
+        assert_eq!(
+            names,
+            Event::NAMES,
+            "NAMES lists every event, in this order"
+        );
+        let hook = event_line(&node, &[], at, &events[13]);
+        assert!(hook.contains("resource=pre-acquire"), "{hook}");
     }
 }

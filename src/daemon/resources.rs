@@ -17,6 +17,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use mio::{Registry, Token};
 
@@ -25,12 +26,28 @@ use heartwire_hal::netlink::Rtnl;
 use heartwire_hal::packet::{PacketSocket, if_index};
 
 use super::children::{Children, Exit, Job};
-use crate::config::{AppResource, GroupConfig, IpResource, ResourceKind};
+use crate::config::{AppResource, EventConfig, EventOn, GroupConfig, IpResource, ResourceKind};
+use crate::core::groups::HOOK;
 use crate::core::{Instant, ResourceOp, ResourceRequest};
 use crate::wire::announce::{
     ALL_NODES_MAC, ARP_LEN, ArpOp, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV6, NA_LEN,
     gratuitous_arp, unsolicited_na,
 };
+
+/// The `[[event]] on` of an acquisition (`Start`) or a release (`Stop`).
+fn step_on(op: ResourceOp) -> EventOn {
+    match op {
+        ResourceOp::Start => EventOn::Acquire,
+        ResourceOp::Stop => EventOn::Release,
+    }
+}
+
+fn step_name(op: ResourceOp) -> &'static str {
+    match op {
+        ResourceOp::Start => "acquire",
+        ResourceOp::Stop => "release",
+    }
+}
 
 /// Announcement senders for one interface.
 #[derive(Debug)]
@@ -60,6 +77,8 @@ pub(crate) enum Purpose {
     Monitor(u8, u8),
     /// One step of a local restart after a failed monitor.
     Restart(u8, u8, ResourceOp),
+    /// An event command nobody waits for (`post`, `notify`).
+    Event,
 }
 
 /// What the loop must tell the core after a child exited.
@@ -102,6 +121,10 @@ pub(crate) struct Resources {
     pub(crate) announcements: u64,
     children: Children<Purpose>,
     apps: Vec<Vec<AppState>>,
+    events: Rc<[EventConfig]>,
+    /// Per group: a resource was started since it was last offline (a release that ends
+    /// an acquisition which failed before any start runs no `post` command).
+    touched: Vec<bool>,
     env: [(&'static str, String); 2],
 }
 
@@ -110,6 +133,7 @@ impl Resources {
     /// names.
     pub(crate) fn open(
         groups: &[GroupConfig],
+        events: &[EventConfig],
         cluster: &str,
         node: &str,
     ) -> Result<Resources, HalError> {
@@ -146,6 +170,8 @@ impl Resources {
                 .iter()
                 .map(|g| vec![AppState::default(); g.resources.len()])
                 .collect(),
+            events: events.into(),
+            touched: vec![false; groups.len()],
             env: [
                 ("HW_CLUSTER", cluster.to_owned()),
                 ("HW_NODE", node.to_owned()),
@@ -193,6 +219,12 @@ impl Resources {
         now: Instant,
         req: ResourceRequest,
     ) -> Outcome {
+        if req.resource == HOOK {
+            return self.pre_command(registry, now, req);
+        }
+        if let Some(t) = self.touched.get_mut(usize::from(req.group)) {
+            *t |= req.op == ResourceOp::Start;
+        }
         // A shared handle (no copy of the config) so `self` can be borrowed mutably below:
         // the takeover path allocates nothing.
         let groups = Rc::clone(&self.groups);
@@ -240,26 +272,159 @@ impl Resources {
         let (g, r) = match purpose {
             Purpose::Op(req) => (req.group, req.resource),
             Purpose::Monitor(g, r) | Purpose::Restart(g, r, _) => (g, r),
+            Purpose::Event => unreachable!("event commands are spawned by run_event"),
         };
         let group = &self.groups[usize::from(g)];
         let resource = &group.resources[usize::from(r)].name;
         let label = format!("{}/{resource} {action}", group.name);
         let env = [
-            self.env[0].clone(),
-            self.env[1].clone(),
             ("HW_GROUP", group.name.clone()),
             ("HW_RESOURCE", resource.clone()),
             ("HW_ACTION", action.to_owned()),
         ];
+        self.run(registry, now, command, app.timeout, purpose, label, &env)
+    }
+
+    /// Starts `command` as a child with the node's `HW_*` variables and `env`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        command: &str,
+        timeout: Duration,
+        purpose: Purpose,
+        label: String,
+        env: &[(&str, String)],
+    ) -> Result<(), ()> {
+        let mut all: Vec<(&str, String)> = self.env.to_vec();
+        all.extend(env.iter().cloned());
         let job = Job {
             command,
-            env: &env,
-            timeout: app.timeout,
+            env: &all,
+            timeout,
             label: label.clone(),
         };
         self.children
             .spawn(registry, now, job, purpose)
             .map_err(|e| ::log::error!("{label}: could not start `{command}`: {e}"))
+    }
+
+    /// The `pre` command of an acquisition (`Start`) or release (`Stop`) of a group: its
+    /// exit is the request's outcome.
+    fn pre_command(&mut self, registry: &Registry, now: Instant, req: ResourceRequest) -> Outcome {
+        let events = Rc::clone(&self.events);
+        let g = usize::from(req.group);
+        let on = step_on(req.op);
+        let Some(e) = EventConfig::find(&events, &on, g, true) else {
+            ::log::error!("no pre command for {req:?}");
+            return Outcome::Done(false);
+        };
+        let cmd = e
+            .pre
+            .as_deref()
+            .expect("invariant: find returned an entry with pre");
+        match self.run_event(
+            registry,
+            now,
+            cmd,
+            e.timeout,
+            Purpose::Op(req),
+            step_name(req.op),
+            "pre",
+            g,
+        ) {
+            Ok(()) => Outcome::Started,
+            Err(()) => Outcome::Done(false),
+        }
+    }
+
+    /// A group reached `online` (the end of an acquisition) or `offline` (the end of a
+    /// release) here: runs the step's `post` command, if any. Nobody waits for it.
+    pub(crate) fn post_command(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        g: usize,
+        op: ResourceOp,
+    ) {
+        if op == ResourceOp::Stop && !core::mem::take(&mut self.touched[g]) {
+            return;
+        }
+        let events = Rc::clone(&self.events);
+        if let Some(e) = EventConfig::find(&events, &step_on(op), g, false) {
+            let cmd = e
+                .post
+                .as_deref()
+                .expect("invariant: find returned an entry with post");
+            let _ = self.run_event(
+                registry,
+                now,
+                cmd,
+                e.timeout,
+                Purpose::Event,
+                step_name(op),
+                "post",
+                g,
+            );
+        }
+    }
+
+    /// Runs every `notify` command for a logged event: its name, its group (if it
+    /// concerns one) and its log line, whose `key=value` fields become `HW_<KEY>`.
+    pub(crate) fn notify(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        name: &str,
+        group: Option<u8>,
+        line: &str,
+    ) {
+        let events = Rc::clone(&self.events);
+        for e in events.iter() {
+            let Some(cmd) = &e.notify else { continue };
+            let matches = match e.on {
+                EventOn::Any => true,
+                EventOn::Named(n) => n == name,
+                EventOn::Acquire | EventOn::Release => false,
+            };
+            if !matches || e.group.is_some_and(|g| Some(g) != group.map(usize::from)) {
+                continue;
+            }
+            let mut env: Vec<(String, String)> = line
+                .split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (format!("HW_{}", k.to_ascii_uppercase()), v.to_owned()))
+                .collect();
+            env.push(("HW_STAGE".into(), "notify".into()));
+            env.push(("HW_LINE".into(), line.to_owned()));
+            let env: Vec<(&str, String)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let label = format!("event {name} notify");
+            let _ = self.run(registry, now, cmd, e.timeout, Purpose::Event, label, &env);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_event(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        cmd: &str,
+        timeout: Duration,
+        purpose: Purpose,
+        event: &str,
+        stage: &str,
+        g: usize,
+    ) -> Result<(), ()> {
+        let group = self.groups[g].name.clone();
+        let label = format!("{group} {event} {stage}");
+        let env = [
+            ("HW_EVENT", event.to_owned()),
+            ("HW_STAGE", stage.to_owned()),
+            ("HW_GROUP", group),
+        ];
+        self.run(registry, now, cmd, timeout, purpose, label, &env)
     }
 
     fn app(&self, g: u8, r: u8) -> AppResource {
@@ -281,6 +446,8 @@ impl Resources {
             ::log::warn!("{label}: {exit}");
         }
         match purpose {
+            Purpose::Event => None,
+            Purpose::Op(req) if req.resource == HOOK => Some(Report::Done(req, exit.success())),
             Purpose::Op(req) => {
                 let ok = exit.success();
                 if req.op == ResourceOp::Start && ok {
