@@ -508,3 +508,60 @@ fn event_commands_run_pre_and_post_each_step_and_notify_with_hw_variables() {
         ["pre-release-app", "stop-app", "post-release-app"]
     );
 }
+
+#[test]
+fn ipv6_service_address_moves_with_an_unsolicited_neighbor_advertisement() {
+    const SERVICE_IP6: &str = "fd00:200:1::50";
+    let cfg = LabConfig {
+        two_node: true,
+        extra: format!(
+            "[[group]]\nname = \"svc6\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+             [[group.resource]]\nname = \"vip6\"\nkind = \"ip\"\naddress = \"{SERVICE_IP6}/64\"\ninterface = \"eth1\"\n\
+             announce_count = 3\nannounce_interval = \"20ms\"\n"
+        ),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("t6", 2, &cfg);
+    let client = lab.add_client();
+    let status = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &client,
+            "addr",
+            "add",
+            "fd00:200:1::100/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "client IPv6 address");
+    lab.start_all();
+    wait_group(&lab, 0, "svc6", "online", Duration::from_secs(10));
+    assert!(lab.addresses(0, "eth1").contains(SERVICE_IP6));
+    lab.start_responders(PORT);
+    let out = lab.dir.join("probe6.txt");
+    let probe = lab.start_probe(&client, &format!("[{SERVICE_IP6}]:{PORT}"), 500, 4000, &out);
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = mono_ns();
+    lab.kill(0);
+    wait_group(&lab, 1, "svc6", "online", Duration::from_secs(5));
+    let b = lab.status(1).unwrap();
+    assert!(
+        b.announcements >= 1 && b.announce_errors == 0,
+        "b sent unsolicited NAs: {} sent, {} failed",
+        b.announcements,
+        b.announce_errors
+    );
+    lab.finish_helper(probe, Duration::from_secs(10));
+    // The dead daemon's address stays on a and a's service keeps answering there: only the
+    // NA (override flag) moves the client's neighbor entry to b within the probe window,
+    // long before neighbor unreachability detection would (seconds).
+    let rs = replies(&out);
+    let (_, first_b) = switch(&rs, "a", "b", fault, u64::MAX);
+    eprintln!(
+        "IPv6: first reply from b {:.1} ms after the kill (timeout 200 ms)",
+        (first_b - fault) as f64 / 1e6
+    );
+}

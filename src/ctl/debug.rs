@@ -109,10 +109,12 @@ pub fn link_set(interfaces: &[String], up: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// A tiny UDP service for the lab: answers every datagram on `port` with `name`, a space
-/// and the datagram. Runs until killed.
+/// A tiny UDP service for the lab: answers every datagram on `port` (IPv6 and IPv4; IPv4
+/// only where IPv6 is off) with `name`, a space and the datagram. Runs until killed.
 pub fn responder(port: u16, name: &str) -> Result<(), String> {
-    let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).map_err(|e| format!("bind: {e}"))?;
+    let sock = std::net::UdpSocket::bind(("::", port))
+        .or_else(|_| std::net::UdpSocket::bind(("0.0.0.0", port)))
+        .map_err(|e| format!("bind: {e}"))?;
     let mut buf = [0u8; 512];
     loop {
         let (n, from) = sock.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
@@ -134,7 +136,8 @@ pub fn probe(
     duration: Duration,
 ) -> Result<(), String> {
     use std::io::Write;
-    let sock = std::net::UdpSocket::bind(("0.0.0.0", 0)).map_err(|e| format!("bind: {e}"))?;
+    let any = if target.is_ipv6() { "::" } else { "0.0.0.0" };
+    let sock = std::net::UdpSocket::bind((any, 0)).map_err(|e| format!("bind: {e}"))?;
     sock.set_nonblocking(true)
         .map_err(|e| format!("nonblocking: {e}"))?;
     let now = heartwire_hal::clock::monotonic_ns;

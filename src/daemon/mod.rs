@@ -204,6 +204,13 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
             "OFF (frames are not authenticated)"
         }
     );
+    if d.node.spec().two_node {
+        ::log::warn!(
+            "two_node = true: a lone survivor of the two nodes keeps quorum; with only IP paths \
+             and no tie-breaker disk, a network partition gives both nodes the groups \
+             (configure a non-IP path or a tie-breaker when they are available)"
+        );
+    }
     let result = d.run_loop();
     drop(_cpu_latency);
     result
