@@ -86,12 +86,17 @@ pub struct Membership {
     suspects_until: Instant,
     configured: u32,
     two_node: bool,
+    /// This node holds the tie-breaker (see [`quorum`]).
+    tie_breaker: bool,
 }
 
-/// Whether `members` hold quorum among `configured` nodes; `alone_ok`: a lone node does
-/// (`two_node` in a two-node cluster).
-pub fn quorum(configured: u32, alone_ok: bool, members: NodeSet) -> bool {
-    2 * members.len() > configured || (alone_ok && !members.is_empty())
+/// Whether `members` hold quorum among `configured` nodes: a strict majority; or exactly
+/// half when this side holds the tie-breaker (`tie_breaker`: a SCSI-3 reservation on a
+/// tie-breaker disk, won by a PREEMPT race, DESIGN §5); or, with `alone_ok` (`two_node`
+/// in a two-node cluster), a lone node.
+pub fn quorum(configured: u32, alone_ok: bool, tie_breaker: bool, members: NodeSet) -> bool {
+    let n = members.len();
+    2 * n > configured || (tie_breaker && 2 * n == configured) || (alone_ok && n > 0)
 }
 
 impl Membership {
@@ -122,6 +127,7 @@ impl Membership {
             suspects_until: now,
             configured,
             two_node,
+            tie_breaker: false,
         }
     }
 
@@ -153,10 +159,31 @@ impl Membership {
         self.configured
     }
 
-    /// Whether `members` hold quorum: a strict majority of the configured nodes, or, in
-    /// `two_node` mode, any member of a two-node cluster.
+    /// Whether `members` hold quorum (see [`quorum`]).
     pub fn is_quorate(&self, members: NodeSet) -> bool {
-        quorum(self.configured, self.alone_is_quorate(), members)
+        quorum(
+            self.configured,
+            self.alone_is_quorate(),
+            self.tie_breaker,
+            members,
+        )
+    }
+
+    /// Whether this node holds the tie-breaker.
+    pub fn tie_breaker(&self) -> bool {
+        self.tie_breaker
+    }
+
+    /// Whether quorum of `members` rests on the tie-breaker alone (exactly half the votes):
+    /// the reservation, not a majority's word, then keeps the other half from acting.
+    pub fn tie_breaker_decides(&self, members: NodeSet) -> bool {
+        self.tie_breaker && 2 * members.len() == self.configured
+    }
+
+    /// The tie-breaker was won (`true`) or lost. The disk-reservation layer calls this;
+    /// until it exists nothing holds the tie-breaker.
+    pub fn set_tie_breaker(&mut self, held: bool) {
+        self.tie_breaker = held;
     }
 
     /// Whether the committed view holds quorum.

@@ -164,6 +164,27 @@ fn a_member_that_never_acks_is_dropped_at_the_deadline() {
 }
 
 #[test]
+fn quorum_is_a_majority_or_half_with_the_tie_breaker() {
+    for (configured, alone_ok, tie, members, want) in [
+        (3, false, false, &[1, 2][..], true),
+        (3, false, false, &[1][..], false),
+        (4, false, false, &[1, 2][..], false),
+        (4, false, true, &[1, 2][..], true),
+        (4, false, true, &[1][..], false),
+        (2, false, true, &[2][..], true),
+        (2, true, false, &[2][..], true),
+        (2, false, false, &[2][..], false),
+        (5, false, true, &[1, 2][..], false),
+    ] {
+        assert_eq!(
+            quorum(configured, alone_ok, tie, set(members)),
+            want,
+            "{members:?} of {configured}, alone_ok {alone_ok}, tie-breaker {tie}"
+        );
+    }
+}
+
+#[test]
 fn two_node_mode_lets_a_lone_survivor_keep_quorum() {
     for (two_node, want) in [(false, false), (true, true)] {
         let mut net = Net::new(2, two_node);

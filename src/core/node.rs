@@ -655,6 +655,17 @@ impl Node {
         Ok(())
     }
 
+    /// This node won (`true`) or lost the tie-breaker: a view of exactly half the
+    /// configured nodes is quorate only while it is held, and its authority rests on the
+    /// reservation rather than on a majority's lease (the caller must report a lost
+    /// reservation at once).
+    pub fn set_tie_breaker(&mut self, now: Instant, held: bool) {
+        self.membership.set_tie_breaker(held);
+        self.membership_dirty = true;
+        self.groups_dirty = true;
+        self.settle(now);
+    }
+
     /// Group `group` failed here (its monitor gave up): release it so it runs elsewhere.
     ///
     /// # Panics
@@ -667,7 +678,7 @@ impl Node {
     }
 
     /// When this node's lease ends: it needs a quorate view and, unless a lone
-    /// node keeps quorum, the word of enough members of that view (a majority of the
+    /// node keeps quorum or the tie-breaker decides it, the word of enough members of that view (a majority of the
     /// configured nodes with itself) that the newest view they agreed to *is* this node's
     /// installed view, each word valid for one lease from its arrival. A peer that agreed
     /// to any other view — one without this node, or a newer one this node has not
@@ -680,7 +691,10 @@ impl Node {
             return None;
         }
         let need = usize::try_from(self.membership.configured() / 2).expect("invariant: small");
-        if self.membership.alone_is_quorate() || need == 0 {
+        if self.membership.alone_is_quorate()
+            || need == 0
+            || self.membership.tie_breaker_decides(view.members)
+        {
             return Some(Instant::MAX);
         }
         let lease = self.spec.lease();
@@ -832,8 +846,12 @@ impl Node {
             failed: groups.failed(),
             fresh: prev.number == 0,
         };
-        let (configured, alone_ok) = (membership.configured(), membership.alone_is_quorate());
-        let quorate = |m: NodeSet| super::membership::quorum(configured, alone_ok, m);
+        let (configured, alone_ok, tie) = (
+            membership.configured(),
+            membership.alone_is_quorate(),
+            membership.tie_breaker(),
+        );
+        let quorate = |m: NodeSet| super::membership::quorum(configured, alone_ok, tie, m);
         let standing = |id: NodeId| {
             if id == local {
                 return own;

@@ -478,6 +478,13 @@ fn two_nodes_form_a_view_and_a_survivor_without_two_node_mode_loses_quorum() {
         "b alone: 1 of 2 votes is no majority"
     );
     assert!(!b.quorate());
+    // The tie-breaker hook: the survivor that wins it is quorate with half the votes,
+    // and its authority rests on the reservation, not on a lease.
+    let now = Instant::from_nanos(21 * MS);
+    b.set_tie_breaker(now, true);
+    assert!(b.quorate() && b.authority());
+    b.set_tie_breaker(now, false);
+    assert!(!b.quorate() && !b.authority());
 }
 
 #[test]
