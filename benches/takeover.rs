@@ -14,6 +14,11 @@
 //! keepalived: VRRPv3, `advert_int 0.01` (the fastest it accepts), priorities 150/100,
 //! `vrrp_garp_master_delay 0`; stopped with SIGTERM so it stops its own children.
 //!
+//! Then the planned switch: in one heartwire lab, `HW_BENCH_TRIALS` operator moves of the
+//! group back and forth (`heartwire move`), each measured as the client-visible gap (last
+//! reply from the old owner → first from the new) and as the command's own time (request
+//! → done, as the daemon reports it).
+//!
 //! Trials per system: `HW_BENCH_TRIALS` (default 30). Needs root and keepalived
 //! (`make bench` installs it).
 
@@ -149,6 +154,65 @@ fn trial(system: System, n: usize) -> Option<Sample> {
     })
 }
 
+/// Operator moves back and forth under a running probe; (client gaps, command times), ns.
+fn moves(trials: usize) -> (Vec<u64>, Vec<u64>) {
+    let mut lab = Lab::new("bm", 2, &heartwire_cfg());
+    let client = lab.add_client();
+    lab.start_all();
+    lab.wait_for(Duration::from_secs(10), "a owns the group", |lab| {
+        lab.group_state(0, "svc").as_deref() == Some("online")
+    });
+    lab.wait_for(Duration::from_secs(5), "b has authority", |lab| {
+        lab.status(1).is_some_and(|s| s.authority)
+    });
+    lab.start_responders(PORT);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab.dir.join("probe.txt");
+    let spacing = Duration::from_millis(150);
+    let total = u32::try_from((spacing * u32::try_from(trials + 2).unwrap()).as_millis()).unwrap();
+    let probe = lab.start_probe(&client, &format!("{SERVICE_IP}:{PORT}"), 200, total, &out);
+    std::thread::sleep(spacing);
+    let mut stamps = vec![];
+    let mut command = vec![];
+    for n in 0..trials {
+        let (from, to) = if n % 2 == 0 { (0, 1) } else { (1, 0) };
+        let t = mono_ns();
+        let r = lab.cli(from, &["move", "svc", &lab.names[to].clone(), "--json"]);
+        match serde_json::from_slice::<heartwire::ctl::request::CommandReport>(&r.stdout) {
+            Ok(rep) if rep.result == "done" => command.push(rep.elapsed_us * 1000),
+            _ => eprintln!(
+                "move {n} not done: {}{}",
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            ),
+        }
+        stamps.push((t, lab.names[from].clone(), lab.names[to].clone()));
+        std::thread::sleep(spacing);
+    }
+    lab.finish_helper(probe, Duration::from_secs(10));
+    let rs = lab::replies(&out);
+    let mut gaps = vec![];
+    for (k, (t, old, new)) in stamps.iter().enumerate() {
+        let end = stamps.get(k + 1).map_or(u64::MAX, |s| s.0);
+        let window: Vec<_> = rs
+            .iter()
+            .filter(|r| r.recv_ns >= *t && r.recv_ns < end)
+            .collect();
+        let Some(first_new) = window.iter().find(|r| &r.from == new).map(|r| r.recv_ns) else {
+            continue;
+        };
+        let last_old = rs
+            .iter()
+            .filter(|r| r.recv_ns < first_new && &r.from == old)
+            .map(|r| r.recv_ns)
+            .next_back();
+        if let Some(last_old) = last_old {
+            gaps.push(first_new - last_old);
+        }
+    }
+    (gaps, command)
+}
+
 fn summary(label: &str, xs: &mut [u64]) -> u64 {
     xs.sort_unstable();
     let us = |v: u64| v as f64 / 1e3;
@@ -204,5 +268,15 @@ fn main() {
             ka as f64 / 1e6,
             ka as f64 / hw.max(1) as f64
         );
+    }
+    let (mut gaps, mut command) = moves(trials);
+    println!(
+        "heartwire move (planned switch; {} of {trials} moves done, {} switches seen by the client)",
+        command.len(),
+        gaps.len()
+    );
+    if !gaps.is_empty() && !command.is_empty() {
+        summary("client gap (last→first)", &mut gaps);
+        summary("command → done", &mut command);
     }
 }

@@ -172,7 +172,8 @@ impl CtlServer {
         let Some(conn) = self.conns[slot].as_mut() else {
             return;
         };
-        if !conn.answered {
+        // Not answered yet (an operator command still running): keep the connection.
+        if !conn.answered || conn.output.is_empty() {
             return;
         }
         while conn.written < conn.output.len() {
@@ -211,5 +212,49 @@ fn authorize(stream: &UnixStream) -> Result<(), String> {
             "pid {} uid {} is neither root nor uid {me}",
             cred.pid, cred.uid
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A command answered later keeps its connection open through writable events until
+    /// the answer is queued (a writable event used to close it unanswered).
+    #[test]
+    fn a_deferred_answer_survives_writable_events() {
+        let dir = std::env::temp_dir().join(format!("hw-ctl-test-{}", std::process::id()));
+        let path = dir.join("ctl.sock");
+        let poll = mio::Poll::new().unwrap();
+        let mut server = CtlServer::bind(&path).unwrap();
+        server.register(poll.registry()).unwrap();
+        let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        client.write_all(b"move web b\n").unwrap();
+        let mut request = None;
+        for _ in 0..100 {
+            server.accept(poll.registry());
+            if let Some(slot) = server.conns.iter().position(Option::is_some) {
+                request = server.read_request(slot, poll.registry()).map(|r| (slot, r));
+            }
+            if request.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (slot, line) = request.expect("request read");
+        assert_eq!(line, "move web b");
+        server.write(slot, poll.registry());
+        assert!(server.conns[slot].is_some(), "still open while the command runs");
+        server.respond(slot, b"{\"result\":\"done\"}".to_vec(), poll.registry());
+        assert!(server.conns[slot].is_none(), "closed once answered");
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "{\"result\":\"done\"}");
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

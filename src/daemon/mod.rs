@@ -307,7 +307,22 @@ impl Daemon {
             let stopped = self.finish_commands(poll.registry(), now);
             self.rearm()?;
             if stopped {
-                ::log::info!("stopped: every group released");
+                let stuck: Vec<&str> = self
+                    .node
+                    .groups()
+                    .iter()
+                    .zip(&self.groups)
+                    .filter(|(l, _)| l.phase == crate::core::Phase::Error)
+                    .map(|(_, g)| g.name.as_str())
+                    .collect();
+                if stuck.is_empty() {
+                    ::log::info!("stopped: every group released");
+                } else {
+                    ::log::error!(
+                        "stopped with group(s) {} in error: a release failed, resources may still be held here",
+                        stuck.join(", ")
+                    );
+                }
                 self.resources.shutdown();
                 return Ok(());
             }
