@@ -117,20 +117,7 @@ fn trial(system: System, n: usize) -> Option<Sample> {
     let target = format!("{SERVICE_IP}:{PORT}");
     let probe = lab.start_probe(&client, &target, 200, 1500, &out);
     std::thread::sleep(Duration::from_millis(500) + Duration::from_nanos(mono_ns() % 1_000_000));
-    let ns = lab.ns(0);
-    let stamp = lab.run_in(
-        &ns,
-        &[
-            "debug",
-            "link-set",
-            "--interface",
-            "eth1",
-            "--interface",
-            "eth2",
-        ],
-        "",
-    );
-    let fault: u64 = String::from_utf8_lossy(&stamp.stdout).trim().parse().ok()?;
+    let fault = lab.cables(0, false)?;
     lab.finish_helper(probe, Duration::from_secs(10));
     for k in keepalived {
         lab.terminate_helper(k, Duration::from_secs(5));

@@ -565,3 +565,50 @@ fn ipv6_service_address_moves_with_an_unsolicited_neighbor_advertisement() {
         (first_b - fault) as f64 / 1e6
     );
 }
+
+#[test]
+fn after_a_partition_heals_the_keeper_announces_again_and_the_client_returns_to_it() {
+    let cfg = LabConfig {
+        two_node: true,
+        extra: ip_group("svc", "\"a\", \"b\"", "never"),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("tp", 2, &cfg);
+    let client = lab.add_client();
+    lab.start_all();
+    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    lab.start_responders(PORT);
+    let out = lab.dir.join("probe.txt");
+    let probe = lab.start_probe(&client, &format!("{SERVICE_IP}:{PORT}"), 500, 4000, &out);
+    std::thread::sleep(Duration::from_millis(500));
+    // a's cables out: in two_node mode both sides keep quorum, b takes the group over and
+    // announces it, so the client's ARP entry moves to b.
+    lab.cables(0, false).expect("cables out");
+    wait_group(&lab, 1, "svc", "online", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let healed = mono_ns();
+    lab.cables(0, true).expect("cables back");
+    // The partition heals: b releases (a, the lower id, coordinates and kept the group), and
+    // a announces its addresses again, so the client comes back to it.
+    lab.wait_for(Duration::from_secs(5), "b released", |lab| {
+        lab.group_state(1, "svc").as_deref() == Some("offline")
+    });
+    assert_eq!(lab.group_state(0, "svc").as_deref(), Some("online"));
+    lab.finish_helper(probe, Duration::from_secs(10));
+    let rs = replies(&out);
+    let back = first_from(&rs, "a", healed).expect("the client is answered by a after the heal");
+    let late_b: Vec<_> = rs
+        .iter()
+        .filter(|r| r.recv_ns > back && r.from == "b")
+        .collect();
+    assert!(late_b.is_empty(), "b answered after a was back: {late_b:?}");
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        log.contains("svc/vip: announcing 10.200.1.50 again"),
+        "a logged the re-announcement"
+    );
+    eprintln!(
+        "partition healed: a answered again {:.1} ms after the cables were back",
+        (back - healed) as f64 / 1e6
+    );
+}

@@ -232,13 +232,17 @@ mod tests {
         let mut server = CtlServer::bind(&path).unwrap();
         server.register(poll.registry()).unwrap();
         let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
-        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         client.write_all(b"move web b\n").unwrap();
         let mut request = None;
         for _ in 0..100 {
             server.accept(poll.registry());
             if let Some(slot) = server.conns.iter().position(Option::is_some) {
-                request = server.read_request(slot, poll.registry()).map(|r| (slot, r));
+                request = server
+                    .read_request(slot, poll.registry())
+                    .map(|r| (slot, r));
             }
             if request.is_some() {
                 break;
@@ -248,7 +252,10 @@ mod tests {
         let (slot, line) = request.expect("request read");
         assert_eq!(line, "move web b");
         server.write(slot, poll.registry());
-        assert!(server.conns[slot].is_some(), "still open while the command runs");
+        assert!(
+            server.conns[slot].is_some(),
+            "still open while the command runs"
+        );
         server.respond(slot, b"{\"result\":\"done\"}".to_vec(), poll.registry());
         assert!(server.conns[slot].is_none(), "closed once answered");
         let mut answer = String::new();

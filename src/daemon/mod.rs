@@ -108,6 +108,8 @@ struct Daemon {
     waiting: Option<Waiting>,
     /// A control connection waiting for a stop to finish.
     stop_waiter: Option<Waiting>,
+    /// Members of the last view change logged (to see nodes joining).
+    last_members: u64,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -190,6 +192,7 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         keyed,
         waiting: None,
         stop_waiter: None,
+        last_members: 0,
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -440,6 +443,18 @@ impl Daemon {
                     }
                     let line = report::event_line(&self.node, &self.groups, at, &event);
                     ::log::info!("{line}");
+                    if let crate::core::Event::ViewChange { members, .. } = event {
+                        // Nodes joined: one of them may have held (and announced) our
+                        // groups while cut off from us. Announce ours again.
+                        if members & !self.last_members != 0 {
+                            for (g, lg) in self.node.groups().iter().enumerate() {
+                                if lg.phase == crate::core::Phase::Online {
+                                    self.resources.reannounce(now, g);
+                                }
+                            }
+                        }
+                        self.last_members = members;
+                    }
                     if let crate::core::Event::Group { group, phase } = event {
                         let step = match phase {
                             crate::core::Phase::Online => Some(crate::core::ResourceOp::Start),

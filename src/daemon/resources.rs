@@ -676,6 +676,45 @@ impl Resources {
         self.run_monitors(registry, now)
     }
 
+    /// Announces every address of group `g` again, `announce_count` rounds from now (the
+    /// group runs here). After a partition heals, the node that keeps a group may not be
+    /// the last one that announced it: a node that took it over meanwhile moved the
+    /// neighbours' caches to itself, and releasing does not move them back.
+    pub(crate) fn reannounce(&mut self, now: Instant, g: usize) {
+        let Some(group) = self.groups.get(g) else {
+            return;
+        };
+        for (r, res) in group.resources.iter().enumerate() {
+            let ResourceKind::Ip(ip) = &res.kind else {
+                continue;
+            };
+            let Some(interface) = &ip.interface else {
+                continue;
+            };
+            if !self.announcers.iter().any(|a| &a.ifname == interface) {
+                continue;
+            }
+            let (group, resource) = (
+                u8::try_from(g).expect("invariant: <= 64 groups"),
+                u8::try_from(r).expect("invariant: < 255 resources"),
+            );
+            ::log::info!(
+                "{}/{}: announcing {} again (nodes joined; one may have announced it meanwhile)",
+                self.groups[g].name,
+                res.name,
+                ip.address
+            );
+            self.pending
+                .retain(|p| (p.group, p.resource) != (group, resource));
+            self.pending.push(Pending {
+                group,
+                resource,
+                next_at: now,
+                left: ip.announce_count,
+            });
+        }
+    }
+
     /// Sends announcement rounds that are due.
     fn announce_due(&mut self, now: Instant) {
         let mut i = 0;

@@ -410,6 +410,24 @@ impl Lab {
         None
     }
 
+    /// Takes node `i`'s cables (eth1, eth2) out, or puts them back (`up`), at once with
+    /// `debug link-set`; returns CLOCK_MONOTONIC read just before the first rtnetlink call.
+    pub fn cables(&self, i: usize, up: bool) -> Option<u64> {
+        let mut args = vec![
+            "debug",
+            "link-set",
+            "--interface",
+            "eth1",
+            "--interface",
+            "eth2",
+        ];
+        if up {
+            args.push("--up");
+        }
+        let out = self.run_in(&self.ns(i), &args, "");
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
     /// Whether node `i`'s process is still alive.
     pub fn alive(&mut self, i: usize) -> bool {
         self.procs[i]
