@@ -677,10 +677,10 @@ impl Node {
         self.settle(now);
     }
 
-    /// When this node's lease ends: it needs a quorate view and, unless a lone
-    /// node keeps quorum or the tie-breaker decides it, the word of enough members of that view (a majority of the
-    /// configured nodes with itself) that the newest view they agreed to *is* this node's
-    /// installed view, each word valid for one lease from its arrival. A peer that agreed
+    /// When this node's lease ends: it needs a quorate view and, unless a lone node keeps
+    /// quorum or the tie-breaker decides it, the word of enough members of that view (a
+    /// majority of the configured nodes with itself) that the newest view they agreed to
+    /// *is* this node's installed view, each word valid for one lease from its arrival. A peer that agreed
     /// to any other view — one without this node, or a newer one this node has not
     /// installed yet — no longer vouches for the plan this node acts on (DESIGN §5).
     /// `None`: no quorum or too few vouching peers; `Instant::MAX`: no lease needed. The
