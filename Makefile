@@ -5,6 +5,7 @@
 #   make sim     the deterministic simulator over 2000 seeds; sim-seed SEED=n replays one
 #   make bench   detection latency percentiles with real daemons (needs root)
 #   make check   rustfmt, clippy -D warnings, the sans-IO ban-list
+#   make static  the fully static x86_64 musl release binary, its size, `file` check
 #
 # Every target installs what it needs (Debian packages via apt-get) on a fresh machine.
 
@@ -13,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release deps bench-deps demo test sim sim-seed bench check fmt clean
+.PHONY: all build release static deps bench-deps demo test sim sim-seed bench check fmt clean
 
 all: build
 
@@ -31,6 +32,18 @@ build:
 
 release:
 	$(CARGO) build --release
+
+# One static binary for appliances (musl libc linked in; no loader, no /lib). The
+# release profile is LTO, one codegen unit, panic=abort, stripped.
+STATIC_TARGET := x86_64-unknown-linux-musl
+STATIC_BIN := target/$(STATIC_TARGET)/release/heartwire
+static:
+	@rustup target list --installed | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
+	@command -v file >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq file >/dev/null; }
+	$(CARGO) build --release --target $(STATIC_TARGET)
+	@file $(STATIC_BIN)
+	@file $(STATIC_BIN) | grep -Eq 'static(-pie)? linked' || { echo "$(STATIC_BIN) is not statically linked"; exit 1; }
+	@echo "size: $$(stat -c %s $(STATIC_BIN)) bytes ($(STATIC_BIN))"
 
 demo: deps release
 	$(SUDO) BIN=target/release/heartwire ./demo/demo.sh

@@ -130,9 +130,12 @@ impl PacketSocket {
         for (d, s) in req.ifr_name.iter_mut().zip(name) {
             *d = libc::c_char::from_ne_bytes([*s]);
         }
+        // The request argument is `c_ulong` in glibc and `c_int` in musl.
+        #[allow(clippy::unnecessary_cast, trivial_numeric_casts)]
+        let request = libc::SIOCGIFHWADDR as _;
         // SAFETY: `fd` is live; `req` is a NUL-terminated ifreq on the stack that the
         // kernel fills in for SIOCGIFHWADDR; the result is checked.
-        cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut req) })
+        cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), request, &raw mut req) })
             .map_err(|e| HalError::new("SIOCGIFHWADDR", self.ifname.as_str(), e))?;
         // SAFETY: SIOCGIFHWADDR filled the `ifru_hwaddr` member of the union.
         let sa = unsafe { req.ifr_ifru.ifru_hwaddr };

@@ -17,9 +17,10 @@ pub fn lock_memory() -> Result<(), HalError> {
 
 /// Switches this process to SCHED_FIFO at `priority` (1..=99).
 pub fn set_fifo(priority: u8) -> Result<(), HalError> {
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority),
-    };
+    // SAFETY: sched_param is plain integers (musl adds sporadic-server fields that
+    // SCHED_FIFO ignores); all-zero is a valid value.
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = i32::from(priority);
     // SAFETY: pid 0 means this process; `param` is a live sched_param; checked.
     cvt(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })
         .map_err(|e| HalError::new("sched_setscheduler", format!("SCHED_FIFO {priority}"), e))?;

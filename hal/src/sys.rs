@@ -105,7 +105,12 @@ pub(crate) fn recv_timestamped(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = mem::size_of_val(&cmsg);
+    // `size_t` in glibc, `socklen_t` in musl.
+    #[allow(clippy::useless_conversion)]
+    let controllen = mem::size_of_val(&cmsg)
+        .try_into()
+        .expect("invariant: a small control buffer");
+    msg.msg_controllen = controllen;
     // SAFETY: `fd` is live for the call; `msg` points at `iov` (one live, writable slice
     // `buf`), at `addr` (sockaddr_storage, large enough for any family) and at `cmsg`
     // (aligned, its true length given); all outlive the call; the result is checked.
