@@ -2,7 +2,7 @@
 //! lease, failures, and the coordinator's plan.
 
 use super::*;
-use crate::core::placement::{Fallback, Fallover, GroupPolicy};
+use crate::core::placement::Fallback;
 use crate::wire::state::StateRepr;
 
 const MS: u64 = 1_000_000;
@@ -20,18 +20,7 @@ fn t(ms: u64) -> Instant {
 }
 
 fn spec(nodes: &[u8], startup: Startup, resources: u8) -> GroupSpec {
-    GroupSpec {
-        name: "g".into(),
-        policy: GroupPolicy {
-            nodes: nodes.iter().map(|i| id(*i)).collect(),
-            startup,
-            fallover: Fallover::Next,
-            fallback: Fallback::Home,
-        },
-        resources,
-        pre_acquire: false,
-        pre_release: false,
-    }
+    GroupSpec::sample(nodes, startup, resources)
 }
 
 /// A world seen from node 1: peers 2 and 3, a view, reports.
@@ -83,6 +72,15 @@ impl World {
     }
 }
 
+/// Members 1, 2, 3 in view 5, the group placed on 1, and 2 and 3 reporting from view 5
+/// that they hold nothing.
+fn owned_by_1() -> World {
+    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    w.report(3, 5, 0, 0);
+    w
+}
+
 fn drive(g: &mut Groups, w: &World, now: Instant) -> Vec<Event> {
     let mut ev = vec![];
     g.drive(&w.cx(now), &mut |e| ev.push(e));
@@ -118,9 +116,7 @@ fn run(g: &mut Groups, w: &World, now: Instant, ok: bool) -> Vec<ResourceRequest
 
 #[test]
 fn acquires_in_order_and_releases_in_reverse() {
-    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
-    w.report(2, 5, 0, 0);
-    w.report(3, 5, 0, 0);
+    let mut w = owned_by_1();
     let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 3)], t(0));
     let seen = run(&mut g, &w, t(20), true);
     assert_eq!(
@@ -188,9 +184,7 @@ fn concurrent_groups_need_only_authority() {
 
 #[test]
 fn a_failed_start_is_stopped_marked_failed_and_released() {
-    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
-    w.report(2, 5, 0, 0);
-    w.report(3, 5, 0, 0);
+    let w = owned_by_1();
     let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 2)], t(0));
     drive(&mut g, &w, t(20));
     let r0 = g.pop_request().unwrap();
@@ -221,9 +215,7 @@ fn a_failed_start_is_stopped_marked_failed_and_released() {
 
 #[test]
 fn a_failed_stop_leaves_the_group_held_in_error() {
-    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
-    w.report(2, 5, 0, 0);
-    w.report(3, 5, 0, 0);
+    let mut w = owned_by_1();
     let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 1)], t(0));
     run(&mut g, &w, t(20), true);
     w.view.plan.set(0, Placement::Online(id(2)));
@@ -317,9 +309,7 @@ fn a_coordinator_rejoining_from_a_view_without_quorum_counts_as_joined() {
 
 #[test]
 fn pre_commands_run_before_the_first_resource_of_each_acquisition_and_release() {
-    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
-    w.report(2, 5, 0, 0);
-    w.report(3, 5, 0, 0);
+    let mut w = owned_by_1();
     let mut s = spec(&[1, 2], Startup::Home, 2);
     s.pre_acquire = true;
     s.pre_release = true;
@@ -346,9 +336,7 @@ fn pre_commands_run_before_the_first_resource_of_each_acquisition_and_release() 
 
 #[test]
 fn a_failed_pre_acquire_command_fails_the_group_here() {
-    let mut w = World::new(&[1, 2, 3], Placement::Online(id(1)));
-    w.report(2, 5, 0, 0);
-    w.report(3, 5, 0, 0);
+    let w = owned_by_1();
     let mut s = spec(&[1, 2], Startup::Home, 2);
     s.pre_acquire = true;
     s.pre_release = true;

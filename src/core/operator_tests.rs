@@ -2,7 +2,6 @@
 //! when a command counts as done.
 
 use super::*;
-use crate::core::placement::{Fallback, Fallover};
 
 fn id(i: u8) -> NodeId {
     NodeId::new(i).unwrap()
@@ -13,18 +12,7 @@ fn set(ids: &[u8]) -> NodeSet {
 }
 
 fn group(nodes: &[u8], startup: Startup) -> GroupSpec {
-    GroupSpec {
-        name: "g".into(),
-        policy: GroupPolicy {
-            nodes: nodes.iter().map(|i| id(*i)).collect(),
-            startup,
-            fallover: Fallover::Next,
-            fallback: Fallback::Home,
-        },
-        resources: 1,
-        pre_acquire: false,
-        pre_release: false,
-    }
+    GroupSpec::sample(nodes, startup, 1)
 }
 
 fn plan_of(placements: &[Placement]) -> Plan {
@@ -156,86 +144,58 @@ fn pins_place_groups_as_asked() {
     );
 }
 
+/// One group on nodes 1 and 2 (home 1), placed `placed`, with one pin `op` applied at
+/// `at` for `members`; returns the placement.
+fn pinned_one(
+    placed: Placement,
+    op: Op,
+    at: Instant,
+    members: &[u8],
+    failed: impl Fn(NodeId, usize) -> bool,
+) -> Placement {
+    let mut plan = plan_of(&[placed]);
+    let specs = [group(&[1, 2], Startup::Home)];
+    apply_pins(&mut plan, &specs, &[pin(op)], at, set(members), failed);
+    plan.get(0)
+}
+
 #[test]
 fn evacuate_with_nowhere_to_go_takes_the_group_offline() {
-    let specs = [group(&[1, 2], Startup::Home)];
-    let mut plan = plan_of(&[Placement::Online(id(1))]);
-    apply_pins(
-        &mut plan,
-        &specs,
-        &[pin(Op::Evacuate(id(1)))],
-        NOW,
-        set(&[1, 3]),
-        |_, _| false,
+    let at_1 = Placement::Online(id(1));
+    let none = |_, _| false;
+    assert_eq!(
+        pinned_one(at_1, Op::Evacuate(id(1)), NOW, &[1, 3], none),
+        Placement::Offline
     );
-    assert_eq!(plan.get(0), Placement::Offline);
 }
 
 #[test]
 fn a_pin_waits_for_failure_marks_to_clear_and_lapses() {
-    let specs = [group(&[1, 2], Startup::Home)];
-    let members = set(&[1, 2]);
-    let mut plan = plan_of(&[Placement::Online(id(1))]);
+    let (at_1, at_2) = (Placement::Online(id(1)), Placement::Online(id(2)));
     let failed_on_2 = |n: NodeId, _| n == id(2);
-    apply_pins(
-        &mut plan,
-        &specs,
-        &[pin(Op::Move(id(2)))],
-        NOW,
-        members,
-        failed_on_2,
-    );
+    let none = |_, _| false;
     assert_eq!(
-        plan.get(0),
-        Placement::Online(id(1)),
+        pinned_one(at_1, Op::Move(id(2)), NOW, &[1, 2], failed_on_2),
+        at_1,
         "2 has not reset its mark yet"
     );
-    let mut offline = plan_of(&[Placement::Offline]);
-    apply_pins(
-        &mut offline,
-        &specs,
-        &[pin(Op::Online)],
-        NOW,
-        members,
-        failed_on_2,
-    );
     assert_eq!(
-        offline.get(0),
+        pinned_one(Placement::Offline, Op::Online, NOW, &[1, 2], failed_on_2),
         Placement::Offline,
         "online waits for every mark"
     );
-    apply_pins(
-        &mut plan,
-        &specs,
-        &[pin(Op::Move(id(2)))],
-        NOW,
-        members,
-        |_, _| false,
-    );
-    assert_eq!(plan.get(0), Placement::Online(id(2)));
+    assert_eq!(pinned_one(at_1, Op::Move(id(2)), NOW, &[1, 2], none), at_2);
     let late = Instant::from_nanos(1_000);
-    apply_pins(
-        &mut plan,
-        &specs,
-        &[pin(Op::Offline)],
-        late,
-        members,
-        |_, _| false,
-    );
     assert_eq!(
-        plan.get(0),
-        Placement::Online(id(2)),
+        pinned_one(at_2, Op::Offline, late, &[1, 2], none),
+        at_2,
         "a lapsed pin does nothing"
     );
-    apply_pins(
-        &mut plan,
-        &specs,
-        &[pin(Op::Move(id(3)))],
-        NOW,
-        members,
-        |_, _| false,
+    assert_eq!(
+        pinned_one(at_2, Op::Move(id(3)), NOW, &[1, 2], none),
+        at_2,
+        "3 is not a member"
     );
-    assert_eq!(plan.get(0), Placement::Online(id(2)), "3 is not a member");
 }
 
 #[test]

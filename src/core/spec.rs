@@ -89,6 +89,34 @@ pub struct GroupSpec {
     pub pre_release: bool,
 }
 
+#[cfg(test)]
+impl GroupSpec {
+    /// A group named `g` on `nodes` (ids, priority order) with `startup`, fallover
+    /// `next`, fallback `home`, `resources` resources and no pre commands, for tests.
+    pub(crate) fn sample(
+        nodes: &[u8],
+        startup: super::placement::Startup,
+        resources: u8,
+    ) -> GroupSpec {
+        use super::placement::{Fallback, Fallover};
+        GroupSpec {
+            name: "g".into(),
+            policy: GroupPolicy {
+                nodes: nodes
+                    .iter()
+                    .map(|i| NodeId::new(*i).expect("1..=64"))
+                    .collect(),
+                startup,
+                fallover: Fallover::Next,
+                fallback: Fallback::Home,
+            },
+            resources,
+            pre_acquire: false,
+            pre_release: false,
+        }
+    }
+}
+
 /// The validated cluster description the core runs on.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {

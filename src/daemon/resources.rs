@@ -381,25 +381,35 @@ impl Resources {
         line: &str,
     ) {
         let events = Rc::clone(&self.events);
-        for e in events.iter() {
-            let Some(cmd) = &e.notify else { continue };
-            let matches = match e.on {
+        let wanted = |e: &&EventConfig| {
+            let named = match e.on {
                 EventOn::Any => true,
                 EventOn::Named(n) => n == name,
                 EventOn::Acquire | EventOn::Release => false,
             };
-            if !matches || e.group.is_some_and(|g| Some(g) != group.map(usize::from)) {
-                continue;
-            }
-            let mut env: Vec<(String, String)> = line
-                .split_whitespace()
-                .filter_map(|w| w.split_once('='))
-                .map(|(k, v)| (format!("HW_{}", k.to_ascii_uppercase()), v.to_owned()))
-                .collect();
-            env.push(("HW_STAGE".into(), "notify".into()));
-            env.push(("HW_LINE".into(), line.to_owned()));
-            let env: Vec<(&str, String)> =
-                env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            e.notify.is_some() && named && e.group.is_none_or(|g| Some(g) == group.map(usize::from))
+        };
+        if !events.iter().any(|e| wanted(&e)) {
+            return;
+        }
+        // `key=value` words of the line; free text such as "(on_quorum_loss = stop)" is
+        // not a field.
+        let keys: Vec<(String, &str)> = line
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .filter(|(k, _)| {
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .map(|(k, v)| (format!("HW_{}", k.to_ascii_uppercase()), v))
+            .collect();
+        let mut env: Vec<(&str, String)> = keys
+            .iter()
+            .map(|(k, v)| (k.as_str(), (*v).to_owned()))
+            .collect();
+        env.push(("HW_STAGE", "notify".into()));
+        env.push(("HW_LINE", line.to_owned()));
+        for e in events.iter().filter(wanted) {
+            let cmd = e.notify.as_deref().expect("invariant: wanted has notify");
             let label = format!("event {name} notify");
             let _ = self.run(registry, now, cmd, e.timeout, Purpose::Event, label, &env);
         }
