@@ -91,6 +91,25 @@ enum Command {
     /// Lab and diagnostics tools (not a stable interface).
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
+    /// The disk path's I/O process, started by the daemon (stdin/stdout: its socket).
+    #[command(hide = true, name = "disk-servant")]
+    DiskServant {
+        /// Shared device or file.
+        #[arg(long)]
+        device: String,
+        /// Cluster id.
+        #[arg(long)]
+        cluster: u16,
+        /// This node's id.
+        #[arg(long)]
+        node: u8,
+        /// Slots of the layout.
+        #[arg(long)]
+        slots: u16,
+        /// Node ids on the path, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<u8>,
+    },
 }
 
 /// Where the daemon is.
@@ -234,6 +253,22 @@ fn main() -> ExitCode {
             operator(&ctl, |timeout| Request::Stop { takeover, timeout })
         }
         Command::Debug(d) => debug(d),
+        Command::DiskServant {
+            device,
+            cluster,
+            node,
+            slots,
+            nodes,
+        } => {
+            let args = daemon::disk::ServantArgs {
+                device,
+                cluster,
+                node,
+                slots,
+                nodes,
+            };
+            return ExitCode::from(u8::try_from(daemon::disk::servant_main(&args)).unwrap_or(2));
+        }
     }
     .into()
 }

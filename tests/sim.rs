@@ -1,9 +1,14 @@
 //! Deterministic simulation (STYLE §10): N real `core::Node`s on a simulated network and
 //! clock, every fault drawn from one seed, invariants checked after every step.
 //!
+//! Paths are of every kind: raw Ethernet and UDP (each on a network, sometimes two paths
+//! on one network), serial lines between two random nodes, and a shared disk for all.
+//!
 //! Faults while the fault phase lasts: frame drop, duplication, delay (and so reorder),
-//! symmetric and asymmetric partitions per path, node crash and restart. Then every fault
-//! heals and every node is up again.
+//! symmetric and asymmetric partitions per path, network partitions that cut every
+//! network path between two sides and leave the serial lines and the disk alive, carrier
+//! loss on a node's networks, node crash and restart. Then every fault heals and every
+//! node is up again.
 //!
 //! Each cluster also has 0..=4 resource groups with random node lists and policies, some
 //! with pre-acquire or pre-release event commands; the simulator completes every resource
@@ -36,7 +41,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 use heartwire::core::node::Action;
-use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, Placement, Startup};
+use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, NodeSet, Placement, Startup};
 use heartwire::core::{
     ClusterSpec, Command, CommandState, Dest, GroupSpec, Instant, Node, NodeId, NodeSpec, Op,
     PathKind, PathSpec, Phase, ResourceOp, ResourceRequest,
@@ -108,11 +113,51 @@ struct World {
     faults: Faults,
     trace: bool,
     buf: Vec<u8>,
+    /// Per node, the networks whose carrier it has lost.
+    carrier: Vec<u64>,
 }
 
 fn spec_for(rng: &mut Rng) -> ClusterSpec {
     let n = 2 + rng.index(7); // 2..=8 nodes
-    let p = 1 + rng.index(3); // 1..=3 paths
+    let p = 1 + rng.index(4); // 1..=4 paths, the first on a network
+    let all = NodeSet::from_bits((1u64 << n) - 1);
+    let mut networks: Vec<String> = vec![];
+    let mut paths = vec![];
+    for i in 0..p {
+        let kind = match (i, rng.below(4)) {
+            (0, k) if k < 2 => PathKind::Ether,
+            (0, _) => PathKind::Udp,
+            (_, 0) => PathKind::Ether,
+            (_, 1) => PathKind::Udp,
+            (_, 2) => PathKind::Serial,
+            _ => PathKind::Disk,
+        };
+        let nodes = if kind == PathKind::Serial {
+            let a = rng.index(n);
+            let b = (a + 1 + rng.index(n - 1)) % n;
+            NodeSet::from_bits(1 << a | 1 << b)
+        } else {
+            all
+        };
+        let network = kind.on_network().then(|| {
+            // Now and then a second path on an existing network.
+            if !networks.is_empty() && rng.chance(300) {
+                u8::try_from(rng.index(networks.len())).unwrap()
+            } else {
+                networks.push(format!("net{}", networks.len()));
+                u8::try_from(networks.len() - 1).unwrap()
+            }
+        });
+        paths.push(PathSpec {
+            name: format!("p{i}"),
+            kind,
+            interval: Duration::from_millis(1),
+            timeout: Duration::from_millis(5),
+            nodes,
+            network,
+        });
+    }
+    let nets = networks.len();
     ClusterSpec {
         name: "sim".into(),
         cluster_id: 1,
@@ -122,27 +167,19 @@ fn spec_for(rng: &mut Rng) -> ClusterSpec {
                 name: format!("n{i}"),
             })
             .collect(),
-        paths: (0..p)
-            .map(|i| PathSpec {
-                name: format!("p{i}"),
-                kind: if rng.chance(500) {
-                    PathKind::Ether
-                } else {
-                    PathKind::Udp
-                },
-                interval: Duration::from_millis(1),
-                timeout: Duration::from_millis(5),
-            })
-            .collect(),
+        paths,
+        networks,
         config_hash: 7,
         pause_threshold: Duration::from_micros(2500),
         two_node: false,
-        groups: (0..rng.index(5)).map(|g| group_for(rng, g, n)).collect(),
+        groups: (0..rng.index(5))
+            .map(|g| group_for(rng, g, n, nets))
+            .collect(),
     }
 }
 
 /// A group on a random non-empty ordered subset of `n` nodes with a random policy.
-fn group_for(rng: &mut Rng, g: usize, n: usize) -> GroupSpec {
+fn group_for(rng: &mut Rng, g: usize, n: usize, nets: usize) -> GroupSpec {
     let mut ids: Vec<u8> = (1..=u8::try_from(n).unwrap()).collect();
     for i in (1..ids.len()).rev() {
         ids.swap(i, rng.index(i + 1));
@@ -171,6 +208,12 @@ fn group_for(rng: &mut Rng, g: usize, n: usize) -> GroupSpec {
         resources: u8::try_from(rng.index(4)).unwrap(),
         pre_acquire: rng.chance(300),
         pre_release: rng.chance(300),
+        // Half the groups need a network (their service address lives there).
+        networks: if rng.chance(500) {
+            1 << rng.index(nets)
+        } else {
+            0
+        },
     }
 }
 
@@ -210,6 +253,7 @@ impl World {
             faults,
             trace,
             buf: vec![0; FRAME_MAX],
+            carrier: vec![0; n],
         }
     }
 
@@ -296,9 +340,10 @@ impl World {
                     &v.plan[..usize::from(v.groups)]
                 );
             }
+            let on_path = self.spec.paths[path].nodes;
             for to in 0..self.nodes.len() {
                 let addressed = match dest {
-                    Dest::All => to != i,
+                    Dest::All => to != i && on_path.contains(self.spec.nodes[to].id),
                     Dest::Node(id) => self.spec.nodes[to].id == id,
                 };
                 if addressed {
@@ -452,7 +497,31 @@ impl World {
 
     fn inject_fault(&mut self) {
         let n = self.nodes.len();
-        match self.rng.below(6) {
+        match self.rng.below(8) {
+            6 => {
+                // a network partition: every network path cut between two sides, the
+                // serial lines and the disk left alone
+                let side: Vec<bool> = (0..n).map(|_| self.rng.chance(500)).collect();
+                for p in 0..self.spec.paths.len() {
+                    if self.spec.paths[p].kind.on_network() {
+                        for a in 0..n {
+                            for b in 0..n {
+                                self.faults.cut[p][a][b] = side[a] != side[b];
+                            }
+                        }
+                    }
+                }
+            }
+            7 => {
+                // carrier loss (or its return) on one node's networks
+                let i = self.rng.index(n);
+                let nets = self.spec.networks.len();
+                let bits = self.rng.below(1 << nets);
+                self.carrier[i] = bits;
+                if let Some(node) = self.nodes[i].as_mut() {
+                    node.set_carrier_lost(Instant::from_nanos(self.now), bits);
+                }
+            }
             0 => {
                 // crash or restart one node
                 let i = self.rng.index(n);
@@ -607,19 +676,29 @@ impl World {
 
     fn restart(&mut self, i: usize) {
         let inc = self.rng.incarnation();
-        self.nodes[i] = Some(Node::new(
+        let mut node = Node::new(
             self.spec.clone(),
             self.spec.nodes[i].id,
             inc,
             None,
             Instant::from_nanos(self.now),
-        ));
+        );
+        // A restarted daemon reads the carrier state at start.
+        node.set_carrier_lost(Instant::from_nanos(self.now), self.carrier[i]);
+        self.nodes[i] = Some(node);
     }
 
     fn heal_links(&mut self) {
         for p in &mut self.faults.cut {
             for row in p.iter_mut() {
                 row.fill(false);
+            }
+        }
+        let now = Instant::from_nanos(self.now);
+        for (i, c) in self.carrier.iter_mut().enumerate() {
+            *c = 0;
+            if let Some(node) = self.nodes[i].as_mut() {
+                node.set_carrier_lost(now, 0);
             }
         }
     }

@@ -62,6 +62,16 @@ pub struct GroupConfig {
     pub resources: Vec<Resource>,
 }
 
+/// What group validation needs to know of the paths: their networks.
+pub(super) struct Nets<'a> {
+    /// Network names by index.
+    pub(super) names: &'a [String],
+    /// The raw paths (for their interface tables).
+    pub(super) raw_paths: &'a [super::raw::RawPath],
+    /// The validated paths (for their network index).
+    pub(super) paths: &'a [crate::core::spec::PathSpec],
+}
+
 /// One resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -93,6 +103,12 @@ pub struct IpResource {
     pub announce_count: u32,
     /// Time between rounds; the first goes out with the add.
     pub announce_interval: Duration,
+    /// The network it lives on (index into the spec's networks): `network = "…"`, or the
+    /// network of the ether path on the same interfaces. The group avoids nodes that lost it.
+    pub network: Option<u8>,
+    /// This node's standby interface on the same network: on carrier loss of
+    /// `interface` the address moves there (adapter swap, DESIGN §4).
+    pub standby: Option<String>,
 }
 
 /// An application.
@@ -152,6 +168,7 @@ impl Validator<'_> {
         raw: &RawConfig,
         nodes: &[NodeSpec],
         local: usize,
+        nets: &Nets<'_>,
     ) -> Result<(Vec<GroupSpec>, Vec<GroupConfig>), ConfigError> {
         if let Some(g) = raw.groups.get(MAX_GROUPS) {
             return Err(self.err(&g.name, "group", format!("more than {MAX_GROUPS} groups")));
@@ -176,8 +193,15 @@ impl Validator<'_> {
                 .resources
                 .iter()
                 .enumerate()
-                .map(|(r, res)| self.resource(g, r, res, &key, nodes, local))
+                .map(|(r, res)| self.resource(g, r, res, &key, nodes, local, nets))
                 .collect::<Result<Vec<_>, _>>()?;
+            let networks = resources
+                .iter()
+                .filter_map(|r| match &r.kind {
+                    ResourceKind::Ip(ip) => ip.network,
+                    ResourceKind::Application(_) => None,
+                })
+                .fold(0u64, |b, n| b | 1 << n);
             specs.push(GroupSpec {
                 name: g.name.get_ref().clone(),
                 policy,
@@ -190,6 +214,7 @@ impl Validator<'_> {
                 // Set from the [[event]] table (see `events`).
                 pre_acquire: false,
                 pre_release: false,
+                networks,
             });
             configs.push(GroupConfig {
                 name: g.name.get_ref().clone(),
@@ -300,6 +325,7 @@ impl Validator<'_> {
         gkey: &dyn Fn(&str) -> String,
         nodes: &[NodeSpec],
         local: usize,
+        nets: &Nets<'_>,
     ) -> Result<Resource, ConfigError> {
         let key = |k: &str| gkey(&format!("resource[{r}].{k}"));
         self.name(&res.name, &key("name"))?;
@@ -337,7 +363,7 @@ impl Validator<'_> {
             ));
         }
         let kind = match kind {
-            "ip" => ResourceKind::Ip(self.ip(g, res, &key, nodes, local)?),
+            "ip" => ResourceKind::Ip(self.ip(g, res, &key, nodes, local, nets)?),
             _ => ResourceKind::Application(self.application(res, &key)?),
         };
         Ok(Resource {
@@ -353,6 +379,7 @@ impl Validator<'_> {
         key: &dyn Fn(&str) -> String,
         nodes: &[NodeSpec],
         local: usize,
+        nets: &Nets<'_>,
     ) -> Result<IpResource, ConfigError> {
         for (v, k) in [
             (&res.start, "start"),
@@ -420,13 +447,99 @@ impl Validator<'_> {
                 v
             }
         };
+        let network = self.ip_network(g, res, key, nets)?;
+        let standby = match (&res.standby, &res.standbys) {
+            (Some(i), None) => Some(i),
+            (None, Some(map)) => {
+                let members: Vec<&String> = g.nodes.get_ref().iter().map(|n| n.get_ref()).collect();
+                if let Some(extra) = map.get_ref().keys().find(|k| !members.contains(k)) {
+                    return Err(self.err(
+                        map,
+                        &key("standbys"),
+                        format!("`{extra}` is not a node of this group"),
+                    ));
+                }
+                map.get_ref().get(&nodes[local].name)
+            }
+            (Some(i), Some(_)) => {
+                return Err(self.err(i, &key("standby"), "give `standby` or `standbys`, not both"));
+            }
+            (None, None) => None,
+        };
+        if let Some(sb) = standby {
+            if !super::valid_ifname(sb.get_ref()) {
+                return Err(self.err(
+                    sb,
+                    &key("standby"),
+                    format!("`{}` is not an interface name", sb.get_ref()),
+                ));
+            }
+            if interface.as_deref() == Some(sb.get_ref().as_str()) {
+                return Err(self.err(
+                    sb,
+                    &key("standby"),
+                    "the standby interface must differ from the service interface",
+                ));
+            }
+        }
         Ok(IpResource {
             address,
             prefix,
             interface,
             announce_count,
             announce_interval,
+            network,
+            standby: standby.map(|s| s.get_ref().clone()),
         })
+    }
+
+    /// The network an ip resource lives on: named, or the network of the first ether path
+    /// whose interfaces match the resource's on every node of the group.
+    fn ip_network(
+        &self,
+        g: &RawGroup,
+        res: &RawResource,
+        key: &dyn Fn(&str) -> String,
+        nets: &Nets<'_>,
+    ) -> Result<Option<u8>, ConfigError> {
+        if let Some(n) = &res.network {
+            return nets
+                .names
+                .iter()
+                .position(|m| m == n.get_ref())
+                .map(|i| Some(u8::try_from(i).expect("invariant: <= 8 networks")))
+                .ok_or_else(|| {
+                    self.err(
+                        n,
+                        &key("network"),
+                        format!(
+                            "no path runs over a network `{}`; networks: {}",
+                            n.get_ref(),
+                            nets.names.join(", ")
+                        ),
+                    )
+                });
+        }
+        let iface_of = |node: &str| -> Option<&String> {
+            match (&res.interface, &res.interfaces) {
+                (Some(i), _) => Some(i.get_ref()),
+                (None, Some(m)) => m.get_ref().get(node).map(|i| i.get_ref()),
+                (None, None) => None,
+            }
+        };
+        for (raw_path, spec) in nets.raw_paths.iter().zip(nets.paths) {
+            let (Some(ifaces), Some(n)) = (&raw_path.interfaces, spec.network) else {
+                continue;
+            };
+            let same = g.nodes.get_ref().iter().all(|node| {
+                let node = node.get_ref();
+                ifaces.get_ref().get(node).map(|i| i.get_ref()) == iface_of(node)
+            });
+            if same {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
     }
 
     /// Per-node interfaces of an ip resource: an entry for each node of the group, and

@@ -46,11 +46,12 @@
 mod error;
 mod events;
 mod groups;
+mod paths;
 mod raw;
 
 use core::time::Duration;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -60,10 +61,12 @@ use toml::Spanned;
 pub use self::error::ConfigError;
 pub use self::events::{EVENT_TIMEOUT_DEFAULT, EventConfig, EventOn};
 pub use self::groups::{AppResource, GroupConfig, IpResource, QuorumLoss, Resource, ResourceKind};
-use self::raw::{RawConfig, RawKind, RawPath};
-use crate::core::spec::{ClusterSpec, NodeId, NodeSpec, PathKind, PathSpec};
+pub use self::paths::{
+    BAUD_DEFAULT, BAUD_RANGE, DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT, serial_interval_min,
+};
+use self::raw::RawConfig;
+use crate::core::spec::{ClusterSpec, NodeId, NodeSpec, PathSpec};
 use crate::wire::auth::KEY_LEN_MIN;
-use crate::wire::ethernet::{ETHERTYPE_DEFAULT, ETHERTYPE_MIN};
 use crate::wire::{MAX_NODES, MAX_PATHS};
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
@@ -89,6 +92,22 @@ pub enum PathIo {
         /// Every other node's address, indexed like `spec.nodes` (`None` for this node).
         peers: Vec<Option<SocketAddr>>,
     },
+    /// A serial line.
+    Serial {
+        /// Local device (a tty).
+        device: String,
+        /// Line speed.
+        baud: u32,
+    },
+    /// A shared disk.
+    Disk {
+        /// Local device (block device or file).
+        device: String,
+        /// Slots of the layout (see [`crate::wire::disk`]).
+        slots: u16,
+    },
+    /// This node is not on the path (a serial line between two others).
+    Absent,
 }
 
 /// Real-time scheduling settings (DESIGN §2).
@@ -127,6 +146,10 @@ pub struct Config {
     pub events: Vec<EventConfig>,
     /// What this node does when it loses quorum, besides releasing its groups.
     pub on_quorum_loss: QuorumLoss,
+    /// Per network (index of `spec.networks`), this node's interfaces on it: those of its
+    /// ether paths and of its service addresses (standbys included). The network is lost
+    /// here when every one of them is without carrier.
+    pub adapters: Vec<Vec<String>>,
 }
 
 /// Loads `file` for node `node` (by name; `None`: this host's name).
@@ -172,8 +195,16 @@ impl Validator<'_> {
             .expect("invariant: local found");
         let mut paths = Vec::new();
         let mut io = Vec::new();
+        let mut networks: Vec<String> = Vec::new();
         for (i, p) in raw.paths.iter().enumerate() {
-            let (spec, pio) = self.path(i, p, &raw, &nodes, local_idx)?;
+            let (mut spec, pio, network) = self.path(i, p, &raw, &nodes, local_idx)?;
+            if let Some(n) = network {
+                let idx = networks.iter().position(|m| *m == n).unwrap_or_else(|| {
+                    networks.push(n);
+                    networks.len() - 1
+                });
+                spec.network = Some(u8::try_from(idx).expect("invariant: <= MAX_PATHS networks"));
+            }
             paths.push(spec);
             io.push(pio);
         }
@@ -192,7 +223,13 @@ impl Validator<'_> {
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
         let realtime = self.realtime(&raw)?;
         let on_quorum_loss = self.quorum_loss(&raw)?;
-        let (mut group_specs, groups) = self.groups(&raw, &nodes, local_idx)?;
+        let nets = groups::Nets {
+            names: &networks,
+            raw_paths: &raw.paths,
+            paths: &paths,
+        };
+        let (mut group_specs, groups) = self.groups(&raw, &nodes, local_idx, &nets)?;
+        let adapters = local_adapters(&networks, &paths, &io, &groups);
         let events = self.events(&raw, &mut group_specs)?;
         let config_hash = canonical_hash(&raw, key.is_some());
         let spec = ClusterSpec {
@@ -200,6 +237,7 @@ impl Validator<'_> {
             cluster_id: *raw.cluster.id.get_ref(),
             nodes,
             paths,
+            networks,
             config_hash,
             pause_threshold,
             two_node: raw.cluster.two_node.unwrap_or(false),
@@ -222,6 +260,7 @@ impl Validator<'_> {
             groups,
             events,
             on_quorum_loss,
+            adapters,
         })
     }
 
@@ -301,153 +340,6 @@ impl Validator<'_> {
                     ),
                 )
             })
-    }
-
-    fn path(
-        &self,
-        i: usize,
-        p: &RawPath,
-        raw: &RawConfig,
-        nodes: &[NodeSpec],
-        local: usize,
-    ) -> Result<(PathSpec, PathIo), ConfigError> {
-        let key = |k: &str| format!("path[{i}].{k}");
-        let name = p.name.get_ref();
-        if !valid_name(name) {
-            return Err(self.err(
-                &p.name,
-                &key("name"),
-                "must be 1-64 characters of [A-Za-z0-9._-]",
-            ));
-        }
-        if let Some(j) = raw.paths[..i].iter().position(|q| q.name.get_ref() == name) {
-            return Err(self.err(
-                &p.name,
-                &key("name"),
-                format!("duplicate path name `{name}` (also path[{j}])"),
-            ));
-        }
-        let interval = self.duration(&p.interval, &key("interval"))?;
-        let timeout = self.duration(&p.timeout, &key("timeout"))?;
-        if interval < INTERVAL_MIN {
-            return Err(self.err(
-                &p.interval,
-                &key("interval"),
-                format!("below the minimum {INTERVAL_MIN:?}"),
-            ));
-        }
-        if timeout < interval * 2 {
-            return Err(self.err(
-                &p.timeout,
-                &key("timeout"),
-                format!("{timeout:?} must be at least twice the interval ({interval:?})"),
-            ));
-        }
-        let (kind, io) = match p.kind.get_ref() {
-            RawKind::Ether => (PathKind::Ether, self.ether(p, &key, nodes, local)?),
-            RawKind::Udp => (PathKind::Udp, self.udp(p, &key, nodes, local)?),
-        };
-        Ok((
-            PathSpec {
-                name: name.clone(),
-                kind,
-                interval,
-                timeout,
-            },
-            io,
-        ))
-    }
-
-    fn ether(
-        &self,
-        p: &RawPath,
-        key: &dyn Fn(&str) -> String,
-        nodes: &[NodeSpec],
-        local: usize,
-    ) -> Result<PathIo, ConfigError> {
-        self.forbid(&p.port, &key("port"), "ether")?;
-        self.forbid(&p.addresses, &key("addresses"), "ether")?;
-        let ethertype = match &p.ethertype {
-            None => ETHERTYPE_DEFAULT,
-            Some(t) if *t.get_ref() >= ETHERTYPE_MIN => *t.get_ref(),
-            Some(t) => {
-                return Err(self.err(
-                    t,
-                    &key("ethertype"),
-                    format!(
-                        "{:#06x} is a length, not an EtherType (must be >= 0x0600)",
-                        t.get_ref()
-                    ),
-                ));
-            }
-        };
-        let ifaces = p.interfaces.as_ref().ok_or_else(|| {
-            self.err(
-                &p.kind,
-                &key("interfaces"),
-                "an ether path needs `interfaces = { <node> = \"<ifname>\", ... }`",
-            )
-        })?;
-        let per_node = self.per_node(ifaces, &key("interfaces"), nodes)?;
-        let interface = per_node[local].get_ref().clone();
-        for (n, ifname) in nodes.iter().zip(&per_node) {
-            let s = ifname.get_ref();
-            if !valid_ifname(s) {
-                return Err(self.err(
-                    ifname,
-                    &format!("{}.{}", key("interfaces"), n.name),
-                    format!("`{s}` is not an interface name"),
-                ));
-            }
-        }
-        Ok(PathIo::Ether {
-            interface,
-            ethertype,
-        })
-    }
-
-    fn udp(
-        &self,
-        p: &RawPath,
-        key: &dyn Fn(&str) -> String,
-        nodes: &[NodeSpec],
-        local: usize,
-    ) -> Result<PathIo, ConfigError> {
-        self.forbid(&p.interfaces, &key("interfaces"), "udp")?;
-        self.forbid(&p.ethertype, &key("ethertype"), "udp")?;
-        let port = p
-            .port
-            .as_ref()
-            .ok_or_else(|| self.err(&p.kind, &key("port"), "a udp path needs `port`"))?;
-        if *port.get_ref() == 0 {
-            return Err(self.err(port, &key("port"), "must be 1..=65535"));
-        }
-        let addrs = p.addresses.as_ref().ok_or_else(|| {
-            self.err(
-                &p.kind,
-                &key("addresses"),
-                "a udp path needs `addresses = { <node> = \"<ip>\", ... }`",
-            )
-        })?;
-        let per_node = self.per_node(addrs, &key("addresses"), nodes)?;
-        let mut sock = Vec::new();
-        for (n, a) in nodes.iter().zip(&per_node) {
-            let ip: IpAddr = a.get_ref().parse().map_err(|_| {
-                self.err(
-                    a,
-                    &format!("{}.{}", key("addresses"), n.name),
-                    format!("`{}` is not an IP address", a.get_ref()),
-                )
-            })?;
-            sock.push(SocketAddr::new(ip, *port.get_ref()));
-        }
-        let bind = sock[local];
-        let peers = sock
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (i != local).then_some(*a))
-            .collect();
-        Ok(PathIo::Udp { bind, peers })
     }
 
     /// A `{ node = value }` table with exactly one entry per configured node, in node order.
@@ -587,6 +479,36 @@ impl Validator<'_> {
     }
 }
 
+/// This node's interfaces on each network (see [`Config::adapters`]).
+fn local_adapters(
+    networks: &[String],
+    paths: &[PathSpec],
+    io: &[PathIo],
+    groups: &[GroupConfig],
+) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::<String>::new(); networks.len()];
+    let mut add = |n: Option<u8>, ifname: &str| {
+        if let Some(list) = n.and_then(|n| out.get_mut(usize::from(n))) {
+            if !list.iter().any(|i| i == ifname) {
+                list.push(ifname.to_owned());
+            }
+        }
+    };
+    for (p, pio) in paths.iter().zip(io) {
+        if let PathIo::Ether { interface, .. } = pio {
+            add(p.network, interface);
+        }
+    }
+    for r in groups.iter().flat_map(|g| &g.resources) {
+        if let ResourceKind::Ip(ip) = &r.kind {
+            for i in ip.interface.iter().chain(&ip.standby) {
+                add(ip.network, i);
+            }
+        }
+    }
+    out
+}
+
 /// An interface name the kernel could have: 1-15 bytes, no '/', blank or ':'.
 fn valid_ifname(s: &str) -> bool {
     !s.is_empty() && s.len() <= 15 && !s.contains(['/', ' ', ':'])
@@ -636,10 +558,12 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
             })
         };
         h.update(format!(
-            "path name={:?} kind={:?} interval={:?} timeout={:?} ethertype={:?} port={:?} if={:?} addr={:?}\n",
-            p.name.get_ref(), p.kind.get_ref(), p.interval.get_ref(), p.timeout.get_ref(),
+            "path name={:?} kind={:?} interval={:?} timeout={:?} ethertype={:?} port={:?} if={:?} addr={:?} network={:?} devices={:?} baud={:?}\n",
+            p.name.get_ref(), p.kind.get_ref(), p.interval.as_ref().map(|s| s.get_ref()),
+            p.timeout.as_ref().map(|s| s.get_ref()),
             p.ethertype.as_ref().map(|s| *s.get_ref()), p.port.as_ref().map(|s| *s.get_ref()),
-            map(&p.interfaces), map(&p.addresses)
+            map(&p.interfaces), map(&p.addresses), p.network.as_ref().map(|s| s.get_ref()),
+            map(&p.devices), p.baud.as_ref().map(|s| *s.get_ref())
         ));
     }
     h.update(groups::canonical(raw));

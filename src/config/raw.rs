@@ -70,6 +70,8 @@ pub(super) struct RawNode {
 pub(super) enum RawKind {
     Ether,
     Udp,
+    Serial,
+    Disk,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,12 +79,16 @@ pub(super) enum RawKind {
 pub(super) struct RawPath {
     pub(super) name: Spanned<String>,
     pub(super) kind: Spanned<RawKind>,
-    pub(super) interval: Spanned<String>,
-    pub(super) timeout: Spanned<String>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) network: Option<Spanned<String>>,
     pub(super) ethertype: Option<Spanned<u16>>,
     pub(super) port: Option<Spanned<u16>>,
     pub(super) interfaces: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub(super) addresses: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    // serial and disk
+    pub(super) devices: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) baud: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +116,9 @@ pub(super) struct RawResource {
     pub(super) interfaces: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub(super) announce_count: Option<Spanned<u32>>,
     pub(super) announce_interval: Option<Spanned<String>>,
+    pub(super) network: Option<Spanned<String>>,
+    pub(super) standby: Option<Spanned<String>>,
+    pub(super) standbys: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     // application
     pub(super) start: Option<Spanned<String>>,
     pub(super) stop: Option<Spanned<String>>,

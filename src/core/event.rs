@@ -101,6 +101,34 @@ pub enum Event {
         /// Group bitmap.
         groups: u64,
     },
+    /// Every path of `network` to `peer` is silent while another path to it is alive: the
+    /// peer lives, the network between us is broken (never a takeover, DESIGN §4).
+    NetworkDown {
+        /// The peer.
+        peer: NodeId,
+        /// Network index.
+        network: u8,
+    },
+    /// A path of `network` to `peer` carries frames again after a `NetworkDown`.
+    NetworkUp {
+        /// The peer.
+        peer: NodeId,
+        /// Network index.
+        network: u8,
+    },
+    /// This node lost `network`: every adapter on it is without carrier (`carrier`), or
+    /// it hears no peer there while peers hear each other. Groups that need it move off.
+    NetworkLost {
+        /// Network index.
+        network: u8,
+        /// Lost by carrier (else by reachability).
+        carrier: bool,
+    },
+    /// This node has `network` again.
+    NetworkRegained {
+        /// Network index.
+        network: u8,
+    },
     /// The peer runs a different configuration.
     ConfigMismatch {
         /// The peer.
@@ -112,7 +140,7 @@ pub enum Event {
 
 impl Event {
     /// Every event name, as logged (`event=<name>`) and as `[[event]] on = "<name>"`.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 23] = [
         "path_up",
         "path_down",
         "path_one_way",
@@ -130,6 +158,13 @@ impl Event {
         "quorum_lost",
         "command",
         "config_mismatch",
+        "network_down",
+        "network_up",
+        "network_lost",
+        "network_regained",
+        // Reported by the daemon from rtnetlink, not by the core.
+        "adapter_down",
+        "adapter_up",
     ];
 
     /// Whether events of this name concern one resource group.
@@ -159,6 +194,10 @@ impl Event {
             Event::QuorumLost => "quorum_lost",
             Event::Command { .. } => "command",
             Event::ConfigMismatch { .. } => "config_mismatch",
+            Event::NetworkDown { .. } => "network_down",
+            Event::NetworkUp { .. } => "network_up",
+            Event::NetworkLost { .. } => "network_lost",
+            Event::NetworkRegained { .. } => "network_regained",
         }
     }
 
@@ -200,11 +239,14 @@ pub enum DropReason {
     UnsupportedKind,
     /// Sequence number already seen, or an old incarnation.
     Replay,
+    /// Bytes that are no frame at all: serial line noise or a half frame (COBS decode
+    /// failed), a torn disk slot.
+    Garbage,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Short,
         DropReason::Overlong,
         DropReason::BadMagic,
@@ -218,6 +260,7 @@ impl DropReason {
         DropReason::BadPayload,
         DropReason::UnsupportedKind,
         DropReason::Replay,
+        DropReason::Garbage,
     ];
 
     /// Counter name in status output.
@@ -236,6 +279,7 @@ impl DropReason {
             DropReason::BadPayload => "bad_payload",
             DropReason::UnsupportedKind => "unsupported_kind",
             DropReason::Replay => "replay",
+            DropReason::Garbage => "garbage",
         }
     }
 

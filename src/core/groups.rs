@@ -481,6 +481,8 @@ pub struct Standing {
     pub failed: u64,
     /// It has never installed a view (it just started).
     pub fresh: bool,
+    /// Networks it lost (bit = network index).
+    pub lost: u64,
 }
 
 /// The coordinator's placement for a view of `members`, given the installed view `prev`,
@@ -527,6 +529,19 @@ pub fn plan(
             }
             if st.holds & bit != 0 && holder.is_none() {
                 holder = Some(id);
+            }
+        }
+        // A node that lost a network the group needs is a candidate only when every
+        // candidate lost one (then nowhere is better, and the group stays where it is).
+        if spec.networks != 0 {
+            let mut connected = eligible;
+            for id in eligible.iter() {
+                if standing(id).lost & spec.networks != 0 {
+                    connected.remove(id);
+                }
+            }
+            if !connected.is_empty() {
+                eligible = connected;
             }
         }
         let mut current = prev.plan.get(g);

@@ -359,3 +359,73 @@ fn a_failed_pre_acquire_command_fails_the_group_here() {
         (Phase::Offline, 1, 0)
     );
 }
+
+#[test]
+fn a_group_leaves_a_node_that_lost_its_network_unless_every_node_did() {
+    // Hot standby on [1, 2] that needs network 0; 1 runs it and loses network 0.
+    let mut hot = spec(&[1, 2], Startup::Home, 1);
+    hot.networks = 0b1;
+    let prev = View {
+        number: 4,
+        members: set(&[1, 2]),
+        plan: {
+            let mut p = Plan::unplaced(1);
+            p.set(0, Placement::Online(id(1)));
+            p
+        },
+    };
+    let majority = |m: NodeSet| m.len() >= 2;
+    let lost_on = |who: &'static [u8]| {
+        move |n: NodeId| Standing {
+            holds: u64::from(n.get() == 1),
+            lost: u64::from(who.contains(&n.get())),
+            ..Standing::default()
+        }
+    };
+    let p = plan(
+        &[hot.clone()],
+        &prev,
+        id(1),
+        set(&[1, 2]),
+        majority,
+        lost_on(&[1]),
+    );
+    assert_eq!(
+        p.get(0),
+        Placement::Online(id(2)),
+        "moves to the connected node"
+    );
+    let p = plan(
+        &[hot.clone()],
+        &prev,
+        id(1),
+        set(&[1, 2]),
+        majority,
+        lost_on(&[1, 2]),
+    );
+    assert_eq!(
+        p.get(0),
+        Placement::Online(id(1)),
+        "everyone lost it: it stays"
+    );
+    let p = plan(
+        &[hot.clone()],
+        &prev,
+        id(1),
+        set(&[1, 2]),
+        majority,
+        lost_on(&[2]),
+    );
+    assert_eq!(
+        p.get(0),
+        Placement::Online(id(1)),
+        "the standby's loss changes nothing"
+    );
+    hot.networks = 0b10;
+    let p = plan(&[hot], &prev, id(1), set(&[1, 2]), majority, lost_on(&[1]));
+    assert_eq!(
+        p.get(0),
+        Placement::Online(id(1)),
+        "a network it does not need"
+    );
+}

@@ -33,7 +33,7 @@ use crate::wire::MAX_PATHS;
 use crate::wire::auth::AuthKey;
 use crate::wire::command::CommandRepr;
 use crate::wire::frame::{FRAME_MAX, Frame, HeaderRepr, Kind};
-use crate::wire::heartbeat::{Echo, HeartbeatRepr};
+use crate::wire::heartbeat::{CompactRepr, Echo, FULL_EVERY, HeartbeatRepr};
 use crate::wire::state::{self as state_block, StateRepr};
 use crate::wire::view::ViewRepr;
 
@@ -125,6 +125,10 @@ pub struct Peer {
     pub report_at: Option<Instant>,
     /// Newest operator command id taken from its current incarnation.
     command_id: u32,
+    /// Per path, whom it heard there, from its last full heartbeat.
+    pub heard: [u64; MAX_PATHS],
+    /// Networks reported down to it (`NetworkDown` without `NetworkUp` since).
+    pub networks_down: u64,
 }
 
 impl Peer {
@@ -144,6 +148,8 @@ impl Peer {
             report: None,
             report_at: None,
             command_id: 0,
+            heard: [0; MAX_PATHS],
+            networks_down: 0,
         }
     }
 
@@ -175,6 +181,7 @@ enum Incarnation {
 /// What a valid frame carries.
 enum Body {
     Heartbeat(HeartbeatRepr),
+    Compact(CompactRepr),
     View(ViewMsgKind, View),
     State(StateRepr),
     Command(Command, Duration, u32),
@@ -242,15 +249,21 @@ pub struct Node {
     /// When the installed view was installed here.
     installed_at: Instant,
     /// Generation of the published state block, and what it covered: (installed number,
-    /// agreed number, holds, failed).
+    /// agreed number, holds, failed, online, lost).
     generation: u64,
-    published: (u64, u64, u64, u64, u64),
+    published: (u64, u64, u64, u64, u64, u64),
     /// Operator commands pinned per group (see `operator`).
     pins: Vec<Option<Pin>>,
     /// The command asked of this node, if any.
     asked: Option<Asked>,
     /// Id of the last command asked of this node in this incarnation.
     command_id: u32,
+    /// Networks whose every local adapter is without carrier (from the daemon).
+    carrier_lost: u64,
+    /// Networks this node lost (published in its state block).
+    lost: u64,
+    /// Something that feeds `lost` changed.
+    lost_dirty: bool,
 }
 
 impl Node {
@@ -268,16 +281,22 @@ impl Node {
         spec.assert_valid();
         let local_idx = spec.node_index(local).expect("local node is in the spec");
         let peers = spec.nodes.iter().map(|n| Peer::new(n.id, now)).collect();
-        let tx = vec![
-            Tx {
-                next_at: now,
+        // No heartbeats on a path this node is not on (a serial line between two others).
+        let tx = spec
+            .paths
+            .iter()
+            .map(|p| Tx {
+                next_at: if p.nodes.contains(local) {
+                    now
+                } else {
+                    Instant::MAX
+                },
                 seq: 0,
                 cursor: 0,
                 echo_rr: 0,
-                frames: 0
-            };
-            spec.paths.len()
-        ];
+                frames: 0,
+            })
+            .collect();
         let drops = vec![DropCounters::default(); spec.paths.len()];
         let configured: NodeSet = spec.nodes.iter().map(|n| n.id).collect();
         let configured_count = u32::try_from(spec.nodes.len()).expect("invariant: <= 64 nodes");
@@ -308,10 +327,13 @@ impl Node {
             groups_dirty: true,
             installed_at: now,
             generation: 0,
-            published: (0, 0, 0, 0, 0),
+            published: (0, 0, 0, 0, 0, 0),
             pins: vec![None; group_count],
             asked: None,
             command_id: 0,
+            carrier_lost: 0,
+            lost: 0,
+            lost_dirty: false,
         }
     }
 
@@ -361,7 +383,7 @@ impl Node {
         if peer == self.local_idx {
             return Err(DropReason::OwnNodeId);
         }
-        if usize::from(frame.path()) != path {
+        if usize::from(frame.path()) != path || !self.spec.paths[path].nodes.contains(sender) {
             return Err(DropReason::WrongPath);
         }
         let view_kind = match frame.kind() {
@@ -373,6 +395,12 @@ impl Node {
         };
         let payload = frame.payload();
         let body = match view_kind {
+            None if frame.kind() == Kind::Heartbeat
+                && self.spec.paths[path].kind == PathKind::Serial
+                && payload.len() == crate::wire::heartbeat::COMPACT_LEN =>
+            {
+                Body::Compact(CompactRepr::parse(payload).map_err(|_| DropReason::BadPayload)?)
+            }
             None if frame.kind() == Kind::Heartbeat => {
                 Body::Heartbeat(HeartbeatRepr::parse(payload).map_err(|_| DropReason::BadPayload)?)
             }
@@ -464,6 +492,7 @@ impl Node {
                 self.membership_dirty = true;
             }
             Body::Heartbeat(hb) => self.update_report(arrival, v.peer, hb.state),
+            Body::Compact(c) => self.renew_report(arrival, v.peer, c.generation),
             Body::State(state) => self.update_report(arrival, v.peer, state),
             Body::Command(cmd, valid, id) => {
                 // Copies arrive on every path, and retransmissions repeat the id.
@@ -514,9 +543,29 @@ impl Node {
         });
     }
 
+    /// A compact heartbeat: the peer's state block of `generation` still stands. It renews
+    /// the report held only when that is the same generation (a newer one is on its way
+    /// as a group-state frame or the next full heartbeat).
+    fn renew_report(&mut self, arrival: Instant, idx: usize, generation: u64) {
+        let lease = self.spec.lease();
+        let p = &mut self.peers[idx];
+        if p.report.is_none_or(|r| r.generation != generation) {
+            return;
+        }
+        if p.report_at
+            .is_none_or(|t| t.saturating_add(lease) <= arrival)
+        {
+            self.groups_dirty = true;
+        }
+        p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
+    }
+
     /// Re-runs what a change fed into: membership, then the groups, then publishes a
     /// changed state block.
     fn settle(&mut self, now: Instant) {
+        if self.lost_dirty {
+            self.update_lost(now);
+        }
         if self.membership_dirty {
             self.drive_membership(now);
         }
@@ -562,15 +611,21 @@ impl Node {
         link.heard_at = Some(arrival);
         link.silence_from = link.silence_from.max(arrival);
         let mut one_way = false;
-        if let Body::Heartbeat(hb) = &v.body {
-            link.echo_src = Some((v.header.timestamp_ns, arrival));
-            if let Some(e) = hb.echo.filter(|e| e.node == local.get()) {
-                let sent = e.timestamp_ns.saturating_add(u64::from(e.hold_ns));
-                if let Some(rtt) = arrival.as_nanos().checked_sub(sent) {
-                    link.rtt = Some(Duration::from_nanos(rtt));
+        let hears = match &v.body {
+            Body::Heartbeat(hb) => {
+                link.echo_src = Some((v.header.timestamp_ns, arrival));
+                if let Some(e) = hb.echo.filter(|e| e.node == local.get()) {
+                    let sent = e.timestamp_ns.saturating_add(u64::from(e.hold_ns));
+                    if let Some(rtt) = arrival.as_nanos().checked_sub(sent) {
+                        link.rtt = Some(Duration::from_nanos(rtt));
+                    }
                 }
+                Some(hb.hears(path, local.get()))
             }
-            let hears = hb.hears(path, local.get());
+            Body::Compact(c) => Some(c.hears(path)),
+            _ => None,
+        };
+        if let Some(hears) = hears {
             one_way = link.peer_hears_us == Some(true) && !hears;
             if link.peer_hears_us != Some(hears) {
                 // Mutual hearing decides who is alive for membership.
@@ -589,6 +644,8 @@ impl Node {
         }
         if came_up {
             self.push_event(now, Event::PathUp { peer, path });
+            self.check_networks(now, v.peer);
+            self.lost_dirty = true;
         }
     }
 
@@ -598,6 +655,10 @@ impl Node {
         p.newest_sent_ns = p.newest_sent_ns.max(v.header.timestamp_ns);
         let mut mismatch = None;
         if let Body::Heartbeat(hb) = &v.body {
+            if p.heard != hb.heard {
+                p.heard = hb.heard;
+                self.lost_dirty = true;
+            }
             self.membership.observe(hb.state.view);
             let theirs = hb.config_hash;
             if theirs != ours && p.config_hash != Some(theirs) {
@@ -629,7 +690,110 @@ impl Node {
         }
         self.membership_dirty = true;
         self.groups_dirty = true;
+        self.lost_dirty = true;
         self.settle(now);
+    }
+
+    /// The daemon's carrier view: bit n set while every local adapter of network n is
+    /// without carrier (rtnetlink). Feeds the networks this node has lost.
+    pub fn set_carrier_lost(&mut self, now: Instant, networks: u64) {
+        if networks != self.carrier_lost {
+            self.carrier_lost = networks;
+            self.lost_dirty = true;
+            self.settle(now);
+        }
+    }
+
+    /// Networks this node has lost (bit = network index).
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Recomputes the networks this node lost and reports the changes. A network is lost
+    /// when the daemon says every local adapter on it is without carrier, or when this
+    /// node hears no peer on any of its paths while some live peer hears another node
+    /// there: then the fault is on this side. When nobody hears anybody, the network as a
+    /// whole is down and no node is better placed than another.
+    fn update_lost(&mut self, now: Instant) {
+        self.lost_dirty = false;
+        let mut lost = self.carrier_lost;
+        for n in 0..self.spec.networks.len() {
+            if self.unreachable(n) {
+                lost |= 1 << n;
+            }
+        }
+        let changed = lost ^ self.lost;
+        if changed == 0 {
+            return;
+        }
+        self.lost = lost;
+        self.membership_dirty = true;
+        for n in (0..self.spec.networks.len()).filter(|n| changed & (1 << n) != 0) {
+            let network = u8::try_from(n).expect("invariant: <= 64 networks");
+            let event = if lost & (1 << n) != 0 {
+                Event::NetworkLost {
+                    network,
+                    carrier: self.carrier_lost & (1 << n) != 0,
+                }
+            } else {
+                Event::NetworkRegained { network }
+            };
+            self.push_event(now, event);
+        }
+    }
+
+    /// Whether this node hears nobody on network `n` while a live peer hears another node
+    /// there.
+    fn unreachable(&self, n: usize) -> bool {
+        let local = self.local;
+        let on_n = |i: usize| {
+            let p = &self.spec.paths[i];
+            p.network == Some(u8::try_from(n).expect("invariant: small")) && p.nodes.contains(local)
+        };
+        let paths = self.spec.paths.len();
+        if !(0..paths).any(on_n) {
+            return false;
+        }
+        let hear_someone = self.peers.iter().any(|p| {
+            p.id != local && (0..paths).any(|i| on_n(i) && p.links[i].state == LinkState::Up)
+        });
+        if hear_someone {
+            return false;
+        }
+        self.peers
+            .iter()
+            .filter(|p| p.id != local && p.state == PeerState::Up)
+            .any(|p| (0..paths).any(|i| on_n(i) && p.heard[i] & !(local.bit() | p.id.bit()) != 0))
+    }
+
+    /// Reports `network_down` / `network_up` to peer `idx`: every path of a network that
+    /// both are on is silent (and was heard before) while another path to it is alive.
+    fn check_networks(&mut self, now: Instant, idx: usize) {
+        let paths = self.spec.paths.len();
+        for n in 0..self.spec.networks.len() {
+            let (local, peer) = (self.local, self.peers[idx].id);
+            let net = Some(u8::try_from(n).expect("invariant: small"));
+            let shared = |i: usize| {
+                let p = &self.spec.paths[i];
+                p.nodes.contains(local) && p.nodes.contains(peer)
+            };
+            let links = &self.peers[idx].links;
+            let mut on_n = (0..paths).filter(|&i| shared(i) && self.spec.paths[i].network == net);
+            let silent = on_n.clone().all(|i| links[i].state != LinkState::Up)
+                && on_n.any(|i| links[i].state == LinkState::Down);
+            let other_up = (0..paths)
+                .any(|i| self.spec.paths[i].network != net && links[i].state == LinkState::Up);
+            let bit = 1u64 << n;
+            let was = self.peers[idx].networks_down & bit != 0;
+            let network = u8::try_from(n).expect("invariant: small");
+            if silent && other_up && !was {
+                self.peers[idx].networks_down |= bit;
+                self.push_event(now, Event::NetworkDown { peer, network });
+            } else if !silent && was {
+                self.peers[idx].networks_down &= !bit;
+                self.push_event(now, Event::NetworkUp { peer, network });
+            }
+        }
     }
 
     /// The outcome of a [`Action::Resource`] request. A completion that matches no
@@ -753,6 +917,7 @@ impl Node {
             self.groups.holds(),
             self.groups.failed(),
             self.groups.online(),
+            self.lost,
         );
         if now == self.published {
             return;
@@ -776,6 +941,7 @@ impl Node {
             failed: self.groups.failed(),
             online: self.groups.online(),
             generation: self.generation,
+            lost: self.lost,
         }
     }
 
@@ -845,6 +1011,7 @@ impl Node {
             holds: groups.holds(),
             failed: groups.failed(),
             fresh: prev.number == 0,
+            lost: self.lost,
         };
         let (configured, alone_ok, tie) = (
             membership.configured(),
@@ -864,6 +1031,7 @@ impl Node {
                     holds: r.holds,
                     failed: r.failed,
                     fresh: r.installed == 0,
+                    lost: r.lost,
                 })
         };
         let plan = |members: NodeSet| {
@@ -962,6 +1130,7 @@ impl Node {
                 );
             }
         }
+        self.check_networks(now, idx);
         let p = &self.peers[idx];
         let any_up = p.links.iter().any(|l| l.state == LinkState::Up);
         let grace_over = now >= self.grace_from.saturating_add(self.spec.timeout_max());
@@ -1010,7 +1179,7 @@ impl Node {
                 continue;
             }
             let dest = match self.spec.paths[path].kind {
-                PathKind::Ether => Some((Dest::All, None)),
+                PathKind::Ether | PathKind::Serial | PathKind::Disk => Some((Dest::All, None)),
                 PathKind::Udp => self
                     .next_unicast(path)
                     .map(|i| (Dest::Node(self.peers[i].id), Some(i))),
@@ -1050,8 +1219,10 @@ impl Node {
                 Outgoing::View(m) => m.to,
                 Outgoing::State | Outgoing::Command(_) => None,
             };
+            let on_path = self.spec.paths[path].nodes.contains(self.local);
             let dest = match self.spec.paths[path].kind {
-                PathKind::Ether => Some(Dest::All),
+                _ if !on_path => None,
+                PathKind::Ether | PathKind::Serial | PathKind::Disk => Some(Dest::All),
                 PathKind::Udp => (from..self.peers.len())
                     .find(|&i| i != self.local_idx && to.is_none_or(|t| t == self.peers[i].id))
                     .map(|i| {
@@ -1164,6 +1335,11 @@ impl Node {
         to: Option<usize>,
         buf: &mut [u8],
     ) -> usize {
+        if self.spec.paths[path].kind == PathKind::Serial
+            && self.tx[path].frames % u64::from(FULL_EVERY) != 0
+        {
+            return self.emit_compact(now, path, buf);
+        }
         let echo = self.echo_for(now, path, to);
         let heartbeat = HeartbeatRepr {
             state: self.state_block(),
@@ -1177,6 +1353,37 @@ impl Node {
             .emit(buf, heartbeat.buffer_len(), self.key.as_ref(), |p| {
                 heartbeat.emit(p)
             })
+            .expect("invariant: buf holds FRAME_MAX bytes")
+    }
+
+    /// A compact heartbeat (serial lines): state generation and whether we hear the other
+    /// end of the line on each path.
+    fn emit_compact(&self, now: Instant, path: usize, buf: &mut [u8]) -> usize {
+        let other = self
+            .peers
+            .iter()
+            .find(|p| p.id != self.local && self.spec.paths[path].nodes.contains(p.id));
+        let mut hears_you = 0u8;
+        if let Some(p) = other {
+            for (i, link) in p.links[..self.spec.paths.len()].iter().enumerate() {
+                if link.state == LinkState::Up {
+                    hears_you |= 1 << i;
+                }
+            }
+        }
+        let compact = CompactRepr {
+            generation: self.generation,
+            path_count: path_id(self.spec.paths.len()),
+            hears_you,
+        };
+        let header = self.header(Kind::Heartbeat, path, now);
+        header
+            .emit(
+                buf,
+                crate::wire::heartbeat::COMPACT_LEN,
+                self.key.as_ref(),
+                |p| compact.emit(p),
+            )
             .expect("invariant: buf holds FRAME_MAX bytes")
     }
 

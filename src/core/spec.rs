@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use super::placement::GroupPolicy;
+use super::placement::{GroupPolicy, NodeSet};
 use crate::wire::state::MAX_GROUPS;
 use crate::wire::{MAX_NODES, MAX_PATHS};
 
@@ -37,6 +37,10 @@ pub enum PathKind {
     Ether,
     /// UDP datagrams, unicast to each peer.
     Udp,
+    /// An RS232 line between exactly two nodes (COBS-framed, compact heartbeats).
+    Serial,
+    /// A shared disk: one heartbeat slot per node, a mailbox per node.
+    Disk,
 }
 
 impl PathKind {
@@ -45,7 +49,16 @@ impl PathKind {
         match self {
             PathKind::Ether => "ether",
             PathKind::Udp => "udp",
+            PathKind::Serial => "serial",
+            PathKind::Disk => "disk",
         }
+    }
+
+    /// Whether the path runs over a network (and so can belong to one): raw Ethernet and
+    /// UDP. Serial lines and disks are the non-IP paths that tell a broken network from a
+    /// dead node (DESIGN §4).
+    pub fn on_network(self) -> bool {
+        matches!(self, PathKind::Ether | PathKind::Udp)
     }
 }
 
@@ -60,6 +73,11 @@ pub struct PathSpec {
     pub interval: Duration,
     /// Silence after which the path to a peer is down.
     pub timeout: Duration,
+    /// The nodes on it (a serial line joins two).
+    pub nodes: NodeSet,
+    /// The network it runs over (index into [`ClusterSpec::networks`]); `None` for
+    /// serial and disk paths.
+    pub network: Option<u8>,
 }
 
 /// One configured node.
@@ -87,6 +105,9 @@ pub struct GroupSpec {
     /// A `pre` event command runs before the first resource is released (its failure is
     /// logged; the release goes on), as request [`HOOK`](super::groups::HOOK) `Stop`.
     pub pre_release: bool,
+    /// Networks its service addresses need (bit = network index): it is placed on a node
+    /// that has lost one of them only when every candidate has.
+    pub networks: u64,
 }
 
 #[cfg(test)]
@@ -113,6 +134,7 @@ impl GroupSpec {
             resources,
             pre_acquire: false,
             pre_release: false,
+            networks: 0,
         }
     }
 }
@@ -128,6 +150,8 @@ pub struct ClusterSpec {
     pub nodes: Vec<NodeSpec>,
     /// Configured paths; a path's index is its path id.
     pub paths: Vec<PathSpec>,
+    /// Network names (at most 64); a network's index is its bit in `lost` bitmaps.
+    pub networks: Vec<String>,
     /// Hash of the canonical config, carried in heartbeats to spot mismatches.
     pub config_hash: u64,
     /// A loop wake-up later than this past its deadline is a local pause.
@@ -163,8 +187,11 @@ impl ClusterSpec {
                     },
                     interval: Duration::from_millis(1),
                     timeout: Duration::from_millis(5),
+                    nodes: NodeSet::from_bits(0b11),
+                    network: Some(u8::try_from(i).unwrap()),
                 })
                 .collect(),
+            networks: (0..paths).map(|i| format!("p{i}")).collect(),
             config_hash: 0xabc,
             pause_threshold: Duration::from_millis(2),
             two_node: false,
@@ -202,8 +229,25 @@ impl ClusterSpec {
                 g.name
             );
         }
+        assert!(
+            self.networks.len() <= 64,
+            "{} networks",
+            self.networks.len()
+        );
         for p in &self.paths {
             assert!(p.interval > Duration::ZERO, "path {} interval zero", p.name);
+            assert!(
+                p.nodes.bits() & !self.nodes.iter().fold(0, |b, n| b | n.id.bit()) == 0,
+                "path {} lists an unknown node",
+                p.name
+            );
+            assert!(
+                p.network
+                    .is_none_or(|n| usize::from(n) < self.networks.len())
+                    && (p.network.is_some() == p.kind.on_network()),
+                "path {} network",
+                p.name
+            );
             assert!(
                 p.timeout > p.interval,
                 "path {} timeout <= interval",

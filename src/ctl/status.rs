@@ -51,6 +51,9 @@ pub struct StatusReport {
     pub queue_overflows: u64,
     /// Configured paths with local counters.
     pub paths: Vec<PathStatus>,
+    /// Networks this node has lost (groups that need them run elsewhere).
+    #[serde(default)]
+    pub networks_lost: Vec<String>,
     /// Every other node.
     pub peers: Vec<PeerStatus>,
     /// The last events, oldest first.
@@ -86,10 +89,16 @@ pub struct GroupStatus {
 pub struct PathStatus {
     /// Path name.
     pub name: String,
-    /// `ether` or `udp`.
+    /// `ether`, `udp`, `serial` or `disk`.
     pub kind: String,
-    /// Local interface or address.
+    /// Local interface, address or device (`-` when this node is not on the path).
     pub device: String,
+    /// The network it runs over (ether and udp paths).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// The disk servant's pid (disk paths).
+    #[serde(default)]
+    pub servant_pid: Option<u32>,
     /// Heartbeat interval, µs.
     pub interval_us: u64,
     /// Timeout, µs.
@@ -123,6 +132,9 @@ pub struct PeerStatus {
     pub config_match: Option<bool>,
     /// One entry per path.
     pub links: Vec<LinkStatus>,
+    /// Networks whose every path to this peer is silent while another path is alive.
+    #[serde(default)]
+    pub networks_down: Vec<String>,
 }
 
 /// One (peer, path) link.

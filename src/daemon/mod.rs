@@ -18,6 +18,7 @@
 mod children;
 mod commands;
 mod ctl_server;
+pub mod disk;
 pub mod log;
 mod paths;
 mod report;
@@ -121,9 +122,12 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         .iter()
         .zip(&cfg.spec.paths)
         .map(|(io, p)| {
-            PathSocket::open(io, cfg.spec.cluster_id).map_err(|source| DaemonError::Path {
-                path: p.name.clone(),
-                source,
+            let members: Vec<u8> = p.nodes.iter().map(|n| n.get()).collect();
+            PathSocket::open(io, cfg.spec.cluster_id, cfg.local.get(), &members).map_err(|source| {
+                DaemonError::Path {
+                    path: p.name.clone(),
+                    source,
+                }
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -230,7 +234,9 @@ impl Daemon {
         readable(self.timer.as_fd(), token::TIMER)?;
         readable(self.signals.as_fd(), token::SIGNAL)?;
         for (i, s) in self.socks.iter().enumerate() {
-            readable(s.as_fd(), Token(token::PATH_BASE + i))?;
+            if let Some(fd) = s.fd() {
+                readable(fd, Token(token::PATH_BASE + i))?;
+            }
         }
         self.ctl.register(reg)
     }
@@ -269,6 +275,7 @@ impl Daemon {
             }
             more = false;
             for i in 0..self.socks.len() {
+                self.socks[i].flush();
                 more |= self.drain_path(i, now, real_ns, &mut rx_buf);
             }
             if self.node.next_deadline().is_some_and(|d| d <= now) {
@@ -365,6 +372,28 @@ impl Daemon {
             let meta = match self.socks[i].recv(buf) {
                 Ok(Rx::Frame(m)) => m,
                 Ok(Rx::Own) => continue,
+                Ok(Rx::Garbage(n)) => {
+                    for _ in 0..n {
+                        self.node.count_drop(i, crate::core::DropReason::Garbage);
+                    }
+                    continue;
+                }
+                Ok(Rx::Overlong) => {
+                    self.node.count_drop(i, crate::core::DropReason::Overlong);
+                    continue;
+                }
+                Ok(Rx::Note { error, text }) => {
+                    let path = &self.node.spec().paths[i].name;
+                    if error {
+                        self.io[i].rx_errors += 1;
+                        if self.io_log.allow(now.as_nanos(), 1_000_000_000).is_some() {
+                            ::log::error!("path {path}: {text}");
+                        }
+                    } else {
+                        ::log::info!("path {path}: {text}");
+                    }
+                    continue;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {

@@ -94,6 +94,23 @@ fn opt_secs(t: Option<Instant>) -> String {
 /// One event as a log line: `event=<name> at=<decision time> key=value...`. For node_down
 /// the line lists every path with the time it was last heard, so the log shows which paths
 /// went silent and when.
+fn network_name(node: &Node, n: u8) -> &str {
+    node.spec()
+        .networks
+        .get(usize::from(n))
+        .map_or("?", String::as_str)
+}
+
+/// Names of the networks in bitmap `bits`.
+fn networks(spec: &crate::core::spec::ClusterSpec, bits: u64) -> Vec<String> {
+    spec.networks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, n)| n.clone())
+        .collect()
+}
+
 pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &Event) -> String {
     let at = secs(at.as_nanos());
     let group_name = |g: u8| groups.get(usize::from(g)).map_or("?", |g| g.name.as_str());
@@ -119,6 +136,25 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
                     .map_or("?", |r| r.name.as_str()),
             },
             op.name()
+        ),
+        Event::NetworkDown { peer, network } => format!(
+            "event=network_down at={at} peer={} network={} (the peer is alive on another path; no takeover)",
+            node_name(node, peer),
+            network_name(node, network)
+        ),
+        Event::NetworkUp { peer, network } => format!(
+            "event=network_up at={at} peer={} network={}",
+            node_name(node, peer),
+            network_name(node, network)
+        ),
+        Event::NetworkLost { network, carrier } => format!(
+            "event=network_lost at={at} network={} cause={} (groups that need it move off this node)",
+            network_name(node, network),
+            if carrier { "carrier" } else { "unreachable" }
+        ),
+        Event::NetworkRegained { network } => format!(
+            "event=network_regained at={at} network={}",
+            network_name(node, network)
         ),
         Event::QuorumLost => {
             format!("event=quorum_lost at={at} (no quorate view or lease: every group is released)")
@@ -227,6 +263,10 @@ pub(crate) fn status(
             name: p.name.clone(),
             kind: p.kind.name().into(),
             device: socks[i].device(),
+            network: p
+                .network
+                .and_then(|n| spec.networks.get(usize::from(n)).cloned()),
+            servant_pid: socks[i].servant_pid(),
             interval_us: u64::try_from(p.interval.as_micros()).unwrap_or(u64::MAX),
             timeout_us: u64::try_from(p.timeout.as_micros()).unwrap_or(u64::MAX),
             tx_frames: node.tx_frames(i),
@@ -256,6 +296,7 @@ pub(crate) fn status(
             incarnation: p.incarnation,
             restarts: p.restarts,
             config_match: p.config_hash.map(|h| h == spec.config_hash),
+            networks_down: networks(spec, p.networks_down),
             links: spec
                 .paths
                 .iter()
@@ -309,6 +350,7 @@ pub(crate) fn status(
         queue_overflows: node.queue_overflows(),
         pause_total_us: u64::try_from(pause_total.as_micros()).unwrap_or(u64::MAX),
         paths,
+        networks_lost: networks(spec, node.lost()),
         peers,
         recent_events: recent.to_vec(),
     }
@@ -398,6 +440,19 @@ mod tests {
                 peer: n2,
                 theirs: 9,
             },
+            Event::NetworkDown {
+                peer: n2,
+                network: 0,
+            },
+            Event::NetworkUp {
+                peer: n2,
+                network: 0,
+            },
+            Event::NetworkLost {
+                network: 0,
+                carrier: true,
+            },
+            Event::NetworkRegained { network: 0 },
         ];
         for e in &events {
             let line = event_line(&node, &[], at, e);
@@ -406,8 +461,13 @@ mod tests {
         let names: Vec<&str> = events.iter().map(Event::name).collect();
         assert_eq!(
             names,
-            Event::NAMES,
+            Event::NAMES[..names.len()],
             "NAMES lists every event, in this order"
+        );
+        assert_eq!(
+            Event::NAMES[names.len()..],
+            ["adapter_down", "adapter_up"],
+            "then the daemon's own"
         );
         let hook = event_line(&node, &[], at, &events[13]);
         assert!(hook.contains("resource=pre-acquire"), "{hook}");

@@ -5,31 +5,98 @@
 //!
 //! ```text
 //! off size field
-//!   0   64 node-state block (view, installed, agreed, holds, failed, online, generation)
-//!  64    8 config hash
-//!  72    1 echo node id (0: no echo)
-//!  73    1 path count k (<= MAX_PATHS)
-//!  74    8 echo: the echoed node's sender timestamp, as it arrived here
-//!  82    4 echo: ns the echo was held here between arrival and this send
-//!  86  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//!   0   72 node-state block (view, installed, agreed, holds, failed, online, generation,
+//!          lost)
+//!  72    8 config hash
+//!  80    1 echo node id (0: no echo)
+//!  81    1 path count k (<= MAX_PATHS)
+//!  82    8 echo: the echoed node's sender timestamp, as it arrived here
+//!  90    4 echo: ns the echo was held here between arrival and this send
+//!  94  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
+//!
+//! **Compact form** ([`CompactRepr`], serial lines): a 115200-baud line moves 11.5 bytes
+//! per millisecond, so a full heartbeat frame (about 150 bytes with tag) would take 13 ms.
+//! On a serial path most heartbeats are compact, 10 bytes of payload; every
+//! [`FULL_EVERY`]th is full, and a changed state block goes out at once as a group-state
+//! frame (kind 5) anyway. A compact heartbeat renews the sender's state block only when
+//! its generation matches the one the receiver holds.
+//!
+//! ```text
+//! off size field
+//!   0    8 generation of the sender's state block
+//!   8    1 path count k (<= MAX_PATHS)
+//!   9    1 hears-you: bit i set when the sender hears the receiver (the other end of the
+//!          point-to-point line) on path i
+//! ```
 
 use super::MAX_PATHS;
 use super::state::{self, StateRepr};
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 86;
+pub const FIXED_LEN: usize = 94;
+
+/// Length of a compact heartbeat payload.
+pub const COMPACT_LEN: usize = 10;
+
+/// On a serial path, one heartbeat in this many is full.
+pub const FULL_EVERY: u32 = 8;
 
 mod field {
     use core::ops::Range;
-    pub(super) const CONFIG_HASH: Range<usize> = 64..72;
-    pub(super) const ECHO_NODE: usize = 72;
-    pub(super) const PATH_COUNT: usize = 73;
-    pub(super) const ECHO_TS: Range<usize> = 74..82;
-    pub(super) const ECHO_HOLD: Range<usize> = 82..86;
-    pub(super) const HEARD: usize = 86;
+    pub(super) const CONFIG_HASH: Range<usize> = 72..80;
+    pub(super) const ECHO_NODE: usize = 80;
+    pub(super) const PATH_COUNT: usize = 81;
+    pub(super) const ECHO_TS: Range<usize> = 82..90;
+    pub(super) const ECHO_HOLD: Range<usize> = 90..94;
+    pub(super) const HEARD: usize = 94;
+}
+
+/// A compact heartbeat payload (serial lines; see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactRepr {
+    /// Generation of the sender's state block.
+    pub generation: u64,
+    /// Number of paths `hears_you` covers.
+    pub path_count: u8,
+    /// Bit i: the sender hears the receiver on path i.
+    pub hears_you: u8,
+}
+
+impl CompactRepr {
+    /// Parses a payload of exactly [`COMPACT_LEN`] bytes.
+    pub fn parse(p: &[u8]) -> Result<CompactRepr, HeartbeatError> {
+        if p.len() != COMPACT_LEN {
+            return Err(HeartbeatError::BadLength);
+        }
+        let path_count = p[8];
+        if usize::from(path_count) > MAX_PATHS {
+            return Err(HeartbeatError::TooManyPaths);
+        }
+        Ok(CompactRepr {
+            generation: be_u64(&p[..8]),
+            path_count,
+            hears_you: p[9],
+        })
+    }
+
+    /// Writes the payload into `p` ([`COMPACT_LEN`] bytes).
+    ///
+    /// # Panics
+    /// If `p` has another length (a caller bug).
+    pub fn emit(&self, p: &mut [u8]) {
+        assert_eq!(p.len(), COMPACT_LEN, "compact heartbeat buffer length");
+        p[..8].copy_from_slice(&self.generation.to_be_bytes());
+        p[8] = self.path_count;
+        p[9] = self.hears_you;
+    }
+
+    /// Whether the sender hears the receiver on `path`.
+    pub fn hears(&self, path: usize) -> bool {
+        path < usize::from(self.path_count) && self.hears_you & (1 << path) != 0
+    }
 }
 
 /// Why a heartbeat payload was rejected.
@@ -171,6 +238,7 @@ mod tests {
                 failed: 2,
                 online: 1,
                 generation: 9,
+                lost: 4,
             },
             config_hash: 0x1122_3344_5566_7788,
             echo: Some(Echo {
@@ -183,7 +251,7 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 102] = [
+    const GOLDEN: [u8; 110] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
         0, 0, 0, 0, 0, 0, 0, 4, // installed
         0, 0, 0, 0, 0, 0, 0, 4, // agreed number
@@ -192,6 +260,7 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 2, // failed
         0, 0, 0, 0, 0, 0, 0, 1, // online
         0, 0, 0, 0, 0, 0, 0, 9, // generation
+        0, 0, 0, 0, 0, 0, 0, 4, // lost
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
         2, 2, // echo node, path count
         0, 0, 0, 0, 0, 0, 0x0a, 0x0b, // echo ts
@@ -202,7 +271,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 102];
+        let mut buf = [0xa5u8; 110];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -222,19 +291,36 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..85]),
+            HeartbeatRepr::parse(&GOLDEN[..93]),
             Err(HeartbeatError::Short)
         );
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..101]),
+            HeartbeatRepr::parse(&GOLDEN[..109]),
             Err(HeartbeatError::BadLength)
         );
         let mut many = GOLDEN;
-        many[73] = 9;
+        many[81] = 9;
         assert_eq!(
             HeartbeatRepr::parse(&many),
             Err(HeartbeatError::TooManyPaths)
         );
+    }
+
+    #[test]
+    fn compact_golden_and_errors() {
+        let c = CompactRepr {
+            generation: 0x0102,
+            path_count: 3,
+            hears_you: 0b101,
+        };
+        let mut p = [0u8; COMPACT_LEN];
+        c.emit(&mut p);
+        assert_eq!(p, [0, 0, 0, 0, 0, 0, 1, 2, 3, 0b101]);
+        assert_eq!(CompactRepr::parse(&p), Ok(c));
+        assert!(c.hears(0) && !c.hears(1) && c.hears(2) && !c.hears(5));
+        assert_eq!(CompactRepr::parse(&p[..9]), Err(HeartbeatError::BadLength));
+        p[8] = 9;
+        assert_eq!(CompactRepr::parse(&p), Err(HeartbeatError::TooManyPaths));
     }
 
     mod prop {
@@ -248,7 +334,7 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7 },
+                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5 },
                     config_hash: hash,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
                     path_count: u8::try_from(heard.len()).unwrap(), heard: h,

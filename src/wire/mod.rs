@@ -4,12 +4,14 @@
 //! through `new_checked`, after which no accessor panics. One frame format serves every path
 //! (DESIGN §3): [`frame`] is that frame, [`heartbeat`] its heartbeat payload, [`state`] the
 //! node-state block (heartbeats and group-state frames), [`view`] membership payloads, [`command`] operator commands, [`auth`] the
-//! HMAC tag, [`ethernet`] the link-layer constants for raw Ethernet paths.
+//! HMAC tag, [`cobs`] serial framing, [`disk`] the shared-disk layout, [`ethernet`] the link-layer constants for raw Ethernet paths.
 //! Called by `core` (parse and build) and by tests; depends on nothing of ours.
 
 pub mod announce;
 pub mod auth;
+pub mod cobs;
 pub mod command;
+pub mod disk;
 pub mod ethernet;
 pub mod frame;
 pub mod heartbeat;

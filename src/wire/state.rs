@@ -16,12 +16,15 @@
 //!  40    8 failed: bit g set when group g failed on the sender and must go elsewhere
 //!  48    8 online: bit g set while every resource of group g runs on the sender (a
 //!          subset of holds; `status` and operator commands read where groups run)
-//!  56    8 generation: bumped on every change of installed, agreed, holds, failed or
-//!          online (orders reports that overtook each other)
+//!  56    8 generation: bumped on every change of installed, agreed, holds, failed,
+//!          online or lost (orders reports that overtook each other)
+//!  64    8 lost: bit n set while the sender has lost network n (every adapter of it
+//!          without carrier, or it hears no peer there while others hear each other);
+//!          groups that need network n are placed elsewhere (DESIGN §4)
 //! ```
 
 /// Payload length.
-pub const LEN: usize = 64;
+pub const LEN: usize = 72;
 
 /// Most resource groups a cluster may configure (one bit each in `holds`).
 pub const MAX_GROUPS: usize = 64;
@@ -45,6 +48,8 @@ pub struct StateRepr {
     pub online: u64,
     /// Generation of `holds` and `failed`.
     pub generation: u64,
+    /// Networks the sender lost (bit = network index).
+    pub lost: u64,
 }
 
 /// The payload is shorter than [`LEN`] (or, for a group-state frame, not exactly it).
@@ -70,6 +75,7 @@ impl StateRepr {
             failed: word(5),
             online: word(6),
             generation: word(7),
+            lost: word(8),
         })
     }
 
@@ -95,6 +101,7 @@ impl StateRepr {
             self.failed,
             self.online,
             self.generation,
+            self.lost,
         ];
         for (chunk, w) in p[..LEN].chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_be_bytes());
@@ -117,10 +124,11 @@ mod tests {
             failed: 6,
             online: 7,
             generation: 8,
+            lost: 9,
         };
         let mut p = [0xa5u8; LEN];
         s.emit(&mut p);
-        for i in 0..8 {
+        for i in 0..9 {
             let mut want = [0u8; 8];
             want[7] = u8::try_from(i + 1).unwrap();
             assert_eq!(p[8 * i..8 * i + 8], want, "word {i}");
