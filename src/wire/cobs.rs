@@ -200,7 +200,9 @@ mod tests {
     #[test]
     fn long_runs_without_zero() {
         for len in [253, 254, 255, 508, 509, 1000] {
-            let data: Vec<u8> = (0..len).map(|i: usize| u8::try_from(i % 255 + 1).unwrap()).collect();
+            let data: Vec<u8> = (0..len)
+                .map(|i: usize| u8::try_from(i % 255 + 1).unwrap())
+                .collect();
             assert_eq!(roundtrip(&data), data, "len {len}");
         }
     }
