@@ -62,8 +62,13 @@ pub struct GroupConfig {
     pub resources: Vec<Resource>,
 }
 
-/// What group validation needs to know of the paths: their networks.
-pub(super) struct Nets<'a> {
+/// What group validation needs to know beyond the group: the nodes, this node, and the
+/// paths' networks.
+pub(super) struct Scope<'a> {
+    /// Configured nodes.
+    pub(super) nodes: &'a [NodeSpec],
+    /// This node's index in `nodes`.
+    pub(super) local: usize,
     /// Network names by index.
     pub(super) names: &'a [String],
     /// The raw paths (for their interface tables).
@@ -166,10 +171,9 @@ impl Validator<'_> {
     pub(super) fn groups(
         &self,
         raw: &RawConfig,
-        nodes: &[NodeSpec],
-        local: usize,
-        nets: &Nets<'_>,
+        scope: &Scope<'_>,
     ) -> Result<(Vec<GroupSpec>, Vec<GroupConfig>), ConfigError> {
+        let nodes = scope.nodes;
         if let Some(g) = raw.groups.get(MAX_GROUPS) {
             return Err(self.err(&g.name, "group", format!("more than {MAX_GROUPS} groups")));
         }
@@ -193,7 +197,7 @@ impl Validator<'_> {
                 .resources
                 .iter()
                 .enumerate()
-                .map(|(r, res)| self.resource(g, r, res, &key, nodes, local, nets))
+                .map(|(r, res)| self.resource(g, r, res, &key, scope))
                 .collect::<Result<Vec<_>, _>>()?;
             let networks = resources
                 .iter()
@@ -323,9 +327,7 @@ impl Validator<'_> {
         r: usize,
         res: &RawResource,
         gkey: &dyn Fn(&str) -> String,
-        nodes: &[NodeSpec],
-        local: usize,
-        nets: &Nets<'_>,
+        scope: &Scope<'_>,
     ) -> Result<Resource, ConfigError> {
         let key = |k: &str| gkey(&format!("resource[{r}].{k}"));
         self.name(&res.name, &key("name"))?;
@@ -363,7 +365,7 @@ impl Validator<'_> {
             ));
         }
         let kind = match kind {
-            "ip" => ResourceKind::Ip(self.ip(g, res, &key, nodes, local, nets)?),
+            "ip" => ResourceKind::Ip(self.ip(g, res, &key, scope)?),
             _ => ResourceKind::Application(self.application(res, &key)?),
         };
         Ok(Resource {
@@ -377,10 +379,9 @@ impl Validator<'_> {
         g: &RawGroup,
         res: &RawResource,
         key: &dyn Fn(&str) -> String,
-        nodes: &[NodeSpec],
-        local: usize,
-        nets: &Nets<'_>,
+        scope: &Scope<'_>,
     ) -> Result<IpResource, ConfigError> {
+        let (nodes, local) = (scope.nodes, scope.local);
         for (v, k) in [
             (&res.start, "start"),
             (&res.stop, "stop"),
@@ -447,7 +448,7 @@ impl Validator<'_> {
                 v
             }
         };
-        let network = self.ip_network(g, res, key, nets)?;
+        let network = self.ip_network(g, res, key, scope)?;
         let standby = match (&res.standby, &res.standbys) {
             (Some(i), None) => Some(i),
             (None, Some(map)) => {
@@ -500,7 +501,7 @@ impl Validator<'_> {
         g: &RawGroup,
         res: &RawResource,
         key: &dyn Fn(&str) -> String,
-        nets: &Nets<'_>,
+        nets: &Scope<'_>,
     ) -> Result<Option<u8>, ConfigError> {
         if let Some(n) = &res.network {
             return nets

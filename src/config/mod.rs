@@ -223,12 +223,14 @@ impl Validator<'_> {
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
         let realtime = self.realtime(&raw)?;
         let on_quorum_loss = self.quorum_loss(&raw)?;
-        let nets = groups::Nets {
+        let scope = groups::Scope {
+            nodes: &nodes,
+            local: local_idx,
             names: &networks,
             raw_paths: &raw.paths,
             paths: &paths,
         };
-        let (mut group_specs, groups) = self.groups(&raw, &nodes, local_idx, &nets)?;
+        let (mut group_specs, groups) = self.groups(&raw, &scope)?;
         let adapters = local_adapters(&networks, &paths, &io, &groups);
         let events = self.events(&raw, &mut group_specs)?;
         let config_hash = canonical_hash(&raw, key.is_some());
