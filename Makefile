@@ -53,7 +53,7 @@ demo: deps release
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
 	$(MAKE) sim
-	$(CARGO) test --test detection --test takeover -- --test-threads=1
+	$(CARGO) test --test detection --test takeover --test paths -- --test-threads=1
 
 # The simulator runs optimised: 2000 seeds take seconds instead of minutes.
 SEEDS ?= 2000

@@ -188,6 +188,21 @@ enum DebugCommand {
         #[arg(long)]
         duration_ms: u64,
     },
+    /// Measure the gaps between heartbeats of one node on an interface.
+    Gaps {
+        /// Interface.
+        #[arg(long)]
+        interface: String,
+        /// EtherType.
+        #[arg(long, default_value = "0x88b5", value_parser = parse_u16)]
+        ethertype: u16,
+        /// Sender node id.
+        #[arg(long)]
+        node: u8,
+        /// How long to watch, in milliseconds.
+        #[arg(long)]
+        duration_ms: u64,
+    },
     /// Print up to COUNT received frames as hex, one per line.
     Capture {
         /// Interface.
@@ -425,6 +440,18 @@ fn debug(cmd: DebugCommand) -> Exit {
             println!("{}", heartwire_hal::clock::monotonic_ns());
             Ok(())
         }
+        DebugCommand::Gaps {
+            interface,
+            ethertype,
+            node,
+            duration_ms,
+        } => debug::gaps(
+            &interface,
+            ethertype,
+            node,
+            std::time::Duration::from_millis(duration_ms),
+        )
+        .map(|s| print!("{s}")),
         DebugCommand::Capture {
             interface,
             ethertype,

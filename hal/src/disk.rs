@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 
-use crate::sys::{HalError, cvt};
+use crate::sys::{HalError, cvt, setsockopt_int};
 
 /// Sector size assumed for a regular file: the largest logical block size in use, so
 /// O_DIRECT alignment holds whatever device the file lives on.
@@ -81,6 +81,16 @@ impl DirectDisk {
     pub fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.file.write_all_at(buf, offset)
     }
+}
+
+/// Caps the kernel send buffer of the loop's end of a servant socket at `bytes`, so a
+/// servant that stopped reading (a hung disk) makes sends fail with `WouldBlock` after a
+/// few frames instead of after hundreds (a connected Unix datagram pair has no queue
+/// length limit, only this one).
+pub fn limit_send_buffer(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let v =
+        libc::c_int::try_from(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, v)
 }
 
 /// A heap buffer whose usable part starts on an `align` boundary (O_DIRECT needs the

@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::sys::{HalError, cvt, cvt_size};
 
-const NLMSG_HDR: usize = 16;
+pub(crate) const NLMSG_HDR: usize = 16;
 const IFADDRMSG: usize = 8;
 const NLMSG_ERROR: u16 = 2;
 const IFA_ADDRESS: u16 = 1;
@@ -41,18 +41,8 @@ enum Op {
 impl Rtnl {
     /// Opens the socket (nonblocking, no multicast groups: only our own acks arrive).
     pub fn open() -> Result<Rtnl, HalError> {
-        // SAFETY: plain socket(2) call with constant arguments; the result is checked and
-        // becomes an OwnedFd immediately below.
-        let raw = cvt(unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
-        })
-        .map_err(|e| HalError::new("socket NETLINK_ROUTE", "rtnetlink", e))?;
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd =
+            route_socket().map_err(|e| HalError::new("socket NETLINK_ROUTE", "rtnetlink", e))?;
         Ok(Rtnl { fd, seq: 1 })
     }
 
@@ -85,10 +75,7 @@ impl Rtnl {
 
     /// Sends one request and reads its acknowledgement.
     fn transact(&mut self, req: &[u8]) -> io::Result<()> {
-        let mut sa: libc::sockaddr_nl = zeroed_nl();
-        sa.nl_family = u16::try_from(libc::AF_NETLINK).expect("invariant: fits u16");
-        let salen = libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_nl>())
-            .expect("invariant: fits");
+        let (sa, salen) = kernel_addr();
         // SAFETY: `fd` is live; `req` is an initialised slice; `sa` is a sockaddr_nl on
         // the stack with its true size, read by the kernel only.
         cvt_size(unsafe {
@@ -113,6 +100,30 @@ impl Rtnl {
         })?;
         parse_ack(&ack[..n], self.seq)
     }
+}
+
+/// A nonblocking NETLINK_ROUTE socket.
+pub(crate) fn route_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call with constant arguments; the result is checked and
+    // becomes an OwnedFd immediately below.
+    let raw = cvt(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_ROUTE,
+        )
+    })?;
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// A zeroed `sockaddr_nl` of family AF_NETLINK (the kernel as the peer), and its size.
+pub(crate) fn kernel_addr() -> (libc::sockaddr_nl, libc::socklen_t) {
+    let mut sa = zeroed_nl();
+    sa.nl_family = u16::try_from(libc::AF_NETLINK).expect("invariant: fits u16");
+    let len =
+        libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_nl>()).expect("invariant: fits");
+    (sa, len)
 }
 
 fn zeroed_nl() -> libc::sockaddr_nl {

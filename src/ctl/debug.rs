@@ -68,6 +68,48 @@ pub fn capture(
     Ok(out)
 }
 
+/// Watches heartbeats (kind 1) from node `node` on `ifname` for `duration` and prints
+/// how regularly they arrived, by kernel receive time: `frames=N p50_gap_us=… p99_gap_us=…
+/// max_gap_us=…`. The lab measures a sender's cadence with it from the receiving side.
+pub fn gaps(ifname: &str, ethertype: u16, node: u8, duration: Duration) -> Result<String, String> {
+    let sock = PacketSocket::open(ifname, ethertype).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + duration;
+    let mut buf = [0u8; 2048];
+    let mut stamps: Vec<u64> = Vec::with_capacity(100_000);
+    while Instant::now() < deadline && stamps.len() < 10_000_000 {
+        match sock.recv(&mut buf) {
+            Ok(rx) if !rx.outgoing && rx.meta.len > 7 && buf[3] == 1 && buf[6] == node => {
+                stamps.push(
+                    rx.meta
+                        .rx_realtime_ns
+                        .unwrap_or_else(heartwire_hal::clock::realtime_ns),
+                );
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Err(e) => return Err(format!("receive: {e}")),
+        }
+    }
+    let mut gaps: Vec<u64> = stamps
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .collect();
+    gaps.sort_unstable();
+    let pct = |p: usize| {
+        gaps.get((gaps.len().saturating_sub(1) * p + 50) / 100)
+            .map_or(0, |g| g / 1000)
+    };
+    Ok(format!(
+        "frames={} p50_gap_us={} p99_gap_us={} max_gap_us={}\n",
+        stamps.len(),
+        pct(50),
+        pct(99),
+        gaps.last().map_or(0, |g| g / 1000)
+    ))
+}
+
 /// Lower-case hex.
 pub fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

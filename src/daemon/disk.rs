@@ -30,6 +30,10 @@ use heartwire_hal::disk::{AlignedBuf, DirectDisk};
 use crate::wire::disk::{Header, HeaderError, Slot, emit_slot, parse_slot};
 use crate::wire::frame::FRAME_MAX;
 
+/// Send buffer of the loop's end: room for a few frames (the kernel doubles the value and
+/// counts about 1 KiB per datagram). Beyond that the servant is not keeping up.
+const SEND_BUFFER: usize = 8 * 1024;
+
 /// The loop's end of a disk path.
 #[derive(Debug)]
 pub(crate) struct DiskPath {
@@ -73,6 +77,8 @@ impl DiskPath {
         let (ours, theirs) = UnixDatagram::pair().map_err(|e| err("socketpair", e))?;
         ours.set_nonblocking(true)
             .map_err(|e| err("O_NONBLOCK", e))?;
+        heartwire_hal::disk::limit_send_buffer(ours.as_fd(), SEND_BUFFER)
+            .map_err(|e| err("SO_SNDBUF", e))?;
         let theirs_out: OwnedFd = theirs
             .as_fd()
             .try_clone_to_owned()

@@ -31,6 +31,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use heartwire_hal::linkmon::{self, LinkMonitor};
 use heartwire_hal::signalfd::{Signal, SignalFd};
 use heartwire_hal::timerfd::TimerFd;
 use heartwire_hal::{HalError, clock, random, sched};
@@ -111,6 +112,13 @@ struct Daemon {
     stop_waiter: Option<Waiting>,
     /// Members of the last view change logged (to see nodes joining).
     last_members: u64,
+    /// Carrier events from rtnetlink.
+    links: LinkMonitor,
+    /// Per network, this node's interfaces on it (see `Config::adapters`).
+    adapters: Vec<Vec<String>>,
+    /// Every interface whose carrier matters here, and its carrier (`None`: not reported
+    /// yet).
+    carrier: Vec<(String, Option<bool>)>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -132,6 +140,21 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let ctl = CtlServer::bind(&socket)?;
+    let links = LinkMonitor::open()?;
+    let mut carrier: Vec<(String, Option<bool>)> = Vec::new();
+    let ip_ifaces = cfg
+        .groups
+        .iter()
+        .flat_map(|g| &g.resources)
+        .flat_map(|r| match &r.kind {
+            crate::config::ResourceKind::Ip(ip) => ip.interface.iter().chain(&ip.standby).collect(),
+            crate::config::ResourceKind::Application(_) => Vec::new(),
+        });
+    for name in cfg.adapters.iter().flatten().chain(ip_ifaces) {
+        if !carrier.iter().any(|(n, _)| n == name) {
+            carrier.push((name.clone(), None));
+        }
+    }
     let local_name = cfg.spec.nodes[cfg.spec.node_index(cfg.local).expect("invariant: local")]
         .name
         .clone();
@@ -197,6 +220,9 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         waiting: None,
         stop_waiter: None,
         last_members: 0,
+        links,
+        adapters: cfg.adapters.clone(),
+        carrier,
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -233,6 +259,7 @@ impl Daemon {
         };
         readable(self.timer.as_fd(), token::TIMER)?;
         readable(self.signals.as_fd(), token::SIGNAL)?;
+        readable(self.links.as_fd(), token::LINKS)?;
         for (i, s) in self.socks.iter().enumerate() {
             if let Some(fd) = s.fd() {
                 readable(fd, Token(token::PATH_BASE + i))?;
@@ -267,6 +294,7 @@ impl Daemon {
                         self.timer.drain();
                     }
                     token::SIGNAL => stop |= self.read_signals(),
+                    token::LINKS => self.read_links(poll.registry(), now),
                     t if t.0 >= token::CHILD_BASE => {
                         reports.extend(self.resources.on_child_event(poll.registry(), now, t));
                     }
@@ -350,6 +378,108 @@ impl Daemon {
                 return Ok(());
             }
         }
+    }
+
+    /// Reads carrier changes: logs `adapter_down` / `adapter_up`, swaps service addresses
+    /// to standby interfaces in this same turn, and tells the core which networks have
+    /// no carrier left.
+    fn read_links(&mut self, registry: &mio::Registry, now: Instant) {
+        let mut buf = [0u8; 16 * 1024];
+        let mut changes: Vec<(usize, bool)> = Vec::new();
+        let mut dump_done = false;
+        for _ in 0..FRAMES_PER_WAKEUP_MAX {
+            let n = match self.links.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    ::log::warn!("rtnetlink link events: {e}");
+                    break;
+                }
+            };
+            dump_done |= linkmon::parse(&buf[..n], &mut |l| {
+                if let Some(i) = self.carrier.iter().position(|(name, _)| name == l.name) {
+                    let up = l.carrier && !l.removed;
+                    if self.carrier[i].1 != Some(up) {
+                        changes.push((i, up));
+                    }
+                    self.carrier[i].1 = Some(up);
+                }
+            });
+        }
+        if dump_done && !self.links.dumped {
+            self.links.dumped = true;
+            for (name, state) in &mut self.carrier {
+                if state.is_none() {
+                    ::log::warn!("interface {name} does not exist: counted as without carrier");
+                    *state = Some(false);
+                }
+            }
+            ::log::info!(
+                "carrier: {}",
+                self.carrier
+                    .iter()
+                    .map(|(n, c)| format!("{n}={}", if *c == Some(true) { "up" } else { "down" }))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        let at = log::secs(now.as_nanos());
+        for (i, up) in changes {
+            let name = self.carrier[i].0.clone();
+            let moved = self.resources.set_carrier(now, &name, up);
+            if !self.links.dumped && up {
+                continue;
+            }
+            let line = if up {
+                format!("event=adapter_up at={at} interface={name}")
+            } else if moved.is_empty() {
+                format!("event=adapter_down at={at} interface={name}")
+            } else {
+                format!(
+                    "event=adapter_down at={at} interface={name} swapped={}",
+                    moved.join(",")
+                )
+            };
+            self.log_event(
+                registry,
+                now,
+                if up { "adapter_up" } else { "adapter_down" },
+                None,
+                line,
+            );
+        }
+        let mut lost = 0u64;
+        for (n, list) in self.adapters.iter().enumerate() {
+            let all_down = !list.is_empty()
+                && list.iter().all(|a| {
+                    self.carrier
+                        .iter()
+                        .find(|(name, _)| name == a)
+                        .is_some_and(|(_, c)| *c == Some(false))
+                });
+            if all_down {
+                lost |= 1 << n;
+            }
+        }
+        self.node.set_carrier_lost(now, lost);
+    }
+
+    /// Logs an event line, runs its `notify` commands and keeps it for `status`.
+    fn log_event(
+        &mut self,
+        registry: &mio::Registry,
+        now: Instant,
+        name: &str,
+        group: Option<u8>,
+        line: String,
+    ) {
+        ::log::info!("{line}");
+        self.resources.notify(registry, now, name, group, &line);
+        if self.recent.len() == RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(line);
     }
 
     /// Reads pending signals; true when the daemon should stop.
@@ -471,7 +601,6 @@ impl Daemon {
                         self.stopping = true;
                     }
                     let line = report::event_line(&self.node, &self.groups, at, &event);
-                    ::log::info!("{line}");
                     if let crate::core::Event::ViewChange { members, .. } = event {
                         // Nodes joined: one of them may have held (and announced) our
                         // groups while cut off from us. Announce ours again.
@@ -495,12 +624,7 @@ impl Daemon {
                                 .post_command(registry, now, usize::from(group), op);
                         }
                     }
-                    self.resources
-                        .notify(registry, now, event.name(), event.group(), &line);
-                    if self.recent.len() == RECENT_EVENTS {
-                        self.recent.pop_front();
-                    }
-                    self.recent.push_back(line);
+                    self.log_event(registry, now, event.name(), event.group(), line);
                 }
             }
         }

@@ -126,6 +126,11 @@ pub(crate) struct Resources {
     /// an acquisition which failed before any start runs no `post` command).
     touched: Vec<bool>,
     env: [(&'static str, String); 2],
+    /// Per group and resource, the announcer (interface) a service address is on now:
+    /// its `interface`, or its `standby` after an adapter swap.
+    placed: Vec<Vec<Option<usize>>>,
+    /// Per announcer, whether its interface has carrier (true until rtnetlink says not).
+    carrier: Vec<bool>,
 }
 
 impl Resources {
@@ -142,22 +147,22 @@ impl Resources {
         let mut ips = 0;
         for ip in ip_resources(groups) {
             ips += 1;
-            let Some(ifname) = &ip.interface else {
-                continue;
-            };
-            if announcers.iter().any(|a| &a.ifname == ifname) {
-                continue;
+            for ifname in ip.interface.iter().chain(&ip.standby) {
+                if announcers.iter().any(|a| &a.ifname == ifname) {
+                    continue;
+                }
+                let arp = PacketSocket::open_sender(ifname, ETHERTYPE_ARP)?;
+                let ipv6 = PacketSocket::open_sender(ifname, ETHERTYPE_IPV6)?;
+                announcers.push(Announcer {
+                    ifname: ifname.clone(),
+                    ifindex: if_index(ifname)?,
+                    mac: arp.hw_addr()?,
+                    arp,
+                    ipv6,
+                });
             }
-            let arp = PacketSocket::open_sender(ifname, ETHERTYPE_ARP)?;
-            let ipv6 = PacketSocket::open_sender(ifname, ETHERTYPE_IPV6)?;
-            announcers.push(Announcer {
-                ifname: ifname.clone(),
-                ifindex: if_index(ifname)?,
-                mac: arp.hw_addr()?,
-                arp,
-                ipv6,
-            });
         }
+        let carrier = vec![true; announcers.len()];
         Ok(Resources {
             groups: groups.into(),
             rtnl,
@@ -172,6 +177,11 @@ impl Resources {
                 .collect(),
             events: events.into(),
             touched: vec![false; groups.len()],
+            placed: groups
+                .iter()
+                .map(|g| vec![None; g.resources.len()])
+                .collect(),
+            carrier,
             env: [
                 ("HW_CLUSTER", cluster.to_owned()),
                 ("HW_NODE", node.to_owned()),
@@ -188,24 +198,24 @@ impl Resources {
                 let ResourceKind::Ip(ip) = &r.kind else {
                     continue;
                 };
-                let Some(a) = ip
+                for a in ip
                     .interface
-                    .as_ref()
-                    .and_then(|i| self.announcers.iter().find(|a| &a.ifname == i))
-                else {
-                    continue;
-                };
-                match self.rtnl.del_address(a.ifindex, ip.address, ip.prefix) {
-                    Ok(()) => removed.push(format!(
-                        "{}/{} on {} (group {}, resource {})",
-                        ip.address, ip.prefix, a.ifname, g.name, r.name
-                    )),
-                    Err(e) if not_present(&e) => {}
-                    Err(e) => ::log::warn!(
-                        "could not remove service address {} from {}: {e}",
-                        ip.address,
-                        a.ifname
-                    ),
+                    .iter()
+                    .chain(&ip.standby)
+                    .filter_map(|i| self.announcers.iter().find(|a| &a.ifname == i))
+                {
+                    match self.rtnl.del_address(a.ifindex, ip.address, ip.prefix) {
+                        Ok(()) => removed.push(format!(
+                            "{}/{} on {} (group {}, resource {})",
+                            ip.address, ip.prefix, a.ifname, g.name, r.name
+                        )),
+                        Err(e) if not_present(&e) => {}
+                        Err(e) => ::log::warn!(
+                            "could not remove service address {} from {}: {e}",
+                            ip.address,
+                            a.ifname
+                        ),
+                    }
                 }
             }
         }
@@ -586,14 +596,22 @@ impl Resources {
         self.children.kill_all();
     }
 
+    fn announcer(&self, ifname: Option<&String>) -> Option<usize> {
+        ifname.and_then(|i| self.announcers.iter().position(|a| &a.ifname == i))
+    }
+
     fn ip(&mut self, now: Instant, req: ResourceRequest, ip: &IpResource) -> bool {
-        let Some(ai) = ip
-            .interface
-            .as_ref()
-            .and_then(|i| self.announcers.iter().position(|a| &a.ifname == i))
-        else {
+        let Some(primary) = self.announcer(ip.interface.as_ref()) else {
             ::log::error!("service address {}: no interface on this node", ip.address);
             return false;
+        };
+        let standby = self.announcer(ip.standby.as_ref());
+        let (g, r) = (usize::from(req.group), usize::from(req.resource));
+        // Where it goes: the service interface, or the standby when only that has carrier.
+        let ai = match (req.op, standby) {
+            (ResourceOp::Start, Some(s)) if !self.carrier[primary] && self.carrier[s] => s,
+            (ResourceOp::Start, _) => primary,
+            (ResourceOp::Stop, _) => self.placed[g][r].unwrap_or(primary),
         };
         let ifindex = self.announcers[ai].ifindex;
         self.pending
@@ -625,6 +643,7 @@ impl Resources {
                         "unsolicited NA"
                     }
                 );
+                self.placed[g][r] = Some(ai);
                 if ip.announce_count > 1 {
                     self.pending.push(Pending {
                         group: req.group,
@@ -636,8 +655,14 @@ impl Resources {
                 true
             }
             ResourceOp::Stop => match self.rtnl.del_address(ifindex, ip.address, ip.prefix) {
-                Ok(()) => true,
-                Err(e) if not_present(&e) => true,
+                Ok(()) => {
+                    self.placed[g][r] = None;
+                    true
+                }
+                Err(e) if not_present(&e) => {
+                    self.placed[g][r] = None;
+                    true
+                }
                 Err(e) => {
                     ::log::error!(
                         "removing {} from {}: {e}",
@@ -698,10 +723,7 @@ impl Resources {
             let ResourceKind::Ip(ip) = &res.kind else {
                 continue;
             };
-            let Some(interface) = &ip.interface else {
-                continue;
-            };
-            if !self.announcers.iter().any(|a| &a.ifname == interface) {
+            if self.placed[g][r].is_none() {
                 continue;
             }
             let (group, resource) = (
@@ -725,6 +747,76 @@ impl Resources {
         }
     }
 
+    /// Interface `ifname` gained or lost carrier. On a loss, every service address on it
+    /// whose resource has a standby interface with carrier moves there at once (adapter
+    /// swap, DESIGN §4): removed, added, announced, with its announcement rounds started
+    /// over. Returns what moved (`group/resource:address/prefix->interface`), for the log. An address stays on the standby when the
+    /// service interface comes back (as HACMP's swap does; a move or a takeover resets it).
+    pub(crate) fn set_carrier(&mut self, now: Instant, ifname: &str, up: bool) -> Vec<String> {
+        let mut moved = Vec::new();
+        let Some(from) = self.announcers.iter().position(|a| a.ifname == ifname) else {
+            return moved;
+        };
+        self.carrier[from] = up;
+        if up {
+            return moved;
+        }
+        for g in 0..self.groups.len() {
+            for r in 0..self.groups[g].resources.len() {
+                let ResourceKind::Ip(ip) = &self.groups[g].resources[r].kind else {
+                    continue;
+                };
+                let Some(to) = self.announcer(ip.standby.as_ref()) else {
+                    continue;
+                };
+                if self.placed[g][r] != Some(from) || !self.carrier[to] {
+                    continue;
+                }
+                let (addr, prefix) = (ip.address, ip.prefix);
+                let (count, interval) = (ip.announce_count, ip.announce_interval);
+                let (to_index, from_index) =
+                    (self.announcers[to].ifindex, self.announcers[from].ifindex);
+                if let Err(e) = self.rtnl.add_address(to_index, addr, prefix) {
+                    if e.kind() != io::ErrorKind::AlreadyExists {
+                        ::log::error!(
+                            "adapter swap: adding {addr}/{prefix} to {}: {e}",
+                            self.announcers[to].ifname
+                        );
+                        continue;
+                    }
+                }
+                self.announce(to, addr);
+                if let Err(e) = self.rtnl.del_address(from_index, addr, prefix) {
+                    if !not_present(&e) {
+                        ::log::warn!("adapter swap: removing {addr} from {ifname}: {e}");
+                    }
+                }
+                self.placed[g][r] = Some(to);
+                let (group, resource) = (
+                    u8::try_from(g).expect("invariant: <= 64 groups"),
+                    u8::try_from(r).expect("invariant: < 255 resources"),
+                );
+                self.pending
+                    .retain(|p| (p.group, p.resource) != (group, resource));
+                if count > 1 {
+                    self.pending.push(Pending {
+                        group,
+                        resource,
+                        next_at: now.saturating_add(interval),
+                        left: count - 1,
+                    });
+                }
+                moved.push(format!(
+                    "{}/{}:{addr}/{prefix}->{}",
+                    self.groups[g].name,
+                    self.groups[g].resources[r].name,
+                    self.announcers[to].ifname
+                ));
+            }
+        }
+        moved
+    }
+
     /// Sends announcement rounds that are due.
     fn announce_due(&mut self, now: Instant) {
         let mut i = 0;
@@ -740,11 +832,8 @@ impl Resources {
                 unreachable!("only ip resources are announced")
             };
             let (addr, interval) = (ip.address, ip.announce_interval);
-            let ai = ip
-                .interface
-                .as_ref()
-                .and_then(|n| self.announcers.iter().position(|a| &a.ifname == n))
-                .expect("invariant: pending only for resources with an announcer");
+            let ai = self.placed[usize::from(p.group)][usize::from(p.resource)]
+                .expect("invariant: pending only for addresses that are placed");
             self.announce(ai, addr);
             if p.left > 1 {
                 self.pending[i].left -= 1;

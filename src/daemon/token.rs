@@ -8,6 +8,8 @@ pub(crate) const TIMER: Token = Token(0);
 pub(crate) const SIGNAL: Token = Token(1);
 /// The control socket listener.
 pub(crate) const CTL_LISTENER: Token = Token(2);
+/// The rtnetlink link-event socket (carrier changes).
+pub(crate) const LINKS: Token = Token(3);
 /// Path `i` is `PATH_BASE + i`.
 pub(crate) const PATH_BASE: usize = 16;
 /// Control connection in slot `i` is `CTL_CONN_BASE + i`.

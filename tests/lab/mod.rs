@@ -12,6 +12,8 @@
 //! by the PID we started.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod serial;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,7 +33,7 @@ pub fn mono_ns() -> u64 {
     heartwire_hal::clock::monotonic_ns()
 }
 
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(
         out.status.success(),
@@ -54,6 +56,28 @@ pub struct LabConfig {
     pub two_node: bool,
     /// Config text appended as is (groups).
     pub extra: String,
+    /// Non-IP paths: a serial line between the first two nodes and a shared disk file
+    /// for all; the Ethernet paths then name their networks (`svc`: e1 and u1, `hb`: e2).
+    pub nonip: Option<NonIp>,
+}
+
+/// The non-IP paths of a lab cluster.
+#[derive(Debug, Clone, Default)]
+pub struct NonIp {
+    /// `baud` of the serial path (config default when `None`).
+    pub baud: Option<u32>,
+    /// Pace the lab's serial cable at the baud rate (a pty has no speed of its own).
+    pub pace: bool,
+    /// Serial `interval` / `timeout` (derived from the baud rate when `None`).
+    pub serial_timing: Option<(String, String)>,
+    /// Disk `interval` / `timeout` (config defaults when `None`).
+    pub disk_timing: Option<(String, String)>,
+    /// Leave out the serial path.
+    pub no_serial: bool,
+    /// Leave out the disk path.
+    pub no_disk: bool,
+    /// Leave out the Ethernet and UDP paths (detection over one non-IP path alone).
+    pub no_ip: bool,
 }
 
 impl Default for LabConfig {
@@ -67,6 +91,7 @@ impl Default for LabConfig {
             realtime: None,
             two_node: false,
             extra: String::new(),
+            nonip: None,
         }
     }
 }
@@ -102,6 +127,8 @@ pub struct Lab {
     namespaces: Vec<String>,
     pub config_path: PathBuf,
     pub cluster_id: u16,
+    /// The serial cable between nodes 0 and 1, when the config has one.
+    pub serial: Option<serial::SerialBridge>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -178,6 +205,7 @@ impl Lab {
             namespaces: vec![],
             config_path: dir.join("cluster.toml"),
             cluster_id: 4242,
+            serial: None,
         };
         lab.add_ns(&lab.switch_ns());
         ip(&[
@@ -217,8 +245,23 @@ impl Lab {
                 ]);
             }
         }
+        if let Some(n) = &cfg.nonip {
+            if !n.no_serial {
+                lab.serial = Some(serial::SerialBridge::new(
+                    n.pace.then(|| n.baud.unwrap_or(115_200)),
+                ));
+            }
+            if !n.no_disk {
+                std::fs::write(lab.disk_path(), vec![0u8; 1 << 20]).expect("disk file");
+            }
+        }
         lab.write_config(cfg);
         lab
+    }
+
+    /// The shared disk file of the non-IP lab.
+    pub fn disk_path(&self) -> PathBuf {
+        self.dir.join("disk.img")
     }
 
     fn add_ns(&mut self, ns: &str) {
@@ -293,21 +336,58 @@ impl Lab {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        for net in 1..=2 {
+        let nonip = c.nonip.clone();
+        let network = |n: &str| {
+            if nonip.is_some() {
+                format!("network = \"{n}\"\n")
+            } else {
+                String::new()
+            }
+        };
+        if !nonip.as_ref().is_some_and(|n| n.no_ip) {
+            for net in 1..=2 {
+                t += &format!(
+                    "[[path]]\nname = \"e{net}\"\nkind = \"ether\"\ninterval = \"{}\"\ntimeout = \"{}\"\n{}interfaces = {{ {} }}\n\n",
+                    c.interval,
+                    c.timeout,
+                    network(if net == 1 { "svc" } else { "hb" }),
+                    per_node(&|_| format!("eth{net}"))
+                );
+            }
             t += &format!(
-                "[[path]]\nname = \"e{net}\"\nkind = \"ether\"\ninterval = \"{}\"\ntimeout = \"{}\"\ninterfaces = {{ {} }}\n\n",
+                "[[path]]\nname = \"u1\"\nkind = \"udp\"\ninterval = \"{}\"\ntimeout = \"{}\"\n{}port = 5405\naddresses = {{ {} }}\n\n",
                 c.interval,
                 c.timeout,
-                per_node(&|_| format!("eth{net}"))
+                network("svc"),
+                per_node(&|i| format!("10.200.1.{}", i + 1))
             );
         }
-        t += &format!(
-            "[[path]]\nname = \"u1\"\nkind = \"udp\"\ninterval = \"{}\"\ntimeout = \"{}\"\nport = 5405\naddresses = {{ {} }}\n",
-            c.interval,
-            c.timeout,
-            per_node(&|i| format!("10.200.1.{}", i + 1))
-        );
-        t += "\n";
+        if let Some(n) = &nonip {
+            let timing = |tm: &Option<(String, String)>| {
+                tm.as_ref().map_or(String::new(), |(i, o)| {
+                    format!("interval = \"{i}\"\ntimeout = \"{o}\"\n")
+                })
+            };
+            if let Some(s) = &self.serial {
+                t += &format!(
+                    "[[path]]\nname = \"s1\"\nkind = \"serial\"\n{}{}devices = {{ {} = \"{}\", {} = \"{}\" }}\n\n",
+                    timing(&n.serial_timing),
+                    n.baud.map_or(String::new(), |b| format!("baud = {b}\n")),
+                    self.names[0],
+                    s.devices[0],
+                    self.names[1],
+                    s.devices[1]
+                );
+            }
+            if !n.no_disk {
+                let disk = self.disk_path();
+                t += &format!(
+                    "[[path]]\nname = \"d1\"\nkind = \"disk\"\n{}devices = {{ {} }}\n\n",
+                    timing(&n.disk_timing),
+                    per_node(&|_| disk.display().to_string())
+                );
+            }
+        }
         t += &c.extra;
         std::fs::write(&self.config_path, t).unwrap();
     }
@@ -345,10 +425,17 @@ impl Lab {
                 Duration::from_secs(10),
                 &format!("{} sees all peers up", self.names[i]),
                 |lab| {
+                    // The serial line joins the first two nodes only.
+                    let on_line = |n: &str| n == lab.names[0] || n == lab.names[1];
                     lab.status(i).is_some_and(|s| {
-                        s.peers
-                            .iter()
-                            .all(|p| p.state == "up" && p.links.iter().all(|l| l.state == "up"))
+                        s.peers.iter().all(|p| {
+                            p.state == "up"
+                                && p.links.iter().all(|l| {
+                                    l.state == "up"
+                                        || (l.path == "s1"
+                                            && !(on_line(&s.node) && on_line(&p.name)))
+                                })
+                        })
                     })
                 },
             );
