@@ -6,6 +6,12 @@
 //! survivor's `node_down` decision time (from its log, same clock) minus that reading.
 //! Also measured per profile: CPU time per second of wall time of one daemon.
 //!
+//! Profiles: raw Ethernet + UDP at 100 µs / 1 ms and 1 ms / 5 ms (three paths each); a
+//! serial line alone at 115200 baud (the lab's cable paced at the baud rate, interval and
+//! timeout derived from it); a shared disk alone (a file, O_DIRECT). Then the worst gap
+//! between a node's Ethernet heartbeats, seen from its peer, while its disk hangs (the
+//! disk servant stopped with SIGSTOP), against the same measurement without a hang.
+//!
 //! Trials per profile: `HW_BENCH_TRIALS` (default 30). Needs root.
 
 #[path = "../tests/lab/mod.rs"]
@@ -13,23 +19,55 @@ mod lab;
 
 use std::time::{Duration, Instant};
 
-use lab::{Lab, LabConfig, mono_ns, percentile};
+use lab::{Lab, LabConfig, NonIp, mono_ns, percentile};
 
 struct Profile {
-    interval: &'static str,
-    timeout: &'static str,
+    label: &'static str,
+    cfg: LabConfig,
 }
 
-const PROFILES: [Profile; 2] = [
-    Profile {
-        interval: "100us",
-        timeout: "1ms",
-    },
-    Profile {
-        interval: "1ms",
-        timeout: "5ms",
-    },
-];
+fn profiles() -> Vec<Profile> {
+    let ether = |interval: &str, timeout: &str| LabConfig {
+        interval: interval.into(),
+        timeout: timeout.into(),
+        realtime: Some(50),
+        ..LabConfig::default()
+    };
+    let alone = |nonip: NonIp| LabConfig {
+        realtime: Some(50),
+        nonip: Some(nonip),
+        ..LabConfig::default()
+    };
+    vec![
+        Profile {
+            label: "ether+udp 100us/1ms",
+            cfg: ether("100us", "1ms"),
+        },
+        Profile {
+            label: "ether+udp 1ms/5ms",
+            cfg: ether("1ms", "5ms"),
+        },
+        Profile {
+            label: "serial 115200 13ms/65ms",
+            cfg: alone(NonIp {
+                baud: Some(115_200),
+                pace: true,
+                no_ip: true,
+                no_disk: true,
+                ..NonIp::default()
+            }),
+        },
+        Profile {
+            label: "disk 5ms/25ms",
+            cfg: alone(NonIp {
+                disk_timing: Some(("5ms".into(), "25ms".into())),
+                no_ip: true,
+                no_serial: true,
+                ..NonIp::default()
+            }),
+        },
+    ]
+}
 
 /// User + system CPU ticks of `pid` from /proc (clock ticks, 100 Hz on Linux).
 fn cpu_ticks(pid: u32) -> u64 {
@@ -59,6 +97,7 @@ impl Rng {
 }
 
 fn trial(cfg: &LabConfig, interval_ns: u64, rng: &mut Rng) -> Option<u64> {
+    let interval_ns = interval_ns.max(1);
     let mut lab = Lab::new("bench", 2, cfg);
     lab.start_all();
     std::thread::sleep(Duration::from_millis(200) + Duration::from_nanos(rng.below(interval_ns)));
@@ -87,17 +126,12 @@ fn main() {
         "detection latency after kill -9, {trials} trials per profile, daemons SCHED_FIFO 50 (release build)"
     );
     println!(
-        "profile (µs)                min      p50      p90      p99      max   missed  cpu/s per daemon"
+        "profile (µs)                    min      p50      p90      p99      max   missed  cpu/s per daemon"
     );
-    for p in PROFILES {
-        let cfg = LabConfig {
-            interval: p.interval.into(),
-            timeout: p.timeout.into(),
-            realtime: Some(50),
-            ..LabConfig::default()
-        };
-        let interval_ns =
-            u64::try_from(humantime::parse_duration(p.interval).unwrap().as_nanos()).unwrap();
+    for p in profiles() {
+        let cfg = p.cfg;
+        // The kill lands at a random phase of up to one (longest) interval.
+        let interval_ns = 13_000_000;
         let cpu = {
             let mut lab = Lab::new("benchcpu", 2, &cfg);
             lab.start_all();
@@ -115,15 +149,12 @@ fn main() {
         v.sort_unstable();
         let us = |ns: u64| format!("{:.0}", ns as f64 / 1e3);
         if v.is_empty() {
-            println!(
-                "{:<22} no detection observed ({missed} missed)",
-                format!("{}/{}", p.interval, p.timeout)
-            );
+            println!("{:<26} no detection observed ({missed} missed)", p.label);
             continue;
         }
         println!(
-            "{:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {:.1}% of a core",
-            format!("{}/{}", p.interval, p.timeout),
+            "{:<26} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {:.1}% of a core",
+            p.label,
             us(v[0]),
             us(percentile(&v, 50)),
             us(percentile(&v, 90)),
@@ -131,6 +162,97 @@ fn main() {
             us(*v.last().unwrap()),
             missed,
             cpu * 100.0
+        );
+    }
+    hung_disk_gaps(trials);
+}
+
+/// Heartbeat cadence on Ethernet (1 ms interval) seen from the peer for 2 s, with and
+/// without the disk servant of the sender stopped.
+fn hung_disk_gaps(trials: usize) {
+    let cfg = LabConfig {
+        interval: "1ms".into(),
+        timeout: "5ms".into(),
+        realtime: Some(50),
+        nonip: Some(NonIp {
+            no_serial: true,
+            disk_timing: Some(("5ms".into(), "25ms".into())),
+            ..NonIp::default()
+        }),
+        ..LabConfig::default()
+    };
+    println!();
+    println!(
+        "gaps between a's heartbeats on e2 (1 ms interval) seen at b over 2 s, {} runs each",
+        trials.min(5)
+    );
+    println!("disk                 frames  p50 µs  p99 µs  max µs");
+    for hang in [false, true] {
+        let mut worst = (0u64, String::new());
+        for _ in 0..trials.min(5) {
+            let mut lab = Lab::new("benchgap", 2, &cfg);
+            lab.start_all();
+            std::thread::sleep(Duration::from_millis(200));
+            let servant = lab
+                .status(0)
+                .and_then(|s| s.paths.iter().find(|p| p.name == "d1")?.servant_pid)
+                .expect("a's disk servant");
+            if hang {
+                let _ = std::process::Command::new("kill")
+                    .args(["-STOP", &servant.to_string()])
+                    .status();
+            }
+            let out = lab.dir.join("gaps.txt");
+            let ns = lab.ns(1);
+            let h = lab.spawn_helper(
+                &ns,
+                &[
+                    "debug",
+                    "gaps",
+                    "--interface",
+                    "eth2",
+                    "--node",
+                    "1",
+                    "--duration-ms",
+                    "2000",
+                ],
+                Some(&out),
+            );
+            lab.finish_helper(h, Duration::from_secs(10));
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            let max = text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("max_gap_us="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            if max >= worst.0 {
+                worst = (max, text);
+            }
+            if hang {
+                let _ = std::process::Command::new("kill")
+                    .args(["-CONT", &servant.to_string()])
+                    .status();
+            }
+        }
+        let f = |k: &str| {
+            worst
+                .1
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        println!(
+            "{:<20} {:>6} {:>7} {:>7} {:>7}   (the run with the worst max)",
+            if hang {
+                "hung (servant SIGSTOP)"
+            } else {
+                "working"
+            },
+            f("frames"),
+            f("p50_gap_us"),
+            f("p99_gap_us"),
+            f("max_gap_us")
         );
     }
 }

@@ -250,6 +250,9 @@ fn a_killed_owner_is_silent_on_every_path_kind_and_its_group_moves() {
     let t = mono_ns();
     lab.kill(0);
     wait_group(&lab, 1, "online");
+    lab.wait_for(Duration::from_secs(5), "b declares a down", |lab| {
+        !named(&after(lab.events(1), t), "node_down").is_empty()
+    });
     let b = after(lab.events(1), t);
     let down = named(&b, "node_down");
     assert_eq!(down.len(), 1, "{b:?}");

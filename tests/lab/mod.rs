@@ -415,7 +415,8 @@ impl Lab {
         self.procs[i] = Some(child);
     }
 
-    /// Starts every node and waits until each sees every other up.
+    /// Starts every node and waits until each sees every other up on every path, in both
+    /// directions.
     pub fn start_all(&mut self) {
         for i in 0..self.names.len() {
             self.start(i);
@@ -431,7 +432,9 @@ impl Lab {
                         s.peers.iter().all(|p| {
                             p.state == "up"
                                 && p.links.iter().all(|l| {
-                                    l.state == "up"
+                                    // Up, and the peer's latest heartbeat there says it
+                                    // hears us too (a disk slot is read once per interval).
+                                    (l.state == "up" && l.peer_hears_us == Some(true))
                                         || (l.path == "s1"
                                             && !(on_line(&s.node) && on_line(&p.name)))
                                 })
