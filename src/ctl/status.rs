@@ -192,6 +192,13 @@ impl StatusReport {
             "local pauses: {} ({} µs in all)  queue overflows: {}\n",
             self.pauses, self.pause_total_us, self.queue_overflows
         );
+        if !self.networks_lost.is_empty() {
+            let _ = writeln!(
+                o,
+                "NETWORK LOST here: {} (groups that need it run elsewhere)\n",
+                self.networks_lost.join(", ")
+            );
+        }
         if !self.groups.is_empty() {
             let _ = writeln!(
                 o,
@@ -223,8 +230,8 @@ impl StatusReport {
         }
         let _ = writeln!(
             o,
-            "{:<10} {:<6} {:<16} {:>9} {:>9} {:>10} {:>6} {:>6}  drops",
-            "PATH", "KIND", "DEVICE", "INTERVAL", "TIMEOUT", "TX", "TXERR", "RXERR"
+            "{:<10} {:<6} {:<8} {:<16} {:>9} {:>9} {:>10} {:>6} {:>6}  drops",
+            "PATH", "KIND", "NETWORK", "DEVICE", "INTERVAL", "TIMEOUT", "TX", "TXERR", "RXERR"
         );
         for p in &self.paths {
             let drops: Vec<String> = p
@@ -235,9 +242,10 @@ impl StatusReport {
                 .collect();
             let _ = writeln!(
                 o,
-                "{:<10} {:<6} {:<16} {:>7}µs {:>7}µs {:>10} {:>6} {:>6}  {}",
+                "{:<10} {:<6} {:<8} {:<16} {:>7}µs {:>7}µs {:>10} {:>6} {:>6}  {}",
                 p.name,
                 p.kind,
+                p.network.as_deref().unwrap_or("-"),
                 p.device,
                 p.interval_us,
                 p.timeout_us,
@@ -267,6 +275,13 @@ impl StatusReport {
                 peer.incarnation.map_or("-".into(), |i| format!("{i:08x}")),
                 peer.restarts
             );
+            if !peer.networks_down.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "  network down to this peer: {} (alive on another path: no takeover)",
+                    peer.networks_down.join(", ")
+                );
+            }
             let _ = writeln!(
                 o,
                 "  {:<10} {:<6} {:>12} {:>10} {:>10} {:>10} {:>8} {:>10}",
