@@ -413,3 +413,42 @@ fn carrier_loss_swaps_the_address_to_the_standby_adapter_on_the_same_node() {
     );
     assert_calm(&lab, t);
 }
+
+#[test]
+fn an_owner_left_with_only_the_disk_hands_its_group_over_through_the_mailboxes() {
+    let mut lab = lab("pm", NonIp::default(), false);
+    let client = lab.add_client();
+    lab.start_responders(PORT);
+    let out = lab.dir.join("probe.txt");
+    let target = format!("{SERVICE_IP}:{PORT}");
+    let probe = lab.start_probe(&client, &target, 1000, 4000, &out);
+    std::thread::sleep(Duration::from_millis(500));
+    // Every network of a and the serial cable go: only the shared disk joins a and b.
+    lab.serial.as_ref().unwrap().cut(true);
+    let t = lab.cables(0, false).expect("cables out");
+    wait_group(&lab, 1, "online");
+    wait_group(&lab, 0, "offline");
+    lab.finish_helper(probe, Duration::from_secs(10));
+    let (a, b) = (after(lab.events(0), t), after(lab.events(1), t));
+    assert!(
+        named(&b, "node_down").is_empty(),
+        "a lives on the disk: {b:?}"
+    );
+    assert!(
+        named(&a, "node_down").is_empty(),
+        "b lives on the disk: {a:?}"
+    );
+    let released = named(&a, "group_offline")[0].at_ns;
+    let acquiring = named(&b, "group_acquiring")[0].at_ns;
+    assert!(released <= acquiring, "release first");
+    assert_eq!(link_state(&lab, 1, "d1").as_deref(), Some("up"));
+    let rs = replies(&out);
+    let first_b = rs
+        .iter()
+        .find(|r| r.from == "b" && r.recv_ns > t)
+        .expect("the client reached the service on b");
+    eprintln!(
+        "disk-only hand-over: b answers {:.1} ms after a lost its networks (20 ms disk interval)",
+        (first_b.recv_ns - t) as f64 / 1e6
+    );
+}

@@ -12,8 +12,9 @@
 //!
 //! Protocol, one datagram each:
 //! - loop → servant: `H` + frame (a heartbeat: written to this node's heartbeat slot,
-//!   read back and compared, then every slot is read), `M` + frame (any other frame:
-//!   written to this node's cell of every other node's mailbox row);
+//!   read back and compared, then every slot is read), `M` + frame (a view or command
+//!   frame: written to this node's cell of every other node's mailbox row; group-state
+//!   frames are not sent, see `paths.rs`);
 //! - servant → loop: `F` + frame (a slot whose content changed since the last read),
 //!   `G` + u32 (torn or foreign slots seen, counted as `garbage`), `R` + text (the layout
 //!   is ready), `E` + text (an error; fatal ones end the servant).

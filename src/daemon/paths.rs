@@ -161,10 +161,13 @@ impl PathSocket {
             }
             (PathSocket::Udp { .. }, None) => Err(io::ErrorKind::InvalidInput.into()),
             (PathSocket::Serial(s), _) => s.send(frame),
-            (PathSocket::Disk(d), _) => {
-                let heartbeat = frame.get(3) == Some(&u8::from(Kind::Heartbeat));
-                d.send(frame, heartbeat)
-            }
+            (PathSocket::Disk(d), _) => match frame.get(3).copied() {
+                // A mailbox cell holds one frame: a group-state frame would overwrite the
+                // view ack it follows. The heartbeat slot carries the same state block.
+                Some(k) if k == u8::from(Kind::GroupState) => Ok(frame.len()),
+                Some(k) => d.send(frame, k == u8::from(Kind::Heartbeat)),
+                None => Err(io::ErrorKind::InvalidInput.into()),
+            },
             (PathSocket::Absent, _) => Err(io::ErrorKind::NotConnected.into()),
         }
     }
