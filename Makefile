@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release static deps bench-deps demo test sim sim-seed bench check fmt clean
+.PHONY: all build release static deps bench-deps demo test sim sim-seed bench check fmt clean install
 
 all: build
 
@@ -45,6 +45,21 @@ static:
 	@file $(STATIC_BIN) | grep -Eq 'static(-pie)? linked' || { echo "$(STATIC_BIN) is not statically linked"; exit 1; }
 	@echo "size: $$(stat -c %s $(STATIC_BIN)) bytes ($(STATIC_BIN))"
 
+# Installs the binary (the static one when `make static` built it), the example config,
+# the systemd unit and the SysV init script under DESTDIR/PREFIX (and DESTDIR/etc).
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: release
+	@bin=$(STATIC_BIN); [ -x "$$bin" ] || bin=target/release/heartwire; \
+	  install -D -m 0755 "$$bin" $(DESTDIR)$(PREFIX)/sbin/heartwire && echo "installed $$bin"
+	install -D -m 0644 dist/heartwire.toml.example $(DESTDIR)/etc/heartwire/heartwire.toml.example
+	sed 's|/usr/local/sbin|$(PREFIX)/sbin|' dist/heartwire.service > heartwire.service.tmp
+	install -D -m 0644 heartwire.service.tmp $(DESTDIR)$(PREFIX)/lib/systemd/system/heartwire.service
+	rm -f heartwire.service.tmp
+	sed 's|/usr/local/sbin|$(PREFIX)/sbin|' dist/heartwire.init > heartwire.init.tmp
+	install -D -m 0755 heartwire.init.tmp $(DESTDIR)/etc/init.d/heartwire
+	rm -f heartwire.init.tmp
+
 demo: deps release
 	$(SUDO) BIN=target/release/heartwire ./demo/demo.sh
 
@@ -53,7 +68,7 @@ demo: deps release
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
 	$(MAKE) sim
-	$(CARGO) test --test detection --test takeover --test paths -- --test-threads=1
+	$(CARGO) test --test detection --test takeover --test paths --test service -- --test-threads=1
 
 # The simulator runs optimised: 2000 seeds take seconds instead of minutes.
 SEEDS ?= 2000

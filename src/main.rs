@@ -44,6 +44,13 @@ enum Command {
         /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
         #[arg(short, action = clap::ArgAction::Count)]
         verbose: u8,
+        /// Pid file, locked while the daemon runs (default when detached:
+        /// /run/heartwire/heartwire.pid; in the foreground only when given).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Syslog socket a detached daemon logs to.
+        #[arg(long, default_value = "/dev/log")]
+        log_socket: PathBuf,
     },
     /// Show nodes, paths, their state and counters.
     Status {
@@ -251,7 +258,19 @@ fn main() -> ExitCode {
             node,
             socket,
             verbose,
-        } => run(&config, foreground, node.as_deref(), socket, verbose),
+            pid_file,
+            log_socket,
+        } => run(
+            &config,
+            RunMode {
+                foreground,
+                pid_file,
+                log_socket,
+            },
+            node.as_deref(),
+            socket,
+            verbose,
+        ),
         Command::Status { json, daemon } => status(json, &daemon),
         Command::Move { group, node, ctl } => operator(&ctl, |timeout| Request::Move {
             group,
@@ -288,9 +307,19 @@ fn main() -> ExitCode {
     .into()
 }
 
+/// How `run` starts: attached or detached, with which pid file and syslog socket.
+struct RunMode {
+    foreground: bool,
+    pid_file: Option<PathBuf>,
+    log_socket: PathBuf,
+}
+
+/// Where a detached daemon keeps its pid file unless told otherwise.
+const PID_FILE_DEFAULT: &str = "/run/heartwire/heartwire.pid";
+
 fn run(
     file: &std::path::Path,
-    _foreground: bool,
+    mode: RunMode,
     node: Option<&str>,
     socket: Option<PathBuf>,
     verbose: u8,
@@ -309,14 +338,93 @@ fn run(
         .find(|n| n.id == cfg.local)
         .map_or("?", |n| n.name.as_str())
         .to_owned();
-    daemon::log::init(&local_name, daemon::log::level(verbose));
+    let level = daemon::log::level(verbose);
+    let pid_path = match (&mode.pid_file, mode.foreground) {
+        (Some(p), _) => Some(p.clone()),
+        (None, false) => Some(PathBuf::from(PID_FILE_DEFAULT)),
+        (None, true) => None,
+    };
+    // Taken before detaching, so a second instance is refused on the terminal.
+    let mut pid_file = match pid_path.map(|p| heartwire_hal::process::PidFile::lock(&p)) {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("heartwire: {e}");
+            return Exit::Failure;
+        }
+        None => None,
+    };
+    let mut ready_pipe = None;
+    if mode.foreground {
+        daemon::log::init(&local_name, level);
+    } else {
+        let syslog = match daemon::log::syslog_socket(&mode.log_socket) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "heartwire: no syslog at {} ({e}): start a syslog daemon, pass --log-socket, \
+                     or run with --foreground and keep stderr",
+                    mode.log_socket.display()
+                );
+                return Exit::Failure;
+            }
+        };
+        match heartwire_hal::process::detach() {
+            Ok(heartwire_hal::process::Detached::Parent(pipe)) => {
+                // The daemon owns the pid file now; this process must not remove it.
+                std::mem::forget(pid_file.take());
+                return wait_ready(pipe);
+            }
+            Ok(heartwire_hal::process::Detached::Daemon(pipe)) => ready_pipe = Some(pipe),
+            Err(e) => {
+                eprintln!("heartwire: detaching failed: {e}");
+                return Exit::Failure;
+            }
+        }
+        daemon::log::init_syslog(&local_name, level, syslog);
+    }
+    if let Some(p) = pid_file.as_mut() {
+        if let Err(e) = p.write_pid() {
+            log::error!("pid file {}: {e}", p.path().display());
+            return Exit::Failure;
+        }
+    }
     let socket = socket.unwrap_or_else(|| cfg.control_socket.clone());
-    match daemon::run(cfg, socket) {
+    let mut ready = || {
+        if let Some(mut p) = ready_pipe.take() {
+            use std::io::Write;
+            let _ = writeln!(p, "ready {}", std::process::id());
+        }
+    };
+    let result = daemon::run(cfg, socket, &mut ready);
+    drop(pid_file);
+    match result {
         Ok(()) => Exit::Ok,
         Err(e) => {
             log::error!("{e}");
+            if let Some(mut p) = ready_pipe.take() {
+                use std::io::Write;
+                let _ = writeln!(p, "{e}");
+            }
             Exit::Failure
         }
+    }
+}
+
+/// The operator's side of a detached start: waits for the daemon's first word.
+fn wait_ready(mut pipe: std::fs::File) -> Exit {
+    use std::io::Read;
+    let mut word = String::new();
+    let _ = pipe.read_to_string(&mut word);
+    let word = word.trim();
+    if let Some(pid) = word.strip_prefix("ready ") {
+        println!("heartwire: started, pid {pid}");
+        Exit::Ok
+    } else if word.is_empty() {
+        eprintln!("heartwire: the daemon exited before it was ready (see syslog)");
+        Exit::Failure
+    } else {
+        eprintln!("heartwire: {word}");
+        Exit::Failure
     }
 }
 

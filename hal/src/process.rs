@@ -47,3 +47,161 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: `fd` is a fresh descriptor returned by the kernel that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Which side of [`detach`] this is.
+#[derive(Debug)]
+pub enum Detached {
+    /// The process the operator started: read the daemon's first word from this pipe
+    /// (EOF without one means it died), then exit.
+    Parent(std::fs::File),
+    /// The daemon: detached from the terminal, in its own session, cwd `/`, umask 022,
+    /// stdio on /dev/null. Write its first word ("ready" or an error) here.
+    Daemon(std::fs::File),
+}
+
+/// Detaches into the background the classic way: fork, setsid, fork again (so the daemon
+/// can never reacquire a controlling terminal), chdir `/`, umask 022, stdio to /dev/null.
+/// Call while single-threaded, before opening anything the daemon should not inherit.
+pub fn detach() -> io::Result<Detached> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array, which has room for them.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both are fresh descriptors from pipe2 that nothing else owns.
+    let (read, write) = unsafe {
+        (
+            std::fs::File::from(OwnedFd::from_raw_fd(fds[0])),
+            std::fs::File::from(OwnedFd::from_raw_fd(fds[1])),
+        )
+    };
+    // SAFETY: fork in a single-threaded process (documented precondition); the child
+    // only makes async-signal-safe calls until the second fork, then continues normally.
+    match cvt(unsafe { libc::fork() })? {
+        0 => {}
+        _ => {
+            drop(write);
+            return Ok(Detached::Parent(read));
+        }
+    }
+    drop(read);
+    // SAFETY: setsid takes no arguments; the child of a fork is never a group leader.
+    cvt(unsafe { libc::setsid() })?;
+    // SAFETY: as above; the intermediate process exits at once with _exit.
+    if cvt(unsafe { libc::fork() })? != 0 {
+        // SAFETY: _exit ends this intermediate process without running destructors.
+        unsafe { libc::_exit(0) };
+    }
+    std::env::set_current_dir("/")?;
+    // SAFETY: umask only sets the process file mode mask.
+    unsafe { libc::umask(0o022) };
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for target in 0..=2 {
+        // SAFETY: dup2 of a live descriptor onto 0, 1 or 2 replaces our stdio.
+        cvt(unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), target) })?;
+    }
+    Ok(Detached::Daemon(write))
+}
+
+/// A pid file held with an exclusive `flock` for the daemon's lifetime.
+#[derive(Debug)]
+pub struct PidFile {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+/// Why a pid file could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PidFileError {
+    /// Another process holds the lock.
+    #[error("another heartwire is running (pid {pid}, pid file {path}); stop it first")]
+    Running {
+        /// Its pid as written in the file (`?` if unreadable).
+        pid: String,
+        /// The file.
+        path: String,
+    },
+    /// The file could not be opened or locked.
+    #[error("pid file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Cause.
+        source: io::Error,
+    },
+}
+
+impl PidFile {
+    /// Opens (creating) `path` and locks it; fails with the holder's pid when another
+    /// process has it. Write the pid with [`PidFile::write_pid`] once it is final.
+    pub fn lock(path: &std::path::Path) -> Result<PidFile, PidFileError> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let io_err = |source| PidFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(io_err)?;
+        // SAFETY: flock on a live descriptor; nonblocking, so it never waits.
+        let r = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                let mut s = String::new();
+                let _ = file.read_to_string(&mut s);
+                let pid = s.trim();
+                return Err(PidFileError::Running {
+                    pid: if pid.is_empty() {
+                        "?".into()
+                    } else {
+                        pid.into()
+                    },
+                    path: path.display().to_string(),
+                });
+            }
+            return Err(io_err(e));
+        }
+        Ok(PidFile {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Writes this process's pid into the file.
+    pub fn write_pid(&mut self) -> io::Result<()> {
+        use std::io::{Seek, Write};
+        self.file.set_len(0)?;
+        self.file.seek(std::io::SeekFrom::Start(0))?;
+        writeln!(self.file, "{}", std::process::id())?;
+        self.file.sync_data()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // Removed while still locked, so a starting instance never sees a stale file
+        // that is unlocked and ours.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

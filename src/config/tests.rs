@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::core::spec::PathKind;
 
 const GOOD: &str = r#"
 [cluster]
@@ -470,5 +471,169 @@ fn each_event_mistake_names_its_key() {
         e.message
             .contains("a second pre command for acquire of every group (event[0] has one)"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let text =
+        include_str!("../../dist/heartwire.toml.example").replace("key_file = \"cluster.key\"", "");
+    for node in ["alpha", "beta"] {
+        let c = load_as(&text, node).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.spec.networks, vec!["service", "heartbeat"]);
+        let kinds: Vec<_> = c.spec.paths.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                PathKind::Ether,
+                PathKind::Udp,
+                PathKind::Serial,
+                PathKind::Disk
+            ]
+        );
+        let serial = &c.spec.paths[2];
+        assert!(serial.interval >= serial_interval_min(115_200, 4, false));
+        assert_eq!(serial.timeout, serial.interval * 5);
+        assert_eq!(
+            c.spec.groups[0].networks, 0b01,
+            "the address lives on `service`"
+        );
+        let ResourceKind::Ip(ip) = &c.groups[0].resources[0].kind else {
+            panic!("ip first")
+        };
+        assert_eq!(ip.standby.as_deref(), Some("eth1"));
+        assert_eq!(c.adapters[0], vec!["eth0".to_owned(), "eth1".to_owned()]);
+    }
+}
+
+const NONIP: &str = r#"
+[cluster]
+name = "lab"
+id = 7
+
+[[node]]
+name = "a"
+id = 1
+
+[[node]]
+name = "b"
+id = 2
+
+[[node]]
+name = "c"
+id = 3
+
+[[path]]
+name = "net1"
+kind = "ether"
+interval = "1ms"
+timeout = "5ms"
+interfaces = { a = "eth1", b = "eth1", c = "eth1" }
+
+[[path]]
+name = "line"
+kind = "serial"
+devices = { a = "/dev/ttyS0", b = "/dev/ttyS1" }
+baud = 115200
+
+[[path]]
+name = "disk"
+kind = "disk"
+devices = { a = "/dev/sdb", b = "/dev/sdb", c = "/dev/sdc" }
+
+[[group]]
+name = "g"
+nodes = ["a", "b"]
+
+[[group.resource]]
+name = "vip"
+kind = "ip"
+address = "10.0.0.9/24"
+interface = "eth1"
+"#;
+
+fn nonip_err(from: &str, to: &str, key: &str, msg: &str) {
+    assert!(NONIP.contains(from), "fixture lacks {from:?}");
+    let e = load_as(&NONIP.replacen(from, to, 1), "a").expect_err("must be refused");
+    assert_eq!(e.key, key, "{e}");
+    assert!(e.message.contains(msg), "{e}");
+}
+
+#[test]
+fn non_ip_paths_resolve_and_a_node_off_the_line_opens_nothing() {
+    let a = load_as(NONIP, "a").unwrap();
+    let c = load_as(NONIP, "c").unwrap();
+    assert_eq!(
+        a.io[1],
+        PathIo::Serial {
+            device: "/dev/ttyS0".into(),
+            baud: 115_200
+        }
+    );
+    assert_eq!(c.io[1], PathIo::Absent);
+    assert_eq!(
+        c.io[2],
+        PathIo::Disk {
+            device: "/dev/sdc".into(),
+            slots: 8
+        }
+    );
+    assert_eq!(a.spec.paths[1].nodes.len(), 2);
+    assert_eq!(a.spec.paths[1].network, None);
+    assert_eq!(a.spec.paths[2].interval, DISK_INTERVAL_DEFAULT);
+    assert_eq!(a.spec.networks, vec!["net1"]);
+    assert_eq!(a.spec.groups[0].networks, 1, "inferred from the ether path");
+    assert_eq!(a.spec.config_hash, c.spec.config_hash);
+}
+
+#[test]
+fn non_ip_path_mistakes_are_refused_with_their_key() {
+    nonip_err(
+        "devices = { a = \"/dev/ttyS0\", b = \"/dev/ttyS1\" }",
+        "devices = { a = \"/dev/ttyS0\", b = \"/dev/ttyS1\", c = \"/dev/ttyS0\" }",
+        "path[1].devices",
+        "exactly two nodes",
+    );
+    nonip_err(
+        "baud = 115200",
+        "baud = 300",
+        "path[1].baud",
+        "outside 9600..=921600",
+    );
+    nonip_err(
+        "baud = 115200",
+        "baud = 9600\ninterval = \"10ms\"",
+        "path[1].interval",
+        "faster than a 9600-baud line carries",
+    );
+    nonip_err(
+        "kind = \"serial\"",
+        "kind = \"serial\"\nnetwork = \"x\"",
+        "path[1].network",
+        "not allowed with kind `serial`",
+    );
+    nonip_err(
+        "devices = { a = \"/dev/sdb\", b = \"/dev/sdb\", c = \"/dev/sdc\" }",
+        "devices = { a = \"sdb\", b = \"/dev/sdb\" }",
+        "path[2].devices.a",
+        "not an absolute device path",
+    );
+    nonip_err(
+        "interface = \"eth1\"\n",
+        "interface = \"eth1\"\nnetwork = \"nope\"\n",
+        "group[0].resource[0].network",
+        "networks: net1",
+    );
+    nonip_err(
+        "interface = \"eth1\"\n",
+        "interface = \"eth1\"\nstandby = \"eth1\"\n",
+        "group[0].resource[0].standby",
+        "must differ",
+    );
+    nonip_err(
+        "interval = \"1ms\"\ntimeout = \"5ms\"\n",
+        "",
+        "path[0].interval",
+        "a `ether` path needs `interval`",
     );
 }

@@ -1,10 +1,14 @@
-//! A tiny stderr logger for the `log` facade: CLOCK_MONOTONIC seconds (the same clock every
+//! A tiny logger for the `log` facade: CLOCK_MONOTONIC seconds (the same clock every
 //! namespace on a host shares, so lab timelines line up), level, node name, message.
 //!
-//! Lines are written with one `write` each so concurrent daemons' lines never interleave
-//! mid-line. `-v` or `RUST_LOG=debug` enables debug; `-vv`/`trace` enables trace.
+//! In the foreground the lines go to stderr; a detached daemon sends the same lines to
+//! syslog (`/dev/log`, RFC 3164 local form `<PRI>heartwire[PID]: line`, facility daemon).
+//! Each line is one `write` (one datagram) so concurrent daemons' lines never interleave.
+//! `-v` or `RUST_LOG=debug` enables debug; `-vv`/`trace` enables trace.
 
 use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -12,9 +16,14 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 struct StderrLogger {
     node: String,
     level: LevelFilter,
+    /// Connected to the syslog socket when detached.
+    syslog: Option<UnixDatagram>,
 }
 
 static LOGGER: OnceLock<StderrLogger> = OnceLock::new();
+
+/// Syslog facility `daemon` (3), shifted.
+const FACILITY_DAEMON: u8 = 3 << 3;
 
 impl Log for StderrLogger {
     fn enabled(&self, m: &Metadata<'_>) -> bool {
@@ -40,7 +49,27 @@ impl Log for StderrLogger {
             self.node,
             r.args()
         );
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        match &self.syslog {
+            None => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            Some(sock) => {
+                let severity = match r.level() {
+                    Level::Error => 3,
+                    Level::Warn => 4,
+                    Level::Info => 6,
+                    Level::Debug | Level::Trace => 7,
+                };
+                let msg = format!(
+                    "<{}>heartwire[{}]: {}",
+                    FACILITY_DAEMON | severity,
+                    std::process::id(),
+                    line.trim_end()
+                );
+                // A full syslog queue drops the line rather than block the loop.
+                let _ = sock.send(msg.as_bytes());
+            }
+        }
     }
 
     fn flush(&self) {}
@@ -60,11 +89,30 @@ pub fn level(verbose: u8) -> LevelFilter {
     }
 }
 
-/// Installs the logger once; later calls are ignored.
+/// Installs the stderr logger once; later calls are ignored.
 pub fn init(node: &str, level: LevelFilter) {
+    install(node, level, None);
+}
+
+/// A datagram socket connected to the syslog socket at `path` (nonblocking), to check
+/// before detaching and then log through.
+pub fn syslog_socket(path: &Path) -> std::io::Result<UnixDatagram> {
+    let sock = UnixDatagram::unbound()?;
+    sock.connect(path)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
+/// Installs the syslog logger once (see [`syslog_socket`]); later calls are ignored.
+pub fn init_syslog(node: &str, level: LevelFilter, sock: UnixDatagram) {
+    install(node, level, Some(sock));
+}
+
+fn install(node: &str, level: LevelFilter, syslog: Option<UnixDatagram>) {
     let logger = LOGGER.get_or_init(|| StderrLogger {
         node: node.to_owned(),
         level,
+        syslog,
     });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);

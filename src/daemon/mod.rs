@@ -20,6 +20,7 @@ mod commands;
 mod ctl_server;
 pub mod disk;
 pub mod log;
+mod notify;
 mod paths;
 mod report;
 mod resources;
@@ -119,10 +120,15 @@ struct Daemon {
     /// Every interface whose carrier matters here, and its carrier (`None`: not reported
     /// yet).
     carrier: Vec<(String, Option<bool>)>,
+    /// The service manager (systemd), when it started us.
+    notify: Option<notify::Notifier>,
+    /// When the next `WATCHDOG=1` is due.
+    watchdog_at: Option<Instant>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
+/// Runs the daemon until SIGTERM or SIGINT. `ready` is called once, when every resource is
+/// open and the loop is about to start (a detached daemon tells the operator's terminal).
+pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), DaemonError> {
     let signals = SignalFd::new()?;
     let timer = TimerFd::new()?;
     let socks = cfg
@@ -223,6 +229,8 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
         links,
         adapters: cfg.adapters.clone(),
         carrier,
+        notify: notify::Notifier::from_env(),
+        watchdog_at: None,
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -244,7 +252,15 @@ pub fn run(cfg: Config, socket: PathBuf) -> Result<(), DaemonError> {
              (configure a non-IP path or a tie-breaker when they are available)"
         );
     }
+    if let Some(n) = &d.notify {
+        n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+        d.watchdog_at = n.watchdog.map(|w| started.saturating_add(w));
+    }
+    ready();
     let result = d.run_loop();
+    if let Some(n) = &d.notify {
+        n.send("STOPPING=1");
+    }
     drop(_cpu_latency);
     result
 }
@@ -312,6 +328,7 @@ impl Daemon {
             if self.resources.next_deadline().is_some_and(|d| d <= now) {
                 reports.extend(self.resources.on_timer(poll.registry(), now));
             }
+            self.kick_watchdog(now);
             for r in reports {
                 self.report(now, r);
             }
@@ -673,11 +690,26 @@ impl Daemon {
         }
     }
 
-    fn rearm(&mut self) -> Result<(), DaemonError> {
-        let next = match (self.node.next_deadline(), self.resources.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+    /// Tells systemd the loop is alive, every half watchdog timeout.
+    fn kick_watchdog(&mut self, now: Instant) {
+        let (Some(n), Some(at)) = (&self.notify, self.watchdog_at) else {
+            return;
         };
+        if now >= at {
+            n.send("WATCHDOG=1");
+            self.watchdog_at = n.watchdog.map(|w| now.saturating_add(w));
+        }
+    }
+
+    fn rearm(&mut self) -> Result<(), DaemonError> {
+        let next = [
+            self.node.next_deadline(),
+            self.resources.next_deadline(),
+            self.watchdog_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next != self.armed {
             self.timer.set(next.map(Instant::as_nanos))?;
             self.armed = next;
