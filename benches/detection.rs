@@ -188,7 +188,7 @@ fn hung_disk_gaps(trials: usize) {
     );
     println!("disk                 frames  p50 µs  p99 µs  max µs");
     for hang in [false, true] {
-        let mut worst = (0u64, String::new());
+        let mut worst = lab::Gaps::default();
         for _ in 0..trials.min(5) {
             let mut lab = Lab::new("benchgap", 2, &cfg);
             lab.start_all();
@@ -202,31 +202,9 @@ fn hung_disk_gaps(trials: usize) {
                     .args(["-STOP", &servant.to_string()])
                     .status();
             }
-            let out = lab.dir.join("gaps.txt");
-            let ns = lab.ns(1);
-            let h = lab.spawn_helper(
-                &ns,
-                &[
-                    "debug",
-                    "gaps",
-                    "--interface",
-                    "eth2",
-                    "--node",
-                    "1",
-                    "--duration-ms",
-                    "2000",
-                ],
-                Some(&out),
-            );
-            lab.finish_helper(h, Duration::from_secs(10));
-            let text = std::fs::read_to_string(&out).unwrap_or_default();
-            let max = text
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("max_gap_us="))
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(u64::MAX);
-            if max >= worst.0 {
-                worst = (max, text);
+            let g = lab.gaps(1, 2, 0, 2000);
+            if g.max_us >= worst.max_us {
+                worst = g;
             }
             if hang {
                 let _ = std::process::Command::new("kill")
@@ -234,14 +212,6 @@ fn hung_disk_gaps(trials: usize) {
                     .status();
             }
         }
-        let f = |k: &str| {
-            worst
-                .1
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
-                .unwrap_or("?")
-                .to_owned()
-        };
         println!(
             "{:<20} {:>6} {:>7} {:>7} {:>7}   (the run with the worst max)",
             if hang {
@@ -249,10 +219,10 @@ fn hung_disk_gaps(trials: usize) {
             } else {
                 "working"
             },
-            f("frames"),
-            f("p50_gap_us"),
-            f("p99_gap_us"),
-            f("max_gap_us")
+            worst.frames,
+            worst.p50_us,
+            worst.p99_us,
+            worst.max_us
         );
     }
 }

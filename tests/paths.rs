@@ -49,6 +49,16 @@ fn lab(tag: &str, nonip: NonIp, standby: bool) -> Lab {
     lab
 }
 
+/// A client on the service network probing the service (answered by whichever node has
+/// the address) every millisecond for `ms`; returns the probe and its output file.
+fn probe(lab: &mut Lab, ms: u32) -> (usize, std::path::PathBuf) {
+    let client = lab.add_client();
+    lab.start_responders(PORT);
+    let out = lab.dir.join("probe.txt");
+    let target = format!("{SERVICE_IP}:{PORT}");
+    (lab.start_probe(&client, &target, 1000, ms, &out), out)
+}
+
 fn wait_group(lab: &Lab, i: usize, state: &str) {
     lab.wait_for(
         Duration::from_secs(10),
@@ -193,11 +203,7 @@ fn a_cut_serial_cable_and_line_noise_are_counted_and_the_line_recovers() {
 #[test]
 fn the_owner_losing_both_networks_moves_its_group_release_first_and_nobody_dies() {
     let mut lab = lab("pb", NonIp::default(), false);
-    let client = lab.add_client();
-    lab.start_responders(PORT);
-    let out = lab.dir.join("probe.txt");
-    let target = format!("{SERVICE_IP}:{PORT}");
-    let probe = lab.start_probe(&client, &target, 1000, 4000, &out);
+    let (probe, out) = probe(&mut lab, 4000);
     std::thread::sleep(Duration::from_millis(700));
     let t = lab.cables(0, false).expect("cables out");
     wait_group(&lab, 1, "online");
@@ -304,37 +310,14 @@ fn a_hung_disk_silences_its_path_while_the_loop_keeps_its_cadence() {
         .unwrap();
     assert!(stop.success());
     // Meanwhile, from b's side: how regularly do a's heartbeats arrive on e2?
-    let gaps_out = lab.dir.join("gaps.txt");
-    let ns = lab.ns(1);
-    let h = lab.spawn_helper(
-        &ns,
-        &[
-            "debug",
-            "gaps",
-            "--interface",
-            "eth2",
-            "--node",
-            "1",
-            "--duration-ms",
-            "1500",
-        ],
-        Some(&gaps_out),
-    );
-    lab.finish_helper(h, Duration::from_secs(10));
+    let gaps = lab.gaps(1, 2, 0, 1500);
     lab.wait_for(Duration::from_secs(5), "d1 down at both ends", |lab| {
         (0..2).all(|i| link_state(lab, i, "d1").as_deref() == Some("down"))
     });
-    let gaps = std::fs::read_to_string(&gaps_out).unwrap();
-    eprintln!("a's heartbeats on e2 while its disk hangs (10 ms interval): {gaps}");
-    let field = |k: &str| -> u64 {
-        gaps.split_whitespace()
-            .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
+    eprintln!("a's heartbeats on e2 while its disk hangs (10 ms interval): {gaps:?}");
     // A loop that waited on the disk would show one gap as long as the whole hang.
-    assert!(field("frames") > 50, "{gaps}");
-    assert!(field("max_gap_us") < 1_000_000, "{gaps}");
+    assert!(gaps.frames > 50, "{gaps:?}");
+    assert!(gaps.max_us < 1_000_000, "{gaps:?}");
     let b = after(lab.events(1), t);
     let downs: Vec<_> = named(&b, "path_down")
         .iter()
@@ -374,11 +357,7 @@ fn carrier_loss_swaps_the_address_to_the_standby_adapter_on_the_same_node() {
             "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
         ]);
     }
-    let client = lab.add_client();
-    lab.start_responders(PORT);
-    let out = lab.dir.join("probe.txt");
-    let target = format!("{SERVICE_IP}:{PORT}");
-    let probe = lab.start_probe(&client, &target, 1000, 3000, &out);
+    let (probe, out) = probe(&mut lab, 3000);
     std::thread::sleep(Duration::from_millis(700));
     // Unplug a's eth1 at the switch: a sees its carrier go.
     let t = mono_ns();
@@ -417,11 +396,7 @@ fn carrier_loss_swaps_the_address_to_the_standby_adapter_on_the_same_node() {
 #[test]
 fn an_owner_left_with_only_the_disk_hands_its_group_over_through_the_mailboxes() {
     let mut lab = lab("pm", NonIp::default(), false);
-    let client = lab.add_client();
-    lab.start_responders(PORT);
-    let out = lab.dir.join("probe.txt");
-    let target = format!("{SERVICE_IP}:{PORT}");
-    let probe = lab.start_probe(&client, &target, 1000, 4000, &out);
+    let (probe, out) = probe(&mut lab, 4000);
     std::thread::sleep(Duration::from_millis(500));
     // Every network of a and the serial cable go: only the shared disk joins a and b.
     lab.serial.as_ref().unwrap().cut(true);

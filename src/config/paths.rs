@@ -174,23 +174,17 @@ impl Validator<'_> {
                 format!("{timeout:?} must be at least twice the interval ({interval:?})"),
             ));
         }
-        let (kind, members, io) = match kind {
-            RawKind::Ether => {
-                let (m, io) = self.ether(p, &key, nodes, local)?;
-                (PathKind::Ether, m, io)
-            }
-            RawKind::Udp => {
-                let (m, io) = self.udp(p, &key, nodes, local)?;
-                (PathKind::Udp, m, io)
-            }
-            RawKind::Serial => {
-                let (m, io) = self.serial(p, &key, nodes, local)?;
-                (PathKind::Serial, m, io)
-            }
-            RawKind::Disk => {
-                let (m, io) = self.disk(p, &key, nodes, local)?;
-                (PathKind::Disk, m, io)
-            }
+        let (members, io) = match kind {
+            RawKind::Ether => self.ether(p, &key, nodes, local)?,
+            RawKind::Udp => self.udp(p, &key, nodes, local)?,
+            RawKind::Serial => self.serial(p, &key, nodes, local)?,
+            RawKind::Disk => self.disk(p, &key, nodes, local)?,
+        };
+        let kind = match kind {
+            RawKind::Ether => PathKind::Ether,
+            RawKind::Udp => PathKind::Udp,
+            RawKind::Serial => PathKind::Serial,
+            RawKind::Disk => PathKind::Disk,
         };
         let network = on_network.then(|| {
             p.network

@@ -96,6 +96,15 @@ impl Default for LabConfig {
     }
 }
 
+/// How regularly a node's heartbeats arrived (see [`Lab::gaps`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gaps {
+    pub frames: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
 /// A parsed `event=` log line.
 #[derive(Debug, Clone)]
 pub struct LogEvent {
@@ -257,6 +266,43 @@ impl Lab {
         }
         lab.write_config(cfg);
         lab
+    }
+
+    /// Watches node `from`'s heartbeats on `eth<net>` from node `at`'s namespace for
+    /// `ms` milliseconds (`heartwire debug gaps`, kernel receive times) and returns how
+    /// regularly they arrived.
+    pub fn gaps(&mut self, at: usize, net: u8, from: usize, ms: u32) -> Gaps {
+        let out = self.dir.join(format!("gaps-{at}-{from}.txt"));
+        let (ns, ifname) = (self.ns(at), format!("eth{net}"));
+        let (id, ms) = ((from + 1).to_string(), ms.to_string());
+        let h = self.spawn_helper(
+            &ns,
+            &[
+                "debug",
+                "gaps",
+                "--interface",
+                &ifname,
+                "--node",
+                &id,
+                "--duration-ms",
+                &ms,
+            ],
+            Some(&out),
+        );
+        self.finish_helper(h, Duration::from_secs(30));
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let field = |k: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {text:?}"))
+        };
+        Gaps {
+            frames: field("frames"),
+            p50_us: field("p50_gap_us"),
+            p99_us: field("p99_gap_us"),
+            max_us: field("max_gap_us"),
+        }
     }
 
     /// The shared disk file of the non-IP lab.
