@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release static deps bench-deps demo test sim sim-seed bench check fmt clean install
+.PHONY: all build release static deps bench-deps demo test sim sim-seed bench check fmt clean install cross cross-all
 
 all: build
 
@@ -42,8 +42,35 @@ static:
 	@command -v file >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq file >/dev/null; }
 	$(CARGO) build --release --target $(STATIC_TARGET)
 	@file $(STATIC_BIN)
-	@file $(STATIC_BIN) | grep -Eq 'static(-pie)? linked' || { echo "$(STATIC_BIN) is not statically linked"; exit 1; }
+	@file $(STATIC_BIN) | grep -Eq 'static(-pie|ally) linked' || { echo "$(STATIC_BIN) is not statically linked"; exit 1; }
 	@echo "size: $$(stat -c %s $(STATIC_BIN)) bytes ($(STATIC_BIN))"
+
+# Cross targets (targets/README.md): build the static binary for TARGET and run the unit
+# and simulator tests under qemu-user. Each targets/<triple>.mk names its packages,
+# linker, runner, flags and the tests qemu-user cannot run.
+CROSS_TARGETS := aarch64-unknown-linux-musl powerpc64le-unknown-linux-gnu
+ifneq ($(TARGET),)
+-include targets/$(TARGET).mk
+endif
+CROSS_VAR = CARGO_TARGET_$(shell echo $(TARGET) | tr 'a-z-' 'A-Z_')
+CROSS_ENV = $(CROSS_VAR)_LINKER=$(CROSS_LINKER) $(CROSS_VAR)_RUNNER="$(CROSS_RUNNER)" \
+	$(CROSS_VAR)_RUSTFLAGS="$(CROSS_RUSTFLAGS)"
+CROSS_SEEDS ?= 2000
+cross:
+	@test -n "$(TARGET)" -a -f targets/$(TARGET).mk || { echo "usage: make cross TARGET=<$(CROSS_TARGETS)>"; exit 2; }
+	@missing=""; for p in $(CROSS_APT) file; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  [ -z "$$missing" ] || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; }
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	$(CROSS_ENV) $(CARGO) build --release --target $(TARGET)
+	@file target/$(TARGET)/release/heartwire
+	@file target/$(TARGET)/release/heartwire | grep -Eq 'static(-pie|ally) linked' || { echo "not statically linked"; exit 1; }
+	@echo "size: $$(stat -c %s target/$(TARGET)/release/heartwire) bytes"
+	@[ -z "$(CROSS_SKIP)" ] || echo "skipped under qemu-user: tests matching '$(CROSS_SKIP)' (see targets/$(TARGET).mk)"
+	$(CROSS_ENV) $(CARGO) test --target $(TARGET) --workspace --lib --bins -- $(addprefix --skip ,$(CROSS_SKIP))
+	$(CROSS_ENV) HW_SIM_SEEDS=$(CROSS_SEEDS) $(CARGO) test --release --target $(TARGET) --test sim
+
+cross-all:
+	@for t in $(CROSS_TARGETS); do $(MAKE) --no-print-directory cross TARGET=$$t || exit 1; done
 
 # Installs the binary (the static one when `make static` built it), the example config,
 # the systemd unit and the SysV init script under DESTDIR/PREFIX (and DESTDIR/etc).

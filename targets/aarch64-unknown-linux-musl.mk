@@ -1,0 +1,15 @@
+# aarch64-unknown-linux-musl: a static binary for 64-bit ARM appliances.
+#
+# Linker: Debian's gcc-aarch64-linux-gnu (rustc's bundled musl CRT and libc do the rest,
+# no musl-tools needed). Runner: qemu-aarch64-static (qemu-user), so `cargo test` runs the
+# cross-built test binaries on this x86_64 machine.
+#
+# Skipped under qemu-user: nothing in the unit and simulator tests opens a serial line,
+# but qemu-user 7.2 lacks the TCSETS2 ioctl, so any serial test would fail there (a qemu
+# limit, not a bug: LAB-NOTES.md). The netns lab is not run under qemu (namespaces and
+# raw sockets of a foreign-architecture process are not what it tests).
+CROSS_APT := gcc-aarch64-linux-gnu qemu-user-static
+CROSS_LINKER := aarch64-linux-gnu-gcc
+CROSS_RUNNER := qemu-aarch64-static
+CROSS_RUSTFLAGS :=
+CROSS_SKIP := serial
