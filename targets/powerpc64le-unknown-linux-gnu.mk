@@ -7,5 +7,10 @@
 CROSS_APT := gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross qemu-user-static
 CROSS_LINKER := powerpc64le-linux-gnu-gcc
 CROSS_RUNNER := qemu-ppc64le-static -L /usr/powerpc64le-linux-gnu
-CROSS_RUSTFLAGS := -C target-feature=+crt-static
+# libc 0.2.18x links the termios speed functions by versioned name (`cfsetspeed@GLIBC_2.17`,
+# rust-lang/libc#4882), which a static glibc does not export: alias them to the plain
+# symbols at link time (targets/glibc-static-speed.ld; ld's --defsym cannot name them).
+CROSS_SPEED := cfgetispeed cfgetospeed cfsetispeed cfsetospeed cfsetspeed
+CROSS_RUSTFLAGS := -C target-feature=+crt-static $(foreach f,$(CROSS_SPEED),-C link-arg=-Wl,-u,$(f)) \
+	-C link-arg=$(CURDIR)/targets/glibc-static-speed.ld
 CROSS_SKIP :=
