@@ -91,11 +91,12 @@ demo: deps release
 	$(SUDO) BIN=target/release/heartwire ./demo/demo.sh
 
 # Unit, property and CLI tests run in parallel; the netns lab runs one test at a time
-# (the stress test wants the machine to itself).
+# (the stress test wants the machine to itself); then the cross targets under qemu-user.
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
 	$(MAKE) sim
 	$(CARGO) test --test detection --test takeover --test paths --test service -- --test-threads=1
+	$(MAKE) --no-print-directory cross-all
 
 # The simulator runs optimised: 2000 seeds take seconds instead of minutes.
 SEEDS ?= 2000
