@@ -95,6 +95,7 @@ demo: deps release
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
 	$(MAKE) sim
+	$(MAKE) --no-print-directory static
 	$(CARGO) test --test detection --test takeover --test paths --test service -- --test-threads=1
 	$(MAKE) --no-print-directory cross-all
 

@@ -185,3 +185,54 @@ fn the_systemd_notify_protocol_says_ready_kicks_the_watchdog_and_says_stopping()
     });
     assert!(rest.iter().any(|m| m == "STOPPING=1"), "{rest:?}");
 }
+
+#[test]
+fn the_static_binary_runs_in_an_empty_root_with_no_lib() {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-musl/release/heartwire");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `make static` first",
+        bin.display()
+    );
+    let root = std::env::temp_dir().join(format!("hw-emptyroot-{}", std::process::id()));
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    let _cleanup = Cleanup(root.clone());
+    std::fs::copy(&bin, root.join("heartwire")).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&root).unwrap().collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "the root holds the binary and nothing else"
+    );
+    // A mount namespace of its own and a root with no /lib, /dev, /proc or /etc.
+    let run = |args: &[&str]| {
+        Command::new("unshare")
+            .args(["--mount", "--fork", "chroot"])
+            .arg(&root)
+            .arg("/heartwire")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let v = run(&["--version"]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("heartwire "));
+    let r = run(&["run", "--foreground", "-c", "/cluster.toml"]);
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "a usage error, not a crash of the loader"
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("config refused") && err.contains("/cluster.toml"),
+        "{err}"
+    );
+}
