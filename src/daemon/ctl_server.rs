@@ -226,7 +226,14 @@ mod tests {
     /// the answer is queued (a writable event used to close it unanswered).
     #[test]
     fn a_deferred_answer_survives_writable_events() {
+        struct Cleanup(std::path::PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
         let dir = std::env::temp_dir().join(format!("hw-ctl-test-{}", std::process::id()));
+        let _cleanup = Cleanup(dir.clone());
         let path = dir.join("ctl.sock");
         let poll = mio::Poll::new().unwrap();
         let mut server = CtlServer::bind(&path).unwrap();
@@ -261,7 +268,5 @@ mod tests {
         let mut answer = String::new();
         client.read_to_string(&mut answer).unwrap();
         assert_eq!(answer, "{\"result\":\"done\"}");
-        drop(server);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
