@@ -105,6 +105,27 @@ fn assert_calm(lab: &Lab, t: u64) {
     assert_eq!(lab.group_state(0, "web").as_deref(), Some("online"));
 }
 
+/// Since `t`: neither node declared the other dead, and `a` released the group before `b`
+/// started acquiring it. Returns both times.
+fn assert_handed_over_alive(lab: &Lab, t: u64) -> (u64, u64) {
+    let (a, b) = (after(lab.events(0), t), after(lab.events(1), t));
+    assert!(
+        named(&b, "node_down").is_empty(),
+        "b never declared a dead: {b:?}"
+    );
+    assert!(
+        named(&a, "node_down").is_empty(),
+        "a never declared b dead: {a:?}"
+    );
+    let released = named(&a, "group_offline")[0].at_ns;
+    let acquiring = named(&b, "group_acquiring")[0].at_ns;
+    assert!(
+        released <= acquiring,
+        "a released ({released}) before b acquired ({acquiring})"
+    );
+    (released, acquiring)
+}
+
 #[test]
 fn a_cut_heartbeat_network_is_a_path_and_network_failure_and_nothing_moves() {
     let lab = lab("pn", NonIp::default(), false);
@@ -209,7 +230,7 @@ fn the_owner_losing_both_networks_moves_its_group_release_first_and_nobody_dies(
     wait_group(&lab, 1, "online");
     wait_group(&lab, 0, "offline");
     lab.finish_helper(probe, Duration::from_secs(10));
-    let (a, b) = (after(lab.events(0), t), after(lab.events(1), t));
+    let a = after(lab.events(0), t);
     for net in ["svc", "hb"] {
         assert!(
             named(&a, "network_lost")
@@ -218,20 +239,7 @@ fn the_owner_losing_both_networks_moves_its_group_release_first_and_nobody_dies(
             "a lost {net}: {a:?}"
         );
     }
-    assert!(
-        named(&b, "node_down").is_empty(),
-        "b never declared a dead: {b:?}"
-    );
-    assert!(
-        named(&a, "node_down").is_empty(),
-        "a never declared b dead: {a:?}"
-    );
-    let released = named(&a, "group_offline")[0].at_ns;
-    let acquiring = named(&b, "group_acquiring")[0].at_ns;
-    assert!(
-        released <= acquiring,
-        "a released ({released}) before b acquired ({acquiring})"
-    );
+    let (released, acquiring) = assert_handed_over_alive(&lab, t);
     let rs = replies(&out);
     let first_b = rs
         .iter()
@@ -404,18 +412,8 @@ fn an_owner_left_with_only_the_disk_hands_its_group_over_through_the_mailboxes()
     wait_group(&lab, 1, "online");
     wait_group(&lab, 0, "offline");
     lab.finish_helper(probe, Duration::from_secs(10));
-    let (a, b) = (after(lab.events(0), t), after(lab.events(1), t));
-    assert!(
-        named(&b, "node_down").is_empty(),
-        "a lives on the disk: {b:?}"
-    );
-    assert!(
-        named(&a, "node_down").is_empty(),
-        "b lives on the disk: {a:?}"
-    );
-    let released = named(&a, "group_offline")[0].at_ns;
-    let acquiring = named(&b, "group_acquiring")[0].at_ns;
-    assert!(released <= acquiring, "release first");
+    // Both live on the disk: no node_down, and a released before b acquired.
+    assert_handed_over_alive(&lab, t);
     assert_eq!(link_state(&lab, 1, "d1").as_deref(), Some("up"));
     let rs = replies(&out);
     let first_b = rs

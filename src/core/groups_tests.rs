@@ -364,7 +364,6 @@ fn a_failed_pre_acquire_command_fails_the_group_here() {
 fn a_group_leaves_a_node_that_lost_its_network_unless_every_node_did() {
     // Hot standby on [1, 2] that needs network 0; 1 runs it and loses network 0.
     let mut hot = spec(&[1, 2], Startup::Home, 1);
-    hot.networks = 0b1;
     let prev = View {
         number: 4,
         members: set(&[1, 2]),
@@ -382,50 +381,23 @@ fn a_group_leaves_a_node_that_lost_its_network_unless_every_node_did() {
             ..Standing::default()
         }
     };
-    let p = plan(
-        &[hot.clone()],
-        &prev,
-        id(1),
-        set(&[1, 2]),
-        majority,
-        lost_on(&[1]),
-    );
-    assert_eq!(
-        p.get(0),
-        Placement::Online(id(2)),
-        "moves to the connected node"
-    );
-    let p = plan(
-        &[hot.clone()],
-        &prev,
-        id(1),
-        set(&[1, 2]),
-        majority,
-        lost_on(&[1, 2]),
-    );
-    assert_eq!(
-        p.get(0),
-        Placement::Online(id(1)),
-        "everyone lost it: it stays"
-    );
-    let p = plan(
-        &[hot.clone()],
-        &prev,
-        id(1),
-        set(&[1, 2]),
-        majority,
-        lost_on(&[2]),
-    );
-    assert_eq!(
-        p.get(0),
-        Placement::Online(id(1)),
-        "the standby's loss changes nothing"
-    );
-    hot.networks = 0b10;
-    let p = plan(&[hot], &prev, id(1), set(&[1, 2]), majority, lost_on(&[1]));
-    assert_eq!(
-        p.get(0),
-        Placement::Online(id(1)),
-        "a network it does not need"
-    );
+    // (networks the group needs, nodes that lost network 0, where it runs, why)
+    let cases: [(u64, &'static [u8], u8, &str); 4] = [
+        (0b01, &[1], 2, "moves to the connected node"),
+        (0b01, &[1, 2], 1, "everyone lost it: it stays"),
+        (0b01, &[2], 1, "the standby's loss changes nothing"),
+        (0b10, &[1], 1, "a network it does not need"),
+    ];
+    for (networks, lost, want, why) in cases {
+        hot.networks = networks;
+        let p = plan(
+            &[hot.clone()],
+            &prev,
+            id(1),
+            set(&[1, 2]),
+            majority,
+            lost_on(lost),
+        );
+        assert_eq!(p.get(0), Placement::Online(id(want)), "{why}");
+    }
 }

@@ -690,7 +690,6 @@ impl Node {
         }
         self.membership_dirty = true;
         self.groups_dirty = true;
-        self.lost_dirty = true;
         self.settle(now);
     }
 
@@ -1112,6 +1111,7 @@ impl Node {
     }
 
     fn check_peer(&mut self, now: Instant, idx: usize) {
+        let mut went_down = false;
         for path in 0..self.spec.paths.len() {
             let timeout = self.spec.paths[path].timeout;
             let peer = self.peers[idx].id;
@@ -1119,6 +1119,7 @@ impl Node {
             if link.state == LinkState::Up && now >= link.silence_from.saturating_add(timeout) {
                 link.state = LinkState::Down;
                 link.down_at = Some(now);
+                went_down = true;
                 let last_heard = link.heard_at;
                 self.push_event(
                     now,
@@ -1130,7 +1131,11 @@ impl Node {
                 );
             }
         }
-        self.check_networks(now, idx);
+        if went_down {
+            // Only a link that changed can change what the networks look like.
+            self.check_networks(now, idx);
+            self.lost_dirty = true;
+        }
         let p = &self.peers[idx];
         let any_up = p.links.iter().any(|l| l.state == LinkState::Up);
         let grace_over = now >= self.grace_from.saturating_add(self.spec.timeout_max());

@@ -350,7 +350,8 @@ impl Servant {
 
     /// Writes `frame` to this node's cell of every other path node's mailbox row.
     fn mailbox(&mut self, frame: &[u8]) -> io::Result<()> {
-        for r in self.nodes.clone() {
+        for i in 0..self.nodes.len() {
+            let r = self.nodes[i];
             if r != self.node {
                 let sector = self.header.mailbox_sector(r, self.node);
                 self.put(sector, frame)?;

@@ -151,8 +151,14 @@ impl Deframer {
     }
 
     /// Feeds `input`, calling `out` with each block's outcome and, for a frame, its bytes
-    /// (decoded into `frame`).
-    pub fn push(&mut self, input: &[u8], frame: &mut [u8], out: &mut dyn FnMut(Deframed, &[u8])) {
+    /// (decoded into `frame`). For tests: any chunking must give the same blocks.
+    #[cfg(test)]
+    pub(crate) fn push(
+        &mut self,
+        input: &[u8],
+        frame: &mut [u8],
+        out: &mut dyn FnMut(Deframed, &[u8]),
+    ) {
         for &b in input {
             match self.push_byte(b, frame) {
                 Some(Deframed::Frame(n)) => out(Deframed::Frame(n), &frame[..n]),
@@ -160,12 +166,6 @@ impl Deframer {
                 None => {}
             }
         }
-    }
-
-    /// Forgets a partial block (after a read error, say).
-    pub fn reset(&mut self) {
-        self.len = 0;
-        self.skipping = false;
     }
 }
 

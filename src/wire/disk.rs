@@ -45,10 +45,6 @@ pub const SLOT_MAGIC: [u8; 4] = *b"HWS1";
 pub const SLOT_HEADER: usize = 6;
 /// Slot bytes besides the frame.
 pub const SLOT_OVERHEAD: usize = SLOT_HEADER + 4;
-/// Smallest sector size accepted.
-pub const SECTOR_MIN: usize = 512;
-/// Largest sector size accepted.
-pub const SECTOR_MAX: usize = 4096;
 
 /// The disk header as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,8 +20,6 @@ struct Shared {
     cut: AtomicBool,
     /// Bytes to deliver to node 0 / node 1 ahead of the line's own traffic.
     inject: [Mutex<Vec<u8>>; 2],
-    /// Bytes forwarded each way.
-    moved: [Mutex<u64>; 2],
 }
 
 /// A serial cable between two lab nodes.
@@ -44,7 +42,6 @@ impl SerialBridge {
             stop: AtomicBool::new(false),
             cut: AtomicBool::new(false),
             inject: [Mutex::new(vec![]), Mutex::new(vec![])],
-            moved: [Mutex::new(0), Mutex::new(0)],
         });
         let sh = Arc::clone(&shared);
         let thread = std::thread::spawn(move || bridge(&sh, [m0, m1], baud));
@@ -67,11 +64,6 @@ impl SerialBridge {
             .lock()
             .unwrap()
             .extend_from_slice(bytes);
-    }
-
-    /// Bytes the bridge has delivered towards node `to`.
-    pub fn moved(&self, to: usize) -> u64 {
-        *self.shared.moved[to].lock().unwrap()
     }
 }
 
@@ -120,7 +112,6 @@ fn bridge(sh: &Shared, mut masters: [File; 2], baud: Option<u32>) {
             // A pty master write of a few bytes does not block unless the other side
             // stopped reading for kilobytes; then the bytes are lost like on a real line.
             let _ = masters[to].write_all(&buf[..n]);
-            *sh.moved[to].lock().unwrap() += u64::try_from(n).unwrap();
         }
         if idle {
             std::thread::sleep(Duration::from_micros(50));
