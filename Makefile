@@ -96,7 +96,7 @@ test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
-	$(CARGO) test --test detection --test takeover --test paths --test service -- --test-threads=1
+	$(CARGO) test --test detection --test takeover --test paths --test service --test operator -- --test-threads=1
 	$(MAKE) --no-print-directory cross-all
 
 # The simulator runs optimised: 2000 seeds take seconds instead of minutes.

@@ -60,6 +60,17 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Follow this node's event stream live: one line per event with its wall-clock and
+    /// monotonic time (node, path, network and adapter up/down, views, quorum, group
+    /// acquire/release/error, pauses, commands). Runs until interrupted or the daemon
+    /// stops (exit 0); exit 1 when the daemon goes away without saying so.
+    Events {
+        /// One JSON object per line (README: "Event stream") instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Move a resource group to a node (release first, then acquire there).
     Move {
         /// Group name.
@@ -272,6 +283,7 @@ fn main() -> ExitCode {
             verbose,
         ),
         Command::Status { json, daemon } => status(json, &daemon),
+        Command::Events { json, daemon } => events(json, &daemon),
         Command::Move { group, node, ctl } => operator(&ctl, |timeout| Request::Move {
             group,
             node,
@@ -506,6 +518,53 @@ fn status(json: bool, daemon: &DaemonArgs) -> Exit {
         }
         Err(e) => {
             eprintln!("heartwire: the daemon's answer is not a status report: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+fn events(json: bool, daemon: &DaemonArgs) -> Exit {
+    use heartwire::ctl::events::{EventRecord, StreamHello};
+    let socket = match socket_of(daemon) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let mut ended = false;
+    let mut bad = None;
+    let result = client::follow(&socket, "events", &mut |line| {
+        if let Ok(h) = serde_json::from_str::<StreamHello>(line) {
+            match h.end {
+                None => eprintln!(
+                    "heartwire: following the events of node {} (cluster {})",
+                    h.node, h.cluster
+                ),
+                Some(why) => {
+                    eprintln!("heartwire: the daemon on {} {why}: end of stream", h.node);
+                    ended = true;
+                }
+            }
+            return !ended;
+        }
+        match serde_json::from_str::<EventRecord>(line) {
+            Ok(_) if json => println!("{line}"),
+            Ok(r) => println!("{}", r.render()),
+            Err(e) => {
+                bad = Some(format!(
+                    "the daemon sent something that is not an event: {e}"
+                ));
+                return false;
+            }
+        }
+        true
+    });
+    match (result, bad) {
+        (Err(e), _) | (Ok(()), Some(e)) => {
+            eprintln!("heartwire: {e}");
+            Exit::Failure
+        }
+        (Ok(()), None) if ended => Exit::Ok,
+        (Ok(()), None) => {
+            eprintln!("heartwire: the daemon closed the stream without ending it (it died?)");
             Exit::Failure
         }
     }

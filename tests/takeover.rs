@@ -18,14 +18,6 @@ fn ip_group(name: &str, nodes: &str, fallback: &str) -> String {
     )
 }
 
-fn wait_group(lab: &Lab, i: usize, group: &str, state: &str, limit: Duration) {
-    lab.wait_for(
-        limit,
-        &format!("{} has group {group} {state}", lab.names[i]),
-        |lab| lab.group_state(i, group).as_deref() == Some(state),
-    );
-}
-
 /// The first reply from `who` at or after `from_ns`.
 fn first_from(rs: &[Reply], who: &str, from_ns: u64) -> Option<u64> {
     rs.iter()
@@ -43,7 +35,7 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
     let mut lab = Lab::new("tk", 2, &cfg);
     let client = lab.add_client();
     lab.start_all();
-    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
     assert!(lab.addresses(0, "eth1").contains(SERVICE_IP));
     lab.start_responders(PORT);
     let out = lab.dir.join("probe.txt");
@@ -52,7 +44,7 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
     std::thread::sleep(Duration::from_millis(1000));
     let fault = mono_ns();
     lab.kill(0);
-    wait_group(&lab, 1, "svc", "online", Duration::from_secs(5));
+    lab.wait_group(1, "svc", "online", Duration::from_secs(5));
     let b = lab.status(1).unwrap();
     assert!(
         b.announcements >= 2 && b.announce_errors == 0,
@@ -67,7 +59,7 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
     let restart = mono_ns();
     lab.start(0);
     // Hot standby: a rejoins, b releases, a acquires again.
-    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
     let back = mono_ns();
     lab.finish_helper(probe, Duration::from_secs(10));
 
@@ -145,9 +137,9 @@ fn rotating_standby_stays_on_the_survivor_when_the_old_owner_returns() {
     };
     let mut lab = Lab::new("tr", 2, &cfg);
     lab.start_all();
-    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
     lab.kill(0);
-    wait_group(&lab, 1, "svc", "online", Duration::from_secs(5));
+    lab.wait_group(1, "svc", "online", Duration::from_secs(5));
     lab.start(0);
     lab.wait_for(Duration::from_secs(10), "a rejoined", |lab| {
         lab.status(0)
@@ -176,13 +168,13 @@ fn mutual_takeover_and_a_cascading_group_in_three_nodes() {
     };
     let mut lab = Lab::new("tm", 3, &cfg);
     lab.start_all();
-    wait_group(&lab, 0, "ab", "online", Duration::from_secs(10));
-    wait_group(&lab, 1, "ba", "online", Duration::from_secs(10));
-    wait_group(&lab, 0, "casc", "online", Duration::from_secs(10));
+    lab.wait_group(0, "ab", "online", Duration::from_secs(10));
+    lab.wait_group(1, "ba", "online", Duration::from_secs(10));
+    lab.wait_group(0, "casc", "online", Duration::from_secs(10));
     // a dies: ab and casc go to b, the next node of their lists; ba stays on b.
     lab.kill(0);
-    wait_group(&lab, 1, "ab", "online", Duration::from_secs(5));
-    wait_group(&lab, 1, "casc", "online", Duration::from_secs(5));
+    lab.wait_group(1, "ab", "online", Duration::from_secs(5));
+    lab.wait_group(1, "casc", "online", Duration::from_secs(5));
     assert_eq!(lab.group_state(1, "ba").as_deref(), Some("online"));
     // a returns (fallback never): nothing moves, although a restarted and coordinates
     // again: it learns where the groups run from what b reports holding.
@@ -202,9 +194,9 @@ fn mutual_takeover_and_a_cascading_group_in_three_nodes() {
     }
     // b dies: the mutual pair lands on a; the cascading group walks on to c.
     lab.kill(1);
-    wait_group(&lab, 0, "ab", "online", Duration::from_secs(5));
-    wait_group(&lab, 0, "ba", "online", Duration::from_secs(5));
-    wait_group(&lab, 2, "casc", "online", Duration::from_secs(5));
+    lab.wait_group(0, "ab", "online", Duration::from_secs(5));
+    lab.wait_group(0, "ba", "online", Duration::from_secs(5));
+    lab.wait_group(2, "casc", "online", Duration::from_secs(5));
 }
 
 #[test]
@@ -226,7 +218,7 @@ fn a_failing_monitor_restarts_locally_then_the_group_falls_over() {
     let text = std::fs::read_to_string(&lab.config_path).unwrap() + &extra;
     std::fs::write(&lab.config_path, text).unwrap();
     lab.start_all();
-    wait_group(&lab, 0, "app", "online", Duration::from_secs(10));
+    lab.wait_group(0, "app", "online", Duration::from_secs(10));
     let starts = |n: &str| {
         std::fs::read_to_string(format!("{dir}/starts-{n}"))
             .unwrap_or_default()
@@ -243,7 +235,7 @@ fn a_failing_monitor_restarts_locally_then_the_group_falls_over() {
     assert_eq!(lab.group_state(0, "app").as_deref(), Some("online"));
     // It dies again: restarts used up, the group falls over to b.
     std::fs::remove_file(format!("{dir}/up-a")).unwrap();
-    wait_group(&lab, 1, "app", "online", Duration::from_secs(5));
+    lab.wait_group(1, "app", "online", Duration::from_secs(5));
     assert_eq!(lab.group_state(0, "app").as_deref(), Some("offline"));
     let st = lab.status(0).unwrap();
     assert!(st.groups[0].failed_here, "a remembers the failure");
@@ -271,7 +263,7 @@ fn on_quorum_loss_stop_releases_then_exits() {
     ) + &extra;
     std::fs::write(&lab.config_path, text).unwrap();
     lab.start_all();
-    wait_group(&lab, 2, "app", "online", Duration::from_secs(10));
+    lab.wait_group(2, "app", "online", Duration::from_secs(10));
     assert!(std::path::Path::new(&format!("{dir}/up")).exists());
     lab.kill(0);
     lab.kill(1);
@@ -338,7 +330,7 @@ fn operator_move_offline_online_and_stop_with_takeover() {
     let mut lab = Lab::new("to", 2, &cfg);
     let client = lab.add_client();
     lab.start_all();
-    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
     lab.wait_for(Duration::from_secs(5), "b has authority", |lab| {
         lab.status(1).is_some_and(|s| s.authority)
     });
@@ -466,9 +458,9 @@ fn event_commands_run_pre_and_post_each_step_and_notify_with_hw_variables() {
     let text = std::fs::read_to_string(&lab.config_path).unwrap() + &extra;
     std::fs::write(&lab.config_path, text).unwrap();
     lab.start_all();
-    wait_group(&lab, 0, "app", "online", Duration::from_secs(10));
+    lab.wait_group(0, "app", "online", Duration::from_secs(10));
     // picky's own pre-acquire command fails on a: the group fails there and goes to b.
-    wait_group(&lab, 1, "picky", "online", Duration::from_secs(10));
+    lab.wait_group(1, "picky", "online", Duration::from_secs(10));
     let a = lab.status(0).unwrap();
     assert!(a.groups[1].failed_here, "picky failed on a");
     let steps = |n: &str| {
@@ -538,7 +530,7 @@ fn ipv6_service_address_moves_with_an_unsolicited_neighbor_advertisement() {
         .unwrap();
     assert!(status.success(), "client IPv6 address");
     lab.start_all();
-    wait_group(&lab, 0, "svc6", "online", Duration::from_secs(10));
+    lab.wait_group(0, "svc6", "online", Duration::from_secs(10));
     assert!(lab.addresses(0, "eth1").contains(SERVICE_IP6));
     lab.start_responders(PORT);
     let out = lab.dir.join("probe6.txt");
@@ -546,7 +538,7 @@ fn ipv6_service_address_moves_with_an_unsolicited_neighbor_advertisement() {
     std::thread::sleep(Duration::from_millis(1000));
     let fault = mono_ns();
     lab.kill(0);
-    wait_group(&lab, 1, "svc6", "online", Duration::from_secs(5));
+    lab.wait_group(1, "svc6", "online", Duration::from_secs(5));
     let b = lab.status(1).unwrap();
     assert!(
         b.announcements >= 1 && b.announce_errors == 0,
@@ -576,7 +568,7 @@ fn after_a_partition_heals_the_keeper_announces_again_and_the_client_returns_to_
     let mut lab = Lab::new("tp", 2, &cfg);
     let client = lab.add_client();
     lab.start_all();
-    wait_group(&lab, 0, "svc", "online", Duration::from_secs(10));
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
     lab.start_responders(PORT);
     let out = lab.dir.join("probe.txt");
     let probe = lab.start_probe(&client, &format!("{SERVICE_IP}:{PORT}"), 500, 4000, &out);
@@ -584,7 +576,7 @@ fn after_a_partition_heals_the_keeper_announces_again_and_the_client_returns_to_
     // a's cables out: in two_node mode both sides keep quorum, b takes the group over and
     // announces it, so the client's ARP entry moves to b.
     lab.cables(0, false).expect("cables out");
-    wait_group(&lab, 1, "svc", "online", Duration::from_secs(5));
+    lab.wait_group(1, "svc", "online", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(300));
     let healed = mono_ns();
     lab.cables(0, true).expect("cables back");

@@ -38,3 +38,36 @@ pub fn request_waiting(socket: &Path, request: &str, wait: Duration) -> Result<S
     }
     Ok(out)
 }
+
+/// Sends `request` and hands every line of the answer to `line` until the daemon closes
+/// the connection or `line` returns false. No read timeout: a stream may be quiet for
+/// hours.
+pub fn follow(
+    socket: &Path,
+    request: &str,
+    line: &mut dyn FnMut(&str) -> bool,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let mut s = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach the daemon at {}: {e} (is `heartwire run` up? see --socket)",
+            socket.display()
+        )
+    })?;
+    s.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("{request}\n").as_bytes())
+        .map_err(|e| format!("sending request: {e}"))?;
+    for l in std::io::BufReader::new(s).lines() {
+        let l = l.map_err(|e| format!("reading the stream: {e}"))?;
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&l) {
+            if let Some(serde_json::Value::String(e)) = m.get("error") {
+                return Err(format!("daemon refused `{request}`: {e}"));
+            }
+        }
+        if !line(&l) {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -2,13 +2,14 @@
 //!
 //! Protocol: the client connects to the daemon's Unix socket (mode 0600; the daemon checks
 //! SO_PEERCRED and serves only root or its own user), writes one request line, and reads
-//! one JSON document until EOF. Requests (see [`request`]): `status`, and the operator
+//! one JSON document until EOF. Requests (see [`request`]): `status`, `events` (a stream, see [`events`]), and the operator
 //! commands `move`, `online`, `offline`, `stop`, answered when they are done, expired or
 //! refused. A refused or unknown request gets `{"error": "..."}`. The daemon side lives in `daemon::ctl_server`; the report type and
 //! its text rendering live here so `status --json` and the table show the same data.
 
 pub mod client;
 pub mod debug;
+pub mod events;
 pub mod request;
 pub mod status;
 

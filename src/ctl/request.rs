@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! status
+//! events
 //! move GROUP NODE [timeout_ms=N]
 //! online GROUP... [timeout_ms=N]
 //! offline GROUP... [timeout_ms=N]
@@ -29,6 +30,8 @@ pub const COMMAND_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
 pub enum Request {
     /// The status report.
     Status,
+    /// Follow the event stream (see [`super::events`]).
+    Events,
     /// Move a group to a node.
     Move {
         /// Group name.
@@ -83,6 +86,7 @@ impl Request {
         let owned = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         match words.as_slice() {
             ["status"] => Ok(Request::Status),
+            ["events"] => Ok(Request::Events),
             ["move", group, node] => Ok(Request::Move {
                 group: (*group).to_owned(),
                 node: (*node).to_owned(),
@@ -107,7 +111,7 @@ impl Request {
             _ => {
                 let shown: String = line.chars().take(64).collect();
                 Err(format!(
-                    "unknown request `{shown}`; known: status, move GROUP NODE, online GROUP..., \
+                    "unknown request `{shown}`; known: status, events, move GROUP NODE, online GROUP..., \
                      offline GROUP..., stop [takeover] (each command may end in timeout_ms=N)"
                 ))
             }
@@ -119,6 +123,7 @@ impl Request {
         let t = |d: &Duration| format!("timeout_ms={}", d.as_millis());
         match self {
             Request::Status => "status".into(),
+            Request::Events => "events".into(),
             Request::Move {
                 group,
                 node,
@@ -140,10 +145,10 @@ impl Request {
         }
     }
 
-    /// How long the command may take (zero for `status`).
+    /// How long the command may take (zero for `status` and `events`).
     pub fn timeout(&self) -> Duration {
         match self {
-            Request::Status => Duration::ZERO,
+            Request::Status | Request::Events => Duration::ZERO,
             Request::Move { timeout, .. }
             | Request::Online { timeout, .. }
             | Request::Offline { timeout, .. }
@@ -205,6 +210,7 @@ mod tests {
     fn lines_round_trip_and_errors_say_what_is_accepted() {
         for r in [
             Request::Status,
+            Request::Events,
             Request::Move {
                 group: "web".into(),
                 node: "b".into(),
@@ -232,7 +238,7 @@ mod tests {
         for (bad, says) in [
             ("move web", "unknown request `move web`"),
             ("online", "unknown request"),
-            ("frobnicate", "known: status, move GROUP NODE"),
+            ("frobnicate", "known: status, events, move GROUP NODE"),
             ("stop takeover timeout_ms=0", "out of range"),
             ("offline web timeout_ms=soon", "not a number"),
         ] {

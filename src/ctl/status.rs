@@ -130,6 +130,9 @@ pub struct PeerStatus {
     pub restarts: u64,
     /// Whether its config hash matches ours (None before its first heartbeat).
     pub config_match: Option<bool>,
+    /// Its config hash, hex (None before its first heartbeat).
+    #[serde(default)]
+    pub config_hash: Option<String>,
     /// One entry per path.
     pub links: Vec<LinkStatus>,
     /// Networks whose every path to this peer is silent while another path is alive.

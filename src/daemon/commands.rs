@@ -28,6 +28,8 @@ pub(super) enum Answer {
     Now(Vec<u8>),
     /// When the command is done (the connection stays open).
     Later,
+    /// With this first line, then every event (the connection stays open).
+    Follow(Vec<u8>),
 }
 
 pub(super) fn error(msg: &str) -> Vec<u8> {
@@ -138,8 +140,8 @@ impl Daemon {
                 op: Op::Offline,
                 groups: groups(g)?,
             }),
-            Request::Status | Request::Stop { .. } => {
-                unreachable!("status and stop are answered elsewhere")
+            Request::Status | Request::Events | Request::Stop { .. } => {
+                unreachable!("status, events and stop are answered elsewhere")
             }
         }
     }

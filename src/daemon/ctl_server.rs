@@ -2,6 +2,11 @@
 //! connection, answer, close. At most [`CONN_MAX`] connections at once; a client that
 //! sends more than [`REQUEST_MAX`] bytes without a newline is cut off. Clients other than
 //! root or the daemon's own user are refused (SO_PEERCRED), and the socket is mode 0600.
+//!
+//! An `events` connection stays open as a *follower*: every event line is appended to its
+//! backlog and written as far as the socket takes it. A backlog is bounded by
+//! [`FOLLOW_BACKLOG_MAX`]; an event that does not fit is dropped and counted for that
+//! client, never waited for.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -17,6 +22,9 @@ use crate::ctl::REQUEST_MAX;
 /// Most control connections served at once.
 pub(crate) const CONN_MAX: usize = 16;
 
+/// Most bytes of events queued for one follower that reads too slowly.
+pub(crate) const FOLLOW_BACKLOG_MAX: usize = 256 * 1024;
+
 #[derive(Debug)]
 struct Conn {
     stream: UnixStream,
@@ -24,6 +32,8 @@ struct Conn {
     output: Vec<u8>,
     written: usize,
     answered: bool,
+    /// An `events` stream: kept open after writing.
+    follow: bool,
 }
 
 /// The control socket and its connections.
@@ -101,6 +111,7 @@ impl CtlServer {
                 output: Vec::new(),
                 written: 0,
                 answered: false,
+                follow: false,
             };
             let token = Token(CTL_CONN_BASE + slot);
             if registry
@@ -124,6 +135,21 @@ impl CtlServer {
     /// Reads what the client sent; returns its request line once complete.
     pub(crate) fn read_request(&mut self, slot: usize, registry: &Registry) -> Option<String> {
         let conn = self.conns[slot].as_mut()?;
+        if conn.follow {
+            // A follower sends nothing more; reading tells when it hangs up.
+            let mut chunk = [0u8; 64];
+            loop {
+                match conn.stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            self.close(slot, registry);
+            return None;
+        }
         if conn.answered {
             return None;
         }
@@ -167,13 +193,66 @@ impl CtlServer {
         self.write(slot, registry);
     }
 
-    /// Continues writing; closes the connection when the answer is out.
+    /// Makes `slot` a follower of the event stream, starting with `hello`.
+    pub(crate) fn follow(&mut self, slot: usize, hello: Vec<u8>, registry: &Registry) {
+        if let Some(conn) = self.conns[slot].as_mut() {
+            conn.follow = true;
+            conn.output = hello;
+            conn.written = 0;
+        }
+        self.write(slot, registry);
+    }
+
+    /// Whether any client follows the event stream (so the caller formats events only
+    /// when someone reads them).
+    pub(crate) fn has_followers(&self) -> bool {
+        self.conns.iter().flatten().any(|c| c.follow)
+    }
+
+    /// Appends one line (made by `line(lost)`, where `lost` is how many events that client
+    /// missed just before) to every follower's backlog and writes what each socket takes.
+    /// A follower whose backlog would pass [`FOLLOW_BACKLOG_MAX`] misses the event.
+    pub(crate) fn broadcast(
+        &mut self,
+        lost: &mut [u64; CONN_MAX],
+        line: &dyn Fn(u64) -> Vec<u8>,
+        registry: &Registry,
+    ) {
+        for (slot, missed) in lost.iter_mut().enumerate() {
+            let Some(conn) = self.conns[slot].as_mut().filter(|c| c.follow) else {
+                *missed = 0;
+                continue;
+            };
+            let bytes = line(*missed);
+            if conn.output.len() - conn.written + bytes.len() > FOLLOW_BACKLOG_MAX {
+                *missed += 1;
+                continue;
+            }
+            *missed = 0;
+            conn.output.drain(..conn.written);
+            conn.written = 0;
+            conn.output.extend_from_slice(&bytes);
+            self.write(slot, registry);
+        }
+    }
+
+    /// Writes `last` to every follower as far as its socket takes it now (the daemon is
+    /// stopping; nothing waits).
+    pub(crate) fn end_streams(&mut self, last: &[u8]) {
+        for conn in self.conns.iter_mut().flatten().filter(|c| c.follow) {
+            let _ = conn.stream.write_all(&conn.output[conn.written..]);
+            let _ = conn.stream.write_all(last);
+        }
+    }
+
+    /// Continues writing; closes the connection when the answer is out (a follower stays
+    /// open).
     pub(crate) fn write(&mut self, slot: usize, registry: &Registry) {
         let Some(conn) = self.conns[slot].as_mut() else {
             return;
         };
         // Not answered yet (an operator command still running): keep the connection.
-        if !conn.answered || conn.output.is_empty() {
+        if !(conn.answered || conn.follow) || conn.output.is_empty() {
             return;
         }
         while conn.written < conn.output.len() {
@@ -181,10 +260,18 @@ impl CtlServer {
                 Ok(n) => conn.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(_) => {
+                    self.close(slot, registry);
+                    return;
+                }
             }
         }
-        self.close(slot, registry);
+        if conn.follow {
+            conn.output.clear();
+            conn.written = 0;
+        } else {
+            self.close(slot, registry);
+        }
     }
 
     fn close(&mut self, slot: usize, registry: &Registry) {
@@ -268,5 +355,78 @@ mod tests {
         let mut answer = String::new();
         client.read_to_string(&mut answer).unwrap();
         assert_eq!(answer, "{\"result\":\"done\"}");
+    }
+
+    /// A follower that does not read loses events beyond its bounded backlog, the daemon
+    /// never waits for it, and the next event it gets says how many it missed.
+    #[test]
+    fn a_slow_follower_loses_events_and_is_told_how_many() {
+        let dir = std::env::temp_dir().join(format!("hw-ctl-follow-{}", std::process::id()));
+        struct Cleanup(std::path::PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _cleanup = Cleanup(dir.clone());
+        let poll = mio::Poll::new().unwrap();
+        let mut server = CtlServer::bind(&dir.join("ctl.sock")).unwrap();
+        server.register(poll.registry()).unwrap();
+        let mut client = std::os::unix::net::UnixStream::connect(dir.join("ctl.sock")).unwrap();
+        client.write_all(b"events\n").unwrap();
+        let mut slot = None;
+        for _ in 0..100 {
+            server.accept(poll.registry());
+            if let Some(s) = server.conns.iter().position(Option::is_some) {
+                if server.read_request(s, poll.registry()).is_some() {
+                    slot = Some(s);
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let slot = slot.expect("request read");
+        server.follow(slot, b"hello\n".to_vec(), poll.registry());
+        let mut lost = [0u64; CONN_MAX];
+        let line = |n: u64| format!("{n:0>1000}\n").into_bytes();
+        let sent = 2 * FOLLOW_BACKLOG_MAX / 1000;
+        for _ in 0..sent {
+            server.broadcast(&mut lost, &line, poll.registry());
+        }
+        assert!(lost[slot] > 0, "some events were dropped, none waited for");
+        assert!(server.has_followers());
+        // The client catches up; the next event carries the count.
+        let missed = lost[slot];
+        client.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        for _ in 0..1000 {
+            match client.read(&mut buf) {
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+            server.write(slot, poll.registry());
+            if got.len() >= 6 + (sent - usize::try_from(missed).unwrap()) * 1001 {
+                break;
+            }
+        }
+        server.broadcast(&mut lost, &line, poll.registry());
+        client.set_nonblocking(false).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let want = got.len() + 1001;
+        while got.len() < want {
+            let n = client.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8(got).unwrap();
+        let last = text.lines().last().unwrap();
+        assert_eq!(last.trim_start_matches('0'), missed.to_string());
+        assert_eq!(lost[slot], 0);
+        // Hanging up ends the follow.
+        drop(client);
+        let _ = server.read_request(slot, poll.registry());
+        assert!(!server.has_followers());
     }
 }

@@ -124,6 +124,8 @@ struct Daemon {
     notify: Option<notify::Notifier>,
     /// When the next `WATCHDOG=1` is due.
     watchdog_at: Option<Instant>,
+    /// Per control connection following the event stream, events it missed.
+    stream_lost: [u64; ctl_server::CONN_MAX],
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `ready` is called once, when every resource is
@@ -231,6 +233,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         carrier,
         notify: notify::Notifier::from_env(),
         watchdog_at: None,
+        stream_lost: [0; ctl_server::CONN_MAX],
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -258,6 +261,8 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
     }
     ready();
     let result = d.run_loop();
+    let last = d.stream_line(Some("stopped"));
+    d.ctl.end_streams(&last);
     if let Some(n) = &d.notify {
         n.send("STOPPING=1");
     }
@@ -493,6 +498,23 @@ impl Daemon {
     ) {
         ::log::info!("{line}");
         self.resources.notify(registry, now, name, group, &line);
+        if self.ctl.has_followers() {
+            let node = report::node_name(&self.node, self.node.local());
+            let (mono, wall) = (clock::monotonic_ns(), clock::realtime_ns());
+            if let Some(rec) = crate::ctl::events::EventRecord::parse(&line, node, mono, wall) {
+                self.ctl.broadcast(
+                    &mut self.stream_lost,
+                    &|lost| {
+                        let mut r = rec.clone();
+                        r.lost_before = lost;
+                        let mut bytes = serde_json::to_vec(&r).expect("invariant: json serialises");
+                        bytes.push(b'\n');
+                        bytes
+                    },
+                    registry,
+                );
+            }
+        }
         if self.recent.len() == RECENT_EVENTS {
             self.recent.pop_front();
         }
@@ -660,6 +682,7 @@ impl Daemon {
             if let Some(req) = self.ctl.read_request(slot, reg) {
                 match self.answer(reg, &req, slot, now) {
                     Answer::Now(bytes) => self.ctl.respond(slot, bytes, reg),
+                    Answer::Follow(hello) => self.ctl.follow(slot, hello, reg),
                     Answer::Later => {}
                 }
             } else if ev.is_writable() {
@@ -686,8 +709,23 @@ impl Daemon {
                     serde_json::to_vec_pretty(&report).expect("invariant: status serialises"),
                 )
             }
+            Ok(crate::ctl::request::Request::Events) => Answer::Follow(self.stream_line(None)),
             Ok(req) => self.command_request(reg, &req, slot, now),
         }
+    }
+
+    /// The first (`end: None`) or last line of an event stream.
+    fn stream_line(&self, end: Option<&str>) -> Vec<u8> {
+        let spec = self.node.spec();
+        let hello = crate::ctl::events::StreamHello {
+            stream: "events".into(),
+            cluster: spec.name.clone(),
+            node: report::node_name(&self.node, self.node.local()).to_owned(),
+            end: end.map(str::to_owned),
+        };
+        let mut line = serde_json::to_vec(&hello).expect("invariant: json serialises");
+        line.push(b'\n');
+        line
     }
 
     /// Tells systemd the loop is alive, every half watchdog timeout.

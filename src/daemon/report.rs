@@ -19,7 +19,7 @@ pub(crate) struct IoCounters {
     pub(crate) rx_errors: u64,
 }
 
-fn node_name(node: &Node, id: NodeId) -> &str {
+pub(crate) fn node_name(node: &Node, id: NodeId) -> &str {
     node.spec()
         .node_index(id)
         .map_or("?", |i| node.spec().nodes[i].name.as_str())
@@ -296,6 +296,7 @@ pub(crate) fn status(
             incarnation: p.incarnation,
             restarts: p.restarts,
             config_match: p.config_hash.map(|h| h == spec.config_hash),
+            config_hash: p.config_hash.map(|h| format!("{h:016x}")),
             networks_down: networks(spec, p.networks_down),
             links: spec
                 .paths
@@ -457,6 +458,9 @@ mod tests {
         for e in &events {
             let line = event_line(&node, &[], at, e);
             assert!(line.starts_with(&format!("event={} ", e.name())), "{line}");
+            let rec = crate::ctl::events::EventRecord::parse(&line, "a", 0, 0)
+                .unwrap_or_else(|| panic!("the event stream takes every line apart: {line}"));
+            assert_eq!(rec.event, e.name());
         }
         let names: Vec<&str> = events.iter().map(Event::name).collect();
         assert_eq!(

@@ -699,12 +699,12 @@ impl Lab {
         let _ = c.wait();
     }
 
-    /// Waits (bounded) for helper `i` to exit on its own.
-    pub fn finish_helper(&mut self, i: usize, limit: Duration) {
+    /// Waits (bounded) for helper `i` to exit on its own; returns its exit code.
+    pub fn finish_helper(&mut self, i: usize, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.helpers[i].try_wait() {
-                return;
+            if let Ok(Some(st)) = self.helpers[i].try_wait() {
+                return st.code();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -759,6 +759,15 @@ impl Lab {
             .output()
             .expect("ip addr");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (bounded) until node `i` has group `group` in `state`.
+    pub fn wait_group(&self, i: usize, group: &str, state: &str, limit: Duration) {
+        self.wait_for(
+            limit,
+            &format!("{} has group {group} {state}", self.names[i]),
+            |lab| lab.group_state(i, group).as_deref() == Some(state),
+        );
     }
 
     /// Node `i`'s state of group `name`, if its daemon answers.
