@@ -60,6 +60,26 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Check a config and this host before use: interfaces, addresses (ARP / DAD probe),
+    /// devices, disks, commands, timeouts, and, with the daemon up, that every member runs
+    /// the same config. Exit 0 clean, 1 warnings, 2 errors.
+    Verify {
+        /// Config file.
+        #[arg(short, long, default_value = CONFIG_DEFAULT)]
+        config: PathBuf,
+        /// Verify for this node (default: the host name).
+        #[arg(long)]
+        node: Option<String>,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Do not probe the segments for the service addresses.
+        #[arg(long)]
+        no_probe: bool,
+        /// The daemon's control socket (default: the config's).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Follow this node's event stream live: one line per event with its wall-clock and
     /// monotonic time (node, path, network and adapter up/down, views, quorum, group
     /// acquire/release/error, pauses, commands). Runs until interrupted or the daemon
@@ -284,6 +304,29 @@ fn main() -> ExitCode {
         ),
         Command::Status { json, daemon } => status(json, &daemon),
         Command::Events { json, daemon } => events(json, &daemon),
+        Command::Verify {
+            config,
+            node,
+            json,
+            no_probe,
+            socket,
+        } => {
+            let opts = heartwire::ctl::verify::Options {
+                node,
+                probe: !no_probe,
+                socket,
+            };
+            let report = heartwire::ctl::verify::verify(&config, &opts);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("invariant: json serialises")
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            return ExitCode::from(report.exit_code());
+        }
         Command::Move { group, node, ctl } => operator(&ctl, |timeout| Request::Move {
             group,
             node,

@@ -284,3 +284,307 @@ fn status_and_event_stream_match_the_readme_schema() {
     let b_events = std::fs::read_to_string(&b_json_out).unwrap();
     assert!(b_events.contains("\"group_online\""), "{b_events}");
 }
+
+/// `heartwire verify --json` for node `i` of `lab` on config `file`: exit code and report.
+fn verify(lab: &Lab, i: usize, file: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let socket = lab.socket(i).display().to_string();
+    let mut args = vec![
+        "verify",
+        "--json",
+        "--node",
+        &lab.names[i],
+        "--socket",
+        &socket,
+        "-c",
+        file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = lab.run_in(&lab.ns(i), &args, "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify prints JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// The finding whose `what` contains `needle`, if any.
+fn finding<'v>(report: &'v serde_json::Value, needle: &str) -> Option<&'v serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["what"].as_str().unwrap().contains(needle))
+}
+
+/// Line (1-based) of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("`{needle}` not in the config"))
+        + 1
+}
+
+/// Each class of mistake gives its finding, at the right line, with the right severity
+/// and exit code; a clean config exits 0; and with the cluster up, a member running
+/// another config is an error while an address the cluster holds is not a conflict.
+#[test]
+fn verify_finds_each_class_of_mistake() {
+    let cfg = LabConfig {
+        nonip: Some(lab::NonIp {
+            no_serial: true,
+            ..lab::NonIp::default()
+        }),
+        extra: ip_group("svc", "\"a\", \"b\""),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("vf", 2, &cfg);
+    let base = std::fs::read_to_string(&lab.config_path).unwrap();
+    let dir = lab.dir.clone();
+    let variant = |name: &str, text: &str| {
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+
+    let (code, r) = verify(&lab, 0, &lab.config_path, &[]);
+    assert_eq!(code, 0, "the lab's config is clean: {r:#}");
+    assert!(
+        r["facts"]["host.interface.eth1"]
+            .as_str()
+            .unwrap()
+            .starts_with("up carrier")
+    );
+    assert!(
+        r["facts"]["host.service.svc/vip"]
+            .as_str()
+            .unwrap()
+            .contains("free")
+    );
+
+    // (variant text, finding, severity, the line it points at, exit code)
+    let script = dir.join("start.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let small = dir.join("small.img");
+    std::fs::write(&small, vec![0u8; 4096]).unwrap();
+    let foreign = dir.join("foreign.img");
+    std::fs::write(&foreign, vec![0x5a; 1 << 20]).unwrap();
+    let app = |start: &str| {
+        format!(
+            "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\n\n[[group.resource]]\nname = \"db\"\nkind = \"application\"\nstart = \"{start}\"\nstop = \"true\"\n"
+        )
+    };
+    let disk_path = |dev: &std::path::Path| {
+        format!(
+            "[[path]]\nname = \"d2\"\nkind = \"disk\"\ndevices = {{ a = \"{0}\", b = \"{0}\" }}\n",
+            dev.display()
+        )
+    };
+    let cases: Vec<(&str, String, &str, &str, &str, i32)> = vec![
+        (
+            "syntax",
+            base.clone() + "[cluster # broken\n",
+            "",
+            "error",
+            "# broken",
+            2,
+        ),
+        (
+            "no-iface",
+            base.replacen("a = \"eth2\"", "a = \"eth9\"", 1),
+            "interface eth9 does not exist",
+            "error",
+            "a = \"eth9\"",
+            2,
+        ),
+        (
+            "udp-addr",
+            base.replacen("a = \"10.200.1.1\"", "a = \"10.200.1.99\"", 1),
+            "10.200.1.99 is not configured on this host",
+            "error",
+            "a = \"10.200.1.99\"",
+            2,
+        ),
+        (
+            "subnet",
+            base.replace(SERVICE_IP, "10.200.9.50"),
+            "10.200.9.50 is in no subnet of eth1",
+            "error",
+            "address = \"10.200.9.50",
+            2,
+        ),
+        (
+            "serial",
+            base.clone()
+                + "[[path]]\nname = \"s9\"\nkind = \"serial\"\ndevices = { a = \"/dev/ttyNOPE\", b = \"/dev/ttyNOPE\" }\n",
+            "/dev/ttyNOPE",
+            "error",
+            "/dev/ttyNOPE",
+            2,
+        ),
+        (
+            "not-tty",
+            base.clone()
+                + "[[path]]\nname = \"s9\"\nkind = \"serial\"\ndevices = { a = \"/etc/hostname\", b = \"/etc/hostname\" }\n",
+            "is not a character device",
+            "error",
+            "/etc/hostname",
+            2,
+        ),
+        (
+            "disk-small",
+            base.clone() + &disk_path(&small),
+            "the layout needs",
+            "error",
+            "small.img",
+            2,
+        ),
+        (
+            "disk-foreign",
+            base.clone() + &disk_path(&foreign),
+            "not a heartwire header",
+            "error",
+            "foreign.img",
+            2,
+        ),
+        (
+            "no-command",
+            base.clone() + &app("/opt/nothing/start-db"),
+            "/opt/nothing/start-db",
+            "error",
+            "start = ",
+            2,
+        ),
+        (
+            "not-executable",
+            base.clone() + &app(&script.display().to_string()),
+            "is not an executable file",
+            "error",
+            "start = ",
+            2,
+        ),
+        (
+            "tight-timeout",
+            base.replacen("timeout = \"200ms\"", "timeout = \"20ms\"", 1),
+            "fewer than three heartbeats",
+            "warning",
+            "timeout = \"20ms\"",
+            1,
+        ),
+        (
+            "ip-only",
+            base[..base.find("[[path]]\nname = \"d1\"").unwrap()].to_owned()
+                + &base[base.find("[[group]]").unwrap()..],
+            "two nodes and only IP paths",
+            "warning",
+            "name = \"lab\"",
+            1,
+        ),
+        (
+            "no-key",
+            base.replace("key_file = \"key\"\n", ""),
+            "no cluster key",
+            "warning",
+            "name = \"lab\"",
+            1,
+        ),
+    ];
+    for (name, text, what, severity, line_has, exit) in &cases {
+        let file = variant(name, text);
+        let (code, r) = verify(&lab, 0, &file, &["--no-probe"]);
+        let f = finding(&r, what).unwrap_or_else(|| panic!("{name}: no finding `{what}`: {r:#}"));
+        assert_eq!(code, *exit, "{name}: {r:#}");
+        assert_eq!(f["severity"], *severity, "{name}");
+        let want = format!("{}:{}", file.display(), line_of(text, line_has));
+        assert_eq!(f["at"], want.as_str(), "{name}: {f}");
+        assert!(
+            !f["fix"].as_str().unwrap().is_empty(),
+            "{name}: says how to fix it"
+        );
+    }
+
+    // An interface that is down; the service address taken by a stranger on the segment.
+    lab::ip(&["-n", &lab.ns(0), "link", "set", "eth2", "down"]);
+    let (code, r) = verify(&lab, 0, &lab.config_path, &[]);
+    assert_eq!(code, 2);
+    assert!(finding(&r, "interface eth2 is down").is_some(), "{r:#}");
+    lab::ip(&["-n", &lab.ns(0), "link", "set", "eth2", "up"]);
+    let stranger = lab.add_host("st", 1);
+    lab::ip(&[
+        "-n",
+        &stranger,
+        "addr",
+        "add",
+        &format!("{SERVICE_IP}/24"),
+        "dev",
+        "eth0",
+    ]);
+    let (code, r) = verify(&lab, 0, &lab.config_path, &[]);
+    assert_eq!(code, 2, "{r:#}");
+    let f = finding(&r, "already in use on the segment of eth1").expect("ARP probe answered");
+    assert_eq!(
+        f["at"].as_str().unwrap(),
+        format!(
+            "{}:{}",
+            lab.config_path.display(),
+            line_of(&base, "address = \"10.200.1.50")
+        )
+    );
+    let (code, r) = verify(&lab, 0, &lab.config_path, &["--no-probe"]);
+    assert_eq!(code, 0, "without probes: {r:#}");
+    lab::ip(&[
+        "-n",
+        &stranger,
+        "addr",
+        "del",
+        &format!("{SERVICE_IP}/24"),
+        "dev",
+        "eth0",
+    ]);
+
+    // The cluster up: a holds the address; b's probe is answered by a, which is no
+    // conflict. Then b runs another config: verify on a says so.
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    let (code, r) = verify(&lab, 1, &lab.config_path, &[]);
+    assert_eq!(code, 0, "{r:#}");
+    assert!(
+        r["facts"]["host.service.svc/vip"]
+            .as_str()
+            .unwrap()
+            .contains("answered by")
+    );
+    let (_, r) = verify(&lab, 0, &lab.config_path, &[]);
+    assert!(
+        r["facts"]["host.service.svc/vip"]
+            .as_str()
+            .unwrap()
+            .contains("held here")
+    );
+    let other = variant(
+        "other",
+        &base.replacen(
+            "two_node = false",
+            "two_node = false\npause_threshold = \"50ms\"",
+            1,
+        ),
+    );
+    lab.stop(1);
+    lab.start_with(1, &other);
+    lab.wait_for(Duration::from_secs(10), "b is back", |lab| {
+        lab.status(0)
+            .is_some_and(|s| s.peers[0].state == "up" && s.peers[0].config_match == Some(false))
+    });
+    let (code, r) = verify(&lab, 0, &lab.config_path, &[]);
+    assert_eq!(code, 2, "{r:#}");
+    let f = finding(&r, "node b runs config").expect("mismatch found");
+    assert_eq!(f["at"], "cluster");
+    let (code, r) = verify(&lab, 1, &lab.config_path, &[]);
+    assert_eq!(code, 2, "{r:#}");
+    assert!(
+        finding(&r, "the daemon on b runs config").is_some(),
+        "{r:#}"
+    );
+}

@@ -7,13 +7,14 @@
 //!
 //! Modules, one per device kind: [`clock`], [`packet`] (AF_PACKET raw Ethernet), [`udp`],
 //! [`timerfd`], [`signalfd`], [`sched`] (real-time mode), [`cred`] (peer credentials),
-//! [`random`], [`netlink`] (rtnetlink address changes), [`linkmon`] (carrier events), [`serial`] (RS232 lines),
+//! [`random`], [`netlink`] (rtnetlink address changes), [`linkmon`] (carrier events), [`inventory`] (interfaces and addresses, for the tools), [`serial`] (RS232 lines),
 //! [`disk`] (O_DIRECT shared disks).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod clock;
 pub mod cred;
 pub mod disk;
+pub mod inventory;
 pub mod linkmon;
 pub mod netlink;
 pub mod packet;

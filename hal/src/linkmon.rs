@@ -128,7 +128,7 @@ pub fn parse(mut msg: &[u8], out: &mut dyn FnMut(LinkState<'_>)) -> bool {
 }
 
 /// The payload of attribute `ty` in a run of rtattrs.
-fn attr(mut a: &[u8], ty: u16) -> Option<&[u8]> {
+pub(crate) fn attr(mut a: &[u8], ty: u16) -> Option<&[u8]> {
     while a.len() >= 4 {
         let len = usize::from(u16::from_ne_bytes([a[0], a[1]]));
         let t = u16::from_ne_bytes([a[2], a[3]]);

@@ -75,7 +75,7 @@ impl ConfigError {
     }
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(text, offset);
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;

@@ -46,6 +46,7 @@
 mod error;
 mod events;
 mod groups;
+mod locate;
 mod paths;
 mod raw;
 
@@ -61,6 +62,7 @@ use toml::Spanned;
 pub use self::error::ConfigError;
 pub use self::events::{EVENT_TIMEOUT_DEFAULT, EventConfig, EventOn};
 pub use self::groups::{AppResource, GroupConfig, IpResource, QuorumLoss, Resource, ResourceKind};
+pub use self::locate::{Locations, locate};
 pub use self::paths::{
     BAUD_DEFAULT, BAUD_RANGE, DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT, serial_interval_min,
 };
@@ -167,6 +169,15 @@ pub fn control_socket(file: &Path) -> Result<PathBuf, ConfigError> {
         .cluster
         .control_socket
         .map_or_else(|| CONTROL_SOCKET_DEFAULT.into(), PathBuf::from))
+}
+
+/// The canonical form of a config text: the same settings with comments, layout and key
+/// order normalised (schema order; tables sorted), so two files that mean the same compare
+/// equal as text. Canonicalising a canonical text returns it unchanged. Only the syntax
+/// and the schema are checked here; [`parse`] validates the meaning.
+pub fn canonical(file: &Path, text: &str) -> Result<String, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;
+    Ok(toml::to_string(&raw).expect("invariant: a parsed config serialises"))
 }
 
 /// Parses and validates `text` as if read from `file`.

@@ -637,3 +637,27 @@ fn non_ip_path_mistakes_are_refused_with_their_key() {
         "a `ether` path needs `interval`",
     );
 }
+
+#[test]
+fn canonical_form_is_a_fixed_point_and_means_the_same() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dist/heartwire.toml.example"
+    ))
+    .unwrap();
+    for text in [GOOD.to_owned(), with_groups(), example] {
+        let file = Path::new("/etc/heartwire/heartwire.toml");
+        let c1 = canonical(file, &text).unwrap();
+        assert_eq!(canonical(file, &c1).unwrap(), c1, "a fixed point:\n{c1}");
+        assert!(!c1.contains('#'), "no comments");
+        let hash =
+            |t: &str| match parse(file, t, Some("a")).or_else(|_| parse(file, t, Some("alpha"))) {
+                Ok(c) => Some(c.spec.config_hash),
+                Err(e) if e.to_string().contains("key_file") => None,
+                Err(e) => panic!("{e}"),
+            };
+        assert_eq!(hash(&text), hash(&c1), "same meaning, same hash");
+    }
+    let e = canonical(Path::new("x.toml"), "[cluster]\nname = 1\n").unwrap_err();
+    assert!(e.to_string().contains("x.toml:2"), "{e}");
+}

@@ -12,6 +12,7 @@ pub mod debug;
 pub mod events;
 pub mod request;
 pub mod status;
+pub mod verify;
 
 /// Longest request line accepted.
 pub const REQUEST_MAX: usize = 1024;

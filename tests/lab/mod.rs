@@ -440,6 +440,12 @@ impl Lab {
 
     /// Starts node `i` (appending to its log).
     pub fn start(&mut self, i: usize) {
+        let config = self.config_path.clone();
+        self.start_with(i, &config);
+    }
+
+    /// Starts node `i` with config file `config`.
+    pub fn start_with(&mut self, i: usize, config: &std::path::Path) {
         assert!(self.procs[i].is_none(), "node {i} already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -450,7 +456,7 @@ impl Lab {
             .args(["netns", "exec", &self.ns(i)])
             .arg(binary())
             .args(["run", "--foreground", "-c"])
-            .arg(&self.config_path)
+            .arg(config)
             .args(["--node", &self.names[i], "--socket"])
             .arg(self.socket(i))
             .stdin(Stdio::null())

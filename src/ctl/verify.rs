@@ -1,0 +1,981 @@
+//! `heartwire verify`: checks a config before it is used, and the host it is to run on.
+//!
+//! Every finding has a severity, what is wrong, where (`file:line` of the key, or `host` /
+//! `cluster`) and how to fix it. Exit code 0 when there is nothing to report, 1 when there
+//! are only warnings, 2 when there are errors. What is checked, for the node the config
+//! is verified for (`--node`, else the host name):
+//!
+//! - the config loads (syntax, schema, meaning: the loader's own error, with its line);
+//! - interfaces of ether paths and service addresses (and standbys) exist, are up and
+//!   have carrier; UDP addresses are configured on this host;
+//! - serial devices are terminals that open; disks exist, open read-write, are large
+//!   enough, and are blank or carry this cluster's header;
+//! - each service address lies in a subnet of its interface and is not answered for on
+//!   the segment (ARP probe, RFC 5227; IPv6 duplicate address detection, RFC 4862) unless
+//!   this cluster holds it;
+//! - the commands of applications and events exist and are executable;
+//! - timeouts leave room for three heartbeats; two nodes without a non-IP path; no key;
+//! - with the daemon up: it runs this config, and every member runs the same (the hash
+//!   every heartbeat carries).
+//!
+//! Alongside the findings, `facts` records what was looked at (interfaces, devices,
+//! addresses, kernel) for `snapshot`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use heartwire_hal::inventory::{self, Addr, Link};
+use serde::{Deserialize, Serialize};
+
+use super::status::StatusReport;
+use crate::config::{self, Config, Locations, PathIo, ResourceKind};
+use crate::core::spec::PathKind;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The cluster will not work as configured.
+    Error,
+    /// It works, but not as well as it should, or something could not be checked.
+    Warning,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong.
+    pub what: String,
+    /// `file:line` of the key concerned, or `host` / `cluster`.
+    pub at: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// What `verify` found, and what it looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// The node verified for.
+    pub node: String,
+    /// The config file.
+    pub file: String,
+    /// Its hash (hex), when it loaded.
+    pub config_hash: Option<String>,
+    /// Findings, errors first.
+    pub findings: Vec<Finding>,
+    /// What was looked at: `key = value` facts about the host.
+    pub facts: BTreeMap<String, String>,
+}
+
+impl VerifyReport {
+    /// Number of findings of `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+
+    /// 0 nothing to report, 1 warnings only, 2 errors.
+    pub fn exit_code(&self) -> u8 {
+        if self.count(Severity::Error) > 0 {
+            2
+        } else if self.count(Severity::Warning) > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The text report.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        for f in &self.findings {
+            let sev = match f.severity {
+                Severity::Error => "ERROR  ",
+                Severity::Warning => "WARNING",
+            };
+            let _ = writeln!(o, "{sev} {}: {}\n        fix: {}", f.at, f.what, f.fix);
+        }
+        let _ = writeln!(
+            o,
+            "verify: {} error(s), {} warning(s) for node {} ({}{})",
+            self.count(Severity::Error),
+            self.count(Severity::Warning),
+            if self.node.is_empty() {
+                "?"
+            } else {
+                &self.node
+            },
+            self.file,
+            self.config_hash
+                .as_ref()
+                .map_or(String::new(), |h| format!(", config {h}"))
+        );
+        o
+    }
+
+    fn add(&mut self, severity: Severity, at: String, what: String, fix: impl Into<String>) {
+        self.findings.push(Finding {
+            severity,
+            what,
+            at,
+            fix: fix.into(),
+        });
+    }
+}
+
+/// What to verify and how.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The node to verify for (`None`: the host name).
+    pub node: Option<String>,
+    /// Send ARP / DAD probes for service addresses.
+    pub probe: bool,
+    /// The daemon's control socket (`None`: the config's).
+    pub socket: Option<PathBuf>,
+}
+
+/// Verifies `file` on this host.
+pub fn verify(file: &Path, opts: &Options) -> VerifyReport {
+    let mut r = VerifyReport {
+        file: file.display().to_string(),
+        ..VerifyReport::default()
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            r.add(
+                Severity::Error,
+                r.file.clone(),
+                format!("cannot read the config: {e}"),
+                "give the right file with -c, or write one with `heartwire init`",
+            );
+            return r;
+        }
+    };
+    verify_text(file, &text, opts, &mut r);
+    r.findings.sort_by_key(|f| f.severity);
+    r
+}
+
+fn verify_text(file: &Path, text: &str, opts: &Options, r: &mut VerifyReport) {
+    let cfg = match config::parse(file, text, opts.node.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            r.add(
+                Severity::Error,
+                if e.line == 0 {
+                    e.file.display().to_string()
+                } else {
+                    format!("{}:{}", e.file.display(), e.line)
+                },
+                if e.key.is_empty() {
+                    e.message.clone()
+                } else {
+                    format!("`{}`: {}", e.key, e.message)
+                },
+                "correct the file (the message says what is accepted), then verify again",
+            );
+            return;
+        }
+    };
+    let loc = config::locate(file, text).expect("invariant: a config that loads parses");
+    let local = cfg.spec.node_index(cfg.local).expect("invariant: local");
+    r.node = cfg.spec.nodes[local].name.clone();
+    r.config_hash = Some(format!("{:016x}", cfg.spec.config_hash));
+    r.facts
+        .insert("heartwire.version".into(), env!("CARGO_PKG_VERSION").into());
+    for (k, f) in [
+        ("host.name", "/proc/sys/kernel/hostname"),
+        ("host.kernel", "/proc/sys/kernel/osrelease"),
+    ] {
+        let v = std::fs::read_to_string(f).unwrap_or_default();
+        r.facts.insert(k.into(), v.trim().to_owned());
+    }
+    let host = match Host::read() {
+        Ok(h) => h,
+        Err(e) => {
+            r.add(
+                Severity::Error,
+                "host".into(),
+                format!("cannot list this host's interfaces: {e}"),
+                "run verify as root on the node itself",
+            );
+            return;
+        }
+    };
+    let daemon = daemon_status(&cfg, opts);
+    check_paths(&cfg, &loc, &host, r);
+    check_addresses(&cfg, &loc, &host, daemon.as_ref(), opts.probe, r);
+    check_commands(&cfg, &loc, r);
+    check_design(&cfg, &loc, r);
+    check_cluster(&cfg, daemon.as_ref(), r);
+}
+
+/// This host's interfaces and addresses.
+struct Host {
+    links: Vec<Link>,
+    addrs: Vec<Addr>,
+}
+
+impl Host {
+    fn read() -> Result<Host, String> {
+        Ok(Host {
+            links: inventory::links().map_err(|e| e.to_string())?,
+            addrs: inventory::addresses().map_err(|e| e.to_string())?,
+        })
+    }
+
+    fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    fn addrs_of(&self, index: i32) -> impl Iterator<Item = &Addr> {
+        self.addrs.iter().filter(move |a| a.index == index)
+    }
+
+    /// `up carrier mtu=1500 mac=… addrs=…` or `missing`.
+    fn describe(&self, name: &str) -> String {
+        let Some(l) = self.link(name) else {
+            return "missing".into();
+        };
+        let addrs: Vec<String> = self
+            .addrs_of(l.index)
+            .map(|a| format!("{}/{}", a.addr, a.prefix))
+            .collect();
+        format!(
+            "{} {} mtu={} mac={} addrs={}",
+            if l.up { "up" } else { "down" },
+            if l.carrier { "carrier" } else { "no-carrier" },
+            l.mtu,
+            l.mac.map_or("-".into(), mac_str),
+            if addrs.is_empty() {
+                "-".into()
+            } else {
+                addrs.join(",")
+            }
+        )
+    }
+}
+
+fn mac_str(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Checks interface `name` (named at `at`, used by `user`): exists, up, carrier.
+fn check_interface(host: &Host, name: &str, at: String, user: &str, r: &mut VerifyReport) {
+    r.facts
+        .insert(format!("host.interface.{name}"), host.describe(name));
+    match host.link(name) {
+        None => r.add(
+            Severity::Error,
+            at,
+            format!("{user}: interface {name} does not exist on node {}", r.node),
+            format!(
+                "correct the interface name for node {}, or create {name}",
+                r.node
+            ),
+        ),
+        Some(l) if !l.up => r.add(
+            Severity::Error,
+            at,
+            format!("{user}: interface {name} is down"),
+            format!("ip link set {name} up (and make it so at boot)"),
+        ),
+        Some(l) if !l.carrier => r.add(
+            Severity::Warning,
+            at,
+            format!("{user}: interface {name} has no carrier"),
+            "check the cable and the switch port",
+        ),
+        Some(_) => {}
+    }
+}
+
+fn check_paths(cfg: &Config, loc: &Locations, host: &Host, r: &mut VerifyReport) {
+    for (p, io) in cfg.spec.paths.iter().zip(&cfg.io) {
+        let key = format!("path.{}", p.name);
+        let user = format!("path {}", p.name);
+        match io {
+            PathIo::Ether { interface, .. } => {
+                check_interface(
+                    host,
+                    interface,
+                    loc.at(&format!("{key}.interfaces")),
+                    &user,
+                    r,
+                );
+            }
+            PathIo::Udp { bind, .. } => {
+                let here = host.addrs.iter().any(|a| a.addr == bind.ip());
+                r.facts.insert(
+                    format!("host.address.{}", bind.ip()),
+                    if here { "configured" } else { "missing" }.into(),
+                );
+                if !here {
+                    r.add(
+                        Severity::Error,
+                        loc.at(&format!("{key}.addresses")),
+                        format!(
+                            "{user}: address {} is not configured on this host",
+                            bind.ip()
+                        ),
+                        format!(
+                            "add {} to an interface of node {}, or correct `addresses`",
+                            bind.ip(),
+                            r.node
+                        ),
+                    );
+                }
+            }
+            PathIo::Serial { device, .. } => {
+                check_device(device, DeviceKind::Serial, cfg, &key, loc, &user, r);
+            }
+            PathIo::Disk { device, slots } => {
+                check_device(device, DeviceKind::Disk(*slots), cfg, &key, loc, &user, r);
+            }
+            PathIo::Absent => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DeviceKind {
+    Serial,
+    Disk(u16),
+}
+
+fn check_device(
+    device: &str,
+    kind: DeviceKind,
+    cfg: &Config,
+    key: &str,
+    loc: &Locations,
+    user: &str,
+    r: &mut VerifyReport,
+) {
+    let at = loc.at(&format!("{key}.devices"));
+    let fact = format!("host.device.{}", key.trim_start_matches("path."));
+    let meta = match std::fs::metadata(device) {
+        Ok(m) => m,
+        Err(e) => {
+            r.facts.insert(fact, format!("{device}: missing"));
+            r.add(
+                Severity::Error,
+                at,
+                format!("{user}: {device}: {e}"),
+                format!(
+                    "correct `devices` for node {}, or attach the device",
+                    r.node
+                ),
+            );
+            return;
+        }
+    };
+    match kind {
+        DeviceKind::Serial => {
+            if !meta.file_type().is_char_device() {
+                r.facts.insert(fact, format!("{device}: not a terminal"));
+                r.add(
+                    Severity::Error,
+                    at,
+                    format!("{user}: {device} is not a character device (a serial line)"),
+                    "name the tty of the null-modem cable, e.g. /dev/ttyS0",
+                );
+                return;
+            }
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc_flags::NONBLOCK_NOCTTY)
+                .open(device);
+            match opened {
+                Ok(_) => {
+                    r.facts.insert(fact, format!("{device}: terminal, opens"));
+                }
+                // The running daemon holds the line exclusively (TIOCEXCL).
+                Err(e) if e.raw_os_error() == Some(16) => {
+                    r.facts
+                        .insert(fact, format!("{device}: terminal, in use (exclusive)"));
+                }
+                Err(e) => {
+                    r.facts.insert(fact, format!("{device}: terminal, {e}"));
+                    r.add(
+                        Severity::Error,
+                        at,
+                        format!("{user}: cannot open {device}: {e}"),
+                        "run as root; check the device's permissions and driver",
+                    );
+                }
+            }
+        }
+        DeviceKind::Disk(slots) => check_disk(device, slots, cfg, &meta, at, fact, user, r),
+    }
+}
+
+/// open(2) flags for a probe of a tty: do not wait for carrier, do not become its
+/// controlling terminal.
+mod libc_flags {
+    pub(super) const NONBLOCK_NOCTTY: i32 = 0o4000 | 0o400;
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+#[allow(clippy::too_many_arguments)]
+fn check_disk(
+    device: &str,
+    slots: u16,
+    cfg: &Config,
+    meta: &std::fs::Metadata,
+    at: String,
+    fact: String,
+    user: &str,
+    r: &mut VerifyReport,
+) {
+    use std::io::Read;
+    let kind = if meta.file_type().is_block_device() {
+        "block device"
+    } else if meta.is_file() {
+        "file"
+    } else {
+        r.facts.insert(fact, format!("{device}: not a disk"));
+        r.add(
+            Severity::Error,
+            at,
+            format!("{user}: {device} is neither a block device nor a file"),
+            "name the shared LUN, e.g. /dev/disk/by-id/wwn-…",
+        );
+        return;
+    };
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            r.facts.insert(fact, format!("{device}: {kind}, {e}"));
+            r.add(
+                Severity::Error,
+                at,
+                format!("{user}: cannot open {device} read-write: {e}"),
+                "run as root; check that the LUN is mapped read-write to this node",
+            );
+            return;
+        }
+    };
+    let size = if kind == "file" {
+        meta.len()
+    } else {
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::End(0)).unwrap_or(0)
+    };
+    use std::io::Seek;
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let mut first = vec![0u8; 4096];
+    let header = match f.read_exact(&mut first) {
+        Ok(()) => crate::wire::disk::Header::parse(&first),
+        Err(_) => Err(crate::wire::disk::HeaderError::Foreign),
+    };
+    let need = crate::wire::disk::Header {
+        cluster: cfg.spec.cluster_id,
+        slots,
+        sector: 4096,
+    }
+    .sectors()
+        * 4096;
+    let state = match header {
+        Ok(h) if h.cluster == cfg.spec.cluster_id => {
+            format!("heartwire header of this cluster, {} slots", h.slots)
+        }
+        Ok(h) => {
+            r.add(
+                Severity::Error,
+                at.clone(),
+                format!(
+                    "{user}: {device} carries the header of another cluster (id {})",
+                    h.cluster
+                ),
+                "give each cluster its own disk; zero it only if that cluster is gone",
+            );
+            format!("header of cluster {}", h.cluster)
+        }
+        Err(crate::wire::disk::HeaderError::Blank) => "blank (the daemon writes a header)".into(),
+        Err(crate::wire::disk::HeaderError::Foreign) => {
+            r.add(
+                Severity::Error,
+                at.clone(),
+                format!("{user}: {device} holds data that is not a heartwire header"),
+                format!(
+                    "if the disk is really meant for this, zero its first MiB: dd if=/dev/zero of={device} bs=1M count=1"
+                ),
+            );
+            "foreign data".into()
+        }
+    };
+    r.facts
+        .insert(fact, format!("{device}: {kind}, {size} bytes, {state}"));
+    if size < need {
+        r.add(
+            Severity::Error,
+            at,
+            format!("{user}: {device} has {size} bytes; the layout needs {need}"),
+            "use a larger LUN (1 MiB is plenty)",
+        );
+    }
+}
+
+/// The daemon's status, when one answers on the socket.
+fn daemon_status(cfg: &Config, opts: &Options) -> Option<StatusReport> {
+    let socket = opts
+        .socket
+        .clone()
+        .unwrap_or_else(|| cfg.control_socket.clone());
+    let answer = super::client::request(&socket, "status").ok()?;
+    serde_json::from_str(&answer).ok()
+}
+
+fn check_addresses(
+    cfg: &Config,
+    loc: &Locations,
+    host: &Host,
+    daemon: Option<&StatusReport>,
+    probe: bool,
+    r: &mut VerifyReport,
+) {
+    for g in &cfg.groups {
+        for res in &g.resources {
+            let ResourceKind::Ip(ip) = &res.kind else {
+                continue;
+            };
+            let key = format!("group.{}.resource.{}", g.name, res.name);
+            let user = format!("{}/{}", g.name, res.name);
+            let Some(ifname) = &ip.interface else {
+                continue;
+            };
+            let at = loc.at(&format!("{key}.interface"));
+            check_interface(host, ifname, at.clone(), &user, r);
+            if let Some(sb) = &ip.standby {
+                check_interface(host, sb, loc.at(&format!("{key}.standby")), &user, r);
+            }
+            let Some(link) = host.link(ifname) else {
+                continue;
+            };
+            let same_family: Vec<&Addr> = host
+                .addrs_of(link.index)
+                .filter(|a| a.addr.is_ipv4() == ip.address.is_ipv4() && !is_link_local(a.addr))
+                .filter(|a| a.addr != ip.address)
+                .collect();
+            let addr_at = loc.at(&format!("{key}.address"));
+            if same_family.is_empty() {
+                r.add(
+                    Severity::Warning,
+                    addr_at.clone(),
+                    format!(
+                        "{user}: {ifname} has no {} address of its own, so the subnet of {} cannot be checked",
+                        if ip.address.is_ipv4() { "IPv4" } else { "IPv6" },
+                        ip.address
+                    ),
+                    format!("give {ifname} a boot address in the service subnet"),
+                );
+            } else if !same_family
+                .iter()
+                .any(|a| in_subnet(ip.address, a.addr, a.prefix))
+            {
+                r.add(
+                    Severity::Error,
+                    addr_at.clone(),
+                    format!(
+                        "{user}: {} is in no subnet of {ifname} ({})",
+                        ip.address,
+                        same_family
+                            .iter()
+                            .map(|a| format!("{}/{}", a.addr, a.prefix))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    "choose a service address in the interface's subnet, or correct `interface`",
+                );
+            }
+            let fact = format!("host.service.{user}");
+            let held_here = host.addrs.iter().any(|a| a.addr == ip.address);
+            if held_here {
+                r.facts.insert(fact, format!("{} held here", ip.address));
+                continue;
+            }
+            if !probe || !link.up {
+                r.facts.insert(fact, format!("{} not probed", ip.address));
+                continue;
+            }
+            match probe_address(ifname, ip.address) {
+                Err(e) => {
+                    r.facts.insert(fact, format!("{} probe failed", ip.address));
+                    r.add(
+                        Severity::Warning,
+                        addr_at,
+                        format!("{user}: could not probe {} on {ifname}: {e}", ip.address),
+                        "run verify as root",
+                    );
+                }
+                Ok(None) => {
+                    r.facts.insert(
+                        fact,
+                        format!("{} free (no answer to {PROBES} probes)", ip.address),
+                    );
+                }
+                Ok(Some(mac)) => {
+                    let held_by: Vec<String> = daemon
+                        .and_then(|s| s.groups.iter().find(|s| s.name == g.name))
+                        .map(|s| s.held_by.clone())
+                        .unwrap_or_default();
+                    r.facts
+                        .insert(fact, format!("{} answered by {}", ip.address, mac_str(mac)));
+                    if held_by.is_empty() {
+                        r.add(
+                            Severity::Error,
+                            addr_at,
+                            format!(
+                                "{user}: {} is already in use on the segment of {ifname} (answered by {}), and this cluster does not hold it",
+                                ip.address,
+                                mac_str(mac)
+                            ),
+                            "remove the address from that host, or choose another; if a cluster node holds it, verify while the daemon runs",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_link_local(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_link_local(),
+        IpAddr::V6(v) => v.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
+/// Whether `a` lies in `net/prefix`.
+fn in_subnet(a: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (a, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Probes sent per address.
+const PROBES: u32 = 3;
+/// Between probes.
+const PROBE_GAP: Duration = Duration::from_millis(200);
+/// How long to listen after the last probe.
+const PROBE_WAIT: Duration = Duration::from_millis(600);
+
+/// Asks the segment of `ifname` whether anyone has `addr`: ARP probes (IPv4) or DAD
+/// Neighbor Solicitations (IPv6). Returns the MAC of a host that answered.
+fn probe_address(ifname: &str, addr: IpAddr) -> Result<Option<[u8; 6]>, String> {
+    use crate::wire::announce as a;
+    use heartwire_hal::packet::PacketSocket;
+    let ethertype = if addr.is_ipv4() {
+        a::ETHERTYPE_ARP
+    } else {
+        a::ETHERTYPE_IPV6
+    };
+    let sock = PacketSocket::open(ifname, ethertype).map_err(|e| e.to_string())?;
+    let own = sock.hw_addr().map_err(|e| e.to_string())?;
+    let mut frame = [0u8; a::NS_LEN];
+    let (len, dst) = match addr {
+        IpAddr::V4(v4) => {
+            let mut b = [0u8; a::ARP_LEN];
+            a::arp_probe(&mut b, own, v4);
+            frame[..a::ARP_LEN].copy_from_slice(&b);
+            (a::ARP_LEN, a::BROADCAST)
+        }
+        IpAddr::V6(v6) => {
+            let (_, group) = a::solicited_node(v6);
+            sock.join_multicast(group).map_err(|e| e.to_string())?;
+            a::ns_probe(&mut frame, v6);
+            (a::NS_LEN, group)
+        }
+    };
+    let start = Instant::now();
+    let end = start + PROBE_GAP * (PROBES - 1) + PROBE_WAIT;
+    let mut sent = 0;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        if sent < PROBES && Instant::now() >= start + PROBE_GAP * sent {
+            sock.send_to(dst, &frame[..len])
+                .map_err(|e| format!("send: {e}"))?;
+            sent += 1;
+        }
+        match sock.recv(&mut buf) {
+            Ok(rx) if !rx.outgoing => {
+                let pkt = &buf[..rx.meta.len.min(buf.len())];
+                let hit = match addr {
+                    IpAddr::V4(v4) => a::arp_conflict(pkt, v4, own),
+                    IpAddr::V6(v6) => a::ns_conflict(pkt, v6, rx.src, own).then_some(rx.src),
+                };
+                if hit.is_some() {
+                    return Ok(hit);
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(format!("receive: {e}")),
+        }
+    }
+    Ok(None)
+}
+
+/// Shell words that are not programs to look up.
+const SHELL_WORDS: &[&str] = &[
+    ":", ".", "true", "false", "echo", "printf", "test", "[", "exit", "cd", "export", "set", "if",
+    "for", "while", "case", "{", "(", "kill", "read", "wait", "trap", "eval", "source",
+];
+
+fn check_commands(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
+    let mut cmds: Vec<(String, String, &str)> = Vec::new();
+    for g in &cfg.groups {
+        for res in &g.resources {
+            if let ResourceKind::Application(app) = &res.kind {
+                let key = format!("group.{}.resource.{}", g.name, res.name);
+                cmds.push((
+                    format!("{key}.start"),
+                    format!("{}/{} start", g.name, res.name),
+                    &app.start,
+                ));
+                cmds.push((
+                    format!("{key}.stop"),
+                    format!("{}/{} stop", g.name, res.name),
+                    &app.stop,
+                ));
+                if let Some(m) = &app.monitor {
+                    cmds.push((
+                        format!("{key}.monitor"),
+                        format!("{}/{} monitor", g.name, res.name),
+                        m,
+                    ));
+                }
+            }
+        }
+    }
+    for (i, e) in cfg.events.iter().enumerate() {
+        for (k, c) in [("pre", &e.pre), ("post", &e.post), ("notify", &e.notify)] {
+            if let Some(c) = c {
+                cmds.push((format!("event.{i}.{k}"), format!("event[{i}] {k}"), c));
+            }
+        }
+    }
+    for (key, user, cmd) in cmds {
+        if let Err(why) = check_command(cmd) {
+            r.add(
+                Severity::Error,
+                loc.at(&key),
+                format!("{user}: `{cmd}`: {why}"),
+                "install the program, give its full path, or make it executable (chmod +x)",
+            );
+        }
+    }
+}
+
+/// Checks the program a `/bin/sh -c` command line starts.
+fn check_command(cmd: &str) -> Result<(), String> {
+    let mut words = cmd
+        .split_whitespace()
+        .skip_while(|w| w.contains('=') && !w.starts_with('='))
+        .skip_while(|w| matches!(*w, "exec" | "!" | "nohup" | "env"));
+    let Some(prog) = words.next() else {
+        return Err("empty command".into());
+    };
+    if SHELL_WORDS.contains(&prog) {
+        return Ok(());
+    }
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.contains('/') {
+        let p = Path::new(prog);
+        return match std::fs::metadata(p) {
+            Err(e) => Err(format!("{prog}: {e}")),
+            Ok(_) if !executable(p) => Err(format!("{prog} is not an executable file")),
+            Ok(_) => Ok(()),
+        };
+    }
+    let path = std::env::var("PATH").unwrap_or_default()
+        + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    if path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .any(|d| executable(&Path::new(d).join(prog)))
+    {
+        Ok(())
+    } else {
+        Err(format!("{prog} is not found in PATH"))
+    }
+}
+
+/// Checks of the design rather than the host.
+fn check_design(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
+    for p in &cfg.spec.paths {
+        if p.timeout < p.interval * 3 {
+            r.add(
+                Severity::Warning,
+                loc.at(&format!("path.{}.timeout", p.name)),
+                format!(
+                    "path {}: timeout {:?} leaves room for fewer than three heartbeats (interval {:?}); two lost frames declare the path down",
+                    p.name, p.timeout, p.interval
+                ),
+                format!("set timeout to at least {:?}", p.interval * 3),
+            );
+        }
+    }
+    let non_ip = cfg
+        .spec
+        .paths
+        .iter()
+        .any(|p| matches!(p.kind, PathKind::Serial | PathKind::Disk));
+    if cfg.spec.nodes.len() == 2 && !non_ip {
+        r.add(
+            Severity::Warning,
+            loc.at("cluster"),
+            "two nodes and only IP paths: a broken network looks like a dead node, and both nodes take the groups".into(),
+            "add a serial line or a shared disk path (kind = \"serial\" / \"disk\")",
+        );
+    }
+    if cfg.key.is_none() {
+        r.add(
+            Severity::Warning,
+            loc.at("cluster"),
+            "no cluster key: frames are not authenticated, and `heartwire sync` is refused".into(),
+            "head -c 32 /dev/urandom > /etc/heartwire/cluster.key; chmod 600 it; key_file = \"cluster.key\" (on every node)",
+        );
+    }
+}
+
+/// With the daemon up: it runs this config, and every member runs the same.
+fn check_cluster(cfg: &Config, daemon: Option<&StatusReport>, r: &mut VerifyReport) {
+    let Some(s) = daemon else {
+        r.facts
+            .insert("cluster.daemon".into(), "not running".into());
+        return;
+    };
+    let ours = format!("{:016x}", cfg.spec.config_hash);
+    r.facts.insert(
+        "cluster.daemon".into(),
+        format!("running, config {}", s.config_hash),
+    );
+    if s.config_hash != ours {
+        r.add(
+            Severity::Warning,
+            "cluster".into(),
+            format!(
+                "the daemon on {} runs config {}, not this file's {ours}",
+                s.node, s.config_hash
+            ),
+            "heartwire reload (after heartwire sync, so every node gets it)",
+        );
+    }
+    for p in &s.peers {
+        r.facts.insert(
+            format!("cluster.peer.{}", p.name),
+            format!(
+                "{} config {}",
+                p.state,
+                p.config_hash.as_deref().unwrap_or("-")
+            ),
+        );
+        match (&p.config_hash, p.state.as_str()) {
+            (Some(h), "up") if *h != s.config_hash => r.add(
+                Severity::Error,
+                "cluster".into(),
+                format!(
+                    "node {} runs config {h}, node {} runs {}",
+                    p.name, s.node, s.config_hash
+                ),
+                "heartwire sync (from the node with the right config)",
+            ),
+            (_, "up") => {}
+            _ => r.add(
+                Severity::Warning,
+                "cluster".into(),
+                format!(
+                    "node {} is {}: its config was not compared",
+                    p.name, p.state
+                ),
+                format!("start heartwire on {} and verify again", p.name),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(in_subnet(ip("10.0.0.100"), ip("10.0.0.1"), 24));
+        assert!(!in_subnet(ip("10.0.1.100"), ip("10.0.0.1"), 24));
+        assert!(in_subnet(ip("10.9.9.9"), ip("10.0.0.1"), 0));
+        assert!(in_subnet(ip("fd00::64"), ip("fd00::1"), 64));
+        assert!(!in_subnet(ip("fd01::64"), ip("fd00::1"), 64));
+        assert!(!in_subnet(ip("fd00::64"), ip("10.0.0.1"), 8));
+    }
+
+    #[test]
+    fn commands() {
+        assert!(check_command("true").is_ok());
+        assert!(check_command("FOO=1 exec /bin/sh -c 'x'").is_ok());
+        assert!(check_command("sh -c 'exit 0'").is_ok());
+        assert!(
+            check_command("/nonexistent/start-db --now")
+                .unwrap_err()
+                .contains("No such file")
+        );
+        assert!(
+            check_command("no-such-program-xyz")
+                .unwrap_err()
+                .contains("not found in PATH")
+        );
+        assert!(
+            check_command("/etc/hostname")
+                .unwrap_err()
+                .contains("not an executable")
+        );
+        assert!(check_command("  ").is_err());
+    }
+
+    #[test]
+    fn exit_codes() {
+        let mut r = VerifyReport::default();
+        assert_eq!(r.exit_code(), 0);
+        r.add(Severity::Warning, "x".into(), "w".into(), "f");
+        assert_eq!(r.exit_code(), 1);
+        r.add(Severity::Error, "x".into(), "e".into(), "f");
+        assert_eq!(r.exit_code(), 2);
+        assert!(r.render().contains("1 error(s), 1 warning(s)"));
+    }
+}
