@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::linkmon::attr;
-use crate::netlink::{NLMSG_HDR, kernel_addr, route_socket};
+use crate::netlink::{NLMSG_HDR, route_socket, send_dump};
 use crate::sys::{HalError, cvt, cvt_size};
 
 const IFINFOMSG: usize = 16;
@@ -86,25 +86,7 @@ fn dump(
 ) -> Result<(), HalError> {
     let err = |op, e| HalError::new(op, what, e);
     let fd = route_socket().map_err(|e| err("socket NETLINK_ROUTE", e))?;
-    let mut req = [0u8; NLMSG_HDR + IFINFOMSG];
-    let len = NLMSG_HDR + body_len;
-    let flags = u16::try_from(libc::NLM_F_REQUEST | libc::NLM_F_DUMP).expect("fits");
-    req[0..4].copy_from_slice(&u32::try_from(len).expect("small").to_ne_bytes());
-    req[4..6].copy_from_slice(&kind.to_ne_bytes());
-    req[6..8].copy_from_slice(&flags.to_ne_bytes());
-    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
-    let (to, salen) = kernel_addr();
-    // SAFETY: `fd` is live; `req` and `to` are initialised and read only.
-    cvt_size(unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            req.as_ptr().cast(),
-            len,
-            0,
-            (&raw const to).cast(),
-            salen,
-        )
-    })
+    send_dump(&fd, kind, body_len)
     .map_err(|e| err("sendto", e))?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {

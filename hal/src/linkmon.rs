@@ -6,7 +6,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::netlink::{NLMSG_HDR, kernel_addr, route_socket};
+use crate::netlink::{NLMSG_HDR, kernel_addr, route_socket, send_dump};
 use crate::sys::{HalError, cvt, cvt_size};
 
 const IFINFOMSG: usize = 16;
@@ -47,25 +47,7 @@ impl LinkMonitor {
         // SAFETY: `fd` is live; `sa` is a sockaddr_nl of the given size, read only.
         cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), salen) })
             .map_err(|e| err("bind RTMGRP_LINK", e))?;
-        let mut req = [0u8; NLMSG_HDR + IFINFOMSG];
-        let len = u32::try_from(req.len()).expect("invariant: small");
-        let flags = u16::try_from(libc::NLM_F_REQUEST | libc::NLM_F_DUMP).expect("fits");
-        req[0..4].copy_from_slice(&len.to_ne_bytes());
-        req[4..6].copy_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
-        req[6..8].copy_from_slice(&flags.to_ne_bytes());
-        req[8..12].copy_from_slice(&1u32.to_ne_bytes());
-        let (to, _) = kernel_addr();
-        // SAFETY: `fd` is live; `req` and `to` are initialised and read only.
-        cvt_size(unsafe {
-            libc::sendto(
-                fd.as_raw_fd(),
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&raw const to).cast(),
-                salen,
-            )
-        })
+        send_dump(&fd, libc::RTM_GETLINK, IFINFOMSG)
         .map_err(|e| err("RTM_GETLINK dump", e))?;
         Ok(LinkMonitor { fd, dumped: false })
     }

@@ -117,6 +117,33 @@ pub(crate) fn route_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// Asks the kernel for a dump of every object of `kind` (RTM_GETLINK, RTM_GETADDR);
+/// `body_len` is the size of the request's family header (ifinfomsg, ifaddrmsg), zeroed:
+/// every family, every interface.
+pub(crate) fn send_dump(fd: &OwnedFd, kind: u16, body_len: usize) -> io::Result<()> {
+    let mut req = [0u8; NLMSG_HDR + 16];
+    let len = NLMSG_HDR + body_len.min(16);
+    let flags = u16::try_from(libc::NLM_F_REQUEST | libc::NLM_F_DUMP).expect("invariant: fits");
+    req[0..4].copy_from_slice(&u32::try_from(len).expect("invariant: small").to_ne_bytes());
+    req[4..6].copy_from_slice(&kind.to_ne_bytes());
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    let (to, salen) = kernel_addr();
+    // SAFETY: `fd` is live; `req` and `to` are initialised and read only; `len` is
+    // within `req`.
+    cvt_size(unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            req.as_ptr().cast(),
+            len,
+            0,
+            (&raw const to).cast(),
+            salen,
+        )
+    })
+    .map(|_| ())
+}
+
 /// A zeroed `sockaddr_nl` of family AF_NETLINK (the kernel as the peer), and its size.
 pub(crate) fn kernel_addr() -> (libc::sockaddr_nl, libc::socklen_t) {
     let mut sa = zeroed_nl();
