@@ -588,3 +588,101 @@ fn verify_finds_each_class_of_mistake() {
         "{r:#}"
     );
 }
+
+/// `heartwire init` in a node's namespace discovers eth1 and eth2, finds the service
+/// address's interface, writes a config that verifies and runs (the group comes online
+/// with the address), and the same flags give the same file; the key is new per
+/// directory, kept on a rerun, and 0600.
+#[test]
+fn init_writes_a_config_that_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut lab = Lab::new("in", 2, &LabConfig::default());
+    let init = |lab: &Lab, dir: &str, extra: &[&str]| {
+        let out = lab.dir.join(dir).join("heartwire.toml");
+        let mut args = vec![
+            "init",
+            "--cluster",
+            "quick",
+            "--node",
+            "a=10.200.1.1",
+            "--node",
+            "b=10.200.1.2",
+            "--service-ip",
+            "10.200.1.50/24",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = lab.run_in(&lab.ns(0), &args, "");
+        (o, out)
+    };
+    let (o, file) = init(&lab, "one", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("interfaces = { a = \"eth1\", b = \"eth1\" }"),
+        "{text}"
+    );
+    assert!(
+        text.contains("interfaces = { a = \"eth2\", b = \"eth2\" }"),
+        "{text}"
+    );
+    assert!(!text.contains("\"lo\""), "loopback is no heartbeat wire");
+    assert!(
+        text.contains("address = \"10.200.1.50/24\"\ninterface = \"eth1\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("network = \"eth1\""),
+        "the UDP path runs over eth1: {text}"
+    );
+    let key = file.with_file_name("cluster.key");
+    let key_one = std::fs::read(&key).unwrap();
+    assert_eq!(key_one.len(), 32);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let (o, _) = init(&lab, "one", &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an existing config is not overwritten"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    let (o, _) = init(&lab, "one", &["--force"]);
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "same flags, same config"
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), key_one, "the key is kept");
+    let (o, other) = init(&lab, "two", &[]);
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        text,
+        "same config elsewhere"
+    );
+    assert_ne!(
+        std::fs::read(other.with_file_name("cluster.key")).unwrap(),
+        key_one
+    );
+    let (o, _) = init(&lab, "three", &["--service-ip", "127.0.0.9/8"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !lab.dir.join("three").join("cluster.key").exists(),
+        "nothing written"
+    );
+
+    let (code, r) = verify(&lab, 0, &file, &[]);
+    assert_eq!(code, 1, "only the two-nodes-IP-only warning: {r:#}");
+    assert_eq!(r["findings"].as_array().unwrap().len(), 1, "{r:#}");
+    for i in 0..2 {
+        lab.start_with(i, &file);
+    }
+    lab.wait_group(0, "service", "online", Duration::from_secs(10));
+    assert!(lab.addresses(0, "eth1").contains("10.200.1.50"));
+}

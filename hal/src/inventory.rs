@@ -86,8 +86,7 @@ fn dump(
 ) -> Result<(), HalError> {
     let err = |op, e| HalError::new(op, what, e);
     let fd = route_socket().map_err(|e| err("socket NETLINK_ROUTE", e))?;
-    send_dump(&fd, kind, body_len)
-    .map_err(|e| err("sendto", e))?;
+    send_dump(&fd, kind, body_len).map_err(|e| err("sendto", e))?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         wait_readable(&fd).map_err(|e| err("poll", e))?;

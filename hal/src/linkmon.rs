@@ -47,8 +47,7 @@ impl LinkMonitor {
         // SAFETY: `fd` is live; `sa` is a sockaddr_nl of the given size, read only.
         cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), salen) })
             .map_err(|e| err("bind RTMGRP_LINK", e))?;
-        send_dump(&fd, libc::RTM_GETLINK, IFINFOMSG)
-        .map_err(|e| err("RTM_GETLINK dump", e))?;
+        send_dump(&fd, libc::RTM_GETLINK, IFINFOMSG).map_err(|e| err("RTM_GETLINK dump", e))?;
         Ok(LinkMonitor { fd, dumped: false })
     }
 

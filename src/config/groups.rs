@@ -399,7 +399,11 @@ impl Validator<'_> {
             self.err(
                 a,
                 &key("address"),
-                format!("`{}` is not an address or address/prefix", a.get_ref()),
+                format!(
+                    "`{}` is not a unicast address or address/prefix (prefix 1..=32 or 1..=128; \
+                     loopback, multicast and unspecified addresses cannot move)",
+                    a.get_ref()
+                ),
             )
         })?;
         let interface = match (&res.interface, &res.interfaces) {

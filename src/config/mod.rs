@@ -46,6 +46,7 @@
 mod error;
 mod events;
 mod groups;
+mod install;
 mod locate;
 mod paths;
 mod raw;
@@ -62,6 +63,7 @@ use toml::Spanned;
 pub use self::error::ConfigError;
 pub use self::events::{EVENT_TIMEOUT_DEFAULT, EventConfig, EventOn};
 pub use self::groups::{AppResource, GroupConfig, IpResource, QuorumLoss, Resource, ResourceKind};
+pub use self::install::install_atomically;
 pub use self::locate::{Locations, locate};
 pub use self::paths::{
     BAUD_DEFAULT, BAUD_RANGE, DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT, serial_interval_min,

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod debug;
 pub mod events;
+pub mod init;
 pub mod request;
 pub mod status;
 pub mod verify;

@@ -666,7 +666,7 @@ fn is_link_local(a: IpAddr) -> bool {
 }
 
 /// Whether `a` lies in `net/prefix`.
-fn in_subnet(a: IpAddr, net: IpAddr, prefix: u8) -> bool {
+pub(crate) fn in_subnet(a: IpAddr, net: IpAddr, prefix: u8) -> bool {
     match (a, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX

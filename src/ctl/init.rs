@@ -1,0 +1,329 @@
+//! `heartwire init`: quick configuration. From a few facts — node names and addresses,
+//! the interfaces (discovered over rtnetlink when not given), a service address, an
+//! application — write a complete, commented config that loads, and a fresh cluster key
+//! (0600) unless one is there already.
+//!
+//! The output depends only on the flags and, when interfaces are discovered or a service
+//! address is matched to its interface, on this host's interfaces: the same flags on the
+//! same host give the same file. Choices it makes (written into the file as comments):
+//! one ether path per interface, one UDP path over the node addresses, 5 ms heartbeats
+//! with a 50 ms timeout (safe on a loaded host; tighten after measuring), a shared disk
+//! and a serial line when given, one hot-standby group (home = the first node).
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use heartwire_hal::inventory;
+
+use super::verify::in_subnet;
+use crate::config;
+
+/// What the operator said.
+#[derive(Debug, Clone, Default)]
+pub struct InitArgs {
+    /// Cluster name.
+    pub cluster: String,
+    /// Cluster id (default: derived from the name).
+    pub id: Option<u16>,
+    /// `(name, address)` per node, in priority order.
+    pub nodes: Vec<(String, IpAddr)>,
+    /// Interfaces for ether heartbeat paths (default: discovered).
+    pub interfaces: Vec<String>,
+    /// Service address with prefix.
+    pub service_ip: Option<(IpAddr, u8)>,
+    /// Group name.
+    pub group: String,
+    /// Application start / stop / monitor commands.
+    pub start: Option<String>,
+    /// Stop command.
+    pub stop: Option<String>,
+    /// Monitor command.
+    pub monitor: Option<String>,
+    /// Serial device (the same name on both nodes of a two-node cluster).
+    pub serial: Option<String>,
+    /// Shared disk (the same path on every node).
+    pub disk: Option<String>,
+    /// Where to write the config.
+    pub output: PathBuf,
+    /// Replace an existing config.
+    pub force: bool,
+}
+
+/// Interface names discovery skips: bridges and virtual ends that are not cluster wires.
+const SKIP_PREFIXES: &[&str] = &["veth", "docker", "virbr", "br-", "vnet", "tap", "tun", "wg"];
+
+/// Writes the config (and the key if missing); returns what it did, one line each.
+pub fn init(a: &InitArgs) -> Result<Vec<String>, String> {
+    if a.nodes.len() < 2 {
+        return Err("give at least two --node NAME=ADDRESS".into());
+    }
+    if a.output.exists() && !a.force {
+        return Err(format!(
+            "{} exists; --force replaces it (the key file is kept)",
+            a.output.display()
+        ));
+    }
+    if a.start.is_some() != a.stop.is_some() || (a.monitor.is_some() && a.start.is_none()) {
+        return Err(
+            "an application needs both --start and --stop (and --monitor only with them)".into(),
+        );
+    }
+    let host = HostView::read()?;
+    let interfaces = if a.interfaces.is_empty() {
+        let found = host.discover();
+        if found.is_empty() {
+            return Err(
+                "no interface is up with carrier here: name the heartbeat interfaces with --interface"
+                    .into(),
+            );
+        }
+        found
+    } else {
+        a.interfaces.clone()
+    };
+    let text = render(a, &interfaces, &host);
+    let mut key = [0u8; 32];
+    heartwire_hal::random::fill(&mut key).map_err(|e| format!("random key: {e}"))?;
+    check_loads(&text, &key, &a.nodes[0].0)?;
+    let mut done = Vec::new();
+    let key_path = a.output.parent().unwrap_or(Path::new(".")).join(KEY_FILE);
+    if key_path.exists() {
+        done.push(format!("kept the existing key {}", key_path.display()));
+    } else {
+        config::install_atomically(&key_path, &key, 0o600)
+            .map_err(|e| format!("writing {}: {e}", key_path.display()))?;
+        done.push(format!(
+            "wrote a new cluster key {} (mode 0600): copy it to every node",
+            key_path.display()
+        ));
+    }
+    config::install_atomically(&a.output, text.as_bytes(), 0o644)
+        .map_err(|e| format!("writing {}: {e}", a.output.display()))?;
+    done.push(format!(
+        "wrote {} ({} node(s), {} interface(s){})",
+        a.output.display(),
+        a.nodes.len(),
+        interfaces.len(),
+        a.service_ip.map_or(String::new(), |(ip, p)| format!(
+            ", service address {ip}/{p}"
+        ))
+    ));
+    done.push(format!(
+        "next: heartwire verify -c {0}; copy it and the key to every node (or `heartwire sync` once the cluster runs); heartwire run -c {0}",
+        a.output.display()
+    ));
+    Ok(done)
+}
+
+/// Loads `text` as if installed next to `key`, in a scratch directory, so nothing is
+/// written when the flags make a config that does not load.
+fn check_loads(text: &str, key: &[u8], node: &str) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("heartwire-init-{}", std::process::id()));
+    let file = dir.join("heartwire.toml");
+    let result = config::install_atomically(&dir.join(KEY_FILE), key, 0o600)
+        .map_err(|e| format!("scratch key in {}: {e}", dir.display()))
+        .and_then(|()| {
+            config::parse(&file, text, Some(node)).map_err(|e| {
+                format!(
+                    "these flags make a config that does not load (nothing was written): {}",
+                    e.to_string()
+                        .replace(&format!("{}:", file.display()), "line ")
+                )
+            })
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map(|_| ())
+}
+
+/// The key file's name, next to the config.
+const KEY_FILE: &str = "cluster.key";
+
+/// This host's interfaces and addresses as init uses them.
+struct HostView {
+    links: Vec<inventory::Link>,
+    addrs: Vec<inventory::Addr>,
+}
+
+impl HostView {
+    fn read() -> Result<HostView, String> {
+        Ok(HostView {
+            links: inventory::links().map_err(|e| format!("listing interfaces: {e}"))?,
+            addrs: inventory::addresses().map_err(|e| format!("listing addresses: {e}"))?,
+        })
+    }
+
+    /// Up, with carrier, not loopback, not a virtual end; sorted by name.
+    fn discover(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .links
+            .iter()
+            .filter(|l| l.carrier && !l.loopback)
+            .filter(|l| !SKIP_PREFIXES.iter().any(|p| l.name.starts_with(p)))
+            .map(|l| l.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The interface among `candidates` with an address whose subnet holds `ip`.
+    fn interface_for<'c>(&self, ip: IpAddr, candidates: &'c [String]) -> Option<&'c String> {
+        candidates.iter().find(|name| {
+            self.links.iter().any(|l| {
+                l.name == **name
+                    && self
+                        .addrs
+                        .iter()
+                        .any(|a| a.index == l.index && in_subnet(ip, a.addr, a.prefix))
+            })
+        })
+    }
+}
+
+/// Cluster id from the name when not given: CRC32 folded into 1..=65535.
+fn derived_id(name: &str) -> u16 {
+    u16::try_from(crc32fast::hash(name.as_bytes()) % 65535 + 1).expect("invariant: <= 65535")
+}
+
+fn per_node(nodes: &[(String, IpAddr)], value: &dyn Fn(&str, &IpAddr) -> String) -> String {
+    let items: Vec<String> = nodes
+        .iter()
+        .map(|(n, ip)| format!("{n} = \"{}\"", value(n, ip)))
+        .collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
+fn render(a: &InitArgs, interfaces: &[String], host: &HostView) -> String {
+    let mut t = String::new();
+    let id = a.id.unwrap_or_else(|| derived_id(&a.cluster));
+    let two = a.nodes.len() == 2;
+    let non_ip = a.serial.is_some() || a.disk.is_some();
+    let _ = writeln!(
+        t,
+        "# heartwire cluster `{}`, written by `heartwire init`. The same file goes on every\n\
+         # node; `heartwire verify` checks it and the host, `heartwire sync` copies it.\n",
+        a.cluster
+    );
+    let _ = writeln!(t, "[cluster]\nname = \"{}\"", a.cluster);
+    let _ = writeln!(
+        t,
+        "id = {id}{}",
+        if a.id.is_none() {
+            "                  # derived from the name; unique per segment"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        t,
+        "key_file = \"{KEY_FILE}\"   # 32 random bytes, mode 0600, the same on every node"
+    );
+    if two {
+        let _ = writeln!(
+            t,
+            "two_node = true            # the survivor of two keeps quorum{}",
+            if non_ip {
+                ""
+            } else {
+                "; with only IP paths a\n                           # cut network makes both nodes owners: add --serial or --disk"
+            }
+        );
+    }
+    t.push('\n');
+    for (i, (n, _)) in a.nodes.iter().enumerate() {
+        let _ = writeln!(t, "[[node]]\nname = \"{n}\"\nid = {}\n", i + 1);
+    }
+    let _ = writeln!(
+        t,
+        "# Heartbeats: 5 ms, down after 50 ms of silence: safe on a loaded host. Measure\n\
+         # (`heartwire status` shows RTT and jitter) before tightening to 1 ms / 5 ms."
+    );
+    for ifname in interfaces {
+        let _ = writeln!(
+            t,
+            "[[path]]\nname = \"{ifname}\"\nkind = \"ether\"\ninterval = \"5ms\"\ntimeout = \"50ms\"\ninterfaces = {}\n",
+            per_node(&a.nodes, &|_, _| ifname.clone())
+        );
+    }
+    let local_net = a.nodes.iter().find_map(|(_, ip)| {
+        host.addrs
+            .iter()
+            .any(|h| h.addr == *ip)
+            .then(|| host.interface_for(*ip, interfaces))
+            .flatten()
+    });
+    let _ = writeln!(
+        t,
+        "[[path]]\nname = \"udp\"\nkind = \"udp\"\ninterval = \"5ms\"\ntimeout = \"50ms\"\nport = 5405\n{}addresses = {}\n",
+        local_net.map_or(String::new(), |n| format!(
+            "network = \"{n}\"            # the same wire as the ether path `{n}`\n"
+        )),
+        per_node(&a.nodes, &|_, ip| ip.to_string())
+    );
+    if let Some(dev) = &a.serial {
+        let pair = &a.nodes[..2];
+        let _ = writeln!(
+            t,
+            "[[path]]\nname = \"serial\"\nkind = \"serial\"          # interval and timeout follow from the baud rate\nbaud = 115200\ndevices = {}\n",
+            per_node(pair, &|_, _| dev.clone())
+        );
+    }
+    if let Some(dev) = &a.disk {
+        let _ = writeln!(
+            t,
+            "[[path]]\nname = \"disk\"\nkind = \"disk\"              # a small shared LUN; a blank one gets a header\ndevices = {}\n",
+            per_node(&a.nodes, &|_, _| dev.clone())
+        );
+    }
+    if a.service_ip.is_none() && a.start.is_none() {
+        return t;
+    }
+    let names: Vec<String> = a.nodes.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    let _ = writeln!(
+        t,
+        "# Hot standby: runs on {} (home); moves down the list when it fails; stays\n\
+         # where it is when home comes back (fallback = \"never\": no second outage).\n\
+         [[group]]\nname = \"{}\"\nnodes = [{}]\nstartup = \"home\"\nfallover = \"next\"\nfallback = \"never\"\n",
+        a.nodes[0].0,
+        a.group,
+        names.join(", ")
+    );
+    if let Some((ip, prefix)) = a.service_ip {
+        let iface = host.interface_for(ip, interfaces).unwrap_or(&interfaces[0]);
+        let _ = writeln!(
+            t,
+            "[[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{ip}/{prefix}\"\ninterface = \"{iface}\"\n"
+        );
+    }
+    if let (Some(start), Some(stop)) = (&a.start, &a.stop) {
+        let _ = writeln!(
+            t,
+            "[[group.resource]]\nname = \"app\"\nkind = \"application\"\nstart = {}\nstop = {}",
+            toml_str(start),
+            toml_str(stop)
+        );
+        if let Some(m) = &a.monitor {
+            let _ = writeln!(t, "monitor = {}\nmonitor_interval = \"5s\"", toml_str(m));
+        }
+        t.push('\n');
+    }
+    t
+}
+
+/// A TOML basic string.
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_strings() {
+        assert_eq!(derived_id("prod"), derived_id("prod"));
+        assert_ne!(derived_id("prod"), derived_id("test"));
+        assert_ne!(derived_id(""), 0);
+        assert_eq!(toml_str("a \"b\""), "\"a \\\"b\\\"\"");
+    }
+}
