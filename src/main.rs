@@ -104,25 +104,28 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Make the daemon re-read its config file (as SIGHUP does): changed group resources
+    /// and event commands apply at once, the groups they touch are bounced here, nothing
+    /// else moves. Exit 1, with the reason, when the change needs a restart.
+    Reload {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Cluster snapshots: the canonical config and the cluster's state in one ASCII file.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Check a config and this host before use: interfaces, addresses (ARP / DAD probe),
     /// devices, disks, commands, timeouts, and, with the daemon up, that every member runs
     /// the same config. Exit 0 clean, 1 warnings, 2 errors.
     Verify {
-        /// Config file.
-        #[arg(short, long, default_value = CONFIG_DEFAULT)]
-        config: PathBuf,
-        /// Verify for this node (default: the host name).
-        #[arg(long)]
-        node: Option<String>,
+        #[command(flatten)]
+        at: NodeArgs,
         /// Print the findings as JSON.
         #[arg(long)]
         json: bool,
         /// Do not probe the segments for the service addresses.
         #[arg(long)]
         no_probe: bool,
-        /// The daemon's control socket (default: the config's).
-        #[arg(long)]
-        socket: Option<PathBuf>,
     },
     /// Follow this node's event stream live: one line per event with its wall-clock and
     /// monotonic time (node, path, network and adapter up/down, views, quorum, group
@@ -205,6 +208,20 @@ struct DaemonArgs {
     config: Option<PathBuf>,
 }
 
+/// Which config, for which node, and where its daemon is (verify, snapshot).
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// Config file (for `snapshot apply`: where to install it).
+    #[arg(short, long, default_value = CONFIG_DEFAULT)]
+    config: PathBuf,
+    /// This node's name in the config (default: the host name).
+    #[arg(long)]
+    node: Option<String>,
+    /// The daemon's control socket (default: the config's).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
 /// Where the daemon is, and how long to wait for a command.
 #[derive(Debug, clap::Args)]
 struct CtlArgs {
@@ -216,6 +233,36 @@ struct CtlArgs {
     json: bool,
     #[command(flatten)]
     daemon: DaemonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Write a snapshot of this node's config and the cluster's state (stdout without FILE).
+    Save {
+        /// Snapshot file.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        at: NodeArgs,
+    },
+    /// Show what changed between two snapshots; exit 0 when nothing did, 1 when
+    /// something did, 2 when a file is not a snapshot.
+    Diff {
+        /// The older snapshot.
+        a: PathBuf,
+        /// The newer snapshot.
+        b: PathBuf,
+    },
+    /// Verify a snapshot's config on this node, install it atomically and reload the
+    /// daemon (when one runs). Refused, with the findings, when verify finds errors.
+    Apply {
+        /// Snapshot file.
+        file: PathBuf,
+        #[command(flatten)]
+        at: NodeArgs,
+        /// Do not probe the segments for the service addresses.
+        #[arg(long)]
+        no_probe: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,6 +419,11 @@ fn main() -> ExitCode {
         ),
         Command::Status { json, daemon } => status(json, &daemon),
         Command::Events { json, daemon } => events(json, &daemon),
+        Command::Snapshot(cmd) => snapshot(cmd),
+        Command::Reload { daemon } => match socket_of(&daemon) {
+            Ok(socket) => reload_daemon(&socket, false),
+            Err(e) => e,
+        },
         Command::Init {
             cluster,
             id,
@@ -415,19 +467,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Verify {
-            config,
-            node,
-            json,
-            no_probe,
-            socket,
-        } => {
+        Command::Verify { at, json, no_probe } => {
             let opts = heartwire::ctl::verify::Options {
-                node,
+                node: at.node,
                 probe: !no_probe,
-                socket,
+                socket: at.socket,
             };
-            let report = heartwire::ctl::verify::verify(&config, &opts);
+            let report = heartwire::ctl::verify::verify(&at.config, &opts);
             if json {
                 println!(
                     "{}",
@@ -672,6 +718,123 @@ fn status(json: bool, daemon: &DaemonArgs) -> Exit {
         }
         Err(e) => {
             eprintln!("heartwire: the daemon's answer is not a status report: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+fn snapshot(cmd: SnapshotCommand) -> Exit {
+    use heartwire::ctl::snapshot::{self, Snapshot};
+    use heartwire::ctl::verify::Options;
+    let read = |p: &std::path::Path| -> Result<Snapshot, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Snapshot::parse(&text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    match cmd {
+        SnapshotCommand::Save { file, at } => {
+            let opts = Options {
+                node: at.node,
+                probe: false,
+                socket: at.socket,
+            };
+            let snap = match snapshot::save(&at.config, &opts) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("heartwire: snapshot: {e}");
+                    return Exit::Usage;
+                }
+            };
+            let text = snap.render();
+            match file {
+                None => {
+                    print!("{text}");
+                    Exit::Ok
+                }
+                Some(f) => match config::install_atomically(&f, text.as_bytes(), 0o644) {
+                    Ok(()) => {
+                        println!("heartwire: snapshot written to {}", f.display());
+                        Exit::Ok
+                    }
+                    Err(e) => {
+                        eprintln!("heartwire: {}: {e}", f.display());
+                        Exit::Failure
+                    }
+                },
+            }
+        }
+        SnapshotCommand::Diff { a, b } => match (read(&a), read(&b)) {
+            (Ok(sa), Ok(sb)) => {
+                let d =
+                    snapshot::diff(&sa, &sb, &a.display().to_string(), &b.display().to_string());
+                print!("{}", d.text);
+                if d.differs { Exit::Failure } else { Exit::Ok }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("heartwire: {e}");
+                Exit::Usage
+            }
+        },
+        SnapshotCommand::Apply { file, at, no_probe } => {
+            let NodeArgs {
+                config: target,
+                node,
+                socket,
+            } = at;
+            let snap = match read(&file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("heartwire: {e}");
+                    return Exit::Usage;
+                }
+            };
+            let opts = Options {
+                node,
+                probe: !no_probe,
+                socket: socket.clone(),
+            };
+            let report = snapshot::check_apply(&snap, &target, &opts);
+            print!("{}", report.render());
+            if report.exit_code() == 2 {
+                eprintln!(
+                    "heartwire: snapshot apply refused: verify found errors; nothing was installed"
+                );
+                return Exit::Usage;
+            }
+            if let Err(e) = config::install_atomically(&target, snap.config.as_bytes(), 0o644) {
+                eprintln!("heartwire: installing {}: {e}", target.display());
+                return Exit::Failure;
+            }
+            println!("heartwire: installed {}", target.display());
+            let socket = socket.unwrap_or_else(|| {
+                config::control_socket(&target)
+                    .unwrap_or_else(|_| PathBuf::from(config::CONTROL_SOCKET_DEFAULT))
+            });
+            reload_daemon(&socket, true)
+        }
+    }
+}
+
+/// Asks the daemon at `socket` to reload its config. With `missing_ok`, no daemon is not
+/// an error (the config takes effect at its next start).
+fn reload_daemon(socket: &std::path::Path, missing_ok: bool) -> Exit {
+    if missing_ok && std::os::unix::net::UnixStream::connect(socket).is_err() {
+        println!(
+            "heartwire: no daemon at {}: the config takes effect when it starts",
+            socket.display()
+        );
+        return Exit::Ok;
+    }
+    match client::request(socket, "reload") {
+        Ok(answer) => {
+            let detail = serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v["detail"].as_str().map(str::to_owned))
+                .unwrap_or(answer);
+            println!("heartwire: reloaded: {detail}");
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("heartwire: the daemon did not reload: {e}");
             Exit::Failure
         }
     }

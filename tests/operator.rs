@@ -686,3 +686,258 @@ fn init_writes_a_config_that_runs() {
     lab.wait_group(0, "service", "online", Duration::from_secs(10));
     assert!(lab.addresses(0, "eth1").contains("10.200.1.50"));
 }
+
+/// Two groups on a; a reload that changes only `web`'s address bounces `web` here (old
+/// address gone, new one up, still on a) and leaves `db` untouched (same phase, same
+/// `since`); a's heartbeats keep coming at b without a missed one throughout. A change
+/// that needs a restart is refused and changes nothing; SIGHUP reloads like the command.
+#[test]
+fn reload_changes_one_group_and_nothing_else() {
+    let group = |name: &str, ip: &str| {
+        format!(
+            "[[group]]\nname = \"{name}\"\nnodes = [\"a\", \"b\"]\nstartup = \"home\"\nfallover = \"next\"\nfallback = \"never\"\n\n\
+             [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{ip}/24\"\ninterface = \"eth1\"\nannounce_count = 1\n\n"
+        )
+    };
+    let cfg = LabConfig {
+        extra: group("web", "10.200.1.50") + &group("db", "10.200.1.60"),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("rl", 2, &cfg);
+    lab.start_all();
+    lab.wait_group(0, "web", "online", Duration::from_secs(10));
+    lab.wait_group(0, "db", "online", Duration::from_secs(10));
+    let since = |lab: &Lab, g: &str| {
+        let s = lab.status(0).unwrap();
+        let g = s.groups.iter().find(|x| x.name == g).unwrap();
+        (g.state.clone(), g.since_ns)
+    };
+    let db_before = since(&lab, "db");
+    let base = std::fs::read_to_string(&lab.config_path).unwrap();
+    let interval_us = 10_000;
+
+    let gaps = lab.start_gaps(1, 1, 0, 1500);
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&lab.config_path, base.replace("10.200.1.50", "10.200.1.51")).unwrap();
+    let out = lab.cli(0, &["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("web: bounced"), "{said}");
+    assert!(!said.contains("db"), "{said}");
+    lab.wait_for(Duration::from_secs(5), "web's new address", |lab| {
+        lab.addresses(0, "eth1").contains("10.200.1.51")
+    });
+    let gaps = lab.finish_gaps(gaps);
+    eprintln!("a's heartbeats at b across the reload ({interval_us} µs interval): {gaps:?}");
+    assert!(gaps.frames > 100, "{gaps:?}");
+    assert!(
+        gaps.max_us < 2 * interval_us,
+        "no heartbeat missed across the reload: {gaps:?}"
+    );
+    lab.wait_group(0, "web", "online", Duration::from_secs(5));
+    let addrs = lab.addresses(0, "eth1");
+    assert!(
+        !addrs.contains("10.200.1.50/"),
+        "the old address is gone: {addrs}"
+    );
+    assert!(
+        addrs.contains("10.200.1.60"),
+        "db keeps its address: {addrs}"
+    );
+    assert_eq!(since(&lab, "db"), db_before, "db untouched");
+    assert_eq!(
+        lab.group_state(1, "web").as_deref(),
+        Some("offline"),
+        "web stayed on a"
+    );
+    let s = lab.status(0).unwrap();
+    assert_eq!(
+        s.peers[0].config_match,
+        Some(false),
+        "b still runs the old config"
+    );
+
+    // A path change needs a restart: refused, nothing changes.
+    let text = std::fs::read_to_string(&lab.config_path).unwrap();
+    std::fs::write(
+        &lab.config_path,
+        text.replacen("timeout = \"200ms\"", "timeout = \"300ms\"", 1),
+    )
+    .unwrap();
+    let out = lab.cli(0, &["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("restart needed"),
+        "{out:?}"
+    );
+    assert_eq!(
+        lab.status(0).unwrap().config_hash,
+        s.config_hash,
+        "nothing applied"
+    );
+
+    // SIGHUP: db moves to .61.
+    std::fs::write(&lab.config_path, text.replace("10.200.1.60", "10.200.1.61")).unwrap();
+    let pid = lab.pid(0).to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    lab.wait_for(Duration::from_secs(5), "db's new address", |lab| {
+        lab.addresses(0, "eth1").contains("10.200.1.61")
+    });
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(log.contains("SIGHUP: reloaded"), "{log}");
+}
+
+/// `heartwire snapshot VERB FILE -c CONFIG --node <node i> --socket SOCKET EXTRA…` in
+/// node `i`'s namespace.
+fn snapshot_cmd(
+    lab: &Lab,
+    i: usize,
+    verb: &str,
+    file: &std::path::Path,
+    (config, socket): (&std::path::Path, &std::path::Path),
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "snapshot",
+        verb,
+        file.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+        "--node",
+        &lab.names[i],
+        "--socket",
+        socket.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    lab.run_in(&lab.ns(i), &args, "")
+}
+
+fn said(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Snapshots: save on a running node; apply on a fresh node (its own directory, the key
+/// copied there, no daemon) and save again: identical up to the state section. `diff`
+/// shows a moved group; `apply` on the running node installs and reloads; an edited
+/// snapshot and one that fails verify are refused and install nothing.
+#[test]
+fn snapshot_round_trip_diff_and_apply() {
+    let cfg = LabConfig {
+        two_node: true,
+        extra: ip_group("svc", "\"a\", \"b\""),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("sn", 2, &cfg);
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    let a_sock = lab.socket(0);
+    let save = |lab: &Lab, config: &std::path::Path, out: &std::path::Path| {
+        let o = snapshot_cmd(lab, 0, "save", out, (config, &a_sock), &[]);
+        assert!(o.status.success(), "{}", said(&o));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let s1 = lab.dir.join("s1.snap");
+    let text1 = save(&lab, &lab.config_path, &s1);
+    assert!(text1.is_ascii());
+    for want in [
+        "group.svc.owner = \"a\"",
+        "peer.b.state = \"up\"",
+        "host.interface.eth1 = \"up carrier",
+    ] {
+        assert!(text1.contains(want), "{want}: {text1}");
+    }
+    let head = |t: &str| t[..t.find("----- state -----").unwrap()].to_owned();
+
+    // A fresh node: b's namespace, a new directory with only the key, no daemon.
+    let fresh = lab.dir.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(lab.dir.join("key"), fresh.join("key")).unwrap();
+    let at_fresh = (fresh.join("heartwire.toml"), fresh.join("none.sock"));
+    let at_fresh = (at_fresh.0.as_path(), at_fresh.1.as_path());
+    let o = snapshot_cmd(&lab, 1, "apply", &s1, at_fresh, &["--no-probe"]);
+    assert!(o.status.success(), "{}", said(&o));
+    assert!(said(&o).contains("no daemon"), "{}", said(&o));
+    let s2 = lab.dir.join("s2.snap");
+    let o = snapshot_cmd(&lab, 1, "save", &s2, at_fresh, &[]);
+    assert!(o.status.success(), "{}", said(&o));
+    let text2 = std::fs::read_to_string(&s2).unwrap();
+    assert_eq!(
+        head(&text1),
+        head(&text2),
+        "byte-identical apart from the state section"
+    );
+    assert_ne!(text1, text2, "the states differ (another node, no daemon)");
+
+    // diff: the group moves to b.
+    let out = lab.cli(0, &["move", "svc", "b", "--timeout", "10"]);
+    assert!(out.status.success());
+    let s3 = lab.dir.join("s3.snap");
+    save(&lab, &lab.config_path, &s3);
+    let diff = |a: &std::path::Path, b: &std::path::Path| {
+        std::process::Command::new(lab::binary())
+            .args(["snapshot", "diff", a.to_str().unwrap(), b.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let d = diff(&s1, &s3);
+    assert_eq!(d.status.code(), Some(1), "{}", said(&d));
+    assert!(said(&d).contains("config: identical"), "{}", said(&d));
+    assert!(
+        said(&d).contains("~ group.svc.owner: \"a\" -> \"b\""),
+        "{}",
+        said(&d)
+    );
+    assert_eq!(diff(&s1, &s1).status.code(), Some(0));
+
+    // apply on the running node.
+    let at_a = (lab.config_path.as_path(), a_sock.as_path());
+    let edited = lab.dir.join("edited.snap");
+    std::fs::write(&edited, text1.replace(SERVICE_IP, "10.200.1.55")).unwrap();
+    let o = snapshot_cmd(&lab, 0, "apply", &edited, at_a, &["--no-probe"]);
+    assert_eq!(o.status.code(), Some(2), "an edited snapshot is refused");
+    assert!(said(&o).contains("config_sha256"), "{}", said(&o));
+    // A snapshot of a changed config (saved from a copy of the file): installed, reloaded.
+    let before = std::fs::read_to_string(&lab.config_path).unwrap();
+    let copy = lab.dir.join("copy.toml");
+    std::fs::write(&copy, before.replace(SERVICE_IP, "10.200.1.55")).unwrap();
+    let s4 = lab.dir.join("s4.snap");
+    save(&lab, &copy, &s4);
+    let o = snapshot_cmd(&lab, 0, "apply", &s4, at_a, &["--no-probe"]);
+    assert!(o.status.success(), "{}", said(&o));
+    assert!(said(&o).contains("reloaded"), "{}", said(&o));
+    assert!(
+        std::fs::read_to_string(&lab.config_path)
+            .unwrap()
+            .contains("10.200.1.55")
+    );
+    // One that fails verify (an interface a does not have): refused, nothing installed.
+    std::fs::write(
+        &copy,
+        before.replace("interface = \"eth1\"", "interface = \"eth9\""),
+    )
+    .unwrap();
+    let s5 = lab.dir.join("s5.snap");
+    save(&lab, &copy, &s5);
+    let installed = std::fs::read_to_string(&lab.config_path).unwrap();
+    let o = snapshot_cmd(&lab, 0, "apply", &s5, at_a, &["--no-probe"]);
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("eth9 does not exist"), "{}", said(&o));
+    assert_eq!(
+        std::fs::read_to_string(&lab.config_path).unwrap(),
+        installed
+    );
+}

@@ -313,7 +313,7 @@ fn each_group_mistake_names_its_key() {
         "address = \"10.0.0.100/24\"",
         "address = \"10.0.0.100/33\"",
         "group[0].resource[0].address",
-        "not an address",
+        "not a unicast address",
     );
     expect_group_err(
         "interfaces = { b = \"eth2\", a = \"eth1\" }",

@@ -155,7 +155,14 @@ pub struct Groups {
     leaving: bool,
     wake: Option<Instant>,
     changed: bool,
+    /// Groups released here whatever the view says, until cleared (a reload bounces a
+    /// group whose resources changed: release with the old list, acquire with the new).
+    held_off: u64,
 }
+
+/// Why a group's resource list could not be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOffline;
 
 impl Groups {
     /// Every group offline.
@@ -180,7 +187,42 @@ impl Groups {
             leaving: false,
             wake: None,
             changed: false,
+            held_off: 0,
         }
+    }
+
+    /// Holds group `g` off this node (`on`), so it is released and not acquired, or lets
+    /// the view decide again. The placement is untouched: no other node takes it over.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn hold_off(&mut self, g: usize, on: bool) {
+        assert!(g < self.specs.len(), "group index");
+        if on {
+            self.held_off |= 1 << g;
+        } else {
+            self.held_off &= !(1 << g);
+        }
+    }
+
+    /// Replaces group `g`'s resource list (count and pre commands; its name, nodes,
+    /// policy and networks stay). Only while it is offline here with nothing in flight:
+    /// `started` counts resources of the list it was acquired with.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn respec(&mut self, g: usize, spec: GroupSpec) -> Result<(), NotOffline> {
+        let lg = &self.local[g];
+        if lg.phase != Phase::Offline || lg.in_flight.is_some() || lg.started != 0 {
+            return Err(NotOffline);
+        }
+        let old = &self.specs[g];
+        assert!(
+            old.name == spec.name && old.policy == spec.policy && old.networks == spec.networks,
+            "respec changes only the resource list"
+        );
+        self.specs[g] = spec;
+        Ok(())
     }
 
     /// The groups' specs.
@@ -350,6 +392,7 @@ impl Groups {
         let want = self.authority
             && !self.leaving
             && !lg.failed
+            && self.held_off & (1 << g) == 0
             && spec.policy.runs_on(cx.view.plan.get(g), cx.local, eligible);
         match lg.phase {
             Phase::Offline if want => match self.blocked(cx, g) {

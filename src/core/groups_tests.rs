@@ -401,3 +401,33 @@ fn a_group_leaves_a_node_that_lost_its_network_unless_every_node_did() {
         assert_eq!(p.get(0), Placement::Online(id(want)), "{why}");
     }
 }
+
+/// A reload bounces a group whose resources changed: held off, it releases with the old
+/// list (the view still places it here); its list can be replaced only once it is
+/// offline; let go, it acquires with the new list.
+#[test]
+fn a_held_off_group_releases_and_comes_back_with_its_new_resources() {
+    let w = owned_by_1();
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 2)], t(0));
+    run(&mut g, &w, t(20), true);
+    assert_eq!(g.local()[0].phase, Phase::Online);
+    let new = spec(&[1, 2], Startup::Home, 3);
+    assert_eq!(
+        g.respec(0, new.clone()),
+        Err(NotOffline),
+        "not while online"
+    );
+    g.hold_off(0, true);
+    let seen = run(&mut g, &w, t(21), true);
+    assert_eq!(seen, [1, 0].map(|r| req(r, ResourceOp::Stop)).to_vec());
+    assert_eq!(g.local()[0].phase, Phase::Offline);
+    assert!(
+        run(&mut g, &w, t(22), true).is_empty(),
+        "held off: not acquired"
+    );
+    g.respec(0, new).unwrap();
+    g.hold_off(0, false);
+    let seen = run(&mut g, &w, t(23), true);
+    assert_eq!(seen, [0, 1, 2].map(|r| req(r, ResourceOp::Start)).to_vec());
+    assert_eq!(g.local()[0].phase, Phase::Online);
+}

@@ -27,7 +27,7 @@ use super::link::{Link, LinkState, SeqCheck};
 use super::membership::{Membership, View, ViewMsg, ViewMsgKind};
 use super::operator::{self, Command, CommandState, Pin};
 use super::placement::{NodeSet, Plan};
-use super::spec::{ClusterSpec, NodeId, PathKind};
+use super::spec::{ClusterSpec, GroupSpec, NodeId, PathKind};
 use super::time::{Instant, nanos};
 use crate::wire::MAX_PATHS;
 use crate::wire::auth::AuthKey;
@@ -827,6 +827,41 @@ impl Node {
         self.membership_dirty = true;
         self.groups_dirty = true;
         self.settle(now);
+    }
+
+    /// The config changed (a reload): heartbeats carry `hash` from now on, and each peer's
+    /// hash is compared afresh (a `config_mismatch` when it differs).
+    pub fn set_config_hash(&mut self, hash: u64) {
+        self.spec.config_hash = hash;
+        for p in &mut self.peers {
+            p.config_hash = None;
+        }
+    }
+
+    /// Holds `group` off this node or lets the view decide again (see
+    /// [`Groups::hold_off`](super::groups::Groups::hold_off)).
+    ///
+    /// # Panics
+    /// If `group` is not a group index.
+    pub fn hold_off_group(&mut self, now: Instant, group: usize, on: bool) {
+        self.groups.hold_off(group, on);
+        self.groups_dirty = true;
+        self.settle(now);
+    }
+
+    /// Replaces `group`'s resource list while it is offline here (see
+    /// [`Groups::respec`](super::groups::Groups::respec)).
+    ///
+    /// # Panics
+    /// If `group` is not a group index, or `spec` changes more than the resources.
+    pub fn respec_group(
+        &mut self,
+        group: usize,
+        spec: GroupSpec,
+    ) -> Result<(), super::groups::NotOffline> {
+        self.groups.respec(group, spec)?;
+        self.spec.groups[group] = self.groups.specs()[group].clone();
+        Ok(())
     }
 
     /// Group `group` failed here (its monitor gave up): release it so it runs elsewhere.

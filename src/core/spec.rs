@@ -63,7 +63,7 @@ impl PathKind {
 }
 
 /// One heartbeat path.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathSpec {
     /// Operator's name for it.
     pub name: String,
@@ -81,7 +81,7 @@ pub struct PathSpec {
 }
 
 /// One configured node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
     /// Its id.
     pub id: NodeId,
@@ -91,7 +91,7 @@ pub struct NodeSpec {
 
 /// One resource group as the core sees it: a placement policy and how many resources
 /// it has (acquired in order, released in reverse; what they are is the daemon's business).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSpec {
     /// Operator's name for it.
     pub name: String,

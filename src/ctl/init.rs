@@ -324,6 +324,11 @@ mod tests {
         assert_eq!(derived_id("prod"), derived_id("prod"));
         assert_ne!(derived_id("prod"), derived_id("test"));
         assert_ne!(derived_id(""), 0);
-        assert_eq!(toml_str("a \"b\""), "\"a \\\"b\\\"\"");
+        let v: toml::Table = format!("x = {}", toml_str("a \"b\" 'c'")).parse().unwrap();
+        assert_eq!(
+            v["x"].as_str(),
+            Some("a \"b\" 'c'"),
+            "a TOML string that reads back"
+        );
     }
 }

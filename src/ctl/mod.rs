@@ -12,6 +12,7 @@ pub mod debug;
 pub mod events;
 pub mod init;
 pub mod request;
+pub mod snapshot;
 pub mod status;
 pub mod verify;
 

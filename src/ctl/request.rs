@@ -3,6 +3,7 @@
 //! ```text
 //! status
 //! events
+//! reload
 //! move GROUP NODE [timeout_ms=N]
 //! online GROUP... [timeout_ms=N]
 //! offline GROUP... [timeout_ms=N]
@@ -32,6 +33,8 @@ pub enum Request {
     Status,
     /// Follow the event stream (see [`super::events`]).
     Events,
+    /// Reload the config file.
+    Reload,
     /// Move a group to a node.
     Move {
         /// Group name.
@@ -87,6 +90,7 @@ impl Request {
         match words.as_slice() {
             ["status"] => Ok(Request::Status),
             ["events"] => Ok(Request::Events),
+            ["reload"] => Ok(Request::Reload),
             ["move", group, node] => Ok(Request::Move {
                 group: (*group).to_owned(),
                 node: (*node).to_owned(),
@@ -111,7 +115,7 @@ impl Request {
             _ => {
                 let shown: String = line.chars().take(64).collect();
                 Err(format!(
-                    "unknown request `{shown}`; known: status, events, move GROUP NODE, online GROUP..., \
+                    "unknown request `{shown}`; known: status, events, reload, move GROUP NODE, online GROUP..., \
                      offline GROUP..., stop [takeover] (each command may end in timeout_ms=N)"
                 ))
             }
@@ -124,6 +128,7 @@ impl Request {
         match self {
             Request::Status => "status".into(),
             Request::Events => "events".into(),
+            Request::Reload => "reload".into(),
             Request::Move {
                 group,
                 node,
@@ -148,7 +153,7 @@ impl Request {
     /// How long the command may take (zero for `status` and `events`).
     pub fn timeout(&self) -> Duration {
         match self {
-            Request::Status | Request::Events => Duration::ZERO,
+            Request::Status | Request::Events | Request::Reload => Duration::ZERO,
             Request::Move { timeout, .. }
             | Request::Online { timeout, .. }
             | Request::Offline { timeout, .. }
@@ -211,6 +216,7 @@ mod tests {
         for r in [
             Request::Status,
             Request::Events,
+            Request::Reload,
             Request::Move {
                 group: "web".into(),
                 node: "b".into(),
@@ -238,7 +244,10 @@ mod tests {
         for (bad, says) in [
             ("move web", "unknown request `move web`"),
             ("online", "unknown request"),
-            ("frobnicate", "known: status, events, move GROUP NODE"),
+            (
+                "frobnicate",
+                "known: status, events, reload, move GROUP NODE",
+            ),
             ("stop takeover timeout_ms=0", "out of range"),
             ("offline web timeout_ms=soon", "not a number"),
         ] {

@@ -960,11 +960,12 @@ mod tests {
                 .unwrap_err()
                 .contains("not found in PATH")
         );
-        assert!(
-            check_command("/etc/hostname")
-                .unwrap_err()
-                .contains("not an executable")
-        );
+        let plain = std::env::temp_dir().join(format!("hw-verify-plain-{}", std::process::id()));
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = check_command(&format!("{} --now", plain.display()));
+        let _ = std::fs::remove_file(&plain);
+        assert!(e.unwrap_err().contains("not an executable"));
         assert!(check_command("  ").is_err());
     }
 

@@ -140,8 +140,8 @@ impl Daemon {
                 op: Op::Offline,
                 groups: groups(g)?,
             }),
-            Request::Status | Request::Events | Request::Stop { .. } => {
-                unreachable!("status, events and stop are answered elsewhere")
+            Request::Status | Request::Events | Request::Reload | Request::Stop { .. } => {
+                unreachable!("status, events, reload and stop are answered elsewhere")
             }
         }
     }

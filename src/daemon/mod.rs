@@ -22,6 +22,7 @@ pub mod disk;
 pub mod log;
 mod notify;
 mod paths;
+mod reload;
 mod report;
 mod resources;
 mod token;
@@ -126,6 +127,10 @@ struct Daemon {
     watchdog_at: Option<Instant>,
     /// Per control connection following the event stream, events it missed.
     stream_lost: [u64; ctl_server::CONN_MAX],
+    /// The config running now (a reload compares the file with it).
+    config: Config,
+    /// Per group, new resources a reload waits to give it until it is released here.
+    pending: Vec<Option<reload::Pending>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `ready` is called once, when every resource is
@@ -234,6 +239,8 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         notify: notify::Notifier::from_env(),
         watchdog_at: None,
         stream_lost: [0; ctl_server::CONN_MAX],
+        pending: vec![None; cfg.groups.len()],
+        config: cfg.clone(),
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -314,7 +321,16 @@ impl Daemon {
                     token::TIMER => {
                         self.timer.drain();
                     }
-                    token::SIGNAL => stop |= self.read_signals(),
+                    token::SIGNAL => {
+                        let (s, hup) = self.read_signals();
+                        stop |= s;
+                        if hup {
+                            match self.reload(now) {
+                                Ok(what) => ::log::info!("SIGHUP: reloaded: {what}"),
+                                Err(why) => ::log::error!("SIGHUP: reload refused: {why}"),
+                            }
+                        }
+                    }
                     token::LINKS => self.read_links(poll.registry(), now),
                     t if t.0 >= token::CHILD_BASE => {
                         reports.extend(self.resources.on_child_event(poll.registry(), now, t));
@@ -521,18 +537,23 @@ impl Daemon {
         self.recent.push_back(line);
     }
 
-    /// Reads pending signals; true when the daemon should stop.
-    fn read_signals(&mut self) -> bool {
-        let mut stop = false;
+    /// Reads pending signals: whether the daemon should stop, and whether to reload.
+    fn read_signals(&mut self) -> (bool, bool) {
+        let (mut stop, mut hup) = (false, false);
         loop {
             match self.signals.read() {
                 Ok(Signal::Term | Signal::Int) => stop = true,
-                Ok(Signal::Hup) => ::log::info!("SIGHUP: reload is not implemented yet; ignored"),
+                Ok(Signal::Hup) => hup = true,
                 Ok(Signal::Chld | Signal::Other(_)) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return stop,
+                Err(_) => return (stop, hup),
             }
         }
+    }
+
+    /// This node's name.
+    fn local_name(&self) -> &str {
+        report::node_name(&self.node, self.node.local())
     }
 
     /// Reads path `i` until `WouldBlock` or the per-wakeup cap; true if the cap was hit.
@@ -652,6 +673,13 @@ impl Daemon {
                         }
                         self.last_members = members;
                     }
+                    if let crate::core::Event::Group {
+                        group,
+                        phase: crate::core::Phase::Offline,
+                    } = event
+                    {
+                        self.group_offline(now, usize::from(group));
+                    }
                     if let crate::core::Event::Group { group, phase } = event {
                         let step = match phase {
                             crate::core::Phase::Online => Some(crate::core::ResourceOp::Start),
@@ -710,6 +738,21 @@ impl Daemon {
                 )
             }
             Ok(crate::ctl::request::Request::Events) => Answer::Follow(self.stream_line(None)),
+            Ok(crate::ctl::request::Request::Reload) => match self.reload(now) {
+                Ok(what) => {
+                    ::log::info!("operator: reloaded: {what}");
+                    Answer::Now(
+                        serde_json::to_vec(
+                            &serde_json::json!({ "result": "reloaded", "detail": what }),
+                        )
+                        .expect("invariant: json serialises"),
+                    )
+                }
+                Err(why) => {
+                    ::log::error!("operator: reload refused: {why}");
+                    Answer::Now(commands::error(&why))
+                }
+            },
             Ok(req) => self.command_request(reg, &req, slot, now),
         }
     }

@@ -189,6 +189,45 @@ impl Resources {
         })
     }
 
+    /// Replaces group `g`'s resources (a reload; the group is offline here). Opens an
+    /// announcer for any interface the new list names that had none.
+    pub(crate) fn set_group(&mut self, g: usize, cfg: GroupConfig) -> Result<(), HalError> {
+        for r in &cfg.resources {
+            let ResourceKind::Ip(ip) = &r.kind else {
+                continue;
+            };
+            for ifname in ip.interface.iter().chain(&ip.standby) {
+                if self.announcers.iter().any(|a| &a.ifname == ifname) {
+                    continue;
+                }
+                let arp = PacketSocket::open_sender(ifname, ETHERTYPE_ARP)?;
+                let ipv6 = PacketSocket::open_sender(ifname, ETHERTYPE_IPV6)?;
+                self.announcers.push(Announcer {
+                    ifname: ifname.clone(),
+                    ifindex: if_index(ifname)?,
+                    mac: arp.hw_addr()?,
+                    arp,
+                    ipv6,
+                });
+                self.carrier.push(true);
+            }
+        }
+        let gi = u8::try_from(g).expect("invariant: <= 64 groups");
+        self.pending.retain(|p| p.group != gi);
+        self.apps[g] = vec![AppState::default(); cfg.resources.len()];
+        self.placed[g] = vec![None; cfg.resources.len()];
+        self.touched[g] = false;
+        let mut groups = self.groups.to_vec();
+        groups[g] = cfg;
+        self.groups = groups.into();
+        Ok(())
+    }
+
+    /// Replaces the `[[event]]` commands (a reload).
+    pub(crate) fn set_events(&mut self, events: &[EventConfig]) {
+        self.events = events.into();
+    }
+
     /// Removes every configured service address from this node's interfaces; returns the
     /// ones that were present (left by a previous run).
     pub(crate) fn remove_stale(&mut self) -> Vec<String> {

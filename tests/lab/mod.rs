@@ -272,6 +272,12 @@ impl Lab {
     /// `ms` milliseconds (`heartwire debug gaps`, kernel receive times) and returns how
     /// regularly they arrived.
     pub fn gaps(&mut self, at: usize, net: u8, from: usize, ms: u32) -> Gaps {
+        let h = self.start_gaps(at, net, from, ms);
+        self.finish_gaps(h)
+    }
+
+    /// Starts [`Lab::gaps`] in the background; [`Lab::finish_gaps`] waits for it.
+    pub fn start_gaps(&mut self, at: usize, net: u8, from: usize, ms: u32) -> (usize, PathBuf) {
         let out = self.dir.join(format!("gaps-{at}-{from}.txt"));
         let (ns, ifname) = (self.ns(at), format!("eth{net}"));
         let (id, ms) = ((from + 1).to_string(), ms.to_string());
@@ -289,6 +295,11 @@ impl Lab {
             ],
             Some(&out),
         );
+        (h, out)
+    }
+
+    /// Waits for a measurement [`Lab::start_gaps`] started and reads it.
+    pub fn finish_gaps(&mut self, (h, out): (usize, PathBuf)) -> Gaps {
         self.finish_helper(h, Duration::from_secs(30));
         let text = std::fs::read_to_string(&out).unwrap_or_default();
         let field = |k: &str| {

@@ -1,0 +1,153 @@
+//! Reload (`SIGHUP`, `heartwire reload`): apply a changed config without a restart.
+//!
+//! What a reload may change: the resources of a group (addresses, applications, their
+//! options), the `[[event]]` commands, and `on_quorum_loss`. Everything the cluster must
+//! agree on to stay one cluster — its name, id and key, the nodes, the paths, the groups
+//! themselves (names, order, node lists, policies, networks) and the interfaces whose
+//! carrier is watched — needs a restart: a reload that changes any of it is refused with
+//! what changed, and nothing is applied. Heartbeats never stop: the paths are untouched.
+//!
+//! A group whose resources changed is *bounced* here when this node holds it: held off,
+//! it releases with its old resource list while the view keeps it placed on this node
+//! (nobody else takes it), and once offline it gets the new list and acquires again.
+//! A group this node does not hold just gets the new list. Other groups are untouched.
+
+use crate::config::{self, Config};
+use crate::core::{GroupSpec, Instant, Phase};
+
+use super::Daemon;
+
+/// A group's new resource list, waiting for the group to be released here.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    spec: GroupSpec,
+    cfg: crate::config::GroupConfig,
+}
+
+/// What differs between two configs that a reload cannot apply, if anything.
+fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&old.spec, &new.spec);
+    let mut why = Vec::new();
+    if a.name != b.name || a.cluster_id != b.cluster_id || old.key != new.key {
+        why.push("the cluster's name, id or key");
+    }
+    if a.nodes != b.nodes || old.local != new.local {
+        why.push("the nodes");
+    }
+    if a.paths != b.paths
+        || old.io != new.io
+        || a.networks != b.networks
+        || a.pause_threshold != b.pause_threshold
+        || a.two_node != b.two_node
+    {
+        why.push("the paths or their timing");
+    }
+    let shape = |s: &crate::core::spec::ClusterSpec| {
+        s.groups
+            .iter()
+            .map(|g| (g.name.clone(), g.policy.clone(), g.networks))
+            .collect::<Vec<_>>()
+    };
+    if shape(a) != shape(b) {
+        why.push("the groups themselves (names, order, nodes, policies, networks)");
+    }
+    if old.adapters != new.adapters {
+        why.push("the interfaces whose carrier is watched");
+    }
+    if old.realtime != new.realtime || old.control_socket != new.control_socket {
+        why.push("real-time settings or the control socket");
+    }
+    why
+}
+
+impl Daemon {
+    /// Reloads the config file; returns what was done, or why nothing was.
+    pub(super) fn reload(&mut self, now: Instant) -> Result<String, String> {
+        let file = self.config.file.clone();
+        let node = self.local_name().to_owned();
+        let new = config::load(&file, Some(&node))
+            .map_err(|e| format!("the config does not load, nothing changed: {e}"))?;
+        let why = restart_needed(&self.config, &new);
+        if !why.is_empty() {
+            return Err(format!(
+                "restart needed, nothing changed: the new config changes {}",
+                why.join("; ")
+            ));
+        }
+        let old_hash = self.config.spec.config_hash;
+        let mut done = Vec::new();
+        for g in 0..new.groups.len() {
+            let spec = new.spec.groups[g].clone();
+            let cfg = new.groups[g].clone();
+            if spec == self.config.spec.groups[g] && cfg == self.config.groups[g] {
+                continue;
+            }
+            let name = cfg.name.clone();
+            let phase = self.node.groups()[g].phase;
+            if phase == Phase::Offline && self.node.respec_group(g, spec.clone()).is_ok() {
+                self.swap_resources(g, cfg)?;
+                done.push(format!("{name}: updated (not held here)"));
+            } else {
+                self.pending[g] = Some(Pending { spec, cfg });
+                self.node.hold_off_group(now, g, true);
+                done.push(format!(
+                    "{name}: bounced (released, then acquired with its new resources)"
+                ));
+            }
+        }
+        if new.events != self.config.events {
+            self.resources.set_events(&new.events);
+            done.push("events: replaced".into());
+        }
+        self.on_quorum_loss = new.on_quorum_loss;
+        self.node.set_config_hash(new.spec.config_hash);
+        let new_hash = new.spec.config_hash;
+        self.config = new;
+        let summary = if done.is_empty() && old_hash == new_hash {
+            "nothing changed".to_owned()
+        } else if done.is_empty() {
+            "no group affected".to_owned()
+        } else {
+            done.join("; ")
+        };
+        Ok(format!(
+            "config {old_hash:016x} -> {new_hash:016x}: {summary}"
+        ))
+    }
+
+    /// A group went offline here: if a reload waits for that, give it its new resources
+    /// and let it be acquired again.
+    pub(super) fn group_offline(&mut self, now: Instant, g: usize) {
+        let Some(p) = self.pending.get_mut(g).and_then(Option::take) else {
+            return;
+        };
+        let name = p.cfg.name.clone();
+        let applied = if self.node.respec_group(g, p.spec).is_err() {
+            Err("it is not offline after its release".to_owned())
+        } else {
+            self.swap_resources(g, p.cfg)
+        };
+        match applied {
+            Ok(()) => {
+                ::log::info!("reload: group {name} released; acquiring it with its new resources");
+            }
+            Err(e) => ::log::error!("reload: group {name}: {e}"),
+        }
+        self.node.hold_off_group(now, g, false);
+    }
+
+    /// Gives offline group `g` its new resources in the daemon, after the core took its new
+    /// spec; on failure the core gets the old spec back, so both keep the old list.
+    fn swap_resources(&mut self, g: usize, cfg: config::GroupConfig) -> Result<(), String> {
+        if let Err(e) = self.resources.set_group(g, cfg.clone()) {
+            let old = self.config.spec.groups[g].clone();
+            let _ = self.node.respec_group(g, old);
+            return Err(format!(
+                "group {}: {e}; it keeps its old resources",
+                cfg.name
+            ));
+        }
+        self.groups[g] = cfg;
+        Ok(())
+    }
+}
