@@ -63,47 +63,7 @@ enum Command {
     /// Quick configuration: write a complete, commented config (and a cluster key, 0600,
     /// unless one exists) from node names and addresses; heartbeat interfaces are
     /// discovered here when not given.
-    Init {
-        /// Cluster name.
-        #[arg(long)]
-        cluster: String,
-        /// Cluster id, 1..=65535 (default: derived from the name).
-        #[arg(long)]
-        id: Option<u16>,
-        /// NAME=ADDRESS for each node, in priority order (the first is home).
-        #[arg(long = "node", required = true, value_parser = parse_node)]
-        nodes: Vec<(String, std::net::IpAddr)>,
-        /// Heartbeat interface (the same name on every node); repeat for more.
-        #[arg(long = "interface")]
-        interfaces: Vec<String>,
-        /// Service address ADDRESS/PREFIX that moves with the group.
-        #[arg(long, value_parser = parse_prefix)]
-        service_ip: Option<(std::net::IpAddr, u8)>,
-        /// Resource group name.
-        #[arg(long, default_value = "service")]
-        group: String,
-        /// Application start command.
-        #[arg(long)]
-        start: Option<String>,
-        /// Application stop command.
-        #[arg(long)]
-        stop: Option<String>,
-        /// Application monitor command (exit 0: healthy).
-        #[arg(long)]
-        monitor: Option<String>,
-        /// Serial device of a null-modem line between the first two nodes.
-        #[arg(long)]
-        serial: Option<String>,
-        /// Shared disk for a disk heartbeat path.
-        #[arg(long)]
-        disk: Option<String>,
-        /// Config file to write.
-        #[arg(short, long, default_value = CONFIG_DEFAULT)]
-        output: PathBuf,
-        /// Replace an existing config (the key is kept).
-        #[arg(long)]
-        force: bool,
-    },
+    Init(heartwire::ctl::init::InitArgs),
     /// Make the daemon re-read its config file (as SIGHUP does): changed group resources
     /// and event commands apply at once, the groups they touch are bounced here, nothing
     /// else moves. Exit 1, with the reason, when the change needs a restart.
@@ -349,30 +309,6 @@ enum DebugCommand {
     },
 }
 
-fn parse_node(s: &str) -> Result<(String, std::net::IpAddr), String> {
-    let (name, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}`: write NAME=ADDRESS"))?;
-    let ip = addr
-        .parse()
-        .map_err(|e| format!("`{addr}` is not an IP address: {e}"))?;
-    Ok((name.to_owned(), ip))
-}
-
-fn parse_prefix(s: &str) -> Result<(std::net::IpAddr, u8), String> {
-    let (addr, prefix) = s
-        .split_once('/')
-        .ok_or_else(|| format!("`{s}`: write ADDRESS/PREFIX, e.g. 10.0.0.100/24"))?;
-    let ip: std::net::IpAddr = addr
-        .parse()
-        .map_err(|e| format!("`{addr}` is not an IP address: {e}"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    match prefix.parse::<u8>() {
-        Ok(p) if p <= max => Ok((ip, p)),
-        _ => Err(format!("`{prefix}` is not a prefix length 0..={max}")),
-    }
-}
-
 fn parse_u16(s: &str) -> Result<u16, String> {
     let r = match s.strip_prefix("0x") {
         Some(h) => u16::from_str_radix(h, 16),
@@ -424,49 +360,18 @@ fn main() -> ExitCode {
             Ok(socket) => reload_daemon(&socket, false),
             Err(e) => e,
         },
-        Command::Init {
-            cluster,
-            id,
-            nodes,
-            interfaces,
-            service_ip,
-            group,
-            start,
-            stop,
-            monitor,
-            serial,
-            disk,
-            output,
-            force,
-        } => {
-            let args = heartwire::ctl::init::InitArgs {
-                cluster,
-                id,
-                nodes,
-                interfaces,
-                service_ip,
-                group,
-                start,
-                stop,
-                monitor,
-                serial,
-                disk,
-                output,
-                force,
-            };
-            match heartwire::ctl::init::init(&args) {
-                Ok(lines) => {
-                    for l in lines {
-                        println!("heartwire: {l}");
-                    }
-                    Exit::Ok
+        Command::Init(args) => match heartwire::ctl::init::init(&args) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("heartwire: {l}");
                 }
-                Err(e) => {
-                    eprintln!("heartwire: init: {e}");
-                    Exit::Usage
-                }
+                Exit::Ok
             }
-        }
+            Err(e) => {
+                eprintln!("heartwire: init: {e}");
+                Exit::Usage
+            }
+        },
         Command::Verify { at, json, no_probe } => {
             let opts = heartwire::ctl::verify::Options {
                 node: at.node,

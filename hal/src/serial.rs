@@ -66,6 +66,25 @@ impl AsFd for SerialLine {
     }
 }
 
+/// Checks that `device` opens as a terminal, without waiting for carrier and without
+/// making it this process's controlling terminal (for `verify`; the line is closed at
+/// once). A line another process holds exclusively (the running daemon) is `EBUSY`.
+pub fn probe(device: &str) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(device)?;
+    // SAFETY: `f` is an open descriptor for the duration of the call; isatty only
+    // inspects it.
+    if unsafe { libc::isatty(std::os::fd::AsRawFd::as_raw_fd(&f)) } == 1 {
+        Ok(())
+    } else {
+        Err(io::Error::other("not a terminal"))
+    }
+}
+
 /// A pseudo-terminal pair for tests and the lab: the master end (nonblocking) and the
 /// slave end (kept open so the line stays up) with its device path, both raw.
 pub fn pty_pair() -> io::Result<(File, File, String)> {

@@ -19,35 +19,72 @@ use heartwire_hal::inventory;
 use super::verify::in_subnet;
 use crate::config;
 
-/// What the operator said.
-#[derive(Debug, Clone, Default)]
+/// What the operator said (the `init` flags).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct InitArgs {
     /// Cluster name.
+    #[arg(long)]
     pub cluster: String,
-    /// Cluster id (default: derived from the name).
+    /// Cluster id, 1..=65535 (default: derived from the name).
+    #[arg(long)]
     pub id: Option<u16>,
-    /// `(name, address)` per node, in priority order.
+    /// NAME=ADDRESS for each node, in priority order (the first is home).
+    #[arg(long = "node", required = true, value_parser = parse_node)]
     pub nodes: Vec<(String, IpAddr)>,
-    /// Interfaces for ether heartbeat paths (default: discovered).
+    /// Heartbeat interface (the same name on every node); repeat for more.
+    #[arg(long = "interface")]
     pub interfaces: Vec<String>,
-    /// Service address with prefix.
+    /// Service address ADDRESS/PREFIX that moves with the group.
+    #[arg(long, value_parser = parse_prefix)]
     pub service_ip: Option<(IpAddr, u8)>,
-    /// Group name.
+    /// Resource group name.
+    #[arg(long, default_value = "service")]
     pub group: String,
-    /// Application start / stop / monitor commands.
+    /// Application start command.
+    #[arg(long)]
     pub start: Option<String>,
-    /// Stop command.
+    /// Application stop command.
+    #[arg(long)]
     pub stop: Option<String>,
-    /// Monitor command.
+    /// Application monitor command (exit 0: healthy).
+    #[arg(long)]
     pub monitor: Option<String>,
-    /// Serial device (the same name on both nodes of a two-node cluster).
+    /// Serial device of a null-modem line between the first two nodes.
+    #[arg(long)]
     pub serial: Option<String>,
-    /// Shared disk (the same path on every node).
+    /// Shared disk for a disk heartbeat path.
+    #[arg(long)]
     pub disk: Option<String>,
-    /// Where to write the config.
+    /// Config file to write.
+    #[arg(short, long, default_value = "/etc/heartwire/heartwire.toml")]
     pub output: PathBuf,
-    /// Replace an existing config.
+    /// Replace an existing config (the key is kept).
+    #[arg(long)]
     pub force: bool,
+}
+
+fn parse_node(s: &str) -> Result<(String, IpAddr), String> {
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: write NAME=ADDRESS"))?;
+    let ip = addr
+        .parse()
+        .map_err(|e| format!("`{addr}` is not an IP address: {e}"))?;
+    Ok((name.to_owned(), ip))
+}
+
+fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: write ADDRESS/PREFIX, e.g. 10.0.0.100/24"))?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|e| format!("`{addr}` is not an IP address: {e}"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match prefix.parse::<u8>() {
+        Ok(p) if p <= max => Ok((ip, p)),
+        _ => Err(format!("`{prefix}` is not a prefix length 0..={max}")),
+    }
 }
 
 /// Interface names discovery skips: bridges and virtual ends that are not cluster wires.

@@ -394,17 +394,13 @@ fn check_device(
                 );
                 return;
             }
-            let opened = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc_flags::NONBLOCK_NOCTTY)
-                .open(device);
+            let opened = heartwire_hal::serial::probe(device);
             match opened {
                 Ok(_) => {
                     r.facts.insert(fact, format!("{device}: terminal, opens"));
                 }
                 // The running daemon holds the line exclusively (TIOCEXCL).
-                Err(e) if e.raw_os_error() == Some(16) => {
+                Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
                     r.facts
                         .insert(fact, format!("{device}: terminal, in use (exclusive)"));
                 }
@@ -423,14 +419,6 @@ fn check_device(
     }
 }
 
-/// open(2) flags for a probe of a tty: do not wait for carrier, do not become its
-/// controlling terminal.
-mod libc_flags {
-    pub(super) const NONBLOCK_NOCTTY: i32 = 0o4000 | 0o400;
-}
-
-use std::os::unix::fs::OpenOptionsExt;
-
 #[allow(clippy::too_many_arguments)]
 fn check_disk(
     device: &str,
@@ -442,7 +430,7 @@ fn check_disk(
     user: &str,
     r: &mut VerifyReport,
 ) {
-    use std::io::Read;
+    use std::io::{Read, Seek};
     let kind = if meta.file_type().is_block_device() {
         "block device"
     } else if meta.is_file() {
@@ -477,10 +465,8 @@ fn check_disk(
     let size = if kind == "file" {
         meta.len()
     } else {
-        use std::io::Seek;
         f.seek(std::io::SeekFrom::End(0)).unwrap_or(0)
     };
-    use std::io::Seek;
     let _ = f.seek(std::io::SeekFrom::Start(0));
     let mut first = vec![0u8; 4096];
     let header = match f.read_exact(&mut first) {

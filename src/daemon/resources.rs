@@ -59,6 +59,25 @@ struct Announcer {
     ipv6: PacketSocket,
 }
 
+impl Announcer {
+    /// Opens an announcer for `ifname` unless `list` has one; true when it was added.
+    fn ensure(list: &mut Vec<Announcer>, ifname: &str) -> Result<bool, HalError> {
+        if list.iter().any(|a| a.ifname == ifname) {
+            return Ok(false);
+        }
+        let arp = PacketSocket::open_sender(ifname, ETHERTYPE_ARP)?;
+        let ipv6 = PacketSocket::open_sender(ifname, ETHERTYPE_IPV6)?;
+        list.push(Announcer {
+            ifname: ifname.to_owned(),
+            ifindex: if_index(ifname)?,
+            mac: arp.hw_addr()?,
+            arp,
+            ipv6,
+        });
+        Ok(true)
+    }
+}
+
 /// Announcement rounds still to send for one address.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -148,18 +167,7 @@ impl Resources {
         for ip in ip_resources(groups) {
             ips += 1;
             for ifname in ip.interface.iter().chain(&ip.standby) {
-                if announcers.iter().any(|a| &a.ifname == ifname) {
-                    continue;
-                }
-                let arp = PacketSocket::open_sender(ifname, ETHERTYPE_ARP)?;
-                let ipv6 = PacketSocket::open_sender(ifname, ETHERTYPE_IPV6)?;
-                announcers.push(Announcer {
-                    ifname: ifname.clone(),
-                    ifindex: if_index(ifname)?,
-                    mac: arp.hw_addr()?,
-                    arp,
-                    ipv6,
-                });
+                Announcer::ensure(&mut announcers, ifname)?;
             }
         }
         let carrier = vec![true; announcers.len()];
@@ -197,19 +205,9 @@ impl Resources {
                 continue;
             };
             for ifname in ip.interface.iter().chain(&ip.standby) {
-                if self.announcers.iter().any(|a| &a.ifname == ifname) {
-                    continue;
+                if Announcer::ensure(&mut self.announcers, ifname)? {
+                    self.carrier.push(true);
                 }
-                let arp = PacketSocket::open_sender(ifname, ETHERTYPE_ARP)?;
-                let ipv6 = PacketSocket::open_sender(ifname, ETHERTYPE_IPV6)?;
-                self.announcers.push(Announcer {
-                    ifname: ifname.clone(),
-                    ifindex: if_index(ifname)?,
-                    mac: arp.hw_addr()?,
-                    arp,
-                    ipv6,
-                });
-                self.carrier.push(true);
             }
         }
         let gi = u8::try_from(g).expect("invariant: <= 64 groups");
