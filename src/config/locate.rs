@@ -40,80 +40,88 @@ impl Locations {
 pub fn locate(file: &Path, text: &str) -> Result<Locations, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;
     let mut lines = BTreeMap::new();
-    let mut put = |key: String, start: usize| {
-        lines.entry(key).or_insert(line_col(text, start).0);
+    // The table `at` starts where `start` is; each of its keys present, where it is.
+    let mut put = |at: String, start: usize, keys: &[(&str, Option<usize>)]| {
+        for (k, v) in keys {
+            if let Some(v) = v {
+                lines
+                    .entry(format!("{at}.{k}"))
+                    .or_insert(line_col(text, *v).0);
+            }
+        }
+        lines.entry(at).or_insert(line_col(text, start).0);
     };
     fn opt<T>(s: &Option<Spanned<T>>) -> Option<usize> {
         s.as_ref().map(|s| s.span().start)
     }
     let c = &raw.cluster;
-    put("cluster".into(), c.name.span().start);
-    for (k, v) in [
-        ("name", Some(c.name.span().start)),
-        ("id", Some(c.id.span().start)),
-        ("key_file", opt(&c.key_file)),
-        ("pause_threshold", opt(&c.pause_threshold)),
-        ("on_quorum_loss", opt(&c.on_quorum_loss)),
-    ] {
-        if let Some(v) = v {
-            put(format!("cluster.{k}"), v);
-        }
-    }
+    put(
+        "cluster".into(),
+        c.name.span().start,
+        &[
+            ("name", Some(c.name.span().start)),
+            ("id", Some(c.id.span().start)),
+            ("key_file", opt(&c.key_file)),
+            ("pause_threshold", opt(&c.pause_threshold)),
+            ("on_quorum_loss", opt(&c.on_quorum_loss)),
+        ],
+    );
     for n in &raw.nodes {
-        put(format!("node.{}", n.name.get_ref()), n.name.span().start);
+        put(
+            format!("node.{}", n.name.get_ref()),
+            n.name.span().start,
+            &[],
+        );
     }
     for p in &raw.paths {
         let at = format!("path.{}", p.name.get_ref());
-        put(at.clone(), p.name.span().start);
-        for (k, v) in [
-            ("kind", Some(p.kind.span().start)),
-            ("interval", opt(&p.interval)),
-            ("timeout", opt(&p.timeout)),
-            ("network", opt(&p.network)),
-            ("interfaces", opt(&p.interfaces)),
-            ("addresses", opt(&p.addresses)),
-            ("devices", opt(&p.devices)),
-            ("baud", opt(&p.baud)),
-        ] {
-            if let Some(v) = v {
-                put(format!("{at}.{k}"), v);
-            }
-        }
+        put(
+            at,
+            p.name.span().start,
+            &[
+                ("kind", Some(p.kind.span().start)),
+                ("interval", opt(&p.interval)),
+                ("timeout", opt(&p.timeout)),
+                ("network", opt(&p.network)),
+                ("interfaces", opt(&p.interfaces)),
+                ("addresses", opt(&p.addresses)),
+                ("devices", opt(&p.devices)),
+                ("baud", opt(&p.baud)),
+            ],
+        );
     }
     for g in &raw.groups {
         let at = format!("group.{}", g.name.get_ref());
-        put(at.clone(), g.name.span().start);
+        put(at.clone(), g.name.span().start, &[]);
         for r in &g.resources {
             let at = format!("{at}.resource.{}", r.name.get_ref());
-            put(at.clone(), r.name.span().start);
-            for (k, v) in [
-                ("address", opt(&r.address)),
-                ("interface", opt(&r.interface)),
-                ("interfaces", opt(&r.interfaces)),
-                ("standby", opt(&r.standby)),
-                ("standbys", opt(&r.standbys)),
-                ("start", opt(&r.start)),
-                ("stop", opt(&r.stop)),
-                ("monitor", opt(&r.monitor)),
-            ] {
-                if let Some(v) = v {
-                    put(format!("{at}.{k}"), v);
-                }
-            }
+            put(
+                at,
+                r.name.span().start,
+                &[
+                    ("address", opt(&r.address)),
+                    ("interface", opt(&r.interface)),
+                    ("interfaces", opt(&r.interfaces)),
+                    ("standby", opt(&r.standby)),
+                    ("standbys", opt(&r.standbys)),
+                    ("start", opt(&r.start)),
+                    ("stop", opt(&r.stop)),
+                    ("monitor", opt(&r.monitor)),
+                ],
+            );
         }
     }
     for (i, e) in raw.events.iter().enumerate() {
         let at = format!("event.{i}");
-        put(at.clone(), e.on.span().start);
-        for (k, v) in [
-            ("pre", opt(&e.pre)),
-            ("post", opt(&e.post)),
-            ("notify", opt(&e.notify)),
-        ] {
-            if let Some(v) = v {
-                put(format!("{at}.{k}"), v);
-            }
-        }
+        put(
+            at,
+            e.on.span().start,
+            &[
+                ("pre", opt(&e.pre)),
+                ("post", opt(&e.post)),
+                ("notify", opt(&e.notify)),
+            ],
+        );
     }
     Ok(Locations {
         file: file.to_owned(),

@@ -14,9 +14,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use heartwire_hal::inventory;
-
-use super::verify::in_subnet;
+use super::host::Host;
 use crate::config;
 
 /// What the operator said (the `init` flags).
@@ -106,9 +104,9 @@ pub fn init(a: &InitArgs) -> Result<Vec<String>, String> {
             "an application needs both --start and --stop (and --monitor only with them)".into(),
         );
     }
-    let host = HostView::read()?;
+    let host = Host::read()?;
     let interfaces = if a.interfaces.is_empty() {
-        let found = host.discover();
+        let found = host.discover(SKIP_PREFIXES);
         if found.is_empty() {
             return Err(
                 "no interface is up with carrier here: name the heartbeat interfaces with --interface"
@@ -176,47 +174,6 @@ fn check_loads(text: &str, key: &[u8], node: &str) -> Result<(), String> {
 /// The key file's name, next to the config.
 const KEY_FILE: &str = "cluster.key";
 
-/// This host's interfaces and addresses as init uses them.
-struct HostView {
-    links: Vec<inventory::Link>,
-    addrs: Vec<inventory::Addr>,
-}
-
-impl HostView {
-    fn read() -> Result<HostView, String> {
-        Ok(HostView {
-            links: inventory::links().map_err(|e| format!("listing interfaces: {e}"))?,
-            addrs: inventory::addresses().map_err(|e| format!("listing addresses: {e}"))?,
-        })
-    }
-
-    /// Up, with carrier, not loopback, not a virtual end; sorted by name.
-    fn discover(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .links
-            .iter()
-            .filter(|l| l.carrier && !l.loopback)
-            .filter(|l| !SKIP_PREFIXES.iter().any(|p| l.name.starts_with(p)))
-            .map(|l| l.name.clone())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// The interface among `candidates` with an address whose subnet holds `ip`.
-    fn interface_for<'c>(&self, ip: IpAddr, candidates: &'c [String]) -> Option<&'c String> {
-        candidates.iter().find(|name| {
-            self.links.iter().any(|l| {
-                l.name == **name
-                    && self
-                        .addrs
-                        .iter()
-                        .any(|a| a.index == l.index && in_subnet(ip, a.addr, a.prefix))
-            })
-        })
-    }
-}
-
 /// Cluster id from the name when not given: CRC32 folded into 1..=65535.
 fn derived_id(name: &str) -> u16 {
     u16::try_from(crc32fast::hash(name.as_bytes()) % 65535 + 1).expect("invariant: <= 65535")
@@ -230,7 +187,7 @@ fn per_node(nodes: &[(String, IpAddr)], value: &dyn Fn(&str, &IpAddr) -> String)
     format!("{{ {} }}", items.join(", "))
 }
 
-fn render(a: &InitArgs, interfaces: &[String], host: &HostView) -> String {
+fn render(a: &InitArgs, interfaces: &[String], host: &Host) -> String {
     let mut t = String::new();
     let id = a.id.unwrap_or_else(|| derived_id(&a.cluster));
     let two = a.nodes.len() == 2;

@@ -2,14 +2,18 @@
 //!
 //! Protocol: the client connects to the daemon's Unix socket (mode 0600; the daemon checks
 //! SO_PEERCRED and serves only root or its own user), writes one request line, and reads
-//! one JSON document until EOF. Requests (see [`request`]): `status`, `events` (a stream, see [`events`]), and the operator
-//! commands `move`, `online`, `offline`, `stop`, answered when they are done, expired or
-//! refused. A refused or unknown request gets `{"error": "..."}`. The daemon side lives in `daemon::ctl_server`; the report type and
-//! its text rendering live here so `status --json` and the table show the same data.
+//! one JSON document until EOF. Requests (see [`request`]): `status`, `reload`, `events`
+//! (a stream of JSON lines, see [`events`]), and the operator commands `move`, `online`,
+//! `offline`, `stop`, answered when they are done, expired or refused. A refused or
+//! unknown request gets `{"error": "..."}`. The daemon side lives in
+//! `daemon::ctl_server`; the report type and its text rendering live here so
+//! `status --json` and the table show the same data. The operator's offline tools live
+//! here too: [`init`], [`verify`], [`snapshot`].
 
 pub mod client;
 pub mod debug;
 pub mod events;
+mod host;
 pub mod init;
 pub mod request;
 pub mod snapshot;

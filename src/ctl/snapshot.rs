@@ -115,10 +115,7 @@ fn line_at(text: &str, mark: &str) -> Option<usize> {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::debug::hex_encode(&Sha256::digest(s.as_bytes()))
 }
 
 /// A TOML string literal.
@@ -148,8 +145,7 @@ pub fn save(file: &Path, opts: &Options) -> Result<Snapshot, String> {
     for (k, v) in &report.facts {
         state.insert(k.clone(), lit(v));
     }
-    for f in &report.findings {
-        let n = state.keys().filter(|k| k.starts_with("verify.")).count();
+    for (n, f) in report.findings.iter().enumerate() {
         state.insert(
             format!("verify.{n:03}"),
             lit(&format!(

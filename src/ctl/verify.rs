@@ -28,12 +28,13 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use heartwire_hal::inventory::{self, Addr, Link};
 use serde::{Deserialize, Serialize};
 
+use super::host::{Host, in_subnet, is_link_local, mac_str};
 use super::status::StatusReport;
 use crate::config::{self, Config, Locations, PathIo, ResourceKind};
 use crate::core::spec::PathKind;
+use heartwire_hal::inventory::Addr;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -217,59 +218,6 @@ fn verify_text(file: &Path, text: &str, opts: &Options, r: &mut VerifyReport) {
     check_commands(&cfg, &loc, r);
     check_design(&cfg, &loc, r);
     check_cluster(&cfg, daemon.as_ref(), r);
-}
-
-/// This host's interfaces and addresses.
-struct Host {
-    links: Vec<Link>,
-    addrs: Vec<Addr>,
-}
-
-impl Host {
-    fn read() -> Result<Host, String> {
-        Ok(Host {
-            links: inventory::links().map_err(|e| e.to_string())?,
-            addrs: inventory::addresses().map_err(|e| e.to_string())?,
-        })
-    }
-
-    fn link(&self, name: &str) -> Option<&Link> {
-        self.links.iter().find(|l| l.name == name)
-    }
-
-    fn addrs_of(&self, index: i32) -> impl Iterator<Item = &Addr> {
-        self.addrs.iter().filter(move |a| a.index == index)
-    }
-
-    /// `up carrier mtu=1500 mac=… addrs=…` or `missing`.
-    fn describe(&self, name: &str) -> String {
-        let Some(l) = self.link(name) else {
-            return "missing".into();
-        };
-        let addrs: Vec<String> = self
-            .addrs_of(l.index)
-            .map(|a| format!("{}/{}", a.addr, a.prefix))
-            .collect();
-        format!(
-            "{} {} mtu={} mac={} addrs={}",
-            if l.up { "up" } else { "down" },
-            if l.carrier { "carrier" } else { "no-carrier" },
-            l.mtu,
-            l.mac.map_or("-".into(), mac_str),
-            if addrs.is_empty() {
-                "-".into()
-            } else {
-                addrs.join(",")
-            }
-        )
-    }
-}
-
-fn mac_str(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// Checks interface `name` (named at `at`, used by `user`): exists, up, carrier.
@@ -644,32 +592,6 @@ fn check_addresses(
     }
 }
 
-fn is_link_local(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v) => v.is_link_local(),
-        IpAddr::V6(v) => v.segments()[0] & 0xffc0 == 0xfe80,
-    }
-}
-
-/// Whether `a` lies in `net/prefix`.
-pub(crate) fn in_subnet(a: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (a, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 /// Probes sent per address.
 const PROBES: u32 = 3;
 /// Between probes.
@@ -919,17 +841,6 @@ fn check_cluster(cfg: &Config, daemon: Option<&StatusReport>, r: &mut VerifyRepo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subnets() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(in_subnet(ip("10.0.0.100"), ip("10.0.0.1"), 24));
-        assert!(!in_subnet(ip("10.0.1.100"), ip("10.0.0.1"), 24));
-        assert!(in_subnet(ip("10.9.9.9"), ip("10.0.0.1"), 0));
-        assert!(in_subnet(ip("fd00::64"), ip("fd00::1"), 64));
-        assert!(!in_subnet(ip("fd01::64"), ip("fd00::1"), 64));
-        assert!(!in_subnet(ip("fd00::64"), ip("10.0.0.1"), 8));
-    }
 
     #[test]
     fn commands() {

@@ -92,7 +92,6 @@ pub enum DaemonError {
 /// Everything the loop owns.
 struct Daemon {
     node: Node,
-    on_quorum_loss: QuorumLoss,
     /// Quorum was lost under `on_quorum_loss = "stop"`: exit once nothing is held.
     stopping: bool,
     groups: Vec<GroupConfig>,
@@ -116,8 +115,6 @@ struct Daemon {
     last_members: u64,
     /// Carrier events from rtnetlink.
     links: LinkMonitor,
-    /// Per network, this node's interfaces on it (see `Config::adapters`).
-    adapters: Vec<Vec<String>>,
     /// Every interface whose carrier matters here, and its carrier (`None`: not reported
     /// yet).
     carrier: Vec<(String, Option<bool>)>,
@@ -127,7 +124,8 @@ struct Daemon {
     watchdog_at: Option<Instant>,
     /// Per control connection following the event stream, events it missed.
     stream_lost: [u64; ctl_server::CONN_MAX],
-    /// The config running now (a reload compares the file with it).
+    /// The config loaded last (a reload compares the file with it). Its groups are what
+    /// this node runs once no reload is pending; `groups` is what it runs now.
     config: Config,
     /// Per group, new resources a reload waits to give it until it is released here.
     pending: Vec<Option<reload::Pending>>,
@@ -215,7 +213,6 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
     let io = vec![IoCounters::default(); socks.len()];
     let mut d = Daemon {
         node,
-        on_quorum_loss: cfg.on_quorum_loss,
         stopping: false,
         groups: cfg.groups.clone(),
         resources,
@@ -234,7 +231,6 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         stop_waiter: None,
         last_members: 0,
         links,
-        adapters: cfg.adapters.clone(),
         carrier,
         notify: notify::Notifier::from_env(),
         watchdog_at: None,
@@ -488,7 +484,7 @@ impl Daemon {
             );
         }
         let mut lost = 0u64;
-        for (n, list) in self.adapters.iter().enumerate() {
+        for (n, list) in self.config.adapters.iter().enumerate() {
             let all_down = !list.is_empty()
                 && list.iter().all(|a| {
                     self.carrier
@@ -656,7 +652,7 @@ impl Daemon {
                 },
                 Action::Event { at, event } => {
                     if event == crate::core::Event::QuorumLost
-                        && self.on_quorum_loss == QuorumLoss::Stop
+                        && self.config.on_quorum_loss == QuorumLoss::Stop
                     {
                         self.stopping = true;
                     }

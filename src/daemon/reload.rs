@@ -61,7 +61,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 impl Daemon {
-    /// Reloads the config file; returns what was done, or why nothing was.
+    /// Reloads the config file; returns what was done, or why nothing (or not all) was.
     pub(super) fn reload(&mut self, now: Instant) -> Result<String, String> {
         let file = self.config.file.clone();
         let node = self.local_name().to_owned();
@@ -75,7 +75,7 @@ impl Daemon {
             ));
         }
         let old_hash = self.config.spec.config_hash;
-        let mut done = Vec::new();
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
         for g in 0..new.groups.len() {
             let spec = new.spec.groups[g].clone();
             let cfg = new.groups[g].clone();
@@ -83,10 +83,11 @@ impl Daemon {
                 continue;
             }
             let name = cfg.name.clone();
-            let phase = self.node.groups()[g].phase;
-            if phase == Phase::Offline && self.node.respec_group(g, spec.clone()).is_ok() {
-                self.swap_resources(g, cfg)?;
-                done.push(format!("{name}: updated (not held here)"));
+            if self.node.groups()[g].phase == Phase::Offline {
+                match self.swap(g, spec, cfg) {
+                    Ok(()) => done.push(format!("{name}: updated (not held here)")),
+                    Err(e) => failed.push(e),
+                }
             } else {
                 self.pending[g] = Some(Pending { spec, cfg });
                 self.node.hold_off_group(now, g, true);
@@ -99,7 +100,6 @@ impl Daemon {
             self.resources.set_events(&new.events);
             done.push("events: replaced".into());
         }
-        self.on_quorum_loss = new.on_quorum_loss;
         self.node.set_config_hash(new.spec.config_hash);
         let new_hash = new.spec.config_hash;
         self.config = new;
@@ -110,9 +110,12 @@ impl Daemon {
         } else {
             done.join("; ")
         };
-        Ok(format!(
-            "config {old_hash:016x} -> {new_hash:016x}: {summary}"
-        ))
+        let what = format!("config {old_hash:016x} -> {new_hash:016x}: {summary}");
+        if failed.is_empty() {
+            Ok(what)
+        } else {
+            Err(format!("{what}; but {}", failed.join("; ")))
+        }
     }
 
     /// A group went offline here: if a reload waits for that, give it its new resources
@@ -122,12 +125,7 @@ impl Daemon {
             return;
         };
         let name = p.cfg.name.clone();
-        let applied = if self.node.respec_group(g, p.spec).is_err() {
-            Err("it is not offline after its release".to_owned())
-        } else {
-            self.swap_resources(g, p.cfg)
-        };
-        match applied {
+        match self.swap(g, p.spec, p.cfg) {
             Ok(()) => {
                 ::log::info!("reload: group {name} released; acquiring it with its new resources");
             }
@@ -136,16 +134,19 @@ impl Daemon {
         self.node.hold_off_group(now, g, false);
     }
 
-    /// Gives offline group `g` its new resources in the daemon, after the core took its new
-    /// spec; on failure the core gets the old spec back, so both keep the old list.
-    fn swap_resources(&mut self, g: usize, cfg: config::GroupConfig) -> Result<(), String> {
+    /// Gives offline group `g` its new resources, in the core and in the daemon together;
+    /// when either refuses, both keep the old ones.
+    fn swap(&mut self, g: usize, spec: GroupSpec, cfg: config::GroupConfig) -> Result<(), String> {
+        let name = cfg.name.clone();
+        let old = self.node.spec().groups[g].clone();
+        self.node
+            .respec_group(g, spec)
+            .map_err(|_| format!("group {name} is not offline here; it keeps its old resources"))?;
         if let Err(e) = self.resources.set_group(g, cfg.clone()) {
-            let old = self.config.spec.groups[g].clone();
-            let _ = self.node.respec_group(g, old);
-            return Err(format!(
-                "group {}: {e}; it keeps its old resources",
-                cfg.name
-            ));
+            self.node
+                .respec_group(g, old)
+                .expect("invariant: still offline, nothing ran in between");
+            return Err(format!("group {name}: {e}; it keeps its old resources"));
         }
         self.groups[g] = cfg;
         Ok(())
