@@ -8,6 +8,7 @@ use super::operator::Op;
 use super::spec::NodeId;
 use super::time::Instant;
 use crate::wire::frame::FrameError;
+use crate::wire::offer::OfferMode;
 
 /// A state transition the core decided on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,11 +137,99 @@ pub enum Event {
         /// Its config hash.
         theirs: u64,
     },
+    /// A member has every chunk of a configuration offer: check it, then
+    /// [`super::Node::judge_offer`] (DESIGN §7, `core::offer`).
+    OfferReceived {
+        /// The node whose offer it is.
+        origin: NodeId,
+        /// Its offer number.
+        id: u32,
+        /// Verify only, or install.
+        mode: OfferMode,
+    },
+    /// Install the offer now (every member accepted it), then
+    /// [`super::Node::offer_installed`]; `origin` is this node on the origin itself.
+    OfferCommit {
+        /// The node whose offer it is.
+        origin: NodeId,
+        /// Its offer number.
+        id: u32,
+    },
+    /// An offer held here is gone: forget what was staged for it.
+    OfferDropped {
+        /// The node whose offer it was.
+        origin: NodeId,
+        /// Its offer number.
+        id: u32,
+        /// Why.
+        why: OfferDrop,
+    },
+    /// This node's own offer is finished.
+    OfferSettled {
+        /// Its offer number.
+        id: u32,
+        /// How it ended.
+        result: OfferResult,
+    },
+}
+
+/// Why a member let go of an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferDrop {
+    /// The origin aborted it (a member refused).
+    Aborted,
+    /// Chunks stopped arriving, or no commit came in time.
+    Expired,
+    /// The origin sent a newer offer.
+    Superseded,
+    /// The chunks did not add up to the SHA-256 announced.
+    Corrupt,
+    /// The origin went down before committing.
+    OriginDown,
+}
+
+impl OfferDrop {
+    /// Log name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OfferDrop::Aborted => "aborted",
+            OfferDrop::Expired => "expired",
+            OfferDrop::Superseded => "superseded",
+            OfferDrop::Corrupt => "corrupt",
+            OfferDrop::OriginDown => "origin_down",
+        }
+    }
+}
+
+/// How an offer ended at its origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferResult {
+    /// Verify: every target accepted it.
+    Verified,
+    /// A target refused it, answered with another hash, or never answered: nothing was
+    /// installed anywhere.
+    Refused,
+    /// Install: every target installed and reloaded it.
+    Installed,
+    /// Install: committed, but a target failed to install or did not confirm.
+    Failed,
+}
+
+impl OfferResult {
+    /// Log name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OfferResult::Verified => "verified",
+            OfferResult::Refused => "refused",
+            OfferResult::Installed => "installed",
+            OfferResult::Failed => "failed",
+        }
+    }
 }
 
 impl Event {
     /// Every event name, as logged (`event=<name>`) and as `[[event]] on = "<name>"`.
-    pub const NAMES: [&'static str; 23] = [
+    pub const NAMES: [&'static str; 27] = [
         "path_up",
         "path_down",
         "path_one_way",
@@ -162,6 +251,10 @@ impl Event {
         "network_up",
         "network_lost",
         "network_regained",
+        "offer_received",
+        "offer_commit",
+        "offer_dropped",
+        "offer_settled",
         // Reported by the daemon from rtnetlink, not by the core.
         "adapter_down",
         "adapter_up",
@@ -198,6 +291,10 @@ impl Event {
             Event::NetworkUp { .. } => "network_up",
             Event::NetworkLost { .. } => "network_lost",
             Event::NetworkRegained { .. } => "network_regained",
+            Event::OfferReceived { .. } => "offer_received",
+            Event::OfferCommit { .. } => "offer_commit",
+            Event::OfferDropped { .. } => "offer_dropped",
+            Event::OfferSettled { .. } => "offer_settled",
         }
     }
 
@@ -242,11 +339,14 @@ pub enum DropReason {
     /// Bytes that are no frame at all: serial line noise or a half frame (COBS decode
     /// failed), a torn disk slot.
     Garbage,
+    /// A configuration offer this node does not take: the cluster runs without a key
+    /// (offers would be unauthenticated), or it came on a serial or disk path.
+    RefusedOffer,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Short,
         DropReason::Overlong,
         DropReason::BadMagic,
@@ -261,6 +361,7 @@ impl DropReason {
         DropReason::UnsupportedKind,
         DropReason::Replay,
         DropReason::Garbage,
+        DropReason::RefusedOffer,
     ];
 
     /// Counter name in status output.
@@ -280,6 +381,7 @@ impl DropReason {
             DropReason::UnsupportedKind => "unsupported_kind",
             DropReason::Replay => "replay",
             DropReason::Garbage => "garbage",
+            DropReason::RefusedOffer => "refused_offer",
         }
     }
 

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod link;
 pub mod membership;
 pub mod node;
+pub mod offer;
 pub mod operator;
 pub mod placement;
 pub mod spec;

@@ -25,6 +25,7 @@ use super::groups::{
 };
 use super::link::{Link, LinkState, SeqCheck};
 use super::membership::{Membership, View, ViewMsg, ViewMsgKind};
+use super::offer::{OfferPath, Offers, StartError, Verdict};
 use super::operator::{self, Command, CommandState, Pin};
 use super::placement::{NodeSet, Plan};
 use super::spec::{ClusterSpec, GroupSpec, NodeId, PathKind};
@@ -34,6 +35,7 @@ use crate::wire::auth::AuthKey;
 use crate::wire::command::CommandRepr;
 use crate::wire::frame::{FRAME_MAX, Frame, HeaderRepr, Kind};
 use crate::wire::heartbeat::{CompactRepr, Echo, FULL_EVERY, HeartbeatRepr};
+use crate::wire::offer::{OfferId, OfferMode, OfferMsg};
 use crate::wire::state::{self as state_block, StateRepr};
 use crate::wire::view::ViewRepr;
 
@@ -43,6 +45,15 @@ const PAST_INCARNATIONS: usize = 4;
 /// Events buffered between two drains of `poll_action`. One handle call produces at most
 /// two per link plus a few per peer, far below this.
 const EVENT_QUEUE_MAX: usize = 2048;
+
+/// Why this node cannot start a configuration offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferRefusal {
+    /// The cluster runs without a key.
+    NoKey,
+    /// See [`StartError`].
+    Start(StartError),
+}
 
 /// Where a transmit goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,12 +190,13 @@ enum Incarnation {
 }
 
 /// What a valid frame carries.
-enum Body {
+enum Body<'a> {
     Heartbeat(HeartbeatRepr),
     Compact(CompactRepr),
     View(ViewMsgKind, View),
     State(StateRepr),
     Command(Command, Duration, u32),
+    Offer(OfferMsg<'a>),
 }
 
 /// A non-heartbeat frame waiting to go out on every path.
@@ -208,10 +220,10 @@ struct Asked {
 }
 
 /// A frame that passed every stateless check.
-struct Valid {
+struct Valid<'a> {
     peer: usize,
     header: HeaderRepr,
-    body: Body,
+    body: Body<'a>,
 }
 
 /// Membership and group-state frames waiting to go out (bounded; see `push_out`).
@@ -264,6 +276,8 @@ pub struct Node {
     lost: u64,
     /// Something that feeds `lost` changed.
     lost_dirty: bool,
+    /// Configuration offers, as origin and as member.
+    offers: Offers,
 }
 
 impl Node {
@@ -303,7 +317,19 @@ impl Node {
         let two_node = spec.two_node;
         let groups = Groups::new(spec.groups.clone(), now);
         let group_count = spec.groups.len();
+        let offer_paths = spec
+            .paths
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.kind.carries_offers() && p.nodes.contains(local))
+            .map(|(index, p)| OfferPath {
+                index,
+                udp: p.kind == PathKind::Udp,
+                nodes: p.nodes,
+            })
+            .collect();
         Node {
+            offers: Offers::new(local, incarnation, offer_paths),
             spec,
             local,
             local_idx,
@@ -368,7 +394,7 @@ impl Node {
 
     /// Stateless checks in DESIGN §3 order: structure, CRC, cluster, tag, sender, path,
     /// kind, payload.
-    fn validate(&self, path: usize, bytes: &[u8]) -> Result<Valid, DropReason> {
+    fn validate<'a>(&self, path: usize, bytes: &'a [u8]) -> Result<Valid<'a>, DropReason> {
         let frame = Frame::new_checked(bytes, self.key.is_some())?;
         frame.check_crc()?;
         if frame.cluster() != self.spec.cluster_id {
@@ -385,6 +411,18 @@ impl Node {
         }
         if usize::from(frame.path()) != path || !self.spec.paths[path].nodes.contains(sender) {
             return Err(DropReason::WrongPath);
+        }
+        if frame.kind() == Kind::ConfigOffer {
+            // Offers change the config: only authenticated, and only on IP paths.
+            if self.key.is_none() || !self.spec.paths[path].kind.carries_offers() {
+                return Err(DropReason::RefusedOffer);
+            }
+            let msg = OfferMsg::parse(frame.payload_ref()).map_err(|_| DropReason::BadPayload)?;
+            return Ok(Valid {
+                peer,
+                header: frame.header(),
+                body: Body::Offer(msg),
+            });
         }
         let view_kind = match frame.kind() {
             Kind::Heartbeat | Kind::GroupState | Kind::Command => None,
@@ -438,7 +476,7 @@ impl Node {
     }
 
     /// An operator command payload, checked against the config.
-    fn parse_command(&self, payload: &[u8]) -> Result<Body, DropReason> {
+    fn parse_command(&self, payload: &[u8]) -> Result<Body<'static>, DropReason> {
         let r = CommandRepr::parse(payload).map_err(|_| DropReason::BadPayload)?;
         let cmd = Command::from_repr(&r, self.configured, self.spec.groups.len())
             .filter(|_| r.id != 0)
@@ -494,6 +532,18 @@ impl Node {
             Body::Heartbeat(hb) => self.update_report(arrival, v.peer, hb.state),
             Body::Compact(c) => self.renew_report(arrival, v.peer, c.generation),
             Body::State(state) => self.update_report(arrival, v.peer, state),
+            Body::Offer(msg) => {
+                let from = self.peers[v.peer].id;
+                let Node {
+                    offers,
+                    events,
+                    overflows,
+                    ..
+                } = self;
+                offers.receive(now, from, &msg, &mut |e| {
+                    push_event_to(events, overflows, now, e);
+                });
+            }
             Body::Command(cmd, valid, id) => {
                 // Copies arrive on every path, and retransmissions repeat the id.
                 if id > self.peers[v.peer].command_id {
@@ -683,6 +733,13 @@ impl Node {
     /// Decides what silence means at `now`. Call after feeding every pending frame.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.check_pause(now);
+        let Node {
+            offers,
+            events,
+            overflows,
+            ..
+        } = self;
+        offers.on_timer(now, &mut |e| push_event_to(events, overflows, now, e));
         for idx in 0..self.peers.len() {
             if idx != self.local_idx {
                 self.check_peer(now, idx);
@@ -1208,6 +1265,9 @@ impl Node {
         if let Some(a) = self.poll_outbox(now, buf) {
             return Some(a);
         }
+        if let Some(a) = self.poll_offer(now, buf) {
+            return Some(a);
+        }
         self.events
             .pop_front()
             .map(|(at, event)| Action::Event { at, event })
@@ -1290,6 +1350,63 @@ impl Node {
                 len,
             });
         }
+    }
+
+    /// The next configuration-offer frame (`core::offer`), after heartbeats and the
+    /// outbox: an offer never delays a heartbeat or a membership message.
+    fn poll_offer(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
+        let mut payload = [0u8; crate::wire::frame::PAYLOAD_MAX];
+        let send = self.offers.poll(now, &mut payload)?;
+        let header = self.header(Kind::ConfigOffer, send.path, now);
+        let len = header
+            .emit(buf, send.len, self.key.as_ref(), |p| {
+                p.copy_from_slice(&payload[..send.len]);
+            })
+            .expect("invariant: buf holds FRAME_MAX bytes");
+        if send.bump {
+            self.tx[send.path].seq = self.tx[send.path].seq.wrapping_add(1);
+        }
+        Some(Action::Transmit {
+            path: path_id(send.path),
+            dest: send.dest,
+            len,
+        })
+    }
+
+    /// Starts offering `config` (whose config hash is `hash`) to `targets` over the IP
+    /// paths: `heartwire sync` (install) or the cluster-wide `verify`. Refused without a
+    /// cluster key (offers would be unauthenticated). Progress comes out as
+    /// [`Event::OfferCommit`] and [`Event::OfferSettled`]; read answers with
+    /// [`Node::offers`].
+    pub fn start_offer(
+        &mut self,
+        now: Instant,
+        mode: OfferMode,
+        config: &[u8],
+        hash: u64,
+        targets: NodeSet,
+    ) -> Result<u32, OfferRefusal> {
+        if self.key.is_none() {
+            return Err(OfferRefusal::NoKey);
+        }
+        self.offers
+            .start(now, mode, config, hash, targets)
+            .map_err(OfferRefusal::Start)
+    }
+
+    /// The daemon's verdict on the offer handed over by [`Event::OfferReceived`].
+    pub fn judge_offer(&mut self, now: Instant, offer: OfferId, verdict: Verdict) {
+        self.offers.judge(now, offer, verdict);
+    }
+
+    /// The daemon's result of installing the offer of [`Event::OfferCommit`].
+    pub fn offer_installed(&mut self, now: Instant, offer: OfferId, ok: bool, text: &str) {
+        self.offers.installed(now, offer, ok, text);
+    }
+
+    /// Configuration offers, as origin and member.
+    pub fn offers(&self) -> &Offers {
+        &self.offers
     }
 
     /// The header of this node's next frame of `kind` on `path`.
@@ -1485,6 +1602,7 @@ impl Node {
             .filter(|t| *t != Instant::MAX);
         tx.chain(links)
             .chain(grace)
+            .chain(self.offers.next_deadline())
             .chain(self.membership.next_deadline())
             .chain(self.groups.next_deadline())
             .chain(self.command_deadline())
@@ -1498,6 +1616,15 @@ impl Node {
         self.membership_dirty = true;
         self.groups_dirty = true;
         push_event_to(&mut self.events, &mut self.overflows, at, event);
+        if let Event::NodeDown { peer, .. } = event {
+            let Node {
+                offers,
+                events,
+                overflows,
+                ..
+            } = self;
+            offers.node_down(at, peer, &mut |e| push_event_to(events, overflows, at, e));
+        }
     }
 
     /// The cluster description.

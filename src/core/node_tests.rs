@@ -270,6 +270,15 @@ fn each_bad_frame_lands_in_its_counter() {
     assert_eq!(b.handle_frame(now, now, 0, &good), Err(DropReason::Replay));
     // Line noise never reaches the core as a frame: the daemon's deframer counts it.
     b.count_drop(0, DropReason::Garbage);
+    // A configuration offer to a cluster without a key: never taken.
+    let mut unkeyed = Node::new(spec(2), id(2), 2, None, now);
+    let offer = offer_frame(None);
+    assert_eq!(
+        unkeyed.handle_frame(now, now, 0, &offer),
+        Err(DropReason::RefusedOffer)
+    );
+    assert!(unkeyed.offers().offered().is_none());
+    b.count_drop(0, DropReason::RefusedOffer);
     // Every counter can be reached (STYLE §9: no counter that never increments).
     for r in DropReason::ALL {
         assert!(
@@ -277,6 +286,86 @@ fn each_bad_frame_lands_in_its_counter() {
             "{r:?} never counted"
         );
     }
+}
+
+/// A one-chunk configuration offer from node 1 on path 0, signed with `key`.
+fn offer_frame(key: Option<&AuthKey>) -> Vec<u8> {
+    use crate::wire::offer::{OfferId, OfferMode, OfferMsg};
+    let mut payload = [0u8; crate::wire::frame::PAYLOAD_MAX];
+    let n = OfferMsg::Chunk {
+        offer: OfferId {
+            origin: 1,
+            incarnation: 1,
+            id: 1,
+        },
+        mode: OfferMode::Install,
+        total: 3,
+        offset: 0,
+        sha: [0; 32],
+        targets: 0b10,
+        data: b"abc",
+    }
+    .emit(&mut payload);
+    let h = HeaderRepr {
+        kind: Kind::ConfigOffer,
+        cluster: 7,
+        node: 1,
+        path: 0,
+        incarnation: 1,
+        seq: 1,
+        timestamp_ns: 0,
+    };
+    let mut buf = [0u8; FRAME_MAX];
+    let len = h
+        .emit(&mut buf, n, key, |p| p.copy_from_slice(&payload[..n]))
+        .unwrap();
+    buf[..len].to_vec()
+}
+
+#[test]
+fn an_offer_travels_between_nodes_and_installs_on_both() {
+    use crate::core::event::OfferResult;
+    use crate::core::offer::{TargetState, Verdict};
+    use crate::wire::offer::OfferMode;
+    let mut a = node(1, 1, 2);
+    let mut b = node(2, 2, 2);
+    run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
+    let config = vec![b'x'; 2500];
+    let now = Instant::from_nanos(5 * MS);
+    let n = a
+        .start_offer(now, OfferMode::Install, &config, 0xfeed, NodeSet::from_iter([id(2)]))
+        .unwrap();
+    assert_eq!(n, 1);
+    let seen = run(&mut a, &mut b, 5 * MS, 6 * MS, |_, _| true);
+    assert!(seen.iter().any(|(_, e)| matches!(e, Event::OfferReceived { .. })));
+    let (offer, _, bytes) = b.offers().offered().expect("b has it");
+    assert_eq!(bytes, &config[..]);
+    assert_eq!(a.offers().answer(id(2)).state, TargetState::Checking);
+    let verdict = Verdict {
+        accepted: true,
+        hash: 0xfeed,
+        errors: 0,
+        warnings: 1,
+        text: crate::core::offer::Text::new("warning: no key"),
+    };
+    b.judge_offer(Instant::from_nanos(6 * MS), offer, verdict);
+    let seen = run(&mut a, &mut b, 6 * MS, 7 * MS, |_, _| true);
+    assert!(seen.iter().any(|(_, e)| matches!(e, Event::OfferCommit { .. })));
+    b.offer_installed(Instant::from_nanos(7 * MS), offer, true, "");
+    run(&mut a, &mut b, 7 * MS, 8 * MS, |_, _| true);
+    let (_, _, phase, _) = a.offers().own().expect("own offer");
+    assert_eq!(
+        phase,
+        crate::core::offer::Phase::Settled(OfferResult::Installed)
+    );
+    // Heartbeats kept flowing: b never lost a.
+    assert_eq!(b.peers()[0].state, PeerState::Up);
+    // Without a key, no offer starts.
+    let mut unkeyed = Node::new(spec(2), id(1), 3, None, now);
+    assert_eq!(
+        unkeyed.start_offer(now, OfferMode::Verify, b"x", 1, NodeSet::from_iter([id(2)])),
+        Err(crate::core::node::OfferRefusal::NoKey)
+    );
 }
 
 fn good_payload() -> Vec<u8> {

@@ -44,6 +44,12 @@ pub enum PathKind {
 }
 
 impl PathKind {
+    /// Whether configuration offers travel on it (`core::offer`): the IP paths do; a
+    /// serial line is too slow for a config file, and a disk slot holds one frame.
+    pub fn carries_offers(self) -> bool {
+        matches!(self, PathKind::Ether | PathKind::Udp)
+    }
+
     /// The config and status name.
     pub fn name(self) -> &'static str {
         match self {

@@ -241,6 +241,32 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             node_name(node, peer),
             node.spec().config_hash
         ),
+        Event::OfferReceived { origin, id, mode } => format!(
+            "event=offer_received at={at} origin={} offer={id} mode={} (checking it)",
+            node_name(node, origin),
+            mode_name(mode)
+        ),
+        Event::OfferCommit { origin, id } => format!(
+            "event=offer_commit at={at} origin={} offer={id} (every member accepted: installing)",
+            node_name(node, origin)
+        ),
+        Event::OfferDropped { origin, id, why } => format!(
+            "event=offer_dropped at={at} origin={} offer={id} why={} (nothing installed)",
+            node_name(node, origin),
+            why.name()
+        ),
+        Event::OfferSettled { id, result } => format!(
+            "event=offer_settled at={at} offer={id} result={}",
+            result.name()
+        ),
+    }
+}
+
+/// Wire mode of an offer, as logged and reported.
+pub(crate) fn mode_name(mode: crate::wire::offer::OfferMode) -> &'static str {
+    match mode {
+        crate::wire::offer::OfferMode::Verify => "verify",
+        crate::wire::offer::OfferMode::Install => "install",
     }
 }
 

@@ -137,6 +137,14 @@ pub struct Frame<T: AsRef<[u8]>> {
     keyed: bool,
 }
 
+impl<'a> Frame<&'a [u8]> {
+    /// The payload, borrowed for as long as the buffer itself (a message parsed from it
+    /// can outlive this view).
+    pub fn payload_ref(&self) -> &'a [u8] {
+        &self.buffer[field::PAYLOAD..field::PAYLOAD + self.payload_len()]
+    }
+}
+
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Wraps `buffer` without any check. Accessors may panic until [`Self::check_len`]
     /// has succeeded.
