@@ -76,7 +76,8 @@ enum Command {
     Snapshot(SnapshotCommand),
     /// Check a config and this host before use: interfaces, addresses (ARP / DAD probe),
     /// devices, disks, commands, timeouts, and, with the daemon up, that every member runs
-    /// the same config. Exit 0 clean, 1 warnings, 2 errors.
+    /// the same config and finds no error in this file on its own host (the file travels
+    /// to them over the cluster's paths). Exit 0 clean, 1 warnings, 2 errors.
     Verify {
         #[command(flatten)]
         at: NodeArgs,
@@ -86,6 +87,20 @@ enum Command {
         /// Do not probe the segments for the service addresses.
         #[arg(long)]
         no_probe: bool,
+        /// Check this node only; do not ask the members.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Push this node's config to every member over the cluster's authenticated paths:
+    /// each checks it on its own host and stages it; then every node installs it
+    /// atomically and reloads, or, if any member refuses, none does (the reasons are
+    /// printed). Needs a cluster key and every node up. Exit 0 installed, 2 otherwise.
+    Sync {
+        #[command(flatten)]
+        at: NodeArgs,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
     },
     /// Follow this node's event stream live: one line per event with its wall-clock and
     /// monotonic time (node, path, network and adapter up/down, views, quorum, group
@@ -136,6 +151,23 @@ enum Command {
     /// Lab and diagnostics tools (not a stable interface).
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
+    /// A member's check of a configuration offer, started by the daemon: prints one JSON
+    /// verdict line.
+    #[command(hide = true, name = "offer-check")]
+    OfferCheck {
+        /// The staged file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Where it would be installed.
+        #[arg(long)]
+        target: PathBuf,
+        /// This node's name.
+        #[arg(long)]
+        node: String,
+        /// The daemon's control socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// The disk path's I/O process, started by the daemon (stdin/stdout: its socket).
     #[command(hide = true, name = "disk-servant")]
     DiskServant {
@@ -372,11 +404,18 @@ fn main() -> ExitCode {
                 Exit::Usage
             }
         },
-        Command::Verify { at, json, no_probe } => {
+        Command::Verify {
+            at,
+            json,
+            no_probe,
+            local,
+        } => {
             let opts = heartwire::ctl::verify::Options {
                 node: at.node,
                 probe: !no_probe,
                 socket: at.socket,
+                offered: false,
+                members: !local,
             };
             let report = heartwire::ctl::verify::verify(&at.config, &opts);
             if json {
@@ -404,6 +443,20 @@ fn main() -> ExitCode {
             operator(&ctl, |timeout| Request::Stop { takeover, timeout })
         }
         Command::Debug(d) => debug(d),
+        Command::Sync { at, json } => sync(at, json),
+        Command::OfferCheck {
+            file,
+            target,
+            node,
+            socket,
+        } => {
+            let v = heartwire::ctl::offer::check(&file, &target, &node, true, socket.as_deref());
+            println!(
+                "{}",
+                serde_json::to_string(&v).expect("invariant: json serialises")
+            );
+            Exit::Ok
+        }
         Command::DiskServant {
             device,
             cluster,
@@ -422,6 +475,68 @@ fn main() -> ExitCode {
         }
     }
     .into()
+}
+
+/// `heartwire sync`: verify here, then have the daemon offer its config to every member.
+fn sync(at: NodeArgs, json: bool) -> Exit {
+    use heartwire::ctl::verify::{Options, verify};
+    let NodeArgs {
+        config: file,
+        node,
+        socket,
+    } = at;
+    let opts = Options {
+        node,
+        probe: true,
+        socket: socket.clone(),
+        offered: false,
+        members: false,
+    };
+    let local = verify(&file, &opts);
+    if local.exit_code() == 2 {
+        print!("{}", local.render());
+        eprintln!("heartwire: sync refused: verify found errors here; nothing was sent");
+        return Exit::Usage;
+    }
+    let abs = match std::fs::canonicalize(&file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("heartwire: {}: {e}", file.display());
+            return Exit::Usage;
+        }
+    };
+    let socket = socket.unwrap_or_else(|| {
+        config::control_socket(&file)
+            .unwrap_or_else(|_| PathBuf::from(config::CONTROL_SOCKET_DEFAULT))
+    });
+    let request = Request::Sync {
+        file: abs.display().to_string(),
+    };
+    let answer =
+        heartwire::ctl::client::request_waiting(&socket, &request.line(), request.timeout())
+            .and_then(|a| {
+                serde_json::from_str::<heartwire::ctl::offer::OfferReport>(&a)
+                    .map(|r| (a, r))
+                    .map_err(|e| format!("unreadable answer: {e}"))
+            });
+    match answer {
+        Ok((raw, report)) => {
+            if json {
+                println!("{raw}");
+            } else {
+                print!("{}", report.render());
+            }
+            if report.result == "installed" {
+                Exit::Ok
+            } else {
+                Exit::Usage
+            }
+        }
+        Err(e) => {
+            eprintln!("heartwire: sync: {e}");
+            Exit::Usage
+        }
+    }
 }
 
 /// How `run` starts: attached or detached, with which pid file and syslog socket.
@@ -641,6 +756,8 @@ fn snapshot(cmd: SnapshotCommand) -> Exit {
                 node: at.node,
                 probe: false,
                 socket: at.socket,
+                offered: false,
+                members: false,
             };
             let snap = match snapshot::save(&at.config, &opts) {
                 Ok(s) => s,
@@ -696,6 +813,8 @@ fn snapshot(cmd: SnapshotCommand) -> Exit {
                 node,
                 probe: !no_probe,
                 socket: socket.clone(),
+                offered: false,
+                members: false,
             };
             let report = snapshot::check_apply(&snap, &target, &opts);
             print!("{}", report.render());

@@ -941,3 +941,136 @@ fn snapshot_round_trip_diff_and_apply() {
         installed
     );
 }
+
+/// `heartwire sync -c FILE` on node `i` (in its namespace, against its own socket).
+fn sync(lab: &Lab, i: usize, file: &std::path::Path) -> (i32, serde_json::Value, String) {
+    let socket = lab.socket(i).display().to_string();
+    let args = [
+        "sync",
+        "--json",
+        "-c",
+        file.to_str().unwrap(),
+        "--node",
+        &lab.names[i],
+        "--socket",
+        &socket,
+    ];
+    let out = lab.run_in(&lab.ns(i), &args, "");
+    let text = said(&out);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), v, text)
+}
+
+/// Sync over a three-node cluster, each node with its own config directory: a change a
+/// reload can apply lands on every node (identical files, one hash everywhere, the group
+/// follows); a member whose own check fails refuses, and then nothing is installed
+/// anywhere and every daemon keeps running; `verify` asks every member and reports that
+/// member's finding; a change that needs a restart is refused before anything is sent.
+#[test]
+fn sync_lands_everywhere_or_nowhere() {
+    let cfg = LabConfig {
+        extra: ip_group("web", "\"a\", \"b\", \"c\""),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("sy", 3, &cfg);
+    let files: Vec<std::path::PathBuf> = (0..3).map(|i| lab.own_config(i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        lab.start_with(i, f);
+    }
+    lab.wait_all_up();
+    lab.wait_group(0, "web", "online", Duration::from_secs(10));
+    let base = std::fs::read_to_string(&files[0]).unwrap();
+    let hash_before = lab.status(0).unwrap().config_hash;
+
+    // 1. A reloadable change, made on a, pushed to b and c.
+    let moved = base.replace(SERVICE_IP, "10.200.1.51");
+    std::fs::write(&files[0], &moved).unwrap();
+    let (code, v, text) = sync(&lab, 0, &files[0]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(v["result"], "installed", "{v}");
+    eprintln!(
+        "sync to two members: installed everywhere in {} µs",
+        v["elapsed_us"]
+    );
+    for f in &files[1..] {
+        assert_eq!(
+            std::fs::read_to_string(f).unwrap(),
+            moved,
+            "{}",
+            f.display()
+        );
+    }
+    for m in v["members"].as_array().unwrap() {
+        assert_eq!(m["installed"], true, "{m}");
+    }
+    let hashes: BTreeSet<String> = (0..3).map(|i| lab.status(i).unwrap().config_hash).collect();
+    assert_eq!(hashes.len(), 1, "one config everywhere: {hashes:?}");
+    assert_ne!(hashes.first().unwrap(), &hash_before);
+    lab.wait_for(Duration::from_secs(5), "web on its new address", |lab| {
+        lab.addresses(0, "eth1").contains("10.200.1.51")
+    });
+    let staged: Vec<_> = files
+        .iter()
+        .flat_map(|f| std::fs::read_dir(f.parent().unwrap()).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".offer-"))
+        .collect();
+    assert!(staged.is_empty(), "no staging file left: {staged:?}");
+
+    // 2. Node c's eth2 is down: its own check fails, so nothing lands anywhere.
+    lab.set_link(2, 2, false);
+    let again = moved.replace("10.200.1.51", "10.200.1.52");
+    std::fs::write(&files[0], &again).unwrap();
+    let (code, v, text) = sync(&lab, 0, &files[0]);
+    assert_eq!(code, 2, "{text}");
+    assert_eq!(v["result"], "refused", "{v}");
+    let c = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["node"] == "c")
+        .unwrap();
+    assert_eq!(c["accepted"], false, "{c}");
+    assert!(
+        c["findings"]
+            .as_str()
+            .unwrap()
+            .contains("interface eth2 is down"),
+        "{c}"
+    );
+    for f in &files[1..] {
+        assert_eq!(
+            std::fs::read_to_string(f).unwrap(),
+            moved,
+            "unchanged: {}",
+            f.display()
+        );
+    }
+    for i in 0..3 {
+        assert!(lab.alive(i), "node {i} keeps running");
+        assert_eq!(&lab.status(i).unwrap().config_hash, hashes.first().unwrap());
+    }
+    assert!(
+        lab.addresses(0, "eth1").contains("10.200.1.51"),
+        "web untouched"
+    );
+
+    // 3. verify on a asks every member: c's finding comes back under its name.
+    let (code, report) = verify(&lab, 0, &files[0], &["--no-probe"]);
+    assert_eq!(code, 2, "{report}");
+    let f = finding(&report, "interface eth2 is down").expect("c's finding");
+    assert!(f["at"].as_str().unwrap().starts_with("node c: "), "{f}");
+    assert!(report["facts"]["cluster.member.b"].is_string(), "{report}");
+    lab.set_link(2, 2, true);
+
+    // 4. A change only a restart can apply is refused before anything is sent.
+    let timing = again.replacen("timeout = \"200ms\"", "timeout = \"300ms\"", 1);
+    assert_ne!(timing, again);
+    std::fs::write(&files[0], &timing).unwrap();
+    let (code, _, text) = sync(&lab, 0, &files[0]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("needs a restart"), "{text}");
+    for f in &files[1..] {
+        assert_eq!(std::fs::read_to_string(f).unwrap(), moved);
+    }
+}

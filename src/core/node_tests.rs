@@ -333,11 +333,20 @@ fn an_offer_travels_between_nodes_and_installs_on_both() {
     let config = vec![b'x'; 2500];
     let now = Instant::from_nanos(5 * MS);
     let n = a
-        .start_offer(now, OfferMode::Install, &config, 0xfeed, NodeSet::from_iter([id(2)]))
+        .start_offer(
+            now,
+            OfferMode::Install,
+            &config,
+            0xfeed,
+            NodeSet::from_iter([id(2)]),
+        )
         .unwrap();
     assert_eq!(n, 1);
     let seen = run(&mut a, &mut b, 5 * MS, 6 * MS, |_, _| true);
-    assert!(seen.iter().any(|(_, e)| matches!(e, Event::OfferReceived { .. })));
+    assert!(
+        seen.iter()
+            .any(|(_, e)| matches!(e, Event::OfferReceived { .. }))
+    );
     let (offer, _, bytes) = b.offers().offered().expect("b has it");
     assert_eq!(bytes, &config[..]);
     assert_eq!(a.offers().answer(id(2)).state, TargetState::Checking);
@@ -350,7 +359,10 @@ fn an_offer_travels_between_nodes_and_installs_on_both() {
     };
     b.judge_offer(Instant::from_nanos(6 * MS), offer, verdict);
     let seen = run(&mut a, &mut b, 6 * MS, 7 * MS, |_, _| true);
-    assert!(seen.iter().any(|(_, e)| matches!(e, Event::OfferCommit { .. })));
+    assert!(
+        seen.iter()
+            .any(|(_, e)| matches!(e, Event::OfferCommit { .. }))
+    );
     b.offer_installed(Instant::from_nanos(7 * MS), offer, true, "");
     run(&mut a, &mut b, 7 * MS, 8 * MS, |_, _| true);
     let (_, _, phase, _) = a.offers().own().expect("own offer");

@@ -352,10 +352,12 @@ impl Offers {
         hash: u64,
         targets: NodeSet,
     ) -> Result<u32, StartError> {
+        // A refused offer may still be repeating its abort: a new offer replaces it (the
+        // members drop an origin's older offer when a newer one arrives).
         if self
             .out
             .as_ref()
-            .is_some_and(|o| !matches!(o.phase, Phase::Settled(_)) || o.aborts_left > 0)
+            .is_some_and(|o| !matches!(o.phase, Phase::Settled(_)))
         {
             return Err(StartError::Busy);
         }
@@ -420,10 +422,11 @@ impl Offers {
             OfferMsg::Commit { offer, sha } if offer.origin == from.get() => {
                 self.commit(now, offer, sha, events);
             }
-            OfferMsg::Abort { offer } if offer.origin == from.get() => {
-                if self.inc.as_ref().is_some_and(|i| i.offer == offer) {
-                    self.drop_incoming(OfferDrop::Aborted, events);
-                }
+            OfferMsg::Abort { offer }
+                if offer.origin == from.get()
+                    && self.inc.as_ref().is_some_and(|i| i.offer == offer) =>
+            {
+                self.drop_incoming(OfferDrop::Aborted, events);
             }
             // Answers to this node's offer.
             OfferMsg::Checking { offer, to } if to == me => {
@@ -460,7 +463,12 @@ impl Offers {
                     self.advance(now, events);
                 }
             }
-            OfferMsg::Done { offer, to, ok, text } if to == me => {
+            OfferMsg::Done {
+                offer,
+                to,
+                ok,
+                text,
+            } if to == me => {
                 let committing = self.phase() == Some(Phase::Committing);
                 let Some(a) = self.answer_for(offer, from) else {
                     return;
@@ -515,11 +523,14 @@ impl Offers {
                         "busy: this node holds offer {id} of node id {held}; try again once it is settled"
                     ),
                 );
-                self.side_answer(now, Side {
-                    offer,
-                    done: false,
-                    text,
-                });
+                self.side_answer(
+                    now,
+                    Side {
+                        offer,
+                        done: false,
+                        text,
+                    },
+                );
                 return;
             } else {
                 // The same origin moved on (a newer offer, or it restarted), or the
@@ -591,7 +602,8 @@ impl Offers {
             }
         };
         let Some(inc) = self.inc.as_mut().filter(|i| i.offer == offer) else {
-            let side = refuse(b"no such offer staged here (expired or superseded): nothing installed");
+            let side =
+                refuse(b"no such offer staged here (expired or superseded): nothing installed");
             self.side_answer(now, side);
             return;
         };
@@ -610,7 +622,8 @@ impl Offers {
             }
             Stage::Done | Stage::Installing => self.repeat_reply(now),
             _ => {
-                let side = refuse(b"commit for an offer this node did not accept: nothing installed");
+                let side =
+                    refuse(b"commit for an offer this node did not accept: nothing installed");
                 self.side_answer(now, side);
             }
         }
@@ -749,7 +762,10 @@ impl Offers {
                 .iter()
                 .all(|t| f(&answers[usize::from(t.get() - 1)]))
         };
-        if o.targets.iter().any(|t| awaited(o.phase, &answers[usize::from(t.get() - 1)])) {
+        if o.targets
+            .iter()
+            .any(|t| awaited(o.phase, &answers[usize::from(t.get() - 1)]))
+        {
             return;
         }
         let next = match o.phase {
@@ -794,7 +810,8 @@ impl Offers {
     fn drop_incoming(&mut self, why: OfferDrop, events: &mut dyn FnMut(Event)) {
         if let Some(inc) = self.inc.take() {
             // A superseded offer that was settled here has nothing left to clean up.
-            if why != OfferDrop::Superseded || matches!(inc.stage, Stage::Checking | Stage::Judged) {
+            if why != OfferDrop::Superseded || matches!(inc.stage, Stage::Checking | Stage::Judged)
+            {
                 events(Event::OfferDropped {
                     origin: NodeId::new(inc.offer.origin).expect("invariant: origin checked"),
                     id: inc.offer.id,
@@ -1031,7 +1048,11 @@ fn round(msg: Msg, targets: NodeSet) -> Round {
 /// Bits 0..n-1 for an offer of `total` bytes.
 fn chunk_bits(total: usize) -> u128 {
     let n = total.div_ceil(CHUNK_MAX);
-    if n >= 128 { u128::MAX } else { (1u128 << n) - 1 }
+    if n >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
+    }
 }
 
 /// The next (path, destination) of the current message of `r`: one multicast per

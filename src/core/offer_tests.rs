@@ -123,7 +123,9 @@ impl Net {
 }
 
 fn config(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8).collect()
+    (0..len)
+        .map(|i| u8::try_from(i % 251).expect("below 251"))
+        .collect()
 }
 
 fn both() -> NodeSet {
@@ -151,16 +153,33 @@ fn install_reaches_every_member_then_commits() {
                 mode: OfferMode::Install
             }]
         );
-        assert_eq!(net.nodes[0].answer(id(u8::try_from(m + 1).expect("small"))).state, TargetState::Checking);
+        assert_eq!(
+            net.nodes[0]
+                .answer(id(u8::try_from(m + 1).expect("small")))
+                .state,
+            TargetState::Checking
+        );
     }
     net.judge(1, t(5), true, HASH, "");
     net.pump(t(5));
     assert!(net.take(0).is_empty(), "one verdict is not enough");
     net.judge(2, t(6), true, HASH, "1 warning");
     net.pump(t(6));
-    assert_eq!(net.take(0), vec![Event::OfferCommit { origin: id(1), id: 1 }]);
+    assert_eq!(
+        net.take(0),
+        vec![Event::OfferCommit {
+            origin: id(1),
+            id: 1
+        }]
+    );
     for m in [1, 2] {
-        assert_eq!(net.take(m), vec![Event::OfferCommit { origin: id(1), id: 1 }]);
+        assert_eq!(
+            net.take(m),
+            vec![Event::OfferCommit {
+                origin: id(1),
+                id: 1
+            }]
+        );
         net.install(m, t(7), true);
     }
     net.pump(t(7));
@@ -171,7 +190,10 @@ fn install_reaches_every_member_then_commits() {
             result: OfferResult::Installed
         }]
     );
-    assert_eq!(net.nodes[0].answer(id(3)).verdict.expect("in").text.lossy(), "1 warning");
+    assert_eq!(
+        net.nodes[0].answer(id(3)).verdict.expect("in").text.lossy(),
+        "1 warning"
+    );
     assert!(net.nodes[0].next_deadline().is_none(), "settled: no timers");
 }
 
@@ -250,7 +272,8 @@ fn verify_only_never_commits() {
     for m in [1, 2] {
         let ev = net.take(m);
         assert!(
-            !ev.iter().any(|e| matches!(e, Event::OfferCommit { .. } | Event::OfferDropped { .. })),
+            !ev.iter()
+                .any(|e| matches!(e, Event::OfferCommit { .. } | Event::OfferDropped { .. })),
             "{ev:?}"
         );
     }
@@ -265,11 +288,20 @@ fn lost_frames_are_repeated_until_answered() {
         .expect("starts");
     net.run(0, 2000);
     for m in [1, 2] {
-        assert!(net.nodes[m].offered().is_some(), "member {m} got every chunk");
+        assert!(
+            net.nodes[m].offered().is_some(),
+            "member {m} got every chunk"
+        );
         net.judge(m, t(2000), true, HASH, "");
     }
     net.run(2000, 4000);
-    assert_eq!(net.take(0), vec![Event::OfferCommit { origin: id(1), id: 1 }]);
+    assert_eq!(
+        net.take(0),
+        vec![Event::OfferCommit {
+            origin: id(1),
+            id: 1
+        }]
+    );
     for m in [1, 2] {
         net.install(m, t(4000), true);
     }
@@ -293,7 +325,7 @@ fn a_silent_member_refuses_by_timeout_and_a_down_one_at_once() {
     net.judge(1, t(1), true, HASH, "");
     net.pump(t(1));
     // Node 3 checks forever: the origin gives up at the verdict deadline.
-    let deadline = VERDICT_TIMEOUT.as_millis() as u64;
+    let deadline = u64::try_from(VERDICT_TIMEOUT.as_millis()).expect("fits");
     net.run(2, deadline - 1);
     assert!(net.take(0).is_empty());
     net.run(deadline, deadline);
@@ -339,7 +371,13 @@ fn a_second_origin_is_refused_while_an_offer_is_held() {
     net.take(2);
     // Node 2 offers to node 3.
     net.nodes[1]
-        .start(t(2), OfferMode::Install, &config(20), HASH, NodeSet::from_iter([id(3)]))
+        .start(
+            t(2),
+            OfferMode::Install,
+            &config(20),
+            HASH,
+            NodeSet::from_iter([id(3)]),
+        )
         .expect("starts");
     net.pump(t(2));
     assert_eq!(
@@ -356,14 +394,26 @@ fn a_second_origin_is_refused_while_an_offer_is_held() {
     assert!(net.take(2).is_empty());
     net.judge(1, t(3), true, HASH, "");
     net.pump(t(3));
-    assert_eq!(net.take(2), vec![Event::OfferCommit { origin: id(1), id: 1 }]);
+    assert_eq!(
+        net.take(2),
+        vec![Event::OfferCommit {
+            origin: id(1),
+            id: 1
+        }]
+    );
 }
 
 #[test]
 fn an_unknown_commit_gets_a_failed_done() {
     let mut net = Net::new(|_, _, _| false);
     net.nodes[0]
-        .start(t(0), OfferMode::Install, &config(10), HASH, NodeSet::from_iter([id(2)]))
+        .start(
+            t(0),
+            OfferMode::Install,
+            &config(10),
+            HASH,
+            NodeSet::from_iter([id(2)]),
+        )
         .expect("starts");
     net.pump(t(0));
     net.judge(1, t(1), true, HASH, "");
@@ -371,7 +421,13 @@ fn an_unknown_commit_gets_a_failed_done() {
     // expired) before the commit is repeated.
     net.lose = Box::new(|from, _, _| from == 0);
     net.pump(t(1));
-    assert_eq!(net.take(0), vec![Event::OfferCommit { origin: id(1), id: 1 }]);
+    assert_eq!(
+        net.take(0),
+        vec![Event::OfferCommit {
+            origin: id(1),
+            id: 1
+        }]
+    );
     let expired = t(1).saturating_add(STAGE_TTL);
     let ev = &mut net.events[1];
     net.nodes[1].on_timer(expired, &mut |e| ev.push(e));
@@ -404,7 +460,10 @@ fn big_offers_go_out_in_paced_bursts() {
         n += 1;
     }
     assert_eq!(n, BURST, "one burst, then a pause");
-    assert_eq!(net.nodes[0].next_deadline(), Some(t(0).saturating_add(PACE)));
+    assert_eq!(
+        net.nodes[0].next_deadline(),
+        Some(t(0).saturating_add(PACE))
+    );
     // The first burst was taken above, not delivered: the repeat brings it.
     net.run(1, 600);
     for m in [1, 2] {
@@ -421,15 +480,33 @@ fn refusals_to_start() {
         Err(StartError::Size)
     );
     assert_eq!(
-        o.start(t(0), OfferMode::Install, &config(CONFIG_MAX + 1), HASH, both()),
+        o.start(
+            t(0),
+            OfferMode::Install,
+            &config(CONFIG_MAX + 1),
+            HASH,
+            both()
+        ),
         Err(StartError::Size)
     );
     assert_eq!(
-        o.start(t(0), OfferMode::Install, &config(1), HASH, NodeSet::default()),
+        o.start(
+            t(0),
+            OfferMode::Install,
+            &config(1),
+            HASH,
+            NodeSet::default()
+        ),
         Err(StartError::NoTargets)
     );
     assert_eq!(
-        o.start(t(0), OfferMode::Install, &config(1), HASH, NodeSet::from_iter([id(9)])),
+        o.start(
+            t(0),
+            OfferMode::Install,
+            &config(1),
+            HASH,
+            NodeSet::from_iter([id(9)])
+        ),
         Err(StartError::Unreachable(id(9)))
     );
     o.start(t(0), OfferMode::Install, &config(1), HASH, both())
@@ -464,6 +541,12 @@ fn a_newer_offer_from_the_same_origin_supersedes_the_held_one() {
             why: OfferDrop::Superseded
         }
     );
-    assert!(matches!(ev[1], Event::OfferReceived { mode: OfferMode::Install, .. }));
+    assert!(matches!(
+        ev[1],
+        Event::OfferReceived {
+            mode: OfferMode::Install,
+            ..
+        }
+    ));
     assert_eq!(net.nodes[1].offered().expect("new").2.len(), 20);
 }

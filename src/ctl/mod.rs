@@ -4,7 +4,9 @@
 //! SO_PEERCRED and serves only root or its own user), writes one request line, and reads
 //! one JSON document until EOF. Requests (see [`request`]): `status`, `reload`, `events`
 //! (a stream of JSON lines, see [`events`]), and the operator commands `move`, `online`,
-//! `offline`, `stop`, answered when they are done, expired or refused. A refused or
+//! `offline`, `stop`, answered when they are done, expired or refused, and the
+//! configuration offers `sync` and `verify-cluster` (see [`offer`]), answered when every
+//! member answered or the offer's deadline passed. A refused or
 //! unknown request gets `{"error": "..."}`. The daemon side lives in
 //! `daemon::ctl_server`; the report type and its text rendering live here so
 //! `status --json` and the table show the same data. The operator's offline tools live
@@ -15,6 +17,7 @@ pub mod debug;
 pub mod events;
 mod host;
 pub mod init;
+pub mod offer;
 pub mod request;
 pub mod snapshot;
 pub mod status;

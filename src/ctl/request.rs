@@ -8,7 +8,13 @@
 //! online GROUP... [timeout_ms=N]
 //! offline GROUP... [timeout_ms=N]
 //! stop [takeover] [timeout_ms=N]
+//! sync FILE
+//! verify-cluster FILE
 //! ```
+//!
+//! `FILE` (an absolute path, the rest of the line) is the config the operator checked:
+//! `sync` pushes it only if it is the file the daemon runs; `verify-cluster` has every
+//! member that is up check it (DESIGN §7, `core::offer`).
 //!
 //! Names are config names (no spaces). The daemon answers `status` at once; an operator
 //! command when it is done, expired, or refused.
@@ -51,6 +57,16 @@ pub enum Request {
         /// How long to wait.
         timeout: Duration,
     },
+    /// Push the daemon's config file to every member (two-phase: all or none).
+    Sync {
+        /// The file the operator verified (must be the daemon's own).
+        file: String,
+    },
+    /// Have every member that is up check a config file.
+    VerifyCluster {
+        /// The file.
+        file: String,
+    },
     /// Take groups offline everywhere.
     Offline {
         /// Group names.
@@ -71,6 +87,24 @@ pub enum Request {
 impl Request {
     /// Parses a request line; the error says what is wrong and what is accepted.
     pub fn parse(line: &str) -> Result<Request, String> {
+        let trimmed = line.trim();
+        for (verb, make) in [
+            (
+                "sync",
+                (|file| Request::Sync { file }) as fn(String) -> Request,
+            ),
+            ("verify-cluster", |file| Request::VerifyCluster { file }),
+        ] {
+            if let Some(rest) = trimmed.strip_prefix(verb) {
+                let file = rest.trim();
+                if rest.starts_with(char::is_whitespace) && file.starts_with('/') {
+                    return Ok(make(file.to_owned()));
+                }
+                if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                    return Err(format!("`{verb}` needs the config file's absolute path"));
+                }
+            }
+        }
         let mut words: Vec<&str> = line.split_whitespace().collect();
         let mut timeout = COMMAND_TIMEOUT_DEFAULT;
         if let Some(last) = words.last().and_then(|w| w.strip_prefix("timeout_ms=")) {
@@ -116,7 +150,8 @@ impl Request {
                 let shown: String = line.chars().take(64).collect();
                 Err(format!(
                     "unknown request `{shown}`; known: status, events, reload, move GROUP NODE, online GROUP..., \
-                     offline GROUP..., stop [takeover] (each command may end in timeout_ms=N)"
+                     offline GROUP..., stop [takeover] (each command may end in timeout_ms=N), \
+                     sync FILE, verify-cluster FILE"
                 ))
             }
         }
@@ -129,6 +164,8 @@ impl Request {
             Request::Status => "status".into(),
             Request::Events => "events".into(),
             Request::Reload => "reload".into(),
+            Request::Sync { file } => format!("sync {file}"),
+            Request::VerifyCluster { file } => format!("verify-cluster {file}"),
             Request::Move {
                 group,
                 node,
@@ -154,6 +191,10 @@ impl Request {
     pub fn timeout(&self) -> Duration {
         match self {
             Request::Status | Request::Events | Request::Reload => Duration::ZERO,
+            // The daemon answers when the offer is settled; its own deadlines bound it.
+            Request::Sync { .. } | Request::VerifyCluster { .. } => {
+                crate::core::offer::VERDICT_TIMEOUT + crate::core::offer::COMMIT_TIMEOUT
+            }
             Request::Move { timeout, .. }
             | Request::Online { timeout, .. }
             | Request::Offline { timeout, .. }
@@ -234,6 +275,12 @@ mod tests {
                 takeover: true,
                 timeout: Duration::from_secs(10),
             },
+            Request::Sync {
+                file: "/etc/heartwire/my cluster.toml".into(),
+            },
+            Request::VerifyCluster {
+                file: "/tmp/x.toml".into(),
+            },
         ] {
             assert_eq!(Request::parse(&r.line()), Ok(r.clone()), "{}", r.line());
         }
@@ -249,6 +296,13 @@ mod tests {
                 "known: status, events, reload, move GROUP NODE",
             ),
             ("stop takeover timeout_ms=0", "out of range"),
+            ("sync", "needs the config file's absolute path"),
+            (
+                "sync relative.toml",
+                "needs the config file's absolute path",
+            ),
+            ("verify-cluster", "needs the config file's absolute path"),
+            ("synchronise", "unknown request"),
             ("offline web timeout_ms=soon", "not a number"),
         ] {
             let e = Request::parse(bad).unwrap_err();

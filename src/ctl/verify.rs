@@ -16,7 +16,10 @@
 //! - the commands of applications and events exist and are executable;
 //! - timeouts leave room for three heartbeats; two nodes without a non-IP path; no key;
 //! - with the daemon up: it runs this config, and every member runs the same (the hash
-//!   every heartbeat carries).
+//!   every heartbeat carries);
+//! - with the daemon up and a cluster key: every member that is up runs these checks on
+//!   the file for itself (the file travels as a configuration offer, `ctl::offer`); its
+//!   findings are reported as `node NAME: file:line`.
 //!
 //! Alongside the findings, `facts` records what was looked at (interfaces, devices,
 //! addresses, kernel) for `snapshot`.
@@ -141,6 +144,11 @@ pub struct Options {
     pub probe: bool,
     /// The daemon's control socket (`None`: the config's).
     pub socket: Option<PathBuf>,
+    /// The file is an offer from another node (`ctl::offer::check`): it is not compared
+    /// with the config the cluster runs, which it is meant to replace.
+    pub offered: bool,
+    /// Have every member that is up check the file too (needs the daemon and a key).
+    pub members: bool,
 }
 
 /// Verifies `file` on this host.
@@ -217,7 +225,89 @@ fn verify_text(file: &Path, text: &str, opts: &Options, r: &mut VerifyReport) {
     check_addresses(&cfg, &loc, &host, daemon.as_ref(), opts.probe, r);
     check_commands(&cfg, &loc, r);
     check_design(&cfg, &loc, r);
-    check_cluster(&cfg, daemon.as_ref(), r);
+    if !opts.offered {
+        check_cluster(&cfg, daemon.as_ref(), r);
+    }
+    if opts.members && daemon.is_some() {
+        check_members(file, &cfg, opts, r);
+    }
+}
+
+/// Longest a member check may take: the offer's own deadline, plus the CLI's margin.
+const MEMBERS_WAIT: Duration = crate::core::offer::VERDICT_TIMEOUT;
+
+/// Sends the file to every member that is up and reports what each found.
+fn check_members(file: &Path, cfg: &Config, opts: &Options, r: &mut VerifyReport) {
+    let socket = opts
+        .socket
+        .clone()
+        .unwrap_or_else(|| cfg.control_socket.clone());
+    let abs = match std::fs::canonicalize(file) {
+        Ok(p) => p,
+        Err(e) => {
+            r.add(
+                Severity::Warning,
+                "cluster".into(),
+                format!("members not asked: cannot resolve {}: {e}", file.display()),
+                "give the config with an absolute path",
+            );
+            return;
+        }
+    };
+    let line = format!("verify-cluster {}", abs.display());
+    let answer = super::client::request_waiting(&socket, &line, MEMBERS_WAIT).and_then(|a| {
+        serde_json::from_str::<super::offer::OfferReport>(&a)
+            .map_err(|e| format!("unreadable answer: {e}"))
+    });
+    let report = match answer {
+        Ok(rep) => rep,
+        Err(e) => {
+            r.add(
+                Severity::Warning,
+                "cluster".into(),
+                format!("the members did not check this file: {e}"),
+                "see the reason; every member can still run heartwire verify itself",
+            );
+            return;
+        }
+    };
+    for m in &report.members {
+        r.facts.insert(
+            format!("cluster.member.{}", m.node),
+            format!(
+                "{}: {} errors, {} warnings, config {}",
+                m.state,
+                m.errors,
+                m.warnings,
+                m.config_hash.as_deref().unwrap_or("-")
+            ),
+        );
+        if m.accepted.is_none() {
+            r.add(
+                Severity::Warning,
+                format!("node {}", m.node),
+                format!("node {} did not answer the check ({})", m.node, m.state),
+                format!("run heartwire verify on {}", m.node),
+            );
+            continue;
+        }
+        r.findings
+            .extend(super::offer::decode(&m.node, &m.findings));
+        if m.config_hash.is_some() && m.config_hash.as_deref() != Some(report.config_hash.as_str())
+        {
+            r.add(
+                Severity::Error,
+                format!("node {}", m.node),
+                format!(
+                    "node {} computes config hash {} for this file, this node {}",
+                    m.node,
+                    m.config_hash.as_deref().unwrap_or("-"),
+                    report.config_hash
+                ),
+                "run the same heartwire version on every node",
+            );
+        }
+    }
 }
 
 /// Checks interface `name` (named at `at`, used by `user`): exists, up, carrier.

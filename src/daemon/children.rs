@@ -1,12 +1,14 @@
-//! Child processes: application start/stop/monitor commands (DESIGN §2, §6).
+//! Child processes: application start/stop/monitor commands (DESIGN §2, §6), and the
+//! check of a configuration offer (DESIGN §7).
 //!
-//! Each child runs `/bin/sh -c COMMAND` in its own process group with stdin from
-//! /dev/null and stdout+stderr into one pipe. The loop polls the pipe (lines go to the
+//! Each child runs `/bin/sh -c COMMAND` (or a program with its arguments) in its own
+//! process group with stdin from /dev/null and stdout+stderr into one pipe. The loop polls the pipe (lines go to the
 //! log) and a pidfd (readable once the child exited; reaped then with a non-blocking
 //! wait). A child past its timeout has its whole process group killed with SIGKILL and
 //! counts as failed. Spawning is the only wait: `Command::spawn` returns once the child
 //! has exec'd (microseconds), never on the command itself.
 
+use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -26,6 +28,9 @@ pub(crate) const CHILDREN_MAX: usize = 64;
 
 /// Longest output line logged (longer lines are cut).
 const LINE_MAX: usize = 512;
+
+/// Most output kept of a child whose output is wanted (`Job::keep_output`).
+const KEPT_MAX: usize = 64 * 1024;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,16 +60,38 @@ impl core::fmt::Display for Exit {
     }
 }
 
+/// How to start a child.
+pub(crate) enum Run<'a> {
+    /// `/bin/sh -c` this.
+    Shell(&'a str),
+    /// This program with these arguments (no shell).
+    Exec(&'a [OsString]),
+}
+
 /// What to run.
 pub(crate) struct Job<'a> {
-    /// Shell command.
-    pub(crate) command: &'a str,
+    /// The command.
+    pub(crate) run: Run<'a>,
     /// Extra environment.
     pub(crate) env: &'a [(&'a str, String)],
     /// Limit.
     pub(crate) timeout: Duration,
     /// Name in the log.
     pub(crate) label: String,
+    /// Keep stdout and stderr (up to 64 KiB) for the caller instead of logging them.
+    pub(crate) keep_output: bool,
+}
+
+/// A child that exited.
+pub(crate) struct Finished<P> {
+    /// What it was for.
+    pub(crate) purpose: P,
+    /// Its name in the log.
+    pub(crate) label: String,
+    /// How it ended.
+    pub(crate) exit: Exit,
+    /// Its output, when kept.
+    pub(crate) output: Vec<u8>,
 }
 
 struct Running<P> {
@@ -76,11 +103,14 @@ struct Running<P> {
     deadline: Instant,
     timed_out: bool,
     line: Vec<u8>,
+    kept: Option<Vec<u8>>,
 }
 
 /// The running children; `P` says what each one is for.
 pub(crate) struct Children<P> {
     slots: Vec<Option<Running<P>>>,
+    /// Token of slot 0's pidfd.
+    base: usize,
 }
 
 impl<P> core::fmt::Debug for Children<P> {
@@ -91,10 +121,22 @@ impl<P> core::fmt::Debug for Children<P> {
 }
 
 impl<P: Copy> Children<P> {
+    /// Room for [`CHILDREN_MAX`] children, tokens from [`CHILD_BASE`].
     pub(crate) fn new() -> Children<P> {
+        Children::with_tokens(CHILD_BASE, CHILDREN_MAX)
+    }
+
+    /// Room for `slots` children whose tokens start at `base` (two per slot).
+    pub(crate) fn with_tokens(base: usize, slots: usize) -> Children<P> {
         Children {
-            slots: (0..CHILDREN_MAX).map(|_| None).collect(),
+            slots: (0..slots).map(|_| None).collect(),
+            base,
         }
+    }
+
+    /// Whether `token` belongs to one of these children.
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        (self.base..self.base + 2 * self.slots.len()).contains(&token.0)
     }
 
     /// Starts `job` for `purpose`.
@@ -106,23 +148,36 @@ impl<P: Copy> Children<P> {
         purpose: P,
     ) -> io::Result<()> {
         let Job {
-            command,
+            run,
             env,
             timeout,
             label,
+            keep_output,
         } = job;
-        let slot = self
-            .slots
-            .iter()
-            .position(Option::is_none)
-            .ok_or_else(|| io::Error::other(format!("more than {CHILDREN_MAX} children")))?;
+        let slot =
+            self.slots.iter().position(Option::is_none).ok_or_else(|| {
+                io::Error::other(format!("more than {} children", self.slots.len()))
+            })?;
         let (tx, out) = pipe::new()?;
         tx.set_nonblocking(false)?;
         let tx = OwnedFd::from(tx);
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(command)
-            .stdin(Stdio::null())
+        let (mut cmd, shown) = match run {
+            Run::Shell(command) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c").arg(command);
+                (c, command.to_owned())
+            }
+            Run::Exec(argv) => {
+                let (program, args) = argv
+                    .split_first()
+                    .ok_or_else(|| io::Error::other("empty argument list"))?;
+                let mut c = Command::new(program);
+                c.args(args);
+                let shown: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
+                (c, shown.join(" "))
+            }
+        };
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(tx.try_clone()?))
             .stderr(Stdio::from(tx))
             .process_group(0);
@@ -133,7 +188,7 @@ impl<P: Copy> Children<P> {
         drop(cmd); // closes our copies of the pipe's write end
         let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
         let pidfd = pidfd_open(pid)?;
-        let (t_exit, t_out) = tokens(slot);
+        let (t_exit, t_out) = (Token(self.base + 2 * slot), Token(self.base + 2 * slot + 1));
         registry.register(
             &mut SourceFd(&pidfd.as_raw_fd()),
             t_exit,
@@ -141,7 +196,7 @@ impl<P: Copy> Children<P> {
         )?;
         let mut out = out;
         registry.register(&mut out, t_out, Interest::READABLE)?;
-        ::log::debug!("{label}: started pid {pid}: {command}");
+        ::log::debug!("{label}: started pid {pid}: {shown}");
         self.slots[slot] = Some(Running {
             child,
             pidfd,
@@ -151,6 +206,7 @@ impl<P: Copy> Children<P> {
             deadline: now.saturating_add(timeout),
             timed_out: false,
             line: Vec::with_capacity(LINE_MAX),
+            kept: keep_output.then(Vec::new),
         });
         Ok(())
     }
@@ -162,7 +218,17 @@ impl<P: Copy> Children<P> {
         registry: &Registry,
         token: Token,
     ) -> Option<(P, String, Exit)> {
-        let i = token.0.checked_sub(CHILD_BASE)?;
+        self.on_event_output(registry, token)
+            .map(|f| (f.purpose, f.label, f.exit))
+    }
+
+    /// Like [`Children::on_event`], with the output kept (`Job::keep_output`).
+    pub(crate) fn on_event_output(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+    ) -> Option<Finished<P>> {
+        let i = token.0.checked_sub(self.base)?;
         let slot = i / 2;
         let r = self.slots.get_mut(slot)?.as_mut()?;
         drain_output(r);
@@ -191,7 +257,12 @@ impl<P: Copy> Children<P> {
             (false, None, Some(s)) => Exit::Signal(s),
             (false, None, None) => Exit::Signal(0),
         };
-        Some((r.purpose, r.label, exit))
+        Some(Finished {
+            purpose: r.purpose,
+            label: r.label,
+            exit,
+            output: r.kept.unwrap_or_default(),
+        })
     }
 
     /// Kills every child past its deadline (their exit arrives through the pidfd).
@@ -235,19 +306,17 @@ impl<P: Copy> Children<P> {
     }
 }
 
-fn tokens(slot: usize) -> (Token, Token) {
-    (
-        Token(CHILD_BASE + 2 * slot),
-        Token(CHILD_BASE + 2 * slot + 1),
-    )
-}
-
 /// Reads what the child wrote so far and logs complete lines.
 fn drain_output<P>(r: &mut Running<P>) {
     let mut buf = [0u8; 1024];
     loop {
         match r.out.read(&mut buf) {
             Ok(0) => return,
+            Ok(n) if r.kept.is_some() => {
+                let kept = r.kept.as_mut().expect("invariant: checked");
+                let room = KEPT_MAX.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
             Ok(n) => {
                 for &b in &buf[..n] {
                     if b == b'\n' {

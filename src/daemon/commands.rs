@@ -140,8 +140,13 @@ impl Daemon {
                 op: Op::Offline,
                 groups: groups(g)?,
             }),
-            Request::Status | Request::Events | Request::Reload | Request::Stop { .. } => {
-                unreachable!("status, events, reload and stop are answered elsewhere")
+            Request::Status
+            | Request::Events
+            | Request::Reload
+            | Request::Stop { .. }
+            | Request::Sync { .. }
+            | Request::VerifyCluster { .. } => {
+                unreachable!("status, events, reload, stop and offers are answered elsewhere")
             }
         }
     }

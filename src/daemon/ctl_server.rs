@@ -81,6 +81,11 @@ impl CtlServer {
     }
 
     /// Registers the listener.
+    /// The socket's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn register(&mut self, registry: &Registry) -> io::Result<()> {
         registry.register(&mut self.listener, CTL_LISTENER, Interest::READABLE)
     }

@@ -21,6 +21,7 @@ mod ctl_server;
 pub mod disk;
 pub mod log;
 mod notify;
+mod offers;
 mod paths;
 mod reload;
 mod report;
@@ -129,6 +130,8 @@ struct Daemon {
     config: Config,
     /// Per group, new resources a reload waits to give it until it is released here.
     pending: Vec<Option<reload::Pending>>,
+    /// Configuration offers: the operator waiting, the offer staged here, its check.
+    offer_io: offers::OfferIo,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `ready` is called once, when every resource is
@@ -237,6 +240,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         stream_lost: [0; ctl_server::CONN_MAX],
         pending: vec![None; cfg.groups.len()],
         config: cfg.clone(),
+        offer_io: offers::OfferIo::new(),
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -328,6 +332,7 @@ impl Daemon {
                         }
                     }
                     token::LINKS => self.read_links(poll.registry(), now),
+                    t if self.offer_io.owns(t) => self.offer_checked(poll.registry(), now, t),
                     t if t.0 >= token::CHILD_BASE => {
                         reports.extend(self.resources.on_child_event(poll.registry(), now, t));
                     }
@@ -345,13 +350,16 @@ impl Daemon {
             if self.resources.next_deadline().is_some_and(|d| d <= now) {
                 reports.extend(self.resources.on_timer(poll.registry(), now));
             }
+            if self.offer_io.next_deadline().is_some_and(|d| d <= now) {
+                self.offer_io.on_timer(now);
+            }
             self.kick_watchdog(now);
             for r in reports {
                 self.report(now, r);
             }
             if stop && self.node.leaving() {
                 ::log::warn!("second stop signal: exiting now, without waiting for the hand-over");
-                self.resources.shutdown();
+                self.shutdown();
                 return Ok(());
             }
             if stop {
@@ -395,7 +403,7 @@ impl Daemon {
                         stuck.join(", ")
                     );
                 }
-                self.resources.shutdown();
+                self.shutdown();
                 return Ok(());
             }
             let released = || {
@@ -408,7 +416,7 @@ impl Daemon {
                 ::log::warn!(
                     "quorum lost and every group released: exiting (on_quorum_loss = stop)"
                 );
-                self.resources.shutdown();
+                self.shutdown();
                 return Ok(());
             }
         }
@@ -651,6 +659,15 @@ impl Daemon {
                     Outcome::Started => {}
                 },
                 Action::Event { at, event } => {
+                    if matches!(
+                        event,
+                        crate::core::Event::OfferReceived { .. }
+                            | crate::core::Event::OfferCommit { .. }
+                            | crate::core::Event::OfferDropped { .. }
+                            | crate::core::Event::OfferSettled { .. }
+                    ) {
+                        self.offer_event(registry, now, event);
+                    }
                     if event == crate::core::Event::QuorumLost
                         && self.config.on_quorum_loss == QuorumLoss::Stop
                     {
@@ -749,6 +766,10 @@ impl Daemon {
                     Answer::Now(commands::error(&why))
                 }
             },
+            Ok(
+                req @ (crate::ctl::request::Request::Sync { .. }
+                | crate::ctl::request::Request::VerifyCluster { .. }),
+            ) => self.offer_request(now, slot, &req),
             Ok(req) => self.command_request(reg, &req, slot, now),
         }
     }
@@ -767,6 +788,12 @@ impl Daemon {
         line
     }
 
+    /// Kills every child and removes what is staged (daemon exit).
+    fn shutdown(&mut self) {
+        self.resources.shutdown();
+        self.offer_io.shutdown();
+    }
+
     /// Tells systemd the loop is alive, every half watchdog timeout.
     fn kick_watchdog(&mut self, now: Instant) {
         let (Some(n), Some(at)) = (&self.notify, self.watchdog_at) else {
@@ -782,6 +809,7 @@ impl Daemon {
         let next = [
             self.node.next_deadline(),
             self.resources.next_deadline(),
+            self.offer_io.next_deadline(),
             self.watchdog_at,
         ]
         .into_iter()

@@ -25,7 +25,7 @@ pub(super) struct Pending {
 }
 
 /// What differs between two configs that a reload cannot apply, if anything.
-fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+pub(super) fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&old.spec, &new.spec);
     let mut why = Vec::new();
     if a.name != b.name || a.cluster_id != b.cluster_id || old.key != new.key {

@@ -480,6 +480,21 @@ mod tests {
                 carrier: true,
             },
             Event::NetworkRegained { network: 0 },
+            Event::OfferReceived {
+                origin: n2,
+                id: 1,
+                mode: crate::wire::offer::OfferMode::Install,
+            },
+            Event::OfferCommit { origin: n2, id: 1 },
+            Event::OfferDropped {
+                origin: n2,
+                id: 1,
+                why: crate::core::event::OfferDrop::Aborted,
+            },
+            Event::OfferSettled {
+                id: 1,
+                result: crate::core::event::OfferResult::Refused,
+            },
         ];
         for e in &events {
             let line = event_line(&node, &[], at, e);

@@ -25,7 +25,7 @@ use heartwire_hal::HalError;
 use heartwire_hal::netlink::Rtnl;
 use heartwire_hal::packet::{PacketSocket, if_index};
 
-use super::children::{Children, Exit, Job};
+use super::children::{Children, Exit, Job, Run};
 use crate::config::{AppResource, EventConfig, EventOn, GroupConfig, IpResource, ResourceKind};
 use crate::core::groups::HOOK;
 use crate::core::{Instant, ResourceOp, ResourceRequest};
@@ -347,10 +347,11 @@ impl Resources {
         let mut all: Vec<(&str, String)> = self.env.to_vec();
         all.extend(env.iter().cloned());
         let job = Job {
-            command,
+            run: Run::Shell(command),
             env: &all,
             timeout,
             label: label.clone(),
+            keep_output: false,
         };
         self.children
             .spawn(registry, now, job, purpose)

@@ -16,3 +16,5 @@ pub(crate) const PATH_BASE: usize = 16;
 pub(crate) const CTL_CONN_BASE: usize = 256;
 /// Child in slot `i`: its pidfd is `CHILD_BASE + 2i`, its output pipe `CHILD_BASE + 2i + 1`.
 pub(crate) const CHILD_BASE: usize = 1024;
+/// The check of a configuration offer (one child): pidfd and output pipe.
+pub(crate) const OFFER_CHILD_BASE: usize = CHILD_BASE + 2 * super::children::CHILDREN_MAX;

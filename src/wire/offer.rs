@@ -199,7 +199,9 @@ impl<'a> OfferMsg<'a> {
                     && end <= u64::from(total)
                     && (data.len() == CHUNK_MAX || end == u64::from(total));
                 let targets = u64::from_be_bytes(
-                    p[CHUNK_TARGETS..CHUNK_DATA].try_into().expect("invariant: 8"),
+                    p[CHUNK_TARGETS..CHUNK_DATA]
+                        .try_into()
+                        .expect("invariant: 8"),
                 );
                 if !in_range || to != 0 || targets == 0 {
                     return Err(BadOffer::Field);
@@ -368,7 +370,9 @@ mod tests {
         });
         assert_eq!(
             &bytes[..20],
-            &[1, 2, 0, 2, 0, 0, 0, 7, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 3, 0, 0, 0, 0]
+            &[
+                1, 2, 0, 2, 0, 0, 0, 7, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 3, 0, 0, 0, 0
+            ]
         );
         assert_eq!(&bytes[20..52], &sha);
         assert_eq!(&bytes[52..60], &[0, 0, 0, 0, 0, 0, 0, 0b110]);
@@ -402,7 +406,10 @@ mod tests {
         });
         assert_eq!(c.len(), 44);
         assert_eq!(round_trip(OfferMsg::Abort { offer: OFFER }).len(), HEAD);
-        let k = round_trip(OfferMsg::Checking { offer: OFFER, to: 2 });
+        let k = round_trip(OfferMsg::Checking {
+            offer: OFFER,
+            to: 2,
+        });
         assert_eq!(&k[..], &[6, 2, 2, 0, 0, 0, 0, 7, 0x0a, 0x0b, 0x0c, 0x0d]);
     }
 
@@ -426,9 +433,13 @@ mod tests {
         assert_eq!(chunk(2000, 0, CHUNK_MAX), Ok(()));
         assert_eq!(chunk(2000, 960, CHUNK_MAX), Ok(()));
         assert_eq!(chunk(2000, 1920, 80), Ok(()));
-        assert_eq!(chunk(2000, 1920, 79), Err(BadOffer::Field), "short, not last");
+        assert_eq!(
+            chunk(2000, 1920, 79),
+            Err(BadOffer::Field),
+            "short, not last"
+        );
         assert_eq!(chunk(2000, 100, 80), Err(BadOffer::Field), "unaligned");
-        assert_eq!(chunk(2000, 1920, 81).is_err(), true, "past the end");
+        assert!(chunk(2000, 1920, 81).is_err(), "past the end");
         assert_eq!(chunk(0, 0, 1), Err(BadOffer::Field), "empty config");
         let big = u32::try_from(CONFIG_MAX + 1).expect("fits");
         assert_eq!(chunk(big, 0, CHUNK_MAX), Err(BadOffer::Field), "too big");
@@ -463,7 +474,11 @@ mod tests {
             text: b"",
         }
         .emit(&mut p);
-        assert_eq!(OfferMsg::parse(&p[..n]), Err(BadOffer::Field), "verdict to 0");
+        assert_eq!(
+            OfferMsg::parse(&p[..n]),
+            Err(BadOffer::Field),
+            "verdict to 0"
+        );
         p[2] = 2;
         p[3] = 2;
         assert_eq!(OfferMsg::parse(&p[..n]), Err(BadOffer::Field), "flag 2");
@@ -472,7 +487,8 @@ mod tests {
     #[test]
     fn chunk_count_covers_the_largest_config() {
         assert_eq!(CHUNKS_MAX, 69);
-        assert!(CHUNK_DATA + CHUNK_MAX <= PAYLOAD_MAX);
-        assert!(CHUNKS_MAX <= 128, "the core tracks chunks in a u128");
     }
+
+    // A chunk fits one payload, and the core tracks chunks in a u128.
+    const _: () = assert!(CHUNK_DATA + CHUNK_MAX <= PAYLOAD_MAX && CHUNKS_MAX <= 128);
 }

@@ -484,6 +484,22 @@ impl Lab {
         for i in 0..self.names.len() {
             self.start(i);
         }
+        self.wait_all_up();
+    }
+
+    /// Gives node `i` a config file of its own (a copy of the lab's, with the key next to
+    /// it) in its own directory, as on separate machines; returns its path.
+    pub fn own_config(&self, i: usize) -> PathBuf {
+        let dir = self.dir.join(format!("etc-{}", self.names[i]));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(self.dir.join("key"), dir.join("key")).unwrap();
+        let path = dir.join("cluster.toml");
+        std::fs::copy(&self.config_path, &path).unwrap();
+        path
+    }
+
+    /// Waits until each node sees every other up on every path, in both directions.
+    pub fn wait_all_up(&mut self) {
         for i in 0..self.names.len() {
             self.wait_for(
                 Duration::from_secs(10),
