@@ -425,6 +425,15 @@ fn verify_finds_each_class_of_mistake() {
             2,
         ),
         (
+            "serial-baud",
+            base.clone()
+                + "[[path]]\nname = \"s9\"\nkind = \"serial\"\nbaud = 9600\ninterval = \"1ms\"\ntimeout = \"10ms\"\ndevices = { a = \"/dev/ttyNOPE\", b = \"/dev/ttyNOPE\" }\n",
+            "faster than a 9600-baud line carries",
+            "error",
+            "interval = \"1ms\"",
+            2,
+        ),
+        (
             "not-tty",
             base.clone()
                 + "[[path]]\nname = \"s9\"\nkind = \"serial\"\ndevices = { a = \"/etc/hostname\", b = \"/etc/hostname\" }\n",
@@ -1073,4 +1082,22 @@ fn sync_lands_everywhere_or_nowhere() {
     for f in &files[1..] {
         assert_eq!(std::fs::read_to_string(f).unwrap(), moved);
     }
+}
+
+/// Without a cluster key an offer would travel unauthenticated: `sync` is refused with
+/// that reason, and `verify` says the members did not check the file and why.
+#[test]
+fn sync_needs_a_key() {
+    let mut lab = Lab::new("sk", 2, &LabConfig::default());
+    let text = std::fs::read_to_string(&lab.config_path).unwrap();
+    std::fs::write(&lab.config_path, text.replace("key_file = \"key\"\n", "")).unwrap();
+    lab.start_all();
+    let path = lab.config_path.clone();
+    let (code, _, said) = sync(&lab, 0, &path);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("runs without a key"), "{said}");
+    let (code, report) = verify(&lab, 0, &path, &["--no-probe"]);
+    assert_eq!(code, 1, "warnings only: {report}");
+    let f = finding(&report, "the members did not check this file").expect("says why");
+    assert!(f["what"].as_str().unwrap().contains("without a key"), "{f}");
 }
