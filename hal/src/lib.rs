@@ -8,7 +8,8 @@
 //! Modules, one per device kind: [`clock`], [`packet`] (AF_PACKET raw Ethernet), [`udp`],
 //! [`timerfd`], [`signalfd`], [`sched`] (real-time mode), [`cred`] (peer credentials),
 //! [`random`], [`netlink`] (rtnetlink address changes), [`linkmon`] (carrier events), [`inventory`] (interfaces and addresses, for the tools), [`serial`] (RS232 lines),
-//! [`disk`] (O_DIRECT shared disks).
+//! [`disk`] (O_DIRECT shared disks), [`scsi`] (SG_IO pass-through and the block layer's
+//! persistent-reservation ioctls; blocking, for a servant process).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod clock;
@@ -21,6 +22,7 @@ pub mod packet;
 pub mod process;
 pub mod random;
 pub mod sched;
+pub mod scsi;
 pub mod serial;
 pub mod signalfd;
 mod sys;
