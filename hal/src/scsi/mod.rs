@@ -388,21 +388,18 @@ fn pr_ioctl(fd: &OwnedFd, dev: &str, op: PrIoctl) -> Result<(), CmdError> {
             };
             ("IOC_PR_REGISTER", ioctl_arg(fd, iow(200, 24), &raw mut a))
         }
-        PrIoctl::Reserve { key, ty } => {
+        PrIoctl::Reserve { key, ty } | PrIoctl::Release { key, ty } => {
             let mut a = PrArg16 {
                 a: key,
                 b: block_pr_type(ty),
                 c: 0,
             };
-            ("IOC_PR_RESERVE", ioctl_arg(fd, iow(201, 16), &raw mut a))
-        }
-        PrIoctl::Release { key, ty } => {
-            let mut a = PrArg16 {
-                a: key,
-                b: block_pr_type(ty),
-                c: 0,
+            let (name, nr) = if matches!(op, PrIoctl::Reserve { .. }) {
+                ("IOC_PR_RESERVE", 201)
+            } else {
+                ("IOC_PR_RELEASE", 202)
             };
-            ("IOC_PR_RELEASE", ioctl_arg(fd, iow(202, 16), &raw mut a))
+            (name, ioctl_arg(fd, iow(nr, 16), &raw mut a))
         }
         PrIoctl::Preempt {
             key,
