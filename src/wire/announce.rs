@@ -81,8 +81,10 @@ pub fn arp_probe(buf: &mut [u8; ARP_LEN], mac: [u8; 6], ip: Ipv4Addr) {
     buf[14..18].fill(0);
 }
 
-/// Whether an ARP packet shows `ip` in use by another host (not `own`): anyone claiming
-/// it as sender, or another host probing for it at the same time. Returns its MAC.
+/// Whether an ARP packet shows `ip` in use by another host (not `own`): a reply or an
+/// announcement with `ip` as sender. Returns its MAC. Another host's *probe* (sender
+/// 0.0.0.0) is not use: it is someone else asking the same question — the members of a
+/// `sync` check the same config at the same moment.
 pub fn arp_conflict(pkt: &[u8], ip: Ipv4Addr, own: [u8; 6]) -> Option<[u8; 6]> {
     if pkt.len() < ARP_LEN || pkt[0..6] != [0, 1, 8, 0, 6, 4] {
         return None;
@@ -92,9 +94,7 @@ pub fn arp_conflict(pkt: &[u8], ip: Ipv4Addr, own: [u8; 6]) -> Option<[u8; 6]> {
         return None;
     }
     let spa = Ipv4Addr::new(pkt[14], pkt[15], pkt[16], pkt[17]);
-    let tpa = Ipv4Addr::new(pkt[24], pkt[25], pkt[26], pkt[27]);
-    let request = pkt[6..8] == [0, 1];
-    (spa == ip || (request && spa.is_unspecified() && tpa == ip)).then_some(sha)
+    (spa == ip).then_some(sha)
 }
 
 /// The solicited-node multicast address of `ip` and its Ethernet address.
@@ -130,16 +130,14 @@ pub fn ns_probe(buf: &mut [u8; NS_LEN], ip: Ipv6Addr) {
     buf[42..44].copy_from_slice(&sum.to_be_bytes());
 }
 
-/// Whether an IPv6 packet shows `ip` in use: a Neighbor Advertisement for it, or another
-/// host's duplicate address detection for it (an NS from ::). `from` is the frame's
-/// source MAC; frames from `own` are ignored.
+/// Whether an IPv6 packet shows `ip` in use: a Neighbor Advertisement for it. Another
+/// host's duplicate address detection (an NS from ::) is not use, as for ARP probes.
+/// `from` is the frame's source MAC; frames from `own` are ignored.
 pub fn ns_conflict(pkt: &[u8], ip: Ipv6Addr, from: [u8; 6], own: [u8; 6]) -> bool {
     if from == own || pkt.len() < 64 || pkt[0] >> 4 != 6 || pkt[6] != 58 {
         return false;
     }
-    let target = &pkt[48..64];
-    let src_unspecified = pkt[8..24].iter().all(|b| *b == 0);
-    target == ip.octets() && (pkt[40] == 136 || (pkt[40] == 135 && src_unspecified))
+    pkt[48..64] == ip.octets() && pkt[40] == 136
 }
 
 /// The ICMPv6 checksum: one's complement sum over the pseudo-header and the message.
@@ -211,8 +209,8 @@ mod tests {
         arp_probe(&mut theirs, other, ip);
         assert_eq!(
             arp_conflict(&theirs, ip, MAC),
-            Some(other),
-            "a simultaneous probe"
+            None,
+            "a simultaneous probe is another checker, not an owner"
         );
         gratuitous_arp(&mut theirs, ArpOp::Reply, other, ip);
         assert_eq!(
@@ -239,7 +237,7 @@ mod tests {
         );
         let other = [0x02, 0, 0, 0, 0, 0x0b];
         assert!(!ns_conflict(&ns, ip, MAC, MAC), "our own");
-        assert!(ns_conflict(&ns, ip, other, MAC), "another host's DAD");
+        assert!(!ns_conflict(&ns, ip, other, MAC), "another host's DAD");
         let mut na = [0u8; NA_LEN];
         unsolicited_na(&mut na, other, ip);
         assert!(ns_conflict(&na, ip, other, MAC), "an owner's advertisement");
