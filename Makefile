@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release static deps bench-deps demo test sim sim-seed bench check fmt clean install cross cross-all
+.PHONY: all build release static deps bench-deps san demo test sim sim-seed bench check fmt clean install cross cross-all
 
 all: build
 
@@ -110,6 +110,11 @@ sim-seed:
 
 # keepalived is the takeover bench's yardstick (VRRPv3); only the bench needs it. Its
 # Debian service does not start without /etc/keepalived/keepalived.conf.
+# The SAN lab's parts (qemu, tgtd, a Debian kernel, a busybox initramfs) in target/san,
+# fetched with apt-get download and unpacked there; nothing is installed (issue 7).
+san:
+	tests/san/build.sh target/san
+
 bench-deps: deps
 	@command -v keepalived >/dev/null 2>&1 || { echo "installing: keepalived"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq keepalived >/dev/null; }
