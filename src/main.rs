@@ -450,7 +450,7 @@ fn main() -> ExitCode {
             node,
             socket,
         } => {
-            let v = heartwire::ctl::offer::check(&file, &target, &node, true, socket.as_deref());
+            let v = heartwire::ctl::offer::check(&file, &target, &node, socket.as_deref());
             println!(
                 "{}",
                 serde_json::to_string(&v).expect("invariant: json serialises")

@@ -122,6 +122,11 @@ impl Net {
     }
 }
 
+/// What the origin reports when its first offer ends with `result`.
+fn settled(result: OfferResult) -> Vec<Event> {
+    vec![Event::OfferSettled { id: 1, result }]
+}
+
 fn config(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| u8::try_from(i % 251).expect("below 251"))
@@ -183,13 +188,7 @@ fn install_reaches_every_member_then_commits() {
         net.install(m, t(7), true);
     }
     net.pump(t(7));
-    assert_eq!(
-        net.take(0),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Installed
-        }]
-    );
+    assert_eq!(net.take(0), settled(OfferResult::Installed));
     assert_eq!(
         net.nodes[0].answer(id(3)).verdict.expect("in").text.lossy(),
         "1 warning"
@@ -209,13 +208,7 @@ fn one_refusal_aborts_everywhere() {
     net.judge(1, t(1), true, HASH, "");
     net.judge(2, t(1), false, HASH, "interface eth9 does not exist");
     net.pump(t(1));
-    assert_eq!(
-        net.take(0),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Refused
-        }]
-    );
+    assert_eq!(net.take(0), settled(OfferResult::Refused));
     let dropped = Event::OfferDropped {
         origin: id(1),
         id: 1,
@@ -242,13 +235,7 @@ fn another_hash_is_a_refusal() {
     net.judge(1, t(1), true, HASH, "");
     net.judge(2, t(1), true, HASH ^ 1, "");
     net.pump(t(1));
-    assert_eq!(
-        net.take(0),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Refused
-        }]
-    );
+    assert_eq!(net.take(0), settled(OfferResult::Refused));
 }
 
 #[test]
@@ -261,13 +248,7 @@ fn verify_only_never_commits() {
     net.judge(1, t(1), true, HASH, "");
     net.judge(2, t(1), true, HASH, "");
     net.pump(t(1));
-    assert_eq!(
-        net.take(0),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Verified
-        }]
-    );
+    assert_eq!(net.take(0), settled(OfferResult::Verified));
     net.run(2, 40_000);
     for m in [1, 2] {
         let ev = net.take(m);
@@ -306,13 +287,7 @@ fn lost_frames_are_repeated_until_answered() {
         net.install(m, t(4000), true);
     }
     net.run(4000, 6000);
-    assert_eq!(
-        net.take(0),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Installed
-        }]
-    );
+    assert_eq!(net.take(0), settled(OfferResult::Installed));
 }
 
 #[test]
@@ -329,13 +304,7 @@ fn a_silent_member_refuses_by_timeout_and_a_down_one_at_once() {
     net.run(2, deadline - 1);
     assert!(net.take(0).is_empty());
     net.run(deadline, deadline);
-    assert_eq!(
-        net.take(0),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Refused
-        }]
-    );
+    assert_eq!(net.take(0), settled(OfferResult::Refused));
     assert_eq!(net.nodes[0].answer(id(3)).state, TargetState::Silent);
 
     // A new offer; node 3 goes down: settled at once.
@@ -348,13 +317,7 @@ fn a_silent_member_refuses_by_timeout_and_a_down_one_at_once() {
     net.pump(t(1));
     let ev = &mut net.events[0];
     net.nodes[0].node_down(t(2), id(3), &mut |e| ev.push(e));
-    assert_eq!(
-        net.take(0),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Refused
-        }]
-    );
+    assert_eq!(net.take(0), settled(OfferResult::Refused));
 }
 
 #[test]
@@ -380,13 +343,7 @@ fn a_second_origin_is_refused_while_an_offer_is_held() {
         )
         .expect("starts");
     net.pump(t(2));
-    assert_eq!(
-        net.take(1),
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Refused
-        }]
-    );
+    assert_eq!(net.take(1), settled(OfferResult::Refused));
     let v = net.nodes[1].answer(id(3)).verdict.expect("refused");
     assert!(v.text.lossy().starts_with("busy:"), "{:?}", v.text);
     // Node 1's offer is intact and completes.
@@ -435,13 +392,7 @@ fn an_unknown_commit_gets_a_failed_done() {
     net.lose = Box::new(|_, _, _| false);
     net.run(2, 300);
     let ev = net.take(0);
-    assert_eq!(
-        ev,
-        vec![Event::OfferSettled {
-            id: 1,
-            result: OfferResult::Failed
-        }]
-    );
+    assert_eq!(ev, settled(OfferResult::Failed));
     let (ok, text) = net.nodes[0].answer(id(2)).done.expect("answered");
     assert!(!ok);
     assert!(text.lossy().starts_with("no such offer"), "{text:?}");

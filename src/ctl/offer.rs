@@ -31,29 +31,21 @@ pub struct CheckVerdict {
 }
 
 /// Checks the offer staged at `staged`, to be installed as `target`, for node `node`.
-/// With `durable`, the staged file is first flushed to disk (it may be renamed into
-/// place). `socket` is the running daemon's (for the service addresses it holds).
-pub fn check(
-    staged: &Path,
-    target: &Path,
-    node: &str,
-    durable: bool,
-    socket: Option<&Path>,
-) -> CheckVerdict {
-    if durable {
-        if let Err(e) = std::fs::File::open(staged).and_then(|f| f.sync_all()) {
-            return CheckVerdict {
-                config_hash: None,
-                errors: 1,
-                warnings: 0,
-                findings: encode(&[Finding {
-                    severity: Severity::Error,
-                    at: "host".into(),
-                    what: format!("cannot flush the staged config {}: {e}", staged.display()),
-                    fix: "check the disk holding the config directory".into(),
-                }]),
-            };
-        }
+/// The staged file is first flushed to disk (a commit renames it into place). `socket`
+/// is the running daemon's (for the service addresses it holds).
+pub fn check(staged: &Path, target: &Path, node: &str, socket: Option<&Path>) -> CheckVerdict {
+    if let Err(e) = std::fs::File::open(staged).and_then(|f| f.sync_all()) {
+        return CheckVerdict {
+            config_hash: None,
+            errors: 1,
+            warnings: 0,
+            findings: encode(&[Finding {
+                severity: Severity::Error,
+                at: "host".into(),
+                what: format!("cannot flush the staged config {}: {e}", staged.display()),
+                fix: "check the disk holding the config directory".into(),
+            }]),
+        };
     }
     let opts = Options {
         node: Some(node.to_owned()),

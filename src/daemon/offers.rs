@@ -27,7 +27,7 @@ use super::{Daemon, report, token};
 use crate::config;
 use crate::core::event::OfferResult;
 use crate::core::node::OfferRefusal;
-use crate::core::offer::{Phase, StartError, TargetState, Text, Verdict};
+use crate::core::offer::{StartError, TargetState, Text, Verdict};
 use crate::core::placement::NodeSet;
 use crate::core::{Event, Instant, NodeId};
 use crate::ctl::offer::{CheckVerdict, MemberAnswer, OfferReport};
@@ -497,10 +497,6 @@ impl Daemon {
             origin_reload: self.offer_io.own_reload.take(),
             members,
         };
-        debug_assert!(!matches!(
-            self.node.offers().own(),
-            Some((_, _, Phase::Offering | Phase::Committing, _))
-        ));
         let bytes = serde_json::to_vec(&rep).expect("invariant: json serialises");
         self.ctl.respond(slot, bytes, registry);
     }
