@@ -365,9 +365,9 @@ fn an_offer_travels_between_nodes_and_installs_on_both() {
     );
     b.offer_installed(Instant::from_nanos(7 * MS), offer, true, "");
     run(&mut a, &mut b, 7 * MS, 8 * MS, |_, _| true);
-    let (_, _, phase, _) = a.offers().own().expect("own offer");
+    let own = a.offers().own().expect("own offer");
     assert_eq!(
-        phase,
+        own.phase,
         crate::core::offer::Phase::Settled(OfferResult::Installed)
     );
     // Heartbeats kept flowing: b never lost a.

@@ -271,6 +271,21 @@ pub struct Send {
     pub len: usize,
 }
 
+/// This node's own offer as the daemon reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnOffer {
+    /// Its number.
+    pub id: u32,
+    /// Verify or install.
+    pub mode: OfferMode,
+    /// Where it stands.
+    pub phase: Phase,
+    /// The nodes asked.
+    pub targets: NodeSet,
+    /// The offered config's hash, as computed here.
+    pub hash: u64,
+}
+
 /// Why this node cannot start an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartError {
@@ -1013,11 +1028,15 @@ impl Offers {
         (inc.stage != Stage::Receiving).then(|| (inc.offer, inc.mode, &self.in_data[..inc.total]))
     }
 
-    /// This node's own offer: its number, mode, phase and targets.
-    pub fn own(&self) -> Option<(u32, OfferMode, Phase, NodeSet)> {
-        self.out
-            .as_ref()
-            .map(|o| (o.offer.id, o.mode, o.phase, o.targets))
+    /// This node's own offer, the latest one.
+    pub fn own(&self) -> Option<OwnOffer> {
+        self.out.as_ref().map(|o| OwnOffer {
+            id: o.offer.id,
+            mode: o.mode,
+            phase: o.phase,
+            targets: o.targets,
+            hash: o.hash,
+        })
     }
 
     /// A target's answers to this node's offer.

@@ -94,6 +94,14 @@ impl Net {
         }
     }
 
+    /// Node 1 offers a config of `len` bytes to `targets` at t(0), delivered at once.
+    fn offer(&mut self, mode: OfferMode, len: usize, targets: NodeSet) {
+        self.nodes[0]
+            .start(t(0), mode, &config(len), HASH, targets)
+            .expect("starts");
+        self.pump(t(0));
+    }
+
     fn take(&mut self, node: usize) -> Vec<Event> {
         std::mem::take(&mut self.events[node])
     }
@@ -199,10 +207,7 @@ fn install_reaches_every_member_then_commits() {
 #[test]
 fn one_refusal_aborts_everywhere() {
     let mut net = Net::new(|_, _, _| false);
-    net.nodes[0]
-        .start(t(0), OfferMode::Install, &config(100), HASH, both())
-        .expect("starts");
-    net.pump(t(0));
+    net.offer(OfferMode::Install, 100, both());
     net.take(1);
     net.take(2);
     net.judge(1, t(1), true, HASH, "");
@@ -228,10 +233,7 @@ fn one_refusal_aborts_everywhere() {
 #[test]
 fn another_hash_is_a_refusal() {
     let mut net = Net::new(|_, _, _| false);
-    net.nodes[0]
-        .start(t(0), OfferMode::Verify, &config(10), HASH, both())
-        .expect("starts");
-    net.pump(t(0));
+    net.offer(OfferMode::Verify, 10, both());
     net.judge(1, t(1), true, HASH, "");
     net.judge(2, t(1), true, HASH ^ 1, "");
     net.pump(t(1));
@@ -241,10 +243,7 @@ fn another_hash_is_a_refusal() {
 #[test]
 fn verify_only_never_commits() {
     let mut net = Net::new(|_, _, _| false);
-    net.nodes[0]
-        .start(t(0), OfferMode::Verify, &config(10), HASH, both())
-        .expect("starts");
-    net.pump(t(0));
+    net.offer(OfferMode::Verify, 10, both());
     net.judge(1, t(1), true, HASH, "");
     net.judge(2, t(1), true, HASH, "");
     net.pump(t(1));
@@ -293,10 +292,7 @@ fn lost_frames_are_repeated_until_answered() {
 #[test]
 fn a_silent_member_refuses_by_timeout_and_a_down_one_at_once() {
     let mut net = Net::new(|_, _, _| false);
-    net.nodes[0]
-        .start(t(0), OfferMode::Install, &config(10), HASH, both())
-        .expect("starts");
-    net.pump(t(0));
+    net.offer(OfferMode::Install, 10, both());
     net.judge(1, t(1), true, HASH, "");
     net.pump(t(1));
     // Node 3 checks forever: the origin gives up at the verdict deadline.
@@ -309,10 +305,7 @@ fn a_silent_member_refuses_by_timeout_and_a_down_one_at_once() {
 
     // A new offer; node 3 goes down: settled at once.
     let mut net = Net::new(|_, _, _| false);
-    net.nodes[0]
-        .start(t(0), OfferMode::Install, &config(10), HASH, both())
-        .expect("starts");
-    net.pump(t(0));
+    net.offer(OfferMode::Install, 10, both());
     net.judge(1, t(1), true, HASH, "");
     net.pump(t(1));
     let ev = &mut net.events[0];
@@ -323,10 +316,7 @@ fn a_silent_member_refuses_by_timeout_and_a_down_one_at_once() {
 #[test]
 fn a_second_origin_is_refused_while_an_offer_is_held() {
     let mut net = Net::new(|_, _, _| false);
-    net.nodes[0]
-        .start(t(0), OfferMode::Install, &config(10), HASH, both())
-        .expect("starts");
-    net.pump(t(0));
+    net.offer(OfferMode::Install, 10, both());
     // Node 3 accepted node 1's offer and waits for the commit (node 2 still checks).
     net.judge(2, t(1), true, HASH, "");
     net.pump(t(1));
@@ -472,10 +462,7 @@ fn refusals_to_start() {
 fn a_newer_offer_from_the_same_origin_supersedes_the_held_one() {
     let mut net = Net::new(|_, _, _| false);
     let one = NodeSet::from_iter([id(2)]);
-    net.nodes[0]
-        .start(t(0), OfferMode::Verify, &config(10), HASH, one)
-        .expect("starts");
-    net.pump(t(0));
+    net.offer(OfferMode::Verify, 10, one);
     net.take(1);
     // The origin restarts (new incarnation) and offers again while node 2 still checks.
     net.nodes[0] = Offers::new(id(1), 0x999, net.nodes[0].paths.clone());

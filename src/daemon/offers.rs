@@ -10,7 +10,9 @@
 //! this node), adds what only the daemon knows (can a reload apply it?), and gives the
 //! core its verdict. On commit it renames the staged file over its config (atomic) and
 //! reloads; on abort or expiry it deletes it. The loop never waits: the check runs in a
-//! child, the staging write is one page-cache write, the install one rename. The
+//! child, the staging write is one page-cache write, the reload test parses the bytes
+//! already in memory (reading only the key file, as a reload does), the install is one
+//! rename. The
 //! directory is not fsynced from the loop: the file's data is on disk before the rename,
 //! and after a crash within the journal's commit interval the node comes back with the
 //! old or the new file whole, never a mix (its hash then shows in `verify`).
@@ -42,8 +44,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 pub(super) struct OfferIo {
     /// The control connection waiting for this node's offer, and when it asked.
     waiter: Option<(usize, Instant)>,
-    /// What this node offered: its hash, and what its own reload said on commit.
-    own_hash: u64,
+    /// What this node's own reload said when its offer was committed.
     own_reload: Option<String>,
     /// The offer staged here as a member.
     staged: Option<Staged>,
@@ -61,7 +62,6 @@ impl OfferIo {
     pub(super) fn new() -> OfferIo {
         OfferIo {
             waiter: None,
-            own_hash: 0,
             own_reload: None,
             staged: None,
             checks: Children::with_tokens(token::OFFER_CHILD_BASE, 1),
@@ -192,7 +192,6 @@ impl Daemon {
                     text.len(),
                     report::member_names(&self.node, targets.bits())
                 );
-                self.offer_io.own_hash = hash;
                 self.offer_io.own_reload = None;
                 Ok(())
             }
@@ -215,11 +214,12 @@ impl Daemon {
         match event {
             Event::OfferReceived { .. } => self.stage_offer(registry, now),
             Event::OfferCommit { origin, id } if origin == self.node.local() => {
+                let offered = self.node.offers().own().map_or(0, |o| o.hash);
                 let r = match self.reload(now) {
-                    Ok(what) if self.config.spec.config_hash == self.offer_io.own_hash => what,
+                    Ok(what) if self.config.spec.config_hash == offered => what,
                     Ok(what) => format!(
-                        "{what}; but the file changed while it was offered: this node runs {:016x}, the members {:016x}",
-                        self.config.spec.config_hash, self.offer_io.own_hash
+                        "{what}; but the file changed while it was offered: this node runs {:016x}, the members {offered:016x}",
+                        self.config.spec.config_hash
                     ),
                     Err(why) => format!("reload failed: {why}"),
                 };
@@ -299,6 +299,13 @@ impl Daemon {
             return;
         };
         let (mode, path) = (staged.mode, staged.path.clone());
+        // The offered bytes are still in the core (checked, not yet judged).
+        let text = self
+            .node
+            .offers()
+            .offered()
+            .map(|(_, _, b)| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
         let out = String::from_utf8_lossy(&done.output);
         let parsed = out
             .lines()
@@ -329,7 +336,7 @@ impl Daemon {
         let mut errors = v.errors;
         if mode == OfferMode::Install && errors == 0 {
             let node = self.local_name().to_owned();
-            match config::load(&path, Some(&node)) {
+            match config::parse(&path, &text, Some(&node)) {
                 Ok(new) => {
                     let why = restart_needed(&self.config, &new);
                     if !why.is_empty() {
@@ -451,10 +458,11 @@ impl Daemon {
         let Some((slot, asked)) = self.offer_io.waiter.take() else {
             return;
         };
-        let Some((_, mode, _, targets)) = self.node.offers().own() else {
+        let Some(own) = self.node.offers().own() else {
             return;
         };
-        let members = targets
+        let members = own
+            .targets
             .iter()
             .map(|t| {
                 let a = self.node.offers().answer(t);
@@ -489,10 +497,10 @@ impl Daemon {
             .collect();
         let rep = OfferReport {
             result: result.name().into(),
-            mode: report::mode_name(mode).into(),
+            mode: report::mode_name(own.mode).into(),
             offer: id,
             origin: self.local_name().to_owned(),
-            config_hash: format!("{:016x}", self.offer_io.own_hash),
+            config_hash: format!("{:016x}", own.hash),
             elapsed_us: u64::try_from(now.saturating_since(asked).as_micros()).unwrap_or(u64::MAX),
             origin_reload: self.offer_io.own_reload.take(),
             members,

@@ -489,15 +489,21 @@ mod tests {
 
     #[test]
     fn sg_io_on_a_file_is_refused_by_the_os_not_misread() {
-        let dir = std::env::temp_dir().join(format!("hw-scsi-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("not-scsi");
+        /// Removes the scratch directory, also when an assertion fails.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Scratch(std::env::temp_dir().join(format!("hw-scsi-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let path = dir.0.join("not-scsi");
         std::fs::write(&path, [0u8; 512]).unwrap();
         let dev = Device::open(path.to_str().unwrap()).unwrap();
         let e = dev.test_unit_ready(Duration::from_secs(1)).unwrap_err();
         assert!(matches!(e, CmdError::Os(_)), "{e}");
         let e = dev.pr_ioctl(PrIoctl::Clear { key: 1 }).unwrap_err();
         assert!(matches!(e, CmdError::Os(_)), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
