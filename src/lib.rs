@@ -3,11 +3,13 @@
 //! The binary is `src/main.rs`; this library holds its layers so that integration tests,
 //! the simulator and benches can use them: [`wire`] (frame formats, no I/O), [`core`] (the
 //! sans-IO cluster state machine), [`config`] (TOML to validated config), [`daemon`] (the
-//! mio event loop over `heartwire-hal`) and [`ctl`] (control socket and CLI client).
+//! mio event loop over `heartwire-hal`), [`storage`] (reservations and mounts, run in
+//! children) and [`ctl`] (control socket and CLI client).
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod core;
 pub mod ctl;
 pub mod daemon;
+pub mod storage;
 pub mod wire;

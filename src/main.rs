@@ -148,6 +148,13 @@ enum Command {
         #[command(flatten)]
         ctl: CtlArgs,
     },
+    /// SCSI reservations: show a disk's keys; the steps the daemon runs for a
+    /// `reservation` resource and the tie-breaker.
+    #[command(subcommand)]
+    Reservation(heartwire::ctl::storage::ReservationCommand),
+    /// The steps the daemon runs for a `filesystem` resource: mount, unmount.
+    #[command(subcommand)]
+    Filesystem(heartwire::ctl::storage::FilesystemCommand),
     /// Lab and diagnostics tools (not a stable interface).
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
@@ -443,6 +450,8 @@ fn main() -> ExitCode {
             operator(&ctl, |timeout| Request::Stop { takeover, timeout })
         }
         Command::Debug(d) => debug(d),
+        Command::Reservation(c) => return ExitCode::from(heartwire::ctl::storage::reservation(c)),
+        Command::Filesystem(c) => return ExitCode::from(heartwire::ctl::storage::filesystem(c)),
         Command::Sync { at, json } => sync(at, json),
         Command::OfferCheck {
             file,

@@ -9,7 +9,9 @@
 //! [`timerfd`], [`signalfd`], [`sched`] (real-time mode), [`cred`] (peer credentials),
 //! [`random`], [`netlink`] (rtnetlink address changes), [`linkmon`] (carrier events), [`inventory`] (interfaces and addresses, for the tools), [`serial`] (RS232 lines),
 //! [`disk`] (O_DIRECT shared disks), [`scsi`] (SG_IO pass-through and the block layer's
-//! persistent-reservation ioctls; blocking, for a servant process).
+//! persistent-reservation ioctls; blocking, for a child process), [`mount`]
+//! (mount/umount for the filesystem resource; blocking, for a child), [`watchdog`]
+//! (`/dev/watchdog` and the halt of a self-fencing node).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod clock;
@@ -17,6 +19,7 @@ pub mod cred;
 pub mod disk;
 pub mod inventory;
 pub mod linkmon;
+pub mod mount;
 pub mod netlink;
 pub mod packet;
 pub mod process;
@@ -28,5 +31,6 @@ pub mod signalfd;
 mod sys;
 pub mod timerfd;
 pub mod udp;
+pub mod watchdog;
 
 pub use sys::{HalError, RxMeta};

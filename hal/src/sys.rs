@@ -161,3 +161,38 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     Ok(())
 }
+
+/// `_IOC(dir, ty, nr, size)` with the direction bits of the architecture (`read`: the
+/// kernel writes to the argument, `write`: it reads it).
+pub(crate) const fn ioc(read: bool, write: bool, ty: u8, nr: u32, size: u32) -> u32 {
+    #[cfg(any(target_arch = "powerpc", target_arch = "powerpc64"))]
+    const BITS: (u32, u32) = (2 << 29, 4 << 29);
+    #[cfg(not(any(target_arch = "powerpc", target_arch = "powerpc64")))]
+    const BITS: (u32, u32) = (2 << 30, 1 << 30);
+    let mut dir = 0;
+    if read {
+        dir |= BITS.0;
+    }
+    if write {
+        dir |= BITS.1;
+    }
+    dir | (size << 16) | ((ty as u32) << 8) | nr
+}
+
+/// ioctl(2) `request` on `fd` with a pointer argument.
+pub(crate) fn ioctl_arg<T>(
+    fd: &impl std::os::fd::AsRawFd,
+    request: u32,
+    arg: *mut T,
+) -> io::Result<libc::c_int> {
+    // The request argument is `c_ulong` in glibc and `c_int` in musl.
+    #[allow(
+        clippy::unnecessary_cast,
+        trivial_numeric_casts,
+        clippy::cast_possible_wrap
+    )]
+    let request = request as _;
+    // SAFETY: `arg` points at a live, initialised `repr(C)` value of the size encoded in
+    // `request`, owned by the caller's frame for the duration of the call.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) })
+}

@@ -10,7 +10,7 @@
 //! unknown request gets `{"error": "..."}`. The daemon side lives in
 //! `daemon::ctl_server`; the report type and its text rendering live here so
 //! `status --json` and the table show the same data. The operator's offline tools live
-//! here too: [`init`], [`verify`], [`snapshot`].
+//! here too: [`init`], [`verify`], [`snapshot`], and the storage steps ([`storage`]).
 
 pub mod client;
 pub mod debug;
@@ -21,6 +21,7 @@ pub mod offer;
 pub mod request;
 pub mod snapshot;
 pub mod status;
+pub mod storage;
 pub mod verify;
 
 /// Longest request line accepted.

@@ -23,7 +23,7 @@ use std::time::Duration;
 pub use self::cdb::{Capabilities, Inquiry, Keys, PrIn, PrOut, PrType, Reservation};
 pub use self::sense::{ScsiError, Sense};
 use crate::HalError;
-use crate::sys::cvt;
+use crate::sys::{cvt, ioctl_arg};
 
 /// Why a command failed: the OS refused it, or the device answered with an error.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,18 @@ impl CmdError {
         match self {
             CmdError::Scsi { err, .. } => Some(err),
             CmdError::Os(_) => None,
+        }
+    }
+
+    /// The device does not take this kind of request (ENOTTY, EINVAL: no SG_IO on this
+    /// node, or no `pr_ops` in its driver).
+    pub fn unsupported(&self) -> bool {
+        match self {
+            CmdError::Os(h) => matches!(
+                h.source.raw_os_error(),
+                Some(libc::ENOTTY | libc::EINVAL | libc::EOPNOTSUPP)
+            ),
+            CmdError::Scsi { .. } => false,
         }
     }
 }
@@ -276,6 +288,16 @@ impl Device {
             .map(drop)
     }
 
+    /// A LUN reset (`SG_SCSI_RESET`, `SG_SCSI_RESET_DEVICE`): clears SCSI-2
+    /// reservations (persistent ones survive it). Waits until the reset is done.
+    pub fn reset_device(&self) -> Result<(), CmdError> {
+        const SG_SCSI_RESET: u32 = 0x2284;
+        let mut how: libc::c_int = 1; // SG_SCSI_RESET_DEVICE
+        ioctl_arg(&self.fd, SG_SCSI_RESET, &raw mut how)
+            .map_err(|e| CmdError::Os(HalError::new("SG_SCSI_RESET", self.path.as_str(), e)))?;
+        Ok(())
+    }
+
     /// The block layer's persistent-reservation ioctl `op` (see [`PrIoctl`]).
     pub fn pr_ioctl(&self, op: PrIoctl) -> Result<(), CmdError> {
         pr_ioctl(&self.fd, &self.path, op)
@@ -349,13 +371,9 @@ fn block_pr_type(t: PrType) -> u32 {
     }
 }
 
-/// `_IOW('p', nr, size)`, with the direction bits of the architecture.
+/// `_IOW('p', nr, size)`.
 const fn iow(nr: u32, size: u32) -> u32 {
-    #[cfg(any(target_arch = "powerpc", target_arch = "powerpc64"))]
-    const WRITE: u32 = 4 << 29;
-    #[cfg(not(any(target_arch = "powerpc", target_arch = "powerpc64")))]
-    const WRITE: u32 = 1 << 30;
-    WRITE | (size << 16) | ((b'p' as u32) << 8) | nr
+    crate::sys::ioc(false, true, b'p', nr, size)
 }
 
 /// `struct pr_registration` / `pr_preempt` (24 bytes) and `pr_reservation` / `pr_clear`
@@ -437,20 +455,6 @@ fn pr_ioctl(fd: &OwnedFd, dev: &str, op: PrIoctl) -> Result<(), CmdError> {
         }),
         Err(e) => Err(CmdError::Os(HalError::new(name, dev, e))),
     }
-}
-
-/// One ioctl whose argument is a struct the kernel only reads.
-fn ioctl_arg<T>(fd: &OwnedFd, request: u32, arg: *mut T) -> io::Result<libc::c_int> {
-    // The request argument is `c_ulong` in glibc and `c_int` in musl.
-    #[allow(
-        clippy::unnecessary_cast,
-        trivial_numeric_casts,
-        clippy::cast_possible_wrap
-    )]
-    let request = request as _;
-    // SAFETY: `arg` points at a live, initialised `repr(C)` struct of the size encoded
-    // in `request`, owned by the caller's frame for the duration of the call.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) })
 }
 
 #[cfg(test)]
