@@ -51,6 +51,8 @@ pub enum QuorumLoss {
     Freeze,
     /// Release, then exit the daemon.
     Stop,
+    /// Stop kicking the watchdog and halt the machine at once (needs `[watchdog]`).
+    Halt,
 }
 
 /// A group as the daemon runs it on this node.
@@ -93,6 +95,10 @@ pub enum ResourceKind {
     Ip(IpResource),
     /// An application with start, stop and monitor commands.
     Application(AppResource),
+    /// A SCSI reservation on a shared disk.
+    Reservation(super::ReservationResource),
+    /// A filesystem on a shared disk.
+    Filesystem(super::FsResource),
 }
 
 /// A service address.
@@ -138,9 +144,85 @@ pub(super) const ANNOUNCE_COUNT_DEFAULT: u32 = 3;
 /// Default time between announcement rounds.
 pub(super) const ANNOUNCE_INTERVAL_DEFAULT: Duration = Duration::from_millis(50);
 
+/// The keys each resource kind takes besides `name` and `kind`.
+const KIND_KEYS: &[(&str, &[&str])] = &[
+    (
+        "ip",
+        &[
+            "address",
+            "interface",
+            "interfaces",
+            "announce_count",
+            "announce_interval",
+            "network",
+            "standby",
+            "standbys",
+        ],
+    ),
+    (
+        "application",
+        &[
+            "start",
+            "stop",
+            "monitor",
+            "monitor_interval",
+            "timeout",
+            "restarts",
+        ],
+    ),
+    ("reservation", &["device", "devices", "type", "timeout"]),
+    (
+        "filesystem",
+        &[
+            "device",
+            "devices",
+            "mountpoint",
+            "fstype",
+            "options",
+            "fsck",
+            "timeout",
+        ],
+    ),
+];
+
+/// The optional keys a resource sets, with where each starts in the file.
+fn present_keys(r: &RawResource) -> Vec<(&'static str, usize)> {
+    fn at<T>(v: &Option<Spanned<T>>) -> Option<usize> {
+        v.as_ref().map(|s| s.span().start)
+    }
+    [
+        ("address", at(&r.address)),
+        ("interface", at(&r.interface)),
+        ("interfaces", at(&r.interfaces)),
+        ("announce_count", at(&r.announce_count)),
+        ("announce_interval", at(&r.announce_interval)),
+        ("network", at(&r.network)),
+        ("standby", at(&r.standby)),
+        ("standbys", at(&r.standbys)),
+        ("start", at(&r.start)),
+        ("stop", at(&r.stop)),
+        ("monitor", at(&r.monitor)),
+        ("monitor_interval", at(&r.monitor_interval)),
+        ("timeout", at(&r.timeout)),
+        ("restarts", at(&r.restarts)),
+        ("device", at(&r.device)),
+        ("devices", at(&r.devices)),
+        ("type", at(&r.reservation_type)),
+        ("mountpoint", at(&r.mountpoint)),
+        ("fstype", at(&r.fstype)),
+        ("options", at(&r.options)),
+        ("fsck", at(&r.fsck)),
+    ]
+    .into_iter()
+    .filter_map(|(k, a)| a.map(|a| (k, a)))
+    .collect()
+}
+
 /// Position of a resource kind in DESIGN §5's order.
 fn rank(kind: &str) -> Option<u8> {
     match kind {
+        "reservation" => Some(0),
+        "filesystem" => Some(1),
         "ip" => Some(2),
         "application" => Some(3),
         _ => None,
@@ -148,22 +230,28 @@ fn rank(kind: &str) -> Option<u8> {
 }
 
 impl Validator<'_> {
-    pub(super) fn quorum_loss(&self, raw: &RawConfig) -> Result<QuorumLoss, ConfigError> {
+    pub(super) fn quorum_loss(
+        &self,
+        raw: &RawConfig,
+        watchdog: bool,
+    ) -> Result<QuorumLoss, ConfigError> {
         let Some(v) = &raw.cluster.on_quorum_loss else {
             return Ok(QuorumLoss::Freeze);
         };
         match v.get_ref().as_str() {
             "freeze" => Ok(QuorumLoss::Freeze),
             "stop" => Ok(QuorumLoss::Stop),
+            "halt" if watchdog => Ok(QuorumLoss::Halt),
             "halt" => Err(self.err(
                 v,
                 "cluster.on_quorum_loss",
-                "`halt` needs the hardware watchdog, which is not supported yet; use freeze or stop",
+                "`halt` needs the hardware watchdog: configure [watchdog] (it resets the node \
+                 should the halt itself hang)",
             )),
             other => Err(self.err(
                 v,
                 "cluster.on_quorum_loss",
-                format!("`{other}`: expected freeze or stop"),
+                format!("`{other}`: expected freeze, stop or halt"),
             )),
         }
     }
@@ -197,13 +285,13 @@ impl Validator<'_> {
                 .resources
                 .iter()
                 .enumerate()
-                .map(|(r, res)| self.resource(g, r, res, &key, scope))
+                .map(|(r, res)| self.resource(g, policy.startup, r, res, &key, scope))
                 .collect::<Result<Vec<_>, _>>()?;
             let networks = resources
                 .iter()
                 .filter_map(|r| match &r.kind {
                     ResourceKind::Ip(ip) => ip.network,
-                    ResourceKind::Application(_) => None,
+                    _ => None,
                 })
                 .fold(0u64, |b, n| b | 1 << n);
             specs.push(GroupSpec {
@@ -324,6 +412,7 @@ impl Validator<'_> {
     fn resource(
         &self,
         g: &RawGroup,
+        startup: Startup,
         r: usize,
         res: &RawResource,
         gkey: &dyn Fn(&str) -> String,
@@ -346,7 +435,7 @@ impl Validator<'_> {
             self.err(
                 &res.kind,
                 &key("kind"),
-                format!("`{kind}`: expected ip or application"),
+                format!("`{kind}`: expected reservation, filesystem, ip or application"),
             )
         })?;
         if let Some(prev) = g.resources[..r]
@@ -364,14 +453,46 @@ impl Validator<'_> {
                 ),
             ));
         }
+        self.only_keys_of(res, kind, &key)?;
+        let local = &scope.nodes[scope.local].name;
         let kind = match kind {
             "ip" => ResourceKind::Ip(self.ip(g, res, &key, scope)?),
+            "reservation" => {
+                ResourceKind::Reservation(self.reservation(g, startup, res, &key, local)?)
+            }
+            "filesystem" => ResourceKind::Filesystem(self.filesystem(g, res, &key, local)?),
             _ => ResourceKind::Application(self.application(res, &key)?),
         };
         Ok(Resource {
             name: res.name.get_ref().clone(),
             kind,
         })
+    }
+
+    /// Refuses a key that `kind` does not take.
+    fn only_keys_of(
+        &self,
+        res: &RawResource,
+        kind: &str,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let allowed = KIND_KEYS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(&[][..], |(_, a)| a);
+        match present_keys(res)
+            .into_iter()
+            .find(|(k, _)| !allowed.contains(k))
+        {
+            Some((k, at)) => Err(ConfigError::at(
+                self.file,
+                self.text,
+                at,
+                &key(k),
+                format!("not allowed with kind `{kind}`"),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn ip(
@@ -382,16 +503,6 @@ impl Validator<'_> {
         scope: &Scope<'_>,
     ) -> Result<IpResource, ConfigError> {
         let (nodes, local) = (scope.nodes, scope.local);
-        for (v, k) in [
-            (&res.start, "start"),
-            (&res.stop, "stop"),
-            (&res.monitor, "monitor"),
-        ] {
-            self.forbid(v, &key(k), "ip")?;
-        }
-        self.forbid(&res.monitor_interval, &key("monitor_interval"), "ip")?;
-        self.forbid(&res.timeout, &key("timeout"), "ip")?;
-        self.forbid(&res.restarts, &key("restarts"), "ip")?;
         let a = res.address.as_ref().ok_or_else(|| {
             self.err(&res.kind, &key("address"), "an ip resource needs `address`")
         })?;
@@ -584,15 +695,6 @@ impl Validator<'_> {
         res: &RawResource,
         key: &dyn Fn(&str) -> String,
     ) -> Result<AppResource, ConfigError> {
-        for (v, k) in [
-            (&res.address, "address"),
-            (&res.interface, "interface"),
-            (&res.announce_interval, "announce_interval"),
-        ] {
-            self.forbid(v, &key(k), "application")?;
-        }
-        self.forbid(&res.interfaces, &key("interfaces"), "application")?;
-        self.forbid(&res.announce_count, &key("announce_count"), "application")?;
         let command = |v: &Option<Spanned<String>>, k: &str| -> Result<String, ConfigError> {
             let c = v.as_ref().ok_or_else(|| {
                 self.err(
@@ -703,6 +805,26 @@ pub(super) fn canonical(raw: &RawConfig) -> String {
                 opt(&r.timeout),
                 opt(&r.restarts)
             );
+            // Storage keys only when set, so configs without them keep their hash.
+            let devs = r.devices.as_ref().map(|m| {
+                m.get_ref()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.get_ref()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+            let storage = [
+                opt(&r.device),
+                devs.unwrap_or_else(|| "-".into()),
+                opt(&r.reservation_type),
+                opt(&r.mountpoint),
+                opt(&r.fstype),
+                opt(&r.options),
+                opt(&r.fsck),
+            ];
+            if storage.iter().any(|v| v != "-") {
+                out += &format!("storage {}\n", storage.join(" "));
+            }
         }
     }
     for e in &raw.events {

@@ -50,6 +50,7 @@ mod install;
 mod locate;
 mod paths;
 mod raw;
+mod storage;
 
 use core::time::Duration;
 use std::collections::BTreeMap;
@@ -69,6 +70,7 @@ pub use self::paths::{
     BAUD_DEFAULT, BAUD_RANGE, DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT, serial_interval_min,
 };
 use self::raw::RawConfig;
+pub use self::storage::{FsResource, ReservationResource, WatchdogConfig};
 use crate::core::spec::{ClusterSpec, NodeId, NodeSpec, PathSpec};
 use crate::wire::auth::KEY_LEN_MIN;
 use crate::wire::{MAX_NODES, MAX_PATHS};
@@ -150,6 +152,10 @@ pub struct Config {
     pub events: Vec<EventConfig>,
     /// What this node does when it loses quorum, besides releasing its groups.
     pub on_quorum_loss: QuorumLoss,
+    /// This node's tie-breaker disk (`[tie_breaker]`).
+    pub tie_breaker: Option<String>,
+    /// The hardware watchdog (`[watchdog]`).
+    pub watchdog: Option<WatchdogConfig>,
     /// Per network (index of `spec.networks`), this node's interfaces on it: those of its
     /// ether paths and of its service addresses (standbys included). The network is lost
     /// here when every one of them is without carrier.
@@ -235,7 +241,9 @@ impl Validator<'_> {
         let key = self.key(&raw)?;
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
         let realtime = self.realtime(&raw)?;
-        let on_quorum_loss = self.quorum_loss(&raw)?;
+        let watchdog = self.watchdog(&raw)?;
+        let on_quorum_loss = self.quorum_loss(&raw, watchdog.is_some())?;
+        let tie_breaker = self.tie_breaker(&raw, &nodes, local_idx)?;
         let scope = groups::Scope {
             nodes: &nodes,
             local: local_idx,
@@ -275,6 +283,8 @@ impl Validator<'_> {
             groups,
             events,
             on_quorum_loss,
+            tie_breaker,
+            watchdog,
             adapters,
         })
     }
@@ -582,6 +592,19 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
         ));
     }
     h.update(groups::canonical(raw));
+    // Storage sections only when present, so older configs keep their hash.
+    if let Some(t) = &raw.tie_breaker {
+        h.update(format!(
+            "tie_breaker {}\n",
+            toml::to_string(t).unwrap_or_default()
+        ));
+    }
+    if let Some(w) = &raw.watchdog {
+        h.update(format!(
+            "watchdog {}\n",
+            toml::to_string(w).unwrap_or_default()
+        ));
+    }
     let digest = h.finalize();
     u64::from_be_bytes(
         digest[..8]

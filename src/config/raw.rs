@@ -21,6 +21,29 @@ pub(super) struct RawConfig {
     pub(super) groups: Vec<RawGroup>,
     #[serde(rename = "event", default, skip_serializing_if = "Vec::is_empty")]
     pub(super) events: Vec<RawEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tie_breaker: Option<RawDevices>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) watchdog: Option<RawWatchdog>,
+}
+
+/// A shared disk: one path for every node, or one per node.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDevices {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) device: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) devices: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWatchdog {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) device: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -166,4 +189,19 @@ pub(super) struct RawResource {
     pub(super) timeout: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) restarts: Option<Spanned<u32>>,
+    // reservation and filesystem
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) device: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) devices: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub(super) reservation_type: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) mountpoint: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) fstype: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) options: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) fsck: Option<Spanned<bool>>,
 }

@@ -263,7 +263,7 @@ fn groups_resolve_per_node() {
     assert_eq!(a.spec.groups[0].resources, 2);
     let ip = |c: &Config| match &c.groups[0].resources[0].kind {
         ResourceKind::Ip(ip) => ip.clone(),
-        ResourceKind::Application(_) => panic!("ip first"),
+        _ => panic!("ip first"),
     };
     assert_eq!(ip(&a).interface.as_deref(), Some("eth1"));
     assert_eq!(ip(&b).interface.as_deref(), Some("eth2"));
@@ -307,7 +307,7 @@ fn each_group_mistake_names_its_key() {
         "kind = \"ip\"",
         "kind = \"disk\"",
         "group[0].resource[0].kind",
-        "expected ip or application",
+        "expected reservation, filesystem, ip or application",
     );
     expect_group_err(
         "address = \"10.0.0.100/24\"",
@@ -339,6 +339,136 @@ fn each_group_mistake_names_its_key() {
         "cluster.on_quorum_loss",
         "watchdog",
     );
+}
+
+const STORAGE: &str = r#"
+[[group]]
+name = "db"
+nodes = ["a", "b"]
+
+[[group.resource]]
+name = "disk"
+kind = "reservation"
+devices = { a = "/dev/sda", b = "/dev/sdb" }
+
+[[group.resource]]
+name = "data"
+kind = "filesystem"
+device = "/dev/sda1"
+mountpoint = "/srv/data/"
+fstype = "ext4"
+fsck = true
+
+[tie_breaker]
+device = "/dev/sdc"
+
+[watchdog]
+timeout = "5s"
+"#;
+
+fn with_storage() -> String {
+    GOOD.replace("id = 7\n", "id = 7\non_quorum_loss = \"halt\"\n") + STORAGE
+}
+
+fn expect_storage_err(from: &str, to: &str, key: &str, msg: &str) {
+    let full = with_storage();
+    assert!(full.contains(from), "fixture lacks {from:?}");
+    let e = load_as(&full.replacen(from, to, 1), "a").expect_err("config must be refused");
+    assert_eq!(e.key, key, "{e}");
+    assert!(e.message.contains(msg), "{e}");
+}
+
+#[test]
+fn storage_resources_tie_breaker_and_watchdog_resolve_per_node() {
+    use crate::storage::reservation::Kind;
+    let a = load_as(&with_storage(), "a").unwrap();
+    let b = load_as(&with_storage(), "b").unwrap();
+    let ResourceKind::Reservation(r) = &b.groups[0].resources[0].kind else {
+        panic!("reservation first")
+    };
+    assert_eq!(r.device.as_deref(), Some("/dev/sdb"));
+    assert_eq!(
+        r.kind,
+        Kind::Persistent(heartwire_hal::scsi::PrType::WriteExclusiveRegistrantsOnly)
+    );
+    let ResourceKind::Filesystem(f) = &a.groups[0].resources[1].kind else {
+        panic!("filesystem second")
+    };
+    assert_eq!(
+        (f.mountpoint.as_str(), f.options.as_str(), f.fsck),
+        ("/srv/data", "defaults", true)
+    );
+    assert_eq!(a.tie_breaker.as_deref(), Some("/dev/sdc"));
+    let w = a.watchdog.as_ref().unwrap();
+    assert_eq!((w.device.as_str(), w.timeout_s), ("/dev/watchdog", 5));
+    assert_eq!(a.on_quorum_loss, QuorumLoss::Halt);
+}
+
+#[test]
+fn each_storage_mistake_names_its_key() {
+    expect_storage_err(
+        "devices = { a = \"/dev/sda\", b = \"/dev/sdb\" }",
+        "devices = { a = \"/dev/sda\" }",
+        "group[0].resource[0].devices",
+        "no entry for node `b`",
+    );
+    expect_storage_err(
+        "devices = { a = \"/dev/sda\", b = \"/dev/sdb\" }",
+        "",
+        "group[0].resource[0].device",
+        "a disk is needed",
+    );
+    expect_storage_err(
+        "kind = \"reservation\"",
+        "kind = \"reservation\"\ntype = \"shared\"",
+        "group[0].resource[0].type",
+        "expected write-exclusive-registrants-only",
+    );
+    expect_storage_err(
+        "kind = \"reservation\"",
+        "kind = \"reservation\"\nmountpoint = \"/x\"",
+        "group[0].resource[0].mountpoint",
+        "not allowed with kind `reservation`",
+    );
+    expect_storage_err(
+        "nodes = [\"a\", \"b\"]",
+        "nodes = [\"a\", \"b\"]\nstartup = \"all\"",
+        "group[0].resource[0].kind",
+        "concurrent group",
+    );
+    expect_storage_err(
+        "mountpoint = \"/srv/data/\"",
+        "mountpoint = \"srv\"",
+        "group[0].resource[1].mountpoint",
+        "absolute path",
+    );
+    expect_storage_err(
+        "fstype = \"ext4\"\n",
+        "",
+        "group[0].resource[1].fstype",
+        "needs `fstype`",
+    );
+    expect_storage_err(
+        "device = \"/dev/sda1\"",
+        "device = \"sda1\"",
+        "group[0].resource[1].device",
+        "not an absolute path",
+    );
+    expect_storage_err(
+        "device = \"/dev/sdc\"",
+        "devices = { a = \"/dev/sdc\" }",
+        "tie_breaker.devices",
+        "no entry for node `b`",
+    );
+    expect_storage_err(
+        "timeout = \"5s\"",
+        "timeout = \"1500ms\"",
+        "watchdog.timeout",
+        "whole seconds",
+    );
+    let no_watchdog = with_storage().replace("[watchdog]\ntimeout = \"5s\"\n", "");
+    let e = load_as(&no_watchdog, "a").expect_err("halt needs the watchdog");
+    assert_eq!(e.key, "cluster.on_quorum_loss", "{e}");
 }
 
 #[test]

@@ -224,6 +224,7 @@ fn verify_text(file: &Path, text: &str, opts: &Options, r: &mut VerifyReport) {
     check_paths(&cfg, &loc, &host, r);
     check_addresses(&cfg, &loc, &host, daemon.as_ref(), opts.probe, r);
     check_commands(&cfg, &loc, r);
+    check_storage(&cfg, &loc, r);
     check_design(&cfg, &loc, r);
     if !opts.offered {
         check_cluster(&cfg, daemon.as_ref(), r);
@@ -854,12 +855,12 @@ fn check_design(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
         .paths
         .iter()
         .any(|p| matches!(p.kind, PathKind::Serial | PathKind::Disk));
-    if cfg.spec.nodes.len() == 2 && !non_ip {
+    if cfg.spec.nodes.len() == 2 && !non_ip && cfg.tie_breaker.is_none() {
         r.add(
             Severity::Warning,
             loc.at("cluster"),
-            "two nodes and only IP paths: a broken network looks like a dead node, and both nodes take the groups".into(),
-            "add a serial line or a shared disk path (kind = \"serial\" / \"disk\")",
+            "two nodes, only IP paths and no tie-breaker: a broken network looks like a dead node, and both nodes take the groups".into(),
+            "add a serial line or a shared disk path (kind = \"serial\" / \"disk\"), or a [tie_breaker] disk",
         );
     }
     if cfg.key.is_none() {
@@ -869,6 +870,85 @@ fn check_design(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
             "no cluster key: frames are not authenticated, and `heartwire sync` is refused".into(),
             "head -c 32 /dev/urandom > /etc/heartwire/cluster.key; chmod 600 it; key_file = \"cluster.key\" (on every node)",
         );
+    }
+}
+
+/// The disks of reservations, filesystems and the tie-breaker, and the watchdog, exist
+/// here; a reservation disk or the tie-breaker answers REPORT CAPABILITIES and supports
+/// the configured type.
+fn check_storage(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
+    use crate::storage::reservation::{COMMAND_TIMEOUT, Kind, type_name};
+    let mut disks: Vec<(String, String, Option<Kind>)> = Vec::new();
+    for g in &cfg.groups {
+        for res in &g.resources {
+            let key = format!("group.{}.resource.{}", g.name, res.name);
+            match &res.kind {
+                ResourceKind::Reservation(rv) => {
+                    if let Some(d) = &rv.device {
+                        disks.push((key, d.clone(), Some(rv.kind)));
+                    }
+                }
+                ResourceKind::Filesystem(fs) => {
+                    if let Some(d) = &fs.device {
+                        disks.push((key, d.clone(), None));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(d) = &cfg.tie_breaker {
+        let wero = heartwire_hal::scsi::PrType::WriteExclusiveRegistrantsOnly;
+        disks.push((
+            "tie_breaker".into(),
+            d.clone(),
+            Some(Kind::Persistent(wero)),
+        ));
+    }
+    if let Some(w) = &cfg.watchdog {
+        disks.push(("watchdog".into(), w.device.clone(), None));
+    }
+    for (key, device, kind) in disks {
+        let at = loc.at(&key);
+        if let Err(e) = std::fs::metadata(&device) {
+            r.add(
+                Severity::Error,
+                at,
+                format!("{key}: {device}: {e}"),
+                format!("attach the device on node {}, or correct the path", r.node),
+            );
+            continue;
+        }
+        let Some(Kind::Persistent(ty)) = kind else {
+            continue;
+        };
+        let caps = heartwire_hal::scsi::Device::open(&device)
+            .map_err(heartwire_hal::scsi::CmdError::from)
+            .and_then(|d| d.report_capabilities(COMMAND_TIMEOUT));
+        match caps {
+            Ok(c) if !c.supports(ty) => r.add(
+                Severity::Error,
+                at,
+                format!(
+                    "{key}: {device} does not support reservation type {}",
+                    type_name(Kind::Persistent(ty))
+                ),
+                "choose a type the disk reports (heartwire reservation show DEVICE)",
+            ),
+            Ok(_) => {}
+            Err(e) if e.unsupported() => r.add(
+                Severity::Warning,
+                at,
+                format!("{key}: {device}: no SCSI pass-through ({e}); the block layer's IOC_PR ioctls will be used"),
+                "use the /dev/sd* or /dev/sg* node of the disk if there is one",
+            ),
+            Err(e) => r.add(
+                Severity::Error,
+                at,
+                format!("{key}: {device}: REPORT CAPABILITIES failed: {e}"),
+                "check that the disk supports SCSI-3 persistent reservations (or use type = \"scsi2\")",
+            ),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod children;
 mod commands;
 mod ctl_server;
 pub mod disk;
+mod fencing;
 pub mod log;
 mod notify;
 mod offers;
@@ -132,6 +133,8 @@ struct Daemon {
     pending: Vec<Option<reload::Pending>>,
     /// Configuration offers: the operator waiting, the offer staged here, its check.
     offer_io: offers::OfferIo,
+    /// The hardware watchdog and the tie-breaker.
+    fencing: fencing::Fencing,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `ready` is called once, when every resource is
@@ -162,7 +165,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         .flat_map(|g| &g.resources)
         .flat_map(|r| match &r.kind {
             crate::config::ResourceKind::Ip(ip) => ip.interface.iter().chain(&ip.standby).collect(),
-            crate::config::ResourceKind::Application(_) => Vec::new(),
+            _ => Vec::new(),
         });
     for name in cfg.adapters.iter().flatten().chain(ip_ifaces) {
         if !carrier.iter().any(|(n, _)| n == name) {
@@ -172,7 +175,21 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
     let local_name = cfg.spec.nodes[cfg.spec.node_index(cfg.local).expect("invariant: local")]
         .name
         .clone();
-    let mut resources = Resources::open(&cfg.groups, &cfg.events, &cfg.spec.name, &local_name)?;
+    let peers: Vec<u8> = cfg
+        .spec
+        .nodes
+        .iter()
+        .map(|n| n.id.get())
+        .filter(|id| *id != cfg.local.get())
+        .collect();
+    let mut resources = Resources::open(
+        &cfg.groups,
+        &cfg.events,
+        &cfg.spec.name,
+        &local_name,
+        (cfg.spec.cluster_id, cfg.local.get()),
+        &peers,
+    )?;
     // Before joining: a previous run killed with kill -9 may have left service addresses.
     for stale in resources.remove_stale() {
         ::log::warn!("removed stale service address {stale}: left by a previous run");
@@ -213,6 +230,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
     let started = Instant::from_nanos(clock::monotonic_ns());
     let keyed = key.is_some();
     let node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
+    let fencing = fencing::Fencing::open(&cfg, started)?;
     let io = vec![IoCounters::default(); socks.len()];
     let mut d = Daemon {
         node,
@@ -241,6 +259,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         pending: vec![None; cfg.groups.len()],
         config: cfg.clone(),
         offer_io: offers::OfferIo::new(),
+        fencing,
     };
     ::log::info!(
         "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
@@ -333,6 +352,12 @@ impl Daemon {
                     }
                     token::LINKS => self.read_links(poll.registry(), now),
                     t if self.offer_io.owns(t) => self.offer_checked(poll.registry(), now, t),
+                    t if self.fencing.owns(t) => {
+                        let current = self.node.view().members;
+                        if let Some(o) = self.fencing.on_child_event(poll.registry(), t, current) {
+                            self.tie_outcome(now, o);
+                        }
+                    }
                     t if t.0 >= token::CHILD_BASE => {
                         reports.extend(self.resources.on_child_event(poll.registry(), now, t));
                     }
@@ -354,6 +379,9 @@ impl Daemon {
                 self.offer_io.on_timer(now);
             }
             self.kick_watchdog(now);
+            if self.fencing.next_deadline().is_some_and(|d| d <= now) {
+                self.fencing.on_timer(now);
+            }
             for r in reports {
                 self.report(now, r);
             }
@@ -668,13 +696,21 @@ impl Daemon {
                     ) {
                         self.offer_event(registry, now, event);
                     }
-                    if event == crate::core::Event::QuorumLost
-                        && self.config.on_quorum_loss == QuorumLoss::Stop
-                    {
-                        self.stopping = true;
+                    if event == crate::core::Event::QuorumLost {
+                        if self.fencing.decides(self.node.view().members) {
+                            ::log::warn!(
+                                "quorum rests on the tie-breaker: racing for it before on_quorum_loss applies"
+                            );
+                        } else {
+                            self.quorum_loss_action();
+                        }
                     }
                     let line = report::event_line(&self.node, &self.groups, at, &event);
                     if let crate::core::Event::ViewChange { members, .. } = event {
+                        let set = crate::core::placement::NodeSet::from_bits(members);
+                        if let Some(o) = self.fencing.on_view(registry, now, set) {
+                            self.tie_outcome(now, o);
+                        }
                         // Nodes joined: one of them may have held (and announced) our
                         // groups while cut off from us. Announce ours again.
                         if members & !self.last_members != 0 {
@@ -792,6 +828,42 @@ impl Daemon {
     fn shutdown(&mut self) {
         self.resources.shutdown();
         self.offer_io.shutdown();
+        self.fencing.shutdown();
+    }
+
+    /// What `on_quorum_loss` says besides releasing (which the core does).
+    fn quorum_loss_action(&mut self) {
+        match self.config.on_quorum_loss {
+            QuorumLoss::Freeze => {}
+            QuorumLoss::Stop => self.stopping = true,
+            QuorumLoss::Halt => {
+                ::log::error!("quorum lost: halting now (on_quorum_loss = halt)");
+                ::log::logger().flush();
+                self.fencing.halt();
+            }
+        }
+    }
+
+    /// Tells the core what became of the tie-breaker.
+    fn tie_outcome(&mut self, now: Instant, o: fencing::TieOutcome) {
+        match o {
+            fencing::TieOutcome::Won => {
+                ::log::warn!(
+                    "tie_breaker won: this half of the cluster keeps quorum (view {})",
+                    self.node.view().number
+                );
+                self.node.set_tie_breaker(now, true);
+            }
+            fencing::TieOutcome::Lost => {
+                ::log::warn!(
+                    "tie_breaker lost: the other half keeps quorum (view {})",
+                    self.node.view().number
+                );
+                self.node.set_tie_breaker(now, false);
+                self.quorum_loss_action();
+            }
+            fencing::TieOutcome::Reset => self.node.set_tie_breaker(now, false),
+        }
     }
 
     /// Tells systemd the loop is alive, every half watchdog timeout.
@@ -811,6 +883,7 @@ impl Daemon {
             self.resources.next_deadline(),
             self.offer_io.next_deadline(),
             self.watchdog_at,
+            self.fencing.next_deadline(),
         ]
         .into_iter()
         .flatten()

@@ -14,6 +14,7 @@
 //! from this node's interfaces before the node joins — a daemon killed with `kill -9`
 //! leaves its addresses behind (DESIGN §6).
 
+use std::ffi::OsString;
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -29,6 +30,7 @@ use super::children::{Children, Exit, Job, Run};
 use crate::config::{AppResource, EventConfig, EventOn, GroupConfig, IpResource, ResourceKind};
 use crate::core::groups::HOOK;
 use crate::core::{Instant, ResourceOp, ResourceRequest};
+use crate::storage::reservation;
 use crate::wire::announce::{
     ALL_NODES_MAC, ARP_LEN, ArpOp, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV6, NA_LEN,
     gratuitous_arp, unsolicited_na,
@@ -145,6 +147,11 @@ pub(crate) struct Resources {
     /// an acquisition which failed before any start runs no `post` command).
     touched: Vec<bool>,
     env: [(&'static str, String); 2],
+    /// Cluster id and this node's id (a reservation key is made of them).
+    ids: (u16, u8),
+    /// The other nodes' ids, comma-separated (preempted one by one where a disk's keys
+    /// cannot be read).
+    peers: String,
     /// Per group and resource, the announcer (interface) a service address is on now:
     /// its `interface`, or its `standby` after an adapter swap.
     placed: Vec<Vec<Option<usize>>>,
@@ -160,6 +167,8 @@ impl Resources {
         events: &[EventConfig],
         cluster: &str,
         node: &str,
+        ids: (u16, u8),
+        peers: &[u8],
     ) -> Result<Resources, HalError> {
         let rtnl = Rtnl::open()?;
         let mut announcers: Vec<Announcer> = Vec::new();
@@ -194,6 +203,12 @@ impl Resources {
                 ("HW_CLUSTER", cluster.to_owned()),
                 ("HW_NODE", node.to_owned()),
             ],
+            ids,
+            peers: peers
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
         })
     }
 
@@ -284,6 +299,12 @@ impl Resources {
         };
         match &res.kind {
             ResourceKind::Ip(ip) => Outcome::Done(self.ip(now, req, ip)),
+            ResourceKind::Reservation(_) | ResourceKind::Filesystem(_) => {
+                match self.storage_step(registry, now, req, &res.kind) {
+                    Ok(()) => Outcome::Started,
+                    Err(()) => Outcome::Done(false),
+                }
+            }
             ResourceKind::Application(app) => {
                 let (g, r) = (req.group, req.resource);
                 if req.op == ResourceOp::Stop {
@@ -304,6 +325,98 @@ impl Resources {
                 }
             }
         }
+    }
+
+    /// Starts the child that acquires or releases a reservation or a filesystem:
+    /// `heartwire reservation acquire|release …` or `heartwire filesystem mount|unmount …`
+    /// (this same binary, through /proc/self/exe), bounded by the resource's timeout.
+    fn storage_step(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        req: ResourceRequest,
+        kind: &ResourceKind,
+    ) -> Result<(), ()> {
+        let group = &self.groups[usize::from(req.group)];
+        let resource = &group.resources[usize::from(req.resource)].name;
+        let label = format!("{}/{resource} {}", group.name, step_name(req.op));
+        let start = req.op == ResourceOp::Start;
+        let (cluster, node) = (self.ids.0.to_string(), self.ids.1.to_string());
+        let mut argv: Vec<OsString> = vec!["/proc/self/exe".into()];
+        let (device, timeout) = match kind {
+            ResourceKind::Reservation(rv) => {
+                argv.extend(
+                    [
+                        "reservation",
+                        if start { "acquire" } else { "release" },
+                        "--cluster",
+                        &cluster,
+                        "--node",
+                        &node,
+                        "--type",
+                        reservation::type_name(rv.kind),
+                    ]
+                    .map(OsString::from),
+                );
+                if start && !self.peers.is_empty() {
+                    argv.extend(["--others", &self.peers].map(OsString::from));
+                }
+                (&rv.device, rv.timeout)
+            }
+            ResourceKind::Filesystem(fs) if start => {
+                argv.extend(
+                    [
+                        "filesystem",
+                        "mount",
+                        "--mountpoint",
+                        &fs.mountpoint,
+                        "--fstype",
+                        &fs.fstype,
+                        "--options",
+                        &fs.options,
+                    ]
+                    .map(OsString::from),
+                );
+                if fs.fsck {
+                    argv.push("--fsck".into());
+                }
+                (&fs.device, fs.timeout)
+            }
+            ResourceKind::Filesystem(fs) => {
+                let grace = fs.grace().as_millis().to_string();
+                argv.extend(
+                    [
+                        "filesystem",
+                        "unmount",
+                        "--mountpoint",
+                        &fs.mountpoint,
+                        "--grace-ms",
+                        &grace,
+                    ]
+                    .map(OsString::from),
+                );
+                (&None, fs.timeout)
+            }
+            ResourceKind::Ip(_) | ResourceKind::Application(_) => {
+                unreachable!("storage steps are for reservations and filesystems")
+            }
+        };
+        if let Some(d) = device {
+            argv.extend(["--device", d.as_str()].map(OsString::from));
+        } else if start || matches!(kind, ResourceKind::Reservation(_)) {
+            ::log::error!("{label}: this node has no device for it");
+            return Err(());
+        }
+        let job = Job {
+            run: Run::Exec(&argv),
+            env: &[],
+            timeout,
+            label: label.clone(),
+            keep_output: false,
+        };
+        self.children
+            .spawn(registry, now, job, Purpose::Op(req))
+            .map_err(|e| ::log::error!("{label}: could not start: {e}"))
     }
 
     /// Runs one command of application resource (group, resource).
@@ -488,7 +601,7 @@ impl Resources {
     fn app(&self, g: u8, r: u8) -> AppResource {
         match &self.groups[usize::from(g)].resources[usize::from(r)].kind {
             ResourceKind::Application(a) => a.clone(),
-            ResourceKind::Ip(_) => unreachable!("children run only for applications"),
+            _ => unreachable!("monitors and restarts run only for applications"),
         }
     }
 
@@ -508,7 +621,11 @@ impl Resources {
             Purpose::Op(req) if req.resource == HOOK => Some(Report::Done(req, exit.success())),
             Purpose::Op(req) => {
                 let ok = exit.success();
-                if req.op == ResourceOp::Start && ok {
+                let is_app = matches!(
+                    self.groups[usize::from(req.group)].resources[usize::from(req.resource)].kind,
+                    ResourceKind::Application(_)
+                );
+                if req.op == ResourceOp::Start && ok && is_app {
                     let app = self.app(req.group, req.resource);
                     let st = &mut self.apps[usize::from(req.group)][usize::from(req.resource)];
                     *st = AppState {
@@ -906,7 +1023,7 @@ fn ip_resources(groups: &[GroupConfig]) -> impl Iterator<Item = &IpResource> {
         .flat_map(|g| g.resources.iter())
         .filter_map(|r| match &r.kind {
             ResourceKind::Ip(ip) => Some(ip),
-            ResourceKind::Application(_) => None,
+            _ => None,
         })
 }
 

@@ -18,3 +18,5 @@ pub(crate) const CTL_CONN_BASE: usize = 256;
 pub(crate) const CHILD_BASE: usize = 1024;
 /// The check of a configuration offer (one child): pidfd and output pipe.
 pub(crate) const OFFER_CHILD_BASE: usize = CHILD_BASE + 2 * super::children::CHILDREN_MAX;
+/// The tie-breaker's children (two slots): pidfd and output pipe each.
+pub(crate) const TIE_CHILD_BASE: usize = OFFER_CHILD_BASE + 2;

@@ -1,0 +1,288 @@
+//! Self-fencing and the tie-breaker (DESIGN §4–5).
+//!
+//! Watchdog: `/dev/watchdog` is opened at start (which arms it) and written from the
+//! loop every third of its timeout; a loop that stops turning — hung, SIGSTOPped, stuck
+//! in the kernel — stops writing, and the hardware resets the node. A clean exit writes
+//! the magic 'V' first (disarmed); a crash leaves it armed. `on_quorum_loss = "halt"`
+//! stops kicking and halts at once; the armed watchdog resets the node after its timeout
+//! should the halt itself hang, and after that the node comes back and joins with
+//! nothing (crash hygiene at start, DESIGN §6).
+//!
+//! Tie-breaker: while this node is in a view holding a strict majority, it keeps a
+//! registration on the tie-breaker disk (`heartwire reservation tie-register`, run at
+//! each such view). When its view holds exactly half the nodes, it races
+//! (`heartwire reservation tie-break`, preempting the keys of the nodes outside its
+//! view); the outcome goes to the core (`Node::set_tie_breaker`). Both run as children:
+//! SCSI commands wait for the device.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use heartwire_hal::HalError;
+use heartwire_hal::watchdog::Watchdog;
+use mio::{Registry, Token};
+
+use super::children::{Children, Job, Run};
+use super::token::TIE_CHILD_BASE;
+use crate::config::Config;
+use crate::core::Instant;
+use crate::core::placement::NodeSet;
+
+/// Limit of a tie-breaker step (a few SCSI commands).
+const TIE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a tie-breaker child does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Register,
+    /// The race for the view with these members.
+    Race(NodeSet),
+}
+
+/// The watchdog and the tie-breaker of this node.
+pub(crate) struct Fencing {
+    watchdog: Option<Watchdog>,
+    kick_every: Duration,
+    kick_at: Instant,
+    /// Halting: the watchdog is not kicked any more.
+    halting: bool,
+    tie: Option<Tie>,
+}
+
+struct Tie {
+    device: String,
+    cluster: u16,
+    node: u8,
+    /// Every configured node.
+    all: NodeSet,
+    children: Children<Step>,
+    /// Members of the view the race is (or was last) run for.
+    raced: Option<NodeSet>,
+    /// The core was told this node holds it.
+    held: bool,
+}
+
+/// What the loop must tell the core about the tie-breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TieOutcome {
+    /// The race for the current view was won.
+    Won,
+    /// The race for the current view was lost: apply `on_quorum_loss`.
+    Lost,
+    /// A majority view: a tie-breaker won earlier counts no more (the next tie is raced
+    /// afresh).
+    Reset,
+}
+
+impl Fencing {
+    /// Opens the watchdog (arming it) when configured.
+    pub(crate) fn open(cfg: &Config, now: Instant) -> Result<Fencing, HalError> {
+        let watchdog = match &cfg.watchdog {
+            Some(w) => {
+                let wd = Watchdog::open(&w.device, w.timeout_s)?;
+                ::log::info!(
+                    "watchdog {} armed: timeout {} s, kicked every {} ms by the loop",
+                    wd.path(),
+                    wd.timeout_s(),
+                    u64::from(wd.timeout_s()) * 1000 / 3
+                );
+                Some(wd)
+            }
+            None => None,
+        };
+        let kick_every = Duration::from_millis(
+            watchdog
+                .as_ref()
+                .map_or(1000, |w| u64::from(w.timeout_s()) * 1000 / 3),
+        );
+        let tie = cfg.tie_breaker.as_ref().map(|device| Tie {
+            device: device.clone(),
+            cluster: cfg.spec.cluster_id,
+            node: cfg.local.get(),
+            all: cfg.spec.nodes.iter().fold(NodeSet::EMPTY, |mut s, n| {
+                s.insert(n.id);
+                s
+            }),
+            children: Children::with_tokens(TIE_CHILD_BASE, 2),
+            raced: None,
+            held: false,
+        });
+        Ok(Fencing {
+            watchdog,
+            kick_every,
+            kick_at: now.saturating_add(kick_every),
+            halting: false,
+            tie,
+        })
+    }
+
+    /// Kicks the watchdog when due (not while halting).
+    pub(crate) fn on_timer(&mut self, now: Instant) {
+        if let Some(t) = &mut self.tie {
+            t.children.on_timer(now);
+        }
+        if self.halting || now < self.kick_at {
+            return;
+        }
+        self.kick_at = now.saturating_add(self.kick_every);
+        if let Some(w) = &mut self.watchdog {
+            if let Err(e) = w.kick() {
+                ::log::error!("{e}");
+            }
+        }
+    }
+
+    /// When the next kick or tie-breaker deadline is due.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let kick = (self.watchdog.is_some() && !self.halting).then_some(self.kick_at);
+        let tie = self.tie.as_ref().and_then(|t| t.children.next_deadline());
+        kick.into_iter().chain(tie).min()
+    }
+
+    /// A new view with `members`: register on the tie-breaker while in a majority, race
+    /// for it when the view holds exactly half of the nodes. A race that cannot start is
+    /// lost at once.
+    pub(crate) fn on_view(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        members: NodeSet,
+    ) -> Option<TieOutcome> {
+        let t = self.tie.as_mut()?;
+        let (n, all) = (members.len(), t.all.len());
+        if 2 * n > all {
+            t.raced = None;
+            t.spawn(registry, now, Step::Register, &[]);
+            core::mem::take(&mut t.held).then_some(TieOutcome::Reset)
+        } else if 2 * n == all && t.raced != Some(members) {
+            t.raced = Some(members);
+            let rivals: Vec<u8> = t
+                .all
+                .iter()
+                .filter(|id| !members.contains(*id))
+                .map(|id| id.get())
+                .collect();
+            (!t.spawn(registry, now, Step::Race(members), &rivals)).then_some(TieOutcome::Lost)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `members` is a view whose quorum the tie-breaker decides.
+    pub(crate) fn decides(&self, members: NodeSet) -> bool {
+        self.tie
+            .as_ref()
+            .is_some_and(|t| 2 * members.len() == t.all.len())
+    }
+
+    /// Whether `token` is a tie-breaker child's.
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        self.tie.as_ref().is_some_and(|t| t.children.owns(token))
+    }
+
+    /// A tie-breaker child's readiness event; the race's outcome when it ended, if the
+    /// view it ran for is still `current`.
+    pub(crate) fn on_child_event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        current: NodeSet,
+    ) -> Option<TieOutcome> {
+        let t = self.tie.as_mut()?;
+        let (step, label, exit) = t.children.on_event(registry, token)?;
+        match step {
+            Step::Register => {
+                if !exit.success() {
+                    ::log::error!("{label}: {exit}: this node cannot win a tie");
+                }
+                None
+            }
+            Step::Race(members) if members == current => {
+                let won = exit.success();
+                let lost = super::children::Exit::Code(i32::from(crate::ctl::storage::LOST));
+                if !won && exit != lost {
+                    ::log::error!("{label}: {exit}: counted as lost");
+                }
+                t.held = won;
+                Some(if won {
+                    TieOutcome::Won
+                } else {
+                    TieOutcome::Lost
+                })
+            }
+            Step::Race(_) => None,
+        }
+    }
+
+    /// Stops kicking the watchdog and halts the machine. Returns only if the halt failed;
+    /// the watchdog then resets the node at its timeout.
+    pub(crate) fn halt(&mut self) {
+        self.halting = true;
+        let e = heartwire_hal::watchdog::halt_now();
+        ::log::error!(
+            "halt failed: {e}; the watchdog is no longer kicked{}",
+            if self.watchdog.is_some() {
+                " and resets this node at its timeout"
+            } else {
+                ""
+            }
+        );
+    }
+
+    /// A clean exit: disarms the watchdog (magic close) and ends the children.
+    pub(crate) fn shutdown(&mut self) {
+        if let Some(w) = &mut self.watchdog {
+            if !self.halting {
+                w.disarm();
+                ::log::info!("watchdog {} disarmed", w.path());
+            }
+        }
+        if let Some(t) = &mut self.tie {
+            t.children.kill_all();
+        }
+    }
+}
+
+impl Tie {
+    /// Starts a child for `step`; false when it could not start.
+    fn spawn(&mut self, registry: &Registry, now: Instant, step: Step, rivals: &[u8]) -> bool {
+        let (cluster, node) = (self.cluster.to_string(), self.node.to_string());
+        let ids: Vec<String> = rivals.iter().map(u8::to_string).collect();
+        let ids = ids.join(",");
+        let verb = match step {
+            Step::Register => "tie-register",
+            Step::Race(_) => "tie-break",
+        };
+        let mut argv: Vec<OsString> = [
+            "/proc/self/exe",
+            "reservation",
+            verb,
+            "--device",
+            &self.device,
+            "--cluster",
+            &cluster,
+            "--node",
+            &node,
+        ]
+        .map(OsString::from)
+        .to_vec();
+        if matches!(step, Step::Race(_)) {
+            argv.extend(["--rivals", &ids].map(OsString::from));
+        }
+        let label = format!("tie-breaker {verb}");
+        let job = Job {
+            run: Run::Exec(&argv),
+            env: &[],
+            timeout: TIE_TIMEOUT,
+            label: label.clone(),
+            keep_output: false,
+        };
+        match self.children.spawn(registry, now, job, step) {
+            Ok(()) => true,
+            Err(e) => {
+                ::log::error!("{label}: could not start: {e}");
+                false
+            }
+        }
+    }
+}
