@@ -91,12 +91,16 @@ demo: deps release
 	$(SUDO) BIN=target/release/heartwire ./demo/demo.sh
 
 # Unit, property and CLI tests run in parallel; the netns lab runs one test at a time
-# (the stress test wants the machine to itself); then the cross targets under qemu-user.
+# (the stress test wants the machine to itself); the SAN lab (two qemu guests on a tgtd
+# iSCSI target, with the static binary) prints its timings; then the cross targets under
+# qemu-user.
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
 	$(CARGO) test --test detection --test takeover --test paths --test service --test operator -- --test-threads=1
+	$(MAKE) --no-print-directory san
+	$(CARGO) test --test san -- --nocapture
 	$(MAKE) --no-print-directory cross-all
 
 # The simulator runs optimised: 2000 seeds take seconds instead of minutes.
@@ -108,13 +112,13 @@ sim-seed:
 	@test -n "$(SEED)" || (echo "usage: make sim-seed SEED=<n>" && false)
 	HW_SIM_SEED=$(SEED) $(CARGO) test --release --test sim -- --nocapture
 
-# keepalived is the takeover bench's yardstick (VRRPv3); only the bench needs it. Its
-# Debian service does not start without /etc/keepalived/keepalived.conf.
 # The SAN lab's parts (qemu, tgtd, a Debian kernel, a busybox initramfs) in target/san,
 # fetched with apt-get download and unpacked there; nothing is installed (issue 7).
 san:
 	tests/san/build.sh target/san
 
+# keepalived is the takeover bench's yardstick (VRRPv3); only the bench needs it. Its
+# Debian service does not start without /etc/keepalived/keepalived.conf.
 bench-deps: deps
 	@command -v keepalived >/dev/null 2>&1 || { echo "installing: keepalived"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq keepalived >/dev/null; }

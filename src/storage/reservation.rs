@@ -14,7 +14,7 @@
 //!   always register afresh); read the reservation; held by this node: done; held by
 //!   another node of this cluster: PREEMPT AND ABORT its key (the dead or departed
 //!   owner's in-flight commands are aborted and its later ones fail with RESERVATION
-//!   CONFLICT); held by a key of no node of this cluster: refuse; not held: RESERVE.
+//!   CONFLICT; a target without PREEMPT AND ABORT gets a PREEMPT); held by a key of no node of this cluster: refuse; not held: RESERVE.
 //!   Then every other key of this cluster still registered is preempted too (a node
 //!   that died between registering and reserving would otherwise keep write access).
 //! - release: RELEASE, then unregister. A node that finds itself no longer registered
@@ -181,9 +181,9 @@ pub fn acquire(
     match held {
         Some((k, _)) if k == key => log(format!("already reserved with key {key:#018x}")),
         Some((k, _)) if key_node(k, cluster).is_some() => {
-            retry(log, || dev.out(PrOut::PreemptAndAbort, Some(ty), key, k))?;
+            let how = preempt(dev, key, k, ty, log)?;
             log(format!(
-                "preempted and aborted node {}'s key {k:#018x}",
+                "preempted node {}'s key {k:#018x} ({how})",
                 key_node(k, cluster).expect("invariant: matched")
             ));
         }
@@ -197,14 +197,43 @@ pub fn acquire(
         if k == key || key_node(k, cluster).is_none() {
             continue;
         }
-        retry(log, || dev.out(PrOut::PreemptAndAbort, Some(ty), key, k))?;
-        log(format!("removed stale registration {k:#018x}"));
+        let how = preempt(dev, key, k, ty, log)?;
+        log(format!("removed stale registration {k:#018x} ({how})"));
     }
     let now = retry(log, || dev.reservation())?;
     if now.map(|(k, _)| k) != Some(key) {
         return Err(PrError::NotHeld(holder_text(now)));
     }
     Ok(())
+}
+
+/// PREEMPT AND ABORT of `victim`; a target that refuses the service action (ILLEGAL
+/// REQUEST: tgtd does) gets a plain PREEMPT, which removes the registration and moves the
+/// reservation just the same but leaves commands the victim already queued to finish.
+/// Says which one it was.
+fn preempt(
+    dev: &mut dyn Pr,
+    key: u64,
+    victim: u64,
+    ty: PrType,
+    log: &mut dyn FnMut(String),
+) -> Result<&'static str, PrError> {
+    match retry(log, || {
+        dev.out(PrOut::PreemptAndAbort, Some(ty), key, victim)
+    }) {
+        Ok(()) => Ok("PREEMPT AND ABORT"),
+        Err(e) if illegal_request(&e) => {
+            retry(log, || dev.out(PrOut::Preempt, Some(ty), key, victim))?;
+            Ok("PREEMPT: the target refuses PREEMPT AND ABORT")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn illegal_request(e: &CmdError) -> bool {
+    e.scsi()
+        .and_then(ScsiError::sense)
+        .is_some_and(|s| s.key == heartwire_hal::scsi::sense::key::ILLEGAL_REQUEST)
 }
 
 /// Releases the disk: RELEASE, then unregister. Not being registered any more (this node

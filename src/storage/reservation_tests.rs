@@ -192,11 +192,65 @@ fn takeover_preempts_and_aborts_the_old_owner() {
         "only the new owner is registered"
     );
     assert!(lu.done.contains(&(2, PrOut::PreemptAndAbort)));
-    assert!(lines.iter().any(|l| l.contains("node 1")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("node 1") && l.contains("(PREEMPT AND ABORT)")),
+        "{lines:?}"
+    );
     drop(lu);
     // The old owner's release finds itself preempted: nothing to do, and no harm.
     release(&mut n[0], key(C, 1), WERO, &mut quiet()).unwrap();
     assert!(n[0].reservation().unwrap().is_some());
+}
+
+#[test]
+fn a_target_without_preempt_and_abort_gets_a_preempt() {
+    let (lu, mut n) = san(2);
+    acquire(&mut n[0], C, key(C, 1), WERO, &mut quiet()).unwrap();
+    let mut plain = Refusing(Nexus {
+        lu: Rc::clone(&lu),
+        id: 2,
+    });
+    let mut lines = Vec::new();
+    acquire(&mut plain, C, key(C, 2), WERO, &mut |l| lines.push(l)).unwrap();
+    assert_eq!(lu.borrow().res.map(|r| r.0), Some(2));
+    assert!(lu.borrow().done.contains(&(2, PrOut::Preempt)));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("refuses PREEMPT AND ABORT")),
+        "{lines:?}"
+    );
+}
+
+/// A device server that does not implement PREEMPT AND ABORT (ILLEGAL REQUEST 24/00).
+struct Refusing(Nexus);
+
+impl Pr for Refusing {
+    fn keys(&mut self) -> Result<Vec<u64>, CmdError> {
+        self.0.keys()
+    }
+    fn reservation(&mut self) -> Result<Option<(u64, Option<PrType>)>, CmdError> {
+        self.0.reservation()
+    }
+    fn out(
+        &mut self,
+        sa: PrOut,
+        ty: Option<PrType>,
+        key: u64,
+        sa_key: u64,
+    ) -> Result<(), CmdError> {
+        if sa == PrOut::PreemptAndAbort {
+            return Err(err(ScsiError::Check(Sense {
+                key: sense_key::ILLEGAL_REQUEST,
+                asc: 0x24,
+                ascq: 0,
+                descriptor: false,
+            })));
+        }
+        self.0.out(sa, ty, key, sa_key)
+    }
 }
 
 #[test]

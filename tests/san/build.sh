@@ -7,9 +7,10 @@
 #             (iSCSI), tgt (tgtd, tgtadm) and the libraries they need, unpacked
 # DIR/kernel  Debian's kernel (vmlinuz) and its modules
 # DIR/initrd.cpio.gz  busybox-static plus the modules a guest needs: virtio-scsi, sd, sg
-#             (the LUN as /dev/sda and /dev/sg0), i6300esb (/dev/watchdog), virtio-net;
-#             its /init loads them and runs /guest.sh from the kernel command line's
-#             `hw.script=` (see tests/san/guest-init)
+#             (the LUNs as /dev/sda, /dev/sdb, /dev/sg*), i6300esb (/dev/watchdog),
+#             virtio-net, ext4 (mounts ext2); its /init configures eth0 and starts
+#             heartwire from the kernel command line (see tests/san/guest-init); the
+#             test appends a second archive with the binary and the configs
 set -eu
 DIR=${1:-target/san}
 mkdir -p "$DIR/debs"
@@ -48,7 +49,8 @@ if [ ! -f "$DIR/initrd.cpio.gz" ] || [ "$HERE/guest-init" -nt "$DIR/initrd.cpio.
     M="$DIR/kernel/modules/$K"
     WANT="kernel/drivers/virtio/virtio_pci.ko kernel/drivers/scsi/virtio_scsi.ko
       kernel/drivers/scsi/sd_mod.ko kernel/drivers/scsi/sg.ko kernel/drivers/watchdog/i6300esb.ko
-      kernel/drivers/net/virtio_net.ko kernel/crypto/crct10dif_generic.ko"
+      kernel/drivers/net/virtio_net.ko kernel/crypto/crct10dif_generic.ko
+      kernel/crypto/crc32c_generic.ko kernel/fs/ext4/ext4.ko"
     for m in $WANT; do
         for f in $m $(sed -n "s|^$m: *||p" "$M/modules.dep"); do
             mkdir -p "$INIT/lib/modules/$K/$(dirname "$f")"

@@ -1,0 +1,255 @@
+//! Fencing proven against a real SCSI target (issue 7; LAB-NOTES "the SAN lab"): two
+//! qemu guests running the static heartwire binary share iSCSI LUNs served by tgtd.
+//! One boot of the pair runs the scenarios in turn (a boot costs seconds under TCG):
+//!
+//! 1. a owns the group: registered, reserved, writes succeed; b's get RESERVATION CONFLICT.
+//! 2. a's daemon crashes (SIGKILL): b wins the tie-breaker, preempts and aborts a's key,
+//!    mounts the filesystem and sees a's completed writes; a's later writes fail and
+//!    never reach the disk (read from the LUN's backing file). a's watchdog then resets
+//!    it; it rejoins owning nothing.
+//! 4. b's daemon hangs (SIGSTOP): a takes over; b's watchdog resets it; it rejoins
+//!    owning nothing.
+//! 3. both cut off from each other (qemu `set_link off`): exactly one wins the
+//!    tie-breaker and holds the group; the other halts (on_quorum_loss = "halt").
+//!
+//! Needs root, `make san` and `make static` (make test runs both first).
+
+#[path = "san/vm.rs"]
+mod vm;
+
+use std::time::{Duration, Instant};
+
+use vm::{Guest, San};
+
+/// The cluster's config (the same file on both nodes).
+fn config() -> String {
+    r#"
+[cluster]
+name = "san"
+id = 42
+on_quorum_loss = "halt"
+
+[[node]]
+name = "a"
+id = 1
+
+[[node]]
+name = "b"
+id = 2
+
+[[path]]
+name = "net"
+kind = "udp"
+interval = "50ms"
+timeout = "750ms"
+port = 5405
+addresses = { a = "10.77.0.1", b = "10.77.0.2" }
+
+[tie_breaker]
+device = "/dev/sdb"
+
+[watchdog]
+timeout = "10s"
+
+[[group]]
+name = "db"
+nodes = ["a", "b"]
+fallback = "never"
+
+[[group.resource]]
+name = "disk"
+kind = "reservation"
+device = "/dev/sda"
+
+[[group.resource]]
+name = "data"
+kind = "filesystem"
+device = "/dev/sda"
+mountpoint = "/mnt/data"
+fstype = "ext2"
+timeout = "20s"
+"#
+    .to_owned()
+}
+
+/// The raw area of LUN 1 past the filesystem, in 4 KiB blocks.
+const RAW_BLOCK: u64 = 12288;
+
+const BOOT: Duration = Duration::from_secs(60);
+const TAKEOVER: Duration = Duration::from_secs(40);
+
+/// `dd` of one 4 KiB block carrying `text` to LUN 1's raw area, bypassing the cache.
+fn write_raw(g: &mut Guest, block: u64, text: &str) -> vm::Run {
+    g.sh(
+        &format!(
+            "echo {text} | dd of=/dev/sda bs=4096 count=1 seek={block} conv=sync oflag=direct 2>&1"
+        ),
+        Duration::from_secs(30),
+    )
+}
+
+fn owner(s: &heartwire::ctl::status::StatusReport) -> Option<String> {
+    let g = s.groups.iter().find(|g| g.name == "db")?;
+    (g.state == "online").then(|| s.node.clone())
+}
+
+#[test]
+fn fencing_against_a_real_scsi_target() {
+    let t0 = Instant::now();
+    let mut san = San::new("f", 64, 32);
+    let cfg = config();
+    let initrd = san.initrd(&[("a", cfg.clone()), ("b", cfg)]);
+    san.boot(0, "a", &initrd);
+    // b starts a little later, so a (home) acquires first and b joins.
+    san.boot(1, "b", &initrd);
+    for g in &mut san.guests {
+        g.wait_line("guest: ready", BOOT);
+    }
+    let booted = t0.elapsed();
+
+    // 1. a owns the group: registered and reserved; its writes succeed, b's conflict.
+    let (a, b) = pair(&mut san);
+    let s = a.wait_status("a online with db", TAKEOVER, |s| {
+        s.view_members.len() == 2 && owner(s).as_deref() == Some("a")
+    });
+    assert!(s.quorate);
+    let show = a.ok("heartwire reservation show /dev/sda --cluster 42");
+    assert!(
+        show.contains("registered: 0x48570000002a0001 (node id 1)")
+            && show.contains(
+                "reservation: 0x48570000002a0001 (node id 1) type write-exclusive-registrants-only"
+            ),
+        "{show}"
+    );
+    assert!(
+        !show.contains("node id 2"),
+        "a standby is not registered: {show}"
+    );
+    let w = write_raw(a, RAW_BLOCK, "BEFORE-FAULT");
+    assert_eq!(w.code, 0, "a's write: {}", w.out);
+    a.ok("echo before > /mnt/data/before && sync");
+    let w = write_raw(b, RAW_BLOCK + 1, "FROM-STANDBY");
+    assert_ne!(w.code, 0, "b's write must be refused: {}", w.out);
+    assert_eq!(
+        san.lun1_at((RAW_BLOCK + 1) * 4096, 12),
+        vec![0u8; 12],
+        "b's refused write must not reach the disk"
+    );
+    let (a, b) = pair(&mut san);
+    let tie = b.ok("heartwire reservation show /dev/sdb --cluster 42");
+    assert!(
+        tie.contains("(node id 1)") && tie.contains("(node id 2)"),
+        "both registered on the tie-breaker: {tie}"
+    );
+    let _ = a;
+    let scenario1 = t0.elapsed();
+
+    // 2. a's daemon crashes: b takes over, a is fenced.
+    let (a, b) = pair(&mut san);
+    let pid = a.daemon_pid.expect("a's daemon pid");
+    let killed = Instant::now();
+    a.ok(&format!("kill -9 {pid}"));
+    let s = b.wait_status("b online with db", TAKEOVER, |s| {
+        owner(s).as_deref() == Some("b")
+    });
+    let takeover = killed.elapsed();
+    assert_eq!(s.view_members, vec!["b".to_owned()]);
+    let log = b.ok("cat /tmp/hw.log");
+    assert!(log.contains("tie_breaker won"), "{log}");
+    assert!(log.contains("preempted node 1's key"), "{log}");
+    let ls = b.ok("ls /mnt/data");
+    assert!(ls.contains("before"), "b sees a's completed write: {ls}");
+    // a still has the filesystem mounted, but every write of it now fails.
+    let w = write_raw(a, RAW_BLOCK + 2, "AFTER-FAULT");
+    assert_ne!(w.code, 0, "a's write after the fault must fail: {}", w.out);
+    let after = a.sh(
+        "echo after > /mnt/data/after; dd if=/dev/zero of=/mnt/data/after2 bs=4096 count=4 conv=fsync 2>&1",
+        Duration::from_secs(30),
+    );
+    assert_ne!(
+        after.code, 0,
+        "a's filesystem write must fail: {}",
+        after.out
+    );
+    assert_eq!(&san.lun1_at(RAW_BLOCK * 4096, 12), b"BEFORE-FAULT");
+    assert_eq!(san.lun1_at((RAW_BLOCK + 2) * 4096, 11), vec![0u8; 11]);
+    let (a, b) = pair(&mut san);
+    let ls = b.ok("sync; echo 3 > /proc/sys/vm/drop_caches; ls /mnt/data");
+    assert!(
+        !ls.contains("after"),
+        "a's later writes never reach the disk: {ls}"
+    );
+    // a's watchdog (not kicked since the crash) resets it; it comes back empty.
+    a.wait_line("guest: ready", BOOT);
+    let s = a.wait_status("a rejoined", TAKEOVER, |s| s.view_members.len() == 2);
+    assert_eq!(owner(&s), None, "a rejoins owning nothing");
+    let s = b.status().expect("b answers");
+    assert_eq!(owner(&s).as_deref(), Some("b"));
+    let scenario2 = t0.elapsed();
+
+    // 4. b's daemon hangs: a takes over, b's watchdog resets b, b rejoins empty.
+    let (a, b) = pair(&mut san);
+    let pid = b.daemon_pid.expect("b's daemon pid");
+    b.ok(&format!("kill -STOP {pid}"));
+    a.wait_status("a online with db", TAKEOVER, |s| {
+        owner(s).as_deref() == Some("a")
+    });
+    b.wait_line("guest: ready", BOOT);
+    let s = b.wait_status("b rejoined", TAKEOVER, |s| s.view_members.len() == 2);
+    assert_eq!(owner(&s), None, "b rejoins owning nothing");
+    let scenario4 = t0.elapsed();
+
+    // 3. both cut off: exactly one wins the tie-breaker and keeps or takes the group;
+    // the other halts.
+    let (a, b) = pair(&mut san);
+    b.wait_status("b registered on the tie-breaker", TAKEOVER, |_| true);
+    std::thread::sleep(Duration::from_secs(2));
+    a.monitor("set_link n0 off");
+    b.monitor("set_link n0 off");
+    let end = Instant::now() + TAKEOVER;
+    let (winner, loser) = loop {
+        let halted: Vec<bool> = san
+            .guests
+            .iter()
+            .map(|g| g.console().iter().any(|l| l.contains("System halted")))
+            .collect();
+        match halted[..] {
+            [true, false] => break (1, 0),
+            [false, true] => break (0, 1),
+            [true, true] => panic!("both nodes halted"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < end,
+            "no node lost the tie-breaker within {TAKEOVER:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let w = &mut san.guests[winner];
+    let s = w.wait_status("the winner holds db", TAKEOVER, |s| owner(s).is_some());
+    assert!(s.quorate);
+    let log = w.ok("cat /tmp/hw.log");
+    assert!(log.contains("tie_breaker won"), "{log}");
+    assert!(
+        san.guests[loser]
+            .console()
+            .iter()
+            .any(|l| l.contains("System halted"))
+    );
+    let scenario3 = t0.elapsed();
+
+    eprintln!(
+        "san: boot {:.1} s, scenario 1 at {:.1} s, 2 at {:.1} s (crash to takeover {:.2} s), 4 at {:.1} s, 3 at {:.1} s",
+        booted.as_secs_f64(),
+        scenario1.as_secs_f64(),
+        scenario2.as_secs_f64(),
+        takeover.as_secs_f64(),
+        scenario4.as_secs_f64(),
+        scenario3.as_secs_f64()
+    );
+}
+
+fn pair(san: &mut San) -> (&mut Guest, &mut Guest) {
+    let (a, b) = san.guests.split_at_mut(1);
+    (&mut a[0], &mut b[0])
+}
