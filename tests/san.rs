@@ -40,8 +40,8 @@ id = 2
 [[path]]
 name = "net"
 kind = "udp"
-interval = "50ms"
-timeout = "750ms"
+interval = "100ms"
+timeout = "1500ms"
 port = 5405
 addresses = { a = "10.77.0.1", b = "10.77.0.2" }
 

@@ -10,7 +10,7 @@
 //!
 //! Tie-breaker: while this node is in a view holding a strict majority, it keeps a
 //! registration on the tie-breaker disk (`heartwire reservation tie-register`, run at
-//! each such view). When its view holds exactly half the nodes, it races
+//! each such view and every minute while in one). When its view holds exactly half the nodes, it races
 //! (`heartwire reservation tie-break`, preempting the keys of the nodes outside its
 //! view); the outcome goes to the core (`Node::set_tie_breaker`). Both run as children:
 //! SCSI commands wait for the device.
@@ -30,6 +30,11 @@ use crate::core::placement::NodeSet;
 
 /// Limit of a tie-breaker step (a few SCSI commands).
 const TIE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// While in a majority view, the registration on the tie-breaker is made again this
+/// often: a reconnect of the transport (a new I_T nexus) loses it silently, and a node
+/// without one loses the next tie.
+const REREGISTER: Duration = Duration::from_secs(60);
 
 /// What a tie-breaker child does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +65,8 @@ struct Tie {
     raced: Option<NodeSet>,
     /// The core was told this node holds it.
     held: bool,
+    /// In a majority view: when the registration is made again.
+    register_at: Option<Instant>,
 }
 
 /// What the loop must tell the core about the tie-breaker.
@@ -106,6 +113,7 @@ impl Fencing {
             children: Children::with_tokens(TIE_CHILD_BASE, 2),
             raced: None,
             held: false,
+            register_at: None,
         });
         Ok(Fencing {
             watchdog,
@@ -117,9 +125,13 @@ impl Fencing {
     }
 
     /// Kicks the watchdog when due (not while halting).
-    pub(crate) fn on_timer(&mut self, now: Instant) {
+    pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) {
         if let Some(t) = &mut self.tie {
             t.children.on_timer(now);
+            if t.register_at.is_some_and(|at| at <= now) {
+                t.register_at = Some(now.saturating_add(REREGISTER));
+                t.spawn(registry, now, Step::Register, &[]);
+            }
         }
         if self.halting || now < self.kick_at {
             return;
@@ -135,7 +147,13 @@ impl Fencing {
     /// When the next kick or tie-breaker deadline is due.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let kick = (self.watchdog.is_some() && !self.halting).then_some(self.kick_at);
-        let tie = self.tie.as_ref().and_then(|t| t.children.next_deadline());
+        let tie = self.tie.as_ref().and_then(|t| {
+            t.children
+                .next_deadline()
+                .into_iter()
+                .chain(t.register_at)
+                .min()
+        });
         kick.into_iter().chain(tie).min()
     }
 
@@ -152,9 +170,12 @@ impl Fencing {
         let (n, all) = (members.len(), t.all.len());
         if 2 * n > all {
             t.raced = None;
+            t.register_at = Some(now.saturating_add(REREGISTER));
             t.spawn(registry, now, Step::Register, &[]);
-            core::mem::take(&mut t.held).then_some(TieOutcome::Reset)
-        } else if 2 * n == all && t.raced != Some(members) {
+            return core::mem::take(&mut t.held).then_some(TieOutcome::Reset);
+        }
+        t.register_at = None;
+        if 2 * n == all && t.raced != Some(members) {
             t.raced = Some(members);
             let rivals: Vec<u8> = t
                 .all

@@ -380,7 +380,7 @@ impl Daemon {
             }
             self.kick_watchdog(now);
             if self.fencing.next_deadline().is_some_and(|d| d <= now) {
-                self.fencing.on_timer(now);
+                self.fencing.on_timer(poll.registry(), now);
             }
             for r in reports {
                 self.report(now, r);
