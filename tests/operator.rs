@@ -486,7 +486,7 @@ fn verify_finds_each_class_of_mistake() {
             "ip-only",
             base[..base.find("[[path]]\nname = \"d1\"").unwrap()].to_owned()
                 + &base[base.find("[[group]]").unwrap()..],
-            "two nodes and only IP paths",
+            "two nodes, only IP paths",
             "warning",
             "name = \"lab\"",
             1,
