@@ -15,7 +15,8 @@ const WDIOC_SETTIMEOUT: u32 = ioc(true, true, b'W', 6, 4);
 /// `WDIOC_GETTIMEOUT`: `_IOR('W', 7, int)`.
 const WDIOC_GETTIMEOUT: u32 = ioc(true, false, b'W', 7, 4);
 
-/// An open, armed watchdog.
+/// An open, armed watchdog. Dropped without [`Watchdog::disarm`], it closes armed: the
+/// machine resets at the timeout unless something else keeps it alive.
 #[derive(Debug)]
 pub struct Watchdog {
     file: Option<std::fs::File>,
@@ -77,20 +78,11 @@ impl Watchdog {
     }
 }
 
-impl Drop for Watchdog {
-    /// Dropping without [`Watchdog::disarm`] closes the device armed: the machine resets
-    /// at the timeout unless something else keeps it alive.
-    fn drop(&mut self) {
-        drop(self.file.take());
-    }
-}
-
 /// Halts the machine at once (reboot(2) `RB_HALT_SYSTEM`, no sync: a fenced or hung disk
 /// would block the sync). Returns only on failure (no `CAP_SYS_BOOT`).
 pub fn halt_now() -> io::Error {
     // SAFETY: reboot(2) takes a command constant; on success it does not return.
-    let r = unsafe { libc::reboot(libc::RB_HALT_SYSTEM) };
-    let _ = r;
+    unsafe { libc::reboot(libc::RB_HALT_SYSTEM) };
     io::Error::last_os_error()
 }
 

@@ -760,6 +760,17 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     Some((address, prefix))
 }
 
+/// `node=value,…` of a per-node table, `-` when absent.
+fn per_node(m: &Option<Spanned<BTreeMap<String, Spanned<String>>>>) -> String {
+    m.as_ref().map_or("-".into(), |m| {
+        m.get_ref()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.get_ref()))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
 /// Canonical text of the groups and events for the config hash (values only, no spans).
 pub(super) fn canonical(raw: &RawConfig) -> String {
     fn opt<T: core::fmt::Debug>(v: &Option<Spanned<T>>) -> String {
@@ -782,13 +793,7 @@ pub(super) fn canonical(raw: &RawConfig) -> String {
             opt(&g.fallback)
         );
         for r in &g.resources {
-            let ifs = r.interfaces.as_ref().map_or("-".into(), |m| {
-                m.get_ref()
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.get_ref()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            });
+            let ifs = per_node(&r.interfaces);
             out += &format!(
                 "resource name={:?} kind={:?} address={} interface={} interfaces={ifs} count={} \
                  interval={} start={} stop={} monitor={} monitor_interval={} timeout={} restarts={}\n",
@@ -806,16 +811,9 @@ pub(super) fn canonical(raw: &RawConfig) -> String {
                 opt(&r.restarts)
             );
             // Storage keys only when set, so configs without them keep their hash.
-            let devs = r.devices.as_ref().map(|m| {
-                m.get_ref()
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.get_ref()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            });
             let storage = [
                 opt(&r.device),
-                devs.unwrap_or_else(|| "-".into()),
+                per_node(&r.devices),
                 opt(&r.reservation_type),
                 opt(&r.mountpoint),
                 opt(&r.fstype),

@@ -142,6 +142,25 @@ impl Validator<'_> {
         }
     }
 
+    /// This node's device of a group's resource (an entry per node of the group).
+    fn resource_device(
+        &self,
+        g: &RawGroup,
+        res: &RawResource,
+        key: &dyn Fn(&str) -> String,
+        local: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        let members: Vec<&String> = g.nodes.get_ref().iter().map(|n| n.get_ref()).collect();
+        self.device_of(
+            res.device.as_ref(),
+            res.devices.as_ref(),
+            &res.kind,
+            key,
+            &members,
+            local,
+        )
+    }
+
     fn timeout(
         &self,
         v: Option<&Spanned<String>>,
@@ -174,15 +193,7 @@ impl Validator<'_> {
                  \"all\") cannot have one",
             ));
         }
-        let members: Vec<&String> = g.nodes.get_ref().iter().map(|n| n.get_ref()).collect();
-        let device = self.device_of(
-            res.device.as_ref(),
-            res.devices.as_ref(),
-            &res.kind,
-            key,
-            &members,
-            local,
-        )?;
+        let device = self.resource_device(g, res, key, local)?;
         let kind = match &res.reservation_type {
             None => Kind::Persistent(heartwire_hal::scsi::PrType::WriteExclusiveRegistrantsOnly),
             Some(t) => reservation::TYPES
@@ -212,15 +223,7 @@ impl Validator<'_> {
         key: &dyn Fn(&str) -> String,
         local: &str,
     ) -> Result<FsResource, ConfigError> {
-        let members: Vec<&String> = g.nodes.get_ref().iter().map(|n| n.get_ref()).collect();
-        let device = self.device_of(
-            res.device.as_ref(),
-            res.devices.as_ref(),
-            &res.kind,
-            key,
-            &members,
-            local,
-        )?;
+        let device = self.resource_device(g, res, key, local)?;
         let mountpoint = self.word(res, &res.mountpoint, "mountpoint", key)?;
         if !mountpoint.get_ref().starts_with('/') || mountpoint.get_ref() == "/" {
             return Err(self.err(

@@ -84,24 +84,25 @@ pub(crate) enum TieOutcome {
 impl Fencing {
     /// Opens the watchdog (arming it) when configured.
     pub(crate) fn open(cfg: &Config, now: Instant) -> Result<Fencing, HalError> {
-        let watchdog = match &cfg.watchdog {
-            Some(w) => {
-                let wd = Watchdog::open(&w.device, w.timeout_s)?;
-                ::log::info!(
-                    "watchdog {} armed: timeout {} s, kicked every {} ms by the loop",
-                    wd.path(),
-                    wd.timeout_s(),
-                    u64::from(wd.timeout_s()) * 1000 / 3
-                );
-                Some(wd)
-            }
-            None => None,
-        };
+        let watchdog = cfg
+            .watchdog
+            .as_ref()
+            .map(|w| Watchdog::open(&w.device, w.timeout_s))
+            .transpose()?;
+        // A third of the timeout: two kicks may be missed before the reset.
         let kick_every = Duration::from_millis(
             watchdog
                 .as_ref()
                 .map_or(1000, |w| u64::from(w.timeout_s()) * 1000 / 3),
         );
+        if let Some(w) = &watchdog {
+            ::log::info!(
+                "watchdog {} armed: timeout {} s, kicked every {} ms by the loop",
+                w.path(),
+                w.timeout_s(),
+                kick_every.as_millis()
+            );
+        }
         let tie = cfg.tie_breaker.as_ref().map(|device| Tie {
             device: device.clone(),
             cluster: cfg.spec.cluster_id,
