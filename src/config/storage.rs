@@ -196,18 +196,13 @@ impl Validator<'_> {
         let device = self.resource_device(g, res, key, local)?;
         let kind = match &res.reservation_type {
             None => Kind::Persistent(heartwire_hal::scsi::PrType::WriteExclusiveRegistrantsOnly),
-            Some(t) => reservation::TYPES
-                .iter()
-                .find(|(n, _)| n == t.get_ref())
-                .map(|(_, k)| *k)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = reservation::TYPES.iter().map(|(n, _)| *n).collect();
-                    self.err(
-                        t,
-                        &key("type"),
-                        format!("`{}`: expected {}", t.get_ref(), names.join(", ")),
-                    )
-                })?,
+            Some(t) => reservation::kind_named(t.get_ref()).ok_or_else(|| {
+                self.err(
+                    t,
+                    &key("type"),
+                    format!("`{}`: expected {}", t.get_ref(), reservation::kind_names()),
+                )
+            })?,
         };
         Ok(ReservationResource {
             device,

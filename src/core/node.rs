@@ -878,7 +878,8 @@ impl Node {
     /// This node won (`true`) or lost the tie-breaker: a view of exactly half the
     /// configured nodes is quorate only while it is held, and its authority rests on the
     /// reservation rather than on a majority's lease (the caller must report a lost
-    /// reservation at once).
+    /// reservation at once). When the view grows back to a majority the authority carries
+    /// over until its members vouch for it; then the core drops the tie-breaker itself.
     pub fn set_tie_breaker(&mut self, now: Instant, held: bool) {
         self.membership.set_tie_breaker(held);
         self.membership_dirty = true;
@@ -933,7 +934,7 @@ impl Node {
     }
 
     /// When this node's lease ends: it needs a quorate view and, unless a lone node keeps
-    /// quorum or the tie-breaker decides it, the word of enough members of that view (a
+    /// quorum or the tie-breaker decides it (or carries over, below), the word of enough members of that view (a
     /// majority of the configured nodes with itself) that the newest view they agreed to
     /// *is* this node's installed view, each word valid for one lease from its arrival. A peer that agreed
     /// to any other view — one without this node, or a newer one this node has not
@@ -952,14 +953,27 @@ impl Node {
         {
             return Some(Instant::MAX);
         }
+        let vouched = self.vouched_until(view.number, view.members, need);
+        if vouched.is_none() && self.membership.tie_breaker() {
+            // The half that won the tie-breaker keeps its authority while its view grows
+            // back to a majority, until the new members' word arrives; then the
+            // tie-breaker is dropped (`drive_groups`), so the next tie is raced afresh.
+            return Some(Instant::MAX);
+        }
+        vouched
+    }
+
+    /// When the word of `need` members that agreed to view (`number`, `members`) ends;
+    /// `None` when fewer vouch for it.
+    fn vouched_until(&self, number: u64, members: NodeSet, need: usize) -> Option<Instant> {
         let lease = self.spec.lease();
         let mut expiries = [Instant::default(); crate::wire::MAX_NODES];
         let mut n = 0;
         for p in self.peers.iter().filter(|p| p.id != self.local) {
             let vouches = p.report.is_some_and(|r| {
-                r.agreed_number == view.number
-                    && NodeSet::from_bits(r.agreed) == view.members
-                    && view.members.contains(p.id)
+                r.agreed_number == number
+                    && NodeSet::from_bits(r.agreed) == members
+                    && members.contains(p.id)
             });
             if let (true, Some(t)) = (vouches, p.report_at) {
                 expiries[n] = t.saturating_add(lease);
@@ -976,6 +990,16 @@ impl Node {
 
     fn drive_groups(&mut self, now: Instant) {
         self.groups_dirty = false;
+        let view = self.membership.view();
+        if self.membership.tie_breaker() && !self.membership.tie_breaker_decides(view.members) {
+            let need = usize::try_from(self.membership.configured() / 2).expect("invariant: small");
+            if self
+                .vouched_until(view.number, view.members, need)
+                .is_some()
+            {
+                self.membership.set_tie_breaker(false);
+            }
+        }
         let cx = Context {
             now,
             local: self.local,

@@ -75,6 +75,17 @@ fn run(
     seen
 }
 
+/// Runs `n` with nobody to hear from `from` to `to` in 100 µs steps.
+fn alone(n: &mut Node, from: u64, to: u64) {
+    let mut t = from;
+    while t < to {
+        let now = Instant::from_nanos(t);
+        n.handle_timeout(now);
+        drain(n, now);
+        t += MS / 10;
+    }
+}
+
 fn id(i: u8) -> NodeId {
     NodeId::new(i).unwrap()
 }
@@ -588,6 +599,35 @@ fn two_nodes_form_a_view_and_a_survivor_without_two_node_mode_loses_quorum() {
     assert!(b.quorate() && b.authority());
     b.set_tie_breaker(now, false);
     assert!(!b.quorate() && !b.authority());
+}
+
+#[test]
+fn a_won_tie_breaker_keeps_authority_and_gives_way_to_the_rejoined_majority() {
+    let (mut a, mut b) = (node(1, 1, 2), node(2, 2, 2));
+    run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
+    // b dies; a, alone with half the votes, wins the tie-breaker.
+    alone(&mut a, 5 * MS + MS / 10, 20 * MS);
+    assert_eq!(a.view().members.len(), 1);
+    let now = Instant::from_nanos(21 * MS);
+    a.set_tie_breaker(now, true);
+    assert!(a.authority());
+    // b comes back as a new incarnation: a's authority never lapses while the view grows
+    // to both nodes.
+    let mut b = node(2, 3, 2);
+    let mut t = 21 * MS;
+    while t < 40 * MS {
+        run(&mut a, &mut b, t, t, |_, _| true);
+        assert!(a.authority(), "a lost its authority at {t} ns");
+        t += MS / 10;
+    }
+    assert_eq!(a.view().members.len(), 2);
+    // The majority's word replaced the tie-breaker: a later tie is raced afresh.
+    alone(&mut a, 40 * MS, 80 * MS);
+    assert_eq!(a.view().members.len(), 1);
+    assert!(
+        !a.quorate(),
+        "alone again, a holds no tie-breaker until it races"
+    );
 }
 
 #[test]

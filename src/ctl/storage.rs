@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use heartwire_hal::scsi::{Device, PrIoctl, PrType};
+use heartwire_hal::scsi::Device;
 
 use crate::storage::filesystem;
 use crate::storage::reservation::{self as pr, Kind, Race};
@@ -23,6 +23,18 @@ pub struct Who {
     /// This node's id.
     #[arg(long)]
     pub node: u8,
+}
+
+impl Who {
+    /// This node's key.
+    fn key(self) -> u64 {
+        pr::key(self.cluster, self.node)
+    }
+
+    /// The keys of nodes `ids` of the same cluster.
+    fn keys(self, ids: &[u8]) -> Vec<u64> {
+        ids.iter().map(|n| pr::key(self.cluster, *n)).collect()
+    }
 }
 
 /// `heartwire reservation`.
@@ -48,7 +60,7 @@ pub enum ReservationCommand {
         /// Reservation type (see the README).
         #[arg(long, default_value = "write-exclusive-registrants-only")]
         r#type: String,
-        /// The group's other node ids (preempted one by one where keys cannot be read).
+        /// The cluster's other node ids (preempted one by one where keys cannot be read).
         #[arg(long, value_delimiter = ',')]
         others: Vec<u8>,
     },
@@ -124,11 +136,12 @@ fn say(line: String) {
 }
 
 fn kind_of(name: &str) -> Result<Kind, String> {
-    pr::TYPES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, k)| *k)
-        .ok_or_else(|| format!("unknown reservation type `{name}`"))
+    pr::kind_named(name).ok_or_else(|| {
+        format!(
+            "unknown reservation type `{name}`: expected {}",
+            pr::kind_names()
+        )
+    })
 }
 
 fn open(device: &str) -> Result<Device, String> {
@@ -156,19 +169,15 @@ fn run_reservation(cmd: ReservationCommand) -> Result<u8, String> {
             r#type,
             others,
         } => {
-            let dev = open(&device)?;
-            let key = pr::key(who.cluster, who.node);
+            let mut dev = open(&device)?;
             match kind_of(&r#type)? {
                 Kind::Scsi2 => pr::acquire_scsi2(&dev, log).map_err(|e| e.to_string())?,
                 Kind::Persistent(ty) => {
-                    let mut d = dev;
-                    match pr::acquire(&mut d, who.cluster, key, ty, log) {
+                    match pr::acquire(&mut dev, who.cluster, who.key(), ty, log) {
                         Ok(()) => {}
                         Err(pr::PrError::Cmd(e)) if e.unsupported() => {
                             say(format!("{e}: using the block layer's IOC_PR ioctls"));
-                            let others: Vec<u64> =
-                                others.iter().map(|n| pr::key(who.cluster, *n)).collect();
-                            pr::acquire_ioctl(&d, key, &others, ty, log)
+                            pr::acquire_ioctl(&dev, who.key(), &who.keys(&others), ty, log)
                                 .map_err(|e| e.to_string())?;
                         }
                         Err(e) => return Err(e.to_string()),
@@ -183,7 +192,7 @@ fn run_reservation(cmd: ReservationCommand) -> Result<u8, String> {
             r#type,
         } => {
             let mut dev = open(&device)?;
-            let key = pr::key(who.cluster, who.node);
+            let key = who.key();
             match kind_of(&r#type)? {
                 Kind::Scsi2 => {
                     dev.release6(pr::COMMAND_TIMEOUT)
@@ -193,7 +202,7 @@ fn run_reservation(cmd: ReservationCommand) -> Result<u8, String> {
                 Kind::Persistent(ty) => match pr::release(&mut dev, key, ty, log) {
                     Ok(()) => {}
                     Err(pr::PrError::Cmd(e)) if e.unsupported() => {
-                        release_ioctl(&dev, key, ty)?;
+                        pr::release_ioctl(&dev, key, ty, log).map_err(|e| e.to_string())?;
                     }
                     Err(e) => return Err(e.to_string()),
                 },
@@ -202,7 +211,7 @@ fn run_reservation(cmd: ReservationCommand) -> Result<u8, String> {
         }
         ReservationCommand::TieRegister { device, who } => {
             let mut dev = open(&device)?;
-            let key = pr::key(who.cluster, who.node);
+            let key = who.key();
             pr::tie_register(&mut dev, key, log).map_err(|e| e.to_string())?;
             say(format!("registered key {key:#018x} on the tie-breaker"));
             Ok(0)
@@ -213,9 +222,9 @@ fn run_reservation(cmd: ReservationCommand) -> Result<u8, String> {
             rivals,
         } => {
             let mut dev = open(&device)?;
-            let key = pr::key(who.cluster, who.node);
-            let rivals: Vec<u64> = rivals.iter().map(|n| pr::key(who.cluster, *n)).collect();
-            match pr::tie_break(&mut dev, key, &rivals, log).map_err(|e| e.to_string())? {
+            match pr::tie_break(&mut dev, who.key(), &who.keys(&rivals), log)
+                .map_err(|e| e.to_string())?
+            {
                 Race::Won => {
                     say("won the tie-breaker".into());
                     Ok(0)
@@ -229,30 +238,6 @@ fn run_reservation(cmd: ReservationCommand) -> Result<u8, String> {
     }
 }
 
-fn release_ioctl(dev: &Device, key: u64, ty: PrType) -> Result<(), String> {
-    let conflict = |e: &heartwire_hal::scsi::CmdError| pr::conflict(e);
-    match dev.pr_ioctl(PrIoctl::Release { key, ty }) {
-        Ok(()) => {}
-        Err(e) if conflict(&e) => {
-            say("not registered any more (preempted): nothing to release (IOC_PR)".into());
-            return Ok(());
-        }
-        Err(e) => return Err(e.to_string()),
-    }
-    match dev.pr_ioctl(PrIoctl::Register {
-        old: key,
-        new: 0,
-        ignore: false,
-    }) {
-        Ok(()) => say(format!(
-            "released and unregistered key {key:#018x} (IOC_PR)"
-        )),
-        Err(e) if conflict(&e) => say("released; the registration was already gone".into()),
-        Err(e) => return Err(e.to_string()),
-    }
-    Ok(())
-}
-
 fn show(device: &str, cluster: Option<u16>) -> Result<(), String> {
     let dev = open(device)?;
     let t = pr::COMMAND_TIMEOUT;
@@ -264,12 +249,10 @@ fn show(device: &str, cluster: Option<u16>) -> Result<(), String> {
     );
     match dev.report_capabilities(t) {
         Ok(c) => {
-            let types: Vec<&str> = pr::TYPES
+            let types: Vec<&str> = pr::KINDS
                 .iter()
-                .filter_map(|(n, k)| match k {
-                    Kind::Persistent(ty) if c.supports(*ty) => Some(*n),
-                    _ => None,
-                })
+                .filter(|k| matches!(k, Kind::Persistent(ty) if c.supports(*ty)))
+                .map(|k| pr::type_name(*k))
                 .collect();
             println!("  types: {}", types.join(", "));
         }

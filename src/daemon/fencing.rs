@@ -47,7 +47,6 @@ enum Step {
 /// The watchdog and the tie-breaker of this node.
 pub(crate) struct Fencing {
     watchdog: Option<Watchdog>,
-    kick_every: Duration,
     kick_at: Instant,
     /// Halting: the watchdog is not kicked any more.
     halting: bool,
@@ -63,8 +62,6 @@ struct Tie {
     children: Children<Step>,
     /// Members of the view the race is (or was last) run for.
     raced: Option<NodeSet>,
-    /// The core was told this node holds it.
-    held: bool,
     /// In a majority view: when the registration is made again.
     register_at: Option<Instant>,
 }
@@ -76,9 +73,6 @@ pub(crate) enum TieOutcome {
     Won,
     /// The race for the current view was lost: apply `on_quorum_loss`.
     Lost,
-    /// A majority view: a tie-breaker won earlier counts no more (the next tie is raced
-    /// afresh).
-    Reset,
 }
 
 impl Fencing {
@@ -89,18 +83,12 @@ impl Fencing {
             .as_ref()
             .map(|w| Watchdog::open(&w.device, w.timeout_s))
             .transpose()?;
-        // A third of the timeout: two kicks may be missed before the reset.
-        let kick_every = Duration::from_millis(
-            watchdog
-                .as_ref()
-                .map_or(1000, |w| u64::from(w.timeout_s()) * 1000 / 3),
-        );
         if let Some(w) = &watchdog {
             ::log::info!(
                 "watchdog {} armed: timeout {} s, kicked every {} ms by the loop",
                 w.path(),
                 w.timeout_s(),
-                kick_every.as_millis()
+                kick_interval(w).as_millis()
             );
         }
         let tie = cfg.tie_breaker.as_ref().map(|device| Tie {
@@ -113,19 +101,18 @@ impl Fencing {
             }),
             children: Children::with_tokens(TIE_CHILD_BASE, 2),
             raced: None,
-            held: false,
             register_at: None,
         });
         Ok(Fencing {
+            kick_at: now.saturating_add(watchdog.as_ref().map_or(Duration::ZERO, kick_interval)),
             watchdog,
-            kick_every,
-            kick_at: now.saturating_add(kick_every),
             halting: false,
             tie,
         })
     }
 
-    /// Kicks the watchdog when due (not while halting).
+    /// Time-driven work: tie-breaker child timeouts, the registration's renewal, and the
+    /// watchdog's kick when due (not while halting).
     pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) {
         if let Some(t) = &mut self.tie {
             t.children.on_timer(now);
@@ -137,8 +124,8 @@ impl Fencing {
         if self.halting || now < self.kick_at {
             return;
         }
-        self.kick_at = now.saturating_add(self.kick_every);
         if let Some(w) = &mut self.watchdog {
+            self.kick_at = now.saturating_add(kick_interval(w));
             if let Err(e) = w.kick() {
                 ::log::error!("{e}");
             }
@@ -173,7 +160,7 @@ impl Fencing {
             t.raced = None;
             t.register_at = Some(now.saturating_add(REREGISTER));
             t.spawn(registry, now, Step::Register, &[]);
-            return core::mem::take(&mut t.held).then_some(TieOutcome::Reset);
+            return None;
         }
         t.register_at = None;
         if 2 * n == all && t.raced != Some(members) {
@@ -225,7 +212,6 @@ impl Fencing {
                 if !won && exit != lost {
                     ::log::error!("{label}: {exit}: counted as lost");
                 }
-                t.held = won;
                 Some(if won {
                     TieOutcome::Won
                 } else {
@@ -263,6 +249,11 @@ impl Fencing {
             t.children.kill_all();
         }
     }
+}
+
+/// A third of the watchdog's timeout: two kicks may be missed before the reset.
+fn kick_interval(w: &Watchdog) -> Duration {
+    Duration::from_millis(u64::from(w.timeout_s()) * 1000 / 3)
 }
 
 impl Tie {

@@ -862,7 +862,6 @@ impl Daemon {
                 self.node.set_tie_breaker(now, false);
                 self.quorum_loss_action();
             }
-            fencing::TieOutcome::Reset => self.node.set_tie_breaker(now, false),
         }
     }
 

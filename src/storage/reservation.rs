@@ -53,30 +53,47 @@ pub enum Kind {
     Scsi2,
 }
 
-/// The names `type = "…"` takes, with what they mean.
-pub const TYPES: &[(&str, Kind)] = &[
-    (
-        "write-exclusive-registrants-only",
-        Kind::Persistent(PrType::WriteExclusiveRegistrantsOnly),
-    ),
-    ("write-exclusive", Kind::Persistent(PrType::WriteExclusive)),
-    (
-        "exclusive-access",
-        Kind::Persistent(PrType::ExclusiveAccess),
-    ),
-    (
-        "exclusive-access-registrants-only",
-        Kind::Persistent(PrType::ExclusiveAccessRegistrantsOnly),
-    ),
-    ("scsi2", Kind::Scsi2),
+/// The kinds `type = "…"` may name (the all-registrants types have no single holder to
+/// preempt, so they are not offered).
+pub const KINDS: &[Kind] = &[
+    Kind::Persistent(PrType::WriteExclusiveRegistrantsOnly),
+    Kind::Persistent(PrType::WriteExclusive),
+    Kind::Persistent(PrType::ExclusiveAccess),
+    Kind::Persistent(PrType::ExclusiveAccessRegistrantsOnly),
+    Kind::Scsi2,
 ];
 
-/// The name of `kind` in [`TYPES`].
+/// The name of `kind` (in config, on the command line, in `reservation show`).
 pub fn type_name(kind: Kind) -> &'static str {
-    TYPES
+    match kind {
+        Kind::Scsi2 => "scsi2",
+        Kind::Persistent(PrType::WriteExclusive) => "write-exclusive",
+        Kind::Persistent(PrType::ExclusiveAccess) => "exclusive-access",
+        Kind::Persistent(PrType::WriteExclusiveRegistrantsOnly) => {
+            "write-exclusive-registrants-only"
+        }
+        Kind::Persistent(PrType::ExclusiveAccessRegistrantsOnly) => {
+            "exclusive-access-registrants-only"
+        }
+        Kind::Persistent(PrType::WriteExclusiveAllRegistrants) => "write-exclusive-all-registrants",
+        Kind::Persistent(PrType::ExclusiveAccessAllRegistrants) => {
+            "exclusive-access-all-registrants"
+        }
+    }
+}
+
+/// The kind of [`KINDS`] named `name`.
+pub fn kind_named(name: &str) -> Option<Kind> {
+    KINDS.iter().copied().find(|k| type_name(*k) == name)
+}
+
+/// The names of [`KINDS`], comma-separated (for error messages).
+pub fn kind_names() -> String {
+    KINDS
         .iter()
-        .find(|(_, k)| *k == kind)
-        .map_or("?", |(n, _)| n)
+        .map(|k| type_name(*k))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The persistent-reservation commands the procedures below need; [`Device`] over SG_IO
@@ -332,7 +349,7 @@ pub fn acquire_scsi2(dev: &Device, log: &mut dyn FnMut(String)) -> Result<(), Pr
 
 /// The same procedures over the block layer's `IOC_PR_*` ioctls, for devices without
 /// SG_IO (NVMe, dm-multipath). They cannot read keys, so acquisition preempts the keys
-/// of the group's other nodes (`others`) one by one; a PREEMPT of a key that is not
+/// of the cluster's other nodes (`others`) one by one; a PREEMPT of a key that is not
 /// registered fails with RESERVATION CONFLICT, which is expected.
 pub fn acquire_ioctl(
     dev: &Device,
@@ -368,6 +385,36 @@ pub fn acquire_ioctl(
     }
     dev.pr_ioctl(PrIoctl::Reserve { key, ty })?;
     log(format!("reserved with key {key:#018x} (IOC_PR)"));
+    Ok(())
+}
+
+/// [`release`] over the `IOC_PR_*` ioctls.
+pub fn release_ioctl(
+    dev: &Device,
+    key: u64,
+    ty: PrType,
+    log: &mut dyn FnMut(String),
+) -> Result<(), PrError> {
+    match dev.pr_ioctl(PrIoctl::Release { key, ty }) {
+        Ok(()) => {}
+        Err(e) if conflict(&e) => {
+            log("not registered any more (preempted): nothing to release (IOC_PR)".into());
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let unregister = PrIoctl::Register {
+        old: key,
+        new: 0,
+        ignore: false,
+    };
+    match dev.pr_ioctl(unregister) {
+        Ok(()) => log(format!(
+            "released and unregistered key {key:#018x} (IOC_PR)"
+        )),
+        Err(e) if conflict(&e) => log("released; the registration was already gone".into()),
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 

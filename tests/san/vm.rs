@@ -13,7 +13,7 @@
 //! Cleanup in `Drop`, also on panic (after printing the consoles): the qemu and tgtd
 //! processes (by their PIDs), tgtd's control socket, the namespace and the scratch
 //! folder. Every wait is bounded.
-#![allow(dead_code, unreachable_pub)]
+#![allow(unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -66,6 +66,8 @@ pub struct Guest {
     /// Every console line so far (printed when a test fails).
     console: Arc<Mutex<Vec<String>>>,
     monitor: PathBuf,
+    /// The daemon's log: the guest's second serial port, a file here.
+    log: PathBuf,
     seq: u32,
     /// PID of heartwire inside the guest, from the init's "started" line.
     pub daemon_pid: Option<u32>,
@@ -191,7 +193,7 @@ impl Guest {
                     return s;
                 }
                 if Instant::now() > end {
-                    let log = self.sh("tail -40 /tmp/hw.log", Duration::from_secs(10)).out;
+                    let log = self.log_tail(40);
                     panic!(
                         "{}: {what} not reached within {limit:?}; last status {s:?}\nlog:\n{log}",
                         self.name
@@ -229,14 +231,23 @@ impl Guest {
         }
     }
 
+    /// The daemon's log so far (every boot of the guest, in order).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .replace('\r', "")
+    }
+
+    /// Its last `n` lines.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// The console so far.
     pub fn console(&self) -> Vec<String> {
         self.console.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    /// Whether the qemu process still runs.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 }
 
@@ -405,6 +416,7 @@ impl San {
     pub fn boot(&mut self, i: usize, name: &str, initrd: &Path) {
         let qemu = self.parts.join("root/usr/bin/qemu-system-x86_64");
         let monitor = self.dir.join(format!("{name}.mon"));
+        let log = self.dir.join(format!("{name}.hwlog"));
         let port = 4440 + i;
         let peer = 4440 + (1 - i);
         let mut cmd = Command::new("ip");
@@ -423,6 +435,8 @@ impl San {
             .arg(self.parts.join("root/usr/share/qemu"))
             .args(["-accel", "tcg", "-m", "256", "-nographic", "-nodefaults"])
             .args(["-serial", "stdio"])
+            .arg("-serial")
+            .arg(format!("file:{}", log.display()))
             .arg("-monitor")
             .arg(format!("unix:{},server,nowait", monitor.display()))
             .arg("-kernel")
@@ -498,6 +512,7 @@ impl San {
             lines: rx,
             console,
             monitor,
+            log,
             seq: 0,
             daemon_pid: None,
         });
@@ -523,6 +538,11 @@ impl Drop for San {
                     eprintln!("{l}");
                 }
                 eprintln!("{}", self.file(&format!("{}.qemu.err", g.name)));
+                eprintln!(
+                    "===== log of {} (last 60 lines) =====\n{}",
+                    g.name,
+                    g.log_tail(60)
+                );
             }
             eprintln!(
                 "===== tgtd =====\n{}{}",
