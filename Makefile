@@ -98,7 +98,7 @@ test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
-	$(CARGO) test --test detection --test takeover --test paths --test service --test operator -- --test-threads=1
+	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications -- --test-threads=1
 	$(MAKE) --no-print-directory san
 	$(CARGO) test --test san -- --nocapture
 	$(MAKE) --no-print-directory cross-all

@@ -822,16 +822,18 @@ fn check_command(cmd: &str) -> Result<(), String> {
             Ok(_) => Ok(()),
         };
     }
-    let path = std::env::var("PATH").unwrap_or_default()
-        + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    if path
+    // Commands run with exactly this PATH (children start with a clean environment).
+    if heartwire_hal::process::CHILD_PATH
         .split(':')
         .filter(|d| !d.is_empty())
         .any(|d| executable(&Path::new(d).join(prog)))
     {
         Ok(())
     } else {
-        Err(format!("{prog} is not found in PATH"))
+        Err(format!(
+            "{prog} is not found in the PATH commands run with ({})",
+            heartwire_hal::process::CHILD_PATH
+        ))
     }
 }
 
@@ -1025,7 +1027,7 @@ mod tests {
         assert!(
             check_command("no-such-program-xyz")
                 .unwrap_err()
-                .contains("not found in PATH")
+                .contains("not found in the PATH commands run with")
         );
         let plain = std::env::temp_dir().join(format!("hw-verify-plain-{}", std::process::id()));
         std::fs::write(&plain, "#!/bin/sh\n").unwrap();

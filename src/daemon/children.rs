@@ -2,20 +2,29 @@
 //! check of a configuration offer (DESIGN §7).
 //!
 //! Each child runs `/bin/sh -c COMMAND` (or a program with its arguments) in its own
-//! process group with stdin from /dev/null and stdout+stderr into one pipe. The loop polls the pipe (lines go to the
+//! process group, started clean (`hal::process::clean_command`: empty signal mask,
+//! default signal dispositions, an environment of `PATH` and the caller's variables),
+//! with stdin from /dev/null and stdout+stderr into one pipe. The loop polls the pipe (lines go to the
 //! log) and a pidfd (readable once the child exited; reaped then with a non-blocking
 //! wait). A child past its timeout has its whole process group killed with SIGKILL and
 //! counts as failed. Spawning is the only wait: `Command::spawn` returns once the child
 //! has exec'd (microseconds), never on the command itself.
+//!
+//! **Output outlives the command.** A start command that backgrounds its server
+//! (`server &`, the init-script norm) exits at once while the server keeps the pipe's
+//! write end as its stdout. The child is reported finished when it exits, but its slot
+//! keeps reading (and logging) the pipe until every holder closed it: closing our read
+//! end instead would make the server's next write fail with EPIPE or kill it with
+//! SIGPIPE. While the daemon runs, nothing it started dies of its own output.
 
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use heartwire_hal::process::{SIGKILL, pidfd_open, signal_group};
+use heartwire_hal::process::{SIGKILL, clean_command, pidfd_open, signal_group};
 use mio::unix::SourceFd;
 use mio::unix::pipe::{self, Receiver};
 use mio::{Interest, Registry, Token};
@@ -23,8 +32,9 @@ use mio::{Interest, Registry, Token};
 use super::token::CHILD_BASE;
 use crate::core::Instant;
 
-/// Most children at once.
-pub(crate) const CHILDREN_MAX: usize = 64;
+/// Most children at once, counting the finished ones whose output is still open (a
+/// backgrounded server holds its slot for as long as it runs).
+pub(crate) const CHILDREN_MAX: usize = 256;
 
 /// Longest output line logged (longer lines are cut).
 const LINE_MAX: usize = 512;
@@ -92,11 +102,14 @@ pub(crate) struct Finished<P> {
     pub(crate) exit: Exit,
     /// Its output, when kept.
     pub(crate) output: Vec<u8>,
+    /// Its pid, which is also its process group (what a backgrounded server started by
+    /// it is left in).
+    pub(crate) pid: i32,
 }
 
 struct Running<P> {
-    child: Child,
-    pidfd: OwnedFd,
+    /// The process and its pidfd; `None` once it exited while its output stays open.
+    proc: Option<(Child, OwnedFd)>,
     out: Receiver,
     purpose: P,
     label: String,
@@ -163,7 +176,7 @@ impl<P: Copy> Children<P> {
         let tx = OwnedFd::from(tx);
         let (mut cmd, shown) = match run {
             Run::Shell(command) => {
-                let mut c = Command::new("/bin/sh");
+                let mut c = clean_command("/bin/sh");
                 c.arg("-c").arg(command);
                 (c, command.to_owned())
             }
@@ -171,7 +184,7 @@ impl<P: Copy> Children<P> {
                 let (program, args) = argv
                     .split_first()
                     .ok_or_else(|| io::Error::other("empty argument list"))?;
-                let mut c = Command::new(program);
+                let mut c = clean_command(program);
                 c.args(args);
                 let shown: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
                 (c, shown.join(" "))
@@ -198,8 +211,7 @@ impl<P: Copy> Children<P> {
         registry.register(&mut out, t_out, Interest::READABLE)?;
         ::log::debug!("{label}: started pid {pid}: {shown}");
         self.slots[slot] = Some(Running {
-            child,
-            pidfd,
+            proc: Some((child, pidfd)),
             out,
             purpose,
             label,
@@ -211,31 +223,29 @@ impl<P: Copy> Children<P> {
         Ok(())
     }
 
-    /// Handles a readiness event for `token`; returns a finished child's purpose, label
-    /// and exit.
-    pub(crate) fn on_event(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-    ) -> Option<(P, String, Exit)> {
-        self.on_event_output(registry, token)
-            .map(|f| (f.purpose, f.label, f.exit))
-    }
-
-    /// Like [`Children::on_event`], with the output kept (`Job::keep_output`).
-    pub(crate) fn on_event_output(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-    ) -> Option<Finished<P>> {
+    /// Handles a readiness event for `token`; returns the child that finished, if one did.
+    /// Its output, when kept, comes with it (`Job::keep_output`).
+    pub(crate) fn on_event(&mut self, registry: &Registry, token: Token) -> Option<Finished<P>> {
         let i = token.0.checked_sub(self.base)?;
         let slot = i / 2;
         let r = self.slots.get_mut(slot)?.as_mut()?;
-        drain_output(r);
+        let open = drain_output(r);
+        if r.proc.is_none() {
+            // Only the output of a finished child was left: free the slot at its end.
+            if !open {
+                flush_line(r);
+                let mut r = self.slots[slot]
+                    .take()
+                    .expect("invariant: slot checked above");
+                let _ = registry.deregister(&mut r.out);
+            }
+            return None;
+        }
         if i % 2 == 1 {
             return None;
         }
-        let status = match r.child.try_wait() {
+        let (child, pidfd) = r.proc.as_mut().expect("invariant: checked above");
+        let status = match child.try_wait() {
             Ok(Some(s)) => s,
             Ok(None) => return None,
             Err(e) => {
@@ -243,38 +253,49 @@ impl<P: Copy> Children<P> {
                 return None;
             }
         };
-        drain_output(r);
-        flush_line(r);
-        let r = self.slots[slot]
-            .take()
-            .expect("invariant: slot checked above");
-        let _ = registry.deregister(&mut SourceFd(&r.pidfd.as_fd().as_raw_fd()));
-        let mut out = r.out;
-        let _ = registry.deregister(&mut out);
+        let pid = i32::try_from(child.id()).unwrap_or(0);
+        let logged = r.kept.is_none();
+        let _ = registry.deregister(&mut SourceFd(&pidfd.as_fd().as_raw_fd()));
+        r.proc = None;
+        let open = drain_output(r);
         let exit = match (r.timed_out, status.code(), status.signal()) {
             (true, _, _) => Exit::TimedOut,
             (false, Some(c), _) => Exit::Code(c),
             (false, None, Some(s)) => Exit::Signal(s),
             (false, None, None) => Exit::Signal(0),
         };
-        Some(Finished {
+        let finished = Finished {
             purpose: r.purpose,
-            label: r.label,
+            label: r.label.clone(),
             exit,
-            output: r.kept.unwrap_or_default(),
-        })
+            output: r.kept.take().unwrap_or_default(),
+            pid,
+        };
+        if open && logged && !r.timed_out {
+            // Something it started still holds the pipe: keep logging what it writes.
+            ::log::debug!(
+                "{}: exited; its output stays open (a process it started)",
+                r.label
+            );
+        } else {
+            flush_line(r);
+            let mut r = self.slots[slot]
+                .take()
+                .expect("invariant: slot checked above");
+            let _ = registry.deregister(&mut r.out);
+        }
+        Some(finished)
     }
 
     /// Kills every child past its deadline (their exit arrives through the pidfd).
     pub(crate) fn on_timer(&mut self, now: Instant) {
         for r in self.slots.iter_mut().flatten() {
+            let Some(pid) = r.pid() else { continue };
             if !r.timed_out && r.deadline <= now {
                 r.timed_out = true;
                 ::log::warn!("{}: timed out; killing its process group", r.label);
-                if let Ok(pid) = i32::try_from(r.child.id()) {
-                    if let Err(e) = signal_group(pid, SIGKILL) {
-                        ::log::error!("{}: kill failed: {e}", r.label);
-                    }
+                if let Err(e) = signal_group(pid, SIGKILL) {
+                    ::log::error!("{}: kill failed: {e}", r.label);
                 }
             }
         }
@@ -285,7 +306,7 @@ impl<P: Copy> Children<P> {
         self.slots
             .iter()
             .flatten()
-            .filter(|r| !r.timed_out)
+            .filter(|r| !r.timed_out && r.proc.is_some())
             .map(|r| r.deadline)
             .min()
     }
@@ -294,7 +315,7 @@ impl<P: Copy> Children<P> {
     /// stopped); their exits still arrive and are to be ignored by the caller.
     pub(crate) fn kill_where(&mut self, f: impl Fn(&P) -> bool) {
         for r in self.slots.iter_mut().flatten().filter(|r| f(&r.purpose)) {
-            if let Ok(pid) = i32::try_from(r.child.id()) {
+            if let Some(pid) = r.pid() {
                 let _ = signal_group(pid, SIGKILL);
             }
         }
@@ -306,12 +327,21 @@ impl<P: Copy> Children<P> {
     }
 }
 
-/// Reads what the child wrote so far and logs complete lines.
-fn drain_output<P>(r: &mut Running<P>) {
+impl<P> Running<P> {
+    /// The pid (and process group) of a child that has not exited.
+    fn pid(&self) -> Option<i32> {
+        let (child, _) = self.proc.as_ref()?;
+        i32::try_from(child.id()).ok()
+    }
+}
+
+/// Reads what the child (or what it left running) wrote so far and logs complete lines;
+/// returns false once the pipe is at its end (every holder closed it).
+fn drain_output<P>(r: &mut Running<P>) -> bool {
     let mut buf = [0u8; 1024];
     loop {
         match r.out.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => return false,
             Ok(n) if r.kept.is_some() => {
                 let kept = r.kept.as_mut().expect("invariant: checked");
                 let room = KEPT_MAX.saturating_sub(kept.len());
@@ -327,7 +357,8 @@ fn drain_output<P>(r: &mut Running<P>) {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
         }
     }
 }
@@ -336,5 +367,73 @@ fn flush_line<P>(r: &mut Running<P>) {
     if !r.line.is_empty() {
         ::log::info!("{}: {}", r.label, String::from_utf8_lossy(&r.line));
         r.line.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+
+    /// Runs `argv` as a child of a thread that blocks what the daemon blocks, and returns
+    /// its output.
+    fn run_kept(argv: &[&str], env: &[(&str, String)]) -> String {
+        // The daemon's mask: TERM, INT, HUP and CHLD blocked for its signalfd.
+        let _signals = heartwire_hal::signalfd::SignalFd::new().unwrap();
+        let mut poll = Poll::new().unwrap();
+        let mut children: Children<u8> = Children::with_tokens(10, 2);
+        let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+        let job = Job {
+            run: Run::Exec(&argv),
+            env,
+            timeout: Duration::from_secs(10),
+            label: "probe".into(),
+            keep_output: true,
+        };
+        children
+            .spawn(poll.registry(), Instant::from_nanos(0), job, 7)
+            .unwrap();
+        let mut events = Events::with_capacity(8);
+        for _ in 0..200 {
+            poll.poll(&mut events, Some(Duration::from_millis(50)))
+                .unwrap();
+            for e in &events {
+                if let Some(f) = children.on_event(poll.registry(), e.token()) {
+                    assert_eq!(f.exit, Exit::Code(0));
+                    return String::from_utf8(f.output).unwrap();
+                }
+            }
+        }
+        panic!("the child did not exit within 10 s");
+    }
+
+    #[test]
+    fn children_start_with_no_blocked_or_ignored_signal() {
+        let out = run_kept(
+            &["/bin/grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"],
+            &[],
+        );
+        let mask = |name: &str| {
+            let line = out.lines().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(line.rsplit('\t').next().unwrap(), 16).unwrap()
+        };
+        assert_eq!(
+            mask("SigBlk:"),
+            0,
+            "a child must be stoppable with SIGTERM: {out}"
+        );
+        // Signals 32-34 belong to the C library (thread cancellation, setxid, timers): its
+        // sigaction refuses them, and the child's libc sets them up itself.
+        let libc_own = 0b111 << 31;
+        assert_eq!(mask("SigIgn:") & !libc_own, 0, "nothing ignored: {out}");
+    }
+
+    #[test]
+    fn children_start_with_a_clean_environment() {
+        let out = run_kept(&["/usr/bin/env"], &[("HW_NODE", "a".into())]);
+        let mut vars: Vec<&str> = out.lines().collect();
+        vars.sort_unstable();
+        let path = format!("PATH={}", heartwire_hal::process::CHILD_PATH);
+        assert_eq!(vars, ["HW_NODE=a", path.as_str()]);
     }
 }

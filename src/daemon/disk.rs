@@ -22,7 +22,7 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use heartwire_hal::HalError;
@@ -85,7 +85,7 @@ impl DiskPath {
             .try_clone_to_owned()
             .map_err(|e| err("dup", e))?;
         let ids: Vec<String> = nodes.iter().map(u8::to_string).collect();
-        let child = Command::new("/proc/self/exe")
+        let child = heartwire_hal::process::clean_command("/proc/self/exe")
             .arg("disk-servant")
             .args(["--device", device])
             .args(["--cluster", &cluster.to_string()])

@@ -198,7 +198,8 @@ impl Fencing {
         current: NodeSet,
     ) -> Option<TieOutcome> {
         let t = self.tie.as_mut()?;
-        let (step, label, exit) = t.children.on_event(registry, token)?;
+        let done = t.children.on_event(registry, token)?;
+        let (step, label, exit) = (done.purpose, done.label, done.exit);
         match step {
             Step::Register => {
                 if !exit.success() {

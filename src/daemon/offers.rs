@@ -291,7 +291,7 @@ impl Daemon {
 
     /// The check child ended: the verdict, plus whether a reload can apply the offer.
     pub(super) fn offer_checked(&mut self, registry: &mio::Registry, now: Instant, t: mio::Token) {
-        let Some(done) = self.offer_io.checks.on_event_output(registry, t) else {
+        let Some(done) = self.offer_io.checks.on_event(registry, t) else {
             return;
         };
         let offer = done.purpose;

@@ -8,6 +8,12 @@
 //! started, the monitor command runs every `monitor_interval`; a failed monitor (any
 //! exit but 0, OCF_SUCCESS; 7 is OCF_NOT_RUNNING) triggers a local restart (stop, then
 //! start) up to `restarts` times, then the group is reported failed here and falls over.
+//! An application without a `monitor` is watched through what its start left behind: the
+//! start runs in its own process group, and a server it backgrounded (`server &`) stays in
+//! that group; if the group has a member when the start exits, the group emptying later
+//! counts as a failed monitor (exit 7, not running). A start that leaves nothing in its
+//! group (a daemon that called setsid) cannot be watched this way: that is logged, and a
+//! `monitor` is the remedy.
 //! Commands get `HW_CLUSTER`, `HW_NODE`, `HW_GROUP`, `HW_RESOURCE` and `HW_ACTION`.
 //!
 //! Crash hygiene: [`Resources::remove_stale`] deletes every configured service address
@@ -118,6 +124,8 @@ struct AppState {
     active: bool,
     monitor_at: Option<Instant>,
     restarts_used: u32,
+    /// The process group its start left running, watched when it has no `monitor`.
+    watch: Option<i32>,
 }
 
 /// What became of a request.
@@ -612,7 +620,8 @@ impl Resources {
         now: Instant,
         token: Token,
     ) -> Option<Report> {
-        let (purpose, label, exit) = self.children.on_event(registry, token)?;
+        let done = self.children.on_event(registry, token)?;
+        let (purpose, label, exit) = (done.purpose, done.label, done.exit);
         if !exit.success() {
             ::log::warn!("{label}: {exit}");
         }
@@ -626,22 +635,61 @@ impl Resources {
                     ResourceKind::Application(_)
                 );
                 if req.op == ResourceOp::Start && ok && is_app {
-                    let app = self.app(req.group, req.resource);
                     let st = &mut self.apps[usize::from(req.group)][usize::from(req.resource)];
                     *st = AppState {
                         active: true,
-                        monitor_at: app
-                            .monitor
-                            .is_some()
-                            .then(|| now.saturating_add(app.monitor_interval)),
-                        restarts_used: 0,
+                        ..AppState::default()
                     };
+                    self.started(now, req.group, req.resource, done.pid);
                 }
                 Some(Report::Done(req, ok))
             }
             Purpose::Monitor(g, r) => self.monitored(registry, now, g, r, exit),
-            Purpose::Restart(g, r, op) => self.restart_step(registry, now, g, r, op, exit),
+            Purpose::Restart(g, r, op) => {
+                let report = self.restart_step(registry, now, g, r, op, exit);
+                if op == ResourceOp::Start && exit.success() {
+                    self.started(now, g, r, done.pid);
+                }
+                report
+            }
         }
+    }
+
+    /// Application (g, r) was started by a child that was process group `pgid`: the next
+    /// monitor is due, and without a `monitor` command what the start left in its group
+    /// is what is watched.
+    fn started(&mut self, now: Instant, g: u8, r: u8, pgid: i32) {
+        let app = self.app(g, r);
+        let name = self.resource_name(g, r);
+        let st = &mut self.apps[usize::from(g)][usize::from(r)];
+        st.watch = None;
+        st.monitor_at = Some(now.saturating_add(app.monitor_interval));
+        if app.monitor.is_some() {
+            return;
+        }
+        match heartwire_hal::process::group_alive(pgid) {
+            Ok(true) => {
+                st.watch = Some(pgid);
+                ::log::info!(
+                    "{name}: no monitor configured: watching what its start left running \
+                     (process group {pgid})"
+                );
+            }
+            Ok(false) | Err(_) => {
+                st.monitor_at = None;
+                ::log::warn!(
+                    "{name}: its start left nothing running in its process group (a daemon \
+                     that detached with setsid?) and it has no `monitor`: nobody will notice \
+                     if it dies; configure a monitor command"
+                );
+            }
+        }
+    }
+
+    /// `group/resource`, for the log.
+    fn resource_name(&self, g: u8, r: u8) -> String {
+        let group = &self.groups[usize::from(g)];
+        format!("{}/{}", group.name, group.resources[usize::from(r)].name)
     }
 
     fn monitored(
@@ -734,7 +782,10 @@ impl Resources {
                     u8::try_from(r).expect("invariant: <= 255 resources"),
                 );
                 let app = self.app(g, r);
-                let Some(cmd) = &app.monitor else { continue };
+                let Some(cmd) = &app.monitor else {
+                    reports.extend(self.watch(registry, now, g, r));
+                    continue;
+                };
                 if self
                     .spawn(registry, now, &app, cmd, Purpose::Monitor(g, r), "monitor")
                     .is_err()
@@ -744,6 +795,26 @@ impl Resources {
             }
         }
         reports
+    }
+
+    /// The default liveness check of application (g, r), which has no `monitor`: its
+    /// start's process group still has a member. An empty group counts as exit 7 (OCF's
+    /// not running).
+    fn watch(&mut self, registry: &Registry, now: Instant, g: u8, r: u8) -> Option<Report> {
+        let st = &mut self.apps[usize::from(g)][usize::from(r)];
+        let pgid = st.watch?;
+        if heartwire_hal::process::group_alive(pgid).unwrap_or(true) {
+            let interval = self.app(g, r).monitor_interval;
+            self.apps[usize::from(g)][usize::from(r)].monitor_at =
+                Some(now.saturating_add(interval));
+            return None;
+        }
+        st.watch = None;
+        ::log::warn!(
+            "{}: nothing its start left running is alive (process group {pgid} is empty)",
+            self.resource_name(g, r)
+        );
+        self.monitored(registry, now, g, r, Exit::Code(7))
     }
 
     /// Kills every child (daemon exit).

@@ -12,7 +12,6 @@
 //!   get SIGKILL; then umount. Not mounted is success.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use heartwire_hal::process::{SIGKILL, signal};
@@ -39,7 +38,7 @@ pub fn mount(
         ));
     }
     if fsck {
-        let out = Command::new("fsck")
+        let out = heartwire_hal::process::clean_command("fsck")
             .args(["-a", device])
             .output()
             .map_err(|e| format!("fsck -a {device}: {e}"))?;
@@ -223,7 +222,7 @@ mod tests {
         }
         let dir = Scratch(std::env::temp_dir().join(format!("hw-holders-{}", std::process::id())));
         std::fs::create_dir_all(&dir.0).unwrap();
-        let mut child = Command::new("sleep")
+        let mut child = std::process::Command::new("sleep")
             .arg("30")
             .current_dir(&dir.0)
             .spawn()

@@ -1,0 +1,119 @@
+//! Applications as an operator writes them: a start command that backgrounds its server,
+//! a stop command that signals it, no monitor; a stop that fails and the way out of the
+//! error it leaves. Real daemons in the netns lab.
+
+mod lab;
+
+use std::time::Duration;
+
+use lab::{Lab, LabConfig};
+
+/// Kills, when the test ends (also on failure), the processes whose pids the test's
+/// applications wrote into `files` (processes this test's daemons started).
+struct Leftovers(Vec<std::path::PathBuf>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            if let Some(pid) = read_pid(f) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+fn read_pid(f: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(f).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is dead for our purpose (its parent may be gone with the lab).
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn status_field(pid: u32, field: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// Two nodes, one group `app` with an application `svc` whose start backgrounds a loop
+/// that prints a line every 100 ms and records its pid; stop sends it SIGTERM (and, as OCF
+/// asks of every stop, succeeds when it is not running); no monitor.
+fn background_lab(tag: &str) -> (Lab, String) {
+    let cfg = LabConfig {
+        two_node: true,
+        ..LabConfig::default()
+    };
+    let lab = Lab::new(tag, 2, &cfg);
+    let dir = lab.dir.display().to_string();
+    let extra = format!(
+        "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+         [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
+         start = \"sh -c 'echo $$ > {dir}/pid-$HW_NODE; i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done' &\"\n\
+         stop = \"kill $(cat {dir}/pid-$HW_NODE) 2>/dev/null; true\"\n\
+         monitor_interval = \"100ms\"\ntimeout = \"5s\"\nrestarts = 0\n"
+    );
+    let text = std::fs::read_to_string(&lab.config_path).unwrap() + &extra;
+    std::fs::write(&lab.config_path, text).unwrap();
+    (lab, dir)
+}
+
+#[test]
+fn a_backgrounded_server_keeps_running_is_logged_stops_on_sigterm_and_is_watched() {
+    let (mut lab, dir) = background_lab("ab");
+    let pid_file = |n: &str| std::path::PathBuf::from(format!("{dir}/pid-{n}"));
+    let _leftovers = Leftovers(vec![pid_file("a"), pid_file("b")]);
+    lab.start_all();
+    lab.wait_group(0, "app", "online", Duration::from_secs(10));
+    lab.wait_for(Duration::from_secs(5), "a's server wrote its pid", |_| {
+        read_pid(&pid_file("a")).is_some()
+    });
+    let server = read_pid(&pid_file("a")).unwrap();
+
+    // It outlives its start command and keeps writing: its output is logged, never cut.
+    lab.wait_for(Duration::from_secs(5), "a's server output logged", |l| {
+        std::fs::read_to_string(l.log_path(0)).is_ok_and(|s| s.contains("app/svc start: tick 8"))
+    });
+    assert!(
+        alive(server),
+        "the backgrounded server died of its own output"
+    );
+    assert_eq!(status_field(server, "SigBlk:"), "0000000000000000");
+
+    // A move stops it with the operator's stop command: a plain SIGTERM.
+    let out = lab.cli(0, &["move", "app", "b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    lab.wait_for(Duration::from_secs(5), "SIGTERM stopped a's server", |_| {
+        !alive(server)
+    });
+    lab.wait_for(Duration::from_secs(5), "b's server runs", |_| {
+        read_pid(&pid_file("b")).is_some_and(alive)
+    });
+
+    // No monitor configured: b watches what the start left in its process group. The
+    // server dies, the group empties, and with no restarts left the group falls over.
+    let b_server = read_pid(&pid_file("b")).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &b_server.to_string()])
+        .status();
+    lab.wait_group(0, "app", "online", Duration::from_secs(5));
+    let log = std::fs::read_to_string(lab.log_path(1)).unwrap();
+    assert!(log.contains("no monitor configured: watching what its start left running"));
+    assert!(log.contains("is empty"), "b says why the group fell over");
+}
