@@ -637,6 +637,19 @@ fn init_writes_a_config_that_runs() {
         "{text}"
     );
     assert!(!text.contains("\"lo\""), "loopback is no heartbeat wire");
+    // The default profile must outlast a loaded VM's stalls (75 ms seen taking over from
+    // a live node at 50 ms): hundreds of ms on every path, and how to measure first.
+    for t in text.lines().filter_map(|l| l.strip_prefix("timeout = ")) {
+        let t = humantime::parse_duration(t.trim_matches('"')).unwrap();
+        assert!(
+            t >= Duration::from_millis(300),
+            "init's timeout {t:?}: {text}"
+        );
+    }
+    assert!(
+        text.contains("local pauses"),
+        "says what to watch before tightening"
+    );
     assert!(
         text.contains("address = \"10.200.1.50/24\"\ninterface = \"eth1\""),
         "{text}"
