@@ -131,6 +131,21 @@ enum Command {
         #[command(flatten)]
         ctl: CtlArgs,
     },
+    /// Forget resource groups' failures on every node and retry a release stuck in
+    /// error with the commands of the config loaded now (Pacemaker's `resource cleanup`).
+    ///
+    /// Clears each node's "failed here" mark and the applications' fail counts and
+    /// restart budgets; a group left in `error` by a failed stop is released again (fix
+    /// the stop command and `heartwire reload` first). Nothing is pinned: the groups go
+    /// where their policies put them. Exit 0 once no node reports a failure or an error
+    /// for them, 1 otherwise.
+    Cleanup {
+        /// Group names.
+        #[arg(required = true)]
+        groups: Vec<String>,
+        #[command(flatten)]
+        ctl: CtlArgs,
+    },
     /// Take resource groups offline on every node (they stay offline until `online`).
     Offline {
         /// Group names.
@@ -445,6 +460,9 @@ fn main() -> ExitCode {
         }
         Command::Offline { groups, ctl } => {
             operator(&ctl, |timeout| Request::Offline { groups, timeout })
+        }
+        Command::Cleanup { groups, ctl } => {
+            operator(&ctl, |timeout| Request::Cleanup { groups, timeout })
         }
         Command::Stop { takeover, ctl } => {
             operator(&ctl, |timeout| Request::Stop { takeover, timeout })

@@ -48,16 +48,22 @@ fn status_field(pid: u32, field: &str) -> String {
         .to_owned()
 }
 
-/// Two nodes, one group `app` with an application `svc` whose start backgrounds a loop
-/// that prints a line every 100 ms and records its pid; stop sends it SIGTERM (and, as OCF
-/// asks of every stop, succeeds when it is not running); no monitor.
-fn background_lab(tag: &str) -> (Lab, String) {
+/// A two-node lab (`two_node = true`) and its directory.
+fn two_nodes(tag: &str) -> (Lab, String) {
     let cfg = LabConfig {
         two_node: true,
         ..LabConfig::default()
     };
     let lab = Lab::new(tag, 2, &cfg);
     let dir = lab.dir.display().to_string();
+    (lab, dir)
+}
+
+/// Two nodes, one group `app` with an application `svc` whose start backgrounds a loop
+/// that prints a line every 100 ms and records its pid; stop sends it SIGTERM (and, as OCF
+/// asks of every stop, succeeds when it is not running); no monitor.
+fn background_lab(tag: &str) -> (Lab, String) {
+    let (lab, dir) = two_nodes(tag);
     let extra = format!(
         "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
          [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
@@ -116,4 +122,86 @@ fn a_backgrounded_server_keeps_running_is_logged_stops_on_sigterm_and_is_watched
     let log = std::fs::read_to_string(lab.log_path(1)).unwrap();
     assert!(log.contains("no monitor configured: watching what its start left running"));
     assert!(log.contains("is empty"), "b says why the group fell over");
+}
+
+/// A stop command that fails leaves the group in error on its node (held: nobody else
+/// takes it). The operator fixes the stop command: `reload` says what it did (commands
+/// updated in place, not a bounce), `cleanup` retries the release with the new command
+/// and the group runs on the other node; `stop` of a node whose release fails says so
+/// and exits 1. A change of monitor_interval alone does not restart the application.
+#[test]
+fn a_failed_stop_is_fixed_with_reload_and_cleanup_and_stop_tells_the_truth() {
+    let (mut lab, dir) = two_nodes("ae");
+    let base = std::fs::read_to_string(&lab.config_path).unwrap();
+    let group = |stop: &str, interval: &str| {
+        format!(
+            "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+             [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
+             start = \"echo x >> {dir}/starts-$HW_NODE; touch {dir}/up-$HW_NODE\"\n\
+             stop = \"{stop}\"\nmonitor = \"test -e {dir}/up-$HW_NODE\"\n\
+             monitor_interval = \"{interval}\"\ntimeout = \"5s\"\n"
+        )
+    };
+    let broken = "echo cannot stop; exit 3";
+    let fixed = format!("echo stopping; rm -f {dir}/up-$HW_NODE");
+    std::fs::write(&lab.config_path, base.clone() + &group(&fixed, "1s")).unwrap();
+    lab.start_all();
+    lab.wait_group(0, "app", "online", Duration::from_secs(10));
+    let starts = |n: &str| {
+        std::fs::read_to_string(format!("{dir}/starts-{n}"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    // monitor_interval alone: applied in place, nothing restarted.
+    std::fs::write(&lab.config_path, base.clone() + &group(&fixed, "2s")).unwrap();
+    let out = lab.cli(0, &["reload"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("app: updated in place (nothing restarted)"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(starts("a"), 1, "the application was not restarted");
+    assert_eq!(lab.group_state(0, "app").as_deref(), Some("online"));
+
+    // The stop breaks (applied in place too), and a move needs it: a is left in error.
+    std::fs::write(&lab.config_path, base.clone() + &group(broken, "2s")).unwrap();
+    assert!(lab.cli(0, &["reload"]).status.success());
+    let out = lab.cli(0, &["move", "app", "b", "--timeout", "1"]);
+    assert!(!out.status.success(), "the move cannot finish");
+    lab.wait_group(0, "app", "error", Duration::from_secs(5));
+    assert_eq!(
+        lab.group_state(1, "app").as_deref(),
+        Some("offline"),
+        "b waits"
+    );
+
+    // Fixed stop: reload tells the truth, cleanup releases with the new command.
+    std::fs::write(&lab.config_path, base.clone() + &group(&fixed, "2s")).unwrap();
+    let out = lab.cli(0, &["reload"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("in error here (a stop failed); its commands are updated"),
+        "{text}"
+    );
+    assert!(!text.contains("bounced"), "{text}");
+    let out = lab.cli(0, &["cleanup", "app", "--timeout", "5"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    lab.wait_group(1, "app", "online", Duration::from_secs(5));
+    assert_eq!(lab.group_state(0, "app").as_deref(), Some("offline"));
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(log.contains("app/svc stop: stopping"), "the fixed stop ran");
+
+    // b's stop breaks; stopping b cannot release the group: it says so, exit 1.
+    std::fs::write(&lab.config_path, base + &group(broken, "2s")).unwrap();
+    assert!(lab.cli(1, &["reload"]).status.success());
+    let out = lab.cli(1, &["stop", "--timeout", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("in error: a release failed"), "{text}");
 }

@@ -585,17 +585,18 @@ impl World {
     }
 
     /// A random operator command for a random node: move a group to a node of its list,
-    /// or bring groups online or offline.
+    /// bring groups online or offline, or clean up their failures.
     fn random_command(&mut self) -> (usize, Command) {
         let i = self.rng.index(self.nodes.len());
         let groups = self.spec.groups.len().max(1);
         let g = self.rng.index(groups);
-        let op = match self.rng.below(3) {
+        let op = match self.rng.below(4) {
             0 => match self.spec.groups.get(g) {
                 Some(spec) => Op::Move(spec.policy.nodes[self.rng.index(spec.policy.nodes.len())]),
                 None => Op::Online,
             },
             1 => Op::Online,
+            2 => Op::Cleanup,
             _ => Op::Offline,
         };
         (i, Command { op, groups: 1 << g })

@@ -370,7 +370,7 @@ fn operator_move_offline_online_and_stop_with_takeover() {
     // offline, asked of the node that does not run it.
     let t_off = mono_ns();
     let text = run_ok(&lab.cli(0, &["offline", "svc"]), "offline svc");
-    assert!(text.contains("svc: offline , online on nowhere"), "{text}");
+    assert!(text.contains("svc: offline, online on nowhere"), "{text}");
     assert!(!lab.addresses(1, "eth1").contains(SERVICE_IP));
     std::thread::sleep(Duration::from_millis(300));
     assert!(

@@ -102,12 +102,25 @@ impl Node {
         if self.groups.online() & bit != 0 {
             r.online.insert(self.local);
         }
+        if self.groups.failed() & bit != 0 {
+            r.failed.insert(self.local);
+        }
+        r.candidates = self.spec.groups[g]
+            .policy
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| view.members.contains(*n))
+            .collect();
         for p in self.peers.iter().filter(|p| p.id != self.local) {
             let Some(rep) = p.report.filter(|_| view.members.contains(p.id)) else {
                 continue;
             };
             if rep.holds & bit != 0 {
                 r.held.insert(p.id);
+            }
+            if rep.failed & bit != 0 {
+                r.failed.insert(p.id);
             }
             if rep.installed >= view.number && rep.online & bit != 0 {
                 r.online.insert(p.id);

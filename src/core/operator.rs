@@ -11,7 +11,9 @@
 //!
 //! `move`, `online` and `offline` also clear the groups' *failed here* marks on every
 //! node and retry the release of a group stuck in `error` (the operator has acted). A
-//! pin that needs a node's mark cleared waits for that node's next report.
+//! pin that needs a node's mark cleared waits for that node's next report. `cleanup`
+//! does only that (Pacemaker's `resource cleanup`): it pins nothing, so the policies
+//! place the groups again, and it is done once no member reports a mark or an error.
 //!
 //! The command is done, for the node that was asked, when its installed view carries it
 //! out and the groups run (or are released) where that view says: see [`Command::done`].
@@ -21,7 +23,7 @@ use core::time::Duration;
 use super::placement::{GroupPolicy, NodeSet, Placement, Plan, Startup};
 use super::spec::{GroupSpec, NodeId};
 use super::time::Instant;
-use crate::wire::command::{CommandRepr, OP_EVACUATE, OP_MOVE, OP_OFFLINE, OP_ONLINE};
+use crate::wire::command::{CommandRepr, OP_CLEANUP, OP_EVACUATE, OP_MOVE, OP_OFFLINE, OP_ONLINE};
 
 /// What a command does to each of its groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,9 @@ pub enum Op {
     /// This node is leaving: its groups go to the next eligible node of each list, or
     /// offline when there is none.
     Evacuate(NodeId),
+    /// Forget the groups' failures on every node and retry releases stuck in error; the
+    /// placement is what the policies make of it.
+    Cleanup,
 }
 
 impl Op {
@@ -46,6 +51,7 @@ impl Op {
             Op::Online => "online",
             Op::Offline => "offline",
             Op::Evacuate(_) => "evacuate",
+            Op::Cleanup => "cleanup",
         }
     }
 
@@ -61,6 +67,7 @@ impl Op {
             Op::Online => matches!(placement, Placement::Online(_) | Placement::Concurrent),
             Op::Offline => placement == Placement::Offline,
             Op::Evacuate(from) => placement != Placement::Online(from),
+            Op::Cleanup => true,
         }
     }
 }
@@ -121,6 +128,10 @@ pub struct Running {
     pub held: NodeSet,
     /// Nodes on which it is fully online.
     pub online: NodeSet,
+    /// Nodes that report it failed there.
+    pub failed: NodeSet,
+    /// Nodes of the installed view that may run it (in its node list).
+    pub candidates: NodeSet,
 }
 
 impl Command {
@@ -131,6 +142,7 @@ impl Command {
             Op::Online => (OP_ONLINE, 0),
             Op::Offline => (OP_OFFLINE, 0),
             Op::Evacuate(n) => (OP_EVACUATE, n.get()),
+            Op::Cleanup => (OP_CLEANUP, 0),
         };
         CommandRepr {
             id,
@@ -150,6 +162,7 @@ impl Command {
             OP_ONLINE if r.node == 0 => Op::Online,
             OP_OFFLINE if r.node == 0 => Op::Offline,
             OP_EVACUATE => Op::Evacuate(node?),
+            OP_CLEANUP if r.node == 0 => Op::Cleanup,
             _ => return None,
         };
         let all = if groups >= 64 {
@@ -213,6 +226,9 @@ impl Command {
             }
             let settled = r.held == r.online;
             match (self.op, placed) {
+                (Op::Cleanup, _) if !r.failed.is_empty() => false,
+                // Marks cleared: a group nobody could run may be placed now.
+                (Op::Cleanup, Placement::Unplaced) => r.held.is_empty() && r.candidates.is_empty(),
                 (Op::Offline, _) => r.held.is_empty(),
                 (Op::Evacuate(from), _) if r.held.contains(from) => false,
                 (_, Placement::Online(owner)) => settled && r.online == one(owner),
@@ -290,7 +306,7 @@ fn pinned(
                     .map_or(Placement::Offline, Placement::Online),
             )
         }
-        Op::Evacuate(_) => None,
+        Op::Evacuate(_) | Op::Cleanup => None,
     }
 }
 

@@ -203,6 +203,7 @@ fn done_needs_the_plan_and_the_groups_where_it_says() {
     let running = |held: &[u8], online: &[u8]| Running {
         held: set(held),
         online: set(online),
+        ..Running::default()
     };
     let mv = Command {
         op: Op::Move(id(2)),
@@ -246,4 +247,53 @@ fn done_needs_the_plan_and_the_groups_where_it_says() {
     assert!(!on.done(&concurrent, |_| running(&[1, 2], &[1])));
     assert!(on.done(&concurrent, |_| running(&[1, 2], &[1, 2])));
     assert!(!on.done(&offline, |_| running(&[], &[])));
+}
+
+#[test]
+fn cleanup_pins_nothing_and_is_done_when_no_mark_or_error_is_left() {
+    let clean = Command {
+        op: Op::Cleanup,
+        groups: 1,
+    };
+    let repr = clean.to_repr(7, Duration::from_secs(1));
+    assert_eq!(Command::from_repr(&repr, set(&[1, 2]), 1), Some(clean));
+    let mut bad = repr;
+    bad.node = 1;
+    assert_eq!(
+        Command::from_repr(&bad, set(&[1, 2]), 1),
+        None,
+        "no node for cleanup"
+    );
+    let at_1 = plan_of(&[Placement::Online(id(1))]);
+    let unplaced = plan_of(&[Placement::Unplaced]);
+    for placement in [
+        Placement::Online(id(1)),
+        Placement::Unplaced,
+        Placement::Offline,
+    ] {
+        assert!(Op::Cleanup.satisfied_by(placement), "never pinned");
+    }
+    let r = |held: &[u8], online: &[u8], failed: &[u8], candidates: &[u8]| Running {
+        held: set(held),
+        online: set(online),
+        failed: set(failed),
+        candidates: set(candidates),
+    };
+    assert!(
+        !clean.done(&at_1, |_| r(&[1], &[1], &[2], &[1, 2])),
+        "2's mark is left"
+    );
+    assert!(
+        !clean.done(&at_1, |_| r(&[1, 2], &[1], &[], &[1, 2])),
+        "2 in error"
+    );
+    assert!(clean.done(&at_1, |_| r(&[1], &[1], &[], &[1, 2])));
+    assert!(
+        !clean.done(&unplaced, |_| r(&[], &[], &[], &[1, 2])),
+        "marks cleared: the group is about to be placed"
+    );
+    assert!(
+        clean.done(&unplaced, |_| r(&[], &[], &[], &[])),
+        "nobody can run it"
+    );
 }

@@ -57,6 +57,14 @@ pub enum Request {
         /// How long to wait.
         timeout: Duration,
     },
+    /// Forget groups' failures everywhere and retry releases stuck in error, with the
+    /// commands of the config loaded now.
+    Cleanup {
+        /// Group names.
+        groups: Vec<String>,
+        /// How long to wait.
+        timeout: Duration,
+    },
     /// Push the daemon's config file to every member (two-phase: all or none).
     Sync {
         /// The file the operator verified (must be the daemon's own).
@@ -138,6 +146,10 @@ impl Request {
                 groups: owned(groups),
                 timeout,
             }),
+            ["cleanup", groups @ ..] if !groups.is_empty() => Ok(Request::Cleanup {
+                groups: owned(groups),
+                timeout,
+            }),
             ["stop"] => Ok(Request::Stop {
                 takeover: false,
                 timeout,
@@ -150,7 +162,7 @@ impl Request {
                 let shown: String = line.chars().take(64).collect();
                 Err(format!(
                     "unknown request `{shown}`; known: status, events, reload, move GROUP NODE, online GROUP..., \
-                     offline GROUP..., stop [takeover] (each command may end in timeout_ms=N), \
+                     offline GROUP..., cleanup GROUP..., stop [takeover] (each command may end in timeout_ms=N), \
                      sync FILE, verify-cluster FILE"
                 ))
             }
@@ -177,6 +189,9 @@ impl Request {
             Request::Offline { groups, timeout } => {
                 format!("offline {} {}", groups.join(" "), t(timeout))
             }
+            Request::Cleanup { groups, timeout } => {
+                format!("cleanup {} {}", groups.join(" "), t(timeout))
+            }
             Request::Stop { takeover, timeout } => {
                 format!(
                     "stop{} {}",
@@ -198,6 +213,7 @@ impl Request {
             Request::Move { timeout, .. }
             | Request::Online { timeout, .. }
             | Request::Offline { timeout, .. }
+            | Request::Cleanup { timeout, .. }
             | Request::Stop { timeout, .. } => *timeout,
         }
     }
@@ -233,10 +249,12 @@ impl CommandReport {
                 g.online_on.join(",")
             };
             o.push_str(&format!(
-                "  {}: {} {}, online on {online}{}\n",
+                "  {}: {}{}, online on {online}{}\n",
                 g.name,
                 g.placement,
-                g.owner.as_deref().unwrap_or(""),
+                g.owner
+                    .as_deref()
+                    .map_or(String::new(), |o| format!(" {o}")),
                 if g.held_by.len() > g.online_on.len() {
                     format!(" (held by {})", g.held_by.join(","))
                 } else {
@@ -268,6 +286,10 @@ mod tests {
                 timeout: COMMAND_TIMEOUT_DEFAULT,
             },
             Request::Offline {
+                groups: vec!["web".into()],
+                timeout: COMMAND_TIMEOUT_DEFAULT,
+            },
+            Request::Cleanup {
                 groups: vec!["web".into()],
                 timeout: COMMAND_TIMEOUT_DEFAULT,
             },

@@ -140,6 +140,10 @@ impl Daemon {
                 op: Op::Offline,
                 groups: groups(g)?,
             }),
+            Request::Cleanup { groups: g, .. } => Ok(Command {
+                op: Op::Cleanup,
+                groups: groups(g)?,
+            }),
             Request::Status
             | Request::Events
             | Request::Reload
@@ -171,9 +175,31 @@ impl Daemon {
             return false;
         }
         if let Some(w) = self.stop_waiter.take() {
-            self.respond_report(registry, now, &w, "stopped");
+            let stuck = self.groups_in_error();
+            let result = if stuck.is_empty() {
+                "stopped".to_owned()
+            } else {
+                format!(
+                    "stopped with group(s) {} in error: a release failed, resources may still \
+                     be held here (see the log; fix the stop command and start heartwire \
+                     again to release them)",
+                    stuck.join(", ")
+                )
+            };
+            self.respond_report(registry, now, &w, &result);
         }
         true
+    }
+
+    /// Names of the groups stuck in error here (a release failed).
+    pub(super) fn groups_in_error(&self) -> Vec<&str> {
+        self.node
+            .groups()
+            .iter()
+            .zip(&self.groups)
+            .filter(|(l, _)| l.phase == crate::core::Phase::Error)
+            .map(|(_, g)| g.name.as_str())
+            .collect()
     }
 
     pub(super) fn respond_report(

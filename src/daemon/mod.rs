@@ -415,14 +415,7 @@ impl Daemon {
             let stopped = self.finish_commands(poll.registry(), now);
             self.rearm()?;
             if stopped {
-                let stuck: Vec<&str> = self
-                    .node
-                    .groups()
-                    .iter()
-                    .zip(&self.groups)
-                    .filter(|(l, _)| l.phase == crate::core::Phase::Error)
-                    .map(|(_, g)| g.name.as_str())
-                    .collect();
+                let stuck = self.groups_in_error();
                 if stuck.is_empty() {
                     ::log::info!("stopped: every group released");
                 } else {
@@ -703,6 +696,13 @@ impl Daemon {
                             );
                         } else {
                             self.quorum_loss_action();
+                        }
+                    }
+                    if let crate::core::Event::Command { op, groups, .. } = event {
+                        // The operator acted on these groups (the core cleared its marks):
+                        // their applications get a fresh restart budget here too.
+                        if op.resets() {
+                            self.resources.clear_failures(groups);
                         }
                     }
                     let line = report::event_line(&self.node, &self.groups, at, &event);

@@ -11,6 +11,13 @@
 //! it releases with its old resource list while the view keeps it placed on this node
 //! (nobody else takes it), and once offline it gets the new list and acquires again.
 //! A group this node does not hold just gets the new list. Other groups are untouched.
+//!
+//! What does not need a bounce is applied in place, to the running resources: an
+//! application's `stop`, `monitor`, `monitor_interval`, `timeout` and `restarts` (as
+//! Pacemaker does not restart a resource for an operation's interval). A group in
+//! `error` (a stop failed) cannot be bounced — its release is what failed — so a reload
+//! may change only its applications' commands and options, in place; `heartwire cleanup`
+//! then retries the release with them.
 
 use crate::config::{self, Config};
 use crate::core::{GroupSpec, Instant, Phase};
@@ -60,6 +67,28 @@ pub(super) fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     why
 }
 
+/// Whether group `new` differs from `old` only where running resources take the change
+/// as they are: an application's stop, monitor, monitor_interval, timeout and restarts,
+/// and its start too when `start_too` (a group in error runs no start before its
+/// release). Names, kinds, order and every other resource stay the same.
+fn applies_in_place(
+    old: &crate::config::GroupConfig,
+    new: &crate::config::GroupConfig,
+    start_too: bool,
+) -> bool {
+    use crate::config::ResourceKind;
+    old.resources.len() == new.resources.len()
+        && old.resources.iter().zip(&new.resources).all(|(a, b)| {
+            a.name == b.name
+                && match (&a.kind, &b.kind) {
+                    (ResourceKind::Application(x), ResourceKind::Application(y)) => {
+                        start_too || x.start == y.start
+                    }
+                    (x, y) => x == y,
+                }
+        })
+}
+
 impl Daemon {
     /// Reloads the config file; returns what was done, or why nothing (or not all) was.
     pub(super) fn reload(&mut self, now: Instant) -> Result<String, String> {
@@ -83,11 +112,37 @@ impl Daemon {
                 continue;
             }
             let name = cfg.name.clone();
-            if self.node.groups()[g].phase == Phase::Offline {
+            let phase = self.node.groups()[g].phase;
+            let same_spec = spec == self.config.spec.groups[g];
+            let in_place =
+                same_spec && applies_in_place(&self.groups[g], &cfg, phase == Phase::Error);
+            if phase == Phase::Offline {
                 match self.swap(g, spec, cfg) {
                     Ok(()) => done.push(format!("{name}: updated (not held here)")),
                     Err(e) => failed.push(e),
                 }
+            } else if in_place {
+                match self.resources.update_in_place(now, g, cfg.clone()) {
+                    Ok(()) => {
+                        self.groups[g] = cfg;
+                        done.push(if phase == Phase::Error {
+                            format!(
+                                "{name}: in error here (a stop failed); its commands are updated: \
+                                 `heartwire cleanup {name}` retries the release with them"
+                            )
+                        } else {
+                            format!("{name}: updated in place (nothing restarted)")
+                        });
+                    }
+                    Err(e) => failed.push(format!("group {name}: {e}; it keeps its old resources")),
+                }
+            } else if phase == Phase::Error {
+                failed.push(format!(
+                    "group {name} is in error here (a stop failed): only its applications' \
+                     commands and options can change now, and its resource list must stay \
+                     as it is; fix the stop, reload, `heartwire cleanup {name}`, then change \
+                     the rest"
+                ));
             } else {
                 self.pending[g] = Some(Pending { spec, cfg });
                 self.node.hold_off_group(now, g, true);

@@ -83,7 +83,7 @@ fn names(node: &Node, set: crate::core::placement::NodeSet) -> Vec<String> {
 pub(crate) fn op_text(node: &Node, op: Op) -> String {
     match op {
         Op::Move(n) | Op::Evacuate(n) => format!("{} {}", op.name(), node_name(node, n)),
-        Op::Online | Op::Offline => op.name().to_owned(),
+        Op::Online | Op::Offline | Op::Cleanup => op.name().to_owned(),
     }
 }
 
@@ -227,7 +227,7 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
         } => {
             let target = match op {
                 Op::Move(to) | Op::Evacuate(to) => format!(" node={}", node_name(node, to)),
-                Op::Online | Op::Offline => String::new(),
+                Op::Online | Op::Offline | Op::Cleanup => String::new(),
             };
             format!(
                 "event=command at={at} from={} op={} groups={}{target}",

@@ -244,6 +244,41 @@ impl Resources {
         Ok(())
     }
 
+    /// Replaces group `g`'s resource configs while it is held here, keeping what runs
+    /// (a reload that changes only what running resources take as they are: see
+    /// `reload`). A monitor due later than the new interval allows is brought forward.
+    pub(crate) fn update_in_place(
+        &mut self,
+        now: Instant,
+        g: usize,
+        cfg: GroupConfig,
+    ) -> Result<(), String> {
+        if self.groups[g].resources.len() != cfg.resources.len() {
+            return Err("its resource list changed".into());
+        }
+        for (st, r) in self.apps[g].iter_mut().zip(&cfg.resources) {
+            if let (ResourceKind::Application(app), Some(at)) = (&r.kind, st.monitor_at) {
+                st.monitor_at = Some(at.min(now.saturating_add(app.monitor_interval)));
+            }
+        }
+        let mut groups = self.groups.to_vec();
+        groups[g] = cfg;
+        self.groups = groups.into();
+        Ok(())
+    }
+
+    /// The operator acted on groups `bits` (`cleanup`, `online`, `move`, `offline`): their
+    /// applications' restart budgets start again.
+    pub(crate) fn clear_failures(&mut self, bits: u64) {
+        for (g, apps) in self.apps.iter_mut().enumerate() {
+            if bits & (1 << g) != 0 {
+                for st in apps {
+                    st.restarts_used = 0;
+                }
+            }
+        }
+    }
+
     /// Replaces the `[[event]]` commands (a reload).
     pub(crate) fn set_events(&mut self, events: &[EventConfig]) {
         self.events = events.into();

@@ -9,7 +9,7 @@
 //! off size field
 //!   0    4 id: the sender's command number in this incarnation (1, 2, ...); copies on
 //!          other paths and retransmissions carry the same id and are applied once
-//!   4    1 op: 1 move, 2 online, 3 offline, 4 evacuate
+//!   4    1 op: 1 move, 2 online, 3 offline, 4 evacuate, 5 cleanup
 //!   5    1 node: move's target, evacuate's leaving node; 0 for online and offline
 //!   6    4 valid for (ms): how long receivers keep the pin
 //!  10    8 groups: bit g for group g
@@ -26,6 +26,9 @@ pub const OP_ONLINE: u8 = 2;
 pub const OP_OFFLINE: u8 = 3;
 /// Op code: `node` is leaving; hand its groups to the next node of each list.
 pub const OP_EVACUATE: u8 = 4;
+/// Op code: forget the groups' failures everywhere and retry releases stuck in error;
+/// placement is left to the policies.
+pub const OP_CLEANUP: u8 = 5;
 
 /// A command payload as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
