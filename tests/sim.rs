@@ -214,6 +214,7 @@ fn group_for(rng: &mut Rng, g: usize, n: usize, nets: usize) -> GroupSpec {
         } else {
             0
         },
+        failure_timeout: None,
     }
 }
 

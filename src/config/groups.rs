@@ -62,6 +62,9 @@ pub struct GroupConfig {
     pub name: String,
     /// Its resources, in acquisition order.
     pub resources: Vec<Resource>,
+    /// How long a failure here is remembered (the core forgets the group's mark; the
+    /// applications' restart budgets start again); `None`: until the operator acts.
+    pub failure_timeout: Option<Duration>,
 }
 
 /// What group validation needs to know beyond the group: the nodes, this node, and the
@@ -138,6 +141,11 @@ pub struct AppResource {
     /// Local restarts after a failed monitor before the group falls over.
     pub restarts: u32,
 }
+
+/// How long a group's failure on a node is remembered there by default (then it may run
+/// there again): long enough that a crash loop does not bounce a group between nodes,
+/// short enough that a node is not shut out for good by one bad night.
+pub(super) const FAILURE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
 
 /// Default announcement rounds.
 pub(super) const ANNOUNCE_COUNT_DEFAULT: u32 = 3;
@@ -287,6 +295,12 @@ impl Validator<'_> {
                 .enumerate()
                 .map(|(r, res)| self.resource(g, policy.startup, r, res, &key, scope))
                 .collect::<Result<Vec<_>, _>>()?;
+            let failure_timeout = match &g.failure_timeout {
+                None => Some(FAILURE_TIMEOUT_DEFAULT),
+                Some(t) => {
+                    Some(self.duration(t, &key("failure_timeout"))?).filter(|d| !d.is_zero())
+                }
+            };
             let networks = resources
                 .iter()
                 .filter_map(|r| match &r.kind {
@@ -307,10 +321,12 @@ impl Validator<'_> {
                 pre_acquire: false,
                 pre_release: false,
                 networks,
+                failure_timeout,
             });
             configs.push(GroupConfig {
                 name: g.name.get_ref().clone(),
                 resources,
+                failure_timeout,
             });
         }
         Ok((specs, configs))

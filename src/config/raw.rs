@@ -148,6 +148,8 @@ pub(super) struct RawGroup {
     pub(super) fallover: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) fallback: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) failure_timeout: Option<Spanned<String>>,
     #[serde(rename = "resource", default, skip_serializing_if = "Vec::is_empty")]
     pub(super) resources: Vec<RawResource>,
 }

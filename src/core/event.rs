@@ -89,6 +89,12 @@ pub enum Event {
         /// What failed.
         op: ResourceOp,
     },
+    /// The group's failure here is forgotten: its `failure_timeout` passed since it
+    /// failed, and it may run on this node again.
+    FailureExpired {
+        /// Group index.
+        group: u8,
+    },
     /// This node lost its authority to hold groups (view no longer quorate, or its lease
     /// ran out): it releases everything; `on_quorum_loss` says what else it does.
     QuorumLost,
@@ -229,7 +235,7 @@ impl OfferResult {
 
 impl Event {
     /// Every event name, as logged (`event=<name>`) and as `[[event]] on = "<name>"`.
-    pub const NAMES: [&'static str; 27] = [
+    pub const NAMES: [&'static str; 28] = [
         "path_up",
         "path_down",
         "path_one_way",
@@ -244,6 +250,7 @@ impl Event {
         "group_offline",
         "group_error",
         "resource_failed",
+        "failure_expired",
         "quorum_lost",
         "command",
         "config_mismatch",
@@ -284,6 +291,7 @@ impl Event {
                 Phase::Error => "group_error",
             },
             Event::ResourceFailed { .. } => "resource_failed",
+            Event::FailureExpired { .. } => "failure_expired",
             Event::QuorumLost => "quorum_lost",
             Event::Command { .. } => "command",
             Event::ConfigMismatch { .. } => "config_mismatch",
@@ -301,7 +309,9 @@ impl Event {
     /// The group the event concerns, if one.
     pub fn group(&self) -> Option<u8> {
         match *self {
-            Event::Group { group, .. } | Event::ResourceFailed { group, .. } => Some(group),
+            Event::Group { group, .. }
+            | Event::ResourceFailed { group, .. }
+            | Event::FailureExpired { group } => Some(group),
             _ => None,
         }
     }

@@ -118,6 +118,8 @@ pub struct LocalGroup {
     hooked: bool,
     /// It failed here and must run elsewhere.
     pub failed: bool,
+    /// When it last failed here.
+    pub failed_at: Instant,
 }
 
 /// What [`Groups::drive`] needs to know about the node.
@@ -175,6 +177,7 @@ impl Groups {
                 in_flight: None,
                 hooked: false,
                 failed: false,
+                failed_at: now,
             };
             specs.len()
         ];
@@ -317,7 +320,8 @@ impl Groups {
     ///
     /// # Panics
     /// If `g` is not a group index.
-    pub fn fail(&mut self, g: usize) {
+    pub fn fail(&mut self, now: Instant, g: usize) {
+        self.local[g].failed_at = now;
         if !self.local[g].failed {
             self.local[g].failed = true;
             self.changed = true;
@@ -350,6 +354,7 @@ impl Groups {
                 // (a failed pre-acquire command started nothing).
                 lg.started += u8::from(!hook);
                 lg.failed = true;
+                lg.failed_at = now;
                 push(Event::ResourceFailed {
                     group: req.group,
                     resource: req.resource,
@@ -378,8 +383,28 @@ impl Groups {
         self.authority = authority;
         self.wake = None;
         for g in 0..self.local.len() {
+            self.expire_failure(cx.now, g, push);
             self.step(cx, g, push);
         }
+    }
+
+    /// Forgets that group `g` failed here once its `failure_timeout` has passed (then it
+    /// may be placed here again); until then, wakes the node when it will have.
+    fn expire_failure(&mut self, now: Instant, g: usize, push: &mut impl FnMut(Event)) {
+        let lg = &mut self.local[g];
+        let Some(timeout) = self.specs[g].failure_timeout.filter(|_| lg.failed) else {
+            return;
+        };
+        let at = lg.failed_at.saturating_add(timeout);
+        if now < at {
+            self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+            return;
+        }
+        lg.failed = false;
+        self.changed = true;
+        push(Event::FailureExpired {
+            group: u8::try_from(g).expect("invariant: <= 64 groups"),
+        });
     }
 
     fn step(&mut self, cx: &Context<'_>, g: usize, push: &mut impl FnMut(Event)) {

@@ -214,6 +214,38 @@ fn a_failed_start_is_stopped_marked_failed_and_released() {
 }
 
 #[test]
+fn a_failure_is_forgotten_after_the_failure_timeout_and_the_group_comes_back() {
+    let w = owned_by_1();
+    let mut sp = spec(&[1, 2], Startup::Home, 1);
+    sp.failure_timeout = Some(Duration::from_millis(100));
+    let mut g = Groups::new(vec![sp], t(0));
+    drive(&mut g, &w, t(20));
+    let r0 = g.pop_request().unwrap();
+    done(&mut g, t(20), r0, false);
+    run(&mut g, &w, t(20), true);
+    assert_eq!(g.failed(), 1);
+    assert_eq!(
+        g.next_deadline(),
+        Some(t(120)),
+        "woken when the mark expires"
+    );
+    assert!(
+        run(&mut g, &w, t(119), true).is_empty(),
+        "still failed here"
+    );
+    assert!(drive(&mut g, &w, t(120)).contains(&Event::FailureExpired { group: 0 }));
+    assert_eq!(g.failed(), 0);
+    assert!(
+        g.take_changed(),
+        "the cleared mark is reported to the coordinator"
+    );
+    assert_eq!(
+        run(&mut g, &w, t(120), true),
+        vec![req(0, ResourceOp::Start)]
+    );
+}
+
+#[test]
 fn a_failed_stop_leaves_the_group_held_in_error() {
     let mut w = owned_by_1();
     let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 1)], t(0));

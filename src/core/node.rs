@@ -927,7 +927,7 @@ impl Node {
     /// # Panics
     /// If `group` is not a group index.
     pub fn fail_group(&mut self, now: Instant, group: usize) {
-        self.groups.fail(group);
+        self.groups.fail(now, group);
         self.groups_dirty = true;
         self.membership_dirty = true;
         self.settle(now);

@@ -114,6 +114,9 @@ pub struct GroupSpec {
     /// Networks its service addresses need (bit = network index): it is placed on a node
     /// that has lost one of them only when every candidate has.
     pub networks: u64,
+    /// How long after it failed on a node the failure is forgotten there (Pacemaker's
+    /// `failure-timeout`); `None`: until the operator acts.
+    pub failure_timeout: Option<core::time::Duration>,
 }
 
 #[cfg(test)]
@@ -141,6 +144,7 @@ impl GroupSpec {
             pre_acquire: false,
             pre_release: false,
             networks: 0,
+            failure_timeout: None,
         }
     }
 }

@@ -120,6 +120,10 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             phase.name(),
             group_name(group)
         ),
+        Event::FailureExpired { group } => format!(
+            "event=failure_expired at={at} group={} (failure_timeout passed: it may run here again)",
+            group_name(group)
+        ),
         Event::ResourceFailed {
             group,
             resource,
@@ -457,6 +461,7 @@ mod tests {
                 resource: HOOK,
                 op: ResourceOp::Start,
             },
+            Event::FailureExpired { group: 0 },
             Event::QuorumLost,
             Event::Command {
                 from: n2,

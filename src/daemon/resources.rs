@@ -126,6 +126,8 @@ struct AppState {
     restarts_used: u32,
     /// The process group its start left running, watched when it has no `monitor`.
     watch: Option<i32>,
+    /// When its monitor last failed.
+    failed_at: Option<Instant>,
 }
 
 /// What became of a request.
@@ -736,6 +738,7 @@ impl Resources {
         exit: Exit,
     ) -> Option<Report> {
         let app = self.app(g, r);
+        let failure_timeout = self.groups[usize::from(g)].failure_timeout;
         let st = &mut self.apps[usize::from(g)][usize::from(r)];
         if !st.active {
             return None;
@@ -744,6 +747,12 @@ impl Resources {
             st.monitor_at = Some(now.saturating_add(app.monitor_interval));
             return None;
         }
+        // A failure_timeout after the last failure, the restart budget starts again.
+        let expired = |t: Instant| failure_timeout.is_some_and(|d| t.saturating_add(d) <= now);
+        if st.failed_at.is_some_and(expired) {
+            st.restarts_used = 0;
+        }
+        st.failed_at = Some(now);
         if st.restarts_used >= app.restarts {
             ::log::warn!(
                 "{}/{}: monitor failed ({exit}) after {} local restart(s): the group falls over",
