@@ -178,6 +178,24 @@ fn a_failed_stop_is_fixed_with_reload_and_cleanup_and_stop_tells_the_truth() {
         Some("offline"),
         "b waits"
     );
+    let svc = |lab: &Lab| lab.status(0).unwrap().groups[0].resources[0].clone();
+    let r = svc(&lab);
+    assert_eq!(
+        (r.kind.as_str(), r.state.as_str(), r.fail_count),
+        ("application", "stop failed", 1)
+    );
+    assert!(
+        r.last_failure
+            .as_deref()
+            .unwrap_or("")
+            .ends_with("Z stop: exit 3"),
+        "{r:?}"
+    );
+    let text = String::from_utf8_lossy(&lab.cli(0, &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("svc            (application) stop failed  fail count 1, last 20"),
+        "{text}"
+    );
 
     // Fixed stop: reload tells the truth, cleanup releases with the new command.
     std::fs::write(&lab.config_path, base.clone() + &group(&fixed, "2s")).unwrap();
@@ -196,6 +214,12 @@ fn a_failed_stop_is_fixed_with_reload_and_cleanup_and_stop_tells_the_truth() {
     assert_eq!(lab.group_state(0, "app").as_deref(), Some("offline"));
     let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
     assert!(log.contains("app/svc stop: stopping"), "the fixed stop ran");
+    let r = svc(&lab);
+    assert_eq!(
+        (r.state.as_str(), r.fail_count),
+        ("stopped", 0),
+        "cleanup cleared it"
+    );
 
     // b's stop breaks; stopping b cannot release the group: it says so, exit 1.
     std::fs::write(&lab.config_path, base + &group(broken, "2s")).unwrap();

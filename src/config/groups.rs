@@ -104,6 +104,18 @@ pub enum ResourceKind {
     Filesystem(super::FsResource),
 }
 
+impl ResourceKind {
+    /// The `kind` value that configures it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ResourceKind::Ip(_) => "ip",
+            ResourceKind::Application(_) => "application",
+            ResourceKind::Reservation(_) => "reservation",
+            ResourceKind::Filesystem(_) => "filesystem",
+        }
+    }
+}
+
 /// A service address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpResource {

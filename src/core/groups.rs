@@ -122,6 +122,22 @@ pub struct LocalGroup {
     pub failed_at: Instant,
 }
 
+impl LocalGroup {
+    /// Resource `r`'s state here: `starting` or `stopping` while its request runs,
+    /// `stop failed` for the one whose stop left the group in error (releases run in
+    /// reverse, so it is the last started), `started` when it is within the started
+    /// prefix, `stopped` otherwise.
+    pub fn resource_state(&self, r: u8) -> &'static str {
+        match self.in_flight {
+            Some((x, ResourceOp::Start)) if x == r => "starting",
+            Some((x, ResourceOp::Stop)) if x == r => "stopping",
+            _ if self.phase == Phase::Error && r + 1 == self.started => "stop failed",
+            _ if r < self.started => "started",
+            _ => "stopped",
+        }
+    }
+}
+
 /// What [`Groups::drive`] needs to know about the node.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {

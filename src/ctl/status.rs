@@ -82,6 +82,25 @@ pub struct GroupStatus {
     /// An operator command pinned on it, not yet carried out by a view (`move b`,
     /// `online`, `offline`, `evacuate a`).
     pub pending: Option<String>,
+    /// Its resources on this node, in acquisition order.
+    #[serde(default)]
+    pub resources: Vec<ResourceStatus>,
+}
+
+/// One resource of a group on this node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceStatus {
+    /// Name.
+    pub name: String,
+    /// `ip`, `application`, `reservation` or `filesystem`.
+    pub kind: String,
+    /// `stopped`, `starting`, `started` or `stopping` here.
+    pub state: String,
+    /// Failures here (start, stop, monitor) since the last `cleanup` or within the
+    /// group's `failure_timeout`.
+    pub fail_count: u32,
+    /// The last of them: wall-clock time (RFC 3339) and what failed.
+    pub last_failure: Option<String>,
 }
 
 /// One path as seen locally.
@@ -228,6 +247,14 @@ impl StatusReport {
                         .map(|p| format!("  (pending: {p})"))
                         .unwrap_or_default()
                 );
+                for r in &g.resources {
+                    let fails = match (&r.last_failure, r.fail_count) {
+                        (Some(last), n) => format!("  fail count {n}, last {last}"),
+                        (None, _) => String::new(),
+                    };
+                    let kind = format!("({})", r.kind);
+                    let _ = writeln!(o, "  {:<14} {:<13} {}{fails}", r.name, kind, r.state);
+                }
             }
             let _ = writeln!(o);
         }

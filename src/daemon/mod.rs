@@ -773,7 +773,7 @@ impl Daemon {
             Err(e) => Answer::Now(commands::error(&e)),
             Ok(crate::ctl::request::Request::Status) => {
                 let recent: Vec<String> = self.recent.iter().cloned().collect();
-                let report = report::status(
+                let mut report = report::status(
                     &self.node,
                     &self.socks,
                     &self.io,
@@ -782,6 +782,15 @@ impl Daemon {
                     &recent,
                     (self.resources.announcements, self.resources.announce_errors),
                 );
+                for (g, st) in report.groups.iter_mut().enumerate() {
+                    let failures = self
+                        .resources
+                        .failures()
+                        .get(g)
+                        .map_or(&[][..], Vec::as_slice);
+                    st.resources =
+                        report::resource_status(&self.node, &self.groups[g], g, failures);
+                }
                 Answer::Now(
                     serde_json::to_vec_pretty(&report).expect("invariant: status serialises"),
                 )

@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 
 use super::log::secs;
 use super::paths::PathSocket;
+use super::resources::Failures;
 use crate::config::GroupConfig;
 use crate::core::event::DropReason;
 use crate::core::link::LinkState;
 use crate::core::node::PeerState;
 use crate::core::placement::Placement;
 use crate::core::{Event, Instant, Node, NodeId, Op};
-use crate::ctl::status::{GroupStatus, LinkStatus, PathStatus, PeerStatus, StatusReport};
+use crate::ctl::status::{
+    GroupStatus, LinkStatus, PathStatus, PeerStatus, ResourceStatus, StatusReport,
+};
 
 /// Per-path counters the daemon keeps (the core counts drops).
 #[derive(Debug, Default, Clone, Copy)]
@@ -70,7 +73,37 @@ pub(crate) fn group_status(node: &Node, g: usize) -> GroupStatus {
         online_on: names(node, running.online),
         held_by: names(node, running.held),
         pending: node.pins()[g].map(|p| op_text(node, p.op)),
+        resources: Vec::new(),
     }
+}
+
+/// Group `g`'s resources on this node: their state in the core and their failures here.
+pub(crate) fn resource_status(
+    node: &Node,
+    group: &GroupConfig,
+    g: usize,
+    failures: &[Failures],
+) -> Vec<ResourceStatus> {
+    let lg = node.groups()[g];
+    group
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(r, res)| {
+            let f = failures.get(r).cloned().unwrap_or_default();
+            ResourceStatus {
+                name: res.name.clone(),
+                kind: res.kind.name().into(),
+                state: lg
+                    .resource_state(u8::try_from(r).expect("invariant: < 255 resources"))
+                    .into(),
+                fail_count: f.count,
+                last_failure: f.last.map(|(_, wall, what)| {
+                    format!("{} {what}", crate::ctl::events::rfc3339_us(wall))
+                }),
+            }
+        })
+        .collect()
 }
 
 fn names(node: &Node, set: crate::core::placement::NodeSet) -> Vec<String> {

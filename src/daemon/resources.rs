@@ -130,6 +130,15 @@ struct AppState {
     failed_at: Option<Instant>,
 }
 
+/// One resource's failures here (start, stop or monitor), for `status`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failures {
+    /// How many since the last `cleanup` (or within the group's `failure_timeout`).
+    pub(crate) count: u32,
+    /// The last one: CLOCK_MONOTONIC, wall-clock ns, what failed.
+    pub(crate) last: Option<(Instant, u64, String)>,
+}
+
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -167,6 +176,8 @@ pub(crate) struct Resources {
     placed: Vec<Vec<Option<usize>>>,
     /// Per announcer, whether its interface has carrier (true until rtnetlink says not).
     carrier: Vec<bool>,
+    /// Per group and resource, its failures here.
+    failures: Vec<Vec<Failures>>,
 }
 
 impl Resources {
@@ -190,6 +201,10 @@ impl Resources {
             }
         }
         let carrier = vec![true; announcers.len()];
+        let failures = groups
+            .iter()
+            .map(|g| vec![Failures::default(); g.resources.len()])
+            .collect();
         Ok(Resources {
             groups: groups.into(),
             rtnl,
@@ -209,6 +224,7 @@ impl Resources {
                 .map(|g| vec![None; g.resources.len()])
                 .collect(),
             carrier,
+            failures,
             env: [
                 ("HW_CLUSTER", cluster.to_owned()),
                 ("HW_NODE", node.to_owned()),
@@ -238,6 +254,7 @@ impl Resources {
         let gi = u8::try_from(g).expect("invariant: <= 64 groups");
         self.pending.retain(|p| p.group != gi);
         self.apps[g] = vec![AppState::default(); cfg.resources.len()];
+        self.failures[g] = vec![Failures::default(); cfg.resources.len()];
         self.placed[g] = vec![None; cfg.resources.len()];
         self.touched[g] = false;
         let mut groups = self.groups.to_vec();
@@ -270,15 +287,42 @@ impl Resources {
     }
 
     /// The operator acted on groups `bits` (`cleanup`, `online`, `move`, `offline`): their
-    /// applications' restart budgets start again.
+    /// fail counts are cleared and their applications' restart budgets start again.
     pub(crate) fn clear_failures(&mut self, bits: u64) {
         for (g, apps) in self.apps.iter_mut().enumerate() {
             if bits & (1 << g) != 0 {
                 for st in apps {
                     st.restarts_used = 0;
                 }
+                self.failures[g].fill(Failures::default());
             }
         }
+    }
+
+    /// Counts a failure of resource (g, r) now: `what` failed (`start: exit 1`). A count
+    /// older than the group's `failure_timeout` starts again.
+    fn record_failure(&mut self, now: Instant, g: u8, r: u8, what: String) {
+        let timeout = self.groups[usize::from(g)].failure_timeout;
+        let Some(f) = self
+            .failures
+            .get_mut(usize::from(g))
+            .and_then(|v| v.get_mut(usize::from(r)))
+        else {
+            return;
+        };
+        let expired = |(t, _, _): &(Instant, u64, String)| {
+            timeout.is_some_and(|d| t.saturating_add(d) <= now)
+        };
+        if f.last.as_ref().is_some_and(expired) {
+            f.count = 0;
+        }
+        f.count = f.count.saturating_add(1);
+        f.last = Some((now, heartwire_hal::clock::realtime_ns(), what));
+    }
+
+    /// Each group's resources' failures, for `status`.
+    pub(crate) fn failures(&self) -> &[Vec<Failures>] {
+        &self.failures
     }
 
     /// Replaces the `[[event]]` commands (a reload).
@@ -342,7 +386,7 @@ impl Resources {
             ::log::error!("request for an unknown resource {req:?}");
             return Outcome::Done(false);
         };
-        match &res.kind {
+        let outcome = match &res.kind {
             ResourceKind::Ip(ip) => Outcome::Done(self.ip(now, req, ip)),
             ResourceKind::Reservation(_) | ResourceKind::Filesystem(_) => {
                 match self.storage_step(registry, now, req, &res.kind) {
@@ -369,7 +413,12 @@ impl Resources {
                     Err(()) => Outcome::Done(false),
                 }
             }
+        };
+        if outcome == Outcome::Done(false) {
+            let what = format!("{}: could not start it", req.op.name());
+            self.record_failure(now, req.group, req.resource, what);
         }
+        outcome
     }
 
     /// Starts the child that acquires or releases a reservation or a filesystem:
@@ -667,6 +716,10 @@ impl Resources {
             Purpose::Op(req) if req.resource == HOOK => Some(Report::Done(req, exit.success())),
             Purpose::Op(req) => {
                 let ok = exit.success();
+                if !ok {
+                    let what = format!("{}: {exit}", req.op.name());
+                    self.record_failure(now, req.group, req.resource, what);
+                }
                 let is_app = matches!(
                     self.groups[usize::from(req.group)].resources[usize::from(req.resource)].kind,
                     ResourceKind::Application(_)
@@ -747,6 +800,8 @@ impl Resources {
             st.monitor_at = Some(now.saturating_add(app.monitor_interval));
             return None;
         }
+        self.record_failure(now, g, r, format!("monitor: {exit}"));
+        let st = &mut self.apps[usize::from(g)][usize::from(r)];
         // A failure_timeout after the last failure, the restart budget starts again.
         let expired = |t: Instant| failure_timeout.is_some_and(|d| t.saturating_add(d) <= now);
         if st.failed_at.is_some_and(expired) {
