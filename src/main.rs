@@ -146,6 +146,22 @@ enum Command {
         #[command(flatten)]
         ctl: CtlArgs,
     },
+    /// Maintenance mode for the whole cluster: `on` stops starting, stopping and
+    /// monitoring anything; `off` manages the resources again.
+    ///
+    /// In maintenance the nodes keep their membership, but no group is acquired, released
+    /// or moved and no monitor runs: upgrade or restart daemons, or work on an
+    /// application by hand, without a failover. A daemon stopped in maintenance leaves
+    /// every resource running, and the next start on that node resumes them (a marker
+    /// next to the control socket says which). A node that loses quorum still releases
+    /// what it holds. Exit 0 once every member follows, 1 otherwise.
+    Maintenance {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        #[command(flatten)]
+        ctl: CtlArgs,
+    },
     /// Take resource groups offline on every node (they stay offline until `online`).
     Offline {
         /// Group names.
@@ -464,6 +480,10 @@ fn main() -> ExitCode {
         Command::Cleanup { groups, ctl } => {
             operator(&ctl, |timeout| Request::Cleanup { groups, timeout })
         }
+        Command::Maintenance { state, ctl } => operator(&ctl, |timeout| Request::Maintenance {
+            on: state == "on",
+            timeout,
+        }),
         Command::Stop { takeover, ctl } => {
             operator(&ctl, |timeout| Request::Stop { takeover, timeout })
         }

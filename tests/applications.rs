@@ -229,3 +229,96 @@ fn a_failed_stop_is_fixed_with_reload_and_cleanup_and_stop_tells_the_truth() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("in error: a release failed"), "{text}");
 }
+
+/// Maintenance for an upgrade: `maintenance on` stops monitoring and refuses moves; the
+/// owner's daemon is stopped and started again (as an upgrade does) while its address and
+/// application stay up and the other node takes nothing over; the new daemon resumes the
+/// group online; `maintenance off` monitors again. Nothing was restarted.
+#[test]
+fn maintenance_lets_a_daemon_restart_without_touching_the_service() {
+    let (mut lab, dir) = two_nodes("am");
+    let extra = format!(
+        "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+         [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"10.200.1.50/24\"\ninterface = \"eth1\"\n\n\
+         [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
+         start = \"echo x >> {dir}/starts-$HW_NODE; touch {dir}/up-$HW_NODE\"\n\
+         stop = \"rm -f {dir}/up-$HW_NODE\"\n\
+         monitor = \"echo x >> {dir}/monitors-$HW_NODE; test -e {dir}/up-$HW_NODE\"\n\
+         monitor_interval = \"100ms\"\ntimeout = \"5s\"\n"
+    );
+    let text = std::fs::read_to_string(&lab.config_path).unwrap() + &extra;
+    std::fs::write(&lab.config_path, text).unwrap();
+    let count = |what: &str| {
+        std::fs::read_to_string(format!("{dir}/{what}"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    lab.start_all();
+    lab.wait_group(0, "app", "online", Duration::from_secs(10));
+
+    let out = lab.cli(1, &["maintenance", "on"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(lab.status(0).unwrap().maintenance, "a follows b's toggle");
+    let out = lab.cli(0, &["move", "app", "b"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in maintenance"));
+    std::thread::sleep(Duration::from_millis(300));
+    let monitors = count("monitors-a");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        count("monitors-a"),
+        monitors,
+        "no monitor runs in maintenance"
+    );
+
+    // The upgrade: a's daemon stops and starts again; the service stays where it is.
+    assert_eq!(lab.stop(0), Some(0));
+    assert!(
+        lab.addresses(0, "eth1").contains("10.200.1.50"),
+        "the address stays"
+    );
+    assert!(
+        std::path::Path::new(&format!("{dir}/up-a")).exists(),
+        "the app stays"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        lab.group_state(1, "app").as_deref(),
+        Some("offline"),
+        "b takes nothing"
+    );
+    assert!(!lab.addresses(1, "eth1").contains("10.200.1.50"));
+    lab.start(0);
+    lab.wait_all_up();
+    assert_eq!(
+        lab.group_state(0, "app").as_deref(),
+        Some("online"),
+        "resumed"
+    );
+    assert!(lab.addresses(0, "eth1").contains("10.200.1.50"));
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        log.contains("resuming with group(s) [app] online here"),
+        "{log}"
+    );
+    assert!(!log.contains("removed stale service address"), "{log}");
+
+    let out = lab.cli(0, &["maintenance", "off"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    lab.wait_for(Duration::from_secs(5), "a monitors again", |_| {
+        count("monitors-a") > monitors
+    });
+    assert_eq!(lab.group_state(0, "app").as_deref(), Some("online"));
+    assert_eq!(count("starts-a"), 1, "the application never restarted");
+    assert_eq!(count("starts-b"), 0);
+    assert!(!lab.status(1).unwrap().maintenance);
+}

@@ -28,9 +28,10 @@
 //! - liveness, after healing: within a bound every node has one quorate view of all nodes
 //!   and authority (a valid lease), and every group runs exactly where that view's plan
 //!   puts it, on a node of its list where it has not failed;
-//! - operator commands: while faults last, random `move`, `online`, `offline` and `stop`
-//!   (with or without hand-over; a stopped node leaves) are asked of random nodes, and the
-//!   safety checks above hold throughout; after healing, one command asked of a random
+//! - operator commands: while faults last, random `move`, `online`, `offline`, `cleanup`,
+//!   `maintenance on|off` and `stop` (with or without hand-over; a stopped node leaves)
+//!   are asked of random nodes, and the safety checks above hold throughout; after
+//!   healing, maintenance is turned off if it is on, then one command asked of a random
 //!   node is done within a bound and the cluster converges again.
 //!
 //! `HW_SIM_SEEDS=N` runs seeds 1..=N (default 2000); `HW_SIM_SEED=S` runs one seed with a
@@ -554,7 +555,14 @@ impl World {
             }
             3 => self.heal_links(),
             4 => {
-                let (i, cmd) = self.random_command();
+                let (i, mut cmd) = self.random_command();
+                let on = self.rng.chance(700);
+                if let Some(node) = self.nodes[i].as_ref().filter(|_| self.rng.chance(300)) {
+                    cmd = Command {
+                        op: Op::Maintenance(node.maintenance_target(on)),
+                        groups: 0,
+                    };
+                }
                 let timeout = Duration::from_millis(5 + self.rng.below(45));
                 if let Some(node) = self.nodes[i].as_mut() {
                     let r = node.command(Instant::from_nanos(self.now), cmd, timeout);
@@ -601,6 +609,54 @@ impl World {
             _ => Op::Offline,
         };
         (i, Command { op, groups: 1 << g })
+    }
+
+    /// After healing: once every node agrees on the maintenance mode, turns it off if it
+    /// is on (asked of the first node that has quorum), within a bound. Off counts once it
+    /// held for 10 ms: frames still in flight (up to about 2 ms) may carry an epoch a node
+    /// that restarted has not heard yet.
+    fn end_maintenance(&mut self) {
+        let deadline = self.now + 100 * MS;
+        let mut off_since = None;
+        loop {
+            let epochs: Vec<u64> = self
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| n.maintenance_epoch())
+                .collect();
+            let agreed = epochs.windows(2).all(|w| w[0] == w[1]);
+            if agreed && epochs.first().is_none_or(|e| e % 2 == 0) {
+                let since = *off_since.get_or_insert(self.now);
+                if self.now >= since + 10 * MS {
+                    return;
+                }
+            } else {
+                off_since = None;
+            }
+            assert!(
+                self.now < deadline,
+                "seed {}: maintenance not ended 100 ms after healing: epochs {epochs:?}\nreplay: make sim-seed SEED={}",
+                self.seed,
+                self.seed
+            );
+            if agreed {
+                let now = Instant::from_nanos(self.now);
+                let timeout = Duration::from_millis(50);
+                for node in self.nodes.iter_mut().flatten() {
+                    let off = Command {
+                        op: Op::Maintenance(node.maintenance_target(false)),
+                        groups: 0,
+                    };
+                    if node.command_state() != Some(CommandState::Pending)
+                        && node.command(now, off, timeout).is_ok()
+                    {
+                        break;
+                    }
+                }
+            }
+            self.step(false);
+        }
     }
 
     /// A stopping node whose groups are released and handed over exits.
@@ -742,6 +798,7 @@ impl World {
                 self.restart(i);
             }
         }
+        self.end_maintenance();
         // Liveness bound: detection, suspects' exclusion (4 retries) and a round, then a
         // release, the takeover wait and the acquisitions, with margin.
         let deadline = self.now + 150 * MS;

@@ -89,6 +89,12 @@ pub enum Event {
         /// What failed.
         op: ResourceOp,
     },
+    /// The cluster entered (`on`) or left maintenance: nothing is started, stopped or
+    /// monitored while it is in it.
+    Maintenance {
+        /// In maintenance now.
+        on: bool,
+    },
     /// The group's failure here is forgotten: its `failure_timeout` passed since it
     /// failed, and it may run on this node again.
     FailureExpired {
@@ -235,7 +241,7 @@ impl OfferResult {
 
 impl Event {
     /// Every event name, as logged (`event=<name>`) and as `[[event]] on = "<name>"`.
-    pub const NAMES: [&'static str; 28] = [
+    pub const NAMES: [&'static str; 29] = [
         "path_up",
         "path_down",
         "path_one_way",
@@ -251,6 +257,7 @@ impl Event {
         "group_error",
         "resource_failed",
         "failure_expired",
+        "maintenance",
         "quorum_lost",
         "command",
         "config_mismatch",
@@ -292,6 +299,7 @@ impl Event {
             },
             Event::ResourceFailed { .. } => "resource_failed",
             Event::FailureExpired { .. } => "failure_expired",
+            Event::Maintenance { .. } => "maintenance",
             Event::QuorumLost => "quorum_lost",
             Event::Command { .. } => "command",
             Event::ConfigMismatch { .. } => "config_mismatch",

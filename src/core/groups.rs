@@ -160,6 +160,9 @@ pub struct Context<'a> {
     pub settle: Duration,
     /// Every configured node (this one's entry is skipped).
     pub peers: &'a [Peer],
+    /// The cluster is in maintenance: nothing is started or stopped, except that a node
+    /// without authority still releases (it holds nothing then, in maintenance too).
+    pub frozen: bool,
 }
 
 /// This node's resource groups.
@@ -176,6 +179,10 @@ pub struct Groups {
     /// Groups released here whatever the view says, until cleared (a reload bounces a
     /// group whose resources changed: release with the old list, acquire with the new).
     held_off: u64,
+    /// When this node started (a node resumed in maintenance joins within a lease).
+    born: Instant,
+    /// This node has had authority since it started.
+    had_authority: bool,
 }
 
 /// Why a group's resource list could not be replaced.
@@ -207,6 +214,8 @@ impl Groups {
             wake: None,
             changed: false,
             held_off: 0,
+            born: now,
+            had_authority: false,
         }
     }
 
@@ -295,6 +304,20 @@ impl Groups {
             self.set_phase(now, g, Phase::Releasing, push);
             self.advance(now, g, push);
         }
+    }
+
+    /// Takes group `g` as online here with every resource started: a daemon that stopped
+    /// in maintenance left it running, and the one that replaced it resumes it.
+    ///
+    /// # Panics
+    /// If `g` is not a group index.
+    pub fn adopt(&mut self, now: Instant, g: usize) {
+        let resources = self.specs[g].resources;
+        let lg = &mut self.local[g];
+        lg.phase = Phase::Online;
+        lg.since = now;
+        lg.started = resources;
+        self.changed = true;
     }
 
     /// Bitmap of groups that failed here.
@@ -397,6 +420,7 @@ impl Groups {
             push(Event::QuorumLost);
         }
         self.authority = authority;
+        self.had_authority |= authority;
         self.wake = None;
         for g in 0..self.local.len() {
             self.expire_failure(cx.now, g, push);
@@ -426,6 +450,33 @@ impl Groups {
     fn step(&mut self, cx: &Context<'_>, g: usize, push: &mut impl FnMut(Event)) {
         let lg = self.local[g];
         if lg.in_flight.is_some() {
+            return;
+        }
+        if cx.frozen {
+            // What runs goes on (a sequence under way finishes), nothing new starts or
+            // stops; losing authority still releases. A daemon that restarted in
+            // maintenance has not had authority yet: it keeps what it resumed for one
+            // lease while it joins (the others acquire nothing meanwhile), then it too
+            // counts as cut off.
+            let joining_until = self.born.saturating_add(cx.settle);
+            let cut_off = !self.authority && (self.had_authority || cx.now >= joining_until);
+            if !self.authority && !cut_off && lg.phase == Phase::Online {
+                self.wake = Some(self.wake.map_or(joining_until, |w| w.min(joining_until)));
+            }
+            match lg.phase {
+                Phase::Acquiring | Phase::Online if cut_off => {
+                    self.set_phase(cx.now, g, Phase::Releasing, push);
+                    self.advance(cx.now, g, push);
+                }
+                Phase::Acquiring | Phase::Releasing if self.authority || cut_off => {
+                    self.advance(cx.now, g, push);
+                }
+                Phase::Offline
+                | Phase::Online
+                | Phase::Acquiring
+                | Phase::Releasing
+                | Phase::Error => {}
+            }
             return;
         }
         let spec = &self.specs[g];
@@ -567,6 +618,31 @@ pub struct Standing {
     pub fresh: bool,
     /// Networks it lost (bit = network index).
     pub lost: u64,
+}
+
+/// The coordinator's placement in maintenance: nothing moves. A group some member holds
+/// is placed on it (a daemon restarted in maintenance resumed it); any other keeps its
+/// place in `prev`, also on a node that left (nobody takes it over until maintenance ends
+/// and the usual rules apply).
+pub fn frozen_plan(
+    groups: usize,
+    prev: &View,
+    members: NodeSet,
+    standing: impl Fn(NodeId) -> Standing,
+) -> Plan {
+    let mut plan = prev.plan;
+    for g in 0..groups {
+        if plan.get(g) == Placement::Concurrent {
+            continue;
+        }
+        if let Some(holder) = members
+            .iter()
+            .find(|id| standing(*id).holds & (1 << g) != 0)
+        {
+            plan.set(g, Placement::Online(holder));
+        }
+    }
+    plan
 }
 
 /// The coordinator's placement for a view of `members`, given the installed view `prev`,

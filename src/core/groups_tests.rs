@@ -30,6 +30,7 @@ struct World {
     installed_at: Instant,
     authority: bool,
     leases_apply: bool,
+    frozen: bool,
 }
 
 impl World {
@@ -46,6 +47,7 @@ impl World {
             installed_at: t(10),
             authority: true,
             leases_apply: true,
+            frozen: false,
         }
     }
 
@@ -68,6 +70,7 @@ impl World {
             leases_apply: self.leases_apply,
             settle: Duration::from_millis(3),
             peers: &self.peers,
+            frozen: self.frozen,
         }
     }
 }
@@ -242,6 +245,55 @@ fn a_failure_is_forgotten_after_the_failure_timeout_and_the_group_comes_back() {
     assert_eq!(
         run(&mut g, &w, t(120), true),
         vec![req(0, ResourceOp::Start)]
+    );
+}
+
+#[test]
+fn in_maintenance_nothing_starts_or_stops_but_a_node_without_authority_releases() {
+    let mut w = owned_by_1();
+    w.frozen = true;
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 1)], t(0));
+    assert!(
+        run(&mut g, &w, t(20), true).is_empty(),
+        "placed here: not started"
+    );
+    w.frozen = false;
+    run(&mut g, &w, t(20), true);
+    assert_eq!(g.local()[0].phase, Phase::Online);
+    w.frozen = true;
+    w.view.plan.set(0, Placement::Online(id(2)));
+    assert!(
+        run(&mut g, &w, t(30), true).is_empty(),
+        "placed elsewhere: not stopped"
+    );
+    w.authority = false;
+    assert_eq!(
+        run(&mut g, &w, t(40), true),
+        vec![req(0, ResourceOp::Stop)],
+        "no authority, nothing held: in maintenance too"
+    );
+}
+
+#[test]
+fn a_group_resumed_in_maintenance_is_kept_for_one_lease_while_the_node_joins() {
+    let mut w = owned_by_1();
+    w.frozen = true;
+    w.authority = false;
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 1)], t(100));
+    g.adopt(t(100), 0);
+    assert_eq!(
+        (g.local()[0].phase, g.holds(), g.online()),
+        (Phase::Online, 1, 1)
+    );
+    assert!(run(&mut g, &w, t(101), true).is_empty(), "joining: kept");
+    assert_eq!(
+        g.next_deadline(),
+        Some(t(103)),
+        "woken when the lease would have passed"
+    );
+    assert_eq!(
+        run(&mut g, &w, t(103), true),
+        vec![req(0, ResourceOp::Stop)]
     );
 }
 

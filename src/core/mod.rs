@@ -8,6 +8,7 @@
 pub mod event;
 pub mod groups;
 pub mod link;
+pub mod maintenance;
 pub mod membership;
 pub mod node;
 pub mod offer;

@@ -24,6 +24,7 @@ use super::groups::{
     self, Context, Groups, LocalGroup, ResourceRequest, Standing, UnexpectedCompletion,
 };
 use super::link::{Link, LinkState, SeqCheck};
+use super::maintenance::{Heard, Maintenance};
 use super::membership::{Membership, View, ViewMsg, ViewMsgKind};
 use super::offer::{OfferPath, Offers, StartError, Verdict};
 use super::operator::{self, Command, CommandState, Pin};
@@ -261,9 +262,9 @@ pub struct Node {
     /// When the installed view was installed here.
     installed_at: Instant,
     /// Generation of the published state block, and what it covered: (installed number,
-    /// agreed number, holds, failed, online, lost).
+    /// agreed number, holds, failed, online, lost, maintenance epoch).
     generation: u64,
-    published: (u64, u64, u64, u64, u64, u64),
+    published: (u64, u64, u64, u64, u64, u64, u64),
     /// Operator commands pinned per group (see `operator`).
     pins: Vec<Option<Pin>>,
     /// The command asked of this node, if any.
@@ -278,6 +279,8 @@ pub struct Node {
     lost_dirty: bool,
     /// Configuration offers, as origin and as member.
     offers: Offers,
+    /// Maintenance mode (see `maintenance`).
+    maintenance: Maintenance,
 }
 
 impl Node {
@@ -353,13 +356,14 @@ impl Node {
             groups_dirty: true,
             installed_at: now,
             generation: 0,
-            published: (0, 0, 0, 0, 0, 0),
+            published: (0, 0, 0, 0, 0, 0, 0),
             pins: vec![None; group_count],
             asked: None,
             command_id: 0,
             carrier_lost: 0,
             lost: 0,
             lost_dirty: false,
+            maintenance: Maintenance::default(),
         }
     }
 
@@ -581,6 +585,8 @@ impl Node {
         }
         p.report = Some(state);
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
+        self.hear_maintenance(arrival, state.maintenance);
+        let p = &mut self.peers[idx];
         let id = p.id;
         let Node {
             membership,
@@ -1009,6 +1015,7 @@ impl Node {
             leases_apply: !self.membership.alone_is_quorate(),
             settle: self.spec.lease() + self.spec.transit_margin(),
             peers: &self.peers,
+            frozen: self.maintenance.on(),
         };
         let Node {
             groups,
@@ -1033,6 +1040,7 @@ impl Node {
             self.groups.failed(),
             self.groups.online(),
             self.lost,
+            self.maintenance.epoch(),
         );
         if now == self.published {
             return;
@@ -1057,6 +1065,7 @@ impl Node {
             online: self.groups.online(),
             generation: self.generation,
             lost: self.lost,
+            maintenance: self.maintenance.epoch(),
         }
     }
 
@@ -1149,7 +1158,11 @@ impl Node {
                     lost: r.lost,
                 })
         };
+        let frozen = self.maintenance.on();
         let plan = |members: NodeSet| {
+            if frozen {
+                return groups::frozen_plan(groups.specs().len(), &prev, members, standing);
+            }
             let mut plan = groups::plan(groups.specs(), &prev, local, members, quorate, standing);
             if quorate(members) {
                 let failed = |id: NodeId, g: usize| standing(id).failed & (1 << g) != 0;
@@ -1731,6 +1744,9 @@ fn path_id(i: usize) -> u8 {
 
 #[path = "node_commands.rs"]
 mod commands;
+
+#[path = "node_maintenance.rs"]
+mod maintenance_mode;
 
 #[cfg(test)]
 #[path = "node_tests.rs"]

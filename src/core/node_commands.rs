@@ -28,6 +28,9 @@ impl Node {
         }
         let view = self.membership.view();
         let may_act = self.membership.is_quorate(view.members) && self.groups.authority();
+        if self.maintenance.on() && !matches!(command.op, Op::Maintenance(_)) {
+            return Err(Refusal::Maintenance);
+        }
         command.check(&self.spec.groups, view.members, may_act)?;
         self.ask(now, command, timeout);
         Ok(self.asked.map_or(CommandState::Done, |a| a.state))
@@ -38,8 +41,15 @@ impl Node {
     /// (`takeover`) or taken offline everywhere, by a command asked of this node within
     /// `timeout` — unless the node has no quorum, when it just releases. Returns that
     /// command, if one went out. The daemon exits once [`Node::stopped`].
+    ///
+    /// In maintenance nothing is released and no command goes out: the daemon exits and
+    /// leaves every resource as it is (the mode's purpose: restart or upgrade it).
     pub fn stop(&mut self, now: Instant, takeover: bool, timeout: Duration) -> Option<Command> {
         self.groups.leave();
+        if self.maintenance.on() {
+            self.asked = None;
+            return None;
+        }
         let view = self.membership.view();
         let mine = (0..self.spec.groups.len())
             .filter(|g| view.plan.get(*g) == Placement::Online(self.local))
@@ -72,7 +82,7 @@ impl Node {
     /// hand-over command done or expired.
     pub fn stopped(&self) -> bool {
         self.groups.leaving()
-            && self.groups.released()
+            && (self.maintenance.on() || self.groups.released())
             && self.asked.is_none_or(|a| a.state != CommandState::Pending)
     }
 
@@ -162,6 +172,9 @@ impl Node {
     ) {
         let until = now.saturating_add(valid);
         let plan = self.membership.view().plan;
+        if let Op::Maintenance(epoch) = cmd.op {
+            self.hear_maintenance(now, epoch);
+        }
         let Node {
             groups,
             events,
@@ -201,7 +214,13 @@ impl Node {
             return;
         };
         let plan = self.membership.view().plan;
-        if a.command.done(&plan, |g| self.running(g)) {
+        let done = match a.command.op {
+            Op::Maintenance(epoch) => {
+                self.maintenance.epoch() >= epoch && self.maintenance_agreed()
+            }
+            _ => a.command.done(&plan, |g| self.running(g)),
+        };
+        if done {
             a.state = CommandState::Done;
         } else if now >= a.deadline {
             a.state = CommandState::Expired;

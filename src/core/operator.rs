@@ -20,10 +20,13 @@
 
 use core::time::Duration;
 
+use super::maintenance::is_on;
 use super::placement::{GroupPolicy, NodeSet, Placement, Plan, Startup};
 use super::spec::{GroupSpec, NodeId};
 use super::time::Instant;
-use crate::wire::command::{CommandRepr, OP_CLEANUP, OP_EVACUATE, OP_MOVE, OP_OFFLINE, OP_ONLINE};
+use crate::wire::command::{
+    CommandRepr, OP_CLEANUP, OP_EVACUATE, OP_MAINTENANCE, OP_MOVE, OP_OFFLINE, OP_ONLINE,
+};
 
 /// What a command does to each of its groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,9 @@ pub enum Op {
     /// Forget the groups' failures on every node and retry releases stuck in error; the
     /// placement is what the policies make of it.
     Cleanup,
+    /// Maintenance mode, cluster-wide, to this epoch (odd: on; see `maintenance`): a
+    /// late copy of an older toggle cannot undo a newer one. Names no group.
+    Maintenance(u64),
 }
 
 impl Op {
@@ -52,12 +58,13 @@ impl Op {
             Op::Offline => "offline",
             Op::Evacuate(_) => "evacuate",
             Op::Cleanup => "cleanup",
+            Op::Maintenance(_) => "maintenance",
         }
     }
 
     /// Whether the command resets the groups' failure marks (the operator has acted).
     pub fn resets(self) -> bool {
-        !matches!(self, Op::Evacuate(_))
+        !matches!(self, Op::Evacuate(_) | Op::Maintenance(_))
     }
 
     /// Whether `placement` carries this op out for a group.
@@ -67,7 +74,7 @@ impl Op {
             Op::Online => matches!(placement, Placement::Online(_) | Placement::Concurrent),
             Op::Offline => placement == Placement::Offline,
             Op::Evacuate(from) => placement != Placement::Online(from),
-            Op::Cleanup => true,
+            Op::Cleanup | Op::Maintenance(_) => true,
         }
     }
 }
@@ -98,6 +105,8 @@ pub enum Refusal {
     NotInList(u8),
     /// `move` to a node that is not a member of the installed view.
     NotMember,
+    /// The cluster is in maintenance: placement does not change until `maintenance off`.
+    Maintenance,
 }
 
 /// A command kept by every node until a view carries it out or it expires.
@@ -143,13 +152,17 @@ impl Command {
             Op::Offline => (OP_OFFLINE, 0),
             Op::Evacuate(n) => (OP_EVACUATE, n.get()),
             Op::Cleanup => (OP_CLEANUP, 0),
+            Op::Maintenance(epoch) => (OP_MAINTENANCE, u8::from(is_on(epoch))),
         };
         CommandRepr {
             id,
             op,
             node,
             valid_ms: u32::try_from(valid.as_millis()).unwrap_or(u32::MAX),
-            groups: self.groups,
+            groups: match self.op {
+                Op::Maintenance(epoch) => epoch,
+                _ => self.groups,
+            },
         }
     }
 
@@ -163,6 +176,12 @@ impl Command {
             OP_OFFLINE if r.node == 0 => Op::Offline,
             OP_EVACUATE => Op::Evacuate(node?),
             OP_CLEANUP if r.node == 0 => Op::Cleanup,
+            OP_MAINTENANCE if r.node == u8::from(is_on(r.groups)) => {
+                return Some(Command {
+                    op: Op::Maintenance(r.groups),
+                    groups: 0,
+                });
+            }
             _ => return None,
         };
         let all = if groups >= 64 {
@@ -189,7 +208,8 @@ impl Command {
         members: NodeSet,
         quorate: bool,
     ) -> Result<(), Refusal> {
-        if self.groups == 0 || self.group_indexes().any(|g| g >= specs.len()) {
+        let groupless = matches!(self.op, Op::Maintenance(_));
+        if (self.groups == 0 && !groupless) || self.group_indexes().any(|g| g >= specs.len()) {
             return Err(Refusal::NoGroup);
         }
         if !quorate {
@@ -306,7 +326,7 @@ fn pinned(
                     .map_or(Placement::Offline, Placement::Online),
             )
         }
-        Op::Evacuate(_) | Op::Cleanup => None,
+        Op::Evacuate(_) | Op::Cleanup | Op::Maintenance(_) => None,
     }
 }
 

@@ -65,6 +65,13 @@ pub enum Request {
         /// How long to wait.
         timeout: Duration,
     },
+    /// Maintenance mode on or off, cluster-wide.
+    Maintenance {
+        /// On.
+        on: bool,
+        /// How long to wait for every member to follow.
+        timeout: Duration,
+    },
     /// Push the daemon's config file to every member (two-phase: all or none).
     Sync {
         /// The file the operator verified (must be the daemon's own).
@@ -146,6 +153,10 @@ impl Request {
                 groups: owned(groups),
                 timeout,
             }),
+            ["maintenance", state @ ("on" | "off")] => Ok(Request::Maintenance {
+                on: *state == "on",
+                timeout,
+            }),
             ["cleanup", groups @ ..] if !groups.is_empty() => Ok(Request::Cleanup {
                 groups: owned(groups),
                 timeout,
@@ -162,7 +173,7 @@ impl Request {
                 let shown: String = line.chars().take(64).collect();
                 Err(format!(
                     "unknown request `{shown}`; known: status, events, reload, move GROUP NODE, online GROUP..., \
-                     offline GROUP..., cleanup GROUP..., stop [takeover] (each command may end in timeout_ms=N), \
+                     offline GROUP..., cleanup GROUP..., maintenance on|off, stop [takeover] (each command may end in timeout_ms=N), \
                      sync FILE, verify-cluster FILE"
                 ))
             }
@@ -192,6 +203,13 @@ impl Request {
             Request::Cleanup { groups, timeout } => {
                 format!("cleanup {} {}", groups.join(" "), t(timeout))
             }
+            Request::Maintenance { on, timeout } => {
+                format!(
+                    "maintenance {} {}",
+                    if *on { "on" } else { "off" },
+                    t(timeout)
+                )
+            }
             Request::Stop { takeover, timeout } => {
                 format!(
                     "stop{} {}",
@@ -214,6 +232,7 @@ impl Request {
             | Request::Online { timeout, .. }
             | Request::Offline { timeout, .. }
             | Request::Cleanup { timeout, .. }
+            | Request::Maintenance { timeout, .. }
             | Request::Stop { timeout, .. } => *timeout,
         }
     }
@@ -291,6 +310,14 @@ mod tests {
             },
             Request::Cleanup {
                 groups: vec!["web".into()],
+                timeout: COMMAND_TIMEOUT_DEFAULT,
+            },
+            Request::Maintenance {
+                on: true,
+                timeout: COMMAND_TIMEOUT_DEFAULT,
+            },
+            Request::Maintenance {
+                on: false,
                 timeout: COMMAND_TIMEOUT_DEFAULT,
             },
             Request::Stop {

@@ -37,6 +37,9 @@ pub struct StatusReport {
     pub authority: bool,
     /// The node is stopping (`heartwire stop` or SIGTERM): it releases and hands over.
     pub leaving: bool,
+    /// The cluster is in maintenance: nothing is started, stopped or monitored.
+    #[serde(default)]
+    pub maintenance: bool,
     /// Resource groups: where the view places each and its state on this node.
     pub groups: Vec<GroupStatus>,
     /// Address announcement frames sent (gratuitous ARP, unsolicited NA).
@@ -206,7 +209,13 @@ impl StatusReport {
             self.view_members.join(","),
             if self.quorate { "yes" } else { "NO" }
         );
-        if self.leaving {
+        if self.maintenance {
+            let _ = writeln!(
+                o,
+                "MAINTENANCE: nothing is started, stopped or monitored (`heartwire maintenance off`)"
+            );
+        }
+        if self.leaving && !self.maintenance {
             let _ = writeln!(o, "STOPPING: releasing groups and handing them over");
         }
         let _ = writeln!(

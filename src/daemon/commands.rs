@@ -144,6 +144,10 @@ impl Daemon {
                 op: Op::Cleanup,
                 groups: groups(g)?,
             }),
+            Request::Maintenance { on, .. } => Ok(Command {
+                op: Op::Maintenance(self.node.maintenance_target(*on)),
+                groups: 0,
+            }),
             Request::Status
             | Request::Events
             | Request::Reload
@@ -245,6 +249,9 @@ fn refusal_text(node: &Node, groups: &[crate::config::GroupConfig], r: Refusal) 
             names(node.view().members)
         ),
         Refusal::NoGroup => "no group named".into(),
+        Refusal::Maintenance => "the cluster is in maintenance: nothing is started, stopped \
+             or moved until `heartwire maintenance off`"
+            .into(),
         Refusal::Concurrent(g) => format!(
             "group {} is concurrent (startup = \"all\"): it runs on every node of its list; use online or offline",
             name(g)

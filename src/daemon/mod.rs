@@ -21,6 +21,7 @@ mod ctl_server;
 pub mod disk;
 mod fencing;
 pub mod log;
+mod maintenance;
 mod notify;
 mod offers;
 mod paths;
@@ -89,11 +90,16 @@ pub enum DaemonError {
     /// The cluster key.
     #[error("cluster key: shorter than 16 bytes")]
     Key,
+    /// The maintenance marker a previous run left cannot be used.
+    #[error("maintenance marker {0}: remove it to start without resuming maintenance")]
+    Maintenance(String),
 }
 
 /// Everything the loop owns.
 struct Daemon {
     node: Node,
+    /// Where the maintenance marker lives (see `maintenance`).
+    marker: PathBuf,
     /// Quorum was lost under `on_quorum_loss = "stop"`: exit once nothing is held.
     stopping: bool,
     groups: Vec<GroupConfig>,
@@ -190,9 +196,14 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         (cfg.spec.cluster_id, cfg.local.get()),
         &peers,
     )?;
-    // Before joining: a previous run killed with kill -9 may have left service addresses.
-    for stale in resources.remove_stale() {
-        ::log::warn!("removed stale service address {stale}: left by a previous run");
+    let marker = maintenance::marker_path(&socket);
+    let resumed = maintenance::read(&marker, &cfg.groups).map_err(DaemonError::Maintenance)?;
+    if resumed.is_none() {
+        // Before joining: a previous run killed with kill -9 may have left service
+        // addresses. In maintenance they are the service, and are kept.
+        for stale in resources.remove_stale() {
+            ::log::warn!("removed stale service address {stale}: left by a previous run");
+        }
     }
     let mut _cpu_latency = None;
     if let Some(rt) = cfg.realtime {
@@ -229,11 +240,23 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
     };
     let started = Instant::from_nanos(clock::monotonic_ns());
     let keyed = key.is_some();
-    let node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
+    let mut node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
+    if let Some(m) = &resumed {
+        node.resume_maintenance(started, m.epoch, m.groups);
+        resources.resume(started, m.groups);
+        ::log::warn!(
+            "maintenance (from {}): resuming with group(s) [{}] online here as the previous \
+             run left them; nothing is started, stopped or monitored until `heartwire \
+             maintenance off`",
+            marker.display(),
+            report::group_names(&cfg.groups, m.groups)
+        );
+    }
     let fencing = fencing::Fencing::open(&cfg, started)?;
     let io = vec![IoCounters::default(); socks.len()];
     let mut d = Daemon {
         node,
+        marker,
         stopping: false,
         groups: cfg.groups.clone(),
         resources,
@@ -372,8 +395,13 @@ impl Daemon {
             if self.node.next_deadline().is_some_and(|d| d <= now) {
                 self.node.handle_timeout(now);
             }
-            if self.resources.next_deadline().is_some_and(|d| d <= now) {
-                reports.extend(self.resources.on_timer(poll.registry(), now));
+            let frozen = self.node.maintenance();
+            if self
+                .resources
+                .next_deadline(frozen)
+                .is_some_and(|d| d <= now)
+            {
+                reports.extend(self.resources.on_timer(poll.registry(), now, frozen));
             }
             if self.offer_io.next_deadline().is_some_and(|d| d <= now) {
                 self.offer_io.on_timer(now);
@@ -401,7 +429,12 @@ impl Daemon {
                 }
                 let issued = self.node.stop(now, true, commands::SIGNAL_STOP_TIMEOUT);
                 ::log::info!(
-                    "stopping on signal: releasing every group{} (a second signal exits at once)",
+                    "stopping on signal: {}{} (a second signal exits at once)",
+                    if self.node.maintenance() {
+                        "in maintenance, leaving every resource as it is"
+                    } else {
+                        "releasing every group"
+                    },
                     issued.map_or(String::new(), |c| format!(
                         ", handing over {}",
                         report::group_names(&self.groups, c.groups)
@@ -416,7 +449,14 @@ impl Daemon {
             self.rearm()?;
             if stopped {
                 let stuck = self.groups_in_error();
-                if stuck.is_empty() {
+                if self.node.maintenance() {
+                    self.persist_maintenance();
+                    ::log::warn!(
+                        "stopped in maintenance: every resource is left as it is; the next \
+                         start here resumes it ({})",
+                        self.marker.display()
+                    );
+                } else if stuck.is_empty() {
                     ::log::info!("stopped: every group released");
                 } else {
                     ::log::error!(
@@ -562,6 +602,34 @@ impl Daemon {
         self.recent.push_back(line);
     }
 
+    /// Keeps the maintenance marker in step with the mode: written (epoch and the groups
+    /// online here) while in maintenance, removed otherwise. A failure is logged: the
+    /// mode itself goes on, but a restart would not resume it.
+    fn persist_maintenance(&self) {
+        let result = if self.node.maintenance() {
+            let marker = maintenance::Marker {
+                epoch: self.node.maintenance_epoch(),
+                groups: self
+                    .node
+                    .groups()
+                    .iter()
+                    .enumerate()
+                    .fold(0, |acc, (g, l)| {
+                        acc | u64::from(l.phase == crate::core::Phase::Online) << g
+                    }),
+            };
+            maintenance::write(&self.marker, &marker, &self.groups)
+        } else {
+            maintenance::remove(&self.marker)
+        };
+        if let Err(e) = result {
+            ::log::error!(
+                "maintenance marker {}: {e} (a restart would not resume maintenance)",
+                self.marker.display()
+            );
+        }
+    }
+
     /// Reads pending signals: whether the daemon should stop, and whether to reload.
     fn read_signals(&mut self) -> (bool, bool) {
         let (mut stop, mut hup) = (false, false);
@@ -697,6 +765,9 @@ impl Daemon {
                         } else {
                             self.quorum_loss_action();
                         }
+                    }
+                    if let crate::core::Event::Maintenance { .. } = event {
+                        self.persist_maintenance();
                     }
                     if let crate::core::Event::Command { op, groups, .. } = event {
                         // The operator acted on these groups (the core cleared its marks):
@@ -888,7 +959,7 @@ impl Daemon {
     fn rearm(&mut self) -> Result<(), DaemonError> {
         let next = [
             self.node.next_deadline(),
-            self.resources.next_deadline(),
+            self.resources.next_deadline(self.node.maintenance()),
             self.offer_io.next_deadline(),
             self.watchdog_at,
             self.fencing.next_deadline(),

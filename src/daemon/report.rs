@@ -117,6 +117,15 @@ pub(crate) fn op_text(node: &Node, op: Op) -> String {
     match op {
         Op::Move(n) | Op::Evacuate(n) => format!("{} {}", op.name(), node_name(node, n)),
         Op::Online | Op::Offline | Op::Cleanup => op.name().to_owned(),
+        Op::Maintenance(e) => format!("maintenance {}", on_off(e)),
+    }
+}
+
+fn on_off(epoch: u64) -> &'static str {
+    if crate::core::maintenance::is_on(epoch) {
+        "on"
+    } else {
+        "off"
     }
 }
 
@@ -152,6 +161,15 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             "event=group_{} at={at} group={}",
             phase.name(),
             group_name(group)
+        ),
+        Event::Maintenance { on } => format!(
+            "event=maintenance at={at} state={} ({})",
+            if on { "on" } else { "off" },
+            if on {
+                "nothing is started, stopped or monitored until maintenance off"
+            } else {
+                "resources are managed again"
+            }
         ),
         Event::FailureExpired { group } => format!(
             "event=failure_expired at={at} group={} (failure_timeout passed: it may run here again)",
@@ -265,6 +283,7 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             let target = match op {
                 Op::Move(to) | Op::Evacuate(to) => format!(" node={}", node_name(node, to)),
                 Op::Online | Op::Offline | Op::Cleanup => String::new(),
+                Op::Maintenance(e) => format!(" state={} epoch={e}", on_off(e)),
             };
             format!(
                 "event=command at={at} from={} op={} groups={}{target}",
@@ -405,6 +424,7 @@ pub(crate) fn status(
         quorate: node.quorate(),
         authority: node.authority(),
         leaving: node.leaving(),
+        maintenance: node.maintenance(),
         groups: (0..spec.groups.len())
             .map(|g| group_status(node, g))
             .collect(),
@@ -495,6 +515,7 @@ mod tests {
                 op: ResourceOp::Start,
             },
             Event::FailureExpired { group: 0 },
+            Event::Maintenance { on: true },
             Event::QuorumLost,
             Event::Command {
                 from: n2,

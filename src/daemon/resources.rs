@@ -286,6 +286,28 @@ impl Resources {
         Ok(())
     }
 
+    /// Groups `bits` are online here as a daemon that stopped in maintenance left them:
+    /// their applications count as started (monitored again once maintenance ends; one
+    /// without a `monitor` has no process group to watch now) and their release runs the
+    /// `post` commands.
+    pub(crate) fn resume(&mut self, now: Instant, bits: u64) {
+        for g in (0..self.groups.len()).filter(|g| bits & (1 << g) != 0) {
+            self.touched[g] = true;
+            for (r, res) in self.groups[g].resources.iter().enumerate() {
+                if let ResourceKind::Application(app) = &res.kind {
+                    self.apps[g][r] = AppState {
+                        active: true,
+                        monitor_at: app
+                            .monitor
+                            .is_some()
+                            .then(|| now.saturating_add(app.monitor_interval)),
+                        ..AppState::default()
+                    };
+                }
+            }
+        }
+    }
+
     /// The operator acted on groups `bits` (`cleanup`, `online`, `move`, `offline`): their
     /// fail counts are cleared and their applications' restart budgets start again.
     pub(crate) fn clear_failures(&mut self, bits: u64) {
@@ -1029,10 +1051,19 @@ impl Resources {
         self.announce_errors += errors;
     }
 
-    /// Time-driven work: announcement rounds, child timeouts, monitors.
-    pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) -> Vec<Report> {
+    /// Time-driven work: announcement rounds, child timeouts, monitors (none while the
+    /// cluster is in maintenance: `frozen`).
+    pub(crate) fn on_timer(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        frozen: bool,
+    ) -> Vec<Report> {
         self.announce_due(now);
         self.children.on_timer(now);
+        if frozen {
+            return Vec::new();
+        }
         self.run_monitors(registry, now)
     }
 
@@ -1170,13 +1201,13 @@ impl Resources {
         }
     }
 
-    /// When time-driven work is next due.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    /// When time-driven work is next due (monitors wait while `frozen`).
+    pub(crate) fn next_deadline(&self, frozen: bool) -> Option<Instant> {
         let monitors = self
             .apps
             .iter()
             .flatten()
-            .filter(|s| s.active)
+            .filter(|s| s.active && !frozen)
             .filter_map(|s| s.monitor_at);
         self.pending
             .iter()

@@ -9,10 +9,11 @@
 //! off size field
 //!   0    4 id: the sender's command number in this incarnation (1, 2, ...); copies on
 //!          other paths and retransmissions carry the same id and are applied once
-//!   4    1 op: 1 move, 2 online, 3 offline, 4 evacuate, 5 cleanup
-//!   5    1 node: move's target, evacuate's leaving node; 0 for online and offline
+//!   4    1 op: 1 move, 2 online, 3 offline, 4 evacuate, 5 cleanup, 6 maintenance
+//!   5    1 node: move's target, evacuate's leaving node; 0 for online, offline and
+//!          cleanup; for maintenance 1 (on) or 0 (off), matching the epoch's parity
 //!   6    4 valid for (ms): how long receivers keep the pin
-//!  10    8 groups: bit g for group g
+//!  10    8 groups: bit g for group g; for maintenance the epoch it moves to
 //! ```
 
 /// Payload length.
@@ -29,6 +30,8 @@ pub const OP_EVACUATE: u8 = 4;
 /// Op code: forget the groups' failures everywhere and retry releases stuck in error;
 /// placement is left to the policies.
 pub const OP_CLEANUP: u8 = 5;
+/// Op code: maintenance mode on (`node` 1) or off (`node` 0), cluster-wide; no groups.
+pub const OP_MAINTENANCE: u8 = 6;
 
 /// A command payload as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,14 +5,14 @@
 //!
 //! ```text
 //! off size field
-//!   0   72 node-state block (view, installed, agreed, holds, failed, online, generation,
-//!          lost)
-//!  72    8 config hash
-//!  80    1 echo node id (0: no echo)
-//!  81    1 path count k (<= MAX_PATHS)
-//!  82    8 echo: the echoed node's sender timestamp, as it arrived here
-//!  90    4 echo: ns the echo was held here between arrival and this send
-//!  94  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//!   0   80 node-state block (view, installed, agreed, holds, failed, online, generation,
+//!          lost, maintenance)
+//!  80    8 config hash
+//!  88    1 echo node id (0: no echo)
+//!  89    1 path count k (<= MAX_PATHS)
+//!  90    8 echo: the echoed node's sender timestamp, as it arrived here
+//!  98    4 echo: ns the echo was held here between arrival and this send
+//! 102  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
@@ -36,7 +36,7 @@ use super::MAX_PATHS;
 use super::state::{self, StateRepr};
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 94;
+pub const FIXED_LEN: usize = 102;
 
 /// Length of a compact heartbeat payload.
 pub const COMPACT_LEN: usize = 10;
@@ -46,12 +46,12 @@ pub const FULL_EVERY: u32 = 8;
 
 mod field {
     use core::ops::Range;
-    pub(super) const CONFIG_HASH: Range<usize> = 72..80;
-    pub(super) const ECHO_NODE: usize = 80;
-    pub(super) const PATH_COUNT: usize = 81;
-    pub(super) const ECHO_TS: Range<usize> = 82..90;
-    pub(super) const ECHO_HOLD: Range<usize> = 90..94;
-    pub(super) const HEARD: usize = 94;
+    pub(super) const CONFIG_HASH: Range<usize> = 80..88;
+    pub(super) const ECHO_NODE: usize = 88;
+    pub(super) const PATH_COUNT: usize = 89;
+    pub(super) const ECHO_TS: Range<usize> = 90..98;
+    pub(super) const ECHO_HOLD: Range<usize> = 98..102;
+    pub(super) const HEARD: usize = 102;
 }
 
 /// A compact heartbeat payload (serial lines; see the module docs).
@@ -239,6 +239,7 @@ mod tests {
                 online: 1,
                 generation: 9,
                 lost: 4,
+                maintenance: 3,
             },
             config_hash: 0x1122_3344_5566_7788,
             echo: Some(Echo {
@@ -251,7 +252,7 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 110] = [
+    const GOLDEN: [u8; 118] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
         0, 0, 0, 0, 0, 0, 0, 4, // installed
         0, 0, 0, 0, 0, 0, 0, 4, // agreed number
@@ -261,6 +262,7 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 1, // online
         0, 0, 0, 0, 0, 0, 0, 9, // generation
         0, 0, 0, 0, 0, 0, 0, 4, // lost
+        0, 0, 0, 0, 0, 0, 0, 3, // maintenance epoch
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
         2, 2, // echo node, path count
         0, 0, 0, 0, 0, 0, 0x0a, 0x0b, // echo ts
@@ -271,7 +273,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 110];
+        let mut buf = [0xa5u8; 118];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -291,15 +293,15 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..93]),
+            HeartbeatRepr::parse(&GOLDEN[..FIXED_LEN - 1]),
             Err(HeartbeatError::Short)
         );
         assert_eq!(
-            HeartbeatRepr::parse(&GOLDEN[..109]),
+            HeartbeatRepr::parse(&GOLDEN[..GOLDEN.len() - 1]),
             Err(HeartbeatError::BadLength)
         );
         let mut many = GOLDEN;
-        many[81] = 9;
+        many[field::PATH_COUNT] = 9;
         assert_eq!(
             HeartbeatRepr::parse(&many),
             Err(HeartbeatError::TooManyPaths)
@@ -334,7 +336,7 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5 },
+                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5, maintenance: hash >> 9 },
                     config_hash: hash,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
                     path_count: u8::try_from(heard.len()).unwrap(), heard: h,

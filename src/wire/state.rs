@@ -21,10 +21,13 @@
 //!  64    8 lost: bit n set while the sender has lost network n (every adapter of it
 //!          without carrier, or it hears no peer there while others hear each other);
 //!          groups that need network n are placed elsewhere (DESIGN §4)
+//!  72    8 maintenance epoch: odd while the cluster is in maintenance (nothing is
+//!          started, stopped or monitored); each `maintenance on|off` moves it to the
+//!          next odd or even number, and every node adopts the highest it hears
 //! ```
 
 /// Payload length.
-pub const LEN: usize = 72;
+pub const LEN: usize = 80;
 
 /// Most resource groups a cluster may configure (one bit each in `holds`).
 pub const MAX_GROUPS: usize = 64;
@@ -50,6 +53,8 @@ pub struct StateRepr {
     pub generation: u64,
     /// Networks the sender lost (bit = network index).
     pub lost: u64,
+    /// Maintenance epoch (odd: in maintenance).
+    pub maintenance: u64,
 }
 
 /// The payload is shorter than [`LEN`] (or, for a group-state frame, not exactly it).
@@ -76,6 +81,7 @@ impl StateRepr {
             online: word(6),
             generation: word(7),
             lost: word(8),
+            maintenance: word(9),
         })
     }
 
@@ -102,6 +108,7 @@ impl StateRepr {
             self.online,
             self.generation,
             self.lost,
+            self.maintenance,
         ];
         for (chunk, w) in p[..LEN].chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_be_bytes());
@@ -125,10 +132,11 @@ mod tests {
             online: 7,
             generation: 8,
             lost: 9,
+            maintenance: 10,
         };
         let mut p = [0xa5u8; LEN];
         s.emit(&mut p);
-        for i in 0..9 {
+        for i in 0..10 {
             let mut want = [0u8; 8];
             want[7] = u8::try_from(i + 1).unwrap();
             assert_eq!(p[8 * i..8 * i + 8], want, "word {i}");
