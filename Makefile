@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release static deps bench-deps san demo test sim sim-seed bench check fmt clean install cross cross-all
+.PHONY: all build release static deps bench-deps san demo test sim sim-seed sim-world bench check fmt clean install cross cross-all
 
 all: build
 
@@ -110,7 +110,13 @@ sim:
 
 sim-seed:
 	@test -n "$(SEED)" || (echo "usage: make sim-seed SEED=<n>" && false)
-	HW_SIM_SEED=$(SEED) $(CARGO) test --release --test sim -- --nocapture
+	HW_SIM_SEED=$(SEED) $(HW_SIM_ENV) $(CARGO) test --release --test sim -- --nocapture
+
+# The world faults of issue 17 (slow and failing stops, daemon crashes that leave their
+# host's resources behind): not yet in `make test`; lists the failing seeds (up to 20).
+# Replay one with `make sim-seed SEED=n HW_SIM_ENV=HW_SIM_WORLD=1`.
+sim-world:
+	HW_SIM_WORLD=1 HW_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --test sim
 
 # The SAN lab's parts (qemu, tgtd, a Debian kernel, a busybox initramfs) in target/san,
 # fetched with apt-get download and unpacked there; nothing is installed (issue 7).

@@ -34,18 +34,29 @@
 //!   healing, maintenance is turned off if it is on, then one command asked of a random
 //!   node is done within a bound and the cluster converges again.
 //!
-//! `HW_SIM_SEEDS=N` runs seeds 1..=N (default 2000); `HW_SIM_SEED=S` runs one seed with a
-//! trace. A failure prints the seed and the command that replays it.
+//! The world (`Host`): what each host has in effect, whatever its daemon knows. A
+//! resource is in effect from its start's request until a stop succeeds; a host crash
+//! clears it, a daemon crash does not, and the daemon's maintenance marker is modelled
+//! (kept in /run: a reboot clears it). Checked after every step: no group that is not
+//! concurrent is in effect on two hosts. `HW_SIM_WORLD=1` (`make sim-world`) adds the
+//! faults of issue 17: operations that take up to 10 leases, stops that fail (the
+//! operator runs `cleanup` after healing), and crashes of the daemon alone. The core does
+//! not yet survive those; until it does they stay out of `make test`.
+//!
+//! `HW_SIM_SEEDS=N` runs seeds 1..=N (default 2000) and lists the failing ones (up to
+//! 20); `HW_SIM_SEED=S` runs one seed with a trace. A failure prints the seed and the
+//! command that replays it.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
+use heartwire::core::groups::HOOK;
 use heartwire::core::node::Action;
 use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, NodeSet, Placement, Startup};
 use heartwire::core::{
-    ClusterSpec, Command, CommandState, Dest, GroupSpec, Instant, Node, NodeId, NodeSpec, Op,
-    PathKind, PathSpec, Phase, ResourceOp, ResourceRequest,
+    ClusterSpec, Command, CommandState, Dest, Event, GroupSpec, Instant, Node, NodeId, NodeSpec,
+    Op, PathKind, PathSpec, Phase, ResourceOp, ResourceRequest,
 };
 use heartwire::wire::frame::FRAME_MAX;
 
@@ -92,8 +103,66 @@ struct Completion {
     ok: bool,
 }
 
+/// What one host has in effect, whatever its daemon knows: per group, per resource,
+/// whether it is held (a start may take effect at any moment after it was asked for, so
+/// a resource counts as held from its start's request until a stop of it succeeded or
+/// the start failed).
+/// A host crash clears it; a daemon crash leaves it (the kernel keeps the addresses, the
+/// applications keep running, a stop in progress still finishes).
+struct Host {
+    held: Vec<Vec<bool>>,
+    /// The daemon's maintenance marker (in /run: a reboot clears it): the epoch and the
+    /// groups not offline here, kept up to date while the cluster is in maintenance and
+    /// read by the next daemon started here (`Node::resume_maintenance`).
+    marker: Option<(u64, u64)>,
+}
+
+impl Host {
+    fn new(spec: &ClusterSpec) -> Host {
+        Host {
+            held: spec
+                .groups
+                .iter()
+                .map(|g| vec![false; usize::from(g.resources)])
+                .collect(),
+            marker: None,
+        }
+    }
+
+    fn holds(&self, g: usize) -> bool {
+        self.held[g].iter().any(|h| *h)
+    }
+
+    fn clear(&mut self) {
+        for g in &mut self.held {
+            g.fill(false);
+        }
+        self.marker = None;
+    }
+
+    /// The marker as the daemon keeps it after node's latest events.
+    fn persist(&mut self, node: &Node) {
+        self.marker = node.maintenance().then(|| {
+            let groups = node
+                .groups()
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.phase != Phase::Offline)
+                .fold(0, |acc, (g, _)| acc | 1 << g);
+            (node.maintenance_epoch(), groups)
+        });
+    }
+}
+
+/// The fault mix of one seed. Stop failures, slow operations and daemon-only crashes are
+/// the world faults (`HW_SIM_WORLD=1`), zero otherwise.
 struct Faults {
     start_fail_pm: u64,
+    stop_fail_pm: u64,
+    /// Per mille of operations that take long (up to 10 leases) instead of < 200 µs.
+    slow_pm: u64,
+    /// Per mille of crashes that are the daemon's only (the host and its resources stay).
+    daemon_crash_pm: u64,
     drop_pm: u64,
     dup_pm: u64,
     delay_max_ns: u64,
@@ -116,6 +185,8 @@ struct World {
     buf: Vec<u8>,
     /// Per node, the networks whose carrier it has lost.
     carrier: Vec<u64>,
+    /// Per node, what its host has in effect.
+    hosts: Vec<Host>,
 }
 
 fn spec_for(rng: &mut Rng) -> ClusterSpec {
@@ -235,8 +306,12 @@ impl World {
                 ))
             })
             .collect();
+        let world = std::env::var("HW_SIM_WORLD").is_ok_and(|v| v == "1");
         let faults = Faults {
             start_fail_pm: rng.below(30),
+            stop_fail_pm: if world { rng.below(30) } else { 0 },
+            slow_pm: if world { rng.below(300) } else { 0 },
+            daemon_crash_pm: if world { rng.below(1000) } else { 0 },
             drop_pm: rng.below(200),
             dup_pm: rng.below(50),
             delay_max_ns: rng.below(3 * MS / 2),
@@ -246,7 +321,6 @@ impl World {
             seed,
             rng,
             now: 0,
-            spec,
             nodes,
             queue: BinaryHeap::new(),
             deliveries: BTreeMap::new(),
@@ -256,6 +330,8 @@ impl World {
             trace,
             buf: vec![0; FRAME_MAX],
             carrier: vec![0; n],
+            hosts: (0..n).map(|_| Host::new(&spec)).collect(),
+            spec,
         }
     }
 
@@ -311,12 +387,23 @@ impl World {
                     Action::Resource(req) => requests.push(req),
                 }
             }
+            if events
+                .iter()
+                .any(|e| matches!(e, Event::Maintenance { .. } | Event::Group { .. }))
+            {
+                self.hosts[i].persist(node);
+            }
         }
         for req in requests {
-            let ok = !(faulty
-                && req.op == ResourceOp::Start
-                && self.rng.chance(self.faults.start_fail_pm));
-            let at = self.now + self.rng.below(200_000);
+            let fail_pm = match req.op {
+                ResourceOp::Start => self.faults.start_fail_pm,
+                ResourceOp::Stop => self.faults.stop_fail_pm,
+            };
+            let ok = !(faulty && self.rng.chance(fail_pm));
+            if req.op == ResourceOp::Start && req.resource != HOOK {
+                self.hosts[i].held[usize::from(req.group)][usize::from(req.resource)] = true;
+            }
+            let at = self.now + self.op_duration(faulty);
             self.next_id += 1;
             self.completions.insert(
                 (at, self.next_id),
@@ -403,6 +490,12 @@ impl World {
                 break;
             }
             let c = entry.remove();
+            let (g, r) = (usize::from(c.req.group), usize::from(c.req.resource));
+            // A stop that succeeded, or a start that failed, leaves the resource out of
+            // effect (a failed start is taken to leave nothing behind).
+            if c.ok == (c.req.op == ResourceOp::Stop) && c.req.resource != HOOK {
+                self.hosts[c.node].held[g][r] = false;
+            }
             if let Some(node) = self.nodes[c.node]
                 .as_mut()
                 .filter(|n| n.incarnation() == c.incarnation)
@@ -421,6 +514,41 @@ impl World {
         }
         self.check_views();
         self.check_groups();
+        self.check_hosts();
+    }
+
+    /// How long a resource operation takes: under 200 µs, or with the world faults now
+    /// and then long, up to 10 leases (a heavy tail: a stop waiting for an application to
+    /// flush, a umount, a SCSI command during path recovery).
+    fn op_duration(&mut self, faulty: bool) -> u64 {
+        if faulty && self.rng.chance(self.faults.slow_pm) {
+            // about log-uniform from 200 µs to 10 leases
+            let lease = u64::try_from(self.spec.lease().as_nanos()).unwrap();
+            let octave = 200_000u64 << self.rng.below(9);
+            (octave + self.rng.below(octave)).min(10 * lease)
+        } else {
+            self.rng.below(200_000)
+        }
+    }
+
+    /// Safety in the world: no group that is not concurrent is in effect on two hosts.
+    fn check_hosts(&self) {
+        for (g, spec) in self.spec.groups.iter().enumerate() {
+            if spec.policy.startup == Startup::All {
+                continue;
+            }
+            let hosts: Vec<_> = (0..self.hosts.len())
+                .filter(|&i| self.hosts[i].holds(g))
+                .map(|i| (i + 1, self.nodes[i].as_ref().map(|n| n.groups()[g].phase)))
+                .collect();
+            assert!(
+                hosts.len() <= 1,
+                "seed {}: at {:.3} ms group {g} is in effect on hosts {hosts:?} (node, its daemon's phase)\nreplay: make sim-seed SEED={}",
+                self.seed,
+                self.now as f64 / 1e6,
+                self.seed
+            );
+        }
     }
 
     /// Safety: a group that is not concurrent is held by at most one live node.
@@ -525,10 +653,14 @@ impl World {
                 }
             }
             0 => {
-                // crash or restart one node
+                // crash or restart one node: the host (its resources vanish, its
+                // operations in progress with it) or only its daemon
                 let i = self.rng.index(n);
                 if self.nodes[i].is_some() {
                     self.nodes[i] = None;
+                    if !self.rng.chance(self.faults.daemon_crash_pm) {
+                        self.host_crash(i);
+                    }
                 } else {
                     self.restart(i);
                 }
@@ -659,6 +791,45 @@ impl World {
         }
     }
 
+    /// After healing: a group left in `error` by a failed stop is cleaned up by the
+    /// operator (`heartwire cleanup`, which retries the release), within a bound.
+    fn clean_up_errors(&mut self) {
+        let deadline = self.now + 100 * MS;
+        loop {
+            let errors = self
+                .nodes
+                .iter()
+                .flatten()
+                .flat_map(|n| n.groups().iter().enumerate())
+                .filter(|(_, l)| l.phase == Phase::Error)
+                .fold(0u64, |acc, (g, _)| acc | 1 << g);
+            if errors == 0 {
+                return;
+            }
+            assert!(
+                self.now < deadline,
+                "seed {}: groups {errors:#b} still in error 100 ms after healing\nreplay: make sim-seed SEED={}",
+                self.seed,
+                self.seed
+            );
+            let now = Instant::from_nanos(self.now);
+            let cleanup = Command {
+                op: Op::Cleanup,
+                groups: errors,
+            };
+            for node in self.nodes.iter_mut().flatten() {
+                if node.command_state() != Some(CommandState::Pending)
+                    && node
+                        .command(now, cleanup, Duration::from_millis(50))
+                        .is_ok()
+                {
+                    break;
+                }
+            }
+            self.step(false);
+        }
+    }
+
     /// A stopping node whose groups are released and handed over exits.
     fn exit_stopped(&mut self) {
         for slot in &mut self.nodes {
@@ -732,6 +903,12 @@ impl World {
         }
     }
 
+    /// Host `i` goes down: what it had in effect and what it was doing end with it.
+    fn host_crash(&mut self, i: usize) {
+        self.hosts[i].clear();
+        self.completions.retain(|_, c| c.node != i);
+    }
+
     fn restart(&mut self, i: usize) {
         let inc = self.rng.incarnation();
         let mut node = Node::new(
@@ -741,6 +918,9 @@ impl World {
             None,
             Instant::from_nanos(self.now),
         );
+        if let Some((epoch, groups)) = self.hosts[i].marker {
+            node.resume_maintenance(Instant::from_nanos(self.now), epoch, groups);
+        }
         // A restarted daemon reads the carrier state at start.
         node.set_carrier_lost(Instant::from_nanos(self.now), self.carrier[i]);
         self.nodes[i] = Some(node);
@@ -794,11 +974,15 @@ impl World {
         // Nodes still stopping are done (a crash, if they had not released yet) and
         // start again like the crashed ones.
         for i in 0..self.nodes.len() {
+            if self.nodes[i].as_ref().is_some_and(Node::leaving) {
+                self.host_crash(i);
+            }
             if self.nodes[i].as_ref().is_none_or(Node::leaving) {
                 self.restart(i);
             }
         }
         self.end_maintenance();
+        self.clean_up_errors();
         // Liveness bound: detection, suspects' exclusion (4 retries) and a round, then a
         // release, the takeover wait and the acquisitions, with margin.
         let deadline = self.now + 150 * MS;
@@ -849,8 +1033,16 @@ fn seeds() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
+    // Every failing seed is listed (up to 20), then the test fails.
+    let mut failed = vec![];
     for seed in 1..=n {
-        run_seed(seed, false);
+        if std::panic::catch_unwind(|| run_seed(seed, false)).is_err() {
+            failed.push(seed);
+            if failed.len() == 20 {
+                break;
+            }
+        }
     }
+    assert!(failed.is_empty(), "failing seeds: {failed:?}");
     eprintln!("{n} seeds passed");
 }

@@ -1,11 +1,11 @@
 //! The maintenance marker: while the cluster is in maintenance, the daemon keeps a small
 //! file next to its control socket (`<socket>.maintenance`) with the mode's epoch and the
-//! groups online here. A daemon that stops (or crashes) in maintenance leaves every
+//! groups not offline here. A daemon that stops (or crashes) in maintenance leaves every
 //! resource running; the next start finds the file, keeps the service addresses it would
 //! otherwise remove as stale, and resumes those groups online instead of starting them
 //! again (`Node::resume_maintenance`). Leaving maintenance removes the file.
 //!
-//! Format, one item per line: `epoch N`, then `group NAME` for each group online here.
+//! Format, one item per line: `epoch N`, then `group NAME` for each group not offline here.
 
 use std::path::{Path, PathBuf};
 

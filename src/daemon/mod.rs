@@ -603,7 +603,8 @@ impl Daemon {
     }
 
     /// Keeps the maintenance marker in step with the mode: written (epoch and the groups
-    /// online here) while in maintenance, removed otherwise. A failure is logged: the
+    /// not offline here: a group half acquired or half released holds some of its
+    /// resources) while in maintenance, removed otherwise. A failure is logged: the
     /// mode itself goes on, but a restart would not resume it.
     fn persist_maintenance(&self) {
         let result = if self.node.maintenance() {
@@ -615,7 +616,7 @@ impl Daemon {
                     .iter()
                     .enumerate()
                     .fold(0, |acc, (g, l)| {
-                        acc | u64::from(l.phase == crate::core::Phase::Online) << g
+                        acc | u64::from(l.phase != crate::core::Phase::Offline) << g
                     }),
             };
             maintenance::write(&self.marker, &marker, &self.groups)
@@ -766,7 +767,12 @@ impl Daemon {
                             self.quorum_loss_action();
                         }
                     }
-                    if let crate::core::Event::Maintenance { .. } = event {
+                    // The marker follows the mode and, in maintenance, every group that
+                    // changes phase here (a node cut off still releases).
+                    if matches!(event, crate::core::Event::Maintenance { .. })
+                        || matches!(event, crate::core::Event::Group { .. })
+                            && self.node.maintenance()
+                    {
                         self.persist_maintenance();
                     }
                     if let crate::core::Event::Command { op, groups, .. } = event {
