@@ -322,3 +322,73 @@ fn maintenance_lets_a_daemon_restart_without_touching_the_service() {
     assert_eq!(count("starts-b"), 0);
     assert!(!lab.status(1).unwrap().maintenance);
 }
+
+/// A stop that SIGKILL cannot end (here: its process is held by a tracer, as a umount in
+/// uninterruptible sleep is held by the kernel) is abandoned after its timeout and the
+/// grace after the kill: the group goes to `error` instead of `releasing` for ever, the
+/// log names the pid and its state, and the process is reaped once it ends at last.
+#[test]
+fn a_stop_that_cannot_be_killed_is_abandoned_and_the_group_goes_to_error() {
+    let (mut lab, dir) = two_nodes("ab");
+    let tracer = std::path::PathBuf::from(format!("{dir}/tracer"));
+    let _leftovers = Leftovers(vec![tracer.clone()]);
+    // The tracer leaves the stop's process group (setsid), so the kill at the timeout
+    // does not reach it, and seizes the stop's shell (ptrace(PTRACE_SEIZE) is x86_64
+    // syscall 101, request 0x4206) without ever waiting for it.
+    let stop = format!(
+        "setsid perl -e 'syscall(101, 0x4206, $ARGV[0] + 0, 0, 0) == 0 or die \\\"seize: $!\\\"; \
+         sleep 120' $$ & echo $! > {dir}/tracer; sleep 600"
+    );
+    let base = std::fs::read_to_string(&lab.config_path).unwrap();
+    let group = format!(
+        "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+         [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
+         start = \"touch {dir}/up-$HW_NODE\"\nstop = \"{stop}\"\n\
+         monitor = \"test -e {dir}/up-$HW_NODE\"\ntimeout = \"1s\"\n"
+    );
+    std::fs::write(&lab.config_path, base + &group).unwrap();
+    lab.start_all();
+    lab.wait_group(0, "app", "online", Duration::from_secs(10));
+
+    let out = lab.cli(0, &["move", "app", "b", "--timeout", "1"]);
+    assert!(!out.status.success(), "the move cannot finish");
+    lab.wait_group(0, "app", "error", Duration::from_secs(15));
+    assert_eq!(
+        lab.group_state(1, "app").as_deref(),
+        Some("offline"),
+        "b waits: a may still hold the group"
+    );
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("s after SIGKILL") && l.contains("abandoned"))
+        .unwrap_or_else(|| panic!("no abandonment in the log:\n{log}"));
+    assert!(line.contains("traced by pid"), "{line}");
+    let r = lab.status(0).unwrap().groups[0].resources[0].clone();
+    assert_eq!(r.state, "stop failed", "{r:?}");
+    assert!(
+        r.last_failure
+            .as_deref()
+            .unwrap_or("")
+            .ends_with("stop: timed out and abandoned (does not end when killed)"),
+        "{r:?}"
+    );
+
+    // The tracer lets go: the killed shell ends and is reaped.
+    let pid = read_pid(&tracer).expect("the tracer's pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+        if log.contains("ended at last") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned stop was not reaped:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -266,3 +266,29 @@ impl Drop for PidFile {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+/// What the kernel says about process `pid`, for a log line about a child that does not
+/// end: its state (`D` is uninterruptible sleep, stuck in the kernel; `Z` a zombie not
+/// yet reaped), what it waits in (`wchan`), and its tracer when one holds it.
+pub fn describe_state(pid: i32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let state = field("State:");
+    let tracer = field("TracerPid:");
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    let mut s = format!("state {state}");
+    if !wchan.is_empty() && wchan != "0" {
+        s.push_str(&format!(", waiting in {wchan}"));
+    }
+    if tracer != "0" && tracer != "?" {
+        s.push_str(&format!(", traced by pid {tracer}"));
+    }
+    s
+}

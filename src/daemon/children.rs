@@ -16,6 +16,13 @@
 //! keeps reading (and logging) the pipe until every holder closed it: closing our read
 //! end instead would make the server's next write fail with EPIPE or kill it with
 //! SIGPIPE. While the daemon runs, nothing it started dies of its own output.
+//!
+//! **A child that does not die is abandoned.** SIGKILL does not end a process stuck in
+//! the kernel (a umount or an SG_IO waiting in uninterruptible sleep on a lost path), and
+//! a killed process that another process traces cannot be reaped until its tracer lets
+//! go. [`ABANDON_AFTER`] after the kill such a child is reported finished as
+//! [`Exit::Abandoned`] (a failure: its operation's group goes to `error`), with its pid and
+//! kernel state in the log; its slot stays taken so that it is reaped if it ever ends.
 
 use std::ffi::OsString;
 use std::io::{self, Read};
@@ -36,6 +43,9 @@ use crate::core::Instant;
 /// backgrounded server holds its slot for as long as it runs).
 pub(crate) const CHILDREN_MAX: usize = 256;
 
+/// How long a child killed at its timeout may take to end before it is abandoned.
+pub(crate) const ABANDON_AFTER: Duration = Duration::from_secs(2);
+
 /// Longest output line logged (longer lines are cut).
 const LINE_MAX: usize = 512;
 
@@ -51,6 +61,8 @@ pub(crate) enum Exit {
     Signal(i32),
     /// Killed by us at its timeout.
     TimedOut,
+    /// Killed at its timeout and still not ended [`ABANDON_AFTER`] later.
+    Abandoned,
 }
 
 impl Exit {
@@ -66,6 +78,7 @@ impl core::fmt::Display for Exit {
             Exit::Code(c) => write!(f, "exit {c}"),
             Exit::Signal(s) => write!(f, "signal {s}"),
             Exit::TimedOut => write!(f, "timed out (killed)"),
+            Exit::Abandoned => write!(f, "timed out and abandoned (does not end when killed)"),
         }
     }
 }
@@ -115,6 +128,8 @@ struct Running<P> {
     label: String,
     deadline: Instant,
     timed_out: bool,
+    /// Reported as [`Exit::Abandoned`]; reaped quietly if it ever ends.
+    abandoned: bool,
     line: Vec<u8>,
     kept: Option<Vec<u8>>,
 }
@@ -217,6 +232,7 @@ impl<P: Copy> Children<P> {
             label,
             deadline: now.saturating_add(timeout),
             timed_out: false,
+            abandoned: false,
             line: Vec::with_capacity(LINE_MAX),
             kept: keep_output.then(Vec::new),
         });
@@ -257,6 +273,14 @@ impl<P: Copy> Children<P> {
         let logged = r.kept.is_none();
         let _ = registry.deregister(&mut SourceFd(&pidfd.as_fd().as_raw_fd()));
         r.proc = None;
+        if r.abandoned {
+            ::log::warn!("{}: abandoned pid {pid} ended at last", r.label);
+            let mut r = self.slots[slot]
+                .take()
+                .expect("invariant: slot checked above");
+            let _ = registry.deregister(&mut r.out);
+            return None;
+        }
         let open = drain_output(r);
         let exit = match (r.timed_out, status.code(), status.signal()) {
             (true, _, _) => Exit::TimedOut,
@@ -287,26 +311,51 @@ impl<P: Copy> Children<P> {
         Some(finished)
     }
 
-    /// Kills every child past its deadline (their exit arrives through the pidfd).
-    pub(crate) fn on_timer(&mut self, now: Instant) {
+    /// Kills every child past its deadline (their exit arrives through the pidfd) and
+    /// returns one that was killed [`ABANDON_AFTER`] ago and has not ended: it is
+    /// abandoned (call again until `None`).
+    pub(crate) fn on_timer(&mut self, now: Instant) -> Option<Finished<P>> {
         for r in self.slots.iter_mut().flatten() {
             let Some(pid) = r.pid() else { continue };
             if !r.timed_out && r.deadline <= now {
                 r.timed_out = true;
+                r.deadline = now.saturating_add(ABANDON_AFTER);
                 ::log::warn!("{}: timed out; killing its process group", r.label);
                 if let Err(e) = signal_group(pid, SIGKILL) {
                     ::log::error!("{}: kill failed: {e}", r.label);
                 }
             }
         }
+        let r = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .find(|r| r.timed_out && !r.abandoned && r.proc.is_some() && r.deadline <= now)?;
+        r.abandoned = true;
+        let pid = r.pid().unwrap_or(0);
+        ::log::error!(
+            "{}: pid {pid} still there {} s after SIGKILL ({}): abandoned; it keeps its \
+             slot and is reaped if it ever ends",
+            r.label,
+            ABANDON_AFTER.as_secs(),
+            heartwire_hal::process::describe_state(pid)
+        );
+        Some(Finished {
+            purpose: r.purpose,
+            label: r.label.clone(),
+            exit: Exit::Abandoned,
+            output: r.kept.take().unwrap_or_default(),
+            pid,
+        })
     }
 
-    /// The earliest deadline of a running child.
+    /// The earliest deadline of a running child: its timeout, or once killed, when it
+    /// is abandoned.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.slots
             .iter()
             .flatten()
-            .filter(|r| !r.timed_out && r.proc.is_some())
+            .filter(|r| !r.abandoned && r.proc.is_some())
             .map(|r| r.deadline)
             .min()
     }

@@ -22,7 +22,7 @@ use heartwire_hal::HalError;
 use heartwire_hal::watchdog::Watchdog;
 use mio::{Registry, Token};
 
-use super::children::{Children, Job, Run};
+use super::children::{Children, Finished, Job, Run};
 use super::token::TIE_CHILD_BASE;
 use crate::config::Config;
 use crate::core::Instant;
@@ -112,17 +112,26 @@ impl Fencing {
     }
 
     /// Time-driven work: tie-breaker child timeouts, the registration's renewal, and the
-    /// watchdog's kick when due (not while halting).
-    pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) {
+    /// watchdog's kick when due (not while halting). A race child abandoned at its
+    /// timeout is a lost race (see [`Fencing::on_child_event`] for `current`).
+    pub(crate) fn on_timer(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        current: NodeSet,
+    ) -> Option<TieOutcome> {
+        let mut outcome = None;
         if let Some(t) = &mut self.tie {
-            t.children.on_timer(now);
+            while let Some(done) = t.children.on_timer(now) {
+                outcome = outcome.or(t.finished(done, current));
+            }
             if t.register_at.is_some_and(|at| at <= now) {
                 t.register_at = Some(now.saturating_add(REREGISTER));
                 t.spawn(registry, now, Step::Register, &[]);
             }
         }
         if self.halting || now < self.kick_at {
-            return;
+            return outcome;
         }
         if let Some(w) = &mut self.watchdog {
             self.kick_at = now.saturating_add(kick_interval(w));
@@ -130,6 +139,7 @@ impl Fencing {
                 ::log::error!("{e}");
             }
         }
+        outcome
     }
 
     /// When the next kick or tie-breaker deadline is due.
@@ -199,28 +209,7 @@ impl Fencing {
     ) -> Option<TieOutcome> {
         let t = self.tie.as_mut()?;
         let done = t.children.on_event(registry, token)?;
-        let (step, label, exit) = (done.purpose, done.label, done.exit);
-        match step {
-            Step::Register => {
-                if !exit.success() {
-                    ::log::error!("{label}: {exit}: this node cannot win a tie");
-                }
-                None
-            }
-            Step::Race(members) if members == current => {
-                let won = exit.success();
-                let lost = super::children::Exit::Code(i32::from(crate::ctl::storage::LOST));
-                if !won && exit != lost {
-                    ::log::error!("{label}: {exit}: counted as lost");
-                }
-                Some(if won {
-                    TieOutcome::Won
-                } else {
-                    TieOutcome::Lost
-                })
-            }
-            Step::Race(_) => None,
-        }
+        t.finished(done, current)
     }
 
     /// Stops kicking the watchdog and halts the machine. Returns only if the halt failed;
@@ -258,6 +247,33 @@ fn kick_interval(w: &Watchdog) -> Duration {
 }
 
 impl Tie {
+    /// A tie-breaker child ended (or was abandoned): the race's outcome when it ran for
+    /// the view that is still `current`.
+    fn finished(&self, done: Finished<Step>, current: NodeSet) -> Option<TieOutcome> {
+        let (step, label, exit) = (done.purpose, done.label, done.exit);
+        match step {
+            Step::Register => {
+                if !exit.success() {
+                    ::log::error!("{label}: {exit}: this node cannot win a tie");
+                }
+                None
+            }
+            Step::Race(members) if members == current => {
+                let won = exit.success();
+                let lost = super::children::Exit::Code(i32::from(crate::ctl::storage::LOST));
+                if !won && exit != lost {
+                    ::log::error!("{label}: {exit}: counted as lost");
+                }
+                Some(if won {
+                    TieOutcome::Won
+                } else {
+                    TieOutcome::Lost
+                })
+            }
+            Step::Race(_) => None,
+        }
+    }
+
     /// Starts a child for `step`; false when it could not start.
     fn spawn(&mut self, registry: &Registry, now: Instant, step: Step, rivals: &[u8]) -> bool {
         let (cluster, node) = (self.cluster.to_string(), self.node.to_string());

@@ -404,11 +404,16 @@ impl Daemon {
                 reports.extend(self.resources.on_timer(poll.registry(), now, frozen));
             }
             if self.offer_io.next_deadline().is_some_and(|d| d <= now) {
-                self.offer_io.on_timer(now);
+                while let Some(done) = self.offer_io.on_timer(now) {
+                    self.offer_finished(now, done);
+                }
             }
             self.kick_watchdog(now);
             if self.fencing.next_deadline().is_some_and(|d| d <= now) {
-                self.fencing.on_timer(poll.registry(), now);
+                let current = self.node.view().members;
+                if let Some(o) = self.fencing.on_timer(poll.registry(), now, current) {
+                    self.tie_outcome(now, o);
+                }
             }
             for r in reports {
                 self.report(now, r);

@@ -22,7 +22,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::children::{Children, Job, Run};
+use super::children::{Children, Finished, Job, Run};
 use super::commands::{Answer, error};
 use super::reload::restart_needed;
 use super::{Daemon, report, token};
@@ -78,9 +78,9 @@ impl OfferIo {
         self.checks.next_deadline()
     }
 
-    /// Kills a check past its deadline.
-    pub(super) fn on_timer(&mut self, now: Instant) {
-        self.checks.on_timer(now);
+    /// Kills a check past its deadline; returns one abandoned (see `children`).
+    pub(super) fn on_timer(&mut self, now: Instant) -> Option<Finished<OfferId>> {
+        self.checks.on_timer(now)
     }
 
     /// Removes a staged file and kills a running check (daemon exit).
@@ -291,9 +291,13 @@ impl Daemon {
 
     /// The check child ended: the verdict, plus whether a reload can apply the offer.
     pub(super) fn offer_checked(&mut self, registry: &mio::Registry, now: Instant, t: mio::Token) {
-        let Some(done) = self.offer_io.checks.on_event(registry, t) else {
-            return;
-        };
+        if let Some(done) = self.offer_io.checks.on_event(registry, t) {
+            self.offer_finished(now, done);
+        }
+    }
+
+    /// The check child ended (or was abandoned at its timeout).
+    pub(super) fn offer_finished(&mut self, now: Instant, done: Finished<OfferId>) {
         let offer = done.purpose;
         let Some(staged) = self.offer_io.staged.as_ref().filter(|s| s.offer == offer) else {
             return;

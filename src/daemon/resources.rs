@@ -32,7 +32,7 @@ use heartwire_hal::HalError;
 use heartwire_hal::netlink::Rtnl;
 use heartwire_hal::packet::{PacketSocket, if_index};
 
-use super::children::{Children, Exit, Job, Run};
+use super::children::{Children, Exit, Finished, Job, Run};
 use crate::config::{AppResource, EventConfig, EventOn, GroupConfig, IpResource, ResourceKind};
 use crate::core::groups::HOOK;
 use crate::core::{Instant, ResourceOp, ResourceRequest};
@@ -729,6 +729,16 @@ impl Resources {
         token: Token,
     ) -> Option<Report> {
         let done = self.children.on_event(registry, token)?;
+        self.child_finished(registry, now, done)
+    }
+
+    /// A child ended (or was abandoned): what it means for its resource.
+    fn child_finished(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        done: Finished<Purpose>,
+    ) -> Option<Report> {
         let (purpose, label, exit) = (done.purpose, done.label, done.exit);
         if !exit.success() {
             ::log::warn!("{label}: {exit}");
@@ -1060,11 +1070,14 @@ impl Resources {
         frozen: bool,
     ) -> Vec<Report> {
         self.announce_due(now);
-        self.children.on_timer(now);
-        if frozen {
-            return Vec::new();
+        let mut reports = Vec::new();
+        while let Some(done) = self.children.on_timer(now) {
+            reports.extend(self.child_finished(registry, now, done));
         }
-        self.run_monitors(registry, now)
+        if !frozen {
+            reports.extend(self.run_monitors(registry, now));
+        }
+        reports
     }
 
     /// Announces every address of group `g` again, `announce_count` rounds from now (the
