@@ -159,6 +159,11 @@ enum Command {
         /// `on` or `off`.
         #[arg(value_parser = ["on", "off"])]
         state: String,
+        /// With `off`: end maintenance although configured nodes are not in the view.
+        /// Refused without it, since a daemon stopped in maintenance leaves its resources
+        /// running; use it only for nodes that are down for good (powered off).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         ctl: CtlArgs,
     },
@@ -480,10 +485,17 @@ fn main() -> ExitCode {
         Command::Cleanup { groups, ctl } => {
             operator(&ctl, |timeout| Request::Cleanup { groups, timeout })
         }
-        Command::Maintenance { state, ctl } => operator(&ctl, |timeout| Request::Maintenance {
-            on: state == "on",
-            timeout,
-        }),
+        Command::Maintenance { state, force, ctl } => {
+            if force && state == "on" {
+                eprintln!("heartwire: maintenance: --force goes with `off` only");
+                return ExitCode::from(2);
+            }
+            operator(&ctl, |timeout| Request::Maintenance {
+                on: state == "on",
+                force,
+                timeout,
+            })
+        }
         Command::Stop { takeover, ctl } => {
             operator(&ctl, |timeout| Request::Stop { takeover, timeout })
         }

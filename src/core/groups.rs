@@ -11,8 +11,9 @@
 //!
 //! **Lease.** A node keeps authority only while a majority of the configured nodes
 //! (itself included) vouch for its installed view: the newest view each has agreed to
-//! (carried in every heartbeat) is that very view. A peer's word lasts
-//! [`ClusterSpec::lease`] from its arrival. Every member of a gainer's quorate view agreed
+//! (carried in every heartbeat) is that very view, or the view this node installed
+//! before it (so a view change that keeps the node keeps its authority). A peer's word
+//! lasts [`ClusterSpec::lease`] from the arrival of the last frame that said so. Every member of a gainer's quorate view agreed
 //! to that view (without the old owner) before it was committed, and from then on agrees
 //! only to newer views; two majorities share a node; so the old owner's lease runs out at
 //! most one lease after the commit, plus frame transit — even if a still newer view that

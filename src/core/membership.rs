@@ -74,6 +74,9 @@ struct Proposal {
 pub struct Membership {
     local: NodeId,
     view: View,
+    /// The view installed before `view` (its members' word for it still counts towards
+    /// this node's lease for a while: see `Node::lease_end`).
+    previous: View,
     /// Newest view proposed, acked or installed.
     agreed: View,
     max_seen: u64,
@@ -118,6 +121,7 @@ impl Membership {
         Membership {
             local,
             view,
+            previous: view,
             agreed: view,
             max_seen: 0,
             acked: 0,
@@ -305,7 +309,15 @@ impl Membership {
         if view.number >= self.agreed.number {
             self.agreed = view;
         }
+        if view != self.view {
+            self.previous = self.view;
+        }
         self.view = view;
+    }
+
+    /// The view installed before the current one (the first one: the start view).
+    pub fn previous(&self) -> View {
+        self.previous
     }
 
     /// A proposal from `from`. Acked now if this node agrees (see the module docs), or

@@ -135,12 +135,24 @@ pub struct Peer {
     pub report: Option<StateRepr>,
     /// Arrival of the newest frame carrying `report`.
     pub report_at: Option<Instant>,
+    /// The last two views it agreed to, newest first, each with the arrival of the newest
+    /// frame that said so: its word for a view outlives its ack of the next one by up to
+    /// a lease (see `Node::lease_end`).
+    vouches: [Vouch; 2],
     /// Newest operator command id taken from its current incarnation.
     command_id: u32,
     /// Per path, whom it heard there, from its last full heartbeat.
     pub heard: [u64; MAX_PATHS],
     /// Networks reported down to it (`NetworkDown` without `NetworkUp` since).
     pub networks_down: u64,
+}
+
+/// A view a peer agreed to, and when its word for it last arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Vouch {
+    number: u64,
+    members: u64,
+    at: Instant,
 }
 
 impl Peer {
@@ -159,6 +171,7 @@ impl Peer {
             links: [Link::new(now); MAX_PATHS],
             report: None,
             report_at: None,
+            vouches: [Vouch::default(); 2],
             command_id: 0,
             heard: [0; MAX_PATHS],
             networks_down: 0,
@@ -167,6 +180,28 @@ impl Peer {
 
     fn last_heard(&self) -> Option<Instant> {
         self.links.iter().filter_map(|l| l.heard_at).max()
+    }
+
+    /// It said at `arrival` that the newest view it agreed to is (`number`, `members`).
+    fn vouch(&mut self, number: u64, members: u64, arrival: Instant) {
+        let [last, prior] = &mut self.vouches;
+        if (last.number, last.members) != (number, members) {
+            *prior = *last;
+            *last = Vouch {
+                number,
+                members,
+                at: arrival,
+            };
+        }
+        last.at = last.at.max(arrival);
+    }
+
+    /// When its word for view (`number`, `members`) last arrived.
+    fn vouched_at(&self, number: u64, members: u64) -> Option<Instant> {
+        self.vouches
+            .iter()
+            .find(|v| v.number == number && v.members == members && v.members != 0)
+            .map(|v| v.at)
     }
 }
 
@@ -281,6 +316,9 @@ pub struct Node {
     offers: Offers,
     /// Maintenance mode (see `maintenance`).
     maintenance: Maintenance,
+    /// Stopping in maintenance, it leaves its resources to the next daemon here
+    /// (`Node::stop`).
+    keeps_resources: bool,
 }
 
 impl Node {
@@ -364,6 +402,7 @@ impl Node {
             lost: 0,
             lost_dirty: false,
             maintenance: Maintenance::default(),
+            keeps_resources: false,
         }
     }
 
@@ -585,6 +624,7 @@ impl Node {
         }
         p.report = Some(state);
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
+        p.vouch(state.agreed_number, state.agreed, arrival);
         self.hear_maintenance(arrival, state.maintenance);
         let p = &mut self.peers[idx];
         let id = p.id;
@@ -605,15 +645,16 @@ impl Node {
     fn renew_report(&mut self, arrival: Instant, idx: usize, generation: u64) {
         let lease = self.spec.lease();
         let p = &mut self.peers[idx];
-        if p.report.is_none_or(|r| r.generation != generation) {
+        let Some(r) = p.report.filter(|r| r.generation == generation) else {
             return;
-        }
+        };
         if p.report_at
             .is_none_or(|t| t.saturating_add(lease) <= arrival)
         {
             self.groups_dirty = true;
         }
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
+        p.vouch(r.agreed_number, r.agreed, arrival);
     }
 
     /// Re-runs what a change fed into: membership, then the groups, then publishes a
@@ -643,6 +684,7 @@ impl Node {
         p.newest_sent_ns = 0;
         p.report = None;
         p.report_at = None;
+        p.vouches = [Vouch::default(); 2];
         p.command_id = 0;
         for link in &mut p.links {
             link.replay = Default::default();
@@ -940,11 +982,17 @@ impl Node {
     }
 
     /// When this node's lease ends: it needs a quorate view and, unless a lone node keeps
-    /// quorum or the tie-breaker decides it (or carries over, below), the word of enough members of that view (a
-    /// majority of the configured nodes with itself) that the newest view they agreed to
-    /// *is* this node's installed view, each word valid for one lease from its arrival. A peer that agreed
-    /// to any other view — one without this node, or a newer one this node has not
-    /// installed yet — no longer vouches for the plan this node acts on (DESIGN §5).
+    /// quorum or the tie-breaker decides it (or carries over, below), the word of enough
+    /// members of that view (a majority of the configured nodes with itself) that they
+    /// agreed to this node's installed view — or to the view it installed before, of which
+    /// both were members — each word valid for one lease from the arrival of the last
+    /// frame that said so. A peer that agrees to another view says so no more: its word
+    /// ends one lease after it acked that view. Every node the next view's majority shares
+    /// with ours acked that view before it was committed, so this lease still ends within
+    /// one lease plus transit of that commit (DESIGN §5). A view change that keeps this
+    /// node does not interrupt its authority: the members' word for the view before
+    /// carries it until their word for the new one arrives, and nothing that does not
+    /// move is released.
     /// `None`: no quorum or too few vouching peers; `Instant::MAX`: no lease needed. The
     /// lease may already have ended (the caller compares with now).
     fn lease_end(&self) -> Option<Instant> {
@@ -959,7 +1007,7 @@ impl Node {
         {
             return Some(Instant::MAX);
         }
-        let vouched = self.vouched_until(view.number, view.members, need);
+        let vouched = self.vouched_until(view, Some(self.membership.previous()), need);
         if vouched.is_none() && self.membership.tie_breaker() {
             // The half that won the tie-breaker keeps its authority while its view grows
             // back to a majority, until the new members' word arrives; then the
@@ -969,19 +1017,28 @@ impl Node {
         vouched
     }
 
-    /// When the word of `need` members that agreed to view (`number`, `members`) ends;
-    /// `None` when fewer vouch for it.
-    fn vouched_until(&self, number: u64, members: NodeSet, need: usize) -> Option<Instant> {
+    /// When the word of `need` members of `view` ends; `None` when fewer vouch for it. A
+    /// member vouches with its word for `view` or, when given, for `previous` (the view
+    /// this node installed before, of which it was a member too): whichever arrived last.
+    fn vouched_until(&self, view: View, previous: Option<View>, need: usize) -> Option<Instant> {
         let lease = self.spec.lease();
         let mut expiries = [Instant::default(); crate::wire::MAX_NODES];
         let mut n = 0;
+        let word = |p: &Peer, v: View| {
+            v.members
+                .contains(p.id)
+                .then(|| p.vouched_at(v.number, v.members.bits()))
+                .flatten()
+        };
         for p in self.peers.iter().filter(|p| p.id != self.local) {
-            let vouches = p.report.is_some_and(|r| {
-                r.agreed_number == number
-                    && NodeSet::from_bits(r.agreed) == members
-                    && members.contains(p.id)
-            });
-            if let (true, Some(t)) = (vouches, p.report_at) {
+            let now = word(p, view);
+            let before = previous.and_then(|v| word(p, v));
+            let at = now
+                .into_iter()
+                .chain(before)
+                .max()
+                .filter(|_| view.members.contains(p.id));
+            if let Some(t) = at {
                 expiries[n] = t.saturating_add(lease);
                 n += 1;
             }
@@ -999,10 +1056,7 @@ impl Node {
         let view = self.membership.view();
         if self.membership.tie_breaker() && !self.membership.tie_breaker_decides(view.members) {
             let need = usize::try_from(self.membership.configured() / 2).expect("invariant: small");
-            if self
-                .vouched_until(view.number, view.members, need)
-                .is_some()
-            {
+            if self.vouched_until(view, None, need).is_some() {
                 self.membership.set_tie_breaker(false);
             }
         }
@@ -1015,7 +1069,9 @@ impl Node {
             leases_apply: !self.membership.alone_is_quorate(),
             settle: self.spec.lease() + self.spec.transit_margin(),
             peers: &self.peers,
-            frozen: self.maintenance.on(),
+            // A node stopping in maintenance that could not leave its resources to the
+            // next daemon releases them like any stopping node.
+            frozen: self.maintenance.on() && (self.keeps_resources || !self.groups.leaving()),
         };
         let Node {
             groups,

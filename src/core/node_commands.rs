@@ -7,7 +7,7 @@ use super::{Asked, Node, Outgoing, push_event_to, push_out};
 use crate::core::event::Event;
 use crate::core::membership::View;
 use crate::core::operator::{Command, CommandState, Op, Pin, Refusal, Running};
-use crate::core::placement::Placement;
+use crate::core::placement::{NodeSet, Placement};
 use crate::core::spec::NodeId;
 use crate::core::time::Instant;
 
@@ -20,6 +20,24 @@ impl Node {
         command: Command,
         timeout: Duration,
     ) -> Result<CommandState, Refusal> {
+        self.command_with(now, command, timeout, false)
+    }
+
+    /// [`Node::command`], with `force`: `maintenance off` even while configured nodes are
+    /// outside the view (the operator knows they are down for good: powered off, so
+    /// nothing they were running still runs).
+    ///
+    /// Without it that is refused ([`Refusal::Absent`]): a daemon stopped in maintenance
+    /// leaves its resources running, so the usual rule — an outsider's lease ran out, so
+    /// it released — does not hold for it, and ending maintenance would let the others
+    /// take its groups over while they still run there.
+    pub fn command_with(
+        &mut self,
+        now: Instant,
+        command: Command,
+        timeout: Duration,
+        force: bool,
+    ) -> Result<CommandState, Refusal> {
         if self.groups.leaving() {
             return Err(Refusal::Leaving);
         }
@@ -30,6 +48,13 @@ impl Node {
         let may_act = self.membership.is_quorate(view.members) && self.groups.authority();
         if self.maintenance.on() && !matches!(command.op, Op::Maintenance(_)) {
             return Err(Refusal::Maintenance);
+        }
+        if let Op::Maintenance(epoch) = command.op {
+            let configured: NodeSet = self.spec.nodes.iter().map(|n| n.id).collect();
+            let absent = NodeSet::from_bits(configured.bits() & !view.members.bits());
+            if !crate::core::maintenance::is_on(epoch) && !absent.is_empty() && !force {
+                return Err(Refusal::Absent(absent));
+            }
         }
         command.check(&self.spec.groups, view.members, may_act)?;
         self.ask(now, command, timeout);
@@ -43,10 +68,14 @@ impl Node {
     /// command, if one went out. The daemon exits once [`Node::stopped`].
     ///
     /// In maintenance nothing is released and no command goes out: the daemon exits and
-    /// leaves every resource as it is (the mode's purpose: restart or upgrade it).
+    /// leaves every resource as it is (the mode's purpose: restart or upgrade it) — but
+    /// only while this node has authority and every member of its view reports the mode.
+    /// Otherwise (cut off, or the others have not heard of the mode) they may take its
+    /// groups over once it is gone, so it releases them as a stop out of maintenance does.
     pub fn stop(&mut self, now: Instant, takeover: bool, timeout: Duration) -> Option<Command> {
         self.groups.leave();
-        if self.maintenance.on() {
+        if self.maintenance.on() && self.groups.authority() && self.maintenance_agreed() {
+            self.keeps_resources = true;
             self.asked = None;
             return None;
         }
@@ -79,11 +108,17 @@ impl Node {
     }
 
     /// Whether a stopping node is done: every group released (or stuck in error) and its
-    /// hand-over command done or expired.
+    /// hand-over command done or expired; or, stopped in maintenance, at once.
     pub fn stopped(&self) -> bool {
         self.groups.leaving()
-            && (self.maintenance.on() || self.groups.released())
+            && (self.keeps_resources || self.groups.released())
             && self.asked.is_none_or(|a| a.state != CommandState::Pending)
+    }
+
+    /// Whether this node, stopped in maintenance, leaves every resource to the next
+    /// daemon here (see [`Node::stop`]).
+    pub fn keeps_resources(&self) -> bool {
+        self.keeps_resources
     }
 
     /// Whether this node is stopping.

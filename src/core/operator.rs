@@ -107,6 +107,9 @@ pub enum Refusal {
     NotMember,
     /// The cluster is in maintenance: placement does not change until `maintenance off`.
     Maintenance,
+    /// `maintenance off` while these configured nodes are outside the view (see
+    /// `Node::command_with`).
+    Absent(NodeSet),
 }
 
 /// A command kept by every node until a view carries it out or it expires.

@@ -69,6 +69,9 @@ pub enum Request {
     Maintenance {
         /// On.
         on: bool,
+        /// `off` even while configured nodes are outside the view (they are down for
+        /// good): see `Node::command_with`.
+        force: bool,
         /// How long to wait for every member to follow.
         timeout: Duration,
     },
@@ -155,6 +158,12 @@ impl Request {
             }),
             ["maintenance", state @ ("on" | "off")] => Ok(Request::Maintenance {
                 on: *state == "on",
+                force: false,
+                timeout,
+            }),
+            ["maintenance", "off", "force"] => Ok(Request::Maintenance {
+                on: false,
+                force: true,
                 timeout,
             }),
             ["cleanup", groups @ ..] if !groups.is_empty() => Ok(Request::Cleanup {
@@ -203,10 +212,11 @@ impl Request {
             Request::Cleanup { groups, timeout } => {
                 format!("cleanup {} {}", groups.join(" "), t(timeout))
             }
-            Request::Maintenance { on, timeout } => {
+            Request::Maintenance { on, force, timeout } => {
                 format!(
-                    "maintenance {} {}",
+                    "maintenance {}{} {}",
                     if *on { "on" } else { "off" },
+                    if *force { " force" } else { "" },
                     t(timeout)
                 )
             }
@@ -314,10 +324,17 @@ mod tests {
             },
             Request::Maintenance {
                 on: true,
+                force: false,
                 timeout: COMMAND_TIMEOUT_DEFAULT,
             },
             Request::Maintenance {
                 on: false,
+                force: false,
+                timeout: COMMAND_TIMEOUT_DEFAULT,
+            },
+            Request::Maintenance {
+                on: false,
+                force: true,
                 timeout: COMMAND_TIMEOUT_DEFAULT,
             },
             Request::Stop {

@@ -83,7 +83,8 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => return Answer::Now(error(&e)),
         };
-        match self.node.command(now, command, req.timeout()) {
+        let force = matches!(req, Request::Maintenance { force: true, .. });
+        match self.node.command_with(now, command, req.timeout(), force) {
             Err(r) => Answer::Now(error(&refusal_text(&self.node, &self.groups, r))),
             Ok(_) => {
                 ::log::info!("operator: {}", req.line());
@@ -269,6 +270,19 @@ fn refusal_text(node: &Node, groups: &[crate::config::GroupConfig], r: Refusal) 
                 names(list)
             )
         }
+        Refusal::Absent(set) => format!(
+            "{} outside the view: a daemon stopped in maintenance leaves its resources \
+             running, and ending maintenance now would let the others take its groups over \
+             while they still run there; start heartwire there first (it resumes what runs), \
+             or, if {} down for good (powered off, nothing of it running), `heartwire \
+             maintenance off --force`",
+            if set.len() == 1 {
+                format!("{} is", names(set))
+            } else {
+                format!("{} are", names(set))
+            },
+            if set.len() == 1 { "it is" } else { "they are" },
+        ),
         Refusal::NotMember => format!(
             "that node is not a member of the current view (view {}, members {}): it is down or has not joined",
             node.view().number,

@@ -435,8 +435,12 @@ impl Daemon {
                 let issued = self.node.stop(now, true, commands::SIGNAL_STOP_TIMEOUT);
                 ::log::info!(
                     "stopping on signal: {}{} (a second signal exits at once)",
-                    if self.node.maintenance() {
+                    if self.node.keeps_resources() {
                         "in maintenance, leaving every resource as it is"
+                    } else if self.node.maintenance() {
+                        "releasing every group: in maintenance, but this node lacks quorum or \
+                         not every member has heard of the mode yet, so the others could take \
+                         its groups over"
                     } else {
                         "releasing every group"
                     },
@@ -456,6 +460,8 @@ impl Daemon {
                 let stuck = self.groups_in_error();
                 if self.node.maintenance() {
                     self.persist_maintenance();
+                }
+                if self.node.keeps_resources() {
                     ::log::warn!(
                         "stopped in maintenance: every resource is left as it is; the next \
                          start here resumes it ({})",
