@@ -73,14 +73,16 @@ cross-all:
 	@for t in $(CROSS_TARGETS); do $(MAKE) --no-print-directory cross TARGET=$$t || exit 1; done
 
 # Installs the binary (the static one when `make static` built it), the example config,
-# the systemd unit and the SysV init script under DESTDIR/PREFIX (and DESTDIR/etc).
+# the README (the unit's Documentation=), the systemd unit and the SysV init script under
+# DESTDIR/PREFIX (and DESTDIR/etc).
 PREFIX ?= /usr/local
 DESTDIR ?=
 install: release
 	@bin=$(STATIC_BIN); [ -x "$$bin" ] || bin=target/release/heartwire; \
 	  install -D -m 0755 "$$bin" $(DESTDIR)$(PREFIX)/sbin/heartwire && echo "installed $$bin"
 	install -D -m 0644 dist/heartwire.toml.example $(DESTDIR)/etc/heartwire/heartwire.toml.example
-	sed 's|/usr/local/sbin|$(PREFIX)/sbin|' dist/heartwire.service > heartwire.service.tmp
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/heartwire/README.md
+	sed 's|/usr/local/sbin|$(PREFIX)/sbin|; s|/usr/local/share|$(PREFIX)/share|' dist/heartwire.service > heartwire.service.tmp
 	install -D -m 0644 heartwire.service.tmp $(DESTDIR)$(PREFIX)/lib/systemd/system/heartwire.service
 	rm -f heartwire.service.tmp
 	sed 's|/usr/local/sbin|$(PREFIX)/sbin|' dist/heartwire.init > heartwire.init.tmp

@@ -748,8 +748,8 @@ impl Validator<'_> {
                 return Ok(default);
             };
             let v = self.duration(d, &key(k))?;
-            if v < Duration::from_millis(10) {
-                return Err(self.err(d, &key(k), "must be at least 10ms"));
+            if v < Duration::from_millis(10) || v > Duration::from_secs(24 * 3600) {
+                return Err(self.err(d, &key(k), "must be 10ms..=24h"));
             }
             Ok(v)
         };

@@ -78,8 +78,18 @@ use crate::wire::{MAX_NODES, MAX_PATHS};
 /// Where the control socket lives unless the config or `--socket` says otherwise.
 pub const CONTROL_SOCKET_DEFAULT: &str = "/run/heartwire/heartwire.sock";
 
+/// The longest duration any key takes (`failure_timeout` may be days; nothing longer
+/// makes sense, and sums of such durations and the clock stay far from overflow).
+pub const DURATION_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Shortest heartbeat interval accepted.
 pub const INTERVAL_MIN: Duration = Duration::from_micros(10);
+
+/// Longest heartbeat interval accepted.
+pub const INTERVAL_MAX: Duration = Duration::from_secs(60);
+
+/// Longest path timeout accepted (the lease is the longest path timeout).
+pub const TIMEOUT_MAX: Duration = Duration::from_secs(600);
 
 /// How this node reaches one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,10 +198,30 @@ pub fn canonical(file: &Path, text: &str) -> Result<String, ConfigError> {
     Ok(toml::to_string(&raw).expect("invariant: a parsed config serialises"))
 }
 
-/// Parses and validates `text` as if read from `file`.
+/// Parses and validates `text` as if read from `file`, for `node` — and for every other
+/// node it names: a file that one node of the cluster would refuse is refused everywhere
+/// (the same verdict from `verify`, `run`, `reload` and `sync` on every node).
 pub fn parse(file: &Path, text: &str, node: Option<&str>) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;
-    Validator { file, text }.config(raw, node)
+    let toml =
+        |text| toml::from_str::<RawConfig>(text).map_err(|e| ConfigError::toml(file, text, &e));
+    let raw = toml(text)?;
+    let others: Vec<(u8, String)> = raw
+        .nodes
+        .iter()
+        .map(|n| (*n.id.get_ref(), n.name.get_ref().clone()))
+        .collect();
+    let validator = Validator { file, text };
+    let config = validator.config(raw, node)?;
+    let local = config.local.get();
+    for (_, other) in others.iter().filter(|(id, _)| *id != local) {
+        validator
+            .config(toml(text)?, Some(other))
+            .map_err(|mut e| {
+                e.message = format!("{} (for node `{other}`)", e.message);
+                e
+            })?;
+    }
+    Ok(config)
 }
 
 /// Validation with access to the file name and text for locating errors.
@@ -212,6 +242,14 @@ impl Validator<'_> {
             .iter()
             .position(|n| n.id == local)
             .expect("invariant: local found");
+        // Counted before anything is built from them: a network index must fit a byte.
+        if raw.paths.len() > MAX_PATHS {
+            return Err(self.err(
+                &raw.paths[MAX_PATHS].name,
+                "path",
+                format!("more than {MAX_PATHS} paths"),
+            ));
+        }
         let mut paths = Vec::new();
         let mut io = Vec::new();
         let mut networks: Vec<String> = Vec::new();
@@ -222,6 +260,7 @@ impl Validator<'_> {
                     networks.push(n);
                     networks.len() - 1
                 });
+                // At most one network per path, and the path count was checked above.
                 spec.network = Some(u8::try_from(idx).expect("invariant: <= MAX_PATHS networks"));
             }
             paths.push(spec);
@@ -230,13 +269,6 @@ impl Validator<'_> {
         let at = &raw.cluster.name;
         if paths.is_empty() {
             return Err(self.err(at, "path", "no [[path]] configured: at least one is needed"));
-        }
-        if paths.len() > MAX_PATHS {
-            return Err(self.err(
-                &raw.paths[MAX_PATHS].name,
-                "path",
-                format!("more than {MAX_PATHS} paths"),
-            ));
         }
         let key = self.key(&raw)?;
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
@@ -398,8 +430,11 @@ impl Validator<'_> {
         }
     }
 
+    /// A duration, at most [`DURATION_MAX`] whatever the key (each key checks its own,
+    /// narrower range too): config durations meet each other and the clock in sums and
+    /// products, which must not overflow.
     fn duration(&self, s: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(s.get_ref()).map_err(|e| {
+        let d = humantime::parse_duration(s.get_ref()).map_err(|e| {
             self.err(
                 s,
                 key,
@@ -408,7 +443,18 @@ impl Validator<'_> {
                     s.get_ref()
                 ),
             )
-        })
+        })?;
+        if d > DURATION_MAX {
+            return Err(self.err(
+                s,
+                key,
+                format!(
+                    "`{}` is out of range: no duration in this file may exceed 30 days",
+                    s.get_ref()
+                ),
+            ));
+        }
+        Ok(d)
     }
 
     fn key(&self, raw: &RawConfig) -> Result<Option<Vec<u8>>, ConfigError> {

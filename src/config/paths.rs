@@ -35,7 +35,9 @@ use core::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawConfig, RawKind, RawPath};
-use super::{ConfigError, INTERVAL_MIN, PathIo, Validator, valid_ifname};
+use super::{
+    ConfigError, INTERVAL_MAX, INTERVAL_MIN, PathIo, TIMEOUT_MAX, Validator, valid_ifname,
+};
 use crate::core::placement::NodeSet;
 use crate::core::spec::{NodeSpec, PathKind, PathSpec};
 use crate::wire::ethernet::{ETHERTYPE_DEFAULT, ETHERTYPE_MIN};
@@ -152,6 +154,23 @@ impl Validator<'_> {
                 &p.interval,
                 "interval",
                 format!("below the minimum {INTERVAL_MIN:?}"),
+            ));
+        }
+        if interval > INTERVAL_MAX {
+            return Err(err_at(
+                &p.interval,
+                "interval",
+                format!("{interval:?} is above the maximum {INTERVAL_MAX:?}"),
+            ));
+        }
+        if timeout > TIMEOUT_MAX {
+            return Err(err_at(
+                &p.timeout,
+                "timeout",
+                format!(
+                    "{timeout:?} is above the maximum {TIMEOUT_MAX:?} (a node that is silent \
+                     that long is dead)"
+                ),
             ));
         }
         if let Some((baud, min)) = baud_min {

@@ -791,3 +791,80 @@ fn canonical_form_is_a_fixed_point_and_means_the_same() {
     let e = canonical(Path::new("x.toml"), "[cluster]\nname = 1\n").unwrap_err();
     assert!(e.to_string().contains("x.toml:2"), "{e}");
 }
+
+/// Issue 21 finding 2: a duration whose double overflows used to panic the validator —
+/// inside the running daemon for `reload`, SIGHUP and `sync`.
+#[test]
+fn a_duration_past_every_range_is_refused_not_a_panic() {
+    expect_err(
+        "\"100us\"",
+        "\"10000000000000000000s\"",
+        17,
+        "path[0].interval",
+        "out of range: no duration in this file may exceed 30 days",
+    );
+    expect_err(
+        "\"100us\"",
+        "\"2min\"",
+        17,
+        "path[0].interval",
+        "above the maximum 60s",
+    );
+}
+
+/// Issue 21 finding 4: a path timeout that validated but overflowed the core's lease
+/// arithmetic at the first timeout.
+#[test]
+fn a_timeout_the_core_cannot_add_is_refused() {
+    expect_err(
+        "timeout = \"5ms\"",
+        "timeout = \"18446744073709551615s\"",
+        25,
+        "path[1].timeout",
+        "out of range",
+    );
+    expect_err(
+        "timeout = \"5ms\"",
+        "timeout = \"11min\"",
+        25,
+        "path[1].timeout",
+        "above the maximum 600s",
+    );
+}
+
+/// Issue 21 finding 3: more than 256 paths, each its own network, hit an `expect` on the
+/// network index before the path count was checked.
+#[test]
+fn too_many_paths_are_counted_before_their_networks() {
+    let mut text =
+        String::from("[cluster]\nname = \"c\"\nid = 1\n[[node]]\nname = \"a\"\nid = 1\n");
+    for i in 0..257 {
+        text.push_str(&format!(
+            "[[path]]\nname = \"p{i}\"\nkind = \"ether\"\ninterval = \"1s\"\ntimeout = \"2s\"\n\
+             interfaces = {{ a = \"e{i}\" }}\n"
+        ));
+    }
+    let e = load_as(&text, "a").expect_err("refused");
+    assert!(e.message.contains("more than"), "{e}");
+    assert_eq!(e.key, "path");
+}
+
+/// Issue 21 finding 4: a file valid for one node and refused for another (here b's
+/// standby is its own service interface) used to pass `verify` on a and stop b at start.
+/// It is refused wherever it is loaded, naming the node.
+#[test]
+fn a_config_one_node_would_refuse_is_refused_on_every_node() {
+    let text = NONIP.replacen(
+        "interface = \"eth1\"\n",
+        "interface = \"eth1\"\nstandbys = { a = \"eth2\", b = \"eth1\" }\n",
+        1,
+    );
+    assert!(text.contains("standbys"), "fixture");
+    for node in ["a", "b", "c"] {
+        let e = load_as(&text, node).expect_err("refused on every node");
+        assert!(e.message.contains("must differ"), "{node}: {e}");
+        if node != "b" {
+            assert!(e.message.ends_with("(for node `b`)"), "{node}: {e}");
+        }
+    }
+}

@@ -360,11 +360,15 @@ pub enum DropReason {
     /// A configuration offer this node does not take: the cluster runs without a key
     /// (offers would be unauthenticated), or it came on a serial or disk path.
     RefusedOffer,
+    /// A counter beyond what its sender can plausibly have reached: a view number far
+    /// ahead of every one seen, a state generation's jump, a restart stamped in the
+    /// future (`core::node` bounds). Forged, or a peer gone wrong.
+    Implausible,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Short,
         DropReason::Overlong,
         DropReason::BadMagic,
@@ -380,6 +384,7 @@ impl DropReason {
         DropReason::Replay,
         DropReason::Garbage,
         DropReason::RefusedOffer,
+        DropReason::Implausible,
     ];
 
     /// Counter name in status output.
@@ -400,6 +405,7 @@ impl DropReason {
             DropReason::Replay => "replay",
             DropReason::Garbage => "garbage",
             DropReason::RefusedOffer => "refused_offer",
+            DropReason::Implausible => "implausible",
         }
     }
 

@@ -102,6 +102,11 @@ pub fn quorum(configured: u32, alone_ok: bool, tie_breaker: bool, members: NodeS
     2 * n > configured || (tie_breaker && 2 * n == configured) || (alone_ok && n > 0)
 }
 
+/// Highest view number a node takes or proposes (views change a few times a second at
+/// most: 2^62 of them take longer than any cluster runs). Frames with higher numbers are
+/// dropped as implausible (`node_bounds`), so a proposal past it is never needed.
+pub const VIEW_MAX: u64 = 1 << 62;
+
 impl Membership {
     /// Starts in the view of this node alone, number 0, with `groups` groups unplaced.
     pub fn new(
@@ -267,7 +272,12 @@ impl Membership {
         retry: Duration,
         out: &mut impl FnMut(ViewMsg),
     ) -> Option<View> {
-        self.max_seen = self.max_seen.max(self.highest_number()) + 1;
+        // Never past VIEW_MAX, which no accepted frame exceeds: refuse rather than wrap.
+        let next = self
+            .highest_number()
+            .checked_add(1)
+            .filter(|n| *n <= VIEW_MAX)?;
+        self.max_seen = next;
         let view = View {
             number: self.max_seen,
             members,

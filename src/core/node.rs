@@ -554,6 +554,7 @@ impl Node {
         path: usize,
         v: &Valid,
     ) -> Result<(), DropReason> {
+        self.plausible(now, v)?;
         let inc = v.header.incarnation;
         match self.classify_incarnation(v.peer, inc, v.header.timestamp_ns) {
             Incarnation::Stale => return Err(DropReason::Replay),
@@ -1350,20 +1351,34 @@ impl Node {
             buf.len()
         );
         if let Some(a) = self.poll_heartbeat(now, buf) {
-            return Some(a);
+            return Some(self.checked(a));
         }
         if let Some(req) = self.groups.pop_request() {
             return Some(Action::Resource(req));
         }
         if let Some(a) = self.poll_outbox(now, buf) {
-            return Some(a);
+            return Some(self.checked(a));
         }
         if let Some(a) = self.poll_offer(now, buf) {
-            return Some(a);
+            return Some(self.checked(a));
         }
         self.events
             .pop_front()
             .map(|(at, event)| Action::Event { at, event })
+    }
+
+    /// A frame about to go out. Every unicast destination is a peer: the heartbeat and
+    /// outbox rounds skip this node, and an offer cannot target it
+    /// (`StartError::SelfTarget`).
+    fn checked(&self, a: Action) -> Action {
+        if let Action::Transmit { dest, .. } = a {
+            assert_ne!(
+                dest,
+                Dest::Node(self.local),
+                "invariant: no transmit to self"
+            );
+        }
+        a
     }
 
     fn poll_heartbeat(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
@@ -1803,6 +1818,9 @@ mod commands;
 
 #[path = "node_maintenance.rs"]
 mod maintenance_mode;
+
+#[path = "node_bounds.rs"]
+mod bounds;
 
 #[cfg(test)]
 #[path = "node_tests.rs"]

@@ -279,6 +279,16 @@ fn each_bad_frame_lands_in_its_counter() {
     // A replay needs an accepted original first.
     assert_eq!(b.handle_frame(now, now, 0, &good), Ok(()));
     assert_eq!(b.handle_frame(now, now, 0, &good), Err(DropReason::Replay));
+    // A view number past the ceiling (see `a_view_number_near_the_end_is_implausible…`).
+    let state = crate::wire::state::StateRepr {
+        view: u64::MAX,
+        ..Default::default()
+    };
+    let forged = frame_from(Kind::Heartbeat, 1, 1, 2, 0, &heartbeat_with(state));
+    assert_eq!(
+        b.handle_frame(now, now, 0, &forged),
+        Err(DropReason::Implausible)
+    );
     // Line noise never reaches the core as a frame: the daemon's deframer counts it.
     b.count_drop(0, DropReason::Garbage);
     // A configuration offer to a cluster without a key: never taken.
@@ -641,4 +651,112 @@ fn two_node_mode_keeps_the_survivor_quorate() {
     run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
     let ev = run(&mut a, &mut b, 5 * MS + MS / 10, 20 * MS, |_, _| false);
     assert_eq!(views(&ev), [(2, 0b10, true)]);
+}
+
+/// A frame of `kind` from node `node` on path 0 with `payload`, of incarnation `inc`,
+/// sequence `seq`, stamped `sent_ns`.
+fn frame_from(kind: Kind, node: u8, inc: u32, seq: u32, sent_ns: u64, payload: &[u8]) -> Vec<u8> {
+    let h = HeaderRepr {
+        kind,
+        cluster: 7,
+        node,
+        path: 0,
+        incarnation: inc,
+        seq,
+        timestamp_ns: sent_ns,
+    };
+    let mut buf = [0u8; FRAME_MAX];
+    let n = h
+        .emit(&mut buf, payload.len(), Some(&key()), |p| {
+            p.copy_from_slice(payload)
+        })
+        .unwrap();
+    buf[..n].to_vec()
+}
+
+/// A heartbeat payload with state block `state`.
+fn heartbeat_with(state: crate::wire::state::StateRepr) -> Vec<u8> {
+    let hb = HeartbeatRepr {
+        state,
+        config_hash: 0,
+        echo: None,
+        path_count: 0,
+        heard: [0; MAX_PATHS],
+    };
+    let mut p = vec![0u8; hb.buffer_len()];
+    hb.emit(&mut p);
+    p
+}
+
+/// Issue 21 finding 1 (fuzz review): one authentic heartbeat whose state block says view
+/// `u64::MAX - 1` made the next coordinator overflow (debug: panic; release: wrapped to
+/// view 0, refused by every member for ever). Now such counters are dropped as
+/// implausible and change nothing; the two nodes go on forming views.
+#[test]
+fn a_view_number_near_the_end_is_implausible_and_wedges_nothing() {
+    let (mut a, mut b) = (node(1, 1, 2), node(2, 2, 2));
+    run(&mut a, &mut b, 0, 5 * MS, |_, _| true);
+    assert_eq!(a.view().members.len(), 2);
+    let now = Instant::from_nanos(5 * MS);
+    let forged = |view: u64, installed: u64, inc: u32, sent: u64| {
+        let state = crate::wire::state::StateRepr {
+            view,
+            installed,
+            ..Default::default()
+        };
+        frame_from(
+            Kind::Heartbeat,
+            2,
+            inc,
+            1_000_000,
+            sent,
+            &heartbeat_with(state),
+        )
+    };
+    for (view, installed) in [
+        (u64::MAX - 1, 0),
+        (u64::MAX, 1),
+        (1, u64::MAX),
+        (1 << 40, 1),
+    ] {
+        assert_eq!(
+            a.handle_frame(now, now, 0, &forged(view, installed, 2, 5 * MS)),
+            Err(DropReason::Implausible),
+            "view {view} installed {installed}"
+        );
+    }
+    // A restart claim stamped far in the future (it used to make the genuine incarnation
+    // "past" until its node restarted).
+    assert_eq!(
+        a.handle_frame(now, now, 0, &forged(1, 1, 77, u64::MAX)),
+        Err(DropReason::Implausible)
+    );
+    assert_eq!(a.drops(0).get(DropReason::Implausible), 5);
+    assert_eq!(
+        a.peers()[1].incarnation,
+        Some(2),
+        "b is not taken as restarted"
+    );
+    // b dies: a proposes the next view as usual (no overflow, no wrap).
+    alone(&mut a, 5 * MS + MS / 10, 30 * MS);
+    assert_eq!(a.view().members.len(), 1);
+    assert!(a.view().number < 10, "view {}", a.view().number);
+    // A commit past the ceiling is refused as well.
+    let v = ViewRepr {
+        number: u64::MAX,
+        members: 0b11,
+        groups: 0,
+        plan: [0; crate::wire::state::MAX_GROUPS],
+    };
+    let mut p = vec![0u8; v.buffer_len()];
+    v.emit(&mut p);
+    assert_eq!(
+        a.handle_frame(
+            now,
+            now,
+            0,
+            &frame_from(Kind::ViewCommit, 2, 2, 1_000_001, 5 * MS, &p)
+        ),
+        Err(DropReason::Implausible)
+    );
 }

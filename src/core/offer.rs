@@ -297,6 +297,9 @@ pub enum StartError {
     Unreachable(NodeId),
     /// No targets.
     NoTargets,
+    /// This node among the targets (it has the config already; an offer to itself would
+    /// be a frame addressed to itself).
+    SelfTarget,
 }
 
 /// Both roles' state. See the module docs.
@@ -381,6 +384,9 @@ impl Offers {
         }
         if targets.is_empty() {
             return Err(StartError::NoTargets);
+        }
+        if targets.contains(self.local) {
+            return Err(StartError::SelfTarget);
         }
         if let Some(t) = targets
             .iter()

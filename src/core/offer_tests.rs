@@ -450,6 +450,18 @@ fn refusals_to_start() {
         ),
         Err(StartError::Unreachable(id(9)))
     );
+    // Issue 21 finding 5: the local node among the targets made the node emit offer
+    // frames addressed to itself.
+    assert_eq!(
+        o.start(
+            t(0),
+            OfferMode::Install,
+            &config(1),
+            HASH,
+            NodeSet::from_iter([id(1), id(2)])
+        ),
+        Err(StartError::SelfTarget)
+    );
     o.start(t(0), OfferMode::Install, &config(1), HASH, both())
         .expect("starts");
     assert_eq!(

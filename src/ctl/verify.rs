@@ -869,7 +869,7 @@ fn check_design(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
         r.add(
             Severity::Warning,
             loc.at("cluster"),
-            "no cluster key: frames are not authenticated, and `heartwire sync` is refused".into(),
+            "no cluster key: frames are not authenticated, so anyone who can send a frame to the segment or a datagram to a heartbeat port can pose as a node, move groups and split the cluster; `heartwire sync` is refused. Run without a key only in a lab".into(),
             "head -c 32 /dev/urandom > /etc/heartwire/cluster.key; chmod 600 it; key_file = \"cluster.key\" (on every node)",
         );
     }

@@ -297,6 +297,13 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
             "OFF (frames are not authenticated)"
         }
     );
+    if !keyed {
+        ::log::warn!(
+            "no cluster key (key_file): anyone who can send a frame to this segment or a \
+             datagram to a heartbeat port can pose as a node, move groups and split the \
+             cluster; run without a key only in a lab (`heartwire verify` says how to make one)"
+        );
+    }
     if d.node.spec().two_node {
         ::log::warn!(
             "two_node = true: a lone survivor of the two nodes keeps quorum; with only IP paths \

@@ -200,6 +200,9 @@ impl Daemon {
                 StartError::Busy => "this node's previous offer is still under way".into(),
                 StartError::Size => format!("{file} is empty or too large"),
                 StartError::NoTargets => "no other node is up to ask".into(),
+                StartError::SelfTarget => {
+                    "an offer goes to the other nodes, not to this one".into()
+                }
                 StartError::Unreachable(n) => format!(
                     "node {} shares no Ethernet or UDP path with this node (offers do not \
                      travel on serial lines or disks)",
