@@ -4,6 +4,7 @@
 #   make test    every test: unit, property, config, the simulator, the netns lab (root)
 #   make sim     the deterministic simulator over 2000 seeds; sim-seed SEED=n replays one
 #   make bench   detection latency percentiles with real daemons (needs root)
+#   make fuzz    the fuzzer: 10^7 executions per wire target, 10^6 for config and core
 #   make check   rustfmt, clippy -D warnings, the sans-IO ban-list
 #   make static  the fully static x86_64 musl release binary, its size, `file` check
 #
@@ -14,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release static deps bench-deps san demo test sim sim-seed sim-world bench check fmt clean install cross cross-all
+.PHONY: all build release static deps bench-deps san demo test sim sim-seed sim-world fuzz bench check fmt clean install cross cross-all
 
 all: build
 
@@ -98,6 +99,7 @@ demo: deps release
 # qemu-user.
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
+	$(MAKE) --no-print-directory fuzz FUZZ_ARGS="--seconds 3"
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
 	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications -- --test-threads=1
@@ -119,6 +121,20 @@ sim-seed:
 # Replay one with `make sim-seed SEED=n HW_SIM_ENV=HW_SIM_WORLD=1`.
 sim-world:
 	HW_SIM_WORLD=1 HW_SIM_SEEDS=$(SEEDS) $(CARGO) test --release --test sim
+
+# The fuzzer (fuzz/, outside the workspace: overflow checks on, panics caught with their
+# input). `make fuzz` is the real run: 10^7 executions per wire target, 10^6 for the
+# config loader and the core; `make test` runs each target for 3 s. Exit 1 on a finding.
+FUZZ_BIN := target/fuzz/release/heartwire-fuzz
+FUZZ_WIRE := frame heartbeat state view command offer disk cobs announce request
+fuzz:
+	cd fuzz && CARGO_TARGET_DIR=../target/fuzz $(CARGO) build --release
+ifeq ($(FUZZ_ARGS),)
+	$(FUZZ_BIN) --execs 10000000 $(FUZZ_WIRE)
+	$(FUZZ_BIN) --execs 1000000 config core
+else
+	$(FUZZ_BIN) $(FUZZ_ARGS)
+endif
 
 # The SAN lab's parts (qemu, tgtd, a Debian kernel, a busybox initramfs) in target/san,
 # fetched with apt-get download and unpacked there; nothing is installed (issue 7).
