@@ -604,3 +604,114 @@ fn after_a_partition_heals_the_keeper_announces_again_and_the_client_returns_to_
         (back - healed) as f64 / 1e6
     );
 }
+
+/// Issue 21 finding 1, in the lab: a cluster without a key, and a stranger on its segment
+/// sends one heartbeat in b's name whose state block claims view `u64::MAX - 1`. It used
+/// to wedge membership for good (the next proposal overflowed: a healthy node was
+/// excluded and never readmitted, and after a death nobody was quorate). Now it is
+/// counted as `implausible` and logged, and a kill -9 of the owner still fails over.
+#[test]
+fn one_forged_frame_to_a_keyless_cluster_is_counted_and_a_kill_9_still_fails_over() {
+    use heartwire::wire::ethernet::cluster_mac;
+    use heartwire::wire::frame::{FRAME_MAX, HeaderRepr, Kind};
+    use heartwire::wire::heartbeat::HeartbeatRepr;
+    use heartwire::wire::state::StateRepr;
+
+    let cfg = LabConfig {
+        extra: ip_group("svc", "\"a\", \"b\"", "never"),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("fw", 3, &cfg);
+    let text = std::fs::read_to_string(&lab.config_path).unwrap();
+    assert!(text.contains("key_file = \"key\"\n"));
+    std::fs::write(&lab.config_path, text.replace("key_file = \"key\"\n", "")).unwrap();
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    lab.wait_for(Duration::from_secs(5), "one view of all three", |l| {
+        (0..3).all(|i| {
+            l.status(i)
+                .is_some_and(|s| s.quorate && s.view_members.len() == 3)
+        })
+    });
+    let status = lab.status(0).unwrap();
+    let inc_b = status
+        .peers
+        .iter()
+        .find(|p| p.name == "b")
+        .and_then(|p| p.incarnation)
+        .expect("b's incarnation");
+    let hb = HeartbeatRepr {
+        state: StateRepr {
+            view: u64::MAX - 1,
+            ..Default::default()
+        },
+        config_hash: 0,
+        echo: None,
+        path_count: 0,
+        heard: [0; 8],
+    };
+    let h = HeaderRepr {
+        kind: Kind::Heartbeat,
+        cluster: lab.cluster_id,
+        node: 2,
+        path: 0,
+        incarnation: inc_b,
+        seq: 3_000_000_000,
+        timestamp_ns: mono_ns(),
+    };
+    let mut buf = [0u8; FRAME_MAX];
+    let n = h
+        .emit(&mut buf, hb.buffer_len(), None, |p| hb.emit(p))
+        .unwrap();
+    let hex: String = buf[..n].iter().map(|b| format!("{b:02x}")).collect();
+    let dst = cluster_mac(h.cluster)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let stranger = lab.add_host("fwx", 1);
+    let out = lab.run_in(
+        &stranger,
+        &["debug", "send-frames", "--interface", "eth0", "--dst", &dst],
+        &(hex + "\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let implausible = |l: &Lab, i: usize| {
+        l.status(i).map_or(0, |s| {
+            s.paths
+                .iter()
+                .map(|p| p.drops.get("implausible").copied().unwrap_or(0))
+                .sum::<u64>()
+        })
+    };
+    lab.wait_for(
+        Duration::from_secs(5),
+        "a and c counted the forged frame",
+        |l| implausible(l, 0) >= 1 && implausible(l, 2) >= 1,
+    );
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        log.contains("implausible"),
+        "the drop is in the log:\n{log}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..3 {
+        let s = lab.status(i).unwrap();
+        assert!(
+            s.quorate && s.view_members.len() == 3,
+            "node {i} still in one view of all"
+        );
+        assert!(s.view < 1 << 20, "node {i} view {}", s.view);
+    }
+    let fault = mono_ns();
+    lab.kill(0);
+    lab.wait_group(1, "svc", "online", Duration::from_secs(10));
+    eprintln!(
+        "after the forged frame, kill -9 of a: svc online on b {:.1} ms later",
+        (mono_ns() - fault) as f64 / 1e6
+    );
+}

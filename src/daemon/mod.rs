@@ -51,7 +51,7 @@ use self::paths::{PathSocket, Rx};
 use self::report::IoCounters;
 use self::resources::{Outcome, Report, Resources};
 use crate::config::{Config, GroupConfig, QuorumLoss};
-use crate::core::{Action, Dest, Instant, Node};
+use crate::core::{Action, Dest, DropReason, Instant, Node};
 use crate::wire::auth::AuthKey;
 use crate::wire::ethernet::MIN_PAYLOAD;
 use crate::wire::frame::{FRAME_MAX, padded_len};
@@ -113,6 +113,8 @@ struct Daemon {
     started: Instant,
     recent: VecDeque<String>,
     drop_log: RateLimit,
+    /// Rate limit of the warnings about drops (replays, which are routine, have their own).
+    drop_warn_log: RateLimit,
     io_log: RateLimit,
     keyed: bool,
     /// A control connection waiting for an operator command.
@@ -269,6 +271,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         started,
         recent: VecDeque::with_capacity(RECENT_EVENTS),
         drop_log: RateLimit::default(),
+        drop_warn_log: RateLimit::default(),
         io_log: RateLimit::default(),
         keyed,
         waiting: None,
@@ -620,6 +623,40 @@ impl Daemon {
         self.recent.push_back(line);
     }
 
+    /// Logs a dropped frame (the caller rate-limits): what was wrong, on which path, and
+    /// whom it claimed to come from. A replay (a copy, a late frame) is routine and goes
+    /// to the debug log; anything else is a warning an operator should see.
+    fn log_drop(&self, path: usize, reason: DropReason, claimed: Option<u8>, suppressed: u64) {
+        let spec = self.node.spec();
+        let from = claimed
+            .and_then(|id| spec.nodes.iter().find(|n| n.id.get() == id))
+            .map_or_else(String::new, |n| format!(" claiming to be from {}", n.name));
+        let hint = match reason {
+            DropReason::BadTag => ": a different key_file on that node, or a forgery?",
+            DropReason::Implausible => {
+                ": a counter beyond what that node can have reached (forged, or a node gone wrong)"
+            }
+            DropReason::ForeignCluster => {
+                ": another cluster on this segment (a different cluster id)"
+            }
+            DropReason::UnknownNode => {
+                ": a node id this config does not name (a different [[node]] list?)"
+            }
+            DropReason::WrongPath => ": networks cross-wired between paths?",
+            _ => "",
+        };
+        let line = format!(
+            "path {}: dropped a frame{from}: {}{hint} ({suppressed} more drops not logged)",
+            spec.paths[path].name,
+            reason.name()
+        );
+        if reason == DropReason::Replay {
+            ::log::debug!("{line}");
+        } else {
+            ::log::warn!("{line}");
+        }
+    }
+
     /// Keeps the maintenance marker in step with the mode: written (epoch and the groups
     /// not offline here: a group half acquired or half released holds some of its
     /// resources) while in maintenance, removed otherwise. A failure is logged: the
@@ -719,12 +756,13 @@ impl Daemon {
             }
             let arrival = arrival_time(now.as_nanos(), real_ns, meta.rx_realtime_ns);
             if let Err(reason) = self.node.handle_frame(now, arrival, i, &buf[..len]) {
-                if let Some(suppressed) = self.drop_log.allow(now.as_nanos(), 1_000_000_000) {
-                    ::log::debug!(
-                        "path {}: dropped a frame: {} ({suppressed} more drops not logged)",
-                        self.node.spec().paths[i].name,
-                        reason.name()
-                    );
+                let limit = if reason == DropReason::Replay {
+                    &mut self.drop_log
+                } else {
+                    &mut self.drop_warn_log
+                };
+                if let Some(suppressed) = limit.allow(now.as_nanos(), 1_000_000_000) {
+                    self.log_drop(i, reason, buf.get(6).copied(), suppressed);
                 }
             }
         }
