@@ -83,6 +83,7 @@ install: release
 	  install -D -m 0755 "$$bin" $(DESTDIR)$(PREFIX)/sbin/heartwire && echo "installed $$bin"
 	install -D -m 0644 dist/heartwire.toml.example $(DESTDIR)/etc/heartwire/heartwire.toml.example
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/heartwire/README.md
+	[ -e $(DESTDIR)/etc/default/heartwire ] || install -D -m 0644 dist/heartwire.default $(DESTDIR)/etc/default/heartwire
 	sed 's|/usr/local/sbin|$(PREFIX)/sbin|; s|/usr/local/share|$(PREFIX)/share|' dist/heartwire.service > heartwire.service.tmp
 	install -D -m 0644 heartwire.service.tmp $(DESTDIR)$(PREFIX)/lib/systemd/system/heartwire.service
 	rm -f heartwire.service.tmp

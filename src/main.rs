@@ -629,6 +629,30 @@ fn run(
         .find(|n| n.id == cfg.local)
         .map_or("?", |n| n.name.as_str())
         .to_owned();
+    // The same verdict as verify's: a UDP address this node binds must be on this host
+    // (a wrong --node used to end in `bind UDP … Cannot assign requested address`).
+    let here: Vec<std::net::IpAddr> = heartwire_hal::inventory::addresses()
+        .map(|a| a.into_iter().map(|a| a.addr).collect())
+        .unwrap_or_default();
+    for (i, io) in cfg.io.iter().enumerate() {
+        if let config::PathIo::Udp { bind, .. } = io {
+            if !bind.ip().is_unspecified() && !here.contains(&bind.ip()) {
+                let mut have: Vec<String> = here.iter().map(ToString::to_string).collect();
+                have.sort();
+                eprintln!(
+                    "heartwire: node {local_name} (chosen: {}) has UDP address {} on path `{}` \
+                     in {}, which is not on this host (it has {}): is this the right node? \
+                     Give --node NAME or HEARTWIRE_NODE=NAME",
+                    cfg.chosen,
+                    bind.ip(),
+                    cfg.spec.paths[i].name,
+                    file.display(),
+                    have.join(", ")
+                );
+                return Exit::Failure;
+            }
+        }
+    }
     let level = daemon::log::level(verbose);
     let pid_path = match (&mode.pid_file, mode.foreground) {
         (Some(p), _) => Some(p.clone()),

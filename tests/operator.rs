@@ -1114,3 +1114,69 @@ fn sync_needs_a_key() {
     let f = finding(&report, "the members did not check this file").expect("says why");
     assert!(f["what"].as_str().unwrap().contains("without a key"), "{f}");
 }
+
+/// Issue 16 item 7: without `--node`, `run` picks the node whose UDP address is on this
+/// host (the namespaces share the machine's host name, which is no [[node]]) and says
+/// so; `HEARTWIRE_NODE` names it too; a wrong `--node` is refused before any bind,
+/// naming the address that is not here.
+#[test]
+fn run_without_node_picks_this_host_by_address_and_a_wrong_node_is_refused_before_bind() {
+    let mut lab = Lab::new("nd", 2, &LabConfig::default());
+    lab.start(0);
+    let run_b = |extra: &[&str], env: Option<&str>| {
+        let mut c = std::process::Command::new("timeout");
+        c.args(["10", "ip", "netns", "exec", &lab.ns(1)])
+            .arg(lab::binary())
+            .args(["run", "--foreground", "-c"])
+            .arg(&lab.config_path)
+            .arg("--socket")
+            .arg(lab.dir.join("b-try.sock"))
+            .args(extra)
+            .env_remove("HEARTWIRE_NODE");
+        if let Some(v) = env {
+            c.env("HEARTWIRE_NODE", v);
+        }
+        c.output().unwrap()
+    };
+    let out = run_b(&["--node", "a"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("node a (chosen: --node a) has UDP address 10.200.")
+            && err.contains("which is not on this host"),
+        "{err}"
+    );
+    let out = run_b(&[], Some("zz"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no [[node]] named `zz` (HEARTWIRE_NODE)"),
+        "{err}"
+    );
+
+    // No --node, no HEARTWIRE_NODE: b, by its address; it joins a.
+    let log = std::fs::File::create(lab.log_path(1)).unwrap();
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.ns(1)])
+        .arg(lab::binary())
+        .args(["run", "--foreground", "-c"])
+        .arg(&lab.config_path)
+        .arg("--socket")
+        .arg(lab.socket(1))
+        .env_remove("HEARTWIRE_NODE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    lab.adopt_helper(child);
+    lab.wait_for(Duration::from_secs(10), "b joined a", |l| {
+        l.status(0)
+            .is_some_and(|s| s.quorate && s.view_members.len() == 2)
+    });
+    let text = std::fs::read_to_string(lab.log_path(1)).unwrap();
+    assert!(
+        text.contains("node b (id 2, chosen: its UDP address 10.200."),
+        "{text}"
+    );
+}

@@ -148,6 +148,8 @@ pub struct Config {
     pub spec: ClusterSpec,
     /// This node.
     pub local: NodeId,
+    /// Why this node was chosen (`--node a`, `this host's name is a`, …).
+    pub chosen: String,
     /// The cluster key's bytes, when configured.
     pub key: Option<Vec<u8>>,
     /// Per path (same index as `spec.paths`), how this node reaches it.
@@ -237,7 +239,7 @@ impl Validator<'_> {
 
     fn config(&self, raw: RawConfig, node: Option<&str>) -> Result<Config, ConfigError> {
         let nodes = self.nodes(&raw)?;
-        let local = self.local(&raw, &nodes, node)?;
+        let (local, chosen) = self.local(&raw, &nodes, node)?;
         let local_idx = nodes
             .iter()
             .position(|n| n.id == local)
@@ -308,6 +310,7 @@ impl Validator<'_> {
             file: self.file.to_owned(),
             spec,
             local,
+            chosen,
             key,
             io,
             realtime,
@@ -372,31 +375,74 @@ impl Validator<'_> {
         Ok(out)
     }
 
+    /// This node: `--node` (`node`); else `HEARTWIRE_NODE` from the environment (the
+    /// unit and the init script read it from /etc/default/heartwire); else the [[node]]
+    /// named like this host; else the one [[node]] whose UDP address is on this host.
+    /// Returns it with the reason it was chosen (the daemon logs it).
     fn local(
         &self,
         raw: &RawConfig,
         nodes: &[NodeSpec],
         node: Option<&str>,
-    ) -> Result<NodeId, ConfigError> {
-        let (name, how) = match node {
-            Some(n) => (n.to_owned(), "--node"),
-            None => (hostname(), "this host's name"),
+    ) -> Result<(NodeId, String), ConfigError> {
+        let by_name = |name: &str| nodes.iter().find(|n| n.name == name).map(|n| n.id);
+        let known: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let refuse = |msg: String| {
+            self.err(
+                &raw.nodes[0].name,
+                "node",
+                format!("{msg}; configured: {}", known.join(", ")),
+            )
         };
-        nodes
-            .iter()
-            .find(|n| n.name == name)
-            .map(|n| n.id)
-            .ok_or_else(|| {
-                let known: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
-                self.err(
-                    &raw.nodes[0].name,
-                    "node",
-                    format!(
-                        "no [[node]] named `{name}` ({how}); configured: {}",
-                        known.join(", ")
-                    ),
-                )
-            })
+        let env = std::env::var("HEARTWIRE_NODE")
+            .ok()
+            .filter(|v| !v.is_empty());
+        if let Some((name, how)) = node
+            .map(|n| (n.to_owned(), "--node"))
+            .or_else(|| env.map(|n| (n, "HEARTWIRE_NODE")))
+        {
+            return by_name(&name)
+                .map(|id| (id, format!("{how} {name}")))
+                .ok_or_else(|| refuse(format!("no [[node]] named `{name}` ({how})")));
+        }
+        let host = hostname();
+        if let Some(id) = by_name(&host) {
+            return Ok((id, format!("this host's name is {host}")));
+        }
+        // By address: the nodes whose UDP address this host has.
+        let local: Vec<std::net::IpAddr> = heartwire_hal::inventory::addresses()
+            .map(|a| a.into_iter().map(|a| a.addr).collect())
+            .unwrap_or_default();
+        let mut found: Vec<(&str, String)> = Vec::new();
+        for p in &raw.paths {
+            let Some(map) = &p.addresses else { continue };
+            for (name, addr) in map.get_ref() {
+                let ip = addr.get_ref().split('/').next().unwrap_or("").parse().ok();
+                let here = ip.is_some_and(|ip: std::net::IpAddr| local.contains(&ip));
+                if here && !found.iter().any(|(n, _)| n == name) {
+                    found.push((name.as_str(), addr.get_ref().clone()));
+                }
+            }
+        }
+        match found.as_slice() {
+            [(name, addr)] => by_name(name)
+                .map(|id| (id, format!("its UDP address {addr} is on this host")))
+                .ok_or_else(|| refuse(format!("no [[node]] named `{name}`"))),
+            [] => Err(refuse(format!(
+                "which node is this host? Its name `{host}` is no [[node]] and none of the \
+                 nodes' UDP addresses is on it: give `--node NAME`, or HEARTWIRE_NODE=NAME \
+                 in /etc/default/heartwire"
+            ))),
+            several => Err(refuse(format!(
+                "which node is this host? The UDP addresses of {} are all on it: give \
+                 `--node NAME`, or HEARTWIRE_NODE=NAME in /etc/default/heartwire",
+                several
+                    .iter()
+                    .map(|(n, a)| format!("{n} ({a})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// A `{ node = value }` table with exactly one entry per configured node, in node order.

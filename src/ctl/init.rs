@@ -146,7 +146,7 @@ pub fn init(a: &InitArgs) -> Result<Vec<String>, String> {
         ))
     ));
     done.push(format!(
-        "next: heartwire verify -c {0}; copy it and the key to every node (or `heartwire sync` once the cluster runs); heartwire run -c {0}",
+        "next: heartwire verify -c {0}; copy it and the key to every node (or `heartwire sync` once the cluster runs); heartwire run -c {0} on each node (it finds its [[node]] by host name or by its UDP address)",
         a.output.display()
     ));
     Ok(done)

@@ -288,10 +288,12 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         fencing,
     };
     ::log::info!(
-        "started: cluster {} (id {}), node id {}, incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
+        "started: cluster {} (id {}), node {} (id {}, chosen: {}), incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
         cfg.spec.name,
         cfg.spec.cluster_id,
+        local_name,
         cfg.local.get(),
+        cfg.chosen,
         d.socks.len(),
         socket.display(),
         if keyed {
