@@ -1180,3 +1180,39 @@ fn run_without_node_picks_this_host_by_address_and_a_wrong_node_is_refused_befor
         "{text}"
     );
 }
+
+/// Issue 16 item 5: b runs with another key. Both daemons log the bad tags naming whom
+/// the frames claim to be from, and `verify` on a says the key differs instead of "b is
+/// down: start heartwire on b".
+#[test]
+fn a_wrong_key_is_logged_and_verify_names_it() {
+    let mut lab = Lab::new("wk", 2, &LabConfig::default());
+    let b_cfg = lab.own_config(1);
+    std::fs::write(
+        b_cfg.parent().unwrap().join("key"),
+        b"another-cluster-key-0123456789",
+    )
+    .unwrap();
+    lab.start(0);
+    lab.start_with(1, &b_cfg);
+    lab.wait_for(Duration::from_secs(10), "a counted bad tags", |l| {
+        l.status(0).is_some_and(|s| {
+            s.paths
+                .iter()
+                .filter_map(|p| p.drops.get("bad_tag"))
+                .sum::<u64>()
+                > 0
+        })
+    });
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        log.contains("claiming to be from b: bad_tag: a different key_file on that node"),
+        "{log}"
+    );
+    let file = lab.config_path.clone();
+    let (code, v) = verify(&lab, 0, &file, &["--local", "--no-probe"]);
+    let text = v.to_string();
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("a different key_file on b?"), "{text}");
+    assert!(!text.contains("start heartwire on b"), "{text}");
+}

@@ -977,6 +977,7 @@ fn check_cluster(cfg: &Config, daemon: Option<&StatusReport>, r: &mut VerifyRepo
             "heartwire reload (after heartwire sync, so every node gets it)",
         );
     }
+    let bad_tags: u64 = s.paths.iter().filter_map(|p| p.drops.get("bad_tag")).sum();
     for p in &s.peers {
         r.facts.insert(
             format!("cluster.peer.{}", p.name),
@@ -997,6 +998,21 @@ fn check_cluster(cfg: &Config, daemon: Option<&StatusReport>, r: &mut VerifyRepo
                 "heartwire sync (from the node with the right config)",
             ),
             (_, "up") => {}
+            _ if bad_tags > 0 => r.add(
+                Severity::Error,
+                "cluster".into(),
+                format!(
+                    "node {} is {}, and {bad_tags} frame(s) with a bad authentication tag \
+                     arrived here (drops bad_tag; the log names who they claim to be from): \
+                     a different key_file on {}?",
+                    p.name, p.state, p.name
+                ),
+                format!(
+                    "give every node the same key file (copy this node's to {}), then \
+                     restart heartwire there",
+                    p.name
+                ),
+            ),
             _ => r.add(
                 Severity::Warning,
                 "cluster".into(),
