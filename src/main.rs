@@ -653,6 +653,16 @@ fn run(
             }
         }
     }
+    // What verify calls an error about this host's addresses, run refuses too.
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let errors = heartwire::ctl::verify::check_start(file, &text, &cfg);
+    for f in &errors {
+        eprintln!("heartwire: {}: {} (fix: {})", f.at, f.what, f.fix);
+    }
+    if !errors.is_empty() {
+        eprintln!("heartwire: not started: `heartwire verify` reports the same");
+        return Exit::Failure;
+    }
     let level = daemon::log::level(verbose);
     let pid_path = match (&mode.pid_file, mode.foreground) {
         (Some(p), _) => Some(p.clone()),

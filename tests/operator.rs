@@ -1216,3 +1216,39 @@ fn a_wrong_key_is_logged_and_verify_names_it() {
     assert!(text.contains("a different key_file on b?"), "{text}");
     assert!(!text.contains("start heartwire on b"), "{text}");
 }
+
+/// Issue 16 item 10: a service address in no subnet of its interface is an error for
+/// `verify`, and `run` refuses to start with the same words (it used to start and fail
+/// later).
+#[test]
+fn run_refuses_what_verify_calls_an_error() {
+    let cfg = LabConfig {
+        extra: ip_group("web", "\"a\", \"b\"").replace(SERVICE_IP, "10.99.0.50"),
+        ..LabConfig::default()
+    };
+    let lab = Lab::new("rv", 2, &cfg);
+    let file = lab.config_path.clone();
+    let (code, v) = verify(&lab, 0, &file, &["--local", "--no-probe"]);
+    let text = v.to_string();
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("web/vip: 10.99.0.50 is in no subnet of eth1"),
+        "{text}"
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["10", "ip", "netns", "exec", &lab.ns(0)])
+        .arg(lab::binary())
+        .args(["run", "--foreground", "--node", "a", "-c"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(lab.socket(0))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web/vip: 10.99.0.50 is in no subnet of eth1")
+            && err.contains("`heartwire verify` reports the same"),
+        "{err}"
+    );
+}

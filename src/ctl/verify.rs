@@ -570,6 +570,85 @@ fn daemon_status(cfg: &Config, opts: &Options) -> Option<StatusReport> {
     serde_json::from_str(&answer).ok()
 }
 
+/// Whether service address `address` (of `user`) lies in a subnet of interface `ifname`
+/// (index `index`): an error when it lies in none, a warning when the interface has no
+/// address of that family to compare with.
+fn check_subnet(
+    host: &Host,
+    index: i32,
+    ifname: &str,
+    address: IpAddr,
+    user: &str,
+    addr_at: &str,
+    r: &mut VerifyReport,
+) {
+    let same_family: Vec<&Addr> = host
+        .addrs_of(index)
+        .filter(|a| a.addr.is_ipv4() == address.is_ipv4() && !is_link_local(a.addr))
+        .filter(|a| a.addr != address)
+        .collect();
+    if same_family.is_empty() {
+        r.add(
+            Severity::Warning,
+            addr_at.to_owned(),
+            format!(
+                "{user}: {ifname} has no {} address of its own, so the subnet of {address} cannot be checked",
+                if address.is_ipv4() { "IPv4" } else { "IPv6" },
+            ),
+            format!("give {ifname} a boot address in the service subnet"),
+        );
+    } else if !same_family
+        .iter()
+        .any(|a| in_subnet(address, a.addr, a.prefix))
+    {
+        r.add(
+            Severity::Error,
+            addr_at.to_owned(),
+            format!(
+                "{user}: {address} is in no subnet of {ifname} ({})",
+                same_family
+                    .iter()
+                    .map(|a| format!("{}/{}", a.addr, a.prefix))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "choose a service address in the interface's subnet, or correct `interface`",
+        );
+    }
+}
+
+/// The errors `verify` would report that `run` refuses to start with, checked the same
+/// way: a service address in no subnet of its interface. (Host state that may change
+/// while the daemon runs — an interface down, a disk or serial line missing — is not
+/// here: the daemon starts and reports it, since a path that is down is what it is
+/// built to survive.)
+pub fn check_start(file: &Path, text: &str, cfg: &Config) -> Vec<Finding> {
+    let mut r = VerifyReport::default();
+    let (Ok(loc), Ok(host)) = (config::locate(file, text), Host::read()) else {
+        return Vec::new();
+    };
+    for g in &cfg.groups {
+        for res in &g.resources {
+            let ResourceKind::Ip(ip) = &res.kind else {
+                continue;
+            };
+            let Some(ifname) = &ip.interface else {
+                continue;
+            };
+            let Some(link) = host.link(ifname) else {
+                continue;
+            };
+            let user = format!("{}/{}", g.name, res.name);
+            let at = loc.at(&format!("group.{}.resource.{}.address", g.name, res.name));
+            check_subnet(&host, link.index, ifname, ip.address, &user, &at, &mut r);
+        }
+    }
+    r.findings
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect()
+}
+
 fn check_addresses(
     cfg: &Config,
     loc: &Locations,
@@ -596,42 +675,8 @@ fn check_addresses(
             let Some(link) = host.link(ifname) else {
                 continue;
             };
-            let same_family: Vec<&Addr> = host
-                .addrs_of(link.index)
-                .filter(|a| a.addr.is_ipv4() == ip.address.is_ipv4() && !is_link_local(a.addr))
-                .filter(|a| a.addr != ip.address)
-                .collect();
             let addr_at = loc.at(&format!("{key}.address"));
-            if same_family.is_empty() {
-                r.add(
-                    Severity::Warning,
-                    addr_at.clone(),
-                    format!(
-                        "{user}: {ifname} has no {} address of its own, so the subnet of {} cannot be checked",
-                        if ip.address.is_ipv4() { "IPv4" } else { "IPv6" },
-                        ip.address
-                    ),
-                    format!("give {ifname} a boot address in the service subnet"),
-                );
-            } else if !same_family
-                .iter()
-                .any(|a| in_subnet(ip.address, a.addr, a.prefix))
-            {
-                r.add(
-                    Severity::Error,
-                    addr_at.clone(),
-                    format!(
-                        "{user}: {} is in no subnet of {ifname} ({})",
-                        ip.address,
-                        same_family
-                            .iter()
-                            .map(|a| format!("{}/{}", a.addr, a.prefix))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    "choose a service address in the interface's subnet, or correct `interface`",
-                );
-            }
+            check_subnet(host, link.index, ifname, ip.address, &user, &addr_at, r);
             let fact = format!("host.service.{user}");
             let held_here = host.addrs.iter().any(|a| a.addr == ip.address);
             if held_here {
