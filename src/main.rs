@@ -544,11 +544,14 @@ fn sync(at: NodeArgs, json: bool) -> Exit {
         node,
         socket,
     } = at;
+    // The file is checked as an offer: not against the config the cluster runs, which
+    // it is meant to replace (a mismatch is what sync fixes; refusing it here sent the
+    // operator from verify's "fix: heartwire sync" back to verify).
     let opts = Options {
         node,
         probe: true,
         socket: socket.clone(),
-        offered: false,
+        offered: true,
         members: false,
     };
     let local = verify(&file, &opts);

@@ -1252,3 +1252,46 @@ fn run_refuses_what_verify_calls_an_error() {
         "{err}"
     );
 }
+
+/// Issue 16 item 6: b was reloaded with a file of its own (a difference a reload can
+/// apply). `verify` on a calls the mismatch an error and names `heartwire sync`; sync
+/// then does it (it used to refuse because verify had found errors: a circle), and
+/// verify is clean again.
+#[test]
+fn the_fix_verify_names_for_a_config_mismatch_works() {
+    let cfg = LabConfig {
+        extra: ip_group("web", "\"a\", \"b\""),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("sc", 2, &cfg);
+    let files: Vec<std::path::PathBuf> = (0..2).map(|i| lab.own_config(i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        lab.start_with(i, f);
+    }
+    lab.wait_all_up();
+    let base = std::fs::read_to_string(&files[1]).unwrap();
+    std::fs::write(&files[1], base.replace(SERVICE_IP, "10.200.1.59")).unwrap();
+    let out = lab.cli(1, &["reload"]);
+    assert!(out.status.success(), "{}", said(&out));
+    lab.wait_for(Duration::from_secs(5), "a sees b's new config", |l| {
+        let s = l.status(0).unwrap();
+        s.peers
+            .iter()
+            .any(|p| p.config_hash.as_deref() != Some(&s.config_hash))
+    });
+    let (code, report) = verify(&lab, 0, &files[0], &["--local", "--no-probe"]);
+    assert_eq!(code, 2, "{report}");
+    let f = finding(&report, "node b runs config").expect("the mismatch");
+    assert!(f["fix"].as_str().unwrap().contains("heartwire sync"), "{f}");
+    let (code, v, text) = sync(&lab, 0, &files[0]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(v["result"], "installed", "{v}");
+    assert_eq!(
+        std::fs::read_to_string(&files[1]).unwrap(),
+        base,
+        "b has a's file"
+    );
+    let (code, report) = verify(&lab, 0, &files[0], &["--local", "--no-probe"]);
+    assert!(finding(&report, "runs config").is_none(), "{report}");
+    assert!(code < 2, "{report}");
+}

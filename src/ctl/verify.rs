@@ -1040,7 +1040,7 @@ fn check_cluster(cfg: &Config, daemon: Option<&StatusReport>, r: &mut VerifyRepo
                     "node {} runs config {h}, node {} runs {}",
                     p.name, s.node, s.config_hash
                 ),
-                "heartwire sync (from the node with the right config)",
+                "`heartwire sync` on the node whose file is right (a change sync cannot apply — nodes, paths, timing — needs the file copied and heartwire restarted node by node; sync says so)",
             ),
             (_, "up") => {}
             _ if bad_tags > 0 => r.add(
