@@ -156,7 +156,10 @@ echo "== timeline (CLOCK_MONOTONIC; t=0: every cable of a pulled, then its daemo
     { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] t[2] }
       line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/ && $i !~ /^paths_last_heard=/) line = line " " $i
       print at, "b:" line }'
-  grep -h 'added on' "$DIR/b.log" | awk '{ split($1, t, "."); line = ""; for (i = 4; i <= NF; i++) line = line " " $i; print t[1] t[2], "b:" line }'
+  grep -h 'added on' "$DIR/b.log" | awk '
+    { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] t[2] }
+      line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/) line = line " " $i
+      print at, "b:" line }'
   awk -v f="$FAULT" '/^reply/ { for (i = 1; i <= NF; i++) { if ($i ~ /^recv=/) r = substr($i, 6); if ($i ~ /^from=/) w = substr($i, 6) }
       if (r > f && w == "b" && !done) { print r, "client: first reply from b"; done = 1 }
       if (r <= f && w == "a") last = r }

@@ -1295,3 +1295,37 @@ fn the_fix_verify_names_for_a_config_mismatch_works() {
     assert!(finding(&report, "runs config").is_none(), "{report}");
     assert!(code < 2, "{report}");
 }
+
+/// Issue 16 item 9: a user who is not root asking for status is told why it is refused
+/// and what to do, instead of "is `heartwire run` up?".
+#[test]
+fn status_as_a_plain_user_says_the_socket_is_roots() {
+    let mut lab = Lab::new("nr", 2, &LabConfig::default());
+    lab.start_all();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(lab::binary())
+        .args(["status", "--socket"])
+        .arg(lab.socket(0))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("the control socket is root's") && err.contains("run this as root"),
+        "{err}"
+    );
+    assert!(!err.contains("is `heartwire run` up"), "{err}");
+    let s = lab.status(0).unwrap();
+    assert!(
+        s.now_wall.ends_with('Z') && s.started_wall <= s.now_wall,
+        "{s:?}"
+    );
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    let first = log.lines().next().unwrap();
+    let stamp = first.split_whitespace().next().unwrap();
+    assert!(
+        stamp.len() > 20 && stamp.contains('T') && stamp.ends_with('Z'),
+        "log lines start with the wall-clock time (RFC 3339): {first}"
+    );
+}

@@ -76,7 +76,7 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
     let removed_at = log
         .lines()
         .find(|l| l.contains("removed stale service address 10.200.1.50/24 on eth1"))
-        .and_then(|l| l.split_whitespace().next())
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("at=")))
         .and_then(lab::parse_secs)
         .expect("a logged the stale address removal");
     assert!(removed_at > restart);

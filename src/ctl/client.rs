@@ -13,15 +13,27 @@ pub fn request(socket: &Path, request: &str) -> Result<String, String> {
     request_waiting(socket, request, Duration::ZERO)
 }
 
+/// Why the daemon's control socket could not be reached, with what to do about it.
+fn unreachable(socket: &Path, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot reach the daemon at {}: {e}: the control socket is root's (mode 0600, and \
+             the daemon answers only root and its own user): run this as root (sudo)",
+            socket.display()
+        ),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
+            "cannot reach the daemon at {}: {e}: is `heartwire run` up on this node? (another \
+             socket: --socket, or control_socket in the config)",
+            socket.display()
+        ),
+        _ => format!("cannot reach the daemon at {}: {e}", socket.display()),
+    }
+}
+
 /// Like [`request`] for a command the daemon answers only when it is done: waits `wait`
 /// longer than the usual timeout.
 pub fn request_waiting(socket: &Path, request: &str, wait: Duration) -> Result<String, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "cannot reach the daemon at {}: {e} (is `heartwire run` up? see --socket)",
-            socket.display()
-        )
-    })?;
+    let mut s = UnixStream::connect(socket).map_err(|e| unreachable(socket, &e))?;
     s.set_read_timeout(Some(TIMEOUT + wait))
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(TIMEOUT))
@@ -48,12 +60,7 @@ pub fn follow(
     line: &mut dyn FnMut(&str) -> bool,
 ) -> Result<(), String> {
     use std::io::BufRead;
-    let mut s = UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "cannot reach the daemon at {}: {e} (is `heartwire run` up? see --socket)",
-            socket.display()
-        )
-    })?;
+    let mut s = UnixStream::connect(socket).map_err(|e| unreachable(socket, &e))?;
     s.set_write_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
     s.write_all(format!("{request}\n").as_bytes())

@@ -27,6 +27,12 @@ pub struct StatusReport {
     pub now_ns: u64,
     /// CLOCK_MONOTONIC at start, ns.
     pub started_ns: u64,
+    /// Wall-clock time now, RFC 3339 UTC.
+    #[serde(default)]
+    pub now_wall: String,
+    /// Wall-clock time of the daemon's start, RFC 3339 UTC.
+    #[serde(default)]
+    pub started_wall: String,
     /// Committed membership view number.
     pub view: u64,
     /// Its members, by name.
@@ -194,12 +200,13 @@ impl StatusReport {
         let up_s = self.now_ns.saturating_sub(self.started_ns) as f64 / 1e9;
         let _ = writeln!(
             o,
-            "cluster {} (id {})  node {} (id {})  incarnation {:08x}  up {up_s:.1}s  config {}",
+            "cluster {} (id {})  node {} (id {})  incarnation {:08x}  up {up_s:.1}s (since {})  config {}",
             self.cluster,
             self.cluster_id,
             self.node,
             self.node_id,
             self.incarnation,
+            self.started_wall,
             self.config_hash
         );
         let _ = writeln!(

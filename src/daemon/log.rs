@@ -1,5 +1,7 @@
-//! A tiny logger for the `log` facade: CLOCK_MONOTONIC seconds (the same clock every
-//! namespace on a host shares, so lab timelines line up), level, node name, message.
+//! A tiny logger for the `log` facade: wall-clock time (RFC 3339, UTC, microseconds),
+//! level, node name, message. Where a timeline needs the monotonic clock (the same clock
+//! every namespace on a host shares, so lab timelines line up), the line carries it as
+//! `at=<seconds>`: every event line, and the address changes of a takeover.
 //!
 //! In the foreground the lines go to stderr; a detached daemon sends the same lines to
 //! syslog (`/dev/log`, RFC 3164 local form `<PRI>heartwire[PID]: line`, facility daemon).
@@ -34,7 +36,7 @@ impl Log for StderrLogger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let ns = heartwire_hal::clock::monotonic_ns();
+        let wall = crate::ctl::events::rfc3339_us(heartwire_hal::clock::realtime_ns());
         let level = match r.level() {
             Level::Error => "ERROR",
             Level::Warn => "WARN ",
@@ -42,13 +44,7 @@ impl Log for StderrLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        let line = format!(
-            "{}.{:09} {level} {}: {}\n",
-            ns / 1_000_000_000,
-            ns % 1_000_000_000,
-            self.node,
-            r.args()
-        );
+        let line = format!("{wall} {level} {}: {}\n", self.node, r.args());
         match &self.syslog {
             None => {
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());

@@ -204,7 +204,10 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         // Before joining: a previous run killed with kill -9 may have left service
         // addresses. In maintenance they are the service, and are kept.
         for stale in resources.remove_stale() {
-            ::log::warn!("removed stale service address {stale}: left by a previous run");
+            ::log::warn!(
+                "removed stale service address {stale}: left by a previous run at={}",
+                log::secs(heartwire_hal::clock::monotonic_ns())
+            );
         }
     }
     let mut _cpu_latency = None;

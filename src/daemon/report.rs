@@ -153,6 +153,12 @@ fn networks(spec: &crate::core::spec::ClusterSpec, bits: u64) -> Vec<String> {
         .collect()
 }
 
+/// Monotonic instant `at_ns` in wall-clock time (RFC 3339), given monotonic `now_ns`.
+fn wall(now_ns: u64, at_ns: u64) -> String {
+    let real = heartwire_hal::clock::realtime_ns().saturating_sub(now_ns.saturating_sub(at_ns));
+    crate::ctl::events::rfc3339_us(real)
+}
+
 pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &Event) -> String {
     let at = secs(at.as_nanos());
     let group_name = |g: u8| groups.get(usize::from(g)).map_or("?", |g| g.name.as_str());
@@ -417,6 +423,8 @@ pub(crate) fn status(
         config_hash: format!("{:016x}", spec.config_hash),
         now_ns: now.as_nanos(),
         started_ns: started.as_nanos(),
+        now_wall: wall(now.as_nanos(), now.as_nanos()),
+        started_wall: wall(now.as_nanos(), started.as_nanos()),
         view: node.view().number,
         view_members: crate::core::placement::NodeSet::iter(node.view().members)
             .map(|id| node_name(node, id).to_owned())

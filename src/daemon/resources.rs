@@ -990,10 +990,11 @@ impl Resources {
                 }
                 self.announce(ai, ip.address);
                 ::log::info!(
-                    "ip {}/{} added on {} and announced ({})",
+                    "ip {}/{} added on {} at={} and announced ({})",
                     ip.address,
                     ip.prefix,
                     self.announcers[ai].ifname,
+                    super::log::secs(heartwire_hal::clock::monotonic_ns()),
                     if ip.address.is_ipv4() {
                         "gratuitous ARP request + reply"
                     } else {
