@@ -7,12 +7,9 @@ mod lab;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use heartwire::ctl::debug::{hex_decode, hex_encode};
+use heartwire::ctl::debug::hex_decode;
 use heartwire::ctl::status::StatusReport;
 use heartwire::wire::auth::AuthKey;
-use heartwire::wire::ethernet::cluster_mac;
-use heartwire::wire::frame::{FRAME_MAX, HeaderRepr, Kind};
-use heartwire::wire::heartbeat::HeartbeatRepr;
 use lab::{Lab, LabConfig, mono_ns};
 
 const A: usize = 0;
@@ -305,27 +302,7 @@ fn sixty_seconds_under_cpu_stress_without_a_false_down() {
 }
 
 fn frame(key: Option<&AuthKey>, cluster: u16, node: u8, inc: u32, seq: u32) -> Vec<u8> {
-    let hb = HeartbeatRepr {
-        state: Default::default(),
-        config_hash: 0,
-        echo: None,
-        path_count: 0,
-        heard: [0; 8],
-    };
-    let h = HeaderRepr {
-        kind: Kind::Heartbeat,
-        cluster,
-        node,
-        path: 0,
-        incarnation: inc,
-        seq,
-        timestamp_ns: 1,
-    };
-    let mut buf = [0u8; FRAME_MAX];
-    let n = h
-        .emit(&mut buf, hb.buffer_len(), key, |p| hb.emit(p))
-        .unwrap();
-    buf[..n].to_vec()
+    lab::heartbeat_frame(key, cluster, node, (inc, seq, 1), Default::default())
 }
 
 #[test]
@@ -381,22 +358,8 @@ fn injected_bad_frames_land_in_their_counters_and_change_nothing() {
         ("unknown_node", frame(Some(&key), lab.cluster_id, 9, 1, 1)),
         ("replay", from_a),
     ];
-    let hex: String = cases.iter().map(|(_, f)| hex_encode(f) + "\n").collect();
-    let dst = cluster_mac(lab.cluster_id)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    let out = lab.run_in(
-        &inj,
-        &["debug", "send-frames", "--interface", "eth0", "--dst", &dst],
-        &hex,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let frames: Vec<Vec<u8>> = cases.iter().map(|(_, f)| f.clone()).collect();
+    lab.send_frames(&inj, &frames);
     let e1 = |s: &StatusReport| {
         s.paths
             .iter()

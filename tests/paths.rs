@@ -253,8 +253,9 @@ fn the_owner_losing_both_networks_moves_its_group_release_first_and_nobody_dies(
     );
     assert!(
         rs.iter()
-            .filter(|r| r.recv_ns > first_b.recv_ns)
-            .all(|r| r.from == "b")
+            .filter(|r| r.sent_ns > first_b.sent_ns)
+            .all(|r| r.from == "b"),
+        "every request sent after the first b answered reached b"
     );
 }
 

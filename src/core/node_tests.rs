@@ -402,36 +402,12 @@ fn an_offer_travels_between_nodes_and_installs_on_both() {
 }
 
 fn good_payload() -> Vec<u8> {
-    let hb = HeartbeatRepr {
-        state: Default::default(),
-        config_hash: 0,
-        echo: None,
-        path_count: 0,
-        heard: [0; MAX_PATHS],
-    };
-    let mut p = vec![0u8; hb.buffer_len()];
-    hb.emit(&mut p);
-    p
+    heartbeat_with(Default::default())
 }
 
 /// A keyed frame of cluster 7 on path 0 with any kind, sender and payload.
 fn raw_frame(kind: Kind, node: u8, payload: &[u8]) -> Vec<u8> {
-    let h = HeaderRepr {
-        kind,
-        cluster: 7,
-        node,
-        path: 0,
-        incarnation: 1,
-        seq: 1,
-        timestamp_ns: 0,
-    };
-    let mut buf = [0u8; FRAME_MAX];
-    let n = h
-        .emit(&mut buf, payload.len(), Some(&key()), |p| {
-            p.copy_from_slice(payload)
-        })
-        .unwrap();
-    buf[..n].to_vec()
+    frame_from(kind, node, 1, 1, 0, payload)
 }
 
 #[test]

@@ -27,6 +27,40 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_heartwire"))
 }
 
+/// A heartbeat frame on path 0 in the name of `node`, sealed with `key` (none: a keyless
+/// cluster's frame), carrying `state`: what a forger or a replaying injector sends.
+pub fn heartbeat_frame(
+    key: Option<&heartwire::wire::auth::AuthKey>,
+    cluster: u16,
+    node: u8,
+    (incarnation, seq, timestamp_ns): (u32, u32, u64),
+    state: heartwire::wire::state::StateRepr,
+) -> Vec<u8> {
+    use heartwire::wire::frame::{FRAME_MAX, HeaderRepr, Kind};
+    use heartwire::wire::heartbeat::HeartbeatRepr;
+    let hb = HeartbeatRepr {
+        state,
+        config_hash: 0,
+        echo: None,
+        path_count: 0,
+        heard: [0; 8],
+    };
+    let h = HeaderRepr {
+        kind: Kind::Heartbeat,
+        cluster,
+        node,
+        path: 0,
+        incarnation,
+        seq,
+        timestamp_ns,
+    };
+    let mut buf = [0u8; FRAME_MAX];
+    let n = h
+        .emit(&mut buf, hb.buffer_len(), key, |p| hb.emit(p))
+        .expect("a heartbeat fits a frame");
+    buf[..n].to_vec()
+}
+
 /// CLOCK_MONOTONIC now, ns: the clock every namespace on the host shares and the daemon
 /// logs with.
 pub fn mono_ns() -> u64 {
@@ -156,9 +190,11 @@ pub fn bench_trials() -> Option<usize> {
     )
 }
 
-/// One reply the lab probe saw: when (CLOCK_MONOTONIC ns) and from which node.
+/// One reply the lab probe saw: when its request was sent and when the reply arrived
+/// (CLOCK_MONOTONIC ns), and from which node.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    pub sent_ns: u64,
     pub recv_ns: u64,
     pub from: String,
 }
@@ -175,6 +211,7 @@ pub fn replies(path: &std::path::Path) -> Vec<Reply> {
                     .find_map(|w| w.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
             };
             Some(Reply {
+                sent_ns: field("sent")?.parse().ok()?,
                 recv_ns: field("recv")?.parse().ok()?,
                 from: field("from")?.to_owned(),
             })
@@ -673,6 +710,28 @@ impl Lab {
             .expect("spawn");
         c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         c.wait_with_output().unwrap()
+    }
+
+    /// Sends `frames` as Ethernet frames to the cluster's multicast address from the
+    /// interface eth0 of namespace `ns` (a host added with [`Lab::add_host`]).
+    pub fn send_frames(&self, ns: &str, frames: &[Vec<u8>]) {
+        use heartwire::ctl::debug::hex_encode;
+        let hex: String = frames.iter().map(|f| hex_encode(f) + "\n").collect();
+        let dst = heartwire::wire::ethernet::cluster_mac(self.cluster_id)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let out = self.run_in(
+            ns,
+            &["debug", "send-frames", "--interface", "eth0", "--dst", &dst],
+            &hex,
+        );
+        assert!(
+            out.status.success(),
+            "send-frames: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Adds a client namespace on network 1 (the service network), address 10.200.1.100.
