@@ -2,11 +2,12 @@
 #
 #   make demo    two-node cluster in network namespaces, kill -9, detection timeline
 #   make test    every test: unit, property, config, the simulator, the netns lab (root)
-#   make sim     the deterministic simulator over 2000 seeds; sim-seed SEED=n replays one
+#   make sim     the deterministic simulator over 5000 seeds; sim-seed SEED=n replays one
 #   make bench   detection latency percentiles with real daemons (needs root)
 #   make fuzz    the fuzzer: 10^7 executions per wire target, 10^6 for config and core
 #   make check   rustfmt, clippy -D warnings, the sans-IO ban-list
 #   make static  the fully static x86_64 musl release binary, its size, `file` check
+#   make man     heartwire(8), heartwire-<command>(8), heartwire.toml(5), completions
 #
 # Every target installs what it needs (Debian packages via apt-get) on a fresh machine.
 
@@ -15,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release static deps bench-deps san demo test sim sim-seed sim-world fuzz bench check fmt clean install cross cross-all
+.PHONY: all build release static deps bench-deps san demo test sim sim-seed sim-world fuzz bench check fmt clean install cross cross-all man
 
 all: build
 
@@ -78,11 +79,17 @@ cross-all:
 # DESTDIR/PREFIX (and DESTDIR/etc).
 PREFIX ?= /usr/local
 DESTDIR ?=
-install: release
+install: release man
 	@bin=$(STATIC_BIN); [ -x "$$bin" ] || bin=target/release/heartwire; \
 	  install -D -m 0755 "$$bin" $(DESTDIR)$(PREFIX)/sbin/heartwire && echo "installed $$bin"
 	install -D -m 0644 dist/heartwire.toml.example $(DESTDIR)/etc/heartwire/heartwire.toml.example
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/heartwire/README.md
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/heartwire docs/*.md
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(MAN_OUT)/man/*.8
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 $(MAN_OUT)/man/*.5
+	install -D -m 0644 $(MAN_OUT)/completions/heartwire.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/heartwire
+	install -D -m 0644 $(MAN_OUT)/completions/_heartwire $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_heartwire
+	install -D -m 0644 $(MAN_OUT)/completions/heartwire.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/heartwire.fish
 	[ -e $(DESTDIR)/etc/default/heartwire ] || install -D -m 0644 dist/heartwire.default $(DESTDIR)/etc/default/heartwire
 	sed 's|/usr/local/sbin|$(PREFIX)/sbin|; s|/usr/local/share|$(PREFIX)/share|' dist/heartwire.service > heartwire.service.tmp
 	install -D -m 0644 heartwire.service.tmp $(DESTDIR)$(PREFIX)/lib/systemd/system/heartwire.service
@@ -90,6 +97,20 @@ install: release
 	sed 's|/usr/local/sbin|$(PREFIX)/sbin|' dist/heartwire.init > heartwire.init.tmp
 	install -D -m 0755 heartwire.init.tmp $(DESTDIR)/etc/init.d/heartwire
 	rm -f heartwire.init.tmp
+
+# Man pages and shell completions, rendered by tools/docgen (its own workspace: the
+# shipped binary never links clap_mangen or clap_complete) from src/cli.rs (the same
+# definitions as --help) and docs/configuration.md. `man -l` checks every page.
+MAN_OUT := target/man
+DOCGEN := CARGO_TARGET_DIR=$(CURDIR)/target/docgen $(CARGO)
+man:
+	rm -rf $(MAN_OUT)
+	cd tools/docgen && $(DOCGEN) run --release -q -- $(CURDIR)/$(MAN_OUT)
+	@command -v man >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq man-db >/dev/null; }
+	@for f in $(MAN_OUT)/man/*; do \
+	  w=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$f 2>&1 >/dev/null); \
+	  [ -z "$$w" ] || { echo "$$f: $$w"; exit 1; }; done
+	@echo "$$(ls $(MAN_OUT)/man | wc -l) man pages and 3 completions in $(MAN_OUT)"
 
 demo: deps release
 	$(SUDO) BIN=target/release/heartwire ./demo/demo.sh
@@ -100,6 +121,8 @@ demo: deps release
 # qemu-user.
 test: deps
 	$(CARGO) test --workspace --lib --bins --test config_cli
+	cd tools/docgen && $(DOCGEN) test -q
+	$(MAKE) --no-print-directory man
 	$(MAKE) --no-print-directory fuzz FUZZ_ARGS="--seconds 3"
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
@@ -155,6 +178,7 @@ bench: bench-deps
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd tools/docgen && $(CARGO) fmt -- --check && $(DOCGEN) clippy -q --all-targets -- -D warnings
 	@# The brain is pure: no clocks, sleeps or randomness in core or wire (STYLE §3).
 	@! grep -rnE 'Instant::now|SystemTime|thread_rng|thread::sleep|std::(fs|net|process)' src/core src/wire \
 	  || (echo "ban-list: I/O, clocks or randomness in src/core or src/wire" && false)

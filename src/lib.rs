@@ -7,6 +7,7 @@
 //! children) and [`ctl`] (control socket and CLI client).
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod ctl;

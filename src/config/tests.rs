@@ -604,6 +604,22 @@ fn each_event_mistake_names_its_key() {
     );
 }
 
+/// The example in the configuration reference (docs/configuration.md, man
+/// heartwire.toml(5)) loads for both of its nodes: the reference cannot drift from what
+/// the loader accepts.
+#[test]
+fn the_reference_example_config_is_valid() {
+    let doc = include_str!("../../docs/configuration.md");
+    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + doc[start..].find("```").expect("its end");
+    let text = doc[start..end].replace("key_file = \"key\"", "");
+    for node in ["a", "b"] {
+        let c = load_as(&text, node).unwrap_or_else(|e| panic!("docs/configuration.md: {e}"));
+        assert_eq!(c.spec.paths.len(), 4);
+        assert_eq!(c.spec.groups.len(), 2);
+    }
+}
+
 #[test]
 fn the_shipped_example_config_is_valid() {
     let text =
