@@ -49,6 +49,11 @@ pub enum Command {
         /// Control socket (default: the config's `control_socket`).
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Let members of GROUP read `status` and follow `events` (the socket becomes
+        /// mode 0660, owned by GROUP; default: the config's `control_socket_group`, else
+        /// root only, 0600).
+        #[arg(long, value_name = "GROUP")]
+        socket_group: Option<String>,
         /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
         #[arg(short, action = clap::ArgAction::Count)]
         verbose: u8,

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             foreground,
             node,
             socket,
+            socket_group,
             verbose,
             pid_file,
             log_socket,
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
                 foreground,
                 pid_file,
                 log_socket,
+                socket_group,
             },
             node.as_deref(),
             socket,
@@ -229,6 +231,8 @@ struct RunMode {
     foreground: bool,
     pid_file: Option<PathBuf>,
     log_socket: PathBuf,
+    /// `--socket-group`: overrides the config's `control_socket_group`.
+    socket_group: Option<String>,
 }
 
 /// Where a detached daemon keeps its pid file unless told otherwise.
@@ -241,13 +245,16 @@ fn run(
     socket: Option<PathBuf>,
     verbose: u8,
 ) -> Exit {
-    let cfg = match config::load(file, node) {
+    let mut cfg = match config::load(file, node) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("heartwire: config refused: {e}");
             return Exit::Usage;
         }
     };
+    if let Some(group) = mode.socket_group.clone() {
+        cfg.control_socket_group = Some(group);
+    }
     let local_name = cfg
         .spec
         .nodes

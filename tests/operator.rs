@@ -1329,3 +1329,95 @@ fn status_as_a_plain_user_says_the_socket_is_roots() {
         "log lines start with the wall-clock time (RFC 3339): {first}"
     );
 }
+
+/// `heartwire ARGS` as user nobody with the supplementary group `group` (none: cleared).
+fn as_nobody(args: &[&str], group: Option<u32>) -> (Option<i32>, String, String) {
+    let groups = group.map_or("--clear-groups".to_owned(), |g| format!("--groups={g}"));
+    let out = std::process::Command::new("timeout")
+        .args(["20", "setpriv", "--reuid=65534", "--regid=65534", &groups])
+        .arg(lab::binary())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("timeout, setpriv (coreutils, util-linux)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 16 item 9: with `control_socket_group` the socket is 0660 and that group's; a
+/// member reads status and follows events but is refused every other request (it would
+/// change the cluster); a user outside the group is told which group to join. The group
+/// is a gid no group of this host has, so the test changes no group database.
+#[test]
+fn a_socket_group_member_may_read_status_and_nothing_else() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let gid = (47_110..47_210)
+        .find(|g| heartwire_hal::cred::group_name(*g).unwrap().is_none())
+        .expect("a free gid");
+    let mut lab = Lab::new("sg", 2, &LabConfig::default());
+    std::fs::set_permissions(&lab.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = std::fs::read_to_string(&lab.config_path).unwrap();
+    assert!(text.contains("two_node = false\n"));
+    std::fs::write(
+        &lab.config_path,
+        text.replacen(
+            "two_node = false\n",
+            &format!("two_node = false\ncontrol_socket_group = \"{gid}\"\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    lab.start_all();
+    let sock = lab.socket(1);
+    let sock = sock.to_str().unwrap();
+    let meta = std::fs::metadata(sock).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, gid));
+    let log = std::fs::read_to_string(lab.log_path(1)).unwrap();
+    assert!(
+        log.contains(&format!("(group {gid} may read status and events)")),
+        "the start line names the group"
+    );
+
+    let (code, out, err) = as_nobody(&["status", "--json", "--socket", sock], Some(gid));
+    assert_eq!(code, Some(0), "{err}");
+    let report: heartwire::ctl::status::StatusReport = serde_json::from_str(&out).unwrap();
+    assert_eq!(report.node, "b");
+
+    let before = lab.status(1).unwrap();
+    for args in [
+        vec!["reload"],
+        vec!["offline", "svc"],
+        vec!["maintenance", "on"],
+        vec!["stop"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--socket", sock]);
+        let (code, _, err) = as_nobody(&full, Some(gid));
+        assert_ne!(code, Some(0), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "needs root: members of the control socket's group `{gid}` may only read"
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(lab.alive(1), "b still runs");
+    let after = lab.status(1).unwrap();
+    assert_eq!(
+        (after.maintenance, after.view, after.incarnation),
+        (before.maintenance, before.view, before.incarnation),
+        "nothing changed"
+    );
+
+    let (code, _, err) = as_nobody(&["status", "--socket", sock], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "status and events need root or membership of group `{gid}`"
+        )),
+        "{err}"
+    );
+}

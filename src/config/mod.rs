@@ -14,6 +14,7 @@
 //! key_file = "key"       # optional; relative to this file; >= 16 bytes; mode 0600
 //! pause_threshold = "2ms"  # optional; default: half the shortest path timeout
 //! control_socket = "/run/heartwire/heartwire.sock"  # optional
+//! control_socket_group = "heartwire"  # optional: members may use status and events
 //! two_node = false       # optional: a lone survivor of two nodes keeps quorum
 //! on_quorum_loss = "freeze"  # optional: freeze | stop (groups are released in any case)
 //!
@@ -158,6 +159,9 @@ pub struct Config {
     pub realtime: Option<Realtime>,
     /// Control socket path.
     pub control_socket: PathBuf,
+    /// A group whose members may read status and follow events (socket mode 0660);
+    /// `None`: root and the daemon's user only (0600). `run --socket-group` overrides it.
+    pub control_socket_group: Option<String>,
     /// Resource groups as this node runs them (same index as `spec.groups`).
     pub groups: Vec<GroupConfig>,
     /// Commands run on events (`[[event]]`).
@@ -306,6 +310,7 @@ impl Validator<'_> {
             .control_socket
             .clone()
             .unwrap_or_else(|| CONTROL_SOCKET_DEFAULT.into());
+        let control_socket_group = self.socket_group(&raw)?;
         Ok(Config {
             file: self.file.to_owned(),
             spec,
@@ -315,6 +320,7 @@ impl Validator<'_> {
             io,
             realtime,
             control_socket: control_socket.into(),
+            control_socket_group,
             groups,
             events,
             on_quorum_loss,
@@ -322,6 +328,17 @@ impl Validator<'_> {
             watchdog,
             adapters,
         })
+    }
+
+    fn socket_group(&self, raw: &RawConfig) -> Result<Option<String>, ConfigError> {
+        match &raw.cluster.control_socket_group {
+            Some(g) if !valid_name(g.get_ref()) => Err(self.err(
+                g,
+                "cluster.control_socket_group",
+                "must be a group name or number (1-64 characters of [A-Za-z0-9._-])",
+            )),
+            g => Ok(g.as_ref().map(|g| g.get_ref().clone())),
+        }
     }
 
     fn nodes(&self, raw: &RawConfig) -> Result<Vec<NodeSpec>, ConfigError> {

@@ -74,6 +74,8 @@ pub(super) struct RawCluster {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) control_socket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) control_socket_group: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) two_node: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) on_quorum_loss: Option<Spanned<String>>,

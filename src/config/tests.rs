@@ -884,3 +884,18 @@ fn a_config_one_node_would_refuse_is_refused_on_every_node() {
         }
     }
 }
+
+#[test]
+fn a_control_socket_group_is_a_name_or_a_number() {
+    let ok = GOOD.replacen("id = 7\n", "id = 7\ncontrol_socket_group = \"hw-ops\"\n", 1);
+    let c = load_as(&ok, "a").unwrap();
+    assert_eq!(c.control_socket_group.as_deref(), Some("hw-ops"));
+    assert_eq!(load_as(GOOD, "a").unwrap().control_socket_group, None);
+    expect_err(
+        "id = 7\n",
+        "id = 7\ncontrol_socket_group = \"ops team\"\n",
+        5,
+        "cluster.control_socket_group",
+        "must be a group name or number",
+    );
+}

@@ -13,13 +13,37 @@ pub fn request(socket: &Path, request: &str) -> Result<String, String> {
     request_waiting(socket, request, Duration::ZERO)
 }
 
+/// Why this user may not use the control socket, and how an administrator lets a group
+/// read it.
+fn permission_hint(socket: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let root_only = "the control socket is root's (mode 0600, and the daemon answers only \
+                     root and its own user): run this as root (sudo); to let a group read \
+                     status and events, run the daemon with `--socket-group GROUP` (or \
+                     `control_socket_group = \"GROUP\"` in [cluster]) and join that group";
+    match std::fs::metadata(socket) {
+        Ok(m) if m.mode() & 0o060 == 0o060 => {
+            let group = heartwire_hal::cred::group_name(m.gid())
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| m.gid().to_string());
+            format!(
+                "the control socket is mode {:04o}, group `{group}`: status and events need \
+                 root or membership of group `{group}` (log in again after joining it)",
+                m.mode() & 0o777
+            )
+        }
+        _ => root_only.to_owned(),
+    }
+}
+
 /// Why the daemon's control socket could not be reached, with what to do about it.
 fn unreachable(socket: &Path, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::PermissionDenied => format!(
-            "cannot reach the daemon at {}: {e}: the control socket is root's (mode 0600, and \
-             the daemon answers only root and its own user): run this as root (sudo)",
-            socket.display()
+            "cannot reach the daemon at {}: {e}: {}",
+            socket.display(),
+            permission_hint(socket)
         ),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
             "cannot reach the daemon at {}: {e}: is `heartwire run` up on this node? (another \

@@ -1,7 +1,10 @@
 //! The daemon side of the control socket: nonblocking accept, one request line per
 //! connection, answer, close. At most [`CONN_MAX`] connections at once; a client that
-//! sends more than [`REQUEST_MAX`] bytes without a newline is cut off. Clients other than
-//! root or the daemon's own user are refused (SO_PEERCRED), and the socket is mode 0600.
+//! sends more than [`REQUEST_MAX`] bytes without a newline is cut off. The socket is mode
+//! 0600: only root and the daemon's own user reach it. With a socket group it is 0660 and
+//! owned by that group: its members (the file system lets only them connect) may read
+//! (`status`, `events`); any other request from them is refused. Clients other than root
+//! or the daemon's own user are checked again with SO_PEERCRED.
 //!
 //! An `events` connection stays open as a *follower*: every event line is appended to its
 //! backlog and written as far as the socket takes it. A backlog is bounded by
@@ -34,6 +37,8 @@ struct Conn {
     answered: bool,
     /// An `events` stream: kept open after writing.
     follow: bool,
+    /// A member of the socket group, neither root nor the daemon's user: may only read.
+    read_only: bool,
 }
 
 /// The control socket and its connections.
@@ -42,6 +47,8 @@ pub(crate) struct CtlServer {
     listener: UnixListener,
     path: PathBuf,
     conns: Vec<Option<Conn>>,
+    /// The socket group, by name, when members may read.
+    group: Option<String>,
 }
 
 /// Why the control socket could not be set up.
@@ -53,13 +60,28 @@ pub enum CtlError {
     /// An OS error.
     #[error("control socket {0}: {1}")]
     Io(PathBuf, io::Error),
+    /// The socket group is not in the group database.
+    #[error(
+        "control socket group `{0}` does not exist on this host (--socket-group or \
+         control_socket_group in [cluster]): create it (groupadd) or name another"
+    )]
+    NoGroup(String),
 }
 
 impl CtlServer {
-    /// Binds `path` (mode 0600), replacing a stale socket left by a dead daemon but
-    /// refusing to start if a live daemon answers there.
-    pub(crate) fn bind(path: &Path) -> Result<CtlServer, CtlError> {
+    /// Binds `path` (mode 0600; with `group`, 0660 owned by that group), replacing a
+    /// stale socket left by a dead daemon but refusing to start if a live daemon answers
+    /// there.
+    pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<CtlServer, CtlError> {
         let io_err = |e| CtlError::Io(path.to_owned(), e);
+        let gid = match group {
+            None => None,
+            Some(g) => Some(
+                heartwire_hal::cred::group_id(g)
+                    .map_err(io_err)?
+                    .ok_or_else(|| CtlError::NoGroup(g.to_owned()))?,
+            ),
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err)?;
         }
@@ -73,10 +95,18 @@ impl CtlServer {
         }
         let listener = UnixListener::bind(path).map_err(io_err)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+        if let Some(gid) = gid {
+            // Owner first, then the group's bits: the socket is never open to a group
+            // before it is the right one.
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_err)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                .map_err(io_err)?;
+        }
         Ok(CtlServer {
             listener,
             path: path.to_owned(),
             conns: (0..CONN_MAX).map(|_| None).collect(),
+            group: group.map(str::to_owned),
         })
     }
 
@@ -102,10 +132,13 @@ impl CtlServer {
                     return;
                 }
             };
-            if let Err(why) = authorize(&stream) {
-                log::warn!("control connection refused: {why}");
-                continue;
-            }
+            let read_only = match authorize(&stream, self.group.as_deref()) {
+                Ok(read_only) => read_only,
+                Err(why) => {
+                    log::warn!("control connection refused: {why}");
+                    continue;
+                }
+            };
             let Some(slot) = self.conns.iter().position(Option::is_none) else {
                 log::warn!("control connection refused: {CONN_MAX} already open");
                 continue;
@@ -117,6 +150,7 @@ impl CtlServer {
                 written: 0,
                 answered: false,
                 follow: false,
+                read_only,
             };
             let token = Token(CTL_CONN_BASE + slot);
             if registry
@@ -176,11 +210,21 @@ impl CtlServer {
         }
         if let Some(end) = conn.input.iter().position(|b| *b == b'\n') {
             conn.answered = true;
-            return Some(
-                String::from_utf8_lossy(&conn.input[..end])
-                    .trim()
-                    .to_owned(),
-            );
+            let line = String::from_utf8_lossy(&conn.input[..end])
+                .trim()
+                .to_owned();
+            if conn.read_only && !reads_only(&line) {
+                let group = self.group.as_deref().unwrap_or("?");
+                let refusal = serde_json::json!({
+                    "error": format!(
+                        "needs root: members of the control socket's group `{group}` may \
+                         only read (status, events)"
+                    )
+                });
+                self.respond(slot, refusal.to_string().into_bytes(), registry);
+                return None;
+            }
+            return Some(line);
         }
         if conn.input.len() > REQUEST_MAX {
             conn.answered = true;
@@ -292,19 +336,32 @@ impl Drop for CtlServer {
     }
 }
 
-/// Only root and the daemon's own user may use the control socket.
-fn authorize(stream: &UnixStream) -> Result<(), String> {
+/// Root and the daemon's own user may use the control socket (`Ok(false)`); with a
+/// socket group, anyone else who got through its 0660 mode is a member and may read
+/// (`Ok(true)`: SO_PEERCRED carries only the primary group, the file system checked the
+/// supplementary ones).
+fn authorize(stream: &UnixStream, group: Option<&str>) -> Result<bool, String> {
     let cred =
         heartwire_hal::cred::peer_cred(stream.as_fd()).map_err(|e| format!("SO_PEERCRED: {e}"))?;
     let me = heartwire_hal::cred::effective_uid();
     if cred.uid == 0 || cred.uid == me {
-        Ok(())
+        Ok(false)
+    } else if group.is_some() {
+        Ok(true)
     } else {
         Err(format!(
             "pid {} uid {} is neither root nor uid {me}",
             cred.pid, cred.uid
         ))
     }
+}
+
+/// Whether a request only reads (what a socket group member may send).
+fn reads_only(line: &str) -> bool {
+    matches!(
+        crate::ctl::request::Request::parse(line),
+        Ok(crate::ctl::request::Request::Status | crate::ctl::request::Request::Events)
+    )
 }
 
 #[cfg(test)]
@@ -328,7 +385,7 @@ mod tests {
         let _cleanup = Cleanup(dir.clone());
         let path = dir.join("ctl.sock");
         let poll = mio::Poll::new().unwrap();
-        let mut server = CtlServer::bind(&path).unwrap();
+        let mut server = CtlServer::bind(&path, None).unwrap();
         server.register(poll.registry()).unwrap();
         let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
         client
@@ -375,7 +432,7 @@ mod tests {
         }
         let _cleanup = Cleanup(dir.clone());
         let poll = mio::Poll::new().unwrap();
-        let mut server = CtlServer::bind(&dir.join("ctl.sock")).unwrap();
+        let mut server = CtlServer::bind(&dir.join("ctl.sock"), None).unwrap();
         server.register(poll.registry()).unwrap();
         let mut client = std::os::unix::net::UnixStream::connect(dir.join("ctl.sock")).unwrap();
         client.write_all(b"events\n").unwrap();

@@ -164,7 +164,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let ctl = CtlServer::bind(&socket)?;
+    let ctl = CtlServer::bind(&socket, cfg.control_socket_group.as_deref())?;
     let links = LinkMonitor::open()?;
     let mut carrier: Vec<(String, Option<bool>)> = Vec::new();
     let ip_ifaces = cfg
@@ -291,7 +291,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         fencing,
     };
     ::log::info!(
-        "started: cluster {} (id {}), node {} (id {}, chosen: {}), incarnation {incarnation:08x}, {} path(s), control socket {}, key {}",
+        "started: cluster {} (id {}), node {} (id {}, chosen: {}), incarnation {incarnation:08x}, {} path(s), control socket {}{}, key {}",
         cfg.spec.name,
         cfg.spec.cluster_id,
         local_name,
@@ -299,6 +299,11 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         cfg.chosen,
         d.socks.len(),
         socket.display(),
+        cfg.control_socket_group
+            .as_deref()
+            .map_or(String::new(), |g| format!(
+                " (group {g} may read status and events)"
+            )),
         if keyed {
             "on"
         } else {

@@ -61,7 +61,10 @@ pub(super) fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.adapters != new.adapters {
         why.push("the interfaces whose carrier is watched");
     }
-    if old.realtime != new.realtime || old.control_socket != new.control_socket {
+    if old.realtime != new.realtime
+        || old.control_socket != new.control_socket
+        || old.control_socket_group != new.control_socket_group
+    {
         why.push("real-time settings or the control socket");
     }
     why
