@@ -35,16 +35,30 @@ fn answered_after<'a>(rs: &'a [Reply], who: &str, first: &Reply, until_ns: u64) 
 
 #[test]
 fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins() {
-    let cfg = LabConfig {
+    let mut cfg = LabConfig {
         two_node: true,
-        extra: ip_group("svc", "\"a\", \"b\"", "home"),
         ..LabConfig::default()
     };
     let mut lab = Lab::new("tk", 2, &cfg);
+    // An application the killed daemon leaves running: the restarted one kills it.
+    let app = lab.dir.join("hwstaleapp");
+    std::fs::copy("/bin/sleep", &app).expect("copy sleep");
+    let pid = lab.dir.join("app-$HW_NODE.pid");
+    cfg.extra = format!(
+        "{}[[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
+         start = \"{app} 100000 & echo $! > {pid}\"\n\
+         stop = \"kill $(cat {pid}) 2>/dev/null; rm -f {pid}; true\"\n\n",
+        ip_group("svc", "\"a\", \"b\"", "home"),
+        app = app.display(),
+        pid = pid.display()
+    );
+    lab.write_config(&cfg);
     let client = lab.add_client();
     lab.start_all();
     lab.wait_group(0, "svc", "online", Duration::from_secs(10));
     assert!(lab.addresses(0, "eth1").contains(SERVICE_IP));
+    let old_app = lab.processes(0, "hwstaleapp");
+    assert_eq!(old_app.len(), 1, "a runs the application");
     lab.start_responders(PORT);
     let out = lab.dir.join("probe.txt");
     let target = format!("{SERVICE_IP}:{PORT}");
@@ -60,9 +74,15 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
         b.announcements,
         b.announce_errors
     );
-    // The dead daemon left its address behind, as keepalived's does: only the client's
-    // ARP entry, updated by b's announcement, keeps traffic away from a.
+    // The dead daemon left its address and its application behind, as keepalived's
+    // does: only the client's ARP entry, updated by b's announcement, keeps traffic away
+    // from a.
     assert!(lab.addresses(0, "eth1").contains(SERVICE_IP));
+    assert_eq!(
+        lab.processes(0, "hwstaleapp"),
+        old_app,
+        "the application outlived its daemon"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let restart = mono_ns();
     lab.start(0);
@@ -88,13 +108,23 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
         .and_then(lab::parse_secs)
         .expect("a logged the stale address removal");
     assert!(removed_at > restart);
+    let killed_at = log
+        .lines()
+        .find(|l| l.contains(&format!("killed stale process {} (hwstaleapp)", old_app[0])))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("at=")))
+        .and_then(lab::parse_secs)
+        .expect("a logged killing the application the previous run left");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", old_app[0])).exists(),
+        "the stale application is gone"
+    );
     let first_event = a_events
         .iter()
         .find(|e| e.at_ns > restart)
         .expect("a's new run logged events");
     assert!(
-        removed_at < first_event.at_ns,
-        "cleanup ({removed_at}) before the first event of the new run ({})",
+        removed_at.max(killed_at) < first_event.at_ns,
+        "cleanup ({removed_at}, {killed_at}) before the first event of the new run ({})",
         first_event.line
     );
     // After a took the group back, b never answered again.
@@ -684,4 +714,254 @@ fn one_forged_frame_to_a_keyless_cluster_is_counted_and_a_kill_9_still_fails_ove
         "after the forged frame, kill -9 of a: svc online on b {:.1} ms later",
         (mono_ns() - fault) as f64 / 1e6
     );
+}
+
+/// Per poll: when, and per node whether the service address is on its eth1 and how many
+/// instances of the application run in its namespace.
+type Sample = (u64, Vec<(bool, usize)>);
+
+/// Polls every node's address and application instances every few milliseconds until
+/// `stop` is set.
+fn watch_owners(
+    lab: &Lab,
+    nodes: usize,
+    comm: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Sample>> {
+    let spaces: Vec<String> = (0..nodes).map(|i| lab.ns(i)).collect();
+    std::thread::spawn(move || {
+        let mut samples = vec![];
+        // bounded: 60 s of polls at most
+        let end = mono_ns() + 60_000_000_000;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && mono_ns() < end {
+            let at = mono_ns();
+            let state = spaces
+                .iter()
+                .map(|ns| {
+                    let addr = std::process::Command::new("ip")
+                        .args(["-n", ns, "-o", "addr", "show", "dev", "eth1"])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).contains(SERVICE_IP))
+                        .unwrap_or(false);
+                    let pids = std::process::Command::new("ip")
+                        .args(["netns", "pids", ns])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default();
+                    let apps = pids
+                        .split_whitespace()
+                        .filter(|p| {
+                            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                                .is_ok_and(|c| c.trim_end() == comm)
+                        })
+                        .count();
+                    (addr, apps)
+                })
+                .collect();
+            samples.push((at, state));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        samples
+    })
+}
+
+/// How long (ns) two or more nodes had the address, and two or more application
+/// instances ran, between consecutive samples that both saw it.
+fn overlaps(samples: &[Sample]) -> (u64, u64) {
+    let (mut addr, mut apps) = (0, 0);
+    for w in samples.windows(2) {
+        let dt = w[1].0 - w[0].0;
+        let two_addr = |s: &Sample| s.1.iter().filter(|(a, _)| *a).count() >= 2;
+        let two_apps = |s: &Sample| s.1.iter().map(|(_, n)| n).sum::<usize>() >= 2;
+        if two_addr(&w[0]) && two_addr(&w[1]) {
+            addr += dt;
+        }
+        if two_apps(&w[0]) && two_apps(&w[1]) {
+            apps += dt;
+        }
+    }
+    (addr, apps)
+}
+
+/// Issue 17 lab proof (a): the owner is cut off from every network (silently: its links
+/// keep carrier) while its application's stop takes 3 s. It fences at once when its lease
+/// runs out (address removed, application killed) and only then runs the slow stop; the
+/// gainer takes over after the lease wait. Two namespaces never hold the address, and
+/// two instances never run, for longer than twice the path timeout (the polls' own
+/// granularity); before the self-fence both lasted about 3 s. After the cut heals exactly
+/// one node serves.
+#[test]
+fn an_owner_cut_off_with_a_slow_stop_fences_before_the_gainer_takes_over() {
+    let dir_app = "hwfenceapp";
+    let mut cfg = LabConfig::default();
+    let mut lab = Lab::new("fc", 3, &cfg);
+    let app = lab.dir.join(dir_app);
+    std::fs::copy("/bin/sleep", &app).expect("copy sleep");
+    let pidfile = lab.dir.join("app-$HW_NODE.pid");
+    cfg.extra = format!(
+        "{}[[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
+         start = \"{app} 100000 & echo $! > {pid}\"\n\
+         stop = \"sleep 3; kill $(cat {pid}) 2>/dev/null; rm -f {pid}; true\"\n\
+         timeout = \"10s\"\n\n",
+        ip_group("svc", "\"a\", \"b\", \"c\"", "never"),
+        app = app.display(),
+        pid = pidfile.display(),
+    );
+    lab.write_config(&cfg);
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    assert_eq!(lab.processes(0, dir_app).len(), 1, "a runs the application");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_owners(&lab, 3, dir_app, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let cut = mono_ns();
+    lab.isolate(0, true);
+    lab.wait_group(1, "svc", "online", Duration::from_secs(10));
+    // a's slow stop ends 3 s after its fence
+    std::thread::sleep(Duration::from_millis(4000));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = watcher.join().expect("watcher");
+    let (addr, apps) = overlaps(&samples);
+    let b_from = samples
+        .iter()
+        .find(|s| s.0 > cut && s.1[1].0)
+        .map_or(0, |s| s.0 - cut);
+    let a_gone = samples
+        .iter()
+        .find(|s| s.0 > cut && !s.1[0].0)
+        .map_or(0, |s| s.0 - cut);
+    eprintln!(
+        "cut-off owner with a 3 s stop: a's address gone {:.1} ms after the cut, b's there \
+         {:.1} ms after it; two owners of the address for {:.1} ms, two application \
+         instances for {:.1} ms ({} polls; path timeout 200 ms)",
+        a_gone as f64 / 1e6,
+        b_from as f64 / 1e6,
+        addr as f64 / 1e6,
+        apps as f64 / 1e6,
+        samples.len()
+    );
+    let bound = 400_000_000;
+    assert!(addr <= bound, "two owners of the address for {addr} ns");
+    assert!(apps <= bound, "two application instances for {apps} ns");
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        log.contains("group svc: fenced (this node lost its authority): removed 10.200.1.50"),
+        "a logged its fence"
+    );
+    // Healed: a rejoins, finds b serving (fallback never) and stays out.
+    lab.isolate(0, false);
+    lab.wait_for(Duration::from_secs(10), "a rejoined", |lab| {
+        lab.status(0).is_some_and(|s| s.view_members.len() == 3)
+    });
+    lab.wait_group(0, "svc", "offline", Duration::from_secs(10));
+    let serving: Vec<usize> = (0..3)
+        .filter(|&i| lab.addresses(i, "eth1").contains(SERVICE_IP))
+        .collect();
+    assert_eq!(serving, [1], "exactly b serves after the cut healed");
+    let running: Vec<usize> = (0..3)
+        .flat_map(|i| std::iter::repeat_n(i, lab.processes(i, dir_app).len()))
+        .collect();
+    assert_eq!(running, [1], "exactly one application instance, on b");
+}
+
+/// Issue 17 lab proof (e): four nodes in mutual takeover, one group and one client probe
+/// per node. kill -9 of d's daemon moves d's group to a, and d's rejoin moves nothing
+/// (fallback never); the three other groups are never released anywhere (every view
+/// change keeps their owners' authority). Prints the collateral releases (before the
+/// fix of item 5: three per kill) and each group's longest gap between replies.
+#[test]
+fn in_mutual_takeover_one_death_and_rejoin_move_only_that_nodes_group() {
+    let names = ["a", "b", "c", "d"];
+    let address = |i: usize| format!("10.200.1.{}", 51 + i);
+    let mut extra = String::new();
+    for i in 0..4 {
+        extra += &format!(
+            "[[group]]\nname = \"g{}\"\nnodes = [\"{}\", \"{}\"]\nstartup = \"home\"\n\
+             fallover = \"next\"\nfallback = \"never\"\n\n\
+             [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{}/24\"\n\
+             interface = \"eth1\"\nannounce_count = 3\nannounce_interval = \"20ms\"\n\n",
+            names[i],
+            names[i],
+            names[(i + 1) % 4],
+            address(i)
+        );
+    }
+    let cfg = LabConfig {
+        extra,
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("mt", 4, &cfg);
+    let client = lab.add_client();
+    lab.start_all();
+    for (i, n) in names.iter().enumerate() {
+        lab.wait_group(i, &format!("g{n}"), "online", Duration::from_secs(10));
+    }
+    lab.start_responders(PORT);
+    let outs: Vec<_> = (0..4)
+        .map(|i| lab.dir.join(format!("probe{i}.txt")))
+        .collect();
+    let probes: Vec<usize> = (0..4)
+        .map(|i| {
+            let target = format!("{}:{PORT}", address(i));
+            lab.start_probe(&client, &target, 1000, 6000, &outs[i])
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    let kill = mono_ns();
+    lab.kill(3);
+    lab.wait_group(0, "gd", "online", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.start(3);
+    lab.wait_for(Duration::from_secs(10), "d rejoined", |lab| {
+        (0..4).all(|i| lab.status(i).is_some_and(|s| s.view_members.len() == 4))
+    });
+    for p in probes {
+        lab.finish_helper(p, Duration::from_secs(15));
+    }
+    let releases: Vec<String> = (0..4)
+        .flat_map(|i| lab.events(i))
+        .filter(|e| e.at_ns > kill && e.name == "group_releasing")
+        .map(|e| e.line)
+        .collect();
+    let collateral: Vec<&String> = releases
+        .iter()
+        .filter(|l| !l.contains("group=gd"))
+        .collect();
+    let gaps: Vec<f64> = outs
+        .iter()
+        .map(|o| {
+            let rs = replies(o);
+            rs.windows(2)
+                .filter(|w| w[0].recv_ns > kill)
+                .map(|w| w[1].recv_ns - w[0].recv_ns)
+                .max()
+                .unwrap_or(0) as f64
+                / 1e6
+        })
+        .collect();
+    eprintln!(
+        "kill -9 of d and its rejoin: {} collateral releases (other groups), longest gap \
+         per group a/b/c/d: {:.1} / {:.1} / {:.1} / {:.1} ms (d's moved; heartbeat 10 ms, \
+         timeout 200 ms)",
+        collateral.len(),
+        gaps[0],
+        gaps[1],
+        gaps[2],
+        gaps[3]
+    );
+    assert!(
+        collateral.is_empty(),
+        "other groups released: {collateral:?}"
+    );
+    for (i, o) in outs.iter().enumerate().take(3) {
+        let rs = replies(o);
+        assert!(
+            rs.iter()
+                .filter(|r| r.recv_ns > kill)
+                .all(|r| r.from == names[i]),
+            "group g{} answered only by its owner {}",
+            names[i],
+            names[i]
+        );
+    }
 }

@@ -662,6 +662,7 @@ fn core_spec(b: &mut impl Iterator<Item = u8>) -> ClusterSpec {
             pre_release: false,
             networks: u64::from(byte() % 2),
             failure_timeout: None,
+            release_bound: None,
         })
         .collect();
     ClusterSpec {

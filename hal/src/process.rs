@@ -36,6 +36,15 @@ pub fn signal_group(pgid: i32, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// SIGKILL to every process of process group `pgid`: `Ok(false)` when it had none left.
+pub fn kill_group(pgid: i32) -> io::Result<bool> {
+    match signal_group(pgid, SIGKILL) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether process group `pgid` still has a member (signal 0 probes without sending;
 /// EPERM means it exists but belongs to someone else).
 pub fn group_alive(pgid: i32) -> io::Result<bool> {

@@ -41,7 +41,7 @@ use super::Validator;
 use super::raw::{RawConfig, RawGroup, RawResource};
 use crate::config::ConfigError;
 use crate::core::placement::{Fallback, Fallover, GroupPolicy, Startup};
-use crate::core::spec::{GroupSpec, NodeSpec};
+use crate::core::spec::{ABANDON_AFTER, GroupSpec, NodeSpec};
 use crate::wire::state::MAX_GROUPS;
 
 /// What a non-quorate node does besides releasing its groups (DESIGN §5).
@@ -320,6 +320,7 @@ impl Validator<'_> {
                     _ => None,
                 })
                 .fold(0u64, |b, n| b | 1 << n);
+            let release_bound = release_bound(&resources);
             specs.push(GroupSpec {
                 name: g.name.get_ref().clone(),
                 policy,
@@ -334,6 +335,7 @@ impl Validator<'_> {
                 pre_release: false,
                 networks,
                 failure_timeout,
+                release_bound,
             });
             configs.push(GroupConfig {
                 name: g.name.get_ref().clone(),
@@ -865,4 +867,27 @@ pub(super) fn canonical(raw: &RawConfig) -> String {
         );
     }
     out
+}
+
+/// How long a release that lost authority may take to end what the self-fence cannot (a
+/// filesystem on a disk no reservation of the group guards) before the node halts: every
+/// stop of the group run to its timeout and then abandoned. `None` when the self-fence
+/// (addresses removed, applications killed) and a gainer's reservation fence everything.
+pub(crate) fn release_bound(resources: &[Resource]) -> Option<Duration> {
+    let guarded = resources
+        .iter()
+        .any(|r| matches!(r.kind, ResourceKind::Reservation(_)));
+    let unguarded = resources
+        .iter()
+        .any(|r| matches!(r.kind, ResourceKind::Filesystem(_)));
+    if guarded || !unguarded {
+        return None;
+    }
+    let stop = |r: &Resource| match &r.kind {
+        ResourceKind::Ip(_) => Duration::ZERO,
+        ResourceKind::Application(a) => a.timeout + ABANDON_AFTER,
+        ResourceKind::Filesystem(f) => f.timeout + ABANDON_AFTER,
+        ResourceKind::Reservation(v) => v.timeout + ABANDON_AFTER,
+    };
+    Some(resources.iter().map(stop).sum())
 }

@@ -72,7 +72,7 @@ pub use self::paths::{
 };
 use self::raw::RawConfig;
 pub use self::storage::{FsResource, ReservationResource, WatchdogConfig};
-use crate::core::spec::{ClusterSpec, NodeId, NodeSpec, PathSpec};
+use crate::core::spec::{ClusterSpec, GroupSpec, NodeId, NodeSpec, PathSpec};
 use crate::wire::auth::KEY_LEN_MIN;
 use crate::wire::{MAX_NODES, MAX_PATHS};
 
@@ -237,6 +237,32 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// Without a `[watchdog]` every group must be fenced by the self-fence or a
+    /// reservation: a node that loses authority cannot otherwise be made to stop writing
+    /// a filesystem within a bound a gainer could wait for (DESIGN.md §4 "Self-fence").
+    fn fenceable(&self, raw: &RawConfig, specs: &[GroupSpec]) -> Result<(), ConfigError> {
+        for (i, (g, spec)) in raw.groups.iter().zip(specs).enumerate() {
+            let fs = g
+                .resources
+                .iter()
+                .position(|r| r.kind.get_ref() == "filesystem");
+            if let (Some(r), Some(_)) = (fs, spec.release_bound) {
+                return Err(self.err(
+                    &g.resources[r].kind,
+                    &format!("group[{i}].resource[{r}].kind"),
+                    format!(
+                        "group `{}` has a filesystem but no reservation: a node cut off from \
+                         the cluster could go on writing it after another node mounted it; \
+                         put a `reservation` on its disk first in the group, or configure a \
+                         [watchdog] (then a release that overruns its bound halts the node)",
+                        spec.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn err<T>(&self, at: &Spanned<T>, key: &str, msg: impl Into<String>) -> ConfigError {
         ConfigError::at(self.file, self.text, at.span().start, key, msg.into())
     }
@@ -290,6 +316,9 @@ impl Validator<'_> {
             paths: &paths,
         };
         let (mut group_specs, groups) = self.groups(&raw, &scope)?;
+        if watchdog.is_none() {
+            self.fenceable(&raw, &group_specs)?;
+        }
         let adapters = local_adapters(&networks, &paths, &io, &groups);
         let events = self.events(&raw, &mut group_specs)?;
         let config_hash = canonical_hash(&raw, key.is_some());

@@ -404,6 +404,37 @@ fn storage_resources_tie_breaker_and_watchdog_resolve_per_node() {
     assert_eq!(a.on_quorum_loss, QuorumLoss::Halt);
 }
 
+/// A filesystem no reservation guards cannot be fenced when its node is cut off: the
+/// config needs a watchdog for it (the core then halts a release that overruns the
+/// bound); with a reservation or a watchdog it is accepted, and only the unguarded one
+/// has a release bound (every stop's timeout plus the abandon delay).
+#[test]
+fn a_filesystem_without_a_reservation_needs_a_watchdog_and_gets_a_release_bound() {
+    let guarded = load_as(&with_storage(), "a").unwrap();
+    assert_eq!(guarded.spec.groups[0].release_bound, None);
+    let unguarded = with_storage().replacen(
+        "[[group.resource]]\nname = \"disk\"\nkind = \"reservation\"\ndevices = { a = \"/dev/sda\", b = \"/dev/sdb\" }\n",
+        "",
+        1,
+    );
+    assert_ne!(unguarded, with_storage(), "fixture has the reservation");
+    let a = load_as(&unguarded, "a").unwrap();
+    // the filesystem's default timeout (60 s) plus the 2 s a stuck child is given
+    assert_eq!(
+        a.spec.groups[0].release_bound,
+        Some(Duration::from_secs(62))
+    );
+    let no_watchdog = unguarded
+        .replace("on_quorum_loss = \"halt\"\n", "")
+        .replace("[watchdog]\ntimeout = \"5s\"\n", "");
+    let e = load_as(&no_watchdog, "a").expect_err("refused without a watchdog");
+    assert_eq!(e.key, "group[0].resource[0].kind", "{e}");
+    assert!(
+        e.message.contains("has a filesystem but no reservation"),
+        "{e}"
+    );
+}
+
 #[test]
 fn each_storage_mistake_names_its_key() {
     expect_storage_err(

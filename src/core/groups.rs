@@ -121,9 +121,17 @@ pub struct LocalGroup {
     pub failed: bool,
     /// When it last failed here.
     pub failed_at: Instant,
+    /// When this node fenced it after losing authority (since its last acquisition).
+    fenced_at: Option<Instant>,
 }
 
 impl LocalGroup {
+    /// Whether this node fenced it after losing authority and has not acquired it again:
+    /// its addresses are gone and its applications killed, whatever its stops do.
+    pub fn fenced(&self) -> bool {
+        self.fenced_at.is_some()
+    }
+
     /// Resource `r`'s state here: `starting` or `stopping` while its request runs,
     /// `stop failed` for the one whose stop left the group in error (releases run in
     /// reverse, so it is the last started), `started` when it is within the started
@@ -184,6 +192,11 @@ pub struct Groups {
     born: Instant,
     /// This node has had authority since it started.
     had_authority: bool,
+    /// Groups to fence now (see [`Groups::pop_fence`]).
+    fences: u64,
+    /// A fenced group's release overran its bound: the node must halt.
+    halt: Option<u8>,
+    halt_ordered: bool,
 }
 
 /// Why a group's resource list could not be replaced.
@@ -202,6 +215,7 @@ impl Groups {
                 hooked: false,
                 failed: false,
                 failed_at: now,
+                fenced_at: None,
             };
             specs.len()
         ];
@@ -217,6 +231,9 @@ impl Groups {
             held_off: 0,
             born: now,
             had_authority: false,
+            fences: 0,
+            halt: None,
+            halt_ordered: false,
         }
     }
 
@@ -345,6 +362,23 @@ impl Groups {
         core::mem::take(&mut self.changed)
     }
 
+    /// The next group to fence: its service addresses removed and its applications'
+    /// process groups killed at once, before anything else (see the module docs).
+    pub fn pop_fence(&mut self) -> Option<u8> {
+        if self.fences == 0 {
+            return None;
+        }
+        let g = self.fences.trailing_zeros();
+        self.fences &= self.fences - 1;
+        Some(u8::try_from(g).expect("invariant: <= 64 groups"))
+    }
+
+    /// The group whose release overran its bound after a fence, once: the node must
+    /// halt (the config allows such a group only with a watchdog).
+    pub fn take_halt(&mut self) -> Option<u8> {
+        self.halt.take()
+    }
+
     /// The next resource operation to carry out.
     pub fn pop_request(&mut self) -> Option<ResourceRequest> {
         self.requests.pop_front()
@@ -449,23 +483,33 @@ impl Groups {
     }
 
     fn step(&mut self, cx: &Context<'_>, g: usize, push: &mut impl FnMut(Event)) {
+        // In maintenance a daemon that restarted has not had authority yet: it keeps what
+        // it resumed for one lease while it joins (the others acquire nothing meanwhile),
+        // then it too counts as cut off.
+        let joining_until = self.born.saturating_add(cx.settle);
+        let cut_off =
+            !self.authority && (!cx.frozen || self.had_authority || cx.now >= joining_until);
+        let phase = self.local[g].phase;
+        if phase != Phase::Offline {
+            // A node that leaves with a group in error is fenced too: the others take the
+            // group over once it is gone.
+            if cut_off || (self.leaving && phase == Phase::Error) {
+                self.fence(cx.now, g);
+            }
+            self.escalate(cx.now, g);
+        }
         let lg = self.local[g];
         if lg.in_flight.is_some() {
             return;
         }
         if cx.frozen {
             // What runs goes on (a sequence under way finishes), nothing new starts or
-            // stops; losing authority still releases. A daemon that restarted in
-            // maintenance has not had authority yet: it keeps what it resumed for one
-            // lease while it joins (the others acquire nothing meanwhile), then it too
-            // counts as cut off.
-            let joining_until = self.born.saturating_add(cx.settle);
-            let cut_off = !self.authority && (self.had_authority || cx.now >= joining_until);
+            // stops; losing authority still releases.
             if !self.authority && !cut_off && lg.phase == Phase::Online {
                 self.wake = Some(self.wake.map_or(joining_until, |w| w.min(joining_until)));
             }
             match lg.phase {
-                Phase::Acquiring | Phase::Online if cut_off => {
+                Phase::Acquiring | Phase::Online if cut_off || lg.fenced() => {
                     self.set_phase(cx.now, g, Phase::Releasing, push);
                     self.advance(cx.now, g, push);
                 }
@@ -496,13 +540,45 @@ impl Groups {
                 Blocked::Until(t) => self.wake = Some(self.wake.map_or(t, |w| w.min(t))),
                 Blocked::OnPeers => {}
             },
-            Phase::Acquiring if want => self.advance(cx.now, g, push),
-            Phase::Acquiring | Phase::Online if !want => {
+            // A fence ended what the acquisition had started: it is released before it
+            // is acquired again, also when authority came back meanwhile.
+            Phase::Acquiring if want && !lg.fenced() => self.advance(cx.now, g, push),
+            Phase::Acquiring | Phase::Online if !want || lg.fenced() => {
                 self.set_phase(cx.now, g, Phase::Releasing, push);
                 self.advance(cx.now, g, push);
             }
             Phase::Releasing => self.advance(cx.now, g, push),
             Phase::Offline | Phase::Online | Phase::Acquiring | Phase::Error => {}
+        }
+    }
+
+    /// Fences group `g` once after this node lost authority (also with a start or stop
+    /// in flight: a fence does not wait).
+    fn fence(&mut self, now: Instant, g: usize) {
+        let lg = &mut self.local[g];
+        if lg.fenced_at.is_none() {
+            lg.fenced_at = Some(now);
+            self.fences |= 1 << g;
+        }
+    }
+
+    /// Halts the node when group `g`, fenced and not yet offline, has a release bound
+    /// that has passed (authority that came back changes nothing: a gainer may have
+    /// counted on the bound), or is in error (its release will not go on by itself).
+    fn escalate(&mut self, now: Instant, g: usize) {
+        let Some(fenced_at) = self.local[g].fenced_at else {
+            return;
+        };
+        if let Some(bound) = self.specs[g].release_bound {
+            let at = fenced_at.saturating_add(bound);
+            if now >= at || self.local[g].phase == Phase::Error {
+                if !self.halt_ordered {
+                    self.halt_ordered = true;
+                    self.halt = Some(u8::try_from(g).expect("invariant: <= 64 groups"));
+                }
+            } else {
+                self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+            }
         }
     }
 
@@ -545,6 +621,9 @@ impl Groups {
         if lg.phase == phase {
             return;
         }
+        if phase == Phase::Acquiring {
+            lg.fenced_at = None;
+        }
         lg.phase = phase;
         lg.since = now;
         lg.hooked = false;
@@ -575,7 +654,11 @@ impl Groups {
             }
         }
         if outsiders && cx.leases_apply {
-            let t = cx.installed_at.saturating_add(cx.settle);
+            let bound = self.specs[g].release_bound.unwrap_or(Duration::ZERO);
+            let t = cx
+                .installed_at
+                .saturating_add(cx.settle)
+                .saturating_add(bound);
             if cx.now < t {
                 return Blocked::Until(t);
             }

@@ -173,6 +173,129 @@ fn an_outsider_is_waited_out_for_one_lease_plus_margin() {
     assert_eq!(g2.pop_request(), Some(req(0, ResourceOp::Start)));
 }
 
+/// Issue 17 item 1: an owner that loses authority fences at once, also with a start in
+/// flight (a slow stop or start no longer keeps the address and the application up
+/// while a gainer takes over); a fenced acquisition is released before it is acquired
+/// again, also when authority came back meanwhile; a later loss fences again.
+#[test]
+fn losing_authority_fences_at_once_and_a_fenced_start_is_released_first() {
+    let mut w = owned_by_1();
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 2)], t(0));
+    drive(&mut g, &w, t(20));
+    let r0 = g.pop_request().unwrap();
+    done(&mut g, t(20), r0, true);
+    drive(&mut g, &w, t(20));
+    let r1 = g.pop_request().unwrap(); // the second start is in flight
+    assert_eq!(g.pop_fence(), None, "nothing to fence with authority");
+    w.authority = false;
+    let ev = drive(&mut g, &w, t(21));
+    assert_eq!(ev, [Event::QuorumLost]);
+    assert_eq!(
+        g.pop_fence(),
+        Some(0),
+        "fenced without waiting for the start"
+    );
+    assert_eq!(g.pop_fence(), None, "once");
+    assert!(g.local()[0].fenced());
+    assert_eq!(
+        g.pop_request(),
+        None,
+        "the start in flight is not interrupted"
+    );
+    // Authority comes back before the start ends: the acquisition does not go on.
+    w.authority = true;
+    drive(&mut g, &w, t(22));
+    done(&mut g, t(22), r1, true);
+    let seen = run(&mut g, &w, t(22), true);
+    assert_eq!(
+        &seen[..2],
+        &[req(1, ResourceOp::Stop), req(0, ResourceOp::Stop)],
+        "released first"
+    );
+    assert_eq!(g.local()[0].phase, Phase::Offline);
+    run(&mut g, &w, t(22), true);
+    assert_eq!(g.local()[0].phase, Phase::Online, "then acquired afresh");
+    assert!(!g.local()[0].fenced());
+    w.authority = false;
+    drive(&mut g, &w, t(23));
+    assert_eq!(g.pop_fence(), Some(0), "a second loss fences again");
+}
+
+/// A node that leaves with a group in error fences it (the others take it over once the
+/// node is gone).
+#[test]
+fn leaving_with_a_group_in_error_fences_it() {
+    let mut w = owned_by_1();
+    let mut g = Groups::new(vec![spec(&[1, 2], Startup::Home, 1)], t(0));
+    run(&mut g, &w, t(20), true);
+    w.view.plan.set(0, Placement::Online(id(2)));
+    run(&mut g, &w, t(21), false);
+    assert_eq!(g.local()[0].phase, Phase::Error);
+    assert_eq!(g.pop_fence(), None, "held with authority: nobody takes it");
+    g.leave();
+    drive(&mut g, &w, t(22));
+    assert_eq!(g.pop_fence(), Some(0));
+}
+
+/// A group with a release bound (a filesystem no reservation guards): a gainer waits the
+/// bound on top of the lease for an outsider; a fenced owner whose release has not ended
+/// within the bound halts, and one whose stop failed halts at once.
+#[test]
+fn a_release_bound_is_waited_by_the_gainer_and_enforced_by_a_halt() {
+    let bound = Duration::from_millis(40);
+    let bounded = || GroupSpec {
+        release_bound: Some(bound),
+        ..spec(&[3, 1], Startup::Home, 1)
+    };
+    let mut w = World::new(&[1, 2], Placement::Online(id(1)));
+    w.report(2, 5, 0, 0);
+    let mut g = Groups::new(vec![bounded()], t(0));
+    drive(&mut g, &w, t(13));
+    assert_eq!(g.pop_request(), None, "the lease alone is not enough");
+    assert_eq!(
+        g.next_deadline(),
+        Some(t(53)),
+        "installed at 10 + settle 3 + bound 40"
+    );
+    drive(&mut g, &w, t(53));
+    assert_eq!(g.pop_request(), Some(req(0, ResourceOp::Start)));
+
+    // The owner's side.
+    let mut w = owned_by_1();
+    let mut g = Groups::new(vec![bounded()], t(0));
+    run(&mut g, &w, t(20), true);
+    w.authority = false;
+    drive(&mut g, &w, t(21));
+    assert_eq!(g.pop_fence(), Some(0));
+    assert_eq!(
+        g.pop_request(),
+        Some(req(0, ResourceOp::Stop)),
+        "a slow unmount"
+    );
+    assert_eq!(g.next_deadline(), Some(t(61)));
+    drive(&mut g, &w, t(60));
+    assert_eq!(g.take_halt(), None);
+    drive(&mut g, &w, t(61));
+    assert_eq!(
+        g.take_halt(),
+        Some(0),
+        "the bound passed with the stop still running"
+    );
+    assert_eq!(g.take_halt(), None, "ordered once");
+
+    let mut w = owned_by_1();
+    let mut g = Groups::new(vec![bounded()], t(0));
+    run(&mut g, &w, t(20), true);
+    w.authority = false;
+    run(&mut g, &w, t(21), false);
+    assert_eq!(g.local()[0].phase, Phase::Error);
+    assert_eq!(
+        g.take_halt(),
+        Some(0),
+        "a failed stop will not end by itself"
+    );
+}
+
 #[test]
 fn concurrent_groups_need_only_authority() {
     let mut w = World::new(&[1, 3], Placement::Concurrent);

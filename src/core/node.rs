@@ -79,6 +79,19 @@ pub enum Action {
     },
     /// Start or stop a resource; report the outcome with [`Node::resource_done`].
     Resource(ResourceRequest),
+    /// Fence group `group` now, without waiting for anything: remove its service
+    /// addresses and SIGKILL its applications' process groups (this node lost authority;
+    /// the release that follows runs the stop commands to clean up). Nothing to report.
+    Fence {
+        /// Group index.
+        group: u8,
+    },
+    /// Halt this node now: the release of fenced group `group` did not end within its
+    /// bound, and a gainer may take it once the bound has passed.
+    Halt {
+        /// Group index.
+        group: u8,
+    },
     /// Report an event decided at `at`.
     Event {
         /// Decision time.
@@ -1338,7 +1351,8 @@ impl Node {
         }
     }
 
-    /// The next request: heartbeats due first (they are time-critical), then resource
+    /// The next request: fences and a halt first (safety does not wait), heartbeats due
+    /// next (they are time-critical), then resource
     /// operations, then membership and group-state frames, then events. `buf` must
     /// hold [`FRAME_MAX`] bytes; a `Transmit` means its first `len` bytes are the frame.
     ///
@@ -1350,6 +1364,12 @@ impl Node {
             "poll_action buffer {} < FRAME_MAX",
             buf.len()
         );
+        if let Some(group) = self.groups.pop_fence() {
+            return Some(Action::Fence { group });
+        }
+        if let Some(group) = self.groups.take_halt() {
+            return Some(Action::Halt { group });
+        }
         if let Some(a) = self.poll_heartbeat(now, buf) {
             return Some(self.checked(a));
         }

@@ -36,7 +36,9 @@ fn drain(n: &mut Node, now: Instant) -> (Vec<(usize, Vec<u8>)>, Vec<Event>) {
                 frames.push((usize::from(path), buf[..len].to_vec()))
             }
             Action::Event { event, .. } => events.push(event),
-            Action::Resource(r) => panic!("no groups configured, yet {r:?}"),
+            a @ (Action::Resource(_) | Action::Fence { .. } | Action::Halt { .. }) => {
+                panic!("no groups configured, yet {a:?}")
+            }
         }
     }
     (frames, events)

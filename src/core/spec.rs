@@ -86,6 +86,10 @@ pub struct PathSpec {
     pub network: Option<u8>,
 }
 
+/// How long a child killed at its timeout may take to end before the daemon abandons it
+/// and reports its operation failed (a process stuck in the kernel ignores SIGKILL).
+pub const ABANDON_AFTER: core::time::Duration = core::time::Duration::from_secs(2);
+
 /// One configured node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
@@ -117,6 +121,11 @@ pub struct GroupSpec {
     /// How long after it failed on a node the failure is forgotten there (Pacemaker's
     /// `failure-timeout`); `None`: until the operator acts.
     pub failure_timeout: Option<core::time::Duration>,
+    /// How long a release that lost authority may take to end what the self-fence does
+    /// not (a filesystem no reservation guards) before the node halts; `None` when the
+    /// self-fence ends or a gainer's reservation fences everything (see
+    /// [`groups`](super::groups)). A gainer waits this much longer for an outsider.
+    pub release_bound: Option<core::time::Duration>,
 }
 
 #[cfg(test)]
@@ -145,6 +154,7 @@ impl GroupSpec {
             pre_release: false,
             networks: 0,
             failure_timeout: None,
+            release_bound: None,
         }
     }
 }

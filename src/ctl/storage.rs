@@ -119,6 +119,10 @@ pub enum FilesystemCommand {
         /// Run `fsck -a` first.
         #[arg(long)]
         fsck: bool,
+        /// When the device is already mounted there (left by an earlier run), the time
+        /// between SIGTERM and SIGKILL to its holders before it is unmounted, in ms.
+        #[arg(long, default_value_t = 5000)]
+        grace_ms: u64,
     },
     /// Signals the processes holding the mount, then unmounts.
     Unmount {
@@ -292,7 +296,15 @@ pub fn filesystem(cmd: FilesystemCommand) -> u8 {
             fstype,
             options,
             fsck,
-        } => filesystem::mount(&device, &mountpoint, &fstype, &options, fsck, log),
+            grace_ms,
+        } => filesystem::mount(
+            &device,
+            &mountpoint,
+            (&fstype, &options),
+            fsck,
+            Duration::from_millis(grace_ms),
+            log,
+        ),
         FilesystemCommand::Unmount {
             mountpoint,
             grace_ms,

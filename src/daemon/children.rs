@@ -43,8 +43,7 @@ use crate::core::Instant;
 /// backgrounded server holds its slot for as long as it runs).
 pub(crate) const CHILDREN_MAX: usize = 256;
 
-/// How long a child killed at its timeout may take to end before it is abandoned.
-pub(crate) const ABANDON_AFTER: Duration = Duration::from_secs(2);
+pub(crate) use crate::core::spec::ABANDON_AFTER;
 
 /// Longest output line logged (longer lines are cut).
 const LINE_MAX: usize = 512;

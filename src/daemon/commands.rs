@@ -185,9 +185,10 @@ impl Daemon {
                 "stopped".to_owned()
             } else {
                 format!(
-                    "stopped with group(s) {} in error: a release failed, resources may still \
-                     be held here (see the log; fix the stop command and start heartwire \
-                     again to release them)",
+                    "stopped with group(s) {} in error: a release failed; their addresses were \
+                     removed and their applications killed (fenced), a filesystem may still be \
+                     mounted here (see the log; fix the stop command and start heartwire \
+                     again to release the rest)",
                     stuck.join(", ")
                 )
             };

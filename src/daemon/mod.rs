@@ -60,10 +60,6 @@ use crate::wire::frame::{FRAME_MAX, padded_len};
 /// others or the timer; the loop comes straight back for the rest.
 pub const FRAMES_PER_WAKEUP_MAX: usize = 256;
 
-/// A kernel receive timestamp older than this is not trusted (clock step); the frame is
-/// stamped with the time it was read instead.
-const RX_AGE_MAX_NS: u64 = 1_000_000_000;
-
 /// Events kept for `status`.
 const RECENT_EVENTS: usize = 32;
 
@@ -202,10 +198,17 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
     let resumed = maintenance::read(&marker, &cfg.groups).map_err(DaemonError::Maintenance)?;
     if resumed.is_none() {
         // Before joining: a previous run killed with kill -9 may have left service
-        // addresses. In maintenance they are the service, and are kept.
+        // addresses and processes (its applications). In maintenance they are the
+        // service, and are kept.
         for stale in resources.remove_stale() {
             ::log::warn!(
                 "removed stale service address {stale}: left by a previous run at={}",
+                log::secs(heartwire_hal::clock::monotonic_ns())
+            );
+        }
+        for stale in resources.kill_stale_processes() {
+            ::log::warn!(
+                "killed stale process {stale}: started by a previous run of this node at={}",
                 log::secs(heartwire_hal::clock::monotonic_ns())
             );
         }
@@ -258,7 +261,13 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         );
     }
     let fencing = fencing::Fencing::open(&cfg, started)?;
-    let io = vec![IoCounters::default(); socks.len()];
+    let io = vec![
+        IoCounters {
+            drained_ns: heartwire_hal::clock::monotonic_ns(),
+            ..IoCounters::default()
+        };
+        socks.len()
+    ];
     let mut d = Daemon {
         node,
         marker,
@@ -491,7 +500,8 @@ impl Daemon {
                     ::log::info!("stopped: every group released");
                 } else {
                     ::log::error!(
-                        "stopped with group(s) {} in error: a release failed, resources may still be held here",
+                        "stopped with group(s) {} in error: a release failed; their addresses were removed \
+                         and their applications killed (fenced), a filesystem may still be mounted here",
                         stuck.join(", ")
                     );
                 }
@@ -743,7 +753,10 @@ impl Daemon {
                     }
                     continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.io[i].drained_ns = now.as_nanos();
+                    return false;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.io[i].rx_errors += 1;
@@ -764,7 +777,12 @@ impl Daemon {
             if self.socks[i].is_ether() && len == MIN_PAYLOAD {
                 len = padded_len(&buf[..len], self.keyed).unwrap_or(len);
             }
-            let arrival = arrival_time(now.as_nanos(), real_ns, meta.rx_realtime_ns);
+            let arrival = arrival_time(
+                now.as_nanos(),
+                real_ns,
+                meta.rx_realtime_ns,
+                self.io[i].drained_ns,
+            );
             if let Err(reason) = self.node.handle_frame(now, arrival, i, &buf[..len]) {
                 let limit = if reason == DropReason::Replay {
                     &mut self.drop_log
@@ -809,6 +827,16 @@ impl Daemon {
                             );
                         }
                     }
+                }
+                Action::Fence { group } => self.resources.fence(group),
+                Action::Halt { group } => {
+                    ::log::error!(
+                        "group {}: its release did not end within its bound after this node \
+                         lost authority: halting now (another node may take it over)",
+                        self.node.spec().groups[usize::from(group)].name
+                    );
+                    ::log::logger().flush();
+                    self.fencing.halt();
                 }
                 Action::Resource(req) => match self.resources.execute(registry, now, req) {
                     Outcome::Done(ok) => self.report(now, Report::Done(req, ok)),
@@ -1047,15 +1075,17 @@ impl Daemon {
     }
 }
 
-/// Converts a kernel receive timestamp (CLOCK_REALTIME) to CLOCK_MONOTONIC using a pair
-/// of clock readings taken together. Missing, future or implausibly old stamps fall back
-/// to `now` (the time the frame was read).
-fn arrival_time(now_ns: u64, real_ns: u64, rx_real_ns: Option<u64>) -> Instant {
+/// When a frame arrived, on CLOCK_MONOTONIC: its kernel receive timestamp
+/// (CLOCK_REALTIME) converted with a pair of clock readings taken together (`now_ns`,
+/// `real_ns`), however old — a frame that waited in the socket through a pause of this
+/// daemon is that old, and must not renew a lease as if it had just come. Without a stamp
+/// (serial and disk paths), or with one after the reading (a clock step), it is taken to
+/// have arrived when the path was last read empty (`drained_ns`): the earliest it can
+/// have come, so a frame buffered through a pause never counts as fresh (issue 17 item 2).
+fn arrival_time(now_ns: u64, real_ns: u64, rx_real_ns: Option<u64>, drained_ns: u64) -> Instant {
     match rx_real_ns {
-        Some(ts) if ts <= real_ns && real_ns - ts <= RX_AGE_MAX_NS => {
-            Instant::from_nanos(now_ns.saturating_sub(real_ns - ts))
-        }
-        _ => Instant::from_nanos(now_ns),
+        Some(ts) if ts <= real_ns => Instant::from_nanos(now_ns.saturating_sub(real_ns - ts)),
+        _ => Instant::from_nanos(drained_ns.min(now_ns)),
     }
 }
 
@@ -1064,18 +1094,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arrival_time_converts_and_falls_back() {
-        assert_eq!(arrival_time(1_000, 5_000, Some(4_900)).as_nanos(), 900);
+    fn arrival_time_is_never_later_than_the_frame_can_have_come() {
+        assert_eq!(arrival_time(1_000, 5_000, Some(4_900), 990).as_nanos(), 900);
         assert_eq!(
-            arrival_time(1_000, 5_000, Some(5_100)).as_nanos(),
-            1_000,
-            "stamp after the reading"
+            arrival_time(1_000, 5_000, Some(5_100), 990).as_nanos(),
+            990,
+            "stamp after the reading: when the path was last read empty"
         );
         assert_eq!(
-            arrival_time(2_000_000_000, 5_000_000_000, Some(1)).as_nanos(),
-            2_000_000_000,
-            "too old"
+            arrival_time(
+                3_000_000_000,
+                5_000_000_000,
+                Some(2_000_000_000),
+                2_999_000_000
+            )
+            .as_nanos(),
+            0,
+            "3 s old after a pause: that old, not now"
         );
-        assert_eq!(arrival_time(1_000, 5_000, None).as_nanos(), 1_000);
+        assert_eq!(
+            arrival_time(3_000_000_000, 5_000_000_000, None, 1_000_000_000).as_nanos(),
+            1_000_000_000,
+            "no stamp, read after a 2 s pause: from before the pause"
+        );
     }
 }

@@ -20,6 +20,9 @@ use crate::ctl::status::{
 pub(crate) struct IoCounters {
     pub(crate) tx_errors: u64,
     pub(crate) rx_errors: u64,
+    /// When the loop last read the path until it was empty: a frame without a kernel
+    /// stamp read later arrived after this (and is taken to have arrived then).
+    pub(crate) drained_ns: u64,
 }
 
 pub(crate) fn node_name(node: &Node, id: NodeId) -> &str {

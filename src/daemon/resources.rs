@@ -126,6 +126,8 @@ struct AppState {
     restarts_used: u32,
     /// The process group its start left running, watched when it has no `monitor`.
     watch: Option<i32>,
+    /// The process group its start ran in (what a fence kills), until a stop succeeds.
+    pgid: Option<i32>,
     /// When its monitor last failed.
     failed_at: Option<Instant>,
 }
@@ -385,6 +387,63 @@ impl Resources {
         removed
     }
 
+    /// Before joining: kills every process a previous daemon of this node started and
+    /// left running (kill -9, a crash): its applications (and what they forked), stops,
+    /// monitors and event commands, recognised by the `HW_CLUSTER` and `HW_NODE` every
+    /// child gets (only this node's daemon sets them). Returns what it killed, for the
+    /// log. Processes that cleared their environment escape (a `monitor` finds them).
+    pub(crate) fn kill_stale_processes(&self) -> Vec<String> {
+        let want = |k: &str, v: &str| {
+            let mut e = Vec::with_capacity(k.len() + v.len() + 1);
+            e.extend_from_slice(k.as_bytes());
+            e.push(b'=');
+            e.extend_from_slice(v.as_bytes());
+            e
+        };
+        let (cluster, node) = (
+            want(self.env[0].0, &self.env[0].1),
+            want(self.env[1].0, &self.env[1].1),
+        );
+        let me = std::process::id();
+        let mut killed = Vec::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return killed;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            let mut vars = environ.split(|b| *b == 0);
+            let ours =
+                vars.clone().any(|v| v == cluster.as_slice()) && vars.any(|v| v == node.as_slice());
+            if !ours {
+                continue;
+            }
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let Ok(pid) = i32::try_from(pid) else {
+                continue;
+            };
+            match heartwire_hal::process::signal(pid, heartwire_hal::process::SIGKILL) {
+                Ok(()) => killed.push(format!("{pid} ({})", comm.trim_end())),
+                Err(e) => ::log::warn!(
+                    "could not kill stale process {pid} ({}): {e}",
+                    comm.trim_end()
+                ),
+            }
+        }
+        killed
+    }
+
     /// Carries out `req`.
     pub(crate) fn execute(
         &mut self,
@@ -496,6 +555,8 @@ impl Resources {
                 if fs.fsck {
                     argv.push("--fsck".into());
                 }
+                argv.push("--grace-ms".into());
+                argv.push(fs.grace().as_millis().to_string().into());
                 (&fs.device, fs.timeout)
             }
             ResourceKind::Filesystem(fs) => {
@@ -764,6 +825,9 @@ impl Resources {
                     };
                     self.started(now, req.group, req.resource, done.pid);
                 }
+                if req.op == ResourceOp::Stop && ok && is_app {
+                    self.apps[usize::from(req.group)][usize::from(req.resource)].pgid = None;
+                }
                 Some(Report::Done(req, ok))
             }
             Purpose::Monitor(g, r) => self.monitored(registry, now, g, r, exit),
@@ -785,6 +849,7 @@ impl Resources {
         let name = self.resource_name(g, r);
         let st = &mut self.apps[usize::from(g)][usize::from(r)];
         st.watch = None;
+        st.pgid = Some(pgid);
         st.monitor_at = Some(now.saturating_add(app.monitor_interval));
         if app.monitor.is_some() {
             return;
@@ -946,6 +1011,85 @@ impl Resources {
             self.resource_name(g, r)
         );
         self.monitored(registry, now, g, r, Exit::Code(7))
+    }
+
+    /// Fences group `g` at once (the core's `Action::Fence`: this node lost authority):
+    /// removes its service addresses, kills its applications' process groups and every
+    /// start or monitor of them in flight. Nothing here waits; the release that follows
+    /// runs the stop commands to clean up. Filesystems and reservations are left to that
+    /// release (a gainer's reservation fences the disk; a filesystem no reservation
+    /// guards has a release bound, past which the core halts the node).
+    pub(crate) fn fence(&mut self, g: u8) {
+        let groups = Rc::clone(&self.groups);
+        let Some(group) = groups.get(usize::from(g)) else {
+            ::log::error!("fence of an unknown group {g}");
+            return;
+        };
+        let mut done: Vec<String> = Vec::new();
+        for (r, res) in group.resources.iter().enumerate() {
+            let r8 = u8::try_from(r).expect("invariant: < 255 resources");
+            match &res.kind {
+                ResourceKind::Ip(ip) => {
+                    self.pending.retain(|p| (p.group, p.resource) != (g, r8));
+                    let placed = self.placed[usize::from(g)][r].take();
+                    let candidates = placed
+                        .into_iter()
+                        .chain(self.announcer(ip.interface.as_ref()))
+                        .chain(self.announcer(ip.standby.as_ref()));
+                    for ai in candidates.collect::<Vec<_>>() {
+                        let a = &self.announcers[ai];
+                        match self.rtnl.del_address(a.ifindex, ip.address, ip.prefix) {
+                            Ok(()) => {
+                                done.push(format!("removed {} from {}", ip.address, a.ifname))
+                            }
+                            Err(e) if not_present(&e) => {}
+                            Err(e) => ::log::error!(
+                                "fence of group {}: removing {} from {}: {e}",
+                                group.name,
+                                ip.address,
+                                a.ifname
+                            ),
+                        }
+                    }
+                }
+                ResourceKind::Application(_) => {
+                    self.children.kill_where(|p| match *p {
+                        Purpose::Op(req) => {
+                            (req.group, req.resource, req.op) == (g, r8, ResourceOp::Start)
+                        }
+                        Purpose::Monitor(a, b) | Purpose::Restart(a, b, _) => (a, b) == (g, r8),
+                        Purpose::Event => false,
+                    });
+                    let st = &mut self.apps[usize::from(g)][r];
+                    st.active = false;
+                    st.monitor_at = None;
+                    st.watch = None;
+                    if let Some(pgid) = st.pgid.take() {
+                        match heartwire_hal::process::kill_group(pgid) {
+                            Ok(true) => {
+                                done.push(format!("killed process group {pgid} of {}", res.name))
+                            }
+                            Ok(false) => {}
+                            Err(e) => ::log::error!(
+                                "fence of group {}: killing process group {pgid} of {}: {e}",
+                                group.name,
+                                res.name
+                            ),
+                        }
+                    }
+                }
+                ResourceKind::Filesystem(_) | ResourceKind::Reservation(_) => {}
+            }
+        }
+        ::log::warn!(
+            "group {}: fenced (this node lost its authority): {}; its stops run next to clean up",
+            group.name,
+            if done.is_empty() {
+                "nothing was left to remove".to_owned()
+            } else {
+                done.join(", ")
+            }
+        );
     }
 
     /// Kills every child (daemon exit).

@@ -5,8 +5,11 @@
 //!
 //! - mount: if `fsck` is configured, `fsck -a DEVICE` first (exit 0 or 1 — "errors
 //!   corrected" — goes on; anything else fails the acquisition). The mount point is made
-//!   if missing. Mounting what is already mounted there is success; something else
-//!   mounted there is a failure.
+//!   if missing. The device already mounted there is a mount this acquisition did not
+//!   make — left by a daemon that crashed, or from before another node took the group
+//!   over and wrote to the disk — so it is unmounted first (its holders signalled as on
+//!   release), then checked and mounted afresh; something else mounted there is a
+//!   failure.
 //! - unmount: every process holding the mount (its cwd, root, executable, open files or
 //!   mapped files under the mount point) gets SIGTERM; those left after the grace time
 //!   get SIGKILL; then umount. Not mounted is success.
@@ -19,23 +22,27 @@ use heartwire_hal::process::{SIGKILL, signal};
 /// SIGTERM.
 const SIGTERM: i32 = 15;
 
-/// Mounts `device` on `mountpoint`.
+/// Mounts `device` on `mountpoint` with `(fstype, options)`; a mount of it already
+/// there is unmounted first (holders get SIGKILL after `grace`).
 pub fn mount(
     device: &str,
     mountpoint: &str,
-    fstype: &str,
-    options: &str,
+    (fstype, options): (&str, &str),
     fsck: bool,
+    grace: Duration,
     log: &mut dyn FnMut(String),
 ) -> Result<(), String> {
     if let Some(source) = mounted(mountpoint)? {
-        if same_device(&source, device) {
-            log(format!("{device} is already mounted on {mountpoint}"));
-            return Ok(());
+        if !same_device(&source, device) {
+            return Err(format!(
+                "{mountpoint} already has {source} mounted on it (expected {device})"
+            ));
         }
-        return Err(format!(
-            "{mountpoint} already has {source} mounted on it (expected {device})"
+        log(format!(
+            "{device} is already mounted on {mountpoint}, not by this acquisition (left by \
+             an earlier run?): unmounting it first, its cache may predate another node's writes"
         ));
+        unmount(mountpoint, grace, log)?;
     }
     if fsck {
         let out = heartwire_hal::process::clean_command("fsck")
@@ -200,6 +207,58 @@ mod tests {
         assert_eq!(unescape(r"/mnt/with\040space"), "/mnt/with space");
         assert_eq!(unescape(r"/plain"), "/plain");
         assert_eq!(unescape(r"/end\"), "/end\\");
+    }
+
+    /// Issue 17 item 3: the device already mounted where the group mounts it is a mount
+    /// that predates this acquisition (a crashed run's, from before another node wrote
+    /// the disk): it is unmounted and mounted afresh, not taken as is. A tmpfs shows it:
+    /// the file written into the old mount is gone from the new one. Needs root, as
+    /// `make test` runs.
+    #[test]
+    fn a_mount_left_by_an_earlier_run_is_replaced_not_reused() {
+        struct Scratch(PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let mp = self.0.to_string_lossy().into_owned();
+                while mounted(&mp).ok().flatten().is_some() {
+                    if unmount(&mp, Duration::ZERO, &mut |_| {}).is_err() {
+                        break;
+                    }
+                }
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        assert_eq!(
+            heartwire_hal::cred::effective_uid(),
+            0,
+            "needs root to mount (make test runs as root)"
+        );
+        let id = std::process::id();
+        let dir = Scratch(std::env::temp_dir().join(format!("hw-remount-{id}")));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let mp = dir.0.to_string_lossy().into_owned();
+        let device = format!("hwfs{id}");
+        heartwire_hal::mount::mount(&device, &mp, "tmpfs", "defaults").unwrap();
+        std::fs::write(dir.0.join("written-before"), b"old").unwrap();
+        let mut lines = vec![];
+        mount(
+            &device,
+            &mp,
+            ("tmpfs", "defaults"),
+            false,
+            Duration::from_millis(100),
+            &mut |l| lines.push(l),
+        )
+        .unwrap();
+        assert!(
+            lines.iter().any(|l| l.contains("not by this acquisition")),
+            "{lines:?}"
+        );
+        assert_eq!(mounted(&mp).unwrap().as_deref(), Some(device.as_str()));
+        assert!(
+            !dir.0.join("written-before").exists(),
+            "mounted afresh, not the old mount reused"
+        );
     }
 
     #[test]

@@ -407,14 +407,16 @@ impl Lab {
         self.dir.join(format!("{}.log", self.names[i]))
     }
 
-    fn write_config(&self, c: &LabConfig) {
+    pub fn write_config(&self, c: &LabConfig) {
         let key = self.dir.join("key");
         std::fs::write(&key, b"lab-cluster-key-0123456789abcdef").unwrap();
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let mut t = format!(
-            "[cluster]\nname = \"lab\"\nid = {}\nkey_file = \"key\"\ntwo_node = {}\n\n",
-            self.cluster_id, c.two_node
+            // named after the lab: a restarted daemon kills what carries its cluster and
+            // node name, and two labs on this host must not share one
+            "[cluster]\nname = \"{}\"\nid = {}\nkey_file = \"key\"\ntwo_node = {}\n\n",
+            self.prefix, self.cluster_id, c.two_node
         );
         if let Some(p) = c.realtime {
             t += &format!("[realtime]\npriority = {p}\ncpu_dma_latency_us = 0\n\n");
@@ -906,5 +908,38 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Lab {
+    /// Cuts node `i` off from both networks at the switch (its ports leave the bridges,
+    /// its own links keep carrier: a silent cut it cannot see locally), or plugs it back.
+    pub fn isolate(&self, i: usize, cut: bool) {
+        let sw = self.switch_ns();
+        for net in 1..=2u8 {
+            let port = format!("{}{net}", self.names[i]);
+            let br = format!("br{net}");
+            if cut {
+                ip(&["-n", &sw, "link", "set", &port, "nomaster"]);
+            } else {
+                ip(&["-n", &sw, "link", "set", &port, "master", &br]);
+            }
+        }
+    }
+
+    /// The processes of node `i`'s namespace whose command name is `comm`.
+    pub fn processes(&self, i: usize, comm: &str) -> Vec<u32> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.ns(i)])
+            .output()
+            .expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim_end() == comm)
+            })
+            .collect()
     }
 }
