@@ -16,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
 APT_PKGS := iproute2 stress-ng
 
-.PHONY: all build release static deps bench-deps san demo test sim sim-seed sim-world fuzz bench check fmt clean install cross cross-all man
+.PHONY: all build release static deps bench-deps san demo test sim sim-seed sim-world fuzz bench soak check fmt clean install cross cross-all man
 
 all: build
 
@@ -175,6 +175,11 @@ bench-deps: deps
 bench: bench-deps
 	$(CARGO) bench --bench detection
 	$(CARGO) bench --bench takeover
+
+# Soaks: timing under load that depends on how the machine schedules (out of `make test`,
+# which must not flake): 60 s of CPU stress against the 1 ms / 5 ms profile.
+soak: deps
+	$(CARGO) test --test detection -- --ignored --nocapture --test-threads=1
 
 check:
 	$(CARGO) fmt --all -- --check

@@ -488,7 +488,7 @@ fn verify_finds_each_class_of_mistake() {
                 + &base[base.find("[[group]]").unwrap()..],
             "two nodes, only IP paths",
             "warning",
-            "name = \"lab\"",
+            "name = \"hw", // the cluster, named after the lab
             1,
         ),
         (
@@ -496,7 +496,7 @@ fn verify_finds_each_class_of_mistake() {
             base.replace("key_file = \"key\"\n", ""),
             "no cluster key",
             "warning",
-            "name = \"lab\"",
+            "name = \"hw", // the cluster, named after the lab
             1,
         ),
     ];

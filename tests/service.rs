@@ -109,7 +109,7 @@ fn a_detached_daemon_writes_a_locked_pid_file_logs_to_syslog_and_stops_on_sigter
     assert!(
         lines.iter().any(|l| l.starts_with("<30>")
             && l.contains(&tag)
-            && l.contains("INFO  a: started: cluster lab")),
+            && l.contains("INFO  a: started: cluster hw")),
         "syslog lines (facility daemon, info): {lines:?}"
     );
     assert!(

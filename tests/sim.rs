@@ -47,6 +47,8 @@
 //! leases (heavy-tailed); stops fail now and then (the operator runs `cleanup` after
 //! healing). Checked after every step: no group that is not concurrent serves on two
 //! hosts (an address or application in effect, or a mount that can write).
+//! Half the clusters sign their frames with a key; in half of them the nodes' monotonic
+//! clocks run at different rates (±10 %: every Instant a node sees is on its own clock).
 //! `HW_SIM_WORLD=1` (`make sim-world`) adds crashes of the daemon alone (its host keeps
 //! what it holds until a daemon starts again): nothing fences a dead daemon's host yet
 //! (the sentinel of issue 18), so those seeds still fail and stay out of `make test`.
@@ -64,8 +66,9 @@ use heartwire::core::node::Action;
 use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, NodeSet, Placement, Startup};
 use heartwire::core::{
     ClusterSpec, Command, CommandState, Dest, Event, GroupSpec, Instant, Node, NodeId, NodeSpec,
-    Op, PathKind, PathSpec, Phase, Refusal, ResourceOp, ResourceRequest,
+    Op, PathKind, PathSpec, Phase, QuorumLoss, Refusal, ResourceOp, ResourceRequest,
 };
+use heartwire::wire::auth::AuthKey;
 use heartwire::wire::frame::FRAME_MAX;
 
 const MS: u64 = 1_000_000;
@@ -259,6 +262,11 @@ struct World {
     kinds: Vec<Vec<Kind>>,
     /// Per node, when a halted host is reset by its watchdog and its daemon starts.
     reboots: Vec<Option<u64>>,
+    /// The cluster key, for the clusters that have one.
+    key: Option<AuthKey>,
+    /// Per node, how fast its monotonic clock runs, per mille of real time (900..=1100:
+    /// ±10 %); every Instant a node sees is on its own clock.
+    rate: Vec<u64>,
     /// Every event with its time and node, when kept (`keep_events`).
     events: Option<Vec<(u64, usize, Event)>>,
 }
@@ -318,6 +326,8 @@ fn spec_for(rng: &mut Rng) -> ClusterSpec {
         config_hash: 7,
         pause_threshold: Duration::from_micros(2500),
         two_node: false,
+        on_quorum_loss: QuorumLoss::Freeze,
+        tie_breaker: false,
         groups: (0..rng.index(5))
             .map(|g| group_for(rng, g, n, nets))
             .collect(),
@@ -382,13 +392,22 @@ impl World {
         for (g, k) in spec.groups.iter_mut().zip(&kinds) {
             g.release_bound = release_bound(k);
         }
+        // Half the clusters sign their frames (the tag is checked on every frame).
+        let key = rng
+            .chance(500)
+            .then(|| AuthKey::new(b"simulated-cluster-key-0123").expect("key"));
+        // Clocks that run at different rates (±10 %) in half the clusters.
+        let skewed = rng.chance(500);
+        let rate: Vec<u64> = (0..n)
+            .map(|_| if skewed { 900 + rng.below(201) } else { 1000 })
+            .collect();
         let nodes = (0..n)
             .map(|i| {
                 Some(Node::new(
                     spec.clone(),
                     spec.nodes[i].id,
                     rng.incarnation(),
-                    None,
+                    key.clone(),
                     Instant::from_nanos(0),
                 ))
             })
@@ -420,6 +439,8 @@ impl World {
             hosts: (0..n).map(|_| Host::new(&spec)).collect(),
             kinds,
             reboots: vec![None; n],
+            key,
+            rate,
             events: None,
             spec,
         }
@@ -456,9 +477,22 @@ impl World {
         }
     }
 
+    /// Now on node `i`'s clock.
+    fn local(&self, i: usize) -> Instant {
+        Instant::from_nanos(
+            u64::try_from(u128::from(self.now) * u128::from(self.rate[i]) / 1000).unwrap(),
+        )
+    }
+
+    /// When (real time) node `i`'s clock reaches `at`.
+    fn real(&self, i: usize, at: Instant) -> u64 {
+        let r = u128::from(self.rate[i]);
+        u64::try_from((u128::from(at.as_nanos()) * 1000).div_ceil(r)).unwrap_or(u64::MAX)
+    }
+
     /// Drains node `i`'s actions: frames into the network, events into the checks.
     fn drain(&mut self, i: usize, faulty: bool) {
-        let now = Instant::from_nanos(self.now);
+        let now = self.local(i);
         let mut out: Vec<(usize, Dest, Vec<u8>)> = vec![];
         let mut events = vec![];
         let mut requests = vec![];
@@ -483,16 +517,21 @@ impl World {
                             eprintln!("{:>10.3} ms n{}: fence g{g}", self.now as f64 / 1e6, i + 1);
                         }
                     }
-                    Action::Halt { group } => {
+                    Action::Halt(why) => {
                         if self.trace {
                             eprintln!(
-                                "{:>10.3} ms n{}: halt (g{group})",
+                                "{:>10.3} ms n{}: halt ({why:?})",
                                 self.now as f64 / 1e6,
                                 i + 1
                             );
                         }
                         halt = true;
                     }
+                    Action::TieBreaker(step) => {
+                        unreachable!("no tie-breaker in the simulated clusters: {step:?}")
+                    }
+                    // Neighbours' ARP caches are not modelled.
+                    Action::Announce { .. } => {}
                 }
             }
             if events
@@ -524,9 +563,11 @@ impl World {
             );
         }
         for (path, dest, bytes) in out {
-            if self.trace && path == 0 && (2..=4).contains(&bytes[3]) {
-                let len = usize::from(u16::from_be_bytes([bytes[24], bytes[25]]));
-                let v = heartwire::wire::view::ViewRepr::parse(&bytes[26..26 + len]).unwrap();
+            let view = (self.trace && path == 0 && (2..=4).contains(&bytes[3]))
+                .then(|| heartwire::wire::frame::Frame::new_checked(&bytes[..], self.key.is_some()))
+                .and_then(Result::ok)
+                .and_then(|f| heartwire::wire::view::ViewRepr::parse(f.payload()).ok());
+            if let Some(v) = view {
                 eprintln!(
                     "{:>10.3} ms n{} sends kind {} view {} members {:#b} plan {:?} to {dest:?}",
                     self.now as f64 / 1e6,
@@ -569,12 +610,11 @@ impl World {
     fn step(&mut self, faulty: bool) {
         let next_frame = self.queue.peek().map(|Reverse((t, _, _))| *t);
         let next_completion = self.completions.keys().next().map(|(t, _)| *t);
-        let next_timer = self
-            .nodes
-            .iter()
-            .flatten()
-            .filter_map(|n| n.next_deadline())
-            .map(Instant::as_nanos)
+        let next_timer = (0..self.nodes.len())
+            .filter_map(|i| {
+                let d = self.nodes[i].as_ref()?.next_deadline()?;
+                Some(self.real(i, d))
+            })
             .min();
         // With every node down and nothing in flight, time just passes.
         let next_reboot = self.reboots.iter().flatten().min().copied();
@@ -584,7 +624,6 @@ impl World {
             .min()
             .unwrap_or(self.now + MS);
         self.now = self.now.max(t);
-        let now = Instant::from_nanos(self.now);
         for i in 0..self.nodes.len() {
             if self.reboots[i].is_some_and(|t| t <= self.now) {
                 self.reboots[i] = None;
@@ -599,6 +638,7 @@ impl World {
             }
             self.queue.pop();
             let d = self.deliveries.remove(&id).expect("delivery");
+            let now = self.local(d.to);
             if let Some(node) = self.nodes[d.to].as_mut() {
                 let r = node.handle_frame(now, now, d.path, &d.bytes);
                 if self.trace && r.is_err() && (2..=4).contains(&d.bytes[3]) {
@@ -635,6 +675,7 @@ impl World {
                     }
                 }
             }
+            let now = self.local(c.node);
             if let Some(node) = self.nodes[c.node]
                 .as_mut()
                 .filter(|n| n.incarnation() == c.incarnation)
@@ -644,6 +685,7 @@ impl World {
             }
         }
         for i in 0..self.nodes.len() {
+            let now = self.local(i);
             if let Some(node) = self.nodes[i].as_mut() {
                 if node.next_deadline().is_some_and(|d| d <= now) {
                     node.handle_timeout(now);
@@ -790,8 +832,9 @@ impl World {
                 let nets = self.spec.networks.len();
                 let bits = self.rng.below(1 << nets);
                 self.carrier[i] = bits;
+                let now = self.local(i);
                 if let Some(node) = self.nodes[i].as_mut() {
-                    node.set_carrier_lost(Instant::from_nanos(self.now), bits);
+                    node.set_carrier_lost(now, bits);
                 }
             }
             0 => {
@@ -838,8 +881,9 @@ impl World {
                     };
                 }
                 let timeout = Duration::from_millis(5 + self.rng.below(45));
+                let now = self.local(i);
                 if let Some(node) = self.nodes[i].as_mut() {
-                    let r = node.command(Instant::from_nanos(self.now), cmd, timeout);
+                    let r = node.command(now, cmd, timeout);
                     if self.trace {
                         eprintln!(
                             "{:>10.3} ms n{}: operator {cmd:?}: {r:?}",
@@ -852,8 +896,8 @@ impl World {
             _ => {
                 let i = self.rng.index(n);
                 let takeover = self.rng.chance(500);
+                let now = self.local(i);
                 if let Some(node) = self.nodes[i].as_mut() {
-                    let now = Instant::from_nanos(self.now);
                     let r = node.stop(now, takeover, Duration::from_millis(20));
                     if self.trace {
                         eprintln!(
@@ -915,9 +959,12 @@ impl World {
                 self.seed
             );
             if agreed {
-                let now = Instant::from_nanos(self.now);
                 let timeout = Duration::from_millis(50);
-                for node in self.nodes.iter_mut().flatten() {
+                for i in 0..self.nodes.len() {
+                    let now = self.local(i);
+                    let Some(node) = self.nodes[i].as_mut() else {
+                        continue;
+                    };
                     let off = Command {
                         op: Op::Maintenance(node.maintenance_target(false)),
                         groups: 0,
@@ -956,12 +1003,15 @@ impl World {
                 self.seed,
                 self.seed
             );
-            let now = Instant::from_nanos(self.now);
             let cleanup = Command {
                 op: Op::Cleanup,
                 groups: errors,
             };
-            for node in self.nodes.iter_mut().flatten().filter(|_| errors != 0) {
+            for i in (0..self.nodes.len()).filter(|_| errors != 0) {
+                let now = self.local(i);
+                let Some(node) = self.nodes[i].as_mut() else {
+                    continue;
+                };
                 if node.command_state() != Some(CommandState::Pending)
                     && node
                         .command(now, cleanup, Duration::from_millis(50))
@@ -1013,7 +1063,7 @@ impl World {
             );
             self.step(false);
         }
-        let now = Instant::from_nanos(self.now);
+        let now = self.local(i);
         let node = self.nodes[i].as_mut().unwrap();
         let r = node.command(now, cmd, Duration::from_millis(100));
         assert!(
@@ -1068,14 +1118,14 @@ impl World {
             self.spec.clone(),
             self.spec.nodes[i].id,
             inc,
-            None,
-            Instant::from_nanos(self.now),
+            self.key.clone(),
+            self.local(i),
         );
         if let Some((epoch, groups)) = self.hosts[i].marker {
-            node.resume_maintenance(Instant::from_nanos(self.now), epoch, groups);
+            node.resume_maintenance(self.local(i), epoch, groups);
         }
         // A restarted daemon reads the carrier state at start.
-        node.set_carrier_lost(Instant::from_nanos(self.now), self.carrier[i]);
+        node.set_carrier_lost(self.local(i), self.carrier[i]);
         self.nodes[i] = Some(node);
     }
 
@@ -1085,9 +1135,9 @@ impl World {
                 row.fill(false);
             }
         }
-        let now = Instant::from_nanos(self.now);
-        for (i, c) in self.carrier.iter_mut().enumerate() {
-            *c = 0;
+        for i in 0..self.carrier.len() {
+            self.carrier[i] = 0;
+            let now = self.local(i);
             if let Some(node) = self.nodes[i].as_mut() {
                 node.set_carrier_lost(now, 0);
             }
@@ -1211,6 +1261,8 @@ fn mutual(n: u8) -> ClusterSpec {
         config_hash: 7,
         pause_threshold: Duration::from_micros(2500),
         two_node: false,
+        on_quorum_loss: QuorumLoss::Freeze,
+        tie_breaker: false,
         groups: (1..=n)
             .map(|i| GroupSpec {
                 name: format!("g{i}"),
@@ -1288,7 +1340,7 @@ fn a_node_stopped_in_maintenance_keeps_its_group_and_maintenance_waits_for_it() 
     settle(&mut w, 5);
     let timeout = Duration::from_millis(50);
     let ask = |w: &mut World, i: usize, on: bool, force: bool| {
-        let now = Instant::from_nanos(w.now);
+        let now = w.local(i);
         let node = w.nodes[i].as_mut().unwrap();
         let cmd = Command {
             op: Op::Maintenance(node.maintenance_target(on)),
@@ -1305,7 +1357,7 @@ fn a_node_stopped_in_maintenance_keeps_its_group_and_maintenance_waits_for_it() 
     assert!(ask(&mut w, 0, true, false).is_ok());
     run(&mut w, 10);
     // n3 (home of g3) stops: it keeps its resources, and exits at once.
-    let now = Instant::from_nanos(w.now);
+    let now = w.local(2);
     assert_eq!(w.nodes[2].as_mut().unwrap().stop(now, true, timeout), None);
     assert!(w.nodes[2].as_ref().unwrap().keeps_resources());
     assert!(w.nodes[2].as_ref().unwrap().stopped());

@@ -680,6 +680,12 @@ fn core_spec(b: &mut impl Iterator<Item = u8>) -> ClusterSpec {
         pause_threshold: Duration::from_micros(2500),
         two_node: byte() % 8 == 0,
         groups,
+        on_quorum_loss: match byte() % 3 {
+            0 => heartwire::core::QuorumLoss::Freeze,
+            1 => heartwire::core::QuorumLoss::Stop,
+            _ => heartwire::core::QuorumLoss::Halt,
+        },
+        tie_breaker: false,
     }
 }
 

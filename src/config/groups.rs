@@ -44,16 +44,7 @@ use crate::core::placement::{Fallback, Fallover, GroupPolicy, Startup};
 use crate::core::spec::{ABANDON_AFTER, GroupSpec, NodeSpec};
 use crate::wire::state::MAX_GROUPS;
 
-/// What a non-quorate node does besides releasing its groups (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuorumLoss {
-    /// Keep running and try to rejoin.
-    Freeze,
-    /// Release, then exit the daemon.
-    Stop,
-    /// Stop kicking the watchdog and halt the machine at once (needs `[watchdog]`).
-    Halt,
-}
+pub use crate::core::authority::QuorumLoss;
 
 /// A group as the daemon runs it on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -332,6 +332,8 @@ impl Validator<'_> {
             pause_threshold,
             two_node: raw.cluster.two_node.unwrap_or(false),
             groups: group_specs,
+            on_quorum_loss,
+            tie_breaker: tie_breaker.is_some(),
         };
         spec.assert_valid();
         let control_socket = raw

@@ -5,6 +5,7 @@
 //! wants done comes out of [`Node::poll_action`] as [`Action`] values; the daemon (or the
 //! simulator) carries them out. Called by `daemon` and by the simulator in `tests/`.
 
+pub mod authority;
 pub mod event;
 pub mod groups;
 pub mod link;
@@ -17,6 +18,7 @@ pub mod placement;
 pub mod spec;
 pub mod time;
 
+pub use authority::{QuorumLoss, TieStep};
 pub use event::{DropReason, Event};
 pub use groups::{Phase, ResourceOp, ResourceRequest};
 pub use node::{Action, Dest, Node};

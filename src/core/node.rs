@@ -19,6 +19,7 @@
 use core::time::Duration;
 use std::collections::VecDeque;
 
+use super::authority::{Authority, Consequence, TieStep};
 use super::event::{DropCounters, DropReason, Event};
 use super::groups::{
     self, Context, Groups, LocalGroup, ResourceRequest, Standing, UnexpectedCompletion,
@@ -86,9 +87,16 @@ pub enum Action {
         /// Group index.
         group: u8,
     },
-    /// Halt this node now: the release of fenced group `group` did not end within its
-    /// bound, and a gainer may take it once the bound has passed.
-    Halt {
+    /// Halt this node now (see [`Halt`]).
+    Halt(Halt),
+    /// Run this tie-breaker step; a race's outcome comes back through
+    /// [`Node::tie_breaker_result`].
+    TieBreaker(TieStep),
+    /// Announce group `group`'s service addresses again (gratuitous ARP / unsolicited
+    /// NA): nodes joined the view, and one of them may have held and announced the group
+    /// while it was cut off from this node; its release does not move the neighbours'
+    /// caches back.
+    Announce {
         /// Group index.
         group: u8,
     },
@@ -99,6 +107,19 @@ pub enum Action {
         /// What happened.
         event: Event,
     },
+}
+
+/// Why the core halts the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// The release of fenced group `group` did not end within its bound (or failed), and
+    /// a gainer may take it once the bound has passed.
+    ReleaseBound {
+        /// Group index.
+        group: u8,
+    },
+    /// Authority was lost (or the tie-breaker race) and `on_quorum_loss = "halt"`.
+    QuorumLoss,
 }
 
 /// What this node believes about a peer.
@@ -332,6 +353,16 @@ pub struct Node {
     /// Stopping in maintenance, it leaves its resources to the next daemon here
     /// (`Node::stop`).
     keeps_resources: bool,
+    /// The tie-breaker steps and `on_quorum_loss` (see `authority`).
+    authority: Authority,
+    /// `on_quorum_loss` ordered a halt, not yet polled.
+    halt: bool,
+    /// `on_quorum_loss = "stop"` made this node leave.
+    left_for_quorum_loss: bool,
+    /// Members of the view installed before the current one.
+    prev_members: NodeSet,
+    /// Groups to announce again (see [`Action::Announce`]).
+    reannounce: u64,
 }
 
 impl Node {
@@ -369,6 +400,7 @@ impl Node {
         let configured: NodeSet = spec.nodes.iter().map(|n| n.id).collect();
         let configured_count = u32::try_from(spec.nodes.len()).expect("invariant: <= 64 nodes");
         let two_node = spec.two_node;
+        let (spec_policy, spec_tie_breaker) = (spec.on_quorum_loss, spec.tie_breaker);
         let groups = Groups::new(spec.groups.clone(), now);
         let group_count = spec.groups.len();
         let offer_paths = spec
@@ -416,6 +448,11 @@ impl Node {
             lost_dirty: false,
             maintenance: Maintenance::default(),
             keeps_resources: false,
+            authority: Authority::new(spec_policy, spec_tie_breaker, configured_count),
+            halt: false,
+            left_for_quorum_loss: false,
+            prev_members: NodeSet::EMPTY,
+            reannounce: 0,
         }
     }
 
@@ -937,6 +974,40 @@ impl Node {
         Ok(())
     }
 
+    /// The daemon's tie-breaker race for a view of `members` ended: `won`. A result for a
+    /// view no longer raced for is ignored; a lost race applies `on_quorum_loss`.
+    pub fn tie_breaker_result(&mut self, now: Instant, members: NodeSet, won: bool) {
+        let Some(c) = self.authority.on_race(members, won) else {
+            return;
+        };
+        self.apply(c);
+        self.set_tie_breaker(now, won);
+    }
+
+    /// Whether `on_quorum_loss` waits for a tie-breaker race before it applies.
+    pub fn quorum_loss_waits_for_race(&self) -> bool {
+        self.authority.waiting()
+    }
+
+    /// Whether this node is leaving because `on_quorum_loss = "stop"`.
+    pub fn left_for_quorum_loss(&self) -> bool {
+        self.left_for_quorum_loss
+    }
+
+    /// Carries out what `on_quorum_loss` says besides the release (the groups are
+    /// released already: authority is gone).
+    fn apply(&mut self, c: Consequence) {
+        match c {
+            Consequence::Nothing => {}
+            Consequence::Leave => {
+                self.left_for_quorum_loss = true;
+                self.groups.leave();
+                self.groups_dirty = true;
+            }
+            Consequence::Halt => self.halt = true,
+        }
+    }
+
     /// This node won (`true`) or lost the tie-breaker: a view of exactly half the
     /// configured nodes is quorate only while it is held, and its authority rests on the
     /// reservation rather than on a majority's lease (the caller must report a lost
@@ -1093,7 +1164,12 @@ impl Node {
             overflows,
             ..
         } = self;
+        let (had, members) = (groups.authority(), cx.view.members);
         groups.drive(&cx, &mut |e| push_event_to(events, overflows, now, e));
+        if had && !self.groups.authority() && !self.spec.groups.is_empty() {
+            let c = self.authority.on_quorum_lost(members);
+            self.apply(c);
+        }
         if self.groups.take_changed() {
             // Holdings changed: the coordinator may need to re-place.
             self.membership_dirty = true;
@@ -1261,6 +1337,11 @@ impl Node {
                 quorate,
             },
         );
+        self.authority.on_view(view.members);
+        if view.members.bits() & !self.prev_members.bits() & !self.local.bit() != 0 {
+            self.reannounce |= self.groups.online();
+        }
+        self.prev_members = view.members;
     }
 
     /// A membership frame from peer `idx`.
@@ -1368,7 +1449,19 @@ impl Node {
             return Some(Action::Fence { group });
         }
         if let Some(group) = self.groups.take_halt() {
-            return Some(Action::Halt { group });
+            return Some(Action::Halt(Halt::ReleaseBound { group }));
+        }
+        if core::mem::take(&mut self.halt) {
+            return Some(Action::Halt(Halt::QuorumLoss));
+        }
+        if let Some(step) = self.authority.take_step() {
+            return Some(Action::TieBreaker(step));
+        }
+        if self.reannounce != 0 {
+            let g = self.reannounce.trailing_zeros();
+            self.reannounce &= self.reannounce - 1;
+            let group = u8::try_from(g).expect("invariant: <= 64 groups");
+            return Some(Action::Announce { group });
         }
         if let Some(a) = self.poll_heartbeat(now, buf) {
             return Some(self.checked(a));

@@ -4,6 +4,7 @@
 use core::time::Duration;
 
 use super::*;
+use crate::core::Phase;
 use crate::wire::frame::FRAME_MAX;
 
 const MS: u64 = 1_000_000;
@@ -36,8 +37,12 @@ fn drain(n: &mut Node, now: Instant) -> (Vec<(usize, Vec<u8>)>, Vec<Event>) {
                 frames.push((usize::from(path), buf[..len].to_vec()))
             }
             Action::Event { event, .. } => events.push(event),
-            a @ (Action::Resource(_) | Action::Fence { .. } | Action::Halt { .. }) => {
-                panic!("no groups configured, yet {a:?}")
+            a @ (Action::Resource(_)
+            | Action::Fence { .. }
+            | Action::Halt(_)
+            | Action::TieBreaker(_)
+            | Action::Announce { .. }) => {
+                panic!("no groups or tie-breaker configured, yet {a:?}")
             }
         }
     }
@@ -736,5 +741,171 @@ fn a_view_number_near_the_end_is_implausible_and_wedges_nothing() {
             &frame_from(Kind::ViewCommit, 2, 2, 1_000_001, 5 * MS, &p)
         ),
         Err(DropReason::Implausible)
+    );
+}
+
+/// Steps `a` and `b` from `from` to `to` in 100 µs steps, delivering frames both ways
+/// while `linked(t)`, completing every resource request at once; returns every action
+/// but frames and resource requests, with its time and node (0 = a, 1 = b).
+fn run_pair(
+    a: &mut Node,
+    b: &mut Node,
+    (from, to): (u64, u64),
+    linked: impl Fn(u64) -> bool,
+) -> Vec<(u64, usize, Action)> {
+    let mut seen = vec![];
+    let mut buf = [0u8; FRAME_MAX];
+    let mut t = from;
+    while t <= to {
+        let now = Instant::from_nanos(t);
+        for n in [&mut *a, &mut *b] {
+            if n.next_deadline().is_some_and(|d| d <= now) {
+                n.handle_timeout(now);
+            }
+        }
+        let mut frames: [Vec<(usize, Vec<u8>)>; 2] = [vec![], vec![]];
+        for (i, n) in [&mut *a, &mut *b].into_iter().enumerate() {
+            while let Some(act) = n.poll_action(now, &mut buf) {
+                match act {
+                    Action::Transmit { path, len, .. } => {
+                        frames[i].push((usize::from(path), buf[..len].to_vec()));
+                    }
+                    Action::Resource(r) => {
+                        n.resource_done(now, r, true).unwrap();
+                    }
+                    Action::Event { .. } => {}
+                    other => seen.push((t, i, other)),
+                }
+            }
+        }
+        if linked(t) {
+            for (path, bytes) in &frames[0] {
+                let _ = b.handle_frame(now, now, *path, bytes);
+            }
+            for (path, bytes) in &frames[1] {
+                let _ = a.handle_frame(now, now, *path, bytes);
+            }
+        }
+        t += MS / 10;
+    }
+    seen
+}
+
+/// Issue 17 item 6: the tie-breaker steps and `on_quorum_loss` are the core's decisions.
+/// Two nodes with a tie-breaker and one group on a: in the view of both, each registers;
+/// when the link is cut, each races for its half, a loses its authority and fences its
+/// group, `on_quorum_loss` waits for the race; a lost race halts (policy `halt`), a won
+/// race keeps the node (and b's lost race halts b).
+#[test]
+fn the_core_orders_the_tie_breaker_steps_and_on_quorum_loss() {
+    use super::super::authority::{QuorumLoss, TieStep};
+    use super::super::placement::Startup;
+    let spec = || ClusterSpec {
+        groups: vec![GroupSpec::sample(&[1, 2], Startup::Home, 1)],
+        on_quorum_loss: QuorumLoss::Halt,
+        tie_breaker: true,
+        ..spec(1)
+    };
+    let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
+    let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
+    let seen = run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
+    let register = |i| {
+        seen.iter()
+            .filter(|(_, n, act)| *n == i && *act == Action::TieBreaker(TieStep::Register))
+            .count()
+    };
+    assert_eq!((register(0), register(1)), (1, 1), "{seen:?}");
+    assert_eq!(a.groups()[0].phase, Phase::Online);
+    let seen = run_pair(&mut a, &mut b, (10 * MS, 30 * MS), |_| false);
+    let only = |i: usize| NodeSet::from_iter([id(u8::try_from(i + 1).unwrap())]);
+    for i in 0..2 {
+        assert!(
+            seen.iter()
+                .any(|(_, n, act)| *n == i && *act == Action::TieBreaker(TieStep::Race(only(i)))),
+            "node {i} races for its half: {seen:?}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|(_, n, act)| *n == 0 && *act == Action::Fence { group: 0 }),
+        "a fenced its group: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|(_, _, act)| matches!(act, Action::Halt(_))),
+        "nobody halts before its race ends: {seen:?}"
+    );
+    assert!(a.quorum_loss_waits_for_race());
+    let now = Instant::from_nanos(31 * MS);
+    a.tie_breaker_result(now, only(0), true);
+    b.tie_breaker_result(now, only(1), false);
+    let seen = run_pair(&mut a, &mut b, (31 * MS, 40 * MS), |_| false);
+    assert_eq!(
+        seen.iter()
+            .filter(|(_, _, act)| matches!(act, Action::Halt(_)))
+            .map(|(_, n, act)| (*n, *act))
+            .collect::<Vec<_>>(),
+        [(1, Action::Halt(Halt::QuorumLoss))],
+        "the loser halts, the winner does not"
+    );
+    assert!(
+        a.authority(),
+        "the winner holds authority on the tie-breaker"
+    );
+    assert_eq!(a.groups()[0].phase, Phase::Online, "and its group again");
+}
+
+/// `on_quorum_loss = "stop"`: a node that loses its authority leaves (releases, then
+/// the daemon exits) — decided in the core.
+#[test]
+fn on_quorum_loss_stop_makes_the_node_leave() {
+    use super::super::authority::QuorumLoss;
+    use super::super::placement::Startup;
+    let spec = || ClusterSpec {
+        groups: vec![GroupSpec::sample(&[1, 2], Startup::Home, 1)],
+        on_quorum_loss: QuorumLoss::Stop,
+        two_node: false,
+        ..spec(1)
+    };
+    let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
+    let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
+    run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
+    assert_eq!(a.groups()[0].phase, Phase::Online);
+    assert!(!a.leaving());
+    run_pair(&mut a, &mut b, (10 * MS, 30 * MS), |_| false);
+    assert!(a.left_for_quorum_loss() && a.leaving() && a.stopped());
+    assert_eq!(a.groups()[0].phase, Phase::Offline);
+}
+
+/// When nodes join the view, the groups online here are announced again (one of the
+/// joiners may have announced them while cut off) — ordered by the core.
+#[test]
+fn a_view_that_gains_members_reannounces_the_groups_online_here() {
+    use super::super::placement::Startup;
+    let spec = || ClusterSpec {
+        groups: vec![GroupSpec::sample(&[1, 2], Startup::Home, 1)],
+        two_node: true,
+        ..spec(1)
+    };
+    let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
+    let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
+    run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
+    assert_eq!(a.groups()[0].phase, Phase::Online);
+    let cut = run_pair(&mut a, &mut b, (10 * MS, 30 * MS), |_| false);
+    assert!(
+        !cut.iter()
+            .any(|(_, _, act)| matches!(act, Action::Announce { .. })),
+        "nobody joined: {cut:?}"
+    );
+    let healed = run_pair(&mut a, &mut b, (30 * MS, 50 * MS), |_| true);
+    let announced: Vec<_> = healed
+        .iter()
+        .filter(|(_, _, act)| matches!(act, Action::Announce { .. }))
+        .map(|(_, n, act)| (*n, *act))
+        .collect();
+    assert!(
+        announced.contains(&(0, Action::Announce { group: 0 })),
+        "a announces its group again when b rejoins: {healed:?}"
     );
 }

@@ -181,6 +181,10 @@ pub struct ClusterSpec {
     pub two_node: bool,
     /// Resource groups; a group's index is its bit in `holds` (DESIGN §3).
     pub groups: Vec<GroupSpec>,
+    /// What a node does besides releasing when it loses quorum.
+    pub on_quorum_loss: super::authority::QuorumLoss,
+    /// A `[tie_breaker]` disk decides views of exactly half the nodes.
+    pub tie_breaker: bool,
 }
 
 impl ClusterSpec {
@@ -216,6 +220,8 @@ impl ClusterSpec {
             pause_threshold: Duration::from_millis(2),
             two_node: false,
             groups: vec![],
+            on_quorum_loss: super::authority::QuorumLoss::Freeze,
+            tie_breaker: false,
         }
     }
 

@@ -8,12 +8,12 @@
 //! should the halt itself hang, and after that the node comes back and joins with
 //! nothing (crash hygiene at start, DESIGN §6).
 //!
-//! Tie-breaker: while this node is in a view holding a strict majority, it keeps a
-//! registration on the tie-breaker disk (`heartwire reservation tie-register`, run at
-//! each such view and every minute while in one). When its view holds exactly half the nodes, it races
-//! (`heartwire reservation tie-break`, preempting the keys of the nodes outside its
-//! view); the outcome goes to the core (`Node::set_tie_breaker`). Both run as children:
-//! SCSI commands wait for the device.
+//! Tie-breaker: the core decides the steps (`Action::TieBreaker`, see `core::authority`):
+//! in a view holding a strict majority, register on the tie-breaker disk (`heartwire
+//! reservation tie-register`, again every minute while no other step comes); in a view
+//! of exactly half the nodes, race (`heartwire reservation tie-break`, preempting the
+//! keys of the nodes outside it) and report the outcome (`Node::tie_breaker_result`).
+//! Both run as children: SCSI commands wait for the device.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -25,8 +25,8 @@ use mio::{Registry, Token};
 use super::children::{Children, Finished, Job, Run};
 use super::token::TIE_CHILD_BASE;
 use crate::config::Config;
-use crate::core::Instant;
 use crate::core::placement::NodeSet;
+use crate::core::{Instant, TieStep};
 
 /// Limit of a tie-breaker step (a few SCSI commands).
 const TIE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -47,6 +47,9 @@ enum Step {
 /// The watchdog and the tie-breaker of this node.
 pub(crate) struct Fencing {
     watchdog: Option<Watchdog>,
+    /// Present while the watchdog is armed (`<socket>.watchdog`): a start that finds it
+    /// follows a run that ended without disarming it (a crash).
+    armed_marker: std::path::PathBuf,
     kick_at: Instant,
     /// Halting: the watchdog is not kicked any more.
     halting: bool,
@@ -60,29 +63,41 @@ struct Tie {
     /// Every configured node.
     all: NodeSet,
     children: Children<Step>,
-    /// Members of the view the race is (or was last) run for.
-    raced: Option<NodeSet>,
     /// In a majority view: when the registration is made again.
     register_at: Option<Instant>,
 }
 
-/// What the loop must tell the core about the tie-breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TieOutcome {
-    /// The race for the current view was won.
-    Won,
-    /// The race for the current view was lost: apply `on_quorum_loss`.
-    Lost,
-}
+/// A race's outcome for the core: the members it was run for, and whether it was won.
+pub(crate) type TieOutcome = (NodeSet, bool);
 
 impl Fencing {
-    /// Opens the watchdog (arming it) when configured.
-    pub(crate) fn open(cfg: &Config, now: Instant) -> Result<Fencing, HalError> {
+    /// Opens the watchdog (arming it) when configured. `socket` names the marker kept
+    /// beside the control socket while it is armed.
+    pub(crate) fn open(
+        cfg: &Config,
+        socket: &std::path::Path,
+        now: Instant,
+    ) -> Result<Fencing, HalError> {
+        let armed_marker = socket.with_extension("watchdog");
+        if cfg.watchdog.is_some() && armed_marker.exists() {
+            // Reopening pings it: the hardware will not reset this node for the crash.
+            ::log::warn!(
+                "the previous run ended with the watchdog armed (a crash: {} is still there): \
+                 re-arming it does not reset this node; what that run left was fenced before \
+                 joining (stale addresses removed, its processes killed)",
+                armed_marker.display()
+            );
+        }
         let watchdog = cfg
             .watchdog
             .as_ref()
             .map(|w| Watchdog::open(&w.device, w.timeout_s))
             .transpose()?;
+        if watchdog.is_some() {
+            if let Err(e) = std::fs::write(&armed_marker, b"armed\n") {
+                ::log::warn!("{}: {e}", armed_marker.display());
+            }
+        }
         if let Some(w) = &watchdog {
             ::log::info!(
                 "watchdog {} armed: timeout {} s, kicked every {} ms by the loop",
@@ -100,10 +115,10 @@ impl Fencing {
                 s
             }),
             children: Children::with_tokens(TIE_CHILD_BASE, 2),
-            raced: None,
             register_at: None,
         });
         Ok(Fencing {
+            armed_marker,
             kick_at: now.saturating_add(watchdog.as_ref().map_or(Duration::ZERO, kick_interval)),
             watchdog,
             halting: false,
@@ -113,17 +128,12 @@ impl Fencing {
 
     /// Time-driven work: tie-breaker child timeouts, the registration's renewal, and the
     /// watchdog's kick when due (not while halting). A race child abandoned at its
-    /// timeout is a lost race (see [`Fencing::on_child_event`] for `current`).
-    pub(crate) fn on_timer(
-        &mut self,
-        registry: &Registry,
-        now: Instant,
-        current: NodeSet,
-    ) -> Option<TieOutcome> {
+    /// timeout is a lost race.
+    pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) -> Option<TieOutcome> {
         let mut outcome = None;
         if let Some(t) = &mut self.tie {
             while let Some(done) = t.children.on_timer(now) {
-                outcome = outcome.or(t.finished(done, current));
+                outcome = outcome.or(t.finished(done));
             }
             if t.register_at.is_some_and(|at| at <= now) {
                 t.register_at = Some(now.saturating_add(REREGISTER));
@@ -155,43 +165,39 @@ impl Fencing {
         kick.into_iter().chain(tie).min()
     }
 
-    /// A new view with `members`: register on the tie-breaker while in a majority, race
-    /// for it when the view holds exactly half of the nodes. A race that cannot start is
-    /// lost at once.
-    pub(crate) fn on_view(
+    /// Carries out the core's tie-breaker `step`. A race that cannot start is lost at
+    /// once (the outcome is returned).
+    pub(crate) fn step(
         &mut self,
         registry: &Registry,
         now: Instant,
-        members: NodeSet,
+        step: TieStep,
     ) -> Option<TieOutcome> {
-        let t = self.tie.as_mut()?;
-        let (n, all) = (members.len(), t.all.len());
-        if 2 * n > all {
-            t.raced = None;
-            t.register_at = Some(now.saturating_add(REREGISTER));
-            t.spawn(registry, now, Step::Register, &[]);
+        let Some(t) = self.tie.as_mut() else {
+            ::log::error!("tie-breaker step {step:?} without a [tie_breaker]");
             return None;
+        };
+        match step {
+            TieStep::Register => {
+                t.register_at = Some(now.saturating_add(REREGISTER));
+                t.spawn(registry, now, Step::Register, &[]);
+                None
+            }
+            TieStep::Race(members) => {
+                t.register_at = None;
+                let rivals: Vec<u8> = t
+                    .all
+                    .iter()
+                    .filter(|id| !members.contains(*id))
+                    .map(|id| id.get())
+                    .collect();
+                (!t.spawn(registry, now, Step::Race(members), &rivals)).then_some((members, false))
+            }
+            TieStep::Idle => {
+                t.register_at = None;
+                None
+            }
         }
-        t.register_at = None;
-        if 2 * n == all && t.raced != Some(members) {
-            t.raced = Some(members);
-            let rivals: Vec<u8> = t
-                .all
-                .iter()
-                .filter(|id| !members.contains(*id))
-                .map(|id| id.get())
-                .collect();
-            (!t.spawn(registry, now, Step::Race(members), &rivals)).then_some(TieOutcome::Lost)
-        } else {
-            None
-        }
-    }
-
-    /// Whether `members` is a view whose quorum the tie-breaker decides.
-    pub(crate) fn decides(&self, members: NodeSet) -> bool {
-        self.tie
-            .as_ref()
-            .is_some_and(|t| 2 * members.len() == t.all.len())
     }
 
     /// Whether `token` is a tie-breaker child's.
@@ -199,17 +205,16 @@ impl Fencing {
         self.tie.as_ref().is_some_and(|t| t.children.owns(token))
     }
 
-    /// A tie-breaker child's readiness event; the race's outcome when it ended, if the
-    /// view it ran for is still `current`.
+    /// A tie-breaker child's readiness event; a race's outcome when one ended (the core
+    /// ignores it if the view it ran for is gone).
     pub(crate) fn on_child_event(
         &mut self,
         registry: &Registry,
         token: Token,
-        current: NodeSet,
     ) -> Option<TieOutcome> {
         let t = self.tie.as_mut()?;
         let done = t.children.on_event(registry, token)?;
-        t.finished(done, current)
+        t.finished(done)
     }
 
     /// Stops kicking the watchdog and halts the machine. Returns only if the halt failed;
@@ -232,6 +237,7 @@ impl Fencing {
         if let Some(w) = &mut self.watchdog {
             if !self.halting {
                 w.disarm();
+                let _ = std::fs::remove_file(&self.armed_marker);
                 ::log::info!("watchdog {} disarmed", w.path());
             }
         }
@@ -247,9 +253,8 @@ fn kick_interval(w: &Watchdog) -> Duration {
 }
 
 impl Tie {
-    /// A tie-breaker child ended (or was abandoned): the race's outcome when it ran for
-    /// the view that is still `current`.
-    fn finished(&self, done: Finished<Step>, current: NodeSet) -> Option<TieOutcome> {
+    /// A tie-breaker child ended (or was abandoned): a race's outcome.
+    fn finished(&self, done: Finished<Step>) -> Option<TieOutcome> {
         let (step, label, exit) = (done.purpose, done.label, done.exit);
         match step {
             Step::Register => {
@@ -258,19 +263,14 @@ impl Tie {
                 }
                 None
             }
-            Step::Race(members) if members == current => {
+            Step::Race(members) => {
                 let won = exit.success();
                 let lost = super::children::Exit::Code(i32::from(crate::ctl::storage::LOST));
                 if !won && exit != lost {
                     ::log::error!("{label}: {exit}: counted as lost");
                 }
-                Some(if won {
-                    TieOutcome::Won
-                } else {
-                    TieOutcome::Lost
-                })
+                Some((members, won))
             }
-            Step::Race(_) => None,
         }
     }
 

@@ -50,7 +50,8 @@ use self::log::RateLimit;
 use self::paths::{PathSocket, Rx};
 use self::report::IoCounters;
 use self::resources::{Outcome, Report, Resources};
-use crate::config::{Config, GroupConfig, QuorumLoss};
+use crate::config::{Config, GroupConfig};
+use crate::core::node::Halt;
 use crate::core::{Action, Dest, DropReason, Instant, Node};
 use crate::wire::auth::AuthKey;
 use crate::wire::ethernet::MIN_PAYLOAD;
@@ -96,8 +97,6 @@ struct Daemon {
     node: Node,
     /// Where the maintenance marker lives (see `maintenance`).
     marker: PathBuf,
-    /// Quorum was lost under `on_quorum_loss = "stop"`: exit once nothing is held.
-    stopping: bool,
     groups: Vec<GroupConfig>,
     resources: Resources,
     socks: Vec<PathSocket>,
@@ -117,8 +116,6 @@ struct Daemon {
     waiting: Option<Waiting>,
     /// A control connection waiting for a stop to finish.
     stop_waiter: Option<Waiting>,
-    /// Members of the last view change logged (to see nodes joining).
-    last_members: u64,
     /// Carrier events from rtnetlink.
     links: LinkMonitor,
     /// Every interface whose carrier matters here, and its carrier (`None`: not reported
@@ -260,7 +257,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
             report::group_names(&cfg.groups, m.groups)
         );
     }
-    let fencing = fencing::Fencing::open(&cfg, started)?;
+    let fencing = fencing::Fencing::open(&cfg, &socket, started)?;
     let io = vec![
         IoCounters {
             drained_ns: heartwire_hal::clock::monotonic_ns(),
@@ -271,7 +268,6 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
     let mut d = Daemon {
         node,
         marker,
-        stopping: false,
         groups: cfg.groups.clone(),
         resources,
         socks,
@@ -288,7 +284,6 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         keyed,
         waiting: None,
         stop_waiter: None,
-        last_members: 0,
         links,
         carrier,
         notify: notify::Notifier::from_env(),
@@ -405,8 +400,7 @@ impl Daemon {
                     token::LINKS => self.read_links(poll.registry(), now),
                     t if self.offer_io.owns(t) => self.offer_checked(poll.registry(), now, t),
                     t if self.fencing.owns(t) => {
-                        let current = self.node.view().members;
-                        if let Some(o) = self.fencing.on_child_event(poll.registry(), t, current) {
+                        if let Some(o) = self.fencing.on_child_event(poll.registry(), t) {
                             self.tie_outcome(now, o);
                         }
                     }
@@ -439,8 +433,7 @@ impl Daemon {
             }
             self.kick_watchdog(now);
             if self.fencing.next_deadline().is_some_and(|d| d <= now) {
-                let current = self.node.view().members;
-                if let Some(o) = self.fencing.on_timer(poll.registry(), now, current) {
+                if let Some(o) = self.fencing.on_timer(poll.registry(), now) {
                     self.tie_outcome(now, o);
                 }
             }
@@ -496,6 +489,10 @@ impl Daemon {
                          start here resumes it ({})",
                         self.marker.display()
                     );
+                } else if stuck.is_empty() && self.node.left_for_quorum_loss() {
+                    ::log::warn!(
+                        "quorum lost and every group released: exiting (on_quorum_loss = stop)"
+                    );
                 } else if stuck.is_empty() {
                     ::log::info!("stopped: every group released");
                 } else {
@@ -505,19 +502,6 @@ impl Daemon {
                         stuck.join(", ")
                     );
                 }
-                self.shutdown();
-                return Ok(());
-            }
-            let released = || {
-                self.node
-                    .groups()
-                    .iter()
-                    .all(|g| g.phase == crate::core::Phase::Offline)
-            };
-            if self.stopping && released() {
-                ::log::warn!(
-                    "quorum lost and every group released: exiting (on_quorum_loss = stop)"
-                );
                 self.shutdown();
                 return Ok(());
             }
@@ -829,14 +813,26 @@ impl Daemon {
                     }
                 }
                 Action::Fence { group } => self.resources.fence(group),
-                Action::Halt { group } => {
-                    ::log::error!(
-                        "group {}: its release did not end within its bound after this node \
-                         lost authority: halting now (another node may take it over)",
-                        self.node.spec().groups[usize::from(group)].name
-                    );
+                Action::Halt(why) => {
+                    match why {
+                        Halt::ReleaseBound { group } => ::log::error!(
+                            "group {}: its release did not end within its bound after this \
+                             node lost authority, or failed: halting now (another node may \
+                             take it over)",
+                            self.node.spec().groups[usize::from(group)].name
+                        ),
+                        Halt::QuorumLoss => {
+                            ::log::error!("quorum lost: halting now (on_quorum_loss = halt)");
+                        }
+                    }
                     ::log::logger().flush();
                     self.fencing.halt();
+                }
+                Action::Announce { group } => self.resources.reannounce(now, usize::from(group)),
+                Action::TieBreaker(step) => {
+                    if let Some(o) = self.fencing.step(registry, now, step) {
+                        self.tie_outcome(now, o);
+                    }
                 }
                 Action::Resource(req) => match self.resources.execute(registry, now, req) {
                     Outcome::Done(ok) => self.report(now, Report::Done(req, ok)),
@@ -852,14 +848,12 @@ impl Daemon {
                     ) {
                         self.offer_event(registry, now, event);
                     }
-                    if event == crate::core::Event::QuorumLost {
-                        if self.fencing.decides(self.node.view().members) {
-                            ::log::warn!(
-                                "quorum rests on the tie-breaker: racing for it before on_quorum_loss applies"
-                            );
-                        } else {
-                            self.quorum_loss_action();
-                        }
+                    if event == crate::core::Event::QuorumLost
+                        && self.node.quorum_loss_waits_for_race()
+                    {
+                        ::log::warn!(
+                            "quorum rests on the tie-breaker: racing for it before on_quorum_loss applies"
+                        );
                     }
                     // The marker follows the mode and, in maintenance, every group that
                     // changes phase here (a node cut off still releases).
@@ -877,22 +871,6 @@ impl Daemon {
                         }
                     }
                     let line = report::event_line(&self.node, &self.groups, at, &event);
-                    if let crate::core::Event::ViewChange { members, .. } = event {
-                        let set = crate::core::placement::NodeSet::from_bits(members);
-                        if let Some(o) = self.fencing.on_view(registry, now, set) {
-                            self.tie_outcome(now, o);
-                        }
-                        // Nodes joined: one of them may have held (and announced) our
-                        // groups while cut off from us. Announce ours again.
-                        if members & !self.last_members != 0 {
-                            for (g, lg) in self.node.groups().iter().enumerate() {
-                                if lg.phase == crate::core::Phase::Online {
-                                    self.resources.reannounce(now, g);
-                                }
-                            }
-                        }
-                        self.last_members = members;
-                    }
                     if let crate::core::Event::Group {
                         group,
                         phase: crate::core::Phase::Offline,
@@ -1011,38 +989,22 @@ impl Daemon {
         self.fencing.shutdown();
     }
 
-    /// What `on_quorum_loss` says besides releasing (which the core does).
-    fn quorum_loss_action(&mut self) {
-        match self.config.on_quorum_loss {
-            QuorumLoss::Freeze => {}
-            QuorumLoss::Stop => self.stopping = true,
-            QuorumLoss::Halt => {
-                ::log::error!("quorum lost: halting now (on_quorum_loss = halt)");
-                ::log::logger().flush();
-                self.fencing.halt();
-            }
+    /// Tells the core what became of a tie-breaker race (it decides what follows).
+    fn tie_outcome(&mut self, now: Instant, (members, won): fencing::TieOutcome) {
+        if members != self.node.view().members {
+            ::log::info!("tie_breaker race for a view that is gone ended (won: {won}): ignored");
+        } else if won {
+            ::log::warn!(
+                "tie_breaker won: this half of the cluster keeps quorum (view {})",
+                self.node.view().number
+            );
+        } else {
+            ::log::warn!(
+                "tie_breaker lost: the other half keeps quorum (view {})",
+                self.node.view().number
+            );
         }
-    }
-
-    /// Tells the core what became of the tie-breaker.
-    fn tie_outcome(&mut self, now: Instant, o: fencing::TieOutcome) {
-        match o {
-            fencing::TieOutcome::Won => {
-                ::log::warn!(
-                    "tie_breaker won: this half of the cluster keeps quorum (view {})",
-                    self.node.view().number
-                );
-                self.node.set_tie_breaker(now, true);
-            }
-            fencing::TieOutcome::Lost => {
-                ::log::warn!(
-                    "tie_breaker lost: the other half keeps quorum (view {})",
-                    self.node.view().number
-                );
-                self.node.set_tie_breaker(now, false);
-                self.quorum_loss_action();
-            }
-        }
+        self.node.tie_breaker_result(now, members, won);
     }
 
     /// Tells systemd the loop is alive, every half watchdog timeout.
