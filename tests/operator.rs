@@ -749,7 +749,8 @@ fn reload_changes_one_group_and_nothing_else() {
     );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("web: bounced"), "{said}");
-    assert!(!said.contains("db"), "{said}");
+    // (the config hashes in the line are hex and may contain "db")
+    assert!(!said.contains("db:"), "{said}");
     lab.wait_for(Duration::from_secs(5), "web's new address", |lab| {
         lab.addresses(0, "eth1").contains("10.200.1.51")
     });
