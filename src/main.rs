@@ -347,23 +347,52 @@ fn run(
         }
     }
     let socket = socket.unwrap_or_else(|| cfg.control_socket.clone());
+    let code = if cfg.sentinel.enabled {
+        let (c, s) = (cfg.clone(), socket.clone());
+        daemon::sentinel::run(&cfg, &socket, ready_pipe, &mut |pipe, shared| {
+            daemon_body(c.clone(), s.clone(), pipe, Some(shared))
+        })
+    } else {
+        daemon_body(cfg, socket, ready_pipe, None)
+    };
+    drop(pid_file);
+    match code {
+        0 => Exit::Ok,
+        2 => Exit::Usage,
+        _ => Exit::Failure,
+    }
+}
+
+/// The daemon proper: runs until it stops; returns its exit status. `ready_pipe` hears
+/// "ready PID" (the service's main process: the sentinel, when there is one) or the
+/// error that ended the start.
+fn daemon_body(
+    cfg: config::Config,
+    socket: PathBuf,
+    mut ready_pipe: Option<std::fs::File>,
+    sentinel: Option<heartwire_hal::sentinel::SharedPage>,
+) -> i32 {
+    let main = if sentinel.is_some() {
+        heartwire_hal::process::parent()
+    } else {
+        std::process::id()
+    };
     let mut ready = || {
         if let Some(mut p) = ready_pipe.take() {
             use std::io::Write;
-            let _ = writeln!(p, "ready {}", std::process::id());
+            let _ = writeln!(p, "ready {main}");
         }
     };
-    let result = daemon::run(cfg, socket, &mut ready);
-    drop(pid_file);
+    let result = daemon::run(cfg, socket, &mut ready, sentinel);
     match result {
-        Ok(()) => Exit::Ok,
+        Ok(()) => 0,
         Err(e) => {
             log::error!("{e}");
             if let Some(mut p) = ready_pipe.take() {
                 use std::io::Write;
                 let _ = writeln!(p, "{e}");
             }
-            Exit::Failure
+            1
         }
     }
 }

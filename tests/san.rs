@@ -3,12 +3,13 @@
 //! One boot of the pair runs the scenarios in turn (a boot costs seconds under TCG):
 //!
 //! 1. a owns the group: registered, reserved, writes succeed; b's get RESERVATION CONFLICT.
-//! 2. a's daemon crashes (SIGKILL): b wins the tie-breaker, preempts and aborts a's key,
+//! 2. a's heartwire is killed (SIGKILL of `run`, the sentinel; its daemon dies with it):
+//!    b wins the tie-breaker, preempts and aborts a's key,
 //!    mounts the filesystem and sees a's completed writes; a's later writes fail and
 //!    never reach the disk (read from the LUN's backing file). a's watchdog then resets
 //!    it; it rejoins owning nothing.
-//! 4. b's daemon hangs (SIGSTOP): a takes over; b's watchdog resets it; it rejoins
-//!    owning nothing.
+//! 4. b's heartwire hangs (SIGSTOP of the sentinel and the daemon): a takes over; b's
+//!    watchdog resets it; it rejoins owning nothing.
 //! 3. both cut off from each other (qemu `set_link off`): exactly one wins the
 //!    tie-breaker and holds the group; the other halts (on_quorum_loss = "halt").
 //!
@@ -48,7 +49,7 @@ port = 5405
 addresses = { a = "10.77.0.1", b = "10.77.0.2" }
 
 [tie_breaker]
-device = "/dev/sdb"
+device = "/dev/lun-tie"
 
 [watchdog]
 timeout = "10s"
@@ -61,12 +62,12 @@ fallback = "never"
 [[group.resource]]
 name = "disk"
 kind = "reservation"
-device = "/dev/sda"
+device = "/dev/lun-data"
 
 [[group.resource]]
 name = "data"
 kind = "filesystem"
-device = "/dev/sda"
+device = "/dev/lun-data"
 mountpoint = "/mnt/data"
 fstype = "ext2"
 timeout = "20s"
@@ -84,14 +85,14 @@ const TAKEOVER: Duration = Duration::from_secs(40);
 fn write_raw(g: &mut Guest, block: u64, text: &str) -> vm::Run {
     g.sh(
         &format!(
-            "echo {text} | dd of=/dev/sda bs=4096 count=1 seek={block} conv=sync oflag=direct 2>&1"
+            "echo {text} | dd of=/dev/lun-data bs=4096 count=1 seek={block} conv=sync oflag=direct 2>&1"
         ),
         Duration::from_secs(30),
     )
 }
 
 /// The tie-breaker's keys and holder, as a guest sees them.
-const TIE_SHOW: &str = "heartwire reservation show /dev/sdb --cluster 42";
+const TIE_SHOW: &str = "heartwire reservation show /dev/lun-tie --cluster 42";
 
 fn both_registered(show: &str) -> bool {
     show.contains("(node id 1)") && show.contains("(node id 2)")
@@ -122,7 +123,7 @@ fn fencing_against_a_real_scsi_target() {
         s.view_members.len() == 2 && owner(s).as_deref() == Some("a")
     });
     assert!(s.quorate);
-    let show = a.ok("heartwire reservation show /dev/sda --cluster 42");
+    let show = a.ok("heartwire reservation show /dev/lun-data --cluster 42");
     assert!(
         show.contains("registered: 0x48570000002a0001 (node id 1)")
             && show.contains(
@@ -194,10 +195,16 @@ fn fencing_against_a_real_scsi_target() {
     assert_eq!(owner(&s).as_deref(), Some("b"));
     let scenario2 = t0.elapsed();
 
-    // 4. b's daemon hangs: a takes over, b's watchdog resets b, b rejoins empty.
+    // 4. b's heartwire hangs, sentinel and daemon: a takes over, b's watchdog resets b,
+    // b rejoins empty.
     let (a, b) = pair(&mut san);
-    let pid = b.daemon_pid.expect("b's daemon pid");
-    b.ok(&format!("kill -STOP {pid}"));
+    let sentinel = b.daemon_pid.expect("b's heartwire pid");
+    let daemon = b.status().expect("b answers").pid;
+    assert_ne!(
+        daemon, sentinel,
+        "run is the sentinel; the daemon is its child"
+    );
+    b.ok(&format!("kill -STOP {sentinel} {daemon}"));
     a.wait_status("a online with db", TAKEOVER, |s| {
         owner(s).as_deref() == Some("a")
     });

@@ -105,10 +105,26 @@ fn a_detached_daemon_writes_a_locked_pid_file_logs_to_syslog_and_stops_on_sigter
     let lines = receive_until(&syslog, Duration::from_secs(5), |got| {
         got.iter().any(|l| l.contains("event=adapter_up"))
     });
+    // The pid file's process is the sentinel; the daemon, its child, logs under its own.
     let tag = format!("heartwire[{pid}]: ");
     assert!(
         lines.iter().any(|l| l.starts_with("<30>")
             && l.contains(&tag)
+            && l.contains(
+                "INFO  a: sentinel {pid}: watching daemon "
+                    .replace("{pid}", &pid.to_string())
+                    .as_str()
+            )),
+        "syslog lines (facility daemon, info): {lines:?}"
+    );
+    let daemon = lines
+        .iter()
+        .find_map(|l| l.split("watching daemon ").nth(1))
+        .and_then(|r| r.split(':').next())
+        .expect("the sentinel names its daemon");
+    assert!(
+        lines.iter().any(|l| l.starts_with("<30>")
+            && l.contains(&format!("heartwire[{daemon}]: "))
             && l.contains("INFO  a: started: cluster hw")),
         "syslog lines (facility daemon, info): {lines:?}"
     );

@@ -62,7 +62,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 use heartwire::core::groups::HOOK;
-use heartwire::core::node::Action;
+use heartwire::core::node::{Action, death_notice};
 use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, NodeSet, Placement, Startup};
 use heartwire::core::{
     ClusterSpec, Command, CommandState, Dest, Event, GroupSpec, Instant, Node, NodeId, NodeSpec,
@@ -70,6 +70,7 @@ use heartwire::core::{
 };
 use heartwire::wire::auth::AuthKey;
 use heartwire::wire::frame::FRAME_MAX;
+use heartwire::wire::notice::Cause;
 
 const MS: u64 = 1_000_000;
 
@@ -136,6 +137,12 @@ const RELEASE_BOUND: Duration = Duration::from_millis(30);
 /// How long after a halt the watchdog resets the host and its daemon starts again.
 const WATCHDOG_RESET: u64 = 20 * MS;
 
+/// How long after its sentinel fenced a dead daemon a new one starts.
+const SENTINEL_RESTART: u64 = 5 * MS;
+
+/// A sentinel's fence takes up to 1/FENCE_MAX of the node timeout.
+const FENCE_MAX: u64 = 4;
+
 /// Resource kinds for a group of `n` resources, in config order.
 fn kinds_for(rng: &mut Rng, n: u8) -> Vec<Kind> {
     let mut kinds: Vec<Kind> = (0..n)
@@ -153,6 +160,10 @@ fn kinds_for(rng: &mut Rng, n: u8) -> Vec<Kind> {
 fn release_bound(kinds: &[Kind]) -> Option<Duration> {
     (kinds.contains(&Kind::Mount) && !kinds.contains(&Kind::Reservation)).then_some(RELEASE_BOUND)
 }
+
+/// What reached a stalled daemon: frames (real arrival time, path, bytes), and the
+/// completions of its requests (request, success).
+type Inbox = (Vec<(u64, usize, Vec<u8>)>, Vec<(ResourceRequest, bool)>);
 
 /// What one host has in effect, whatever its daemon knows: per group, per resource,
 /// whether it is held (a start may take effect at any moment after it was asked for, so
@@ -226,14 +237,18 @@ impl Host {
     }
 }
 
-/// The fault mix of one seed. Daemon-only crashes only with `HW_SIM_WORLD=1`.
+/// The fault mix of one seed.
 struct Faults {
     start_fail_pm: u64,
     stop_fail_pm: u64,
     /// Per mille of operations that take long (up to 10 leases) instead of < 200 µs.
     slow_pm: u64,
-    /// Per mille of crashes that are the daemon's only (the host and its resources stay).
+    /// Per mille of crashes that are the daemon's only (the host and its resources stay;
+    /// its sentinel fences them).
     daemon_crash_pm: u64,
+    /// The nodes have a sentinel (`HW_SIM_NO_SENTINEL=1` takes it away, to show what a
+    /// dead or stalled daemon leaves without one).
+    sentinel: bool,
     drop_pm: u64,
     dup_pm: u64,
     delay_max_ns: u64,
@@ -269,6 +284,16 @@ struct World {
     rate: Vec<u64>,
     /// Every event with its time and node, when kept (`keep_events`).
     events: Option<Vec<(u64, usize, Event)>>,
+    /// Per node, a stall of its daemon: (when it started, when it ends, when its sentinel
+    /// kills it). A stalled daemon runs nothing; frames and completions wait for it
+    /// (`inbox`).
+    stalled: Vec<Option<(u64, u64, u64)>>,
+    /// Per node, what arrived while it was stalled: frames (real arrival, path, bytes)
+    /// and completions of its requests.
+    inbox: Vec<Inbox>,
+    /// Per node, a fence its sentinel is carrying out: (when it ends, the dead daemon's
+    /// incarnation, why, whether the notice meets the network's faults).
+    fencing: Vec<Option<(u64, u32, Cause, bool)>>,
 }
 
 fn spec_for(rng: &mut Rng) -> ClusterSpec {
@@ -412,12 +437,12 @@ impl World {
                 ))
             })
             .collect();
-        let world = std::env::var("HW_SIM_WORLD").is_ok_and(|v| v == "1");
         let faults = Faults {
             start_fail_pm: rng.below(30),
             stop_fail_pm: rng.below(30),
             slow_pm: rng.below(300),
-            daemon_crash_pm: if world { rng.below(1000) } else { 0 },
+            daemon_crash_pm: rng.below(1000),
+            sentinel: !std::env::var("HW_SIM_NO_SENTINEL").is_ok_and(|v| v == "1"),
             drop_pm: rng.below(200),
             dup_pm: rng.below(50),
             delay_max_ns: rng.below(3 * MS / 2),
@@ -442,6 +467,9 @@ impl World {
             key,
             rate,
             events: None,
+            stalled: vec![None; n],
+            inbox: (0..n).map(|_| (vec![], vec![])).collect(),
+            fencing: vec![None; n],
             spec,
         }
     }
@@ -482,6 +510,11 @@ impl World {
         Instant::from_nanos(
             u64::try_from(u128::from(self.now) * u128::from(self.rate[i]) / 1000).unwrap(),
         )
+    }
+
+    /// Real time `t` on node `i`'s clock.
+    fn local_at(&self, i: usize, t: u64) -> Instant {
+        Instant::from_nanos(u64::try_from(u128::from(t) * u128::from(self.rate[i]) / 1000).unwrap())
     }
 
     /// When (real time) node `i`'s clock reaches `at`.
@@ -611,6 +644,7 @@ impl World {
         let next_frame = self.queue.peek().map(|Reverse((t, _, _))| *t);
         let next_completion = self.completions.keys().next().map(|(t, _)| *t);
         let next_timer = (0..self.nodes.len())
+            .filter(|&i| self.stalled[i].is_none())
             .filter_map(|i| {
                 let d = self.nodes[i].as_ref()?.next_deadline()?;
                 Some(self.real(i, d))
@@ -618,12 +652,26 @@ impl World {
             .min();
         // With every node down and nothing in flight, time just passes.
         let next_reboot = self.reboots.iter().flatten().min().copied();
-        let t = [next_frame, next_timer, next_completion, next_reboot]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(self.now + MS);
+        let next_stall = (0..self.nodes.len())
+            .filter_map(|i| self.stall_event(i))
+            .chain(self.fencing.iter().flatten().map(|f| f.0))
+            .min();
+        let t = [
+            next_frame,
+            next_timer,
+            next_completion,
+            next_reboot,
+            next_stall,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.now + MS);
         self.now = self.now.max(t);
+        for i in 0..self.nodes.len() {
+            self.end_stall(i, faulty);
+            self.sentinel_fence(i);
+        }
         for i in 0..self.nodes.len() {
             if self.reboots[i].is_some_and(|t| t <= self.now) {
                 self.reboots[i] = None;
@@ -639,6 +687,10 @@ impl World {
             self.queue.pop();
             let d = self.deliveries.remove(&id).expect("delivery");
             let now = self.local(d.to);
+            if self.stalled[d.to].is_some() {
+                self.inbox[d.to].0.push((self.now, d.path, d.bytes));
+                continue;
+            }
             if let Some(node) = self.nodes[d.to].as_mut() {
                 let r = node.handle_frame(now, now, d.path, &d.bytes);
                 if self.trace && r.is_err() && (2..=4).contains(&d.bytes[3]) {
@@ -676,6 +728,10 @@ impl World {
                 }
             }
             let now = self.local(c.node);
+            if self.stalled[c.node].is_some() {
+                self.inbox[c.node].1.push((c.req, c.ok));
+                continue;
+            }
             if let Some(node) = self.nodes[c.node]
                 .as_mut()
                 .filter(|n| n.incarnation() == c.incarnation)
@@ -685,6 +741,9 @@ impl World {
             }
         }
         for i in 0..self.nodes.len() {
+            if self.stalled[i].is_some() {
+                continue;
+            }
             let now = self.local(i);
             if let Some(node) = self.nodes[i].as_mut() {
                 if node.next_deadline().is_some_and(|d| d <= now) {
@@ -811,7 +870,19 @@ impl World {
 
     fn inject_fault(&mut self) {
         let n = self.nodes.len();
-        match self.rng.below(8) {
+        match self.rng.below(9) {
+            8 => {
+                // a stall of one daemon (SIGSTOP, a blocking call, a CPU taken away):
+                // from a tenth of the timeout to three times it, about log-uniform
+                let i = self.rng.index(n);
+                let timeout = u64::try_from(self.spec.timeout_max().as_nanos()).unwrap();
+                let octave = (timeout / 10) << self.rng.below(5);
+                let d = (octave + self.rng.below(octave)).min(3 * timeout);
+                if self.nodes[i].is_some() && self.stalled[i].is_none() {
+                    self.note(i, format_args!("stalls for {:.3} ms", d as f64 / 1e6));
+                    self.stalled[i] = Some((self.now, self.now + d, self.sentinel_kill_at(i)));
+                }
+            }
             6 => {
                 // a network partition: every network path cut between two sides, the
                 // serial lines and the disk left alone
@@ -841,10 +912,16 @@ impl World {
                 // crash or restart one node: the host (its resources vanish, its
                 // operations in progress with it) or only its daemon
                 let i = self.rng.index(n);
-                if self.nodes[i].is_some() {
-                    self.nodes[i] = None;
+                if self.stalled[i].is_some() || self.fencing[i].is_some() {
+                    // not while stalled, nor while its sentinel fences (it restarts it)
+                } else if self.nodes[i].is_some() {
                     if !self.rng.chance(self.faults.daemon_crash_pm) {
+                        self.nodes[i] = None;
                         self.host_crash(i);
+                    } else if self.faults.sentinel {
+                        self.sentinel(i, Cause::Signalled(9), true);
+                    } else {
+                        self.nodes[i] = None;
                     }
                 } else {
                     self.restart(i);
@@ -1098,6 +1175,164 @@ impl World {
     }
 
     /// Host `i` goes down: what it had in effect and what it was doing end with it.
+    /// A line of the trace about node `i`.
+    fn note(&self, i: usize, what: std::fmt::Arguments<'_>) {
+        if self.trace {
+            eprintln!("{:>10.3} ms n{}: {what}", self.now as f64 / 1e6, i + 1);
+        }
+    }
+
+    /// The next thing node `i`'s stall brings: its end, or its sentinel's kill.
+    fn stall_event(&self, i: usize) -> Option<u64> {
+        let (_, until, kill) = self.stalled[i]?;
+        Some(if self.faults.sentinel {
+            until.min(kill)
+        } else {
+            until
+        })
+    }
+
+    /// When the sentinel kills node `i`'s daemon if it stalls from now on: after `hang`
+    /// without progress, or, holding groups on a lease, an eighth of a lease after the
+    /// lease ends (a loop that did not turn since cannot have fenced).
+    fn sentinel_kill_at(&self, i: usize) -> u64 {
+        let by_hang = self.now + self.hang();
+        let lease = u64::try_from(self.spec.lease().as_nanos()).unwrap();
+        self.nodes[i]
+            .as_ref()
+            .and_then(Node::fence_deadline)
+            .map(|by| self.real(i, by))
+            .filter(|by| *by > self.now)
+            .map_or(by_hang, |by| by_hang.min(by + lease / 8))
+    }
+
+    /// How long the sentinel lets a daemon make no progress before it kills it: the node
+    /// timeout (the daemon's default, and the most `hang_timeout` may be outside
+    /// `two_node` mode, which the simulated clusters do not use); its fence takes up to
+    /// 1/[`FENCE_MAX`] of the timeout more, and must end before a peer acquires: the
+    /// timeout after the last frame plus 1.5 leases.
+    fn hang(&self) -> u64 {
+        u64::try_from(self.spec.timeout_max().as_nanos()).unwrap()
+    }
+
+    /// Node `i`'s stall ends now, or its sentinel kills the stalled daemon now.
+    fn end_stall(&mut self, i: usize, faulty: bool) {
+        let Some((from, until, kill)) = self.stalled[i] else {
+            return;
+        };
+        if self.faults.sentinel && self.now >= kill && until > kill {
+            self.stalled[i] = None;
+            self.inbox[i] = (vec![], vec![]);
+            self.sentinel(i, Cause::Hung, faulty);
+            return;
+        }
+        if self.now < until {
+            return;
+        }
+        self.stalled[i] = None;
+        let (frames, done) = std::mem::take(&mut self.inbox[i]);
+        self.note(
+            i,
+            format_args!(
+                "resumes after a stall of {:.3} ms ({} frames waiting)",
+                (until - from) as f64 / 1e6,
+                frames.len()
+            ),
+        );
+        let now = self.local(i);
+        let arrivals: Vec<Instant> = frames
+            .iter()
+            .map(|(t, _, _)| self.local_at(i, *t))
+            .collect();
+        if let Some(node) = self.nodes[i].as_mut() {
+            // The kernel stamped the frames at arrival; the loop reads them late.
+            for ((_, path, bytes), at) in frames.iter().zip(arrivals) {
+                let _ = node.handle_frame(now, at, *path, bytes);
+            }
+            for (req, ok) in done {
+                node.resource_done(now, req, ok)
+                    .expect("the core accepts the completion of its own request");
+            }
+            if node.next_deadline().is_some_and(|d| d <= now) {
+                node.handle_timeout(now);
+            }
+        }
+        self.drain(i, faulty);
+    }
+
+    /// Node `i`'s sentinel saw its daemon die (or killed it, hung). Unless the host is in
+    /// maintenance (the marker: the next daemon resumes what it holds), it fences the
+    /// host — the daemon's children are killed (operations in flight end without
+    /// completing), addresses and applications end, a mount no reservation guards is
+    /// unmounted; a reservation stays until a gainer preempts it — and then, in a keyed
+    /// cluster, sends the death notice on every path. Its daemon starts again shortly.
+    fn sentinel(&mut self, i: usize, cause: Cause, faulty: bool) {
+        let Some(node) = self.nodes[i].take() else {
+            return;
+        };
+        // The fence itself takes time (the kill, the sweep of /proc): up to 1/FENCE_MAX
+        // of the timeout; until then the host holds what it held.
+        let timeout = u64::try_from(self.spec.timeout_max().as_nanos()).unwrap();
+        let at = self.now + self.rng.below(timeout / FENCE_MAX);
+        self.note(
+            i,
+            format_args!("sentinel: {cause}; fenced at {:.3} ms", at as f64 / 1e6),
+        );
+        self.fencing[i] = Some((at, node.incarnation(), cause, faulty));
+    }
+
+    /// Node `i`'s sentinel completes its fence (when it is due) and tells the peers.
+    fn sentinel_fence(&mut self, i: usize) {
+        let Some((at, incarnation, cause, faulty)) = self.fencing[i] else {
+            return;
+        };
+        if self.now < at {
+            return;
+        }
+        self.fencing[i] = None;
+        self.reboots[i] = Some(self.now + SENTINEL_RESTART);
+        if self.hosts[i].marker.is_some() {
+            return;
+        }
+        self.completions.retain(|_, c| c.node != i);
+        for g in 0..self.spec.groups.len() {
+            self.hosts[i].fence(g, &self.kinds[g]);
+            if release_bound(&self.kinds[g]).is_some() {
+                for (k, h) in self.kinds[g].iter().zip(&mut self.hosts[i].held[g]) {
+                    if *k == Kind::Mount {
+                        *h = false;
+                    }
+                }
+            }
+        }
+        let Some(key) = self.key.clone() else {
+            return;
+        };
+        let id = self.spec.nodes[i].id;
+        for path in 0..self.spec.paths.len() {
+            let on_path = self.spec.paths[path].nodes;
+            if !on_path.contains(id) {
+                continue;
+            }
+            let mut buf = vec![0u8; FRAME_MAX];
+            let now = self.local(i);
+            let len = death_notice(
+                &self.spec,
+                &key,
+                (id, incarnation),
+                path,
+                now,
+                cause,
+                &mut buf,
+            );
+            for to in 0..self.nodes.len() {
+                if to != i && on_path.contains(self.spec.nodes[to].id) {
+                    self.send(i, path, to, &buf[..len], faulty);
+                }
+            }
+        }
+    }
+
     fn host_crash(&mut self, i: usize) {
         self.hosts[i].clear();
         self.completions.retain(|_, c| c.node != i);
@@ -1180,7 +1415,7 @@ impl World {
             if self.nodes[i].as_ref().is_some_and(Node::leaving) {
                 self.host_crash(i);
             }
-            if self.nodes[i].as_ref().is_none_or(Node::leaving) {
+            if self.fencing[i].is_none() && self.nodes[i].as_ref().is_none_or(Node::leaving) {
                 self.restart(i);
             }
         }

@@ -18,6 +18,35 @@ fn ip_group(name: &str, nodes: &str, fallback: &str) -> String {
     )
 }
 
+/// Configures group `svc` (the service address, then an application: a copy of sleep
+/// named `app`, its pid in a file per node) with `fallback`, starts both nodes and waits
+/// for a to hold it; returns the client's namespace.
+fn start_with_app(lab: &mut Lab, cfg: &mut LabConfig, app: &str, fallback: &str) -> String {
+    let exe = lab.dir.join(app);
+    std::fs::copy("/bin/sleep", &exe).expect("copy sleep");
+    let pid = lab.dir.join("app-$HW_NODE.pid");
+    cfg.extra = format!(
+        "{}[[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
+         start = \"{exe} 100000 & echo $! > {pid}\"\n\
+         stop = \"kill $(cat {pid}) 2>/dev/null; rm -f {pid}; true\"\n\n",
+        ip_group("svc", "\"a\", \"b\"", fallback),
+        exe = exe.display(),
+        pid = pid.display()
+    );
+    lab.write_config(cfg);
+    let client = lab.add_client();
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    client
+}
+
+/// Node `i`'s first event `name` after `t_ns`.
+fn event_after(lab: &Lab, i: usize, name: &str, t_ns: u64) -> Option<lab::LogEvent> {
+    lab.events(i)
+        .into_iter()
+        .find(|e| e.name == name && e.at_ns > t_ns)
+}
+
 /// The first reply from `who` at or after `from_ns`.
 fn first_from<'a>(rs: &'a [Reply], who: &str, from_ns: u64) -> Option<&'a Reply> {
     rs.iter().find(|r| r.recv_ns >= from_ns && r.from == who)
@@ -41,21 +70,7 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
     };
     let mut lab = Lab::new("tk", 2, &cfg);
     // An application the killed daemon leaves running: the restarted one kills it.
-    let app = lab.dir.join("hwstaleapp");
-    std::fs::copy("/bin/sleep", &app).expect("copy sleep");
-    let pid = lab.dir.join("app-$HW_NODE.pid");
-    cfg.extra = format!(
-        "{}[[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
-         start = \"{app} 100000 & echo $! > {pid}\"\n\
-         stop = \"kill $(cat {pid}) 2>/dev/null; rm -f {pid}; true\"\n\n",
-        ip_group("svc", "\"a\", \"b\"", "home"),
-        app = app.display(),
-        pid = pid.display()
-    );
-    lab.write_config(&cfg);
-    let client = lab.add_client();
-    lab.start_all();
-    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    let client = start_with_app(&mut lab, &mut cfg, "hwstaleapp", "home");
     assert!(lab.addresses(0, "eth1").contains(SERVICE_IP));
     let old_app = lab.processes(0, "hwstaleapp");
     assert_eq!(old_app.len(), 1, "a runs the application");
@@ -135,11 +150,7 @@ fn kill_9_moves_the_address_and_the_restarted_node_cleans_up_before_it_rejoins()
         late_b.is_empty(),
         "b answered after a took the group back: {late_b:?}"
     );
-    let b_release = lab
-        .events(1)
-        .into_iter()
-        .find(|e| e.name == "group_offline" && e.at_ns > restart)
-        .expect("b released on fallback");
+    let b_release = event_after(&lab, 1, "group_offline", restart).expect("b released on fallback");
     let a_acquire = a_events
         .iter()
         .find(|e| e.name == "group_acquiring" && e.at_ns > restart)
@@ -964,4 +975,115 @@ fn in_mutual_takeover_one_death_and_rejoin_move_only_that_nodes_group() {
             names[i]
         );
     }
+}
+
+/// Issue 18: kill -9 of the daemon alone, not of `run` (its sentinel). The sentinel sees
+/// the death through a pidfd and, before the peer may act, removes a's address and kills
+/// its application; its death notice makes b take the group over at once (b's links to a
+/// go down with the notice, not with a timeout); then a new daemon starts on a and
+/// rejoins. Ordering makes the checks exact: the fence precedes the notice, the notice
+/// precedes b's takeover, so once b is online a holds nothing — checked at that moment
+/// and by the client, which never hears a after b. Without the sentinel (the test above)
+/// the address and the application outlive the daemon.
+#[test]
+fn a_killed_daemon_is_fenced_by_its_sentinel_and_its_peer_takes_over_on_the_notice() {
+    sentinel_fences("ts", "-9", "killed by signal 9");
+}
+
+/// Issue 18: the daemon alone stops (SIGSTOP: its host keeps its address and its
+/// application, which answer clients): its sentinel sees no loop progress for
+/// `hang_timeout` (100 ms here: half the node timeout, two_node), kills it, fences and tells b, as for
+/// a crash — the paused daemon's host never serves beside b.
+#[test]
+fn a_stopped_daemon_is_killed_and_fenced_by_its_sentinel() {
+    sentinel_fences("tp", "-STOP", "made no progress for");
+}
+
+/// A two-node lab, a group with an address and an application on a; `signal` is sent to
+/// a's daemon (not its sentinel); a's log must say `why`. See the two tests above.
+fn sentinel_fences(tag: &str, signal: &str, why: &str) {
+    let mut cfg = LabConfig {
+        two_node: true,
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new(tag, 2, &cfg);
+    let client = start_with_app(&mut lab, &mut cfg, "hwsentapp", "never");
+    let before = lab.status(0).expect("a answers");
+    assert_eq!(
+        before.sentinel_pid,
+        Some(lab.pid(0)),
+        "run is the sentinel; the daemon is its child"
+    );
+    assert_ne!(before.pid, lab.pid(0));
+    assert_eq!(
+        lab.processes(0, "hwsentapp").len(),
+        1,
+        "a runs the application"
+    );
+    lab.start_responders(PORT);
+    let out = lab.dir.join("probe.txt");
+    let target = format!("{SERVICE_IP}:{PORT}");
+    let probe = lab.start_probe(&client, &target, 500, 7000, &out);
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = mono_ns();
+    let killed = std::process::Command::new("kill")
+        .args([signal, &before.pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    lab.wait_group(1, "svc", "online", Duration::from_secs(5));
+    // At this moment a must hold nothing: its sentinel fenced before it told b.
+    assert!(
+        !lab.addresses(0, "eth1").contains(SERVICE_IP),
+        "a's address is gone once b is online"
+    );
+    assert!(
+        lab.processes(0, "hwsentapp").is_empty(),
+        "a's application is gone once b is online"
+    );
+    let fenced = event_after(&lab, 1, "node_fenced", fault).expect("b took a's death notice");
+    assert_eq!(fenced.field("peer"), Some("a"));
+    assert_eq!(
+        fenced.field("incarnation"),
+        Some(format!("{:08x}", before.incarnation).as_str())
+    );
+    let downs: Vec<_> = lab
+        .events(1)
+        .into_iter()
+        .filter(|e| e.name == "path_down" && e.at_ns > fault)
+        .collect();
+    assert!(
+        !downs.is_empty() && downs.iter().all(|e| e.at_ns == fenced.at_ns),
+        "b's paths to a went down with the notice, not by a timeout: {downs:?}"
+    );
+    // A new daemon on a (same sentinel) rejoins, owning nothing (fallback never).
+    lab.wait_for(Duration::from_secs(10), "a's new daemon in the view", |l| {
+        l.status(0)
+            .is_some_and(|s| s.pid != before.pid && s.view_members.len() == 2)
+    });
+    let after = lab.status(0).expect("a answers");
+    assert_eq!(after.sentinel_pid, Some(lab.pid(0)));
+    assert_ne!(after.incarnation, before.incarnation);
+    assert!(lab.alive(0), "the sentinel did not exit");
+    lab.finish_helper(probe, Duration::from_secs(10));
+    let rs = replies(&out);
+    let (last_a, first_b) = switch(&rs, "a", "b", fault, u64::MAX);
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap();
+    assert!(
+        log.contains("sentinel: daemon") && log.contains("fenced this node") && log.contains(why),
+        "a's sentinel logged the fence and why ({why}): {log}"
+    );
+    for l in log.lines().filter(|l| l.contains("sentinel")) {
+        eprintln!("{l}");
+    }
+    for e in lab.events(1).iter().filter(|e| e.at_ns > fault).take(8) {
+        eprintln!("b: {}", e.line);
+    }
+    eprintln!(
+        "sentinel: kill {signal} of the daemon at {:.1} ms; a's last reply {:.1} ms before \
+         b's first ({:.1} ms after the signal)",
+        fault as f64 / 1e6,
+        (first_b - last_a) as f64 / 1e6,
+        (first_b.saturating_sub(fault)) as f64 / 1e6
+    );
 }

@@ -11,7 +11,8 @@
 //! [`disk`] (O_DIRECT shared disks), [`scsi`] (SG_IO pass-through and the block layer's
 //! persistent-reservation ioctls; blocking, for a child process), [`mount`]
 //! (mount/umount for the filesystem resource; blocking, for a child), [`watchdog`]
-//! (`/dev/watchdog` and the halt of a self-fencing node).
+//! (`/dev/watchdog` and the halt of a self-fencing node), [`sentinel`] (fork, the shared
+//! progress page and reaping, for the process that watches the daemon).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod process;
 pub mod random;
 pub mod sched;
 pub mod scsi;
+pub mod sentinel;
 pub mod serial;
 pub mod signalfd;
 mod sys;

@@ -10,6 +10,13 @@ use std::process::Command;
 
 use crate::sys::cvt;
 
+/// This process's parent (getppid).
+pub fn parent() -> u32 {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    let p = unsafe { libc::getppid() };
+    u32::try_from(p).unwrap_or(0)
+}
+
 /// Sends signal `sig` to process `pid`.
 pub fn signal(pid: i32, sig: i32) -> io::Result<()> {
     if pid <= 0 {

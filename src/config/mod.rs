@@ -71,7 +71,7 @@ pub use self::paths::{
     BAUD_DEFAULT, BAUD_RANGE, DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT, serial_interval_min,
 };
 use self::raw::RawConfig;
-pub use self::storage::{FsResource, ReservationResource, WatchdogConfig};
+pub use self::storage::{FsResource, ReservationResource, SentinelConfig, WatchdogConfig};
 use crate::core::spec::{ClusterSpec, GroupSpec, NodeId, NodeSpec, PathSpec};
 use crate::wire::auth::KEY_LEN_MIN;
 use crate::wire::{MAX_NODES, MAX_PATHS};
@@ -172,6 +172,8 @@ pub struct Config {
     pub tie_breaker: Option<String>,
     /// The hardware watchdog (`[watchdog]`).
     pub watchdog: Option<WatchdogConfig>,
+    /// The sentinel (`[sentinel]`).
+    pub sentinel: SentinelConfig,
     /// Per network (index of `spec.networks`), this node's interfaces on it: those of its
     /// ether paths and of its service addresses (standbys included). The network is lost
     /// here when every one of them is without carrier.
@@ -306,6 +308,7 @@ impl Validator<'_> {
         let pause_threshold = self.pause_threshold(&raw, &paths)?;
         let realtime = self.realtime(&raw)?;
         let watchdog = self.watchdog(&raw)?;
+        let sentinel = self.sentinel(&raw, &paths)?;
         let on_quorum_loss = self.quorum_loss(&raw, watchdog.is_some())?;
         let tie_breaker = self.tie_breaker(&raw, &nodes, local_idx)?;
         let scope = groups::Scope {
@@ -357,6 +360,7 @@ impl Validator<'_> {
             on_quorum_loss,
             tie_breaker,
             watchdog,
+            sentinel,
             adapters,
         })
     }

@@ -25,6 +25,19 @@ pub(super) struct RawConfig {
     pub(super) tie_breaker: Option<RawDevices>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) watchdog: Option<RawWatchdog>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) sentinel: Option<RawSentinel>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSentinel {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) hang_timeout: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) after_crash: Option<Spanned<String>>,
 }
 
 /// A shared disk: one path for every node, or one per node.

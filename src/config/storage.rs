@@ -85,6 +85,23 @@ pub struct WatchdogConfig {
     pub timeout_s: u32,
 }
 
+/// The sentinel (`[sentinel]`, DESIGN §4): the process that watches the daemon, fences
+/// this node when the daemon dies or hangs, and tells the peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentinelConfig {
+    /// Whether `run` starts one (default: yes).
+    pub enabled: bool,
+    /// A daemon whose loop makes no progress this long is killed and its node fenced.
+    /// Default and most: the node timeout (the longest path timeout), whose expiry a
+    /// peer follows with 1.5 leases of waiting before it takes over; half of it in
+    /// `two_node` mode, where a peer takes over as soon as the timeout passes (the fence
+    /// gets the other half).
+    pub hang_timeout: Duration,
+    /// After fencing a crashed daemon, start a new one (`after_crash = "restart"`, the
+    /// default) or exit with the daemon's status (`"exit"`: the service manager decides).
+    pub restart: bool,
+}
+
 /// Default limit of a reservation step.
 const RESERVATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit of a mount or unmount.
@@ -287,6 +304,68 @@ impl Validator<'_> {
             &nodes[local].name,
         )
         .map(|d| Some(d.expect("invariant: every node has an entry")))
+    }
+
+    /// `[sentinel]`: `hang_timeout` lies between three of the shortest path interval
+    /// (the loop turns at least once an interval) and the most [`SentinelConfig`] allows.
+    pub(super) fn sentinel(
+        &self,
+        raw: &RawConfig,
+        paths: &[crate::core::PathSpec],
+    ) -> Result<SentinelConfig, ConfigError> {
+        let timeout = paths.iter().map(|p| p.timeout).max().unwrap_or_default();
+        let interval = paths.iter().map(|p| p.interval).min().unwrap_or_default();
+        let two_node = raw.cluster.two_node.unwrap_or(false);
+        let (most, why) = if two_node {
+            (
+                timeout / 2,
+                "half the node timeout: with two_node a peer takes over as soon as the \
+                 timeout passes, and the fence needs the other half",
+            )
+        } else {
+            (
+                timeout,
+                "the node timeout: a hung daemon must be fenced before a peer may take over",
+            )
+        };
+        let mut c = SentinelConfig {
+            enabled: true,
+            hang_timeout: most,
+            restart: true,
+        };
+        let Some(s) = &raw.sentinel else {
+            return Ok(c);
+        };
+        c.enabled = s.enabled.unwrap_or(true);
+        if let Some(t) = &s.hang_timeout {
+            let v = self.duration(t, "sentinel.hang_timeout")?;
+            if v < interval * 3 || v > most {
+                return Err(self.err(
+                    t,
+                    "sentinel.hang_timeout",
+                    format!(
+                        "must lie between three heartbeat intervals ({:?}: the loop turns at \
+                         least once an interval) and {most:?} ({why})",
+                        interval * 3,
+                    ),
+                ));
+            }
+            c.hang_timeout = v;
+        }
+        if let Some(a) = &s.after_crash {
+            c.restart = match a.get_ref().as_str() {
+                "restart" => true,
+                "exit" => false,
+                other => {
+                    return Err(self.err(
+                        a,
+                        "sentinel.after_crash",
+                        format!("`{other}` is not one of \"restart\", \"exit\""),
+                    ));
+                }
+            };
+        }
+        Ok(c)
     }
 
     pub(super) fn watchdog(&self, raw: &RawConfig) -> Result<Option<WatchdogConfig>, ConfigError> {

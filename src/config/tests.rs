@@ -930,3 +930,70 @@ fn a_control_socket_group_is_a_name_or_a_number() {
         "must be a group name or number",
     );
 }
+
+#[test]
+fn the_sentinel_defaults_to_half_the_node_timeout_and_each_key_is_checked() {
+    let c = load_as(GOOD, "a").unwrap();
+    assert_eq!(
+        c.sentinel,
+        SentinelConfig {
+            enabled: true,
+            hang_timeout: Duration::from_millis(5),
+            restart: true,
+        }
+    );
+    let text = format!(
+        "{GOOD}\n[sentinel]\nenabled = false\nhang_timeout = \"1ms\"\nafter_crash = \"exit\"\n"
+    );
+    let c = load_as(&text, "a").unwrap();
+    assert_eq!(
+        c.sentinel,
+        SentinelConfig {
+            enabled: false,
+            hang_timeout: Duration::from_millis(1),
+            restart: false,
+        }
+    );
+    let line = GOOD.lines().count() + 3;
+    for (value, key, msg) in [
+        // more than the node timeout (5 ms): a peer could act first
+        (
+            "hang_timeout = \"6ms\"",
+            "sentinel.hang_timeout",
+            "and 5ms (the node timeout",
+        ),
+        // fewer than three of the shortest interval (100 µs)
+        (
+            "hang_timeout = \"200us\"",
+            "sentinel.hang_timeout",
+            "three heartbeat intervals (300µs",
+        ),
+        (
+            "hang_timeout = \"soon\"",
+            "sentinel.hang_timeout",
+            "is not a duration",
+        ),
+        (
+            "after_crash = \"reboot\"",
+            "sentinel.after_crash",
+            "not one of \"restart\", \"exit\"",
+        ),
+    ] {
+        let text = format!("{GOOD}\n[sentinel]\n{value}\n");
+        let e = load_as(&text, "a").expect_err(value);
+        assert_eq!((e.line, e.key.as_str()), (line, key), "{e}");
+        assert!(e.message.contains(msg), "{value}: {e}");
+    }
+    // two_node: a peer takes over when the timeout passes, so at most half of it.
+    let two = GOOD.replace("id = 7\n", "id = 7\ntwo_node = true\n");
+    assert_eq!(
+        load_as(&two, "a").unwrap().sentinel.hang_timeout,
+        Duration::from_micros(2500)
+    );
+    let e = load_as(&format!("{two}\n[sentinel]\nhang_timeout = \"3ms\"\n"), "a")
+        .expect_err("more than half with two_node");
+    assert!(
+        e.message.contains("and 2.5ms (half the node timeout"),
+        "{e}"
+    );
+}

@@ -59,6 +59,17 @@ pub enum Event {
         /// Incarnation now.
         new: u32,
     },
+    /// The peer's sentinel sent a death notice for its current incarnation: its daemon
+    /// died or hung and its host was fenced. It is down at once, and its groups are taken
+    /// over without waiting for its lease.
+    NodeFenced {
+        /// The peer.
+        peer: NodeId,
+        /// The incarnation that is over.
+        incarnation: u32,
+        /// What the sentinel saw.
+        cause: crate::wire::notice::Cause,
+    },
     /// This node's own loop woke up late; silence deadlines were extended by `late`.
     LocalPause {
         /// How late.
@@ -241,13 +252,14 @@ impl OfferResult {
 
 impl Event {
     /// Every event name, as logged (`event=<name>`) and as `[[event]] on = "<name>"`.
-    pub const NAMES: [&'static str; 29] = [
+    pub const NAMES: [&'static str; 30] = [
         "path_up",
         "path_down",
         "path_one_way",
         "node_up",
         "node_down",
         "node_restart",
+        "node_fenced",
         "local_pause",
         "view_change",
         "group_acquiring",
@@ -288,6 +300,7 @@ impl Event {
             Event::NodeUp { .. } => "node_up",
             Event::NodeDown { .. } => "node_down",
             Event::NodeRestart { .. } => "node_restart",
+            Event::NodeFenced { .. } => "node_fenced",
             Event::LocalPause { .. } => "local_pause",
             Event::ViewChange { .. } => "view_change",
             Event::Group { phase, .. } => match phase {
@@ -360,6 +373,9 @@ pub enum DropReason {
     /// A configuration offer this node does not take: the cluster runs without a key
     /// (offers would be unauthenticated), or it came on a serial or disk path.
     RefusedOffer,
+    /// A death notice in a cluster without a key: anyone on the segment could forge one
+    /// and have a live node's groups taken over at once.
+    RefusedNotice,
     /// A counter beyond what its sender can plausibly have reached: a view number far
     /// ahead of every one seen, a state generation's jump, a restart stamped in the
     /// future (`core::node` bounds). Forged, or a peer gone wrong.
@@ -368,7 +384,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Short,
         DropReason::Overlong,
         DropReason::BadMagic,
@@ -384,6 +400,7 @@ impl DropReason {
         DropReason::Replay,
         DropReason::Garbage,
         DropReason::RefusedOffer,
+        DropReason::RefusedNotice,
         DropReason::Implausible,
     ];
 
@@ -405,6 +422,7 @@ impl DropReason {
             DropReason::Replay => "replay",
             DropReason::Garbage => "garbage",
             DropReason::RefusedOffer => "refused_offer",
+            DropReason::RefusedNotice => "refused_notice",
             DropReason::Implausible => "implausible",
         }
     }

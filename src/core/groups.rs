@@ -23,7 +23,8 @@
 //! has reported, from that view or a newer one, that it does not hold the group (release
 //! confirmed); and if any configured node is outside the view, one lease plus the transit
 //! margin has passed since this node installed the view (the outsider's lease has run
-//! out and it has released). When a lone node keeps quorum (`two_node`), an outsider's
+//! out and it has released). An outsider whose sentinel's death notice was taken
+//! (`Peer::fenced`) holds nothing and is not waited for. When a lone node keeps quorum (`two_node`), an outsider's
 //! lease never runs out, so there is nothing to wait for: that mode relies on the
 //! tie-breaker or a non-IP path to rule out a partition (DESIGN §5).
 //!
@@ -643,7 +644,9 @@ impl Groups {
         let mut outsiders = false;
         for p in cx.peers.iter().filter(|p| p.id != cx.local) {
             if !cx.view.members.contains(p.id) {
-                outsiders = true;
+                // A fenced outsider (its sentinel's death notice was taken) holds
+                // nothing: no lease or release of it to wait for.
+                outsiders |= !p.fenced;
                 continue;
             }
             let released = p

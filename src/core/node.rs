@@ -37,6 +37,7 @@ use crate::wire::auth::AuthKey;
 use crate::wire::command::CommandRepr;
 use crate::wire::frame::{FRAME_MAX, Frame, HeaderRepr, Kind};
 use crate::wire::heartbeat::{CompactRepr, Echo, FULL_EVERY, HeartbeatRepr};
+use crate::wire::notice::Cause;
 use crate::wire::offer::{OfferId, OfferMode, OfferMsg};
 use crate::wire::state::{self as state_block, StateRepr};
 use crate::wire::view::ViewRepr;
@@ -179,6 +180,59 @@ pub struct Peer {
     pub heard: [u64; MAX_PATHS],
     /// Networks reported down to it (`NetworkDown` without `NetworkUp` since).
     pub networks_down: u64,
+    /// Its sentinel's death notice for its last incarnation was taken: that daemon is
+    /// gone and its host fenced, so it holds nothing and no lease of it is waited for.
+    /// Cleared when a new incarnation is heard.
+    pub fenced: bool,
+}
+
+impl Peer {
+    /// Incarnation `inc` is over (a restart or a death notice): frames of it are stale
+    /// from now on, and what it said — its report, its word for views, its commands,
+    /// its sequence numbers — no longer counts.
+    fn end_incarnation(&mut self, inc: u32) {
+        self.past.rotate_right(1);
+        self.past[0] = inc;
+        self.past_len = (self.past_len + 1).min(PAST_INCARNATIONS);
+        self.newest_sent_ns = 0;
+        self.report = None;
+        self.report_at = None;
+        self.vouches = [Vouch::default(); 2];
+        self.command_id = 0;
+        for link in &mut self.links {
+            link.replay = Default::default();
+            link.last_transit_ns = None;
+            link.echo_src = None;
+            link.peer_hears_us = None;
+        }
+    }
+}
+
+/// The death notice a sentinel sends on `path` for daemon `incarnation` of node `local`
+/// (DESIGN §4 "The sentinel"), written into `buf` (at least [`FRAME_MAX`] bytes);
+/// returns its length. Only keyed clusters believe one, so `key` is required.
+pub fn death_notice(
+    spec: &ClusterSpec,
+    key: &AuthKey,
+    (local, incarnation): (NodeId, u32),
+    path: usize,
+    now: Instant,
+    cause: Cause,
+    buf: &mut [u8],
+) -> usize {
+    let header = HeaderRepr {
+        kind: Kind::DeathNotice,
+        cluster: spec.cluster_id,
+        node: local.get(),
+        path: path_id(path),
+        incarnation,
+        // Not checked: a notice is idempotent (it only ever says this incarnation is over).
+        seq: 0,
+        timestamp_ns: now.as_nanos(),
+    };
+    header
+        .emit(buf, crate::wire::notice::LEN, Some(key), |p| cause.emit(p))
+        .expect("invariant: buf holds FRAME_MAX bytes")
 }
 
 /// A view a peer agreed to, and when its word for it last arrived.
@@ -199,6 +253,7 @@ impl Peer {
             incarnation: None,
             past: [0; PAST_INCARNATIONS],
             past_len: 0,
+            fenced: false,
             restarts: 0,
             newest_sent_ns: 0,
             config_hash: None,
@@ -267,6 +322,8 @@ enum Body<'a> {
     State(StateRepr),
     Command(Command, Duration, u32),
     Offer(OfferMsg<'a>),
+    /// A death notice from the sender's sentinel for the header's incarnation.
+    Notice(Cause),
 }
 
 /// A non-heartbeat frame waiting to go out on every path.
@@ -505,16 +562,28 @@ impl Node {
         if usize::from(frame.path()) != path || !self.spec.paths[path].nodes.contains(sender) {
             return Err(DropReason::WrongPath);
         }
-        if frame.kind() == Kind::ConfigOffer {
-            // Offers change the config: only authenticated, and only on IP paths.
-            if self.key.is_none() || !self.spec.paths[path].kind.carries_offers() {
+        // Kinds taken only from authenticated senders: a death notice lets peers take over
+        // at once; an offer changes the config (and travels on IP paths only).
+        let keyless = self.key.is_none();
+        let payload = frame.payload_ref();
+        let trusted = match frame.kind() {
+            Kind::DeathNotice if keyless => return Err(DropReason::RefusedNotice),
+            Kind::DeathNotice => Some(Body::Notice(
+                Cause::parse(payload).map_err(|_| DropReason::BadPayload)?,
+            )),
+            Kind::ConfigOffer if keyless || !self.spec.paths[path].kind.carries_offers() => {
                 return Err(DropReason::RefusedOffer);
             }
-            let msg = OfferMsg::parse(frame.payload_ref()).map_err(|_| DropReason::BadPayload)?;
+            Kind::ConfigOffer => Some(Body::Offer(
+                OfferMsg::parse(payload).map_err(|_| DropReason::BadPayload)?,
+            )),
+            _ => None,
+        };
+        if let Some(body) = trusted {
             return Ok(Valid {
                 peer,
                 header: frame.header(),
-                body: Body::Offer(msg),
+                body,
             });
         }
         let view_kind = match frame.kind() {
@@ -585,10 +654,12 @@ impl Node {
     /// down (a reboot resets its clock) may come back with any new incarnation.
     fn classify_incarnation(&self, peer: usize, inc: u32, sent_ns: u64) -> Incarnation {
         let p = &self.peers[peer];
+        if p.past[..p.past_len].contains(&inc) {
+            return Incarnation::Stale;
+        }
         match p.incarnation {
             None => Incarnation::First,
             Some(cur) if cur == inc => Incarnation::Same,
-            Some(_) if p.past[..p.past_len].contains(&inc) => Incarnation::Stale,
             Some(_) if p.state == PeerState::Up && sent_ns <= p.newest_sent_ns => {
                 Incarnation::Stale
             }
@@ -606,6 +677,11 @@ impl Node {
     ) -> Result<(), DropReason> {
         self.plausible(now, v)?;
         let inc = v.header.incarnation;
+        if let Body::Notice(cause) = v.body {
+            self.take_notice(now, v.peer, inc, cause);
+            self.settle(now);
+            return Ok(());
+        }
         match self.classify_incarnation(v.peer, inc, v.header.timestamp_ns) {
             Incarnation::Stale => return Err(DropReason::Replay),
             Incarnation::Same => {
@@ -613,7 +689,10 @@ impl Node {
                     return Err(DropReason::Replay);
                 }
             }
-            Incarnation::First => self.peers[v.peer].incarnation = Some(inc),
+            Incarnation::First => {
+                self.peers[v.peer].incarnation = Some(inc);
+                self.peers[v.peer].fenced = false;
+            }
             Incarnation::Restart(old) => self.restart_peer(now, v.peer, old, inc),
         }
         self.update_link(now, arrival, path, v);
@@ -638,6 +717,7 @@ impl Node {
                     push_event_to(events, overflows, now, e);
                 });
             }
+            Body::Notice(_) => unreachable!("notices are taken above"),
             Body::Command(cmd, valid, id) => {
                 // Copies arrive on every path, and retransmissions repeat the id.
                 if id > self.peers[v.peer].command_id {
@@ -727,25 +807,58 @@ impl Node {
     /// A new incarnation: the peer left and rejoined. Treated as down, then up.
     fn restart_peer(&mut self, now: Instant, idx: usize, old: u32, new: u32) {
         let p = &mut self.peers[idx];
-        p.past.rotate_right(1);
-        p.past[0] = old;
-        p.past_len = (p.past_len + 1).min(PAST_INCARNATIONS);
+        p.end_incarnation(old);
         p.incarnation = Some(new);
+        p.fenced = false;
         p.restarts += 1;
-        p.newest_sent_ns = 0;
-        p.report = None;
-        p.report_at = None;
-        p.vouches = [Vouch::default(); 2];
-        p.command_id = 0;
-        for link in &mut p.links {
-            link.replay = Default::default();
-            link.last_transit_ns = None;
-            link.echo_src = None;
-            link.peer_hears_us = None;
-        }
         let (peer, was_up, last_heard) = (p.id, p.state == PeerState::Up, p.last_heard());
         self.push_event(now, Event::NodeRestart { peer, old, new });
         if was_up {
+            self.peers[idx].state = PeerState::Down;
+            self.peers[idx].since = now;
+            self.push_event(now, Event::NodeDown { peer, last_heard });
+        }
+    }
+
+    /// A death notice for incarnation `inc` of peer `idx`. For its current incarnation:
+    /// that daemon is gone and its sentinel fenced the host (DESIGN §4 "The sentinel"),
+    /// so the peer is down now — every link with it, and the node — and, marked fenced,
+    /// holds nothing: no lease of it is waited for. Frames of that incarnation still in
+    /// flight are stale from now on. For an incarnation this node never heard, only the
+    /// latter; a copy of a notice already taken (another path, a replay) changes nothing.
+    fn take_notice(&mut self, now: Instant, idx: usize, inc: u32, cause: Cause) {
+        let p = &mut self.peers[idx];
+        if p.past[..p.past_len].contains(&inc) {
+            return;
+        }
+        if p.incarnation != Some(inc) {
+            p.past.rotate_right(1);
+            p.past[0] = inc;
+            p.past_len = (p.past_len + 1).min(PAST_INCARNATIONS);
+            return;
+        }
+        p.end_incarnation(inc);
+        p.incarnation = None;
+        p.fenced = true;
+        let peer = p.id;
+        for path in 0..self.spec.paths.len() {
+            if self.peers[idx].links[path].state == LinkState::Up {
+                self.link_down(now, idx, path);
+            }
+        }
+        self.check_networks(now, idx);
+        self.lost_dirty = true;
+        self.push_event(
+            now,
+            Event::NodeFenced {
+                peer,
+                incarnation: inc,
+                cause,
+            },
+        );
+        let p = &self.peers[idx];
+        if p.state != PeerState::Down {
+            let last_heard = p.last_heard();
             self.peers[idx].state = PeerState::Down;
             self.peers[idx].since = now;
             self.push_event(now, Event::NodeDown { peer, last_heard });
@@ -1390,25 +1503,31 @@ impl Node {
         self.push_event(now, Event::LocalPause { late });
     }
 
+    /// Peer `idx`'s link on `path` goes down now (`path_down`).
+    fn link_down(&mut self, now: Instant, idx: usize, path: usize) {
+        let peer = self.peers[idx].id;
+        let link = &mut self.peers[idx].links[path];
+        link.state = LinkState::Down;
+        link.down_at = Some(now);
+        let last_heard = link.heard_at;
+        self.push_event(
+            now,
+            Event::PathDown {
+                peer,
+                path: path_id(path),
+                last_heard,
+            },
+        );
+    }
+
     fn check_peer(&mut self, now: Instant, idx: usize) {
         let mut went_down = false;
         for path in 0..self.spec.paths.len() {
             let timeout = self.spec.paths[path].timeout;
-            let peer = self.peers[idx].id;
-            let link = &mut self.peers[idx].links[path];
+            let link = &self.peers[idx].links[path];
             if link.state == LinkState::Up && now >= link.silence_from.saturating_add(timeout) {
-                link.state = LinkState::Down;
-                link.down_at = Some(now);
+                self.link_down(now, idx, path);
                 went_down = true;
-                let last_heard = link.heard_at;
-                self.push_event(
-                    now,
-                    Event::PathDown {
-                        peer,
-                        path: path_id(path),
-                        last_heard,
-                    },
-                );
             }
         }
         if went_down {
@@ -1896,6 +2015,21 @@ impl Node {
     /// Whether this node had authority to hold groups at its last decision.
     pub fn authority(&self) -> bool {
         self.groups.authority()
+    }
+
+    /// While this node holds a group on a lease: when the lease ends, i.e. by when the
+    /// node fences what it holds unless a frame renews it. A daemon that stops running
+    /// cannot keep that promise, so its sentinel keeps it (DESIGN §4, The sentinel).
+    pub fn fence_deadline(&self) -> Option<Instant> {
+        let holds = self
+            .groups
+            .local()
+            .iter()
+            .any(|l| l.phase != super::Phase::Offline);
+        (holds && self.groups.authority())
+            .then(|| self.lease_end())
+            .flatten()
+            .filter(|t| *t != Instant::MAX)
     }
 }
 

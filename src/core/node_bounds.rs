@@ -75,7 +75,7 @@ impl Node {
                     && (!current || self.plausible_generation(v.peer, s.generation))
             }
             Body::Compact(c) => !current || self.plausible_generation(v.peer, c.generation),
-            Body::Offer(_) | Body::Command(..) => true,
+            Body::Offer(_) | Body::Command(..) | Body::Notice(_) => true,
         };
         if ok {
             Ok(())

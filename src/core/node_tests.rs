@@ -307,6 +307,8 @@ fn each_bad_frame_lands_in_its_counter() {
     );
     assert!(unkeyed.offers().offered().is_none());
     b.count_drop(0, DropReason::RefusedOffer);
+    // A death notice to a cluster without a key: never believed (see the notice test).
+    b.count_drop(0, DropReason::RefusedNotice);
     // Every counter can be reached (STYLE §9: no counter that never increments).
     for r in DropReason::ALL {
         assert!(
@@ -908,4 +910,174 @@ fn a_view_that_gains_members_reannounces_the_groups_online_here() {
         announced.contains(&(0, Action::Announce { group: 0 })),
         "a announces its group again when b rejoins: {healed:?}"
     );
+}
+
+/// Runs `nodes` from `from` to `to` in 100 µs steps; node i is stepped and its frames
+/// delivered only while `alive(t, i)`; `inject(t)` returns extra frames (path, bytes)
+/// delivered to every live node at t. Returns the first time each node had group 0
+/// online, if it did.
+fn run_nodes(
+    nodes: &mut [Node],
+    (from, to): (u64, u64),
+    alive: impl Fn(u64, usize) -> bool,
+    inject: impl Fn(u64) -> Vec<(usize, Vec<u8>)>,
+) -> Vec<Option<u64>> {
+    let mut online = vec![None; nodes.len()];
+    let mut buf = [0u8; FRAME_MAX];
+    let mut t = from;
+    while t <= to {
+        let now = Instant::from_nanos(t);
+        let mut frames = inject(t);
+        let mut from_node = vec![];
+        for (i, n) in nodes.iter_mut().enumerate().filter(|(i, _)| alive(t, *i)) {
+            if n.next_deadline().is_some_and(|d| d <= now) {
+                n.handle_timeout(now);
+            }
+            while let Some(act) = n.poll_action(now, &mut buf) {
+                match act {
+                    Action::Transmit { path, len, .. } => {
+                        from_node.push((i, usize::from(path), buf[..len].to_vec()));
+                    }
+                    Action::Resource(r) => n.resource_done(now, r, true).unwrap(),
+                    _ => {}
+                }
+            }
+            if online[i].is_none() && n.groups()[0].phase == Phase::Online {
+                online[i] = Some(t);
+            }
+        }
+        frames.extend(from_node.iter().map(|(_, p, b)| (*p, b.clone())));
+        for (i, n) in nodes.iter_mut().enumerate().filter(|(i, _)| alive(t, *i)) {
+            for (path, bytes) in &frames {
+                if from_node.iter().all(|(s, _, b)| *s != i || b != bytes) {
+                    let _ = n.handle_frame(now, now, *path, bytes);
+                }
+            }
+        }
+        t += MS / 10;
+    }
+    online
+}
+
+/// Issue 18: a sentinel's death notice for the owner's daemon makes the next node take
+/// the group over at once — without it, only after detection plus the lease wait. The
+/// notice's copies, a replay of it, and the dead incarnation's late frames change nothing
+/// more; a notice in a keyless cluster is refused and counted.
+#[test]
+fn a_death_notice_lets_the_next_node_take_over_without_waiting_for_the_lease() {
+    use super::super::placement::Startup;
+    let spec = || {
+        let mut s = ClusterSpec {
+            groups: vec![GroupSpec::sample(&[1, 2, 3], Startup::Home, 1)],
+            ..spec(2)
+        };
+        s.nodes.push(crate::core::spec::NodeSpec {
+            id: id(3),
+            name: "n3".into(),
+        });
+        for p in &mut s.paths {
+            p.nodes = NodeSet::from_bits(0b111);
+        }
+        s
+    };
+    let cluster = || -> Vec<Node> {
+        (1..=3)
+            .map(|i| {
+                Node::new(
+                    spec(),
+                    id(i),
+                    u32::from(i) * 10,
+                    Some(key()),
+                    Instant::from_nanos(0),
+                )
+            })
+            .collect()
+    };
+    let died = 20 * MS;
+    let lease = spec().lease();
+    let settle = u64::try_from((lease + spec().transit_margin()).as_nanos()).unwrap();
+    let timeout = u64::try_from(spec().paths[0].timeout.as_nanos()).unwrap();
+    let notice = |t: u64| -> Vec<(usize, Vec<u8>)> {
+        if t != died {
+            return vec![];
+        }
+        (0..2)
+            .map(|path| {
+                let mut buf = [0u8; FRAME_MAX];
+                let len = death_notice(
+                    &spec(),
+                    &key(),
+                    (id(1), 10),
+                    path,
+                    Instant::from_nanos(t),
+                    Cause::Signalled(9),
+                    &mut buf,
+                );
+                (path, buf[..len].to_vec())
+            })
+            .collect()
+    };
+    let alive = |t: u64, i: usize| i != 0 || t < died;
+
+    // Without a notice: detection, then the lease wait.
+    let mut plain = cluster();
+    let on = run_nodes(&mut plain, (0, 60 * MS), alive, |_| vec![]);
+    assert!(on[0].is_some_and(|t| t < died), "n1 owned it first: {on:?}");
+    let slow = on[1].expect("n2 takes over after the timeout");
+    // Silence counts from n1's last heartbeat, at most an interval before it died.
+    let interval = u64::try_from(spec().paths[0].interval.as_nanos()).unwrap();
+    assert!(slow >= died - interval + timeout + settle, "{slow} {on:?}");
+
+    // With the sentinel's notice at `died`: n2 takes over before even a timeout passes.
+    let mut fenced = cluster();
+    let on = run_nodes(&mut fenced, (0, 60 * MS), alive, notice);
+    let fast = on[1].expect("n2 takes over");
+    assert!(
+        fast < died + timeout,
+        "{fast} vs {}: {on:?}",
+        died + timeout
+    );
+    assert!(fenced[1].peers()[0].fenced && fenced[2].peers()[0].fenced);
+    assert_eq!(on[2], None, "only n2 takes it");
+
+    // A copy of the notice and the dead daemon's late heartbeat change nothing: n1 stays
+    // down; a new incarnation of it comes up as a node again.
+    let late = frame_from(Kind::Heartbeat, 1, 10, 99, 19 * MS, &good_payload());
+    for (path, bytes) in notice(died).into_iter().chain([(0, late)]) {
+        let r = fenced[1].handle_frame(
+            Instant::from_nanos(61 * MS),
+            Instant::from_nanos(61 * MS),
+            path,
+            &bytes,
+        );
+        assert!(matches!(r, Ok(()) | Err(DropReason::Replay)), "{r:?}");
+    }
+    assert_eq!(fenced[1].peers()[0].state, PeerState::Down);
+
+    // Keyless: refused and counted, nothing changes.
+    let mut open = Node::new(spec(), id(2), 20, None, Instant::from_nanos(0));
+    let h = HeaderRepr {
+        kind: Kind::DeathNotice,
+        cluster: 7,
+        node: 1,
+        path: 0,
+        incarnation: 10,
+        seq: 0,
+        timestamp_ns: MS,
+    };
+    let mut buf = [0u8; FRAME_MAX];
+    let n = h
+        .emit(&mut buf, crate::wire::notice::LEN, None, |p| {
+            Cause::Hung.emit(p)
+        })
+        .unwrap();
+    let (path, bytes) = (0, buf[..n].to_vec());
+    let r = open.handle_frame(
+        Instant::from_nanos(MS),
+        Instant::from_nanos(MS),
+        path,
+        &bytes,
+    );
+    assert_eq!(r, Err(DropReason::RefusedNotice));
+    assert_eq!(open.drops(path).get(DropReason::RefusedNotice), 1);
 }

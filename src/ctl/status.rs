@@ -21,6 +21,12 @@ pub struct StatusReport {
     pub node_id: u8,
     /// This node's incarnation.
     pub incarnation: u32,
+    /// The daemon's process id.
+    #[serde(default)]
+    pub pid: u32,
+    /// Its sentinel's process id (the service's main process), when one watches it.
+    #[serde(default)]
+    pub sentinel_pid: Option<u32>,
     /// Config hash, hex.
     pub config_hash: String,
     /// CLOCK_MONOTONIC now, ns.
@@ -208,6 +214,15 @@ impl StatusReport {
             self.incarnation,
             self.started_wall,
             self.config_hash
+        );
+        let _ = writeln!(
+            o,
+            "daemon pid {}  {}",
+            self.pid,
+            self.sentinel_pid.map_or_else(
+                || "no sentinel: nothing fences this node if the daemon dies".into(),
+                |p| format!("sentinel pid {p} (fences this node if the daemon dies or hangs)")
+            )
         );
         let _ = writeln!(
             o,

@@ -216,8 +216,12 @@ fn run_reservation(cmd: ReservationCommand) -> Result<u8, String> {
         ReservationCommand::TieRegister { device, who } => {
             let mut dev = open(&device)?;
             let key = who.key();
-            pr::tie_register(&mut dev, key, log).map_err(|e| e.to_string())?;
-            say(format!("registered key {key:#018x} on the tie-breaker"));
+            // Quiet when already registered: the daemon checks every few seconds.
+            if pr::tie_register(&mut dev, key, log).map_err(|e| e.to_string())?
+                == pr::Registration::Made
+            {
+                say(format!("registered key {key:#018x} on the tie-breaker"));
+            }
             Ok(0)
         }
         ReservationCommand::TieBreak {

@@ -920,6 +920,25 @@ fn check_design(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
     }
 }
 
+/// Whether `device` is a probe-order kernel name (/dev/sdb, /dev/sdb1, /dev/sg0,
+/// /dev/vdc, /dev/nvme0n1, /dev/xvda) rather than a stable link.
+fn unstable_disk_name(device: &str) -> bool {
+    let Some(name) = device.strip_prefix("/dev/") else {
+        return false;
+    };
+    let letters_then_digits = |rest: &str| {
+        let tail = rest.trim_start_matches(|c: char| c.is_ascii_lowercase());
+        tail.len() < rest.len() && tail.chars().all(|c| c.is_ascii_digit())
+    };
+    ["sd", "vd", "xvd", "hd"]
+        .iter()
+        .any(|p| name.strip_prefix(p).is_some_and(letters_then_digits))
+        || name
+            .strip_prefix("sg")
+            .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+        || name.starts_with("nvme")
+}
+
 /// The disks of reservations, filesystems and the tie-breaker, and the watchdog, exist
 /// here; a reservation disk or the tie-breaker answers REPORT CAPABILITIES and supports
 /// the configured type.
@@ -957,6 +976,18 @@ fn check_storage(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
     }
     for (key, device, kind) in disks {
         let at = loc.at(&key);
+        if key != "watchdog" && unstable_disk_name(&device) {
+            r.add(
+                Severity::Warning,
+                at.clone(),
+                format!(
+                    "{key}: {device} is a kernel name, given in the order disks finish probing: \
+                     after a reboot it can be another disk (the SAN lab saw the data disk and \
+                     the tie-breaker swap places)"
+                ),
+                "name it by a stable link: /dev/disk/by-id/… or /dev/disk/by-path/… (ls -l /dev/disk/by-id)",
+            );
+        }
         if let Err(e) = std::fs::metadata(&device) {
             r.add(
                 Severity::Error,
@@ -1097,6 +1128,30 @@ mod tests {
         let _ = std::fs::remove_file(&plain);
         assert!(e.unwrap_err().contains("not an executable"));
         assert!(check_command("  ").is_err());
+    }
+
+    #[test]
+    fn kernel_disk_names_are_told_apart_from_stable_links() {
+        for d in [
+            "/dev/sda",
+            "/dev/sdab1",
+            "/dev/sg0",
+            "/dev/vdc",
+            "/dev/nvme0n1",
+            "/dev/xvda2",
+        ] {
+            assert!(unstable_disk_name(d), "{d}");
+        }
+        for d in [
+            "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4",
+            "/dev/disk/by-path/pci-0000:00:04.0-scsi-0:0:1:0",
+            "/dev/mapper/mpatha",
+            "/dev/lun-tie",
+            "/dev/sg",
+            "/dev/watchdog",
+        ] {
+            assert!(!unstable_disk_name(d), "{d}");
+        }
     }
 
     #[test]

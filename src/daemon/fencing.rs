@@ -10,7 +10,7 @@
 //!
 //! Tie-breaker: the core decides the steps (`Action::TieBreaker`, see `core::authority`):
 //! in a view holding a strict majority, register on the tie-breaker disk (`heartwire
-//! reservation tie-register`, again every minute while no other step comes); in a view
+//! reservation tie-register`, checked every 10 s and made again when missing, while no other step comes); in a view
 //! of exactly half the nodes, race (`heartwire reservation tie-break`, preempting the
 //! keys of the nodes outside it) and report the outcome (`Node::tie_breaker_result`).
 //! Both run as children: SCSI commands wait for the device.
@@ -31,10 +31,11 @@ use crate::core::{Instant, TieStep};
 /// Limit of a tie-breaker step (a few SCSI commands).
 const TIE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// While in a majority view, the registration on the tie-breaker is made again this
-/// often: a reconnect of the transport (a new I_T nexus) loses it silently, and a node
-/// without one loses the next tie.
-const REREGISTER: Duration = Duration::from_secs(60);
+/// While in a majority view, the registration on the tie-breaker is checked (READ
+/// KEYS) and made again when missing this often: a reconnect of the transport (a new
+/// I_T nexus, an old session torn down late) loses it silently, and a node without one
+/// loses the next tie. The SAN lab saw a registration vanish seconds after it was made.
+const REREGISTER: Duration = Duration::from_secs(10);
 
 /// What a tie-breaker child does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

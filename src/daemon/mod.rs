@@ -28,6 +28,7 @@ mod paths;
 mod reload;
 mod report;
 mod resources;
+pub mod sentinel;
 mod token;
 
 use std::collections::VecDeque;
@@ -37,6 +38,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use heartwire_hal::linkmon::{self, LinkMonitor};
+use heartwire_hal::sentinel::SharedPage;
 use heartwire_hal::signalfd::{Signal, SignalFd};
 use heartwire_hal::timerfd::TimerFd;
 use heartwire_hal::{HalError, clock, random, sched};
@@ -136,11 +138,20 @@ struct Daemon {
     offer_io: offers::OfferIo,
     /// The hardware watchdog and the tie-breaker.
     fencing: fencing::Fencing,
+    /// The page shared with the sentinel (when one watches this daemon): the loop stores
+    /// the time of every turn there.
+    sentinel: Option<SharedPage>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `ready` is called once, when every resource is
 /// open and the loop is about to start (a detached daemon tells the operator's terminal).
-pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), DaemonError> {
+/// `sentinel`: the page shared with the sentinel that forked this daemon, if one did.
+pub fn run(
+    cfg: Config,
+    socket: PathBuf,
+    ready: &mut dyn FnMut(),
+    sentinel: Option<SharedPage>,
+) -> Result<(), DaemonError> {
     let signals = SignalFd::new()?;
     let timer = TimerFd::new()?;
     let socks = cfg
@@ -203,7 +214,7 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
                 log::secs(heartwire_hal::clock::monotonic_ns())
             );
         }
-        for stale in resources.kill_stale_processes() {
+        for (_, stale) in resources.kill_stale_processes() {
             ::log::warn!(
                 "killed stale process {stale}: started by a previous run of this node at={}",
                 log::secs(heartwire_hal::clock::monotonic_ns())
@@ -293,7 +304,23 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         config: cfg.clone(),
         offer_io: offers::OfferIo::new(),
         fencing,
+        sentinel,
     };
+    if let Some(s) = &d.sentinel {
+        s.words()
+            .incarnation
+            .store(incarnation, std::sync::atomic::Ordering::Relaxed);
+        // The sentinel holds copies of the packet sockets, so this process's exit does
+        // not wait a grace period per socket (see `hal::sentinel::Words::fds`).
+        let mut fds: Vec<i32> = d
+            .socks
+            .iter()
+            .filter(|s| s.is_ether())
+            .filter_map(|s| s.fd().map(|f| f.as_raw_fd()))
+            .collect();
+        fds.extend(d.resources.packet_fds());
+        s.publish_fds(&fds);
+    }
     ::log::info!(
         "started: cluster {} (id {}), node {} (id {}, chosen: {}), incarnation {incarnation:08x}, {} path(s), control socket {}{}, key {}",
         cfg.spec.name,
@@ -329,7 +356,13 @@ pub fn run(cfg: Config, socket: PathBuf, ready: &mut dyn FnMut()) -> Result<(), 
         );
     }
     if let Some(n) = &d.notify {
-        n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+        // Under a sentinel, the sentinel is the service's main process.
+        let main = if d.sentinel.is_some() {
+            heartwire_hal::process::parent()
+        } else {
+            std::process::id()
+        };
+        n.send(&format!("READY=1\nMAINPID={main}"));
         d.watchdog_at = n.watchdog.map(|w| started.saturating_add(w));
     }
     ready();
@@ -380,6 +413,12 @@ impl Daemon {
             let now_ns = clock::monotonic_ns();
             let real_ns = clock::realtime_ns();
             let now = Instant::from_nanos(now_ns);
+            if let Some(s) = &self.sentinel {
+                // Progress for the sentinel: a plain store to the shared page.
+                s.words()
+                    .progress
+                    .store(now_ns, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut stop = false;
             let mut reports = Vec::new();
             for ev in events.iter() {
@@ -478,6 +517,12 @@ impl Daemon {
             self.execute(poll.registry(), now, &mut tx_buf);
             let stopped = self.finish_commands(poll.registry(), now);
             self.rearm()?;
+            if let Some(s) = &self.sentinel {
+                let by = self.node.fence_deadline().map_or(0, Instant::as_nanos);
+                s.words()
+                    .fence_by
+                    .store(by, std::sync::atomic::Ordering::Relaxed);
+            }
             if stopped {
                 let stuck = self.groups_in_error();
                 if self.node.maintenance() {
@@ -647,6 +692,10 @@ impl Daemon {
                 ": a node id this config does not name (a different [[node]] list?)"
             }
             DropReason::WrongPath => ": networks cross-wired between paths?",
+            DropReason::RefusedNotice => {
+                ": a death notice, but this cluster has no key (a notice is only believed \
+                 when authenticated; the node is failed over after its timeout)"
+            }
             _ => "",
         };
         let line = format!(
@@ -931,6 +980,11 @@ impl Daemon {
                     &recent,
                     (self.resources.announcements, self.resources.announce_errors),
                 );
+                report.pid = std::process::id();
+                report.sentinel_pid = self
+                    .sentinel
+                    .as_ref()
+                    .map(|_| heartwire_hal::process::parent());
                 for (g, st) in report.groups.iter_mut().enumerate() {
                     let failures = self
                         .resources

@@ -271,6 +271,15 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             "event=node_restart at={at} peer={} old={old:08x} new={new:08x}",
             node_name(node, peer)
         ),
+        Event::NodeFenced {
+            peer,
+            incarnation,
+            cause,
+        } => format!(
+            "event=node_fenced at={at} peer={} incarnation={incarnation:08x} ({cause}; its \
+             sentinel fenced the host: taken over without waiting for the lease)",
+            node_name(node, peer)
+        ),
         Event::LocalPause { late } => format!(
             "event=local_pause at={at} late_us={} (loop woke late; silence deadlines extended)",
             late.as_micros()
@@ -423,6 +432,8 @@ pub(crate) fn status(
         node: node_name(node, node.local()).to_owned(),
         node_id: node.local().get(),
         incarnation: node.incarnation(),
+        pid: 0,
+        sentinel_pid: None,
         config_hash: format!("{:016x}", spec.config_hash),
         now_ns: now.as_nanos(),
         started_ns: started.as_nanos(),
@@ -491,6 +502,11 @@ mod tests {
                 peer: n2,
                 old: 1,
                 new: 2,
+            },
+            Event::NodeFenced {
+                peer: n2,
+                incarnation: 2,
+                cause: crate::wire::notice::Cause::Hung,
             },
             Event::LocalPause {
                 late: Duration::from_millis(3),
@@ -584,7 +600,7 @@ mod tests {
             ["adapter_down", "adapter_up"],
             "then the daemon's own"
         );
-        let hook = event_line(&node, &[], at, &events[13]);
+        let hook = event_line(&node, &[], at, &events[14]);
         assert!(hook.contains("resource=pre-acquire"), "{hook}");
     }
 }

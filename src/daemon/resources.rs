@@ -354,31 +354,49 @@ impl Resources {
         self.events = events.into();
     }
 
+    /// The descriptors of the announcers' packet sockets (for the sentinel to hold).
+    pub(crate) fn packet_fds(&self) -> Vec<i32> {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.announcers
+            .iter()
+            .flat_map(|a| [a.arp.as_fd().as_raw_fd(), a.ipv6.as_fd().as_raw_fd()])
+            .collect()
+    }
+
     /// Removes every configured service address from this node's interfaces; returns the
     /// ones that were present (left by a previous run).
     pub(crate) fn remove_stale(&mut self) -> Vec<String> {
+        let groups = Rc::clone(&self.groups);
+        self.remove_addresses_of(&groups)
+    }
+
+    /// Removes every service address `groups` configure from this node's interfaces;
+    /// returns the ones that were present. (The sentinel also passes the groups of the
+    /// config file as it is now: a reload may have added addresses.)
+    pub(crate) fn remove_addresses_of(&mut self, groups: &[GroupConfig]) -> Vec<String> {
         let mut removed = Vec::new();
-        for g in self.groups.iter() {
+        for g in groups {
             for r in &g.resources {
                 let ResourceKind::Ip(ip) = &r.kind else {
                     continue;
                 };
-                for a in ip
-                    .interface
-                    .iter()
-                    .chain(&ip.standby)
-                    .filter_map(|i| self.announcers.iter().find(|a| &a.ifname == i))
-                {
-                    match self.rtnl.del_address(a.ifindex, ip.address, ip.prefix) {
+                for ifname in ip.interface.iter().chain(&ip.standby) {
+                    let ifindex = match self.announcers.iter().find(|a| &a.ifname == ifname) {
+                        Some(a) => a.ifindex,
+                        None => match if_index(ifname) {
+                            Ok(i) => i,
+                            Err(_) => continue,
+                        },
+                    };
+                    match self.rtnl.del_address(ifindex, ip.address, ip.prefix) {
                         Ok(()) => removed.push(format!(
-                            "{}/{} on {} (group {}, resource {})",
-                            ip.address, ip.prefix, a.ifname, g.name, r.name
+                            "{}/{} on {ifname} (group {}, resource {})",
+                            ip.address, ip.prefix, g.name, r.name
                         )),
                         Err(e) if not_present(&e) => {}
                         Err(e) => ::log::warn!(
-                            "could not remove service address {} from {}: {e}",
-                            ip.address,
-                            a.ifname
+                            "could not remove service address {} from {ifname}: {e}",
+                            ip.address
                         ),
                     }
                 }
@@ -391,8 +409,9 @@ impl Resources {
     /// left running (kill -9, a crash): its applications (and what they forked), stops,
     /// monitors and event commands, recognised by the `HW_CLUSTER` and `HW_NODE` every
     /// child gets (only this node's daemon sets them). Returns what it killed, for the
-    /// log. Processes that cleared their environment escape (a `monitor` finds them).
-    pub(crate) fn kill_stale_processes(&self) -> Vec<String> {
+    /// log, with its pid. Processes that cleared their environment escape (a `monitor`
+    /// finds them). The sentinel fences a dead daemon's node with the same sweep.
+    pub(crate) fn kill_stale_processes(&self) -> Vec<(i32, String)> {
         let want = |k: &str, v: &str| {
             let mut e = Vec::with_capacity(k.len() + v.len() + 1);
             e.extend_from_slice(k.as_bytes());
@@ -434,7 +453,7 @@ impl Resources {
                 continue;
             };
             match heartwire_hal::process::signal(pid, heartwire_hal::process::SIGKILL) {
-                Ok(()) => killed.push(format!("{pid} ({})", comm.trim_end())),
+                Ok(()) => killed.push((pid, format!("{pid} ({})", comm.trim_end()))),
                 Err(e) => ::log::warn!(
                     "could not kill stale process {pid} ({}): {e}",
                     comm.trim_end()

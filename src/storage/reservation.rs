@@ -176,6 +176,9 @@ pub enum PrError {
     /// The reservation is not ours after the acquisition.
     #[error("after acquiring, the reservation is {0}")]
     NotHeld(String),
+    /// The target accepted a registration that READ KEYS does not list.
+    #[error("the target accepted the registration of {0:#018x} but READ KEYS does not list it")]
+    NotListed(u64),
 }
 
 fn holder_text(r: Option<(u64, Option<PrType>)>) -> String {
@@ -277,16 +280,36 @@ pub fn release(
     Ok(())
 }
 
-/// Registers this node on the tie-breaker disk (while in a majority view).
+/// What [`tie_register`] found on the tie-breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// The key was registered already: nothing was sent.
+    Present,
+    /// The key was missing (first registration, or lost: a transport reconnect, a new
+    /// I_T nexus, a target restart) and is registered now.
+    Made,
+}
+
+/// Makes sure this node is registered on the tie-breaker disk (while in a majority
+/// view): reads the keys, registers when its key is missing, and reads them again — a
+/// registration the target accepted and then dropped (an old session of this host torn
+/// down after the new one registered) would otherwise only be found at the next tie,
+/// which this node then loses.
 pub fn tie_register(
     dev: &mut dyn Pr,
     key: u64,
     log: &mut dyn FnMut(String),
-) -> Result<(), PrError> {
+) -> Result<Registration, PrError> {
+    if retry(log, || dev.keys())?.contains(&key) {
+        return Ok(Registration::Present);
+    }
     retry(log, || {
         dev.out(PrOut::RegisterAndIgnoreExistingKey, None, 0, key)
     })?;
-    Ok(())
+    if !retry(log, || dev.keys())?.contains(&key) {
+        return Err(PrError::NotListed(key));
+    }
+    Ok(Registration::Made)
 }
 
 /// The tie-breaker race's outcome.

@@ -321,3 +321,27 @@ fn an_unregistered_node_loses_the_tie_breaker() {
     let r = tie_break(&mut n[1], key(C, 2), &[key(C, 1)], &mut quiet()).unwrap();
     assert_eq!(r, Race::Won);
 }
+
+#[test]
+fn a_registration_the_target_dropped_is_found_and_made_again() {
+    let (lu, mut n) = san(2);
+    let k = key(C, 2);
+    assert_eq!(
+        tie_register(&mut n[1], k, &mut quiet()).unwrap(),
+        Registration::Made
+    );
+    assert_eq!(
+        tie_register(&mut n[1], k, &mut quiet()).unwrap(),
+        Registration::Present
+    );
+    // The target drops it (an old session of this host torn down after the new one
+    // registered): the next check registers again, and the node can race.
+    lu.borrow_mut().regs.retain(|r| r.1 != k);
+    assert_eq!(
+        tie_register(&mut n[1], k, &mut quiet()).unwrap(),
+        Registration::Made
+    );
+    tie_register(&mut n[0], key(C, 1), &mut quiet()).unwrap();
+    let r = tie_break(&mut n[1], k, &[key(C, 1)], &mut quiet()).unwrap();
+    assert_eq!(r, Race::Won);
+}

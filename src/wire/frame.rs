@@ -72,6 +72,8 @@ pub enum Kind {
     Reply,
     /// 8: configuration offer.
     ConfigOffer,
+    /// 9: a sentinel's death notice for the daemon incarnation it watched.
+    DeathNotice,
     /// Any other code.
     Unknown(u8),
 }
@@ -87,6 +89,7 @@ impl From<u8> for Kind {
             6 => Kind::Command,
             7 => Kind::Reply,
             8 => Kind::ConfigOffer,
+            9 => Kind::DeathNotice,
             other => Kind::Unknown(other),
         }
     }
@@ -103,6 +106,7 @@ impl From<Kind> for u8 {
             Kind::Command => 6,
             Kind::Reply => 7,
             Kind::ConfigOffer => 8,
+            Kind::DeathNotice => 9,
             Kind::Unknown(v) => v,
         }
     }

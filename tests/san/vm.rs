@@ -4,7 +4,8 @@
 //! two file-backed LUNs over iSCSI on 127.0.0.1 (LUN 1: the group's disk, LUN 2: the
 //! tie-breaker); two qemu guests (TCG, Debian's kernel, the busybox initramfs of
 //! `tests/san/build.sh` plus an appended archive with the static heartwire binary and
-//! the configs) see them as /dev/sda and /dev/sdb through virtio-scsi + scsi-block, each
+//! the configs) see them through virtio-scsi + scsi-block (as /dev/lun-data and /dev/lun-tie, links
+//! the guest makes by SCSI target: sdX names change from boot to boot), each
 //! with its own initiator name (its own I_T nexus, so its own registrations), an
 //! i6300esb watchdog, and a virtio-net NIC; the NICs are joined by qemu's UDP socket
 //! backend on loopback (10.77.0.1 and .2 inside the guests). The test drives each guest
@@ -445,7 +446,7 @@ impl San {
             .arg(initrd)
             .arg("-append")
             .arg(format!(
-                "console=ttyS0 quiet panic=-1 hw.ip=10.77.0.{}/24 hw.node={name}",
+                "console=ttyS0 quiet printk.time=1 panic=-1 hw.ip=10.77.0.{}/24 hw.node={name}",
                 i + 1
             ))
             .args(["-device", "virtio-scsi-pci,id=scsi0"]);
@@ -528,10 +529,24 @@ impl San {
     }
 }
 
+/// A console line the kernel printed: `[  12.345678] …`.
+fn is_printk(l: &str) -> bool {
+    let t = l.trim_start_matches(|c: char| !c.is_ascii_graphic());
+    t.strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .is_some_and(|(n, _)| n.trim().parse::<f64>().is_ok())
+}
+
 impl Drop for San {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for g in &self.guests {
+                // Kernel messages (printk timestamps) first: a failed mount or I/O error
+                // is explained there, and the status dumps push it out of the tail.
+                eprintln!("===== kernel messages of {} =====", g.name);
+                for l in g.console().iter().filter(|l| is_printk(l)) {
+                    eprintln!("{l}");
+                }
                 eprintln!("===== console of {} (last 150 lines) =====", g.name);
                 let c = g.console();
                 for l in &c[c.len().saturating_sub(150)..] {
