@@ -19,6 +19,16 @@
 //! reply from the old owner → first from the new) and as the command's own time (request
 //! → done, as the daemon reports it).
 //!
+//! Then the faults the sentinel makes definite (issue 18), in a heartwire lab at the
+//! lab's stable profile (10 ms / 200 ms, `two_node`: a `hang_timeout` of 100 ms), with an
+//! application beside the address: kill -9 of the owner's daemon (not of `run`, its
+//! sentinel), SIGSTOP of that daemon, and the owner frozen whole (every process of its
+//! namespace SIGSTOPped, resumed after the trial); keepalived (10 ms adverts) with its
+//! VRRP process killed and frozen. Per fault: fault → first reply from the new owner,
+//! the trials in which the old owner still had the address when the new one answered
+//! (two owners), the trials with a takeover before the fault (from a live node), and
+//! after a frozen owner resumes, how many nodes hold the address.
+//!
 //! Trials per system: `HW_BENCH_TRIALS` (default 30). Needs root and keepalived
 //! (`make bench` installs it).
 
@@ -42,6 +52,29 @@ enum System {
 struct Sample {
     gap: u64,
     to_first: u64,
+}
+
+/// A fault of the sentinel's part of the bench.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGKILL of the owner's daemon (keepalived: its VRRP process).
+    Kill,
+    /// SIGSTOP of the owner's daemon (keepalived: its VRRP process).
+    Stop,
+    /// SIGSTOP of every process in the owner's namespace.
+    Freeze,
+}
+
+/// What one trial of a [`Fault`] showed.
+struct Seen {
+    /// Fault → first reply from the new owner, ns.
+    to_first: u64,
+    /// The old owner still had the address when the new one first answered.
+    two_owners: bool,
+    /// The new owner answered before the fault.
+    early: bool,
+    /// Nodes holding the address a second after a frozen owner resumed.
+    holders_after: usize,
 }
 
 fn heartwire_cfg() -> LabConfig {
@@ -89,6 +122,19 @@ fn start_keepalived(lab: &mut Lab, i: usize, priority: u8) -> usize {
     lab.adopt_helper(child)
 }
 
+/// Starts the responders and a 1.5 s client probe of the service address (every 200
+/// µs), then waits half a second and a random fraction of a millisecond: the fault comes
+/// next. Returns the probe's output file and helper.
+fn probe_before_fault(lab: &mut Lab, client: &str) -> (std::path::PathBuf, usize) {
+    lab.start_responders(PORT);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab.dir.join("probe.txt");
+    let target = format!("{SERVICE_IP}:{PORT}");
+    let probe = lab.start_probe(client, &target, 200, 1500, &out);
+    std::thread::sleep(Duration::from_millis(500) + Duration::from_nanos(mono_ns() % 1_000_000));
+    (out, probe)
+}
+
 fn trial(system: System, n: usize) -> Option<Sample> {
     let cfg = match system {
         System::Heartwire => heartwire_cfg(),
@@ -112,12 +158,7 @@ fn trial(system: System, n: usize) -> Option<Sample> {
             });
         }
     }
-    lab.start_responders(PORT);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = lab.dir.join("probe.txt");
-    let target = format!("{SERVICE_IP}:{PORT}");
-    let probe = lab.start_probe(&client, &target, 200, 1500, &out);
-    std::thread::sleep(Duration::from_millis(500) + Duration::from_nanos(mono_ns() % 1_000_000));
+    let (out, probe) = probe_before_fault(&mut lab, &client);
     let fault = lab.cables(0, false)?;
     lab.finish_helper(probe, Duration::from_secs(10));
     for k in keepalived {
@@ -140,6 +181,152 @@ fn trial(system: System, n: usize) -> Option<Sample> {
         gap: first_b - last_a,
         to_first: first_b - fault,
     })
+}
+
+/// Sends `sig` to `pids` and returns the time just before (CLOCK_MONOTONIC ns).
+fn signal_all(pids: &[i32], sig: i32) -> u64 {
+    let t = mono_ns();
+    for &p in pids {
+        let _ = heartwire_hal::process::signal(p, sig);
+    }
+    t
+}
+
+/// The processes of node `i`'s namespace.
+fn ns_pids(lab: &Lab, i: usize) -> Vec<i32> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", &lab.ns(i)])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// One trial of `fault` against `system`.
+fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
+    let mut cfg = LabConfig {
+        two_node: true,
+        ..LabConfig::default()
+    };
+    if system == System::Heartwire {
+        cfg.extra = format!(
+            "[[group]]\nname = \"svc\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
+             [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{SERVICE_IP}/24\"\n\
+             interface = \"eth1\"\nannounce_interval = \"10ms\"\n\n\
+             [[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
+             start = \"sleep 100000 &\"\nstop = \"true\"\n"
+        );
+    }
+    let mut lab = Lab::new(&format!("bf{n}"), 2, &cfg);
+    let client = lab.add_client();
+    let mut keepalived = vec![];
+    let victim: Vec<i32> = match system {
+        System::Heartwire => {
+            lab.start_all();
+            lab.wait_for(Duration::from_secs(10), "a owns the group", |lab| {
+                lab.group_state(0, "svc").as_deref() == Some("online")
+            });
+            let pid = lab.status(0)?.pid;
+            vec![i32::try_from(pid).ok()?]
+        }
+        System::Keepalived => {
+            keepalived.push(start_keepalived(&mut lab, 0, 150));
+            keepalived.push(start_keepalived(&mut lab, 1, 100));
+            lab.wait_for(Duration::from_secs(10), "a is VRRP master", |lab| {
+                lab.addresses(0, "eth1").contains(SERVICE_IP)
+            });
+            let vrrp = std::fs::read_to_string(lab.dir.join("vrrp-a.pid")).ok()?;
+            vec![vrrp.trim().parse().ok()?]
+        }
+    };
+    let (out, probe) = probe_before_fault(&mut lab, &client);
+    let frozen = if fault == Fault::Freeze {
+        ns_pids(&lab, 0)
+    } else {
+        victim.clone()
+    };
+    let sig = if fault == Fault::Kill { 9 } else { 19 };
+    let at = signal_all(&frozen, sig);
+    // Whether a still has the address once b answers: polled until the probe ends.
+    let mut two_owners = false;
+    let mut b_first = None;
+    let end = std::time::Instant::now() + Duration::from_millis(1000);
+    while std::time::Instant::now() < end {
+        let had = lab.addresses(0, "eth1").contains(SERVICE_IP);
+        if b_first.is_none() {
+            b_first = lab::replies(&out)
+                .into_iter()
+                .find(|r| r.recv_ns > at && r.from == "b")
+                .map(|r| r.recv_ns);
+            two_owners |= b_first.is_some() && had;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    lab.finish_helper(probe, Duration::from_secs(10));
+    let mut holders_after = 0;
+    if sig == 19 {
+        signal_all(&frozen, 18);
+        std::thread::sleep(Duration::from_secs(1));
+        holders_after = (0..2)
+            .filter(|&i| lab.addresses(i, "eth1").contains(SERVICE_IP))
+            .count();
+    }
+    for k in keepalived {
+        lab.terminate_helper(k, Duration::from_secs(5));
+    }
+    let rs = lab::replies(&out);
+    let early = rs.iter().any(|r| r.recv_ns < at && r.from == "b");
+    let first = rs.iter().find(|r| r.recv_ns > at && r.from == "b")?.recv_ns;
+    Some(Seen {
+        to_first: first - at,
+        two_owners,
+        early,
+        holders_after,
+    })
+}
+
+/// Runs every fault against both systems and prints their lines.
+fn faults(trials: usize) {
+    println!(
+        "definite failures (10 ms / 200 ms, hang_timeout 100 ms; keepalived 10 ms adverts), {trials} trials each (µs)"
+    );
+    for (system, fault, name) in [
+        (System::Heartwire, Fault::Kill, "heartwire daemon kill -9"),
+        (System::Heartwire, Fault::Stop, "heartwire daemon SIGSTOP"),
+        (System::Heartwire, Fault::Freeze, "heartwire owner frozen"),
+        (System::Keepalived, Fault::Kill, "keepalived vrrp kill -9"),
+        (System::Keepalived, Fault::Freeze, "keepalived owner frozen"),
+    ] {
+        let (mut firsts, mut two, mut early, mut missed) = (vec![], 0, 0, 0);
+        let mut after: Vec<usize> = vec![];
+        for n in 0..trials {
+            match fault_trial(system, fault, n) {
+                Some(s) => {
+                    firsts.push(s.to_first);
+                    two += usize::from(s.two_owners);
+                    early += usize::from(s.early);
+                    after.push(s.holders_after);
+                }
+                None => missed += 1,
+            }
+        }
+        let one_after = after.iter().filter(|h| **h == 1).count();
+        println!(
+            "{name}: {} trials, {missed} without a takeover, {two} with two owners when the new one answered, \
+             {early} with a takeover before the fault{}",
+            firsts.len(),
+            if fault == Fault::Kill {
+                String::new()
+            } else {
+                format!(", {one_after} with exactly one holder after resuming")
+            }
+        );
+        if !firsts.is_empty() {
+            summary("fault → first reply", &mut firsts);
+        }
+    }
 }
 
 /// Operator moves back and forth under a running probe; (client gaps, command times), ns.
@@ -257,6 +444,7 @@ fn main() {
             ka as f64 / hw.max(1) as f64
         );
     }
+    faults(trials);
     let (mut gaps, mut command) = moves(trials);
     println!(
         "heartwire move (planned switch; {} of {trials} moves done, {} switches seen by the client)",

@@ -55,6 +55,7 @@ const GONE_WAIT: Duration = Duration::from_secs(2);
 const NOTICE_COPIES: usize = 3;
 
 const PID: Token = Token(0);
+const OOM_ADJ: &str = "/proc/self/oom_score_adj";
 const SIGNALS: Token = Token(1);
 
 /// What the daemon's end was.
@@ -90,6 +91,9 @@ pub fn run(
     };
     let mut restarts: VecDeque<StdInstant> = VecDeque::new();
     let me = i32::try_from(std::process::id()).expect("invariant: pids fit i32");
+    // The OOM score the service was started with: the daemon (and so its applications)
+    // goes back to it; only the sentinel is out of the OOM killer's reach.
+    let oom = std::fs::read_to_string(OOM_ADJ).unwrap_or_else(|_| "0".into());
     harden(cfg);
     loop {
         let shared = match SharedPage::new() {
@@ -105,6 +109,9 @@ pub fn run(
                 if let Err(e) = die_with(me) {
                     ::log::error!("daemon: {e}");
                     std::process::exit(1);
+                }
+                if let Err(e) = std::fs::write(OOM_ADJ, oom.trim()) {
+                    ::log::debug!("daemon: {OOM_ADJ}: {e}");
                 }
                 let code = daemon(ready_pipe.take(), shared);
                 std::process::exit(code);
@@ -186,7 +193,7 @@ pub fn run(
 /// not starve its watcher) and on another CPU than the daemon's. Each step is best effort.
 /// The daemon, forked after this, sets its own priority and CPU.
 fn harden(cfg: &Config) {
-    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "-1000") {
+    if let Err(e) = std::fs::write(OOM_ADJ, "-1000") {
         ::log::debug!("sentinel: oom_score_adj: {e}");
     }
     if let Some(rt) = cfg.realtime {
