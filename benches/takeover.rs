@@ -20,17 +20,20 @@
 //! → done, as the daemon reports it).
 //!
 //! Then the faults the sentinel makes definite (issue 18), in a heartwire lab at the
-//! lab's stable profile (10 ms / 200 ms, `two_node`: a `hang_timeout` of 100 ms), with an
+//! default profile (5 ms / 50 ms, real-time, `two_node`: a `hang_timeout` of 25 ms), with an
 //! application beside the address: kill -9 of the owner's daemon (not of `run`, its
 //! sentinel), SIGSTOP of that daemon, and the owner frozen whole (every process of its
 //! namespace SIGSTOPped, resumed after the trial); keepalived (10 ms adverts) with its
 //! VRRP process killed and frozen. Per fault: fault → first reply from the new owner,
 //! the trials in which the old owner still had the address when the new one answered
 //! (two owners), the trials with a takeover before the fault (from a live node), and
-//! after a frozen owner resumes, how many nodes hold the address.
+//! after a frozen owner resumes, how many nodes hold the address. For the kill -9, where
+//! the time goes: the sentinel's timeline (`sentinel: gone_at= fenced_at= notified_at=`)
+//! and b's events, each after the fault.
 //!
-//! Trials per system: `HW_BENCH_TRIALS` (default 30). Needs root and keepalived
-//! (`make bench` installs it).
+//! Trials per system: `HW_BENCH_TRIALS` (default 30); `HW_BENCH_SECTIONS` picks some of
+//! `cables,faults,moves` (default all). Needs root and keepalived (`make bench` installs
+//! it).
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
@@ -75,6 +78,56 @@ struct Seen {
     early: bool,
     /// Nodes holding the address a second after a frozen owner resumed.
     holders_after: usize,
+    /// Where the time went (heartwire, kill -9): each step's CLOCK_MONOTONIC ns after the
+    /// fault, from the sentinel's and b's logs (see [`STAGES`]).
+    stages: Vec<Option<u64>>,
+}
+
+/// The steps of a takeover after a kill -9 of the owner's daemon, in order.
+const STAGES: [&str; 7] = [
+    "a's sentinel sees the end",
+    "a fenced",
+    "a's notice sent",
+    "b: node_fenced",
+    "b: group_acquiring",
+    "b: address added",
+    "b: group_online",
+];
+
+/// The takeover's steps after `at` (see [`STAGES`]) from the logs of `lab`.
+fn stages(lab: &Lab, at: u64) -> Vec<Option<u64>> {
+    let a_log = std::fs::read_to_string(lab.log_path(0)).unwrap_or_default();
+    let field = |line: &str, key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(lab::parse_secs)
+    };
+    let sentinel = a_log
+        .lines()
+        .rev()
+        .find(|l| l.contains("sentinel: gone_at="));
+    let after = |t: Option<u64>| t.filter(|t| *t >= at).map(|t| t - at);
+    let event = |name: &str| {
+        lab.events(1)
+            .into_iter()
+            .find(|e| e.name == name && e.at_ns >= at)
+            .map(|e| e.at_ns - at)
+    };
+    let b_log = std::fs::read_to_string(lab.log_path(1)).unwrap_or_default();
+    let added = b_log
+        .lines()
+        .filter(|l| l.contains(" added on "))
+        .filter_map(|l| field(l, "at="))
+        .find(|t| *t >= at);
+    vec![
+        after(sentinel.and_then(|l| field(l, "gone_at="))),
+        after(sentinel.and_then(|l| field(l, "fenced_at="))),
+        after(sentinel.and_then(|l| field(l, "notified_at="))),
+        event("node_fenced"),
+        event("group_acquiring"),
+        after(added),
+        event("group_online"),
+    ]
 }
 
 fn heartwire_cfg() -> LabConfig {
@@ -206,8 +259,12 @@ fn ns_pids(lab: &Lab, i: usize) -> Vec<i32> {
 
 /// One trial of `fault` against `system`.
 fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
+    // The default profile (5 ms / 50 ms, real-time; `hang_timeout` 25 ms with two_node).
     let mut cfg = LabConfig {
         two_node: true,
+        interval: "5ms".into(),
+        timeout: "50ms".into(),
+        realtime: Some(50),
         ..LabConfig::default()
     };
     if system == System::Heartwire {
@@ -279,18 +336,24 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     let rs = lab::replies(&out);
     let early = rs.iter().any(|r| r.recv_ns < at && r.from == "b");
     let first = rs.iter().find(|r| r.recv_ns > at && r.from == "b")?.recv_ns;
+    let stages = if (system, fault) == (System::Heartwire, Fault::Kill) {
+        stages(&lab, at)
+    } else {
+        vec![]
+    };
     Some(Seen {
         to_first: first - at,
         two_owners,
         early,
         holders_after,
+        stages,
     })
 }
 
 /// Runs every fault against both systems and prints their lines.
 fn faults(trials: usize) {
     println!(
-        "definite failures (10 ms / 200 ms, hang_timeout 100 ms; keepalived 10 ms adverts), {trials} trials each (µs)"
+        "definite failures (the default profile, 5 ms / 50 ms, SCHED_FIFO 50, hang_timeout 25 ms; keepalived 10 ms adverts), {trials} trials each (µs)"
     );
     for (system, fault, name) in [
         (System::Heartwire, Fault::Kill, "heartwire daemon kill -9"),
@@ -301,9 +364,15 @@ fn faults(trials: usize) {
     ] {
         let (mut firsts, mut two, mut early, mut missed) = (vec![], 0, 0, 0);
         let mut after: Vec<usize> = vec![];
+        let mut steps: Vec<Vec<u64>> = vec![vec![]; STAGES.len()];
         for n in 0..trials {
             match fault_trial(system, fault, n) {
                 Some(s) => {
+                    for (k, t) in s.stages.iter().enumerate() {
+                        if let Some(t) = t {
+                            steps[k].push(*t);
+                        }
+                    }
                     firsts.push(s.to_first);
                     two += usize::from(s.two_owners);
                     early += usize::from(s.early);
@@ -323,6 +392,11 @@ fn faults(trials: usize) {
                 format!(", {one_after} with exactly one holder after resuming")
             }
         );
+        for (label, xs) in STAGES.iter().zip(&mut steps) {
+            if !xs.is_empty() {
+                summary(&format!("fault → {label}"), xs);
+            }
+        }
         if !firsts.is_empty() {
             summary("fault → first reply", &mut firsts);
         }
@@ -392,7 +466,7 @@ fn summary(label: &str, xs: &mut [u64]) -> u64 {
     xs.sort_unstable();
     let us = |v: u64| v as f64 / 1e3;
     println!(
-        "  {label:<28} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
+        "  {label:<34} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
         us(xs[0]),
         us(percentile(xs, 50)),
         us(percentile(xs, 90)),
@@ -406,6 +480,22 @@ fn main() {
     let Some(trials) = lab::bench_trials() else {
         return;
     };
+    // HW_BENCH_SECTIONS: a comma-separated subset of cables,faults,moves (default all).
+    let sections = std::env::var("HW_BENCH_SECTIONS").unwrap_or_default();
+    let run = |name: &str| sections.is_empty() || sections.split(',').any(|s| s == name);
+    if run("cables") {
+        cables(trials);
+    }
+    if run("faults") {
+        faults(trials);
+    }
+    if run("moves") {
+        moves_section(trials);
+    }
+}
+
+/// Every cable of the owner pulled: heartwire at 100 µs / 1 ms against keepalived.
+fn cables(trials: usize) {
     println!(
         "takeover as the client sees it: every cable of the owner pulled, {trials} trials per system (µs)"
     );
@@ -444,7 +534,10 @@ fn main() {
             ka as f64 / hw.max(1) as f64
         );
     }
-    faults(trials);
+}
+
+/// Planned switches (`heartwire move`) back and forth under the probe.
+fn moves_section(trials: usize) {
     let (mut gaps, mut command) = moves(trials);
     println!(
         "heartwire move (planned switch; {} of {trials} moves done, {} switches seen by the client)",

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # make demo: a two-node heartwire cluster and a client in network namespaces on this
-# machine, a service address with a tiny UDP service on it, the owner dying, and the
-# timeline: fault, detection, view, acquire, GARP, first client reply.
+# machine, a service address with a tiny UDP service on it, and two failures with their
+# timelines (fault, detection, view, acquire, GARP, first client reply):
+#
+#   1. the cluster runs untouched for a few seconds: the view number must not climb (a
+#      cluster that takes over from a live node would make every timeline meaningless);
+#   2. a definite failure: the owner's daemon is killed (kill -9 of the daemon, not of
+#      its sentinel): the sentinel fences the node and sends a death notice, the other
+#      node takes over at once, and the sentinel starts a new daemon, which rejoins;
+#   3. a silent failure: every cable of the new owner is pulled: the other node takes
+#      over after the path timeout.
 #
 # Topology: namespaces hwdemo-$$-{sw,a,b,cl}; the switch namespace holds bridges br1 and
 # br2; each node has eth1 (net1, 10.201.1.x) and eth2 (net2, 10.201.2.x); the client cl
-# is 10.201.1.100 on net1. Paths: raw Ethernet on both networks plus UDP on net1, every
-# 1 ms with a 10 ms timeout (100 µs / 1 ms flaps on a loaded 2-core VM: the README's
-# timing section says how to measure a host before tightening). Group "web" (hot standby on a, then b) holds the service
-# address 10.201.1.50. The service (`heartwire debug responder`) runs on both nodes and
-# answers with its node's name; the client asks every 200 µs. The fault: every cable of a
-# pulled at once, then its daemon killed with kill -9 — a dead node. A cluster that
-# flapped before the fault (a node declared down while it was alive) makes the demo fail
-# with the reason: its timeline would not mean anything. Everything the demo creates is
-# removed on exit, also on error or Ctrl-C.
+# is 10.201.1.100 on net1. Paths: raw Ethernet on both networks plus UDP on net1 at the
+# default profile (no interval or timeout in the file: docs/DESIGN.md §5, "Choosing a
+# profile", says how it was measured) with [realtime], as `init` writes them. Group "web"
+# (hot standby on a, then b) holds the service address 10.201.1.50. The service
+# (`heartwire debug responder`) runs on both nodes and answers with its node's name; the
+# client asks every 200 µs. Everything the demo creates is removed on exit, also on
+# error or Ctrl-C.
 set -euo pipefail
 
 BIN=${BIN:-target/release/heartwire}
@@ -78,22 +84,16 @@ id = 2
 [[path]]
 name = "e1"
 kind = "ether"
-interval = "1ms"
-timeout = "10ms"
 interfaces = { a = "eth1", b = "eth1" }
 
 [[path]]
 name = "e2"
 kind = "ether"
-interval = "1ms"
-timeout = "10ms"
 interfaces = { a = "eth2", b = "eth2" }
 
 [[path]]
 name = "u1"
 kind = "udp"
-interval = "1ms"
-timeout = "10ms"
 port = 5405
 addresses = { a = "10.201.1.1", b = "10.201.1.2" }
 
@@ -111,60 +111,101 @@ TOML
 
 echo "== config ($DIR/cluster.toml), from the first path on"
 sed -n '/^\[\[path\]\]/,$p' "$DIR/cluster.toml"
+# The sentinel's pid is the one started here; each daemon's is in its status.
+declare -A RUN
 for n in a b; do
   ip netns exec "$P-$n" "$BIN" run --foreground -c "$DIR/cluster.toml" --node $n --socket "$DIR/$n.sock" 2>"$DIR/$n.log" &
+  RUN[$n]=$!
   PIDS+=($!)
   ip netns exec "$P-$n" "$BIN" debug responder --port 7000 --name $n &
   PIDS+=($!)
 done
 
+status_of() { "$BIN" status --json --socket "$DIR/$1.sock" 2>/dev/null || true; }
+field() { sed -n "s/^  \"$1\": \\([^,]*\\),\$/\\1/p" | head -1; }
 for _ in $(seq 1 200); do
-  if "$BIN" status --json --socket "$DIR/a.sock" 2>/dev/null | grep -q '"state": "online"'; then break; fi
+  if status_of a | grep -q '"state": "online"'; then break; fi
   sleep 0.05
 done
-sleep 0.5
+
 echo
-echo "== status of a: both nodes up, a owns group web"
+echo "== 1. the cluster untouched for 3 s: the view number must not climb"
+VIEW0=$(status_of a | field view)
+sleep 3
+VIEW1=$(status_of a | field view)
 "$BIN" status --socket "$DIR/a.sock"
-
-ip netns exec "$P-cl" "$BIN" debug probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1500 >"$DIR/probe.txt" &
-PROBE=$!
-sleep 0.5
-FAULT=$(ip netns exec "$P-a" "$BIN" debug link-set --interface eth1 --interface eth2)
-"$BIN" debug kill --pid "${PIDS[0]}" >/dev/null
-wait "${PIDS[0]}" 2>/dev/null || true
-wait "$PROBE"
-
-# A live node declared down before the fault is a false takeover: say so and fail.
-FLAPS=$(cat "$DIR/a.log" "$DIR/b.log" | awk -v f="$FAULT" '/event=node_down/ {
-    for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); if (t[1] t[2] + 0 < f + 0) n++ } }
-  END { print n + 0 }')
-if [ "$FLAPS" != 0 ]; then
-  echo
-  echo "demo: FAILED: the cluster flapped before the fault ($FLAPS node_down of a live node);" >&2
-  echo "demo: this host stalls longer than the 10 ms timeout (see 'local pauses' above and" >&2
-  echo "demo: the README's timing section); the timeline below is not a failover:" >&2
-  grep -h 'event=\(node_down\|local_pause\|view_change\)' "$DIR/a.log" "$DIR/b.log" | head -20 >&2
+# node_down events logged so far (before a fault: each one a takeover from a live node).
+downs() { cat "$DIR/a.log" "$DIR/b.log" | grep -c 'event=node_down' || true; }
+if [ "$VIEW0" != "$VIEW1" ] || [ "$(downs)" != 0 ]; then
+  echo "demo: FAILED: the cluster is not stable on this host (view $VIEW0 -> $VIEW1," >&2
+  echo "demo: $(downs) node_down of a live node): it takes over from live nodes, so no" >&2
+  echo "demo: timeline would mean anything. See 'local pauses' above, the README's Timing" >&2
+  echo "demo: section and \`make soak\`:" >&2
+  grep -h 'event=\(node_down\|local_pause\|view_change\)\|sentinel: daemon' "$DIR/a.log" "$DIR/b.log" | head -20 >&2
   exit 1
 fi
+echo "view $VIEW0 at the start and after 3 s: stable"
+
+# timeline FAULT LABEL NEW_OWNER PROBE_FILE: the new owner's events and its first
+# reply to the client, from 5 ms before the fault (CLOCK_MONOTONIC, ms after the fault).
+timeline() {
+  local fault=$1 label=$2 new=$3 probe=$4 old
+  old=$([ "$new" = a ] && echo b || echo a)
+  {
+    printf '%s fault: %s\n' "$fault" "$label"
+    grep -h 'event=' "$DIR/$new.log" | awk -v n="$new" '
+      { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] t[2] }
+        line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/ && $i !~ /^paths_last_heard=/) line = line " " $i
+        print at, n ":" line }'
+    grep -h 'added on' "$DIR/$new.log" | awk -v n="$new" '
+      { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] t[2] }
+        line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/) line = line " " $i
+        print at, n ":" line }'
+    awk -v f="$fault" -v new="$new" -v old="$old" '/^reply/ {
+        for (i = 1; i <= NF; i++) { if ($i ~ /^recv=/) r = substr($i, 6); if ($i ~ /^from=/) w = substr($i, 6) }
+        if (r > f && w == new && !done) { print r, "client: first reply from " new; done = 1 }
+        if (r <= f && w == old) last = r }
+      END { if (last) print last, "client: last reply from " old }' "$probe"
+  } | sort -s -n -k1,1 | awk -v f="$fault" '{ t = ($1 - f) / 1e6; if (t < -5 || t > 2000) next; $1 = ""; printf "  %+9.3f ms %s\n", t, $0 }'
+}
 
 echo
-echo "== timeline (CLOCK_MONOTONIC; t=0: every cable of a pulled, then its daemon killed)"
-{
-  printf '%s fault: a pulled off both networks\n' "$FAULT"
-  grep -h 'event=' "$DIR/b.log" | awk '
-    { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] t[2] }
-      line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/ && $i !~ /^paths_last_heard=/) line = line " " $i
-      print at, "b:" line }'
-  grep -h 'added on' "$DIR/b.log" | awk '
-    { for (i = 1; i <= NF; i++) if ($i ~ /^at=/) { split(substr($i, 4), t, "."); at = t[1] t[2] }
-      line = ""; for (i = 4; i <= NF; i++) if ($i !~ /^at=/) line = line " " $i
-      print at, "b:" line }'
-  awk -v f="$FAULT" '/^reply/ { for (i = 1; i <= NF; i++) { if ($i ~ /^recv=/) r = substr($i, 6); if ($i ~ /^from=/) w = substr($i, 6) }
-      if (r > f && w == "b" && !done) { print r, "client: first reply from b"; done = 1 }
-      if (r <= f && w == "a") last = r }
-    END { if (last) print last, "client: last reply from a" }' "$DIR/probe.txt"
-} | sort -s -n -k1,1 | awk -v f="$FAULT" '{ t = ($1 - f) / 1e6; if (t < -5) next; $1 = ""; printf "  %+9.3f ms %s\n", t, $0 }'
+echo "== 2. a definite failure: a's daemon killed (kill -9; its sentinel stays)"
+DAEMON_A=$(status_of a | field pid)
+ip netns exec "$P-cl" "$BIN" debug probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1000 >"$DIR/probe2.txt" &
+PROBE=$!
+sleep 0.3
+FAULT=$("$BIN" debug kill --pid "$DAEMON_A")
+wait "$PROBE"
+timeline "$FAULT" "a's daemon (pid $DAEMON_A) killed" b "$DIR/probe2.txt"
+echo "  a's sentinel:"
+grep -h 'sentinel: daemon [0-9]* is gone\|sentinel: death notice\|µs from the daemon' "$DIR/a.log" | sed 's/^[^ ]* [A-Z]* */    /'
+for _ in $(seq 1 100); do
+  s=$(status_of a)
+  if [ -n "$s" ] && [ "$(echo "$s" | field pid)" != "$DAEMON_A" ] && echo "$s" | grep -q '"quorate": true'; then break; fi
+  sleep 0.05
+done
+echo "  a's new daemon: pid $(status_of a | field pid), back in view $(status_of a | field view)"
+
+sleep 0.5
+# The owner now: b, unless the group fell back to a when a's new daemon rejoined.
+OWNER=$(status_of a | grep -o '"owner": "[ab]"' | head -1 | cut -d'"' -f4)
+OTHER=$([ "$OWNER" = a ] && echo b || echo a)
 echo
-echo "== status of b after the takeover"
-"$BIN" status --socket "$DIR/b.sock"
+echo "== 3. a silent failure: every cable of $OWNER (the owner now) pulled"
+ip netns exec "$P-cl" "$BIN" debug probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1500 >"$DIR/probe3.txt" &
+PROBE=$!
+sleep 0.3
+DOWNS=$(downs)
+FAULT=$(ip netns exec "$P-$OWNER" "$BIN" debug link-set --interface eth1 --interface eth2)
+wait "$PROBE"
+timeline "$FAULT" "$OWNER pulled off both networks" "$OTHER" "$DIR/probe3.txt"
+
+if [ "$DOWNS" != 1 ]; then
+  echo "demo: FAILED: $DOWNS node_down events before the cable pull; 1 expected (b's, of the" >&2
+  echo "demo: killed daemon): the cluster took over from a live node" >&2
+  exit 1
+fi
+echo
+echo "== status of $OTHER after both takeovers"
+"$BIN" status --socket "$DIR/$OTHER.sock"

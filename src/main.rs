@@ -348,8 +348,8 @@ fn run(
     }
     let socket = socket.unwrap_or_else(|| cfg.control_socket.clone());
     let code = if cfg.sentinel.enabled {
-        let (c, s) = (cfg.clone(), socket.clone());
-        daemon::sentinel::run(&cfg, &socket, ready_pipe, &mut |pipe, shared| {
+        let s = socket.clone();
+        daemon::sentinel::run(&cfg, &socket, ready_pipe, &mut |pipe, shared, c| {
             daemon_body(c.clone(), s.clone(), pipe, Some(shared))
         })
     } else {

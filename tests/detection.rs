@@ -1,10 +1,10 @@
 //! Failure detection with real daemons in the netns lab (issue: heartbeat foundation).
-//! Needs root (namespaces, AF_PACKET). Run with `--test-threads=1` (`make test` does):
-//! the stress test wants the machine to itself.
+//! Needs root (namespaces, AF_PACKET). Run with `--test-threads=1` (`make test` does).
+//! Whether a profile holds under load is a benchmark, not a test: `make soak`.
 
 mod lab;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use heartwire::ctl::debug::hex_decode;
@@ -158,153 +158,6 @@ fn restarted_node_comes_back_with_a_new_incarnation() {
         r.field("new"),
         Some(format!("{:08x}", p.incarnation.unwrap()).as_str())
     );
-}
-
-/// Kills the stress-ng we started (by PID) when dropped.
-struct Stress(std::process::Child);
-
-impl Drop for Stress {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runqueue wait of `pid` so far, ns (/proc/<pid>/schedstat, second field).
-fn run_delay_ns(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).expect("schedstat");
-    s.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("run_delay")
-}
-
-/// Busy (non-idle, non-iowait) CPU time of the whole machine so far, in clock ticks.
-fn busy_ticks() -> u64 {
-    let s = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
-    let f: Vec<u64> = s
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap())
-        .collect();
-    f.iter().sum::<u64>() - f[3] - f[4]
-}
-
-/// A stall a node measured of itself (`local_pause`): its loop did not run from one
-/// interval before the missed deadline until it woke up.
-fn stalls(lab: &Lab, i: usize, interval_ns: u64) -> Vec<(u64, u64)> {
-    lab.events(i)
-        .into_iter()
-        .filter(|e| e.name == "local_pause")
-        .map(|e| {
-            let late = e
-                .field("late_us")
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap()
-                * 1000;
-            (e.at_ns - late - interval_ns, e.at_ns)
-        })
-        .collect()
-}
-
-/// Down events `observer` logged about `peer` since `from` that no stall of `peer` itself
-/// explains: a stall that began by the time `peer` was last heard (+1 ms) and lasted until
-/// the decision (-1 ms). A node frozen longer than the timeout is, to the cluster, a failed
-/// node: reporting it is correct; what must never happen is a down with no such freeze.
-fn unexplained_downs(
-    lab: &Lab,
-    observer: usize,
-    peer: usize,
-    from: u64,
-    interval_ns: u64,
-) -> Vec<lab::LogEvent> {
-    let frozen = stalls(lab, peer, interval_ns);
-    downs(lab, observer)
-        .into_iter()
-        .filter(|d| d.at_ns >= from)
-        .filter(|d| {
-            let heard = d.field("last_heard").and_then(lab::parse_secs).unwrap_or(0);
-            !frozen
-                .iter()
-                .any(|&(s, e)| s <= heard + 1_000_000 && e + 1_000_000 >= d.at_ns)
-        })
-        .collect()
-}
-
-/// A soak, not a test of `make test`: whether a 5 ms timeout holds for 60 s while the
-/// other core is busy depends on how this shared VM schedules (it failed in CI on
-/// 2026-12-04 with a 5 ms down nothing on the node explained, and on a fresh machine
-/// before). `make soak` runs it and prints the figures; a profile is usable only when
-/// such a soak shows no takeover from a live node (issue 18 measures the profiles).
-#[test]
-#[ignore = "a soak: its outcome depends on the VM's scheduling; `make soak` runs it"]
-fn sixty_seconds_under_cpu_stress_without_a_false_down() {
-    const WINDOW: Duration = Duration::from_secs(60);
-    let cfg = LabConfig {
-        interval: "1ms".into(),
-        timeout: "5ms".into(),
-        realtime: Some(50),
-        ..LabConfig::default()
-    };
-    let mut lab = Lab::new("s", 2, &cfg);
-    lab.start_all();
-    let from = mono_ns();
-    let delay0 = [run_delay_ns(lab.pid(A)), run_delay_ns(lab.pid(B))];
-    let busy0 = busy_ticks();
-    let stress = Command::new("stress-ng")
-        .args(["--cpu", "1", "--timeout", "60s", "--quiet"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("stress-ng (make test installs it)");
-    let _stress = Stress(stress);
-    std::thread::sleep(WINDOW);
-    let busy_cores = (busy_ticks() - busy0) as f64 / 100.0 / WINDOW.as_secs_f64();
-    assert!(
-        busy_cores > 0.9,
-        "the other core was not kept busy: {busy_cores:.2} cores used"
-    );
-    for (i, other) in [(A, B), (B, A)] {
-        let waited = run_delay_ns(lab.pid(i)) - delay0[i];
-        assert!(
-            waited < 600_000_000,
-            "node {i} starved by the load: {waited} ns on the runqueue in 60 s"
-        );
-        let bad = unexplained_downs(&lab, i, other, from, 1_000_000);
-        assert!(
-            bad.is_empty(),
-            "node {i}: down events no stall of the peer explains: {bad:#?}"
-        );
-        let s = lab.status(i).unwrap();
-        let peer = &s.peers[0];
-        assert_eq!(peer.state, "up", "node {i} sees its peer up at the end");
-        let explained = downs(&lab, i)
-            .into_iter()
-            .filter(|d| d.at_ns >= from && d.name == "node_down")
-            .count();
-        let worst = stalls(&lab, other, 1_000_000)
-            .iter()
-            .map(|(s, e)| e - s)
-            .max()
-            .unwrap_or(0);
-        eprintln!(
-            "node {}: runqueue wait {:.1} ms in 60 s; peer's own stalls {} (worst {:.1} ms); node_down caused by them {}; machine busy {busy_cores:.2} cores",
-            s.node,
-            waited as f64 / 1e6,
-            stalls(&lab, other, 1_000_000).len(),
-            worst as f64 / 1e6,
-            explained
-        );
-        for l in &peer.links {
-            eprintln!(
-                "  <- {} {}: received {} lost {} jitter {:.1}µs rtt {:?}µs",
-                peer.name, l.path, l.received, l.lost, l.jitter_us, l.rtt_us
-            );
-        }
-    }
 }
 
 fn frame(key: Option<&AuthKey>, cluster: u16, node: u8, inc: u32, seq: u32) -> Vec<u8> {

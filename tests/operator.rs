@@ -637,17 +637,17 @@ fn init_writes_a_config_that_runs() {
         "{text}"
     );
     assert!(!text.contains("\"lo\""), "loopback is no heartbeat wire");
-    // The default profile must outlast a loaded VM's stalls (75 ms seen taking over from
-    // a live node at 50 ms): hundreds of ms on every path, and how to measure first.
-    for t in text.lines().filter_map(|l| l.strip_prefix("timeout = ")) {
-        let t = humantime::parse_duration(t.trim_matches('"')).unwrap();
-        assert!(
-            t >= Duration::from_millis(300),
-            "init's timeout {t:?}: {text}"
-        );
-    }
+    // The network paths take the default profile (the one `make soak` measured), with
+    // real-time mode, and the file says how to measure before setting timing by hand.
     assert!(
-        text.contains("local pauses"),
+        !text
+            .lines()
+            .any(|l| l.starts_with("interval =") || l.starts_with("timeout =")),
+        "no timing on the paths: {text}"
+    );
+    assert!(text.contains("[realtime]\npriority = 50"), "{text}");
+    assert!(
+        text.contains("local pauses") && text.contains("make soak"),
         "says what to watch before tightening"
     );
     assert!(

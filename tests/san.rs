@@ -10,6 +10,8 @@
 //!    it; it rejoins owning nothing.
 //! 4. b's heartwire hangs (SIGSTOP of the sentinel and the daemon): a takes over; b's
 //!    watchdog resets it; it rejoins owning nothing.
+//! 5. b's daemon alone is killed (kill -9): its sentinel, which holds the watchdog,
+//!    fences b and starts a new daemon; b is not reset and rejoins.
 //! 3. both cut off from each other (qemu `set_link off`): exactly one wins the
 //!    tie-breaker and holds the group; the other halts (on_quorum_loss = "halt").
 //!
@@ -79,6 +81,8 @@ timeout = "20s"
 const RAW_BLOCK: u64 = 12288;
 
 const BOOT: Duration = Duration::from_secs(60);
+/// The config's `[watchdog] timeout`.
+const WATCHDOG: Duration = Duration::from_secs(10);
 const TAKEOVER: Duration = Duration::from_secs(40);
 
 /// `dd` of one 4 KiB block carrying `text` to LUN 1's raw area, bypassing the cache.
@@ -213,6 +217,44 @@ fn fencing_against_a_real_scsi_target() {
     assert_eq!(owner(&s), None, "b rejoins owning nothing");
     let scenario4 = t0.elapsed();
 
+    // 5. b's daemon alone is killed: its sentinel fences b and starts a new daemon, and
+    // holds the watchdog throughout: b is not reset, its new daemon rejoins.
+    let (a, b) = pair(&mut san);
+    let boots = |g: &Guest| {
+        g.console()
+            .iter()
+            .filter(|l| l.contains("guest: ready"))
+            .count()
+    };
+    let booted_before = boots(b);
+    let old = b.status().expect("b answers").pid;
+    b.ok(&format!("kill -9 {old}"));
+    let end = Instant::now() + TAKEOVER;
+    let s = loop {
+        match b.status() {
+            Some(s) if s.pid != old && s.view_members.len() == 2 => break s,
+            s if Instant::now() > end => panic!(
+                "b's new daemon did not rejoin within {TAKEOVER:?}: {s:?}\nb:\n{}\nb's sockets: {}\na:\n{}",
+                b.log_tail(60),
+                b.sh("ip addr; cat /proc/net/udp; ps", Duration::from_secs(20))
+                    .out,
+                a.log_tail(60),
+            ),
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+    };
+    // Past the watchdog's timeout: nothing reset b.
+    std::thread::sleep(WATCHDOG + Duration::from_secs(2));
+    assert_eq!(boots(b), booted_before, "b was reset: {:?}", b.console());
+    assert_eq!(b.status().expect("b answers").pid, s.pid);
+    let log = b.log();
+    assert!(
+        log.contains("kicked every 3333 ms by the sentinel while the daemon progresses")
+            && log.contains("sentinel: starting a new daemon"),
+        "{log}"
+    );
+    let scenario5 = t0.elapsed();
+
     // 3. both cut off: exactly one wins the tie-breaker and keeps or takes the group;
     // the other halts.
     // b registers again at the view it rejoined in; the race needs both registrations.
@@ -260,12 +302,13 @@ fn fencing_against_a_real_scsi_target() {
     let scenario3 = t0.elapsed();
 
     eprintln!(
-        "san: boot {:.1} s, scenario 1 at {:.1} s, 2 at {:.1} s (crash to takeover {:.2} s), 4 at {:.1} s, 3 at {:.1} s",
+        "san: boot {:.1} s, scenario 1 at {:.1} s, 2 at {:.1} s (crash to takeover {:.2} s), 4 at {:.1} s, 5 at {:.1} s, 3 at {:.1} s",
         booted.as_secs_f64(),
         scenario1.as_secs_f64(),
         scenario2.as_secs_f64(),
         takeover.as_secs_f64(),
         scenario4.as_secs_f64(),
+        scenario5.as_secs_f64(),
         scenario3.as_secs_f64()
     );
 }

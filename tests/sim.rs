@@ -64,6 +64,7 @@ use std::time::Duration;
 use heartwire::core::groups::HOOK;
 use heartwire::core::node::{Action, death_notice};
 use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, NodeSet, Placement, Startup};
+use heartwire::core::sentinel::HangRule;
 use heartwire::core::{
     ClusterSpec, Command, CommandState, Dest, Event, GroupSpec, Instant, Node, NodeId, NodeSpec,
     Op, PathKind, PathSpec, Phase, QuorumLoss, Refusal, ResourceOp, ResourceRequest,
@@ -1192,18 +1193,17 @@ impl World {
         })
     }
 
-    /// When the sentinel kills node `i`'s daemon if it stalls from now on: after `hang`
-    /// without progress, or, holding groups on a lease, an eighth of a lease after the
-    /// lease ends (a loop that did not turn since cannot have fenced).
+    /// When the sentinel kills node `i`'s daemon if it stalls from now on: the daemon's
+    /// own rule (`core::sentinel`), its lease end taken to real time.
     fn sentinel_kill_at(&self, i: usize) -> u64 {
-        let by_hang = self.now + self.hang();
-        let lease = u64::try_from(self.spec.lease().as_nanos()).unwrap();
-        self.nodes[i]
+        let rule = HangRule::new(Duration::from_nanos(self.hang()), self.spec.lease());
+        let by = self.nodes[i]
             .as_ref()
             .and_then(Node::fence_deadline)
-            .map(|by| self.real(i, by))
-            .filter(|by| *by > self.now)
-            .map_or(by_hang, |by| by_hang.min(by + lease / 8))
+            .map(|by| Instant::from_nanos(self.real(i, by)));
+        rule.deadline(Instant::from_nanos(self.now), by)
+            .0
+            .as_nanos()
     }
 
     /// How long the sentinel lets a daemon make no progress before it kills it: the node

@@ -9,6 +9,8 @@ use std::time::Duration;
 use lab::{Lab, LabConfig, Reply, mono_ns, replies};
 
 const SERVICE_IP: &str = "10.200.1.50";
+/// The address a reload adds to the group.
+const MORE_IP: &str = "10.200.1.51";
 const PORT: u16 = 7000;
 
 fn ip_group(name: &str, nodes: &str, fallback: &str) -> String {
@@ -1020,6 +1022,28 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
         1,
         "a runs the application"
     );
+    // A reload on both nodes adds a second address to the group (bounced: released and
+    // acquired again on a): the sentinel fences it too, and a's next daemon runs the
+    // reloaded config.
+    cfg.extra = cfg.extra.replacen(
+        "[[group.resource]]\nname = \"app\"",
+        &format!(
+            "[[group.resource]]\nname = \"vip2\"\nkind = \"ip\"\naddress = \"{MORE_IP}/24\"\n\
+             interface = \"eth1\"\n\n[[group.resource]]\nname = \"app\""
+        ),
+        1,
+    );
+    lab.write_config(&cfg);
+    for i in [0, 1] {
+        let r = lab.cli(i, &["reload"]);
+        assert!(r.status.success(), "reload: {r:?}");
+    }
+    lab.wait_for(Duration::from_secs(5), "a holds the second address", |l| {
+        l.addresses(0, "eth1").contains(MORE_IP)
+            && l.group_state(0, "svc").as_deref() == Some("online")
+    });
+    let reloaded = lab.status(0).expect("a answers").config_hash;
+    assert_ne!(reloaded, before.config_hash);
     lab.start_responders(PORT);
     let out = lab.dir.join("probe.txt");
     let target = format!("{SERVICE_IP}:{PORT}");
@@ -1040,6 +1064,10 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
     assert!(
         lab.processes(0, "hwsentapp").is_empty(),
         "a's application is gone once b is online"
+    );
+    assert!(
+        !lab.addresses(0, "eth1").contains(MORE_IP),
+        "the address of the reloaded group is gone too"
     );
     let fenced = event_after(&lab, 1, "node_fenced", fault).expect("b took a's death notice");
     assert_eq!(fenced.field("peer"), Some("a"));
@@ -1064,6 +1092,10 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
     let after = lab.status(0).expect("a answers");
     assert_eq!(after.sentinel_pid, Some(lab.pid(0)));
     assert_ne!(after.incarnation, before.incarnation);
+    assert_eq!(
+        after.config_hash, reloaded,
+        "a's new daemon runs the config its predecessor had reloaded"
+    );
     assert!(lab.alive(0), "the sentinel did not exit");
     lab.finish_helper(probe, Duration::from_secs(10));
     let rs = replies(&out);

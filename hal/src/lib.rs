@@ -15,6 +15,7 @@
 //! progress page and reaping, for the process that watches the daemon).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod alloc_count;
 pub mod clock;
 pub mod cred;
 pub mod disk;

@@ -98,6 +98,12 @@ pub struct Words {
     /// nothing held on a lease). The daemon fences at that moment in its loop; a daemon
     /// that has not turned since is fenced by the sentinel.
     pub fence_by: AtomicU64,
+    /// Set (1) by a daemon about to halt the node: the sentinel stops kicking the
+    /// watchdog, so a halt that hangs ends in a reset.
+    pub halting: AtomicU32,
+    /// The hash of the config the daemon runs (at start and after each reload): the
+    /// sentinel starts the next daemon with the file only when it is that config.
+    pub config_hash: AtomicU64,
     /// Bumped after `fds` changed: the sentinel takes copies of them (`pidfd_getfd`).
     pub fds_generation: AtomicU32,
     /// Descriptors of the daemon's packet sockets (-1: unused). Closing the last copy of

@@ -68,7 +68,8 @@ pub use self::groups::{AppResource, GroupConfig, IpResource, QuorumLoss, Resourc
 pub use self::install::install_atomically;
 pub use self::locate::{Locations, locate};
 pub use self::paths::{
-    BAUD_DEFAULT, BAUD_RANGE, DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT, serial_interval_min,
+    BAUD_DEFAULT, BAUD_RANGE, DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT,
+    NETWORK_INTERVAL_DEFAULT, NETWORK_TIMEOUT_DEFAULT, serial_interval_min,
 };
 use self::raw::RawConfig;
 pub use self::storage::{FsResource, ReservationResource, SentinelConfig, WatchdogConfig};

@@ -48,6 +48,16 @@ use crate::wire::heartbeat::{COMPACT_LEN, FIXED_LEN, FULL_EVERY};
 pub const BAUD_RANGE: core::ops::RangeInclusive<u32> = 9_600..=921_600;
 /// Baud rate when none is given.
 pub const BAUD_DEFAULT: u32 = 115_200;
+/// Ethernet and UDP path interval when none is given: the default profile (DESIGN §5
+/// "Choosing a profile": the smallest that took over from no live node in `make soak`, a
+/// 10-minute soak with both cores busy, on the reference VM).
+pub const NETWORK_INTERVAL_DEFAULT: Duration = Duration::from_millis(5);
+/// Ethernet and UDP path timeout when none is given (see [`NETWORK_INTERVAL_DEFAULT`]);
+/// with only `interval` given, the timeout is this or 10 intervals, whichever is longer.
+pub const NETWORK_TIMEOUT_DEFAULT: Duration = Duration::from_millis(50);
+/// Timeout of a network path with only `interval` given, in intervals (at least
+/// [`NETWORK_TIMEOUT_DEFAULT`]).
+const NETWORK_TIMEOUT_INTERVALS: u32 = 10;
 /// Disk path interval when none is given.
 pub const DISK_INTERVAL_DEFAULT: Duration = Duration::from_millis(20);
 /// Disk path timeout when none is given.
@@ -112,37 +122,27 @@ impl Validator<'_> {
         }
         let keyed = raw.cluster.key_file.is_some();
         let (defaults, baud_min) = match kind {
-            RawKind::Ether | RawKind::Udp => (None, None),
+            RawKind::Ether | RawKind::Udp => {
+                ((NETWORK_INTERVAL_DEFAULT, NETWORK_TIMEOUT_DEFAULT), None)
+            }
             RawKind::Serial => {
                 let baud = self.baud(p, &key)?;
                 let min = serial_interval_min(baud, raw.paths.len(), keyed);
                 let ms = min.as_nanos().div_ceil(1_000_000).max(1);
                 let interval = Duration::from_millis(u64::try_from(ms).expect("invariant: small"));
-                (Some((interval, interval * 5)), Some((baud, min)))
+                ((interval, interval * 5), Some((baud, min)))
             }
-            RawKind::Disk => (Some((DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT)), None),
+            RawKind::Disk => ((DISK_INTERVAL_DEFAULT, DISK_TIMEOUT_DEFAULT), None),
         };
-        let interval = match (&p.interval, defaults) {
-            (Some(s), _) => self.duration(s, &key("interval"))?,
-            (None, Some((d, _))) => d,
-            (None, None) => {
-                return Err(self.err(
-                    &p.kind,
-                    &key("interval"),
-                    format!("a `{}` path needs `interval`", kind_name(kind)),
-                ));
-            }
+        let (default_interval, default_timeout) = defaults;
+        let interval = match &p.interval {
+            Some(s) => self.duration(s, &key("interval"))?,
+            None => default_interval,
         };
-        let timeout = match (&p.timeout, defaults) {
-            (Some(s), _) => self.duration(s, &key("timeout"))?,
-            (None, Some((_, d))) => d.max(interval * 2),
-            (None, None) => {
-                return Err(self.err(
-                    &p.kind,
-                    &key("timeout"),
-                    format!("a `{}` path needs `timeout`", kind_name(kind)),
-                ));
-            }
+        let timeout = match &p.timeout {
+            Some(s) => self.duration(s, &key("timeout"))?,
+            None if on_network => default_timeout.max(interval * NETWORK_TIMEOUT_INTERVALS),
+            None => default_timeout.max(interval * 2),
         };
         // Point at the key when given, else at the path's kind.
         let err_at = |s: &Option<Spanned<String>>, k: &str, msg: String| match s {

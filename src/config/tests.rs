@@ -807,12 +807,31 @@ fn non_ip_path_mistakes_are_refused_with_their_key() {
         "group[0].resource[0].standby",
         "must differ",
     );
-    nonip_err(
-        "interval = \"1ms\"\ntimeout = \"5ms\"\n",
-        "",
-        "path[0].interval",
-        "a `ether` path needs `interval`",
+}
+
+/// A network path without timing takes the default profile; with only an interval, the
+/// default timeout or 10 intervals, whichever is longer.
+#[test]
+fn network_paths_default_to_the_measured_profile() {
+    use super::{NETWORK_INTERVAL_DEFAULT, NETWORK_TIMEOUT_DEFAULT};
+    let text = GOOD
+        .replacen("interval = \"100us\"\ntimeout = \"1ms\"\n", "", 1)
+        .replacen("timeout = \"5ms\"\n", "", 1);
+    let c = load_as(&text, "a").unwrap();
+    let p = &c.spec.paths;
+    assert_eq!(
+        (p[0].interval, p[0].timeout),
+        (NETWORK_INTERVAL_DEFAULT, NETWORK_TIMEOUT_DEFAULT)
     );
+    assert_eq!(p[1].interval, Duration::from_millis(1));
+    assert_eq!(p[1].timeout, NETWORK_TIMEOUT_DEFAULT);
+    let slow = GOOD.replacen(
+        "interval = \"1ms\"\ntimeout = \"5ms\"\n",
+        "interval = \"50ms\"\n",
+        1,
+    );
+    let c = load_as(&slow, "a").unwrap();
+    assert_eq!(c.spec.paths[1].timeout, Duration::from_millis(500));
 }
 
 #[test]

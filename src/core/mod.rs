@@ -15,6 +15,7 @@ pub mod node;
 pub mod offer;
 pub mod operator;
 pub mod placement;
+pub mod sentinel;
 pub mod spec;
 pub mod time;
 

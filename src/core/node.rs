@@ -189,7 +189,8 @@ pub struct Peer {
 impl Peer {
     /// Incarnation `inc` is over (a restart or a death notice): frames of it are stale
     /// from now on, and what it said — its report, its word for views, its commands,
-    /// its sequence numbers — no longer counts.
+    /// its sequence numbers — no longer counts (a restart keeps the word it gave until
+    /// its lease ends: see `Node::restart_peer`).
     fn end_incarnation(&mut self, inc: u32) {
         self.past.rotate_right(1);
         self.past[0] = inc;
@@ -807,7 +808,13 @@ impl Node {
     /// A new incarnation: the peer left and rejoined. Treated as down, then up.
     fn restart_peer(&mut self, now: Instant, idx: usize, old: u32, new: u32) {
         let p = &mut self.peers[idx];
+        // The old incarnation's word for a view was given: the lease it granted runs out
+        // as it would have (a restart is no death notice: nothing says that host was
+        // fenced). Dropping it cost a holder its authority in that view at once — with
+        // `on_quorum_loss = "halt"`, a halt because the standby's daemon restarted.
+        let word = p.vouches;
         p.end_incarnation(old);
+        p.vouches = word;
         p.incarnation = Some(new);
         p.fenced = false;
         p.restarts += 1;

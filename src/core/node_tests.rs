@@ -858,6 +858,52 @@ fn the_core_orders_the_tie_breaker_steps_and_on_quorum_loss() {
     assert_eq!(a.groups()[0].phase, Phase::Online, "and its group again");
 }
 
+/// Nodes a and b of `spec` (incarnations 1 and 2) after 10 ms together: a holds group 0.
+fn settled_pair(spec: &dyn Fn() -> ClusterSpec) -> (Node, Node) {
+    let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
+    let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
+    run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
+    assert_eq!(a.groups()[0].phase, Phase::Online);
+    (a, b)
+}
+
+/// The SAN lab's scenario 5: in a two-node cluster with a tie-breaker (no `two_node`),
+/// the standby's daemon dies and its sentinel starts a new one at once. The holder hears
+/// the new incarnation before any timeout: the old one's word for the view they shared
+/// was given, and its lease runs out as it would have; the holder does not lose its
+/// authority in that view (with `halt`: it halted, and nobody served the group). It
+/// races for the half it is left in, and holds the group once the restarted node is back.
+#[test]
+fn a_restarted_standby_does_not_make_the_holder_lose_its_authority_at_once() {
+    use super::super::authority::QuorumLoss;
+    use super::super::placement::Startup;
+    let spec = || ClusterSpec {
+        groups: vec![GroupSpec::sample(&[1, 2], Startup::Home, 1)],
+        on_quorum_loss: QuorumLoss::Halt,
+        tie_breaker: true,
+        ..spec(1)
+    };
+    let (mut a, _) = settled_pair(&spec);
+    assert!(a.authority());
+    // b's daemon dies at 10 ms; its successor (incarnation 3) runs from 10.1 ms.
+    let mut b = Node::new(
+        spec(),
+        id(2),
+        3,
+        Some(key()),
+        Instant::from_nanos(10 * MS + MS / 10),
+    );
+    let seen = run_pair(&mut a, &mut b, (10 * MS + MS / 10, 30 * MS), |_| true);
+    assert!(
+        !seen
+            .iter()
+            .any(|(_, n, act)| *n == 0 && matches!(act, Action::Halt(_))),
+        "the holder halted: {seen:?}"
+    );
+    assert_eq!(a.groups()[0].phase, Phase::Online, "{seen:?}");
+    assert!(a.authority());
+}
+
 /// `on_quorum_loss = "stop"`: a node that loses its authority leaves (releases, then
 /// the daemon exits) — decided in the core.
 #[test]
@@ -870,10 +916,7 @@ fn on_quorum_loss_stop_makes_the_node_leave() {
         two_node: false,
         ..spec(1)
     };
-    let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
-    let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
-    run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
-    assert_eq!(a.groups()[0].phase, Phase::Online);
+    let (mut a, mut b) = settled_pair(&spec);
     assert!(!a.leaving());
     run_pair(&mut a, &mut b, (10 * MS, 30 * MS), |_| false);
     assert!(a.left_for_quorum_loss() && a.leaving() && a.stopped());
@@ -890,10 +933,7 @@ fn a_view_that_gains_members_reannounces_the_groups_online_here() {
         two_node: true,
         ..spec(1)
     };
-    let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
-    let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
-    run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
-    assert_eq!(a.groups()[0].phase, Phase::Online);
+    let (mut a, mut b) = settled_pair(&spec);
     let cut = run_pair(&mut a, &mut b, (10 * MS, 30 * MS), |_| false);
     assert!(
         !cut.iter()

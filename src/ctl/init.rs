@@ -6,9 +6,9 @@
 //! The output depends only on the flags and, when interfaces are discovered or a service
 //! address is matched to its interface, on this host's interfaces: the same flags on the
 //! same host give the same file. Choices it makes (written into the file as comments):
-//! one ether path per interface, one UDP path over the node addresses, 50 ms heartbeats
-//! with a 500 ms timeout (conservative: a 75 ms stall of a loaded 2-core VM made a 50 ms
-//! timeout take over from a live node; tighten only after measuring), a shared disk
+//! one ether path per interface, one UDP path over the node addresses, the default
+//! profile (no timing on the paths: `config::NETWORK_INTERVAL_DEFAULT` and
+//! `NETWORK_TIMEOUT_DEFAULT`, measured by `make soak`) with `[realtime]`, a shared disk
 //! and a serial line when given, one hot-standby group (home = the first node).
 
 use std::fmt::Write as _;
@@ -228,18 +228,26 @@ fn render(a: &InitArgs, interfaces: &[String], host: &Host) -> String {
     for (i, (n, _)) in a.nodes.iter().enumerate() {
         let _ = writeln!(t, "[[node]]\nname = \"{n}\"\nid = {}\n", i + 1);
     }
+    let ms = |d: std::time::Duration| d.as_millis();
     let _ = writeln!(
         t,
-        "# Heartbeats every 50 ms; a peer is down after 500 ms of silence. Conservative on\n\
-         # purpose: a node that stalls longer than the timeout (a loaded or paused VM) is\n\
-         # taken over while it is alive. Before tightening, watch `heartwire status` under\n\
-         # your real load for a day: `local pauses` and the peers' JITTER must stay well\n\
-         # below a third of the timeout you want."
+        "# The daemon runs SCHED_FIFO with its memory locked, so a busy host does not delay\n\
+         # its heartbeats (its sentinel runs one priority above it).\n\
+         [realtime]\npriority = 50\n\n\
+         # The paths take the default profile: heartbeats every {} ms, a peer down after\n\
+         # {} ms of silence — the smallest timing that took over from no live node in a\n\
+         # 10-minute soak with every core busy (docs/DESIGN.md §5, `make soak`). A host that\n\
+         # stalls longer than the timeout (an overcommitted hypervisor, swapping) is taken\n\
+         # over while it is alive: run `make soak`-like load on your hosts, or watch\n\
+         # `heartwire status` (`local pauses`, the peers' JITTER) for a day, before you set\n\
+         # `interval` and `timeout` on a path yourself.",
+        ms(config::NETWORK_INTERVAL_DEFAULT),
+        ms(config::NETWORK_TIMEOUT_DEFAULT)
     );
     for ifname in interfaces {
         let _ = writeln!(
             t,
-            "[[path]]\nname = \"{ifname}\"\nkind = \"ether\"\ninterval = \"50ms\"\ntimeout = \"500ms\"\ninterfaces = {}\n",
+            "[[path]]\nname = \"{ifname}\"\nkind = \"ether\"\ninterfaces = {}\n",
             per_node(&a.nodes, &|_, _| ifname.clone())
         );
     }
@@ -252,7 +260,7 @@ fn render(a: &InitArgs, interfaces: &[String], host: &Host) -> String {
     });
     let _ = writeln!(
         t,
-        "[[path]]\nname = \"udp\"\nkind = \"udp\"\ninterval = \"50ms\"\ntimeout = \"500ms\"\nport = 5405\n{}addresses = {}\n",
+        "[[path]]\nname = \"udp\"\nkind = \"udp\"\nport = 5405\n{}addresses = {}\n",
         local_net.map_or(String::new(), |n| format!(
             "network = \"{n}\"            # the same wire as the ether path `{n}`\n"
         )),

@@ -1,12 +1,13 @@
 //! Self-fencing and the tie-breaker (DESIGN §4–5).
 //!
-//! Watchdog: `/dev/watchdog` is opened at start (which arms it) and written from the
-//! loop every third of its timeout; a loop that stops turning — hung, SIGSTOPped, stuck
-//! in the kernel — stops writing, and the hardware resets the node. A clean exit writes
-//! the magic 'V' first (disarmed); a crash leaves it armed. `on_quorum_loss = "halt"`
-//! stops kicking and halts at once; the armed watchdog resets the node after its timeout
-//! should the halt itself hang, and after that the node comes back and joins with
-//! nothing (crash hygiene at start, DESIGN §6).
+//! Watchdog (`super::watchdog`): under a sentinel, the sentinel holds and kicks it while
+//! this loop makes progress; without one, this loop does, every third of its timeout. A
+//! loop that stops turning — hung, SIGSTOPped, stuck in the kernel — stops the kicks (a
+//! sentinel kills it first and kicks again for the next daemon), and the hardware resets
+//! a node where nothing kicks. `on_quorum_loss = "halt"` stops the kicks and halts at
+//! once; the armed watchdog resets the node after its timeout should the halt itself
+//! hang, and after that the node comes back and joins with nothing (crash hygiene at
+//! start, DESIGN §6).
 //!
 //! Tie-breaker: the core decides the steps (`Action::TieBreaker`, see `core::authority`):
 //! in a view holding a strict majority, register on the tie-breaker disk (`heartwire
@@ -19,11 +20,11 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use heartwire_hal::HalError;
-use heartwire_hal::watchdog::Watchdog;
 use mio::{Registry, Token};
 
 use super::children::{Children, Finished, Job, Run};
 use super::token::TIE_CHILD_BASE;
+use super::watchdog::Armed;
 use crate::config::Config;
 use crate::core::placement::NodeSet;
 use crate::core::{Instant, TieStep};
@@ -47,11 +48,8 @@ enum Step {
 
 /// The watchdog and the tie-breaker of this node.
 pub(crate) struct Fencing {
-    watchdog: Option<Watchdog>,
-    /// Present while the watchdog is armed (`<socket>.watchdog`): a start that finds it
-    /// follows a run that ended without disarming it (a crash).
-    armed_marker: std::path::PathBuf,
-    kick_at: Instant,
+    /// The watchdog when this loop kicks it (no sentinel).
+    watchdog: Option<Armed>,
     /// Halting: the watchdog is not kicked any more.
     halting: bool,
     tie: Option<Tie>,
@@ -72,41 +70,20 @@ struct Tie {
 pub(crate) type TieOutcome = (NodeSet, bool);
 
 impl Fencing {
-    /// Opens the watchdog (arming it) when configured. `socket` names the marker kept
-    /// beside the control socket while it is armed.
+    /// Opens the watchdog (arming it) when one is configured and this loop kicks it
+    /// (`sentinel`: false; a sentinel holds and kicks it otherwise). `socket` names the
+    /// marker kept beside the control socket while it is armed.
     pub(crate) fn open(
         cfg: &Config,
         socket: &std::path::Path,
         now: Instant,
+        sentinel: bool,
     ) -> Result<Fencing, HalError> {
-        let armed_marker = socket.with_extension("watchdog");
-        if cfg.watchdog.is_some() && armed_marker.exists() {
-            // Reopening pings it: the hardware will not reset this node for the crash.
-            ::log::warn!(
-                "the previous run ended with the watchdog armed (a crash: {} is still there): \
-                 re-arming it does not reset this node; what that run left was fenced before \
-                 joining (stale addresses removed, its processes killed)",
-                armed_marker.display()
-            );
-        }
-        let watchdog = cfg
-            .watchdog
-            .as_ref()
-            .map(|w| Watchdog::open(&w.device, w.timeout_s))
-            .transpose()?;
-        if watchdog.is_some() {
-            if let Err(e) = std::fs::write(&armed_marker, b"armed\n") {
-                ::log::warn!("{}: {e}", armed_marker.display());
-            }
-        }
-        if let Some(w) = &watchdog {
-            ::log::info!(
-                "watchdog {} armed: timeout {} s, kicked every {} ms by the loop",
-                w.path(),
-                w.timeout_s(),
-                kick_interval(w).as_millis()
-            );
-        }
+        let watchdog = if sentinel {
+            None
+        } else {
+            Armed::open(cfg, socket, now, "by the loop")?
+        };
         let tie = cfg.tie_breaker.as_ref().map(|device| Tie {
             device: device.clone(),
             cluster: cfg.spec.cluster_id,
@@ -119,8 +96,6 @@ impl Fencing {
             register_at: None,
         });
         Ok(Fencing {
-            armed_marker,
-            kick_at: now.saturating_add(watchdog.as_ref().map_or(Duration::ZERO, kick_interval)),
             watchdog,
             halting: false,
             tie,
@@ -141,21 +116,19 @@ impl Fencing {
                 t.spawn(registry, now, Step::Register, &[]);
             }
         }
-        if self.halting || now < self.kick_at {
-            return outcome;
-        }
-        if let Some(w) = &mut self.watchdog {
-            self.kick_at = now.saturating_add(kick_interval(w));
-            if let Err(e) = w.kick() {
-                ::log::error!("{e}");
-            }
+        if let (Some(w), false) = (&mut self.watchdog, self.halting) {
+            w.kick(now, false);
         }
         outcome
     }
 
     /// When the next kick or tie-breaker deadline is due.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let kick = (self.watchdog.is_some() && !self.halting).then_some(self.kick_at);
+        let kick = self
+            .watchdog
+            .as_ref()
+            .filter(|_| !self.halting)
+            .map(Armed::kick_at);
         let tie = self.tie.as_ref().and_then(|t| {
             t.children
                 .next_deadline()
@@ -218,39 +191,27 @@ impl Fencing {
         t.finished(done)
     }
 
-    /// Stops kicking the watchdog and halts the machine. Returns only if the halt failed;
-    /// the watchdog then resets the node at its timeout.
+    /// Stops kicking the watchdog and halts the machine (a sentinel has been told to stop
+    /// kicking by the caller). Returns only if the halt failed; an armed watchdog then
+    /// resets the node at its timeout.
     pub(crate) fn halt(&mut self) {
         self.halting = true;
         let e = heartwire_hal::watchdog::halt_now();
         ::log::error!(
-            "halt failed: {e}; the watchdog is no longer kicked{}",
-            if self.watchdog.is_some() {
-                " and resets this node at its timeout"
-            } else {
-                ""
-            }
+            "halt failed: {e}; the watchdog, if one is armed, is no longer kicked and resets \
+             this node at its timeout"
         );
     }
 
     /// A clean exit: disarms the watchdog (magic close) and ends the children.
     pub(crate) fn shutdown(&mut self) {
-        if let Some(w) = &mut self.watchdog {
-            if !self.halting {
-                w.disarm();
-                let _ = std::fs::remove_file(&self.armed_marker);
-                ::log::info!("watchdog {} disarmed", w.path());
-            }
+        if let (Some(w), false) = (&mut self.watchdog, self.halting) {
+            w.disarm();
         }
         if let Some(t) = &mut self.tie {
             t.children.kill_all();
         }
     }
-}
-
-/// A third of the watchdog's timeout: two kicks may be missed before the reset.
-fn kick_interval(w: &Watchdog) -> Duration {
-    Duration::from_millis(u64::from(w.timeout_s()) * 1000 / 3)
 }
 
 impl Tie {

@@ -30,6 +30,7 @@ mod report;
 mod resources;
 pub mod sentinel;
 mod token;
+mod watchdog;
 
 use std::collections::VecDeque;
 use std::io;
@@ -268,7 +269,7 @@ pub fn run(
             report::group_names(&cfg.groups, m.groups)
         );
     }
-    let fencing = fencing::Fencing::open(&cfg, &socket, started)?;
+    let fencing = fencing::Fencing::open(&cfg, &socket, started, sentinel.is_some())?;
     let io = vec![
         IoCounters {
             drained_ns: heartwire_hal::clock::monotonic_ns(),
@@ -310,6 +311,9 @@ pub fn run(
         s.words()
             .incarnation
             .store(incarnation, std::sync::atomic::Ordering::Relaxed);
+        s.words()
+            .config_hash
+            .store(cfg.spec.config_hash, std::sync::atomic::Ordering::Relaxed);
         // The sentinel holds copies of the packet sockets, so this process's exit does
         // not wait a grace period per socket (see `hal::sentinel::Words::fds`).
         let mut fds: Vec<i32> = d
@@ -875,6 +879,13 @@ impl Daemon {
                         }
                     }
                     ::log::logger().flush();
+                    if let Some(s) = &self.sentinel {
+                        // The sentinel stops kicking the watchdog: a halt that hangs ends
+                        // in a reset.
+                        s.words()
+                            .halting
+                            .store(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     self.fencing.halt();
                 }
                 Action::Announce { group } => self.resources.reannounce(now, usize::from(group)),

@@ -160,6 +160,12 @@ impl Daemon {
         }
         self.node.set_config_hash(new.spec.config_hash);
         let new_hash = new.spec.config_hash;
+        if let Some(s) = &self.sentinel {
+            // The next daemon its sentinel starts runs this config too.
+            s.words()
+                .config_hash
+                .store(new_hash, std::sync::atomic::Ordering::Relaxed);
+        }
         self.config = new;
         let summary = if done.is_empty() && old_hash == new_hash {
             "nothing changed".to_owned()

@@ -15,6 +15,13 @@
 //! 4. starts a new daemon (`after_crash = "restart"`, at most [`RESTARTS_MAX`] in
 //!    [`RESTART_WINDOW`]) or exits with the daemon's status (`"exit"`).
 //!
+//! The hardware watchdog, when one is configured, is the sentinel's: it opens (arms) it
+//! before the first daemon and kicks it every third of its timeout while the daemon makes
+//! progress (or is starting), also across a restart; not while a daemon is hung, nor after
+//! the daemon said it halts the node. A frozen host runs neither and is reset. A clean
+//! end disarms it; a sentinel that gives up (`after_crash = "exit"`, too many restarts)
+//! leaves it armed: the node resets unless the service manager starts heartwire again.
+//!
 //! In maintenance (the marker is there) nothing is fenced: the next daemon resumes what
 //! this one held. A daemon that exits by itself with status 0 has released (or was told
 //! to keep its groups in maintenance); one that fails before its loop turned held nothing
@@ -38,8 +45,10 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::paths::PathSocket;
 use super::resources::Resources;
+use super::watchdog::Armed;
 use crate::config::{Config, PathIo, ResourceKind};
 use crate::core::Instant;
+use crate::core::sentinel::{HangRule, Hung};
 use crate::wire::auth::AuthKey;
 use crate::wire::frame::FRAME_MAX;
 use crate::wire::notice::Cause;
@@ -53,6 +62,10 @@ pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
 const GONE_WAIT: Duration = Duration::from_secs(2);
 /// Copies of the death notice sent on each path (a lost frame costs a timeout).
 const NOTICE_COPIES: usize = 3;
+
+/// How much later than asked a poll may return on time (mio rounds its timeout up to
+/// whole milliseconds).
+const POLL_SLACK: Duration = Duration::from_millis(1);
 
 const PID: Token = Token(0);
 const OOM_ADJ: &str = "/proc/self/oom_score_adj";
@@ -73,7 +86,7 @@ pub fn run(
     cfg: &Config,
     socket: &Path,
     mut ready_pipe: Option<File>,
-    daemon: &mut dyn FnMut(Option<File>, SharedPage) -> i32,
+    daemon: &mut dyn FnMut(Option<File>, SharedPage, &Config) -> i32,
 ) -> i32 {
     let mut fence = match Fence::open(cfg, socket) {
         Ok(f) => f,
@@ -89,8 +102,41 @@ pub fn run(
             return 1;
         }
     };
-    let mut restarts: VecDeque<StdInstant> = VecDeque::new();
+    // Refuse to start rather than run a daemon nobody can watch (Linux < 5.3).
     let me = i32::try_from(std::process::id()).expect("invariant: pids fit i32");
+    if let Err(e) = process::pidfd_open(me) {
+        let e = format!(
+            "sentinel: pidfd_open: {e}: the sentinel needs Linux 5.3 or later (set [sentinel] \
+             enabled = false on this kernel)"
+        );
+        ::log::error!("{e}");
+        if let Some(mut p) = ready_pipe.take() {
+            use std::io::Write;
+            let _ = writeln!(p, "{e}");
+        }
+        return 1;
+    }
+    let now = Instant::from_nanos(clock::monotonic_ns());
+    let mut dog = match Armed::open(
+        cfg,
+        socket,
+        now,
+        "by the sentinel while the daemon progresses",
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            ::log::error!("sentinel: {e}");
+            if let Some(mut p) = ready_pipe.take() {
+                use std::io::Write;
+                let _ = writeln!(p, "{e}");
+            }
+            return 1;
+        }
+    };
+    let mut restarts: VecDeque<StdInstant> = VecDeque::new();
+    // The config the daemon runs: the one `run` loaded, then what a reload installed (the
+    // file, when the daemon's published hash says it runs that).
+    let mut running = cfg.clone();
     // The OOM score the service was started with: the daemon (and so its applications)
     // goes back to it; only the sentinel is out of the OOM killer's reach.
     let oom = std::fs::read_to_string(OOM_ADJ).unwrap_or_else(|_| "0".into());
@@ -106,6 +152,9 @@ pub fn run(
         let pid = match fork() {
             Ok(Forked::Parent(pid)) => pid,
             Ok(Forked::Child) => {
+                // The sentinel's watchdog descriptor: closed here without the magic
+                // character, so the daemon neither kicks nor disarms it.
+                drop(dog.take());
                 if let Err(e) = die_with(me) {
                     ::log::error!("daemon: {e}");
                     std::process::exit(1);
@@ -113,7 +162,7 @@ pub fn run(
                 if let Err(e) = std::fs::write(OOM_ADJ, oom.trim()) {
                     ::log::debug!("daemon: {OOM_ADJ}: {e}");
                 }
-                let code = daemon(ready_pipe.take(), shared);
+                let code = daemon(ready_pipe.take(), shared, &running);
                 std::process::exit(code);
             }
             Err(e) => {
@@ -128,17 +177,28 @@ pub fn run(
              progress for {:?}",
             cfg.sentinel.hang_timeout
         );
-        let limits = Limits {
-            hang: cfg.sentinel.hang_timeout,
-            lease_grace: cfg.spec.lease() / LEASE_GRACE_DIV,
-        };
-        let (end, held) = watch(pid, &shared, &signals, limits);
+        let rule = HangRule::new(cfg.sentinel.hang_timeout, cfg.spec.lease());
+        let (end, held) = watch(pid, &shared, &signals, rule, dog.as_mut(), &mut || {
+            fence.refresh(false);
+        });
         let cause = match end {
-            End::Quiet(code) => return code,
+            End::Quiet(code) => {
+                // Released (or in maintenance), or never held anything.
+                if let Some(d) = dog.as_mut() {
+                    d.disarm();
+                }
+                return code;
+            }
             End::Crash(cause) => cause,
         };
-        let incarnation = shared.words().incarnation.load(Ordering::Relaxed);
         let gone = clock::monotonic_ns();
+        if let Some(d) = dog.as_mut() {
+            // The fence gets a whole watchdog timeout; one that hangs longer ends in a
+            // reset, which fences too.
+            d.kick(Instant::from_nanos(clock::monotonic_ns()), true);
+        }
+        let incarnation = shared.words().incarnation.load(Ordering::Relaxed);
+        let ran = shared.words().config_hash.load(Ordering::Relaxed);
         let mut held_paths = Vec::new();
         if fence.in_maintenance() {
             ::log::warn!(
@@ -146,32 +206,50 @@ pub fn run(
                  next daemon resumes what it held"
             );
         } else {
-            match fence.fence() {
-                Ok(what) => ::log::warn!(
-                    "sentinel: daemon {pid} is gone ({cause}): fenced this node in {} µs: {what}",
-                    (clock::monotonic_ns() - gone) / 1000
-                ),
+            let fenced = fence.fence();
+            let fenced_at = clock::monotonic_ns();
+            let what = match fenced {
+                Ok(what) => what,
                 Err(e) => {
                     ::log::error!("sentinel: daemon {pid} is gone ({cause}) and {e}: halting now");
                     let e = heartwire_hal::watchdog::halt_now();
                     ::log::error!("sentinel: halt failed: {e}");
                     return 1;
                 }
-            }
-            if incarnation != 0 {
-                let opened = fence.notice(cfg, incarnation, cause);
-                held_paths.extend(opened);
-                ::log::info!(
-                    "sentinel: {} µs from the daemon's end to the last notice sent",
-                    (clock::monotonic_ns() - gone) / 1000
-                );
-            }
+            };
+            // The notice before the log lines: they are writes the peers need not wait for.
+            let notified_at = (incarnation != 0).then(|| {
+                held_paths.extend(fence.notice(cfg, incarnation, cause));
+                clock::monotonic_ns()
+            });
+            ::log::warn!(
+                "sentinel: daemon {pid} is gone ({cause}): fenced this node in {} µs: {what}",
+                (fenced_at - gone) / 1000
+            );
+            // CLOCK_MONOTONIC, as the events' `at=` (the bench breaks the takeover down).
+            let secs = |ns: u64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+            ::log::info!(
+                "sentinel: gone_at={} fenced_at={}{}",
+                secs(gone),
+                secs(fenced_at),
+                notified_at.map_or(String::new(), |t| format!(
+                    " notified_at={} ({} µs from the daemon's end to the last notice sent)",
+                    secs(t),
+                    (t - gone) / 1000
+                ))
+            );
         }
         // Off the critical path now: each last copy of a packet socket waits a grace period.
         drop(held);
         drop(held_paths);
+        let armed = dog.as_ref().map_or(String::new(), |d| {
+            format!(
+                "; {} stays armed and resets this node unless heartwire starts again",
+                d.describe()
+            )
+        });
         if !cfg.sentinel.restart {
-            ::log::warn!("sentinel: after_crash = \"exit\": exiting");
+            ::log::warn!("sentinel: after_crash = \"exit\": exiting{armed}");
             return 1;
         }
         let now = StdInstant::now();
@@ -179,11 +257,29 @@ pub fn run(
         if restarts.len() >= RESTARTS_MAX {
             ::log::error!(
                 "sentinel: the daemon died {RESTARTS_MAX} times within {RESTART_WINDOW:?}: not \
-                 starting it again (see the log above); this node is fenced"
+                 starting it again (see the log above); this node is fenced{armed}"
             );
             return 1;
         }
         restarts.push_back(now);
+        fence.refresh(true);
+        match fence.now.cfg.as_ref() {
+            Some(c) if c.spec.config_hash == ran && ran != running.spec.config_hash => {
+                ::log::info!(
+                    "sentinel: the daemon ran config {ran:016x} (reloaded from {}): the next \
+                     one starts with it",
+                    c.file.display()
+                );
+                running = c.clone();
+            }
+            _ if ran != 0 && ran != running.spec.config_hash => ::log::warn!(
+                "sentinel: the daemon ran config {ran:016x}, which {} no longer holds: the next \
+                 one starts with {:016x}, the last config it ran that the sentinel knows",
+                running.file.display(),
+                running.spec.config_hash
+            ),
+            _ => {}
+        }
         ::log::warn!("sentinel: starting a new daemon");
     }
 }
@@ -215,30 +311,17 @@ fn harden(cfg: &Config) {
     }
 }
 
-/// When the sentinel kills the daemon.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    /// No progress this long.
-    hang: Duration,
-    /// The daemon has not turned since its lease ended (`Words::fence_by`), this long
-    /// after it ended: its own timer fires at that moment, and a loop that did not turn
-    /// cannot have fenced what it holds. The gainer waits half a lease more than the
-    /// lease (the transit margin); this takes an eighth of it.
-    lease_grace: Duration,
-}
-
-/// The lease grace is the lease divided by this.
-const LEASE_GRACE_DIV: u32 = 8;
-
-/// Watches daemon `pid` until it ends; passes signals on. Returns how it ended and the
-/// copies of its packet sockets (to be closed once the fence and the notice are done).
+/// Watches daemon `pid` until it ends; passes signals on; kicks the watchdog while the
+/// daemon progresses. Returns how it ended and the copies of its packet sockets (to be
+/// closed once the fence and the notice are done).
 fn watch(
     pid: i32,
     shared: &SharedPage,
     signals: &SignalFd,
-    limits: Limits,
+    rule: HangRule,
+    mut dog: Option<&mut Armed>,
+    idle: &mut dyn FnMut(),
 ) -> (End, Vec<std::os::fd::OwnedFd>) {
-    let hang = limits.hang;
     // A daemon the sentinel cannot watch is not left running unwatched.
     let give_up = |what: &str, e: std::io::Error| {
         ::log::error!("sentinel: {what}: {e}: killing daemon {pid}");
@@ -267,25 +350,36 @@ fn watch(
         Err(e) => return give_up("poll", e),
     };
     let mut events = Events::with_capacity(4);
-    let check = (hang / 4).max(Duration::from_millis(1));
     // Copies of the daemon's packet sockets: closing the last copy of one waits a grace
     // period, so the daemon's exit (and the pidfd's word of it) does not wait for them.
     let mut held: Vec<std::os::fd::OwnedFd> = Vec::new();
     let mut held_generation = 0;
-    let hang_ns = u64::try_from(hang.as_nanos()).unwrap_or(u64::MAX);
-    let grace_ns = u64::try_from(limits.lease_grace.as_nanos()).unwrap_or(u64::MAX);
-    let ns = |d: u64| Duration::from_nanos(d);
+    // The daemon's last turn and lease end (0: none yet, nothing held on a lease), and
+    // the moment the rule kills it unless it turns again (`None` while it starts).
+    let deadline = || {
+        let w = shared.words();
+        let last = shared.progress();
+        let by = w.fence_by.load(Ordering::Relaxed);
+        (last != 0).then(|| {
+            rule.deadline(
+                Instant::from_nanos(last),
+                (by != 0).then(|| Instant::from_nanos(by)),
+            )
+        })
+    };
+    // A recheck granted after this sentinel itself woke late: (the daemon's progress it
+    // was granted for, when it ends).
+    let mut recheck: Option<(u64, Instant)> = None;
     loop {
-        // Wake for the hang check, and at the lease deadline when one is set.
-        let by = shared.words().fence_by.load(Ordering::Relaxed);
-        let until_by = (by != 0)
-            .then(|| {
-                ns(by
-                    .saturating_add(grace_ns)
-                    .saturating_sub(clock::monotonic_ns()))
-            })
-            .map_or(check, |d| d.min(check));
-        let _ = poll.poll(&mut events, Some(until_by));
+        let now = Instant::from_nanos(clock::monotonic_ns());
+        // Wake at the kill deadline (the daemon starting: every hang_timeout), at the end
+        // of a recheck, and for the watchdog's next kick.
+        let wake = deadline()
+            .map_or(now.saturating_add(rule.hang), |(at, _)| at)
+            .max(recheck.map_or(Instant::default(), |(_, until)| until))
+            .min(dog.as_ref().map_or(Instant::MAX, |d| d.kick_at()))
+            .min(now.saturating_add(REFRESH_EVERY));
+        let _ = poll.poll(&mut events, Some(wake.saturating_since(now)));
         if let Ok(Some(exit)) = try_wait(pid) {
             return (end_of(exit, shared.progress()), held);
         }
@@ -302,35 +396,69 @@ fn watch(
                 pass_signals(pid, signals);
             }
         }
+        let now = Instant::from_nanos(clock::monotonic_ns());
         let last = shared.progress();
-        let now = clock::monotonic_ns();
-        let by = shared.words().fence_by.load(Ordering::Relaxed);
-        let lease_over = by != 0 && last < by && now >= by.saturating_add(grace_ns);
-        if last != 0 && (now.saturating_sub(last) >= hang_ns || lease_over) {
-            let _ = signal(pid, SIGKILL);
-            if lease_over {
-                ::log::error!(
-                    "sentinel: daemon {pid} made no progress for {} ms and its lease ended {} \
-                     ms ago without it fencing what it holds: killed it",
-                    now.saturating_sub(last) / 1_000_000,
-                    now.saturating_sub(by) / 1_000_000
-                );
-            } else {
-                ::log::error!(
-                    "sentinel: daemon {pid} made no progress for {} ms (hang_timeout \
-                     {hang:?}): killed it",
-                    now.saturating_sub(last) / 1_000_000
-                );
+        if recheck.is_some_and(|(at, _)| at != last) {
+            recheck = None;
+        }
+        if let Some((_, why)) = deadline().filter(|(at, _)| now >= *at) {
+            // This sentinel woke late: the host (a VM the hypervisor paused) may have
+            // stopped the daemon with it, and the daemon runs as soon as the host does.
+            // One recheck, a little later, before a kill.
+            let late = now.saturating_since(wake) > POLL_SLACK + rule.recheck();
+            match recheck {
+                None if late => {
+                    recheck = Some((last, now.saturating_add(rule.recheck())));
+                    ::log::info!(
+                        "sentinel: woke {} µs late: the daemon's silence may be the host's; \
+                         looking again in {} µs",
+                        now.saturating_since(wake).as_micros(),
+                        rule.recheck().as_micros()
+                    );
+                }
+                Some((_, until)) if now < until => {}
+                _ => return (kill_hung(pid, shared, now, rule, why), held),
             }
-            if wait_gone(pid).is_none() {
-                ::log::error!(
-                    "sentinel: daemon {pid} is still there {GONE_WAIT:?} after SIGKILL (stuck \
-                     in the kernel): it never runs again, fencing anyway"
-                );
+        }
+        if recheck.is_none() {
+            idle();
+        }
+        // Progressing, or starting: kick; not once the daemon halts the node.
+        if shared.words().halting.load(Ordering::Relaxed) == 0 {
+            if let Some(d) = dog.as_mut() {
+                d.kick(now, false);
             }
-            return (End::Crash(Cause::Hung), held);
         }
     }
+}
+
+/// Kills daemon `pid`, hung for `why` at `now`, and waits for it to be gone.
+fn kill_hung(pid: i32, shared: &SharedPage, now: Instant, rule: HangRule, why: Hung) -> End {
+    let _ = signal(pid, SIGKILL);
+    let ms = |ns: u64| ns / 1_000_000;
+    let idle = now.as_nanos().saturating_sub(shared.progress());
+    match why {
+        Hung::LeaseOver => ::log::error!(
+            "sentinel: daemon {pid} made no progress for {} ms and its lease ended {} ms ago \
+             without it fencing what it holds: killed it",
+            ms(idle),
+            ms(now
+                .as_nanos()
+                .saturating_sub(shared.words().fence_by.load(Ordering::Relaxed)))
+        ),
+        Hung::NoProgress => ::log::error!(
+            "sentinel: daemon {pid} made no progress for {} ms (hang_timeout {:?}): killed it",
+            ms(idle),
+            rule.hang
+        ),
+    }
+    if wait_gone(pid).is_none() {
+        ::log::error!(
+            "sentinel: daemon {pid} is still there {GONE_WAIT:?} after SIGKILL (stuck in the \
+             kernel): it never runs again, fencing anyway"
+        );
+    }
+    End::Crash(Cause::Hung)
 }
 
 /// What an exit means (see [`End`]); `progress` is the daemon's last progress word.
@@ -379,12 +507,46 @@ mod libc_sig {
 struct Fence {
     /// The service addresses and the process sweep (only those two parts are used).
     resources: Resources,
-    /// Mount points of the filesystems no reservation guards.
+    /// Mount points of the filesystems no reservation guards (the config it started
+    /// with and the file as it is now).
     unguarded: Vec<String>,
     /// The maintenance marker.
     marker: PathBuf,
     file: PathBuf,
     node: String,
+    /// The groups the config started with.
+    started: Vec<crate::config::GroupConfig>,
+    /// The file as last read (parsed off the critical path, [`Fence::refresh`]): its
+    /// stamp, and the service addresses it adds to those of `started`, as groups.
+    now: FileNow,
+}
+
+/// The config file as the sentinel last read it.
+#[derive(Default)]
+struct FileNow {
+    /// (mtime ns, ctime ns, length, inode) when read; `None`: not read.
+    stamp: Option<(i128, i128, u64, u64)>,
+    /// Groups holding the service addresses `started` lacks.
+    extra: Vec<crate::config::GroupConfig>,
+    /// The file as it loaded (for the next daemon, when the last one ran it).
+    cfg: Option<Config>,
+    /// When the stamp was last checked.
+    checked: Option<StdInstant>,
+}
+
+/// How often a healthy daemon's sentinel looks whether the config file changed.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+fn stamp_of(file: &Path) -> Option<(i128, i128, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).ok()?;
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    Some((
+        ns(m.mtime(), m.mtime_nsec()),
+        ns(m.ctime(), m.ctime_nsec()),
+        m.len(),
+        m.ino(),
+    ))
 }
 
 impl Fence {
@@ -395,13 +557,66 @@ impl Fence {
             .iter()
             .find(|n| n.id == cfg.local)
             .map_or_else(String::new, |n| n.name.clone());
-        Ok(Fence {
+        let mut f = Fence {
             resources: resources_of(cfg, &local)?,
             unguarded: unguarded(cfg),
             marker: super::maintenance::marker_path(socket),
             file: cfg.file.clone(),
             node: local,
-        })
+            started: cfg.groups.clone(),
+            now: FileNow::default(),
+        };
+        f.refresh(true);
+        Ok(f)
+    }
+
+    /// Reads the config file again if it changed since it was last read (`force`: look
+    /// now; else at most every [`REFRESH_EVERY`]): a stat, and a parse only after a
+    /// change. A file that does not load keeps what was read before.
+    fn refresh(&mut self, force: bool) {
+        let due = self
+            .now
+            .checked
+            .is_none_or(|t| t.elapsed() >= REFRESH_EVERY);
+        if !force && !due {
+            return;
+        }
+        self.now.checked = Some(StdInstant::now());
+        let stamp = stamp_of(&self.file);
+        if stamp.is_none() || stamp == self.now.stamp {
+            return;
+        }
+        let Ok(c) = crate::config::load(&self.file, Some(&self.node)) else {
+            return;
+        };
+        self.now.stamp = stamp;
+        let known = |ip: &crate::config::IpResource| {
+            self.started.iter().flat_map(|g| &g.resources).any(|r| {
+                matches!(&r.kind, ResourceKind::Ip(k)
+                    if (k.address, k.prefix, &k.interface, &k.standby)
+                        == (ip.address, ip.prefix, &ip.interface, &ip.standby))
+            })
+        };
+        self.now.extra = c
+            .groups
+            .iter()
+            .map(|g| crate::config::GroupConfig {
+                resources: g
+                    .resources
+                    .iter()
+                    .filter(|r| matches!(&r.kind, ResourceKind::Ip(ip) if !known(ip)))
+                    .cloned()
+                    .collect(),
+                ..g.clone()
+            })
+            .filter(|g| !g.resources.is_empty())
+            .collect();
+        for m in unguarded(&c) {
+            if !self.unguarded.contains(&m) {
+                self.unguarded.push(m);
+            }
+        }
+        self.now.cfg = Some(c);
     }
 
     fn in_maintenance(&self) -> bool {
@@ -412,16 +627,16 @@ impl Fence {
     /// halt. The config file as it is now is fenced too (a reload may have added
     /// addresses or filesystems).
     fn fence(&mut self) -> Result<String, String> {
+        let t0 = StdInstant::now();
         let mut addresses = self.resources.remove_stale();
-        let now = crate::config::load(&self.file, Some(&self.node)).ok();
-        if let Some(c) = &now {
-            addresses.extend(self.resources.remove_addresses_of(&c.groups));
-        }
+        // The file as it is now: usually a stat (it was read when it changed).
+        self.refresh(true);
+        let extra = std::mem::take(&mut self.now.extra);
+        addresses.extend(self.resources.remove_addresses_of(&extra));
+        self.now.extra = extra;
+        let t1 = StdInstant::now();
         let killed = self.resources.kill_stale_processes();
-        let end = StdInstant::now() + GONE_WAIT;
-        while killed.iter().any(|(pid, _)| alive(*pid)) && StdInstant::now() < end {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_exits(killed.iter().map(|(pid, _)| *pid), GONE_WAIT);
         let left: Vec<&str> = killed
             .iter()
             .filter(|(pid, _)| alive(*pid))
@@ -433,16 +648,9 @@ impl Fence {
                 left.join(", ")
             );
         }
-        let mut mounts: Vec<String> = self.unguarded.clone();
-        if let Some(c) = &now {
-            for m in unguarded(c) {
-                if !mounts.contains(&m) {
-                    mounts.push(m);
-                }
-            }
-        }
+        let t2 = StdInstant::now();
         let mut unmounted = Vec::new();
-        for mp in &mounts {
+        for mp in &self.unguarded {
             if crate::storage::filesystem::mounted(mp)?.is_none() {
                 continue;
             }
@@ -452,15 +660,20 @@ impl Fence {
             .map_err(|e| format!("{mp} (no reservation guards it) could not be unmounted: {e}"))?;
             unmounted.push(mp.as_str());
         }
+        let us = |a: StdInstant, b: StdInstant| b.duration_since(a).as_micros();
+        let t3 = StdInstant::now();
         Ok(format!(
-            "removed [{}], killed [{}], unmounted [{}]",
+            "removed [{}] ({} µs), killed [{}] ({} µs), unmounted [{}] ({} µs)",
             addresses.join(", "),
+            us(t0, t1),
             killed
                 .iter()
                 .map(|(_, w)| w.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            unmounted.join(", ")
+            us(t1, t2),
+            unmounted.join(", "),
+            us(t2, t3)
         ))
     }
 
@@ -556,6 +769,47 @@ fn unguarded(cfg: &Config) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// Waits up to `limit` for the processes `pids` (SIGKILLed) to exit, woken by their
+/// pidfds (no polling interval: a killed process is usually gone within 100 µs).
+fn wait_exits(pids: impl Iterator<Item = i32>, limit: Duration) {
+    use std::os::fd::AsRawFd;
+    // A process already gone (or reaped) has no pidfd to wait for.
+    let fds: Vec<std::os::fd::OwnedFd> = pids.filter_map(|p| process::pidfd_open(p).ok()).collect();
+    if fds.is_empty() {
+        return;
+    }
+    let Ok(mut poll) = Poll::new() else {
+        return;
+    };
+    let mut open = 0usize;
+    for (k, fd) in fds.iter().enumerate() {
+        if poll
+            .registry()
+            .register(&mut SourceFd(&fd.as_raw_fd()), Token(k), Interest::READABLE)
+            .is_ok()
+        {
+            open += 1;
+        }
+    }
+    let end = StdInstant::now() + limit;
+    let mut events = Events::with_capacity(fds.len().max(1));
+    let mut done = vec![false; fds.len()];
+    while open > 0 {
+        let left = end.saturating_duration_since(StdInstant::now());
+        if left.is_zero() || poll.poll(&mut events, Some(left)).is_err() {
+            return;
+        }
+        for ev in &events {
+            if let Some(d) = done.get_mut(ev.token().0) {
+                if !*d {
+                    *d = true;
+                    open -= 1;
+                }
+            }
+        }
+    }
 }
 
 /// Whether process `pid` still exists and is not a zombie.
