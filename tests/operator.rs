@@ -645,7 +645,10 @@ fn init_writes_a_config_that_runs() {
             .any(|l| l.starts_with("interval =") || l.starts_with("timeout =")),
         "no timing on the paths: {text}"
     );
-    assert!(text.contains("[realtime]\npriority = 50"), "{text}");
+    assert!(
+        text.contains("[realtime]\npriority = 50\ncpu_dma_latency_us = 0"),
+        "{text}"
+    );
     assert!(
         text.contains("local pauses") && text.contains("make soak"),
         "says what to watch before tightening"

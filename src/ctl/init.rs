@@ -232,8 +232,10 @@ fn render(a: &InitArgs, interfaces: &[String], host: &Host) -> String {
     let _ = writeln!(
         t,
         "# The daemon runs SCHED_FIFO with its memory locked, so a busy host does not delay\n\
-         # its heartbeats (its sentinel runs one priority above it).\n\
-         [realtime]\npriority = 50\n\n\
+         # its heartbeats (its sentinel runs one priority above it); idle CPUs poll instead\n\
+         # of halting (a halted virtual CPU wakes late). The default profile below was\n\
+         # measured with both.\n\
+         [realtime]\npriority = 50\ncpu_dma_latency_us = 0\n\n\
          # The paths take the default profile: heartbeats every {} ms, a peer down after\n\
          # {} ms of silence — the smallest timing that took over from no live node in a\n\
          # 10-minute soak with every core busy (docs/DESIGN.md §5, `make soak`). A host that\n\
