@@ -21,15 +21,19 @@
 //!
 //! Then the faults the sentinel makes definite (issue 18), in a heartwire lab at the
 //! default profile (5 ms / 50 ms, real-time, `two_node`: a `hang_timeout` of 25 ms), with an
-//! application beside the address: kill -9 of the owner's daemon (not of `run`, its
-//! sentinel), SIGSTOP of that daemon, and the owner frozen whole (every process of its
-//! namespace SIGSTOPped, resumed after the trial); keepalived (10 ms adverts) with its
-//! VRRP process killed and frozen. Per fault: fault → first reply from the new owner,
+//! application beside the address (no monitor, `restarts = 0`): kill -9 of the owner's
+//! daemon (not of `run`, its sentinel), SIGSTOP of that daemon, kill -9 of the
+//! application (its cgroup empties), the owner's cables pulled, and the owner frozen
+//! whole (every process of its namespace SIGSTOPped, resumed after the trial);
+//! keepalived (10 ms adverts) with its VRRP process killed and frozen. Per fault: fault → first reply from the new owner,
 //! the trials in which the old owner still had the address when the new one answered
 //! (two owners), the trials with a takeover before the fault (from a live node), and
 //! after a frozen owner resumes, how many nodes hold the address. For the kill -9, where
 //! the time goes: the sentinel's timeline (`sentinel: gone_at= fenced_at= notified_at=`)
-//! and b's events, each after the fault.
+//! with the fence's own steps (cgroup killed, addresses removed, the killed gone), and b's
+//! events, each after the fault. `HW_BENCH_FAULTS` picks some of
+//! `kill,stop,app,cables,freeze`; `HW_BENCH_SHOW_MEM=1` prints the daemon's memory (a
+//! killed process's exit time grows with what it has mapped and locked).
 //!
 //! Trials per system: `HW_BENCH_TRIALS` (default 30); `HW_BENCH_SECTIONS` picks some of
 //! `cables,faults,moves` (default all). Needs root and keepalived (`make bench` installs
@@ -66,6 +70,10 @@ enum Fault {
     Stop,
     /// SIGSTOP of every process in the owner's namespace.
     Freeze,
+    /// SIGKILL of the owner's application (heartwire only).
+    App,
+    /// Every cable of the owner pulled (its links lose carrier; heartwire only).
+    Cables,
 }
 
 /// What one trial of a [`Fault`] showed.
@@ -84,8 +92,11 @@ struct Seen {
 }
 
 /// The steps of a takeover after a kill -9 of the owner's daemon, in order.
-const STAGES: [&str; 7] = [
+const STAGES: [&str; 10] = [
     "a's sentinel sees the end",
+    "a: cgroup killed",
+    "a: addresses removed",
+    "a: the killed are gone",
     "a fenced",
     "a's notice sent",
     "b: node_fenced",
@@ -119,8 +130,27 @@ fn stages(lab: &Lab, at: u64) -> Vec<Option<u64>> {
         .filter(|l| l.contains(" added on "))
         .filter_map(|l| field(l, "at="))
         .find(|t| *t >= at);
+    // "fenced this node in N µs: killed [..] (X µs), removed [..] (Y µs), waited for the
+    // killed (Z µs), …": the fence's steps, each after the end.
+    let steps: Vec<u64> = a_log
+        .lines()
+        .rev()
+        .find(|l| l.contains("fenced this node in"))
+        .map(|l| {
+            l.split(" µs)")
+                .filter_map(|part| part.rsplit('(').next()?.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let gone = sentinel.and_then(|l| field(l, "gone_at="));
+    let step = |k: usize| {
+        (steps.len() >= k).then(|| gone.map(|g| g + steps[..k].iter().sum::<u64>() * 1000))?
+    };
     vec![
-        after(sentinel.and_then(|l| field(l, "gone_at="))),
+        after(gone),
+        after(step(1)),
+        after(step(2)),
+        after(step(3)),
         after(sentinel.and_then(|l| field(l, "fenced_at="))),
         after(sentinel.and_then(|l| field(l, "notified_at="))),
         event("node_fenced"),
@@ -273,7 +303,7 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
              [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{SERVICE_IP}/24\"\n\
              interface = \"eth1\"\nannounce_interval = \"10ms\"\n\n\
              [[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
-             start = \"sleep 100000 &\"\nstop = \"true\"\n"
+             start = \"sleep 100000 &\"\nstop = \"true\"\nrestarts = 0\n"
         );
     }
     let mut lab = Lab::new(&format!("bf{n}"), 2, &cfg);
@@ -286,6 +316,15 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
                 lab.group_state(0, "svc").as_deref() == Some("online")
             });
             let pid = lab.status(0)?.pid;
+            if std::env::var_os("HW_BENCH_SHOW_MEM").is_some() {
+                let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                for l in st
+                    .lines()
+                    .filter(|l| l.starts_with("Vm") || l.starts_with("Threads"))
+                {
+                    eprintln!("daemon {pid}: {l}");
+                }
+            }
             vec![i32::try_from(pid).ok()?]
         }
         System::Keepalived => {
@@ -299,13 +338,27 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
         }
     };
     let (out, probe) = probe_before_fault(&mut lab, &client);
-    let frozen = if fault == Fault::Freeze {
-        ns_pids(&lab, 0)
-    } else {
-        victim.clone()
+    let frozen = match fault {
+        Fault::Freeze => ns_pids(&lab, 0),
+        Fault::App => ns_pids(&lab, 0)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim_end() == "sleep")
+            })
+            .collect(),
+        _ => victim.clone(),
     };
-    let sig = if fault == Fault::Kill { 9 } else { 19 };
-    let at = signal_all(&frozen, sig);
+    let sig = if matches!(fault, Fault::Kill | Fault::App) {
+        9
+    } else {
+        19
+    };
+    let at = if fault == Fault::Cables {
+        lab.cables(0, false)?
+    } else {
+        signal_all(&frozen, sig)
+    };
     // Whether a still has the address once b answers: polled until the probe ends.
     let mut two_owners = false;
     let mut b_first = None;
@@ -323,7 +376,7 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     }
     lab.finish_helper(probe, Duration::from_secs(10));
     let mut holders_after = 0;
-    if sig == 19 {
+    if matches!(fault, Fault::Stop | Fault::Freeze) {
         signal_all(&frozen, 18);
         std::thread::sleep(Duration::from_secs(1));
         holders_after = (0..2)
@@ -355,13 +408,57 @@ fn faults(trials: usize) {
     println!(
         "definite failures (the default profile, 5 ms / 50 ms, SCHED_FIFO 50, hang_timeout 25 ms; keepalived 10 ms adverts), {trials} trials each (µs)"
     );
-    for (system, fault, name) in [
-        (System::Heartwire, Fault::Kill, "heartwire daemon kill -9"),
-        (System::Heartwire, Fault::Stop, "heartwire daemon SIGSTOP"),
-        (System::Heartwire, Fault::Freeze, "heartwire owner frozen"),
-        (System::Keepalived, Fault::Kill, "keepalived vrrp kill -9"),
-        (System::Keepalived, Fault::Freeze, "keepalived owner frozen"),
+    // HW_BENCH_FAULTS: a comma-separated subset of kill,stop,app,cables,freeze (default
+    // all); keepalived runs for kill and freeze.
+    let only = std::env::var("HW_BENCH_FAULTS").unwrap_or_default();
+    let wanted = |k: &str| only.is_empty() || only.split(',').any(|s| s == k);
+    for (system, fault, name, key) in [
+        (
+            System::Heartwire,
+            Fault::Kill,
+            "heartwire daemon kill -9",
+            "kill",
+        ),
+        (
+            System::Heartwire,
+            Fault::Stop,
+            "heartwire daemon SIGSTOP",
+            "stop",
+        ),
+        (
+            System::Heartwire,
+            Fault::App,
+            "heartwire application kill -9",
+            "app",
+        ),
+        (
+            System::Heartwire,
+            Fault::Cables,
+            "heartwire owner's cables pulled",
+            "cables",
+        ),
+        (
+            System::Heartwire,
+            Fault::Freeze,
+            "heartwire owner frozen",
+            "freeze",
+        ),
+        (
+            System::Keepalived,
+            Fault::Kill,
+            "keepalived vrrp kill -9",
+            "kill",
+        ),
+        (
+            System::Keepalived,
+            Fault::Freeze,
+            "keepalived owner frozen",
+            "freeze",
+        ),
     ] {
+        if !wanted(key) {
+            continue;
+        }
         let (mut firsts, mut two, mut early, mut missed) = (vec![], 0, 0, 0);
         let mut after: Vec<usize> = vec![];
         let mut steps: Vec<Vec<u64>> = vec![vec![]; STAGES.len()];
@@ -386,7 +483,7 @@ fn faults(trials: usize) {
             "{name}: {} trials, {missed} without a takeover, {two} with two owners when the new one answered, \
              {early} with a takeover before the fault{}",
             firsts.len(),
-            if fault == Fault::Kill {
+            if !matches!(fault, Fault::Stop | Fault::Freeze) {
                 String::new()
             } else {
                 format!(", {one_after} with exactly one holder after resuming")

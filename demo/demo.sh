@@ -114,7 +114,9 @@ sed -n '/^\[\[path\]\]/,$p' "$DIR/cluster.toml"
 # The sentinel's pid is the one started here; each daemon's is in its status.
 declare -A RUN
 for n in a b; do
-  ip netns exec "$P-$n" "$BIN" run --foreground -c "$DIR/cluster.toml" --node $n --socket "$DIR/$n.sock" 2>"$DIR/$n.log" &
+  # nsenter keeps the host's /sys/fs/cgroup (ip netns exec mounts a /sys without it):
+  # applications run in the node's cgroup, as under a service manager.
+  nsenter --net=/run/netns/"$P-$n" -- "$BIN" run --foreground -c "$DIR/cluster.toml" --node $n --socket "$DIR/$n.sock" 2>"$DIR/$n.log" &
   RUN[$n]=$!
   PIDS+=($!)
   ip netns exec "$P-$n" "$BIN" debug responder --port 7000 --name $n &

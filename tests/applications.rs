@@ -60,16 +60,18 @@ fn two_nodes(tag: &str) -> (Lab, String) {
 }
 
 /// Two nodes, one group `app` with an application `svc` whose start backgrounds a loop
-/// that prints a line every 100 ms and records its pid; stop sends it SIGTERM (and, as OCF
-/// asks of every stop, succeeds when it is not running); no monitor.
+/// that detaches into a session of its own (`setsid`: out of the start's process group),
+/// prints a line every 100 ms and records its pid; stop sends it SIGTERM (and, as OCF
+/// asks of every stop, succeeds when it is not running); no monitor, and a
+/// monitor_interval longer than any wait of the test: the server's end must be an event.
 fn background_lab(tag: &str) -> (Lab, String) {
     let (lab, dir) = two_nodes(tag);
     let extra = format!(
         "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
          [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
-         start = \"sh -c 'echo $$ > {dir}/pid-$HW_NODE; i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done' &\"\n\
+         start = \"setsid sh -c 'echo $$ > {dir}/pid-$HW_NODE; i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done' &\"\n\
          stop = \"kill $(cat {dir}/pid-$HW_NODE) 2>/dev/null; true\"\n\
-         monitor_interval = \"100ms\"\ntimeout = \"5s\"\nrestarts = 0\n"
+         monitor_interval = \"1h\"\ntimeout = \"5s\"\nrestarts = 0\n"
     );
     let text = std::fs::read_to_string(&lab.config_path).unwrap() + &extra;
     std::fs::write(&lab.config_path, text).unwrap();
@@ -112,16 +114,23 @@ fn a_backgrounded_server_keeps_running_is_logged_stops_on_sigterm_and_is_watched
         read_pid(&pid_file("b")).is_some_and(alive)
     });
 
-    // No monitor configured: b watches what the start left in its process group. The
-    // server dies, the group empties, and with no restarts left the group falls over.
+    // No monitor configured: b watches what the start left in the application's cgroup,
+    // detached or not. The server dies, the cgroup empties (an event: the monitor
+    // interval is an hour), and with no restarts left the group falls over to a.
     let b_server = read_pid(&pid_file("b")).unwrap();
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &b_server.to_string()])
         .status();
     lab.wait_group(0, "app", "online", Duration::from_secs(5));
     let log = std::fs::read_to_string(lab.log_path(1)).unwrap();
-    assert!(log.contains("no monitor configured: watching what its start left running"));
-    assert!(log.contains("is empty"), "b says why the group fell over");
+    assert!(
+        log.contains("app/svc: watching what its start left running (cgroup "),
+        "b watches the server's cgroup"
+    );
+    assert!(
+        log.contains(".app.svc is empty)"),
+        "b says why the group fell over"
+    );
 }
 
 /// A stop command that fails leaves the group in error on its node (held: nobody else

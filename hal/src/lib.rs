@@ -12,10 +12,12 @@
 //! persistent-reservation ioctls; blocking, for a child process), [`mount`]
 //! (mount/umount for the filesystem resource; blocking, for a child), [`watchdog`]
 //! (`/dev/watchdog` and the halt of a self-fencing node), [`sentinel`] (fork, the shared
-//! progress page and reaping, for the process that watches the daemon).
+//! progress page and reaping, for the process that watches the daemon), [`cgroup`] (cgroup v2
+//! directories for the processes the daemon starts).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc_count;
+pub mod cgroup;
 pub mod clock;
 pub mod cred;
 pub mod disk;

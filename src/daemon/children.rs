@@ -31,6 +31,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use heartwire_hal::cgroup::Cgroup;
 use heartwire_hal::process::{SIGKILL, clean_command, pidfd_open, signal_group};
 use mio::unix::SourceFd;
 use mio::unix::pipe::{self, Receiver};
@@ -102,6 +103,8 @@ pub(crate) struct Job<'a> {
     pub(crate) label: String,
     /// Keep stdout and stderr (up to 64 KiB) for the caller instead of logging them.
     pub(crate) keep_output: bool,
+    /// The cgroup it joins before exec (the node's, see `cgroups`).
+    pub(crate) cgroup: Option<&'a Cgroup>,
 }
 
 /// A child that exited.
@@ -180,6 +183,7 @@ impl<P: Copy> Children<P> {
             timeout,
             label,
             keep_output,
+            cgroup,
         } = job;
         let slot =
             self.slots.iter().position(Option::is_none).ok_or_else(|| {
@@ -208,6 +212,9 @@ impl<P: Copy> Children<P> {
             .stdout(Stdio::from(tx.try_clone()?))
             .stderr(Stdio::from(tx))
             .process_group(0);
+        if let Some(c) = cgroup {
+            c.join_on_exec(&mut cmd);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -437,6 +444,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             label: "probe".into(),
             keep_output: true,
+            cgroup: None,
         };
         children
             .spawn(poll.registry(), Instant::from_nanos(0), job, 7)

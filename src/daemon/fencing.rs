@@ -268,6 +268,7 @@ impl Tie {
             timeout: TIE_TIMEOUT,
             label: label.clone(),
             keep_output: false,
+            cgroup: None,
         };
         match self.children.spawn(registry, now, job, step) {
             Ok(()) => true,

@@ -15,6 +15,7 @@
 //! Nothing here blocks: sockets are nonblocking, heartbeats that meet a full queue are
 //! counted and dropped, never queued.
 
+mod cgroups;
 mod children;
 mod commands;
 mod ctl_server;
@@ -66,6 +67,9 @@ pub const FRAMES_PER_WAKEUP_MAX: usize = 256;
 
 /// Events kept for `status`.
 const RECENT_EVENTS: usize = 32;
+
+/// How long a starting daemon waits for the stale processes it killed to be gone.
+const STALE_GONE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -215,10 +219,19 @@ pub fn run(
                 log::secs(heartwire_hal::clock::monotonic_ns())
             );
         }
-        for (_, stale) in resources.kill_stale_processes() {
+        let at = log::secs(heartwire_hal::clock::monotonic_ns());
+        let stale = resources.kill_stale_processes();
+        // Gone before this node can start them again.
+        let (killed, left) = resources.wait_stale_gone(stale, STALE_GONE_WAIT);
+        for (_, stale) in &killed {
             ::log::warn!(
-                "killed stale process {stale}: started by a previous run of this node at={}",
-                log::secs(heartwire_hal::clock::monotonic_ns())
+                "killed stale process {stale}: started by a previous run of this node at={at}"
+            );
+        }
+        if !left.is_empty() {
+            ::log::error!(
+                "stale processes still there {STALE_GONE_WAIT:?} after SIGKILL (stuck in the \
+                 kernel): {left:?}"
             );
         }
     }
@@ -446,6 +459,9 @@ impl Daemon {
                         if let Some(o) = self.fencing.on_child_event(poll.registry(), t) {
                             self.tie_outcome(now, o);
                         }
+                    }
+                    t if Resources::owns_cgroup(t) => {
+                        reports.extend(self.resources.on_cgroup_event(poll.registry(), now, t));
                     }
                     t if t.0 >= token::CHILD_BASE => {
                         reports.extend(self.resources.on_child_event(poll.registry(), now, t));

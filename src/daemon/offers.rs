@@ -286,6 +286,7 @@ impl Daemon {
             timeout: CHECK_TIMEOUT,
             label: format!("offer {} of node id {}: check", offer.id, offer.origin),
             keep_output: true,
+            cgroup: None,
         };
         if let Err(e) = self.offer_io.checks.spawn(registry, now, job, offer) {
             self.refuse_offer(now, offer, &format!("cannot start the check: {e}"));

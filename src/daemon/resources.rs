@@ -26,13 +26,16 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use mio::{Registry, Token};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 
 use heartwire_hal::HalError;
 use heartwire_hal::netlink::Rtnl;
 use heartwire_hal::packet::{PacketSocket, if_index};
 
+use super::cgroups::NodeCgroups;
 use super::children::{Children, Exit, Finished, Job, Run};
+use super::token;
 use crate::config::{AppResource, EventConfig, EventOn, GroupConfig, IpResource, ResourceKind};
 use crate::core::groups::HOOK;
 use crate::core::{Instant, ResourceOp, ResourceRequest};
@@ -124,12 +127,32 @@ struct AppState {
     active: bool,
     monitor_at: Option<Instant>,
     restarts_used: u32,
-    /// The process group its start left running, watched when it has no `monitor`.
-    watch: Option<i32>,
+    /// What its start left running, watched: see [`Watched`].
+    watch: Option<Watched>,
     /// The process group its start ran in (what a fence kills), until a stop succeeds.
     pgid: Option<i32>,
     /// When its monitor last failed.
     failed_at: Option<Instant>,
+}
+
+/// What [`Resources::kill_stale_processes`] did.
+#[derive(Debug)]
+pub(crate) enum Stale {
+    /// Killed the node's cgroup, whoever was in it.
+    InCgroup,
+    /// Killed these processes (found in /proc), as `pid (comm)`.
+    Killed(Vec<(i32, String)>),
+}
+
+/// How an application's end is noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    /// Its cgroup emptied (an event): a failed monitor without a `monitor` command, a
+    /// monitor run now with one.
+    Cgroup,
+    /// Without cgroups and without a `monitor`: the process group its start ran in,
+    /// checked every `monitor_interval`.
+    Group(i32),
 }
 
 /// One resource's failures here (start, stop or monitor), for `status`.
@@ -180,6 +203,10 @@ pub(crate) struct Resources {
     carrier: Vec<bool>,
     /// Per group and resource, its failures here.
     failures: Vec<Vec<Failures>>,
+    /// The node's cgroups (`None`: not available here, see `cgroups`), and per group and
+    /// resource whether the loop polls an application's `cgroup.events`.
+    cgroups: Option<NodeCgroups>,
+    polled: Vec<Vec<bool>>,
 }
 
 impl Resources {
@@ -207,6 +234,15 @@ impl Resources {
             .iter()
             .map(|g| vec![Failures::default(); g.resources.len()])
             .collect();
+        let cgroups = NodeCgroups::open(cluster, node, groups)
+            .inspect_err(|e| {
+                ::log::warn!(
+                    "no cgroups for what this node starts ({e}): applications are watched \
+                     through their process groups and at their monitors, and stale \
+                     processes are found by their environment"
+                );
+            })
+            .ok();
         Ok(Resources {
             groups: groups.into(),
             rtnl,
@@ -237,6 +273,11 @@ impl Resources {
                 .map(u8::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
+            cgroups,
+            polled: groups
+                .iter()
+                .map(|g| vec![false; g.resources.len()])
+                .collect(),
         })
     }
 
@@ -259,6 +300,12 @@ impl Resources {
         self.failures[g] = vec![Failures::default(); cfg.resources.len()];
         self.placed[g] = vec![None; cfg.resources.len()];
         self.touched[g] = false;
+        self.polled[g] = vec![false; cfg.resources.len()];
+        if let Some(c) = self.cgroups.as_mut() {
+            if let Err(e) = c.set_group(g, &cfg) {
+                ::log::error!("group {}: {e}", cfg.name);
+            }
+        }
         let mut groups = self.groups.to_vec();
         groups[g] = cfg;
         self.groups = groups.into();
@@ -405,13 +452,57 @@ impl Resources {
         removed
     }
 
-    /// Before joining: kills every process a previous daemon of this node started and
-    /// left running (kill -9, a crash): its applications (and what they forked), stops,
-    /// monitors and event commands, recognised by the `HW_CLUSTER` and `HW_NODE` every
-    /// child gets (only this node's daemon sets them). Returns what it killed, for the
-    /// log, with its pid. Processes that cleared their environment escape (a `monitor`
-    /// finds them). The sentinel fences a dead daemon's node with the same sweep.
-    pub(crate) fn kill_stale_processes(&self) -> Vec<(i32, String)> {
+    /// Before joining (and in the sentinel's fence): kills every process a previous
+    /// daemon of this node started and left running (kill -9, a crash): its applications
+    /// (and whatever they forked), stops, monitors, event commands and storage steps.
+    /// With cgroups: one kill of the node's cgroup, which they cannot leave. Without: the
+    /// processes whose environment has the `HW_CLUSTER` and `HW_NODE` every child gets
+    /// (only this node's daemon sets them; one that cleared its environment escapes, and
+    /// a `monitor` finds it). Returns at once: [`Resources::wait_stale_gone`] says what
+    /// was killed and waits for it to be gone.
+    pub(crate) fn kill_stale_processes(&self) -> Stale {
+        if let Some(c) = &self.cgroups {
+            match c.kill_all() {
+                Ok(()) => return Stale::InCgroup,
+                Err(e) => ::log::error!("killing the node's cgroup: {e}: looking in /proc"),
+            }
+        }
+        Stale::Killed(self.sweep_stale_processes())
+    }
+
+    /// Waits up to `limit` for what [`Resources::kill_stale_processes`] killed to be gone:
+    /// returns what it killed, as `pid (comm)` (read while they die), and the pids still
+    /// there at the end (stuck in the kernel).
+    pub(crate) fn wait_stale_gone(
+        &self,
+        stale: Stale,
+        limit: Duration,
+    ) -> (Vec<(i32, String)>, Vec<i32>) {
+        match (stale, &self.cgroups) {
+            (Stale::InCgroup, Some(c)) => {
+                let named = c.named_members();
+                let left = if c.wait_empty(limit) {
+                    Vec::new()
+                } else {
+                    c.members()
+                };
+                (named, left)
+            }
+            (Stale::InCgroup, None) => (Vec::new(), Vec::new()),
+            (Stale::Killed(killed), _) => {
+                wait_exits(killed.iter().map(|(pid, _)| *pid), limit);
+                let left = killed
+                    .iter()
+                    .map(|(pid, _)| *pid)
+                    .filter(|p| alive(*p))
+                    .collect();
+                (killed, left)
+            }
+        }
+    }
+
+    /// [`Resources::kill_stale_processes`] without cgroups: the walk of `/proc`.
+    fn sweep_stale_processes(&self) -> Vec<(i32, String)> {
         let want = |k: &str, v: &str| {
             let mut e = Vec::with_capacity(k.len() + v.len() + 1);
             e.extend_from_slice(k.as_bytes());
@@ -609,6 +700,7 @@ impl Resources {
             timeout,
             label: label.clone(),
             keep_output: false,
+            cgroup: self.cgroups.as_ref().map(NodeCgroups::cmd),
         };
         self.children
             .spawn(registry, now, job, Purpose::Op(req))
@@ -655,12 +747,26 @@ impl Resources {
     ) -> Result<(), ()> {
         let mut all: Vec<(&str, String)> = self.env.to_vec();
         all.extend(env.iter().cloned());
+        // An application's start joins the application's cgroup, every other command `cmd`.
+        let start_of = match purpose {
+            Purpose::Op(req) if req.op == ResourceOp::Start && req.resource != HOOK => {
+                Some((req.group, req.resource))
+            }
+            Purpose::Restart(g, r, ResourceOp::Start) => Some((g, r)),
+            _ => None,
+        };
+        let cgroup = self.cgroups.as_ref().map(|c| {
+            start_of
+                .and_then(|(g, r)| c.app(g, r))
+                .unwrap_or_else(|| c.cmd())
+        });
         let job = Job {
             run: Run::Shell(command),
             env: &all,
             timeout,
             label: label.clone(),
             keep_output: false,
+            cgroup,
         };
         self.children
             .spawn(registry, now, job, purpose)
@@ -842,7 +948,7 @@ impl Resources {
                         active: true,
                         ..AppState::default()
                     };
-                    self.started(now, req.group, req.resource, done.pid);
+                    self.started(registry, now, req.group, req.resource, done.pid);
                 }
                 if req.op == ResourceOp::Stop && ok && is_app {
                     self.apps[usize::from(req.group)][usize::from(req.resource)].pgid = None;
@@ -853,7 +959,7 @@ impl Resources {
             Purpose::Restart(g, r, op) => {
                 let report = self.restart_step(registry, now, g, r, op, exit);
                 if op == ResourceOp::Start && exit.success() {
-                    self.started(now, g, r, done.pid);
+                    self.started(registry, now, g, r, done.pid);
                 }
                 report
             }
@@ -861,21 +967,53 @@ impl Resources {
     }
 
     /// Application (g, r) was started by a child that was process group `pgid`: the next
-    /// monitor is due, and without a `monitor` command what the start left in its group
-    /// is what is watched.
-    fn started(&mut self, now: Instant, g: u8, r: u8, pgid: i32) {
+    /// monitor is due, and what the start left running is watched: its cgroup emptying
+    /// is an event; without cgroups and without a `monitor` command, its process group is
+    /// looked at every `monitor_interval`.
+    fn started(&mut self, registry: &Registry, now: Instant, g: u8, r: u8, pgid: i32) {
         let app = self.app(g, r);
         let name = self.resource_name(g, r);
         let st = &mut self.apps[usize::from(g)][usize::from(r)];
         st.watch = None;
         st.pgid = Some(pgid);
         st.monitor_at = Some(now.saturating_add(app.monitor_interval));
+        let (gi, ri) = (usize::from(g), usize::from(r));
+        if let Some(cg) = self.cgroups.as_ref().and_then(|c| c.app(g, r)) {
+            if !self.polled[gi][ri] {
+                use std::os::fd::AsRawFd;
+                let fd = cg.events_fd().as_raw_fd();
+                let token = Token(token::APP_CGROUP_BASE + gi * token::APP_CGROUP_STRIDE + ri);
+                match registry.register(&mut SourceFd(&fd), token, Interest::PRIORITY) {
+                    Ok(()) => self.polled[gi][ri] = true,
+                    Err(e) => ::log::error!("{name}: cannot poll {}: {e}", cg.path().display()),
+                }
+            }
+            match cg.populated() {
+                Ok(true) if self.polled[gi][ri] => {
+                    let st = &mut self.apps[gi][ri];
+                    st.watch = Some(Watched::Cgroup);
+                    if app.monitor.is_none() {
+                        st.monitor_at = None;
+                    }
+                    ::log::info!(
+                        "{name}: watching what its start left running (cgroup {})",
+                        cg.path().display()
+                    );
+                }
+                Ok(_) | Err(_) if app.monitor.is_some() => {}
+                Ok(_) | Err(_) => ::log::warn!(
+                    "{name}: its start left nothing running and it has no `monitor`: nobody \
+                     will notice if what it started dies; configure a monitor command"
+                ),
+            }
+            return;
+        }
         if app.monitor.is_some() {
             return;
         }
         match heartwire_hal::process::group_alive(pgid) {
             Ok(true) => {
-                st.watch = Some(pgid);
+                st.watch = Some(Watched::Group(pgid));
                 ::log::info!(
                     "{name}: no monitor configured: watching what its start left running \
                      (process group {pgid})"
@@ -890,6 +1028,44 @@ impl Resources {
                 );
             }
         }
+    }
+
+    /// Whether `token` is an application cgroup's.
+    pub(crate) fn owns_cgroup(token: Token) -> bool {
+        token.0 >= token::APP_CGROUP_BASE
+    }
+
+    /// `cgroup.events` of an application changed: if its cgroup emptied while it is
+    /// watched, it ended (a failed monitor without a `monitor` command; with one, the
+    /// monitor runs now and says).
+    pub(crate) fn on_cgroup_event(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        token: Token,
+    ) -> Option<Report> {
+        let i = token.0 - token::APP_CGROUP_BASE;
+        let (gi, ri) = (i / token::APP_CGROUP_STRIDE, i % token::APP_CGROUP_STRIDE);
+        let (g, r) = (u8::try_from(gi).ok()?, u8::try_from(ri).ok()?);
+        let cg = self.cgroups.as_ref()?.app(g, r)?;
+        // Read it every time: the read re-arms the poll.
+        let populated = cg.populated().unwrap_or(true);
+        let path = cg.path().display().to_string();
+        let st = self.apps.get_mut(gi)?.get_mut(ri)?;
+        if populated || !(st.active && st.watch == Some(Watched::Cgroup)) {
+            return None;
+        }
+        st.watch = None;
+        let name = self.resource_name(g, r);
+        if self.app(g, r).monitor.is_some() {
+            ::log::warn!(
+                "{name}: nothing its start left running is alive ({path} is empty): monitoring now"
+            );
+            self.apps[gi][ri].monitor_at = Some(now);
+            return None;
+        }
+        ::log::warn!("{name}: nothing its start left running is alive ({path} is empty)");
+        self.monitored(registry, now, g, r, Exit::Code(7))
     }
 
     /// `group/resource`, for the log.
@@ -1017,7 +1193,11 @@ impl Resources {
     /// not running).
     fn watch(&mut self, registry: &Registry, now: Instant, g: u8, r: u8) -> Option<Report> {
         let st = &mut self.apps[usize::from(g)][usize::from(r)];
-        let pgid = st.watch?;
+        let Some(Watched::Group(pgid)) = st.watch else {
+            // Watched through its cgroup (an event), or not at all.
+            st.monitor_at = None;
+            return None;
+        };
         if heartwire_hal::process::group_alive(pgid).unwrap_or(true) {
             let interval = self.app(g, r).monitor_interval;
             self.apps[usize::from(g)][usize::from(r)].monitor_at =
@@ -1083,7 +1263,21 @@ impl Resources {
                     st.active = false;
                     st.monitor_at = None;
                     st.watch = None;
-                    if let Some(pgid) = st.pgid.take() {
+                    let pgid = st.pgid.take();
+                    let cgroup = self.cgroups.as_ref().and_then(|c| c.app(g, r8));
+                    if let Some(cg) = cgroup.filter(|c| c.populated().unwrap_or(true)) {
+                        // Everything it left, however it detached.
+                        match cg.kill() {
+                            Ok(()) => {
+                                done.push(format!("killed {} ({})", res.name, cg.path().display()))
+                            }
+                            Err(e) => ::log::error!(
+                                "fence of group {}: killing {}: {e}",
+                                group.name,
+                                cg.path().display()
+                            ),
+                        }
+                    } else if let Some(pgid) = pgid.filter(|_| cgroup.is_none()) {
                         match heartwire_hal::process::kill_group(pgid) {
                             Ok(true) => {
                                 done.push(format!("killed process group {pgid} of {}", res.name))
@@ -1411,4 +1605,55 @@ fn not_present(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::AddrNotAvailable | io::ErrorKind::NotFound
     )
+}
+
+/// Waits up to `limit` for the processes `pids` (SIGKILLed) to exit, woken by their
+/// pidfds (no polling interval: a killed process is usually gone within 100 µs).
+fn wait_exits(pids: impl Iterator<Item = i32>, limit: Duration) {
+    use std::os::fd::AsRawFd;
+    // A process already gone (or reaped) has no pidfd to wait for.
+    let fds: Vec<std::os::fd::OwnedFd> = pids
+        .filter_map(|p| heartwire_hal::process::pidfd_open(p).ok())
+        .collect();
+    if fds.is_empty() {
+        return;
+    }
+    let Ok(mut poll) = mio::Poll::new() else {
+        return;
+    };
+    let mut open = 0usize;
+    for (k, fd) in fds.iter().enumerate() {
+        if poll
+            .registry()
+            .register(&mut SourceFd(&fd.as_raw_fd()), Token(k), Interest::READABLE)
+            .is_ok()
+        {
+            open += 1;
+        }
+    }
+    let end = std::time::Instant::now() + limit;
+    let mut events = mio::Events::with_capacity(fds.len().max(1));
+    let mut done = vec![false; fds.len()];
+    while open > 0 {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || poll.poll(&mut events, Some(left)).is_err() {
+            return;
+        }
+        for ev in &events {
+            if let Some(d) = done.get_mut(ev.token().0) {
+                if !*d {
+                    *d = true;
+                    open -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// Whether process `pid` still exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }

@@ -628,27 +628,24 @@ impl Fence {
     /// addresses or filesystems).
     fn fence(&mut self) -> Result<String, String> {
         let t0 = StdInstant::now();
+        // The kill first (with cgroups one write): the processes die while the addresses
+        // go.
+        let stale = self.resources.kill_stale_processes();
+        let t1 = StdInstant::now();
         let mut addresses = self.resources.remove_stale();
         // The file as it is now: usually a stat (it was read when it changed).
         self.refresh(true);
         let extra = std::mem::take(&mut self.now.extra);
         addresses.extend(self.resources.remove_addresses_of(&extra));
         self.now.extra = extra;
-        let t1 = StdInstant::now();
-        let killed = self.resources.kill_stale_processes();
-        wait_exits(killed.iter().map(|(pid, _)| *pid), GONE_WAIT);
-        let left: Vec<&str> = killed
-            .iter()
-            .filter(|(pid, _)| alive(*pid))
-            .map(|(_, what)| what.as_str())
-            .collect();
+        let t2 = StdInstant::now();
+        let (killed, left) = self.resources.wait_stale_gone(stale, GONE_WAIT);
         if !left.is_empty() {
             ::log::error!(
-                "sentinel: still there {GONE_WAIT:?} after SIGKILL (stuck in the kernel): {}",
-                left.join(", ")
+                "sentinel: still there {GONE_WAIT:?} after SIGKILL (stuck in the kernel): {left:?}"
             );
         }
-        let t2 = StdInstant::now();
+        let t3 = StdInstant::now();
         let mut unmounted = Vec::new();
         for mp in &self.unguarded {
             if crate::storage::filesystem::mounted(mp)?.is_none() {
@@ -661,19 +658,21 @@ impl Fence {
             unmounted.push(mp.as_str());
         }
         let us = |a: StdInstant, b: StdInstant| b.duration_since(a).as_micros();
-        let t3 = StdInstant::now();
+        let t4 = StdInstant::now();
         Ok(format!(
-            "removed [{}] ({} µs), killed [{}] ({} µs), unmounted [{}] ({} µs)",
-            addresses.join(", "),
-            us(t0, t1),
+            "killed [{}] ({} µs), removed [{}] ({} µs), waited for the killed ({} µs), \
+             unmounted [{}] ({} µs)",
             killed
                 .iter()
                 .map(|(_, w)| w.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
+            us(t0, t1),
+            addresses.join(", "),
             us(t1, t2),
+            us(t2, t3),
             unmounted.join(", "),
-            us(t2, t3)
+            us(t3, t4)
         ))
     }
 
@@ -769,53 +768,4 @@ fn unguarded(cfg: &Config) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// Waits up to `limit` for the processes `pids` (SIGKILLed) to exit, woken by their
-/// pidfds (no polling interval: a killed process is usually gone within 100 µs).
-fn wait_exits(pids: impl Iterator<Item = i32>, limit: Duration) {
-    use std::os::fd::AsRawFd;
-    // A process already gone (or reaped) has no pidfd to wait for.
-    let fds: Vec<std::os::fd::OwnedFd> = pids.filter_map(|p| process::pidfd_open(p).ok()).collect();
-    if fds.is_empty() {
-        return;
-    }
-    let Ok(mut poll) = Poll::new() else {
-        return;
-    };
-    let mut open = 0usize;
-    for (k, fd) in fds.iter().enumerate() {
-        if poll
-            .registry()
-            .register(&mut SourceFd(&fd.as_raw_fd()), Token(k), Interest::READABLE)
-            .is_ok()
-        {
-            open += 1;
-        }
-    }
-    let end = StdInstant::now() + limit;
-    let mut events = Events::with_capacity(fds.len().max(1));
-    let mut done = vec![false; fds.len()];
-    while open > 0 {
-        let left = end.saturating_duration_since(StdInstant::now());
-        if left.is_zero() || poll.poll(&mut events, Some(left)).is_err() {
-            return;
-        }
-        for ev in &events {
-            if let Some(d) = done.get_mut(ev.token().0) {
-                if !*d {
-                    *d = true;
-                    open -= 1;
-                }
-            }
-        }
-    }
-}
-
-/// Whether process `pid` still exists and is not a zombie.
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
 }

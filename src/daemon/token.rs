@@ -20,3 +20,8 @@ pub(crate) const CHILD_BASE: usize = 1024;
 pub(crate) const OFFER_CHILD_BASE: usize = CHILD_BASE + 2 * super::children::CHILDREN_MAX;
 /// The tie-breaker's children (two slots): pidfd and output pipe each.
 pub(crate) const TIE_CHILD_BASE: usize = OFFER_CHILD_BASE + 2;
+/// Application `r` of group `g` (its cgroup's `cgroup.events`) is
+/// `APP_CGROUP_BASE + g * APP_CGROUP_STRIDE + r`: above every other token.
+pub(crate) const APP_CGROUP_BASE: usize = 1 << 20;
+/// Tokens per group (more than a group's resources).
+pub(crate) const APP_CGROUP_STRIDE: usize = 256;

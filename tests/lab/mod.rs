@@ -502,8 +502,11 @@ impl Lab {
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(i)])
+        // nsenter, not `ip netns exec`: that one mounts a fresh /sys, without
+        // /sys/fs/cgroup, and the daemon would run without the cgroups a service has.
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns(i)))
+            .arg("--")
             .arg(binary())
             .args(["run", "--foreground", "-c"])
             .arg(config)
@@ -901,6 +904,18 @@ impl Drop for Lab {
                 );
                 for l in tail.iter().rev() {
                     eprintln!("{l}");
+                }
+            }
+        }
+        // What the daemons started and left (a killed `run` takes its daemon, not its
+        // applications), in their nodes' cgroups, and the cgroups themselves.
+        if let Ok(own) = heartwire_hal::cgroup::own_dir() {
+            for n in &self.names {
+                let dir = own.join(format!("heartwire.{}.{n}", self.prefix));
+                if let Ok(cg) = heartwire_hal::cgroup::Cgroup::create(&dir) {
+                    let _ = cg.kill();
+                    let _ = cg.wait_empty(Duration::from_secs(5));
+                    let _ = cg.remove();
                 }
             }
         }
