@@ -105,6 +105,43 @@ const STAGES: [&str; 10] = [
     "b: group_online",
 ];
 
+/// The steps of a takeover after a kill -9 of the owner's application, in order.
+const APP_STAGES: [&str; 6] = [
+    "a: resource_failed",
+    "a: group_releasing",
+    "a: group_offline",
+    "b: group_acquiring",
+    "b: address added",
+    "b: group_online",
+];
+
+/// Node `i`'s first event `name` at or after `at`, ns after it.
+fn event_after(lab: &Lab, i: usize, name: &str, at: u64) -> Option<u64> {
+    lab.events(i)
+        .into_iter()
+        .find(|e| e.name == name && e.at_ns >= at)
+        .map(|e| e.at_ns - at)
+}
+
+/// The application takeover's steps after `at` (see [`APP_STAGES`]).
+fn app_stages(lab: &Lab, at: u64) -> Vec<Option<u64>> {
+    let b_log = std::fs::read_to_string(lab.log_path(1)).unwrap_or_default();
+    let added = b_log
+        .lines()
+        .filter(|l| l.contains(" added on "))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("at=")))
+        .filter_map(lab::parse_secs)
+        .find(|t| *t >= at);
+    vec![
+        event_after(lab, 0, "resource_failed", at),
+        event_after(lab, 0, "group_releasing", at),
+        event_after(lab, 0, "group_offline", at),
+        event_after(lab, 1, "group_acquiring", at),
+        added.map(|t| t - at),
+        event_after(lab, 1, "group_online", at),
+    ]
+}
+
 /// The takeover's steps after `at` (see [`STAGES`]) from the logs of `lab`.
 fn stages(lab: &Lab, at: u64) -> Vec<Option<u64>> {
     let a_log = std::fs::read_to_string(lab.log_path(0)).unwrap_or_default();
@@ -389,10 +426,10 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     let rs = lab::replies(&out);
     let early = rs.iter().any(|r| r.recv_ns < at && r.from == "b");
     let first = rs.iter().find(|r| r.recv_ns > at && r.from == "b")?.recv_ns;
-    let stages = if (system, fault) == (System::Heartwire, Fault::Kill) {
-        stages(&lab, at)
-    } else {
-        vec![]
+    let stages = match (system, fault) {
+        (System::Heartwire, Fault::Kill) => stages(&lab, at),
+        (System::Heartwire, Fault::App) => app_stages(&lab, at),
+        _ => vec![],
     };
     Some(Seen {
         to_first: first - at,
@@ -489,7 +526,12 @@ fn faults(trials: usize) {
                 format!(", {one_after} with exactly one holder after resuming")
             }
         );
-        for (label, xs) in STAGES.iter().zip(&mut steps) {
+        let labels: &[&str] = if fault == Fault::App {
+            &APP_STAGES
+        } else {
+            &STAGES
+        };
+        for (label, xs) in labels.iter().zip(&mut steps) {
             if !xs.is_empty() {
                 summary(&format!("fault → {label}"), xs);
             }

@@ -59,13 +59,19 @@ fn two_nodes(tag: &str) -> (Lab, String) {
     (lab, dir)
 }
 
-/// Two nodes, one group `app` with an application `svc` whose start backgrounds a loop
+/// Two real-time nodes, one group `app` with an application `svc` whose start backgrounds a loop
 /// that detaches into a session of its own (`setsid`: out of the start's process group),
 /// prints a line every 100 ms and records its pid; stop sends it SIGTERM (and, as OCF
 /// asks of every stop, succeeds when it is not running); no monitor, and a
 /// monitor_interval longer than any wait of the test: the server's end must be an event.
 fn background_lab(tag: &str) -> (Lab, String) {
-    let (lab, dir) = two_nodes(tag);
+    let cfg = LabConfig {
+        two_node: true,
+        realtime: Some(10),
+        ..LabConfig::default()
+    };
+    let lab = Lab::new(tag, 2, &cfg);
+    let dir = lab.dir.display().to_string();
     let extra = format!(
         "[[group]]\nname = \"app\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
          [[group.resource]]\nname = \"svc\"\nkind = \"application\"\n\
@@ -99,6 +105,26 @@ fn a_backgrounded_server_keeps_running_is_logged_stops_on_sigterm_and_is_watched
         "the backgrounded server died of its own output"
     );
     assert_eq!(status_field(server, "SigBlk:"), "0000000000000000");
+    // The daemon runs SCHED_FIFO; what it starts does not (SCHED_RESET_ON_FORK).
+    let policy = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/sched"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("policy"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_owned())
+    };
+    let daemon = lab.status(0).unwrap().pid;
+    assert_eq!(
+        policy(daemon).as_deref(),
+        Some("1"),
+        "the daemon is SCHED_FIFO"
+    );
+    assert_eq!(
+        policy(server).as_deref(),
+        Some("0"),
+        "its application is not"
+    );
 
     // A move stops it with the operator's stop command: a plain SIGTERM.
     let out = lab.cli(0, &["move", "app", "b"]);

@@ -1,18 +1,24 @@
-//! Cgroup v2 directories for what the daemon starts: a child joins one between fork and
-//! exec, so nothing it forks (a server that detached with `setsid`, a shell's background
-//! job) leaves it; `cgroup.kill` (Linux 5.14) kills all of it in one write, with no walk
-//! of `/proc`; and `cgroup.events` says, pollable, when the last of it is gone.
+//! Cgroup v2 directories for what the daemon starts: a child is born in one
+//! (`CLONE_INTO_CGROUP`, Linux 5.7), so nothing it forks (a server that detached with
+//! `setsid`, a shell's background job) leaves it; a kill reads its members and SIGKILLs
+//! them, with no walk of `/proc`; and `cgroup.events` says, pollable, when the last of it
+//! is gone.
+//!
+//! Not `cgroup.kill`: on Linux 6.18 (and since the kill sequence counter came in), a child
+//! cloned into a cgroup that was ever killed that way is killed at birth (the kernel
+//! compares the kill count of the parent's cgroup with the target's), so one fence would
+//! make an application unstartable. A kill loop converges as well: each round kills
+//! every member, and only a member that forked before it died adds one more round.
 //!
 //! No controller is enabled: the directories only group processes, so the cgroup v2 rule
 //! that a cgroup with controllers for its children holds no processes never applies.
 
+use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::FileExt;
-use std::os::unix::process::CommandExt;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::sys::cvt;
@@ -79,35 +85,32 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One cgroup v2 directory, its control files open (a kill or a look opens nothing).
+/// One cgroup v2 directory, its `cgroup.events` open.
 #[derive(Debug)]
 pub struct Cgroup {
     path: PathBuf,
-    procs: File,
-    kill: File,
+    /// The directory itself (what `clone3` takes).
+    dir: File,
     events: File,
 }
 
+/// Rounds of a kill before it gives up on a cgroup that keeps forking.
+const KILL_ROUNDS: usize = 64;
+
 impl Cgroup {
     /// Opens cgroup directory `path`, creating it if needed (its parent must exist).
-    /// Fails when the kernel has no `cgroup.kill` (before Linux 5.14).
     pub fn create(path: &Path) -> io::Result<Cgroup> {
         match std::fs::create_dir(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let write = |name: &str| OpenOptions::new().write(true).open(path.join(name));
-        let kill = write("cgroup.kill").map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("{}/cgroup.kill: {e} (it needs Linux 5.14)", path.display()),
-            )
-        })?;
         Ok(Cgroup {
             path: path.to_owned(),
-            procs: write("cgroup.procs")?,
-            kill,
+            dir: OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY)
+                .open(path)?,
             events: File::open(path.join("cgroup.events"))?,
         })
     }
@@ -117,10 +120,52 @@ impl Cgroup {
         &self.path
     }
 
-    /// SIGKILL to every process in it and below it, in one write; returns at once (see
-    /// [`Cgroup::wait_empty`]).
-    pub fn kill(&self) -> io::Result<()> {
-        (&self.kill).write_all(b"1")
+    /// SIGKILL to every process in it and below it, round after round until a round
+    /// finds none (a process that forked before it died adds a round); returns without
+    /// waiting for them to be gone (see [`Cgroup::wait_empty`]). `Ok(false)`: it still
+    /// had members after [`KILL_ROUNDS`] rounds.
+    pub fn kill(&self) -> io::Result<bool> {
+        let mut killed = Vec::new();
+        for _ in 0..KILL_ROUNDS {
+            if self.kill_round(&mut killed)? == 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One round of [`Cgroup::kill`]: SIGKILL to each member not in `killed` (which it
+    /// joins); returns how many.
+    pub fn kill_round(&self, killed: &mut Vec<i32>) -> io::Result<usize> {
+        let mut n = 0;
+        for pid in self.members() {
+            if killed.contains(&pid) {
+                continue;
+            }
+            match crate::process::signal(pid, libc::SIGKILL) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => return Err(e),
+            }
+            killed.push(pid);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Kills on (rounds of [`Cgroup::kill_round`] after `killed`, at each change of
+    /// `cgroup.events`) until it is empty, for at most `limit`: `Ok(false)` if something
+    /// is still in it then.
+    pub fn kill_until_empty(&self, killed: &mut Vec<i32>, limit: Duration) -> io::Result<bool> {
+        let end = Instant::now() + limit;
+        loop {
+            if !self.populated()? {
+                return Ok(true);
+            }
+            if self.kill_round(killed)? == 0 && !self.wait_change(end)? {
+                return Ok(!self.populated()?);
+            }
+        }
     }
 
     /// Whether a process is in it or below it (`populated` of `cgroup.events`).
@@ -140,24 +185,35 @@ impl Cgroup {
     pub fn wait_empty(&self, limit: Duration) -> io::Result<bool> {
         let end = Instant::now() + limit;
         loop {
-            // Reading it also re-arms the poll below.
+            // Reading it also re-arms the poll.
             if !self.populated()? {
                 return Ok(true);
             }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
+            if !self.wait_change(end)? {
+                return Ok(!self.populated()?);
             }
-            let mut p = libc::pollfd {
-                fd: self.events.as_raw_fd(),
-                events: libc::POLLPRI,
-                revents: 0,
-            };
-            let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
-            // SAFETY: `p` is one live pollfd on the stack, for the length 1 given; the fd
-            // is open for the whole call (owned by `self`); the result is checked.
-            cvt(unsafe { libc::poll(&raw mut p, 1, ms) })?;
         }
+    }
+
+    /// Sleeps until `cgroup.events` changes (read it after), or `end`: `Ok(false)` at `end`.
+    fn wait_change(&self, end: Instant) -> io::Result<bool> {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let mut p = libc::pollfd {
+            fd: self.events.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        // SAFETY: `p` is one live pollfd on the stack, for the length 1 given; the fd is
+        // open for the whole call (owned by `self`); the result is checked.
+        let n = match cvt(unsafe { libc::poll(&raw mut p, 1, ms) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 1,
+            r => r?,
+        };
+        Ok(n > 0)
     }
 
     /// `cgroup.events`, for the event loop to poll (priority readiness when it changes;
@@ -184,26 +240,89 @@ impl Cgroup {
         out
     }
 
-    /// Makes the process `cmd` starts join this cgroup between fork and exec, so that it
-    /// and everything it forks are in it from their first instruction. The spawn fails
-    /// (with the kernel's error) if it cannot join. `self` must outlive the spawn.
-    pub fn join_on_exec(&self, cmd: &mut Command) {
-        let fd = self.procs.as_raw_fd();
-        // SAFETY: the closure runs in the forked child before exec and makes one
-        // async-signal-safe call, write(2), of a static buffer to `fd` — the parent's
-        // `cgroup.procs`, open (and inherited) for as long as `self` lives, which the
-        // caller keeps across the spawn; "0" names the writing process. It allocates
-        // nothing and takes no lock.
-        unsafe {
-            cmd.pre_exec(move || {
-                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-                if n == 1 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
-            });
+    /// Starts `program` (a path: no search) with `argv` (its first element included) and
+    /// exactly the environment `env` (`KEY=value`), born in this cgroup: `clone3` with
+    /// `CLONE_INTO_CGROUP` (Linux 5.7). A child that joined one after its fork would
+    /// migrate, and a migration takes the kernel's cgroup writer lock, which waits an RCU
+    /// grace period: 2 to 12 ms on this VM, during which the caller's spawn — the event
+    /// loop — waits. The child starts clean (an empty signal mask, every signal at its
+    /// default), in a process group of its own, stdin on /dev/null, stdout and stderr on
+    /// `out`. Returns once it has exec'd (or exec's error): its pid and a pidfd.
+    pub fn spawn(
+        &self,
+        program: &CStr,
+        argv: &[CString],
+        env: &[CString],
+        out: BorrowedFd<'_>,
+    ) -> io::Result<(i32, OwnedFd)> {
+        let null = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|a| a.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let (argv, envp) = (null(argv), null(env));
+        let devnull = File::open("/dev/null")?;
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into the array it is given; checked; each
+        // is owned at once below.
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+        // SAFETY: fresh descriptors from pipe2 that nothing else owns.
+        let (mut err_r, err_w) =
+            unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut pidfd: libc::c_int = -1;
+        let mut args = CloneArgs {
+            flags: CLONE_PIDFD | CLONE_INTO_CGROUP,
+            pidfd: (&raw mut pidfd) as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: u64::try_from(self.dir.as_raw_fd()).map_err(|_| io::ErrorKind::InvalidInput)?,
+            ..CloneArgs::default()
+        };
+        let child = Child {
+            program: program.as_ptr(),
+            argv: argv.as_ptr(),
+            envp: envp.as_ptr(),
+            stdin: devnull.as_raw_fd(),
+            out: out.as_raw_fd(),
+            err: err_w.as_raw_fd(),
+        };
+        // SAFETY: clone3(2) with a live, initialised clone_args of the size given; no
+        // CLONE_VM and no stack: the child runs on a copy of this address space, as after
+        // fork. In the child (return 0) only `child.exec()` runs, which makes
+        // async-signal-safe calls on values prepared above and never returns.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &raw mut args,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if ret == 0 {
+            child.exec();
         }
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let pid = i32::try_from(ret).map_err(|_| io::ErrorKind::InvalidData)?;
+        // SAFETY: CLONE_PIDFD stored a fresh pidfd for the child here, owned by nobody else.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        drop(err_w);
+        // EOF: it exec'd (the pipe is close-on-exec); four bytes: exec's errno.
+        let mut errno = [0u8; 4];
+        let n = loop {
+            match err_r.read(&mut errno) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r?,
+            }
+        };
+        if n == 0 {
+            return Ok((pid, pidfd));
+        }
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into the integer it is given; the child has
+        // exited (or is about to: it wrote its error and calls _exit).
+        let _ = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
     }
 
     /// Removes the directory and every directory below it, deepest first; a cgroup that
@@ -220,6 +339,76 @@ impl Cgroup {
         let path = self.path.clone();
         drop(self);
         rm(&path)
+    }
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), as of Linux 5.7 (88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// What the child of [`Cgroup::spawn`] needs, prepared before the clone.
+struct Child {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    stdin: libc::c_int,
+    out: libc::c_int,
+    err: libc::c_int,
+}
+
+impl Child {
+    /// In the cloned child: a clean start, then exec; on failure exec's errno goes to
+    /// the parent through `err` and the child exits 127.
+    fn exec(&self) -> ! {
+        let _ = crate::process::reset_signals();
+        // The C library refuses the signals it reserves for itself (32, 33 in glibc);
+        // the kernel does not, and an ignored one would survive exec.
+        let dfl = [0u64; 4];
+        for sig in 1..=64 {
+            // SAFETY: rt_sigaction(2) with an all-zero kernel sigaction (SIG_DFL, no
+            // flags, empty mask) of the kernel's size, no old action wanted, and the
+            // kernel's sigset size (8); async-signal-safe. SIGKILL and SIGSTOP refuse.
+            let _ = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null::<u64>(),
+                    8,
+                )
+            };
+        }
+        // SAFETY: each call below is async-signal-safe and takes plain integers or
+        // pointers prepared by the parent before the clone, alive in this copy of its
+        // memory: setpgid(0, 0) makes a group of its own; dup2 puts the descriptors on
+        // 0, 1 and 2 (clearing close-on-exec there); execve replaces the process or
+        // returns -1; write and _exit report that and end it.
+        unsafe {
+            libc::setpgid(0, 0);
+            libc::dup2(self.stdin, 0);
+            libc::dup2(self.out, 1);
+            libc::dup2(self.out, 2);
+            libc::execve(self.program, self.argv, self.envp);
+            let errno = *libc::__errno_location();
+            libc::write(self.err, (&raw const errno).cast(), 4);
+            libc::_exit(127)
+        }
     }
 }
 
@@ -276,19 +465,86 @@ mod tests {
             .expect("cgroup v2")
             .join(format!("hw-test.{}", std::process::id()));
         let cg = Cgroup::create(&dir).expect("create");
-        let mut cmd = Command::new("/bin/sh");
-        cmd.args(["-c", "sleep 100 & setsid sleep 100 & exit 0"]);
-        cg.join_on_exec(&mut cmd);
-        assert!(cmd.status().expect("spawn").success());
+        let c = |s: &str| CString::new(s).unwrap();
+        let argv = [
+            c("/bin/sh"),
+            c("-c"),
+            c("sleep 100 & setsid sleep 100 & exit 0"),
+        ];
+        let (_r, w) = std::io::pipe().unwrap();
+        let (pid, _pidfd) = cg.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
+        let mut status = 0;
+        // SAFETY: test-only blocking waitpid for the shell just spawned.
+        unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        assert_eq!(status, 0);
         assert!(cg.populated().unwrap());
         assert_eq!(cg.members().len(), 2, "{:?}", cg.members());
         let t = Instant::now();
-        cg.kill().unwrap();
+        assert!(cg.kill().unwrap());
         assert!(cg.wait_empty(Duration::from_secs(5)).unwrap());
         assert!(cg.members().is_empty());
+        // A cgroup once killed takes new children (cgroup.kill's would be killed at birth).
+        let (pid, _pidfd) = cg
+            .spawn(&argv[0], &argv, &[], w.as_fd())
+            .expect("spawn again");
+        // SAFETY: as above.
+        unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        assert_eq!(status, 0, "the second child was killed at birth");
+        assert_eq!(cg.members().len(), 2, "{:?}", cg.members());
+        assert!(cg.kill().unwrap());
+        assert!(cg.wait_empty(Duration::from_secs(5)).unwrap());
         eprintln!("killed and gone in {:?}", t.elapsed());
         cg.remove().unwrap();
         assert!(!dir.exists());
+    }
+
+    /// As root with cgroup v2: a child spawned into the cgroup is born there (it and what
+    /// it forks are members before anything could migrate them), its output reaches the
+    /// pipe, its signals start clean; a program that cannot be exec'd is the spawn's error.
+    #[test]
+    fn a_child_is_born_in_the_cgroup_and_a_bad_program_is_an_error() {
+        let dir = own_dir()
+            .expect("cgroup v2")
+            .join(format!("hw-spawn.{}", std::process::id()));
+        let cg = Cgroup::create(&dir).expect("create");
+        let (mut r, w) = std::io::pipe().unwrap();
+        let c = |s: &str| CString::new(s).unwrap();
+        let argv = [
+            c("/bin/sh"),
+            c("-c"),
+            c("grep -E '^Sig(Blk|Ign)' /proc/self/status; echo $X; exec sleep 100"),
+        ];
+        let (pid, _pidfd) = cg
+            .spawn(&argv[0], &argv, &[c("X=from-env")], w.as_fd())
+            .expect("spawn");
+        drop(w);
+        assert!(
+            cg.members().contains(&pid),
+            "{:?} lacks {pid}",
+            cg.members()
+        );
+        let mut line = String::new();
+        let mut buf = [0u8; 256];
+        while line.lines().count() < 3 {
+            let n = r.read(&mut buf).unwrap();
+            assert!(n > 0, "output ended early: {line:?}");
+            line.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(line.contains("SigBlk:\t0000000000000000"), "{line}");
+        assert!(line.contains("SigIgn:\t0000000000000000"), "{line}");
+        assert!(line.contains("from-env"), "{line}");
+        assert!(cg.kill().unwrap());
+        assert!(cg.wait_empty(Duration::from_secs(5)).unwrap());
+        let (_r, w) = std::io::pipe().unwrap();
+        let err = cg
+            .spawn(&c("/nonexistent/prog"), &[c("prog")], &[], w.as_fd())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        let mut status = 0;
+        // the failed child was reaped by spawn: nothing is left to wait for
+        // SAFETY: test-only waitpid on "any child", WNOHANG.
+        let _ = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
+        cg.remove().unwrap();
     }
 
     #[test]

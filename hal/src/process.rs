@@ -103,7 +103,7 @@ pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
 
 /// Empties the signal mask and sets every catchable signal to SIG_DFL (in a forked
 /// child, before exec).
-fn reset_signals() -> io::Result<()> {
+pub(crate) fn reset_signals() -> io::Result<()> {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the live sigset_t it is given; cannot fail.
     unsafe { libc::sigemptyset(set.as_mut_ptr()) };

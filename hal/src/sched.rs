@@ -15,15 +15,20 @@ pub fn lock_memory() -> Result<(), HalError> {
     Ok(())
 }
 
-/// Switches this process to SCHED_FIFO at `priority` (1..=99).
+/// Switches this process to SCHED_FIFO at `priority` (1..=99), with
+/// SCHED_RESET_ON_FORK: what it forks starts at the normal policy, so an application (or
+/// a command) that spins never runs at the daemon's priority, beside it or above the
+/// programs a takeover needs (the client-facing server).
 pub fn set_fifo(priority: u8) -> Result<(), HalError> {
     // SAFETY: sched_param is plain integers (musl adds sporadic-server fields that
     // SCHED_FIFO ignores); all-zero is a valid value.
     let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
     param.sched_priority = i32::from(priority);
     // SAFETY: pid 0 means this process; `param` is a live sched_param; checked.
-    cvt(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })
-        .map_err(|e| HalError::new("sched_setscheduler", format!("SCHED_FIFO {priority}"), e))?;
+    cvt(unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    })
+    .map_err(|e| HalError::new("sched_setscheduler", format!("SCHED_FIFO {priority}"), e))?;
     Ok(())
 }
 

@@ -9,13 +9,16 @@
 //! What that buys, against process groups and a walk of `/proc`:
 //! - an application's end is an event (`cgroup.events` says `populated 0` as the last of
 //!   it exits), so the daemon learns of it at once instead of at its next monitor;
-//! - a fence is one write (`cgroup.kill`) per application, or one for the whole node;
+//! - a child is born in its cgroup (`CLONE_INTO_CGROUP`): no migration, which would
+//!   wait an RCU grace period (milliseconds) in the loop's spawn;
+//! - a fence kills what a cgroup holds (`hal::cgroup`: the members, round after round),
+//!   per application, or for the whole node;
 //! - the sentinel's fence, and a new daemon's start, kill what a dead daemon left by
 //!   killing the node's cgroup and waiting for it to empty: no read of every process's
 //!   environment.
 //!
-//! Without a cgroup v2 hierarchy (or before Linux 5.14) the daemon says so once and falls
-//! back to process groups and the `HW_CLUSTER`/`HW_NODE` sweep of `/proc`.
+//! Without a cgroup v2 hierarchy the daemon says so once and falls back to process groups
+//! and the `HW_CLUSTER`/`HW_NODE` sweep of `/proc`.
 
 use std::path::PathBuf;
 
@@ -49,6 +52,7 @@ impl NodeCgroups {
         let node = Cgroup::create(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let cmd =
             Cgroup::create(&dir.join("cmd")).map_err(|e| format!("{}/cmd: {e}", dir.display()))?;
+        probe(&cmd)?;
         let mut n = NodeCgroups {
             node,
             cmd,
@@ -92,38 +96,50 @@ impl NodeCgroups {
         &self.cmd
     }
 
-    /// Kills every process of the node's tree (what a dead daemon left), in one write;
-    /// returns at once ([`NodeCgroups::named_members`] says who, while they die, and
-    /// [`NodeCgroups::wait_empty`] waits for them to be gone).
-    pub(crate) fn kill_all(&self) -> std::io::Result<()> {
+    /// Kills every process of the node's tree (what a dead daemon left): one round of
+    /// SIGKILL, returning at once with who got it ([`NodeCgroups::finish_kill`] kills what
+    /// they forked meanwhile and waits for them to be gone).
+    pub(crate) fn kill_all(&self) -> std::io::Result<Vec<i32>> {
+        let mut killed = Vec::new();
         if self.node.populated()? {
-            self.node.kill()?;
+            self.node.kill_round(&mut killed)?;
         }
-        Ok(())
+        Ok(killed)
     }
 
-    /// The processes in the node's tree, each as `pid (comm)` (for the log).
-    pub(crate) fn named_members(&self) -> Vec<(i32, String)> {
-        self.node
-            .members()
-            .into_iter()
-            .map(|pid| {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                (pid, format!("{pid} ({})", comm.trim_end()))
-            })
-            .collect()
-    }
-
-    /// Waits up to `limit` for the node's tree to hold no process: `false` if it still
-    /// does (a process stuck in the kernel).
-    pub(crate) fn wait_empty(&self, limit: std::time::Duration) -> bool {
-        self.node.wait_empty(limit).unwrap_or(false)
+    /// Kills on what [`NodeCgroups::kill_all`] began until the tree is empty, for at most
+    /// `limit`: `false` if it still is not then (a process stuck in the kernel).
+    pub(crate) fn finish_kill(&self, killed: &mut Vec<i32>, limit: std::time::Duration) -> bool {
+        self.node.kill_until_empty(killed, limit).unwrap_or(false)
     }
 
     /// The processes still in the node's tree (for the log).
     pub(crate) fn members(&self) -> Vec<i32> {
         self.node.members()
     }
+}
+
+/// Starts `/bin/true` in `cg` and reaps it: a kernel before 5.7 or a seccomp filter
+/// that refuses `clone3` says so here, once, not at the first takeover.
+fn probe(cg: &Cgroup) -> Result<(), String> {
+    use std::ffi::CString;
+    use std::os::fd::AsFd;
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    let t = CString::from(c"/bin/true");
+    let (pid, _pidfd) = cg
+        .spawn(&t, std::slice::from_ref(&t), &[], devnull.as_fd())
+        .map_err(|e| format!("starting a child in {}: {e}", cg.path().display()))?;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < end {
+        if heartwire_hal::sentinel::try_wait(pid).is_ok_and(|e| e.is_some()) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(format!(
+        "/bin/true started in {} did not end",
+        cg.path().display()
+    ))
 }
 
 impl Drop for NodeCgroups {

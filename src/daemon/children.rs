@@ -2,8 +2,9 @@
 //! check of a configuration offer (DESIGN §7).
 //!
 //! Each child runs `/bin/sh -c COMMAND` (or a program with its arguments) in its own
-//! process group, started clean (`hal::process::clean_command`: empty signal mask,
-//! default signal dispositions, an environment of `PATH` and the caller's variables),
+//! process group, started clean (empty signal mask, default signal dispositions, an
+//! environment of `PATH` and the caller's variables) — born in the cgroup the job names
+//! (`hal::cgroup::Cgroup::spawn`), else forked the std way (`hal::process::clean_command`) —
 //! with stdin from /dev/null and stdout+stderr into one pipe. The loop polls the pipe (lines go to the
 //! log) and a pidfd (readable once the child exited; reaped then with a non-blocking
 //! wait). A child past its timeout has its whole process group killed with SIGKILL and
@@ -26,13 +27,14 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Stdio};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
 use std::time::Duration;
 
 use heartwire_hal::cgroup::Cgroup;
-use heartwire_hal::process::{SIGKILL, clean_command, pidfd_open, signal_group};
+use heartwire_hal::process::{CHILD_PATH, SIGKILL, clean_command, pidfd_open, signal_group};
+use heartwire_hal::sentinel::{Exit as Ended, try_wait};
 use mio::unix::SourceFd;
 use mio::unix::pipe::{self, Receiver};
 use mio::{Interest, Registry, Token};
@@ -124,7 +126,7 @@ pub(crate) struct Finished<P> {
 
 struct Running<P> {
     /// The process and its pidfd; `None` once it exited while its output stays open.
-    proc: Option<(Child, OwnedFd)>,
+    proc: Option<(i32, OwnedFd)>,
     out: Receiver,
     purpose: P,
     label: String,
@@ -192,36 +194,10 @@ impl<P: Copy> Children<P> {
         let (tx, out) = pipe::new()?;
         tx.set_nonblocking(false)?;
         let tx = OwnedFd::from(tx);
-        let (mut cmd, shown) = match run {
-            Run::Shell(command) => {
-                let mut c = clean_command("/bin/sh");
-                c.arg("-c").arg(command);
-                (c, command.to_owned())
-            }
-            Run::Exec(argv) => {
-                let (program, args) = argv
-                    .split_first()
-                    .ok_or_else(|| io::Error::other("empty argument list"))?;
-                let mut c = clean_command(program);
-                c.args(args);
-                let shown: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
-                (c, shown.join(" "))
-            }
+        let (pid, pidfd, shown) = match cgroup {
+            Some(c) => spawn_in(c, &run, env, tx.as_fd())?,
+            None => spawn_clean(&run, env, tx)?,
         };
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(tx.try_clone()?))
-            .stderr(Stdio::from(tx))
-            .process_group(0);
-        if let Some(c) = cgroup {
-            c.join_on_exec(&mut cmd);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn()?;
-        drop(cmd); // closes our copies of the pipe's write end
-        let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
-        let pidfd = pidfd_open(pid)?;
         let (t_exit, t_out) = (Token(self.base + 2 * slot), Token(self.base + 2 * slot + 1));
         registry.register(
             &mut SourceFd(&pidfd.as_raw_fd()),
@@ -232,7 +208,7 @@ impl<P: Copy> Children<P> {
         registry.register(&mut out, t_out, Interest::READABLE)?;
         ::log::debug!("{label}: started pid {pid}: {shown}");
         self.slots[slot] = Some(Running {
-            proc: Some((child, pidfd)),
+            proc: Some((pid, pidfd)),
             out,
             purpose,
             label,
@@ -266,8 +242,9 @@ impl<P: Copy> Children<P> {
         if i % 2 == 1 {
             return None;
         }
-        let (child, pidfd) = r.proc.as_mut().expect("invariant: checked above");
-        let status = match child.try_wait() {
+        let (pid, pidfd) = r.proc.as_ref().expect("invariant: checked above");
+        let pid = *pid;
+        let status = match try_wait(pid) {
             Ok(Some(s)) => s,
             Ok(None) => return None,
             Err(e) => {
@@ -275,7 +252,6 @@ impl<P: Copy> Children<P> {
                 return None;
             }
         };
-        let pid = i32::try_from(child.id()).unwrap_or(0);
         let logged = r.kept.is_none();
         let _ = registry.deregister(&mut SourceFd(&pidfd.as_fd().as_raw_fd()));
         r.proc = None;
@@ -288,11 +264,10 @@ impl<P: Copy> Children<P> {
             return None;
         }
         let open = drain_output(r);
-        let exit = match (r.timed_out, status.code(), status.signal()) {
-            (true, _, _) => Exit::TimedOut,
-            (false, Some(c), _) => Exit::Code(c),
-            (false, None, Some(s)) => Exit::Signal(s),
-            (false, None, None) => Exit::Signal(0),
+        let exit = match (r.timed_out, status) {
+            (true, _) => Exit::TimedOut,
+            (false, Ended::Code(c)) => Exit::Code(c),
+            (false, Ended::Signal(s)) => Exit::Signal(s),
         };
         let finished = Finished {
             purpose: r.purpose,
@@ -385,9 +360,99 @@ impl<P: Copy> Children<P> {
 impl<P> Running<P> {
     /// The pid (and process group) of a child that has not exited.
     fn pid(&self) -> Option<i32> {
-        let (child, _) = self.proc.as_ref()?;
-        i32::try_from(child.id()).ok()
+        self.proc.as_ref().map(|(pid, _)| *pid)
     }
+}
+
+/// Starts `run` the std way (fork and exec) in this process's cgroup, clean
+/// (`clean_command`), in its own process group, stdout and stderr on `tx`.
+fn spawn_clean(
+    run: &Run<'_>,
+    env: &[(&str, String)],
+    tx: OwnedFd,
+) -> io::Result<(i32, OwnedFd, String)> {
+    let (mut cmd, shown) = match run {
+        Run::Shell(command) => {
+            let mut c = clean_command("/bin/sh");
+            c.arg("-c").arg(command);
+            (c, (*command).to_owned())
+        }
+        Run::Exec(argv) => {
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| io::Error::other("empty argument list"))?;
+            let mut c = clean_command(program);
+            c.args(args);
+            let shown: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
+            (c, shown.join(" "))
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(tx.try_clone()?))
+        .stderr(Stdio::from(tx))
+        .process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn()?;
+    drop(cmd); // closes our copies of the pipe's write end
+    let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+    // The pid is waited for by number (`try_wait`); std's handle does nothing on drop.
+    drop(child);
+    Ok((pid, pidfd_open(pid)?, shown))
+}
+
+/// Starts `run` born in cgroup `cgroup` (`Cgroup::spawn`), as clean as [`spawn_clean`]:
+/// an environment of `PATH` ([`CHILD_PATH`], where a bare program name is looked up)
+/// and `env`.
+fn spawn_in(
+    cgroup: &Cgroup,
+    run: &Run<'_>,
+    env: &[(&str, String)],
+    tx: BorrowedFd<'_>,
+) -> io::Result<(i32, OwnedFd, String)> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |b: &[u8]| CString::new(b).map_err(|_| io::Error::other("a NUL byte in an argument"));
+    let (argv, shown): (Vec<CString>, String) = match run {
+        Run::Shell(command) => (
+            vec![c(b"/bin/sh")?, c(b"-c")?, c(command.as_bytes())?],
+            (*command).to_owned(),
+        ),
+        Run::Exec(argv) => {
+            let shown: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
+            (
+                argv.iter()
+                    .map(|a| c(a.as_bytes()))
+                    .collect::<io::Result<_>>()?,
+                shown.join(" "),
+            )
+        }
+    };
+    let first = argv
+        .first()
+        .ok_or_else(|| io::Error::other("empty argument list"))?;
+    let program = if first.as_bytes().contains(&b'/') {
+        first.clone()
+    } else {
+        let found = CHILD_PATH
+            .split(':')
+            .map(|d| std::path::Path::new(d).join(std::ffi::OsStr::from_bytes(first.as_bytes())))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} is not in {CHILD_PATH}", first.to_string_lossy()),
+                )
+            })?;
+        c(found.as_os_str().as_bytes())?
+    };
+    let mut vars = vec![c(format!("PATH={CHILD_PATH}").as_bytes())?];
+    for (k, v) in env {
+        vars.push(c(format!("{k}={v}").as_bytes())?);
+    }
+    let (pid, pidfd) = cgroup.spawn(&program, &argv, &vars, tx)?;
+    Ok((pid, pidfd, shown))
 }
 
 /// Reads what the child (or what it left running) wrote so far and logs complete lines;

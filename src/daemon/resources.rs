@@ -138,8 +138,8 @@ struct AppState {
 /// What [`Resources::kill_stale_processes`] did.
 #[derive(Debug)]
 pub(crate) enum Stale {
-    /// Killed the node's cgroup, whoever was in it.
-    InCgroup,
+    /// Killed these members of the node's cgroup (more may follow: what they forked).
+    InCgroup(Vec<i32>),
     /// Killed these processes (found in /proc), as `pid (comm)`.
     Killed(Vec<(i32, String)>),
 }
@@ -463,7 +463,7 @@ impl Resources {
     pub(crate) fn kill_stale_processes(&self) -> Stale {
         if let Some(c) = &self.cgroups {
             match c.kill_all() {
-                Ok(()) => return Stale::InCgroup,
+                Ok(killed) => return Stale::InCgroup(killed),
                 Err(e) => ::log::error!("killing the node's cgroup: {e}: looking in /proc"),
             }
         }
@@ -479,16 +479,20 @@ impl Resources {
         limit: Duration,
     ) -> (Vec<(i32, String)>, Vec<i32>) {
         match (stale, &self.cgroups) {
-            (Stale::InCgroup, Some(c)) => {
-                let named = c.named_members();
-                let left = if c.wait_empty(limit) {
+            (Stale::InCgroup(mut killed), Some(c)) => {
+                // Named while they die (a few hundred µs), then killed on until none is
+                // left (what they forked meanwhile is named by its pid alone).
+                let first = killed.len();
+                let mut named: Vec<(i32, String)> = killed.iter().map(|&p| (p, named(p))).collect();
+                let left = if c.finish_kill(&mut killed, limit) {
                     Vec::new()
                 } else {
                     c.members()
                 };
+                named.extend(killed[first..].iter().map(|&p| (p, p.to_string())));
                 (named, left)
             }
-            (Stale::InCgroup, None) => (Vec::new(), Vec::new()),
+            (Stale::InCgroup(_), None) => (Vec::new(), Vec::new()),
             (Stale::Killed(killed), _) => {
                 wait_exits(killed.iter().map(|(pid, _)| *pid), limit);
                 let left = killed
@@ -539,16 +543,13 @@ impl Resources {
             if !ours {
                 continue;
             }
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             let Ok(pid) = i32::try_from(pid) else {
                 continue;
             };
+            let what = named(pid);
             match heartwire_hal::process::signal(pid, heartwire_hal::process::SIGKILL) {
-                Ok(()) => killed.push((pid, format!("{pid} ({})", comm.trim_end()))),
-                Err(e) => ::log::warn!(
-                    "could not kill stale process {pid} ({}): {e}",
-                    comm.trim_end()
-                ),
+                Ok(()) => killed.push((pid, what)),
+                Err(e) => ::log::warn!("could not kill stale process {what}: {e}"),
             }
         }
         killed
@@ -1268,7 +1269,7 @@ impl Resources {
                     if let Some(cg) = cgroup.filter(|c| c.populated().unwrap_or(true)) {
                         // Everything it left, however it detached.
                         match cg.kill() {
-                            Ok(()) => {
+                            Ok(_) => {
                                 done.push(format!("killed {} ({})", res.name, cg.path().display()))
                             }
                             Err(e) => ::log::error!(
@@ -1648,6 +1649,12 @@ fn wait_exits(pids: impl Iterator<Item = i32>, limit: Duration) {
             }
         }
     }
+}
+
+/// `pid (comm)`, for the log.
+fn named(pid: i32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!("{pid} ({})", comm.trim_end())
 }
 
 /// Whether process `pid` still exists and is not a zombie.
