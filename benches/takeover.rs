@@ -23,7 +23,8 @@
 //! default profile (5 ms / 50 ms, real-time, `two_node`: a `hang_timeout` of 25 ms), with an
 //! application beside the address (no monitor, `restarts = 0`): kill -9 of the owner's
 //! daemon (not of `run`, its sentinel), SIGSTOP of that daemon, kill -9 of the
-//! application (its cgroup empties), the owner's cables pulled, and the owner frozen
+//! application (its cgroup empties), the owner's cables pulled, its service cable alone
+//! pulled (eth1; its paths on eth2 stay), and the owner frozen
 //! whole (every process of its namespace SIGSTOPped, resumed after the trial);
 //! keepalived (10 ms adverts) with its VRRP process killed and frozen. Per fault: fault → first reply from the new owner,
 //! the trials in which the old owner still had the address when the new one answered
@@ -32,7 +33,7 @@
 //! the time goes: the sentinel's timeline (`sentinel: gone_at= fenced_at= notified_at=`)
 //! with the fence's own steps (cgroup killed, addresses removed, the killed gone), and b's
 //! events, each after the fault. `HW_BENCH_FAULTS` picks some of
-//! `kill,stop,app,cables,freeze`; `HW_BENCH_SHOW_MEM=1` prints the daemon's memory (a
+//! `kill,stop,app,cables,service-cable,freeze`; `HW_BENCH_SHOW_MEM=1` prints the daemon's memory (a
 //! killed process's exit time grows with what it has mapped and locked).
 //!
 //! Trials per system: `HW_BENCH_TRIALS` (default 30); `HW_BENCH_SECTIONS` picks some of
@@ -74,6 +75,9 @@ enum Fault {
     App,
     /// Every cable of the owner pulled (its links lose carrier; heartwire only).
     Cables,
+    /// The owner's service cable (eth1) pulled, its other network (eth2) up: it knows at
+    /// once (carrier), and can say so (heartwire only).
+    ServiceCable,
 }
 
 /// What one trial of a [`Fault`] showed.
@@ -391,10 +395,10 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     } else {
         19
     };
-    let at = if fault == Fault::Cables {
-        lab.cables(0, false)?
-    } else {
-        signal_all(&frozen, sig)
+    let at = match fault {
+        Fault::Cables => lab.cables(0, false)?,
+        Fault::ServiceCable => lab.cables_of(0, &["eth1"], false)?,
+        _ => signal_all(&frozen, sig),
     };
     // Whether a still has the address once b answers: polled until the probe ends.
     let mut two_owners = false;
@@ -428,7 +432,7 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     let first = rs.iter().find(|r| r.recv_ns > at && r.from == "b")?.recv_ns;
     let stages = match (system, fault) {
         (System::Heartwire, Fault::Kill) => stages(&lab, at),
-        (System::Heartwire, Fault::App) => app_stages(&lab, at),
+        (System::Heartwire, Fault::App | Fault::ServiceCable) => app_stages(&lab, at),
         _ => vec![],
     };
     Some(Seen {
@@ -445,7 +449,7 @@ fn faults(trials: usize) {
     println!(
         "definite failures (the default profile, 5 ms / 50 ms, SCHED_FIFO 50, hang_timeout 25 ms; keepalived 10 ms adverts), {trials} trials each (µs)"
     );
-    // HW_BENCH_FAULTS: a comma-separated subset of kill,stop,app,cables,freeze (default
+    // HW_BENCH_FAULTS: a comma-separated subset of kill,stop,app,cables,service-cable,freeze (default
     // all); keepalived runs for kill and freeze.
     let only = std::env::var("HW_BENCH_FAULTS").unwrap_or_default();
     let wanted = |k: &str| only.is_empty() || only.split(',').any(|s| s == k);
@@ -473,6 +477,12 @@ fn faults(trials: usize) {
             Fault::Cables,
             "heartwire owner's cables pulled",
             "cables",
+        ),
+        (
+            System::Heartwire,
+            Fault::ServiceCable,
+            "heartwire owner's service cable pulled",
+            "service-cable",
         ),
         (
             System::Heartwire,
@@ -526,7 +536,7 @@ fn faults(trials: usize) {
                 format!(", {one_after} with exactly one holder after resuming")
             }
         );
-        let labels: &[&str] = if fault == Fault::App {
+        let labels: &[&str] = if matches!(fault, Fault::App | Fault::ServiceCable) {
             &APP_STAGES
         } else {
             &STAGES

@@ -624,14 +624,15 @@ impl Lab {
     /// Takes node `i`'s cables (eth1, eth2) out, or puts them back (`up`), at once with
     /// `debug link-set`; returns CLOCK_MONOTONIC read just before the first rtnetlink call.
     pub fn cables(&self, i: usize, up: bool) -> Option<u64> {
-        let mut args = vec![
-            "debug",
-            "link-set",
-            "--interface",
-            "eth1",
-            "--interface",
-            "eth2",
-        ];
+        self.cables_of(i, &["eth1", "eth2"], up)
+    }
+
+    /// Like [`Lab::cables`], for the interfaces `ifaces` of node `i` only.
+    pub fn cables_of(&self, i: usize, ifaces: &[&str], up: bool) -> Option<u64> {
+        let mut args = vec!["debug", "link-set"];
+        for f in ifaces {
+            args.extend(["--interface", f]);
+        }
         if up {
             args.push("--up");
         }
