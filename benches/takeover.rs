@@ -432,7 +432,9 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     let first = rs.iter().find(|r| r.recv_ns > at && r.from == "b")?.recv_ns;
     let stages = match (system, fault) {
         (System::Heartwire, Fault::Kill) => stages(&lab, at),
-        (System::Heartwire, Fault::App | Fault::ServiceCable) => app_stages(&lab, at),
+        (System::Heartwire, Fault::App | Fault::ServiceCable | Fault::Cables) => {
+            app_stages(&lab, at)
+        }
         _ => vec![],
     };
     Some(Seen {
@@ -536,7 +538,7 @@ fn faults(trials: usize) {
                 format!(", {one_after} with exactly one holder after resuming")
             }
         );
-        let labels: &[&str] = if matches!(fault, Fault::App | Fault::ServiceCable) {
+        let labels: &[&str] = if matches!(fault, Fault::App | Fault::ServiceCable | Fault::Cables) {
             &APP_STAGES
         } else {
             &STAGES

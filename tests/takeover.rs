@@ -1119,3 +1119,43 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
         (first_b.saturating_sub(fault)) as f64 / 1e6
     );
 }
+
+/// An owner whose cables are all pulled (two_node, IP paths only: a lone node of two keeps
+/// quorum) knows it by carrier: it releases at once, and when its peer times out it does
+/// not take the group back onto its dead links — the survivor serves, and only it runs the
+/// application. Before, the cut-off owner acquired again at the timeout, beside the
+/// survivor: two owners of the address and two instances for the whole cut.
+#[test]
+fn an_owner_with_every_cable_pulled_lets_go_and_does_not_take_its_group_back() {
+    let app = "hwcutapp";
+    let mut cfg = LabConfig {
+        two_node: true,
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("cu", 2, &cfg);
+    start_with_app(&mut lab, &mut cfg, app, "never");
+    assert_eq!(lab.processes(0, app).len(), 1, "a runs the application");
+    let t = lab.cables(0, false).expect("cables out");
+    lab.wait_group(1, "svc", "online", Duration::from_secs(10));
+    // b took over after its timeout; a saw b time out too, and has the view to itself.
+    lab.wait_for(Duration::from_secs(5), "a saw b go", |lab| {
+        event_after(lab, 0, "node_down", t).is_some()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.group_state(0, "svc").as_deref(), Some("offline"));
+    assert!(
+        !lab.addresses(0, "eth1").contains(SERVICE_IP),
+        "a holds the address on its dead link"
+    );
+    assert_eq!(
+        lab.processes(0, app).len(),
+        0,
+        "a runs the application again"
+    );
+    assert_eq!(lab.processes(1, app).len(), 1, "b runs it");
+    let released = event_after(&lab, 0, "group_offline", t).expect("a released");
+    eprintln!(
+        "cables pulled: a released {:.1} ms after the pull",
+        (released.at_ns - t) as f64 / 1e6
+    );
+}

@@ -705,6 +705,9 @@ pub struct Standing {
     pub fresh: bool,
     /// Networks it lost (bit = network index).
     pub lost: u64,
+    /// Networks it has no carrier on at all (bit = network index): known of this node
+    /// only (the coordinator's own standing), a definite local fact.
+    pub cut: u64,
 }
 
 /// The coordinator's placement in maintenance: nothing moves. A group some member holds
@@ -789,6 +792,16 @@ pub fn plan(
             }
             if !connected.is_empty() {
                 eligible = connected;
+            }
+            // Not a node whose cable to that network is out, though: it cannot serve
+            // there at all, and when it is out of every network it is the one cut off —
+            // holding the group there would make two owners with the nodes it cannot
+            // see (the lab's pulled cables: the owner took the group back onto a dead
+            // link at the timeout, beside the survivor).
+            for id in eligible.clone().iter() {
+                if standing(id).cut & spec.networks != 0 {
+                    eligible.remove(id);
+                }
             }
         }
         let mut current = prev.plan.get(g);

@@ -607,6 +607,27 @@ fn a_group_leaves_a_node_that_lost_its_network_unless_every_node_did() {
         );
         assert_eq!(p.get(0), Placement::Online(id(want)), "{why}");
     }
+    // Its cable out (no carrier: `cut`), the owner is no candidate even when everyone lost
+    // the network; alone in its view (two_node: quorate), it does not hold the group.
+    hot.networks = 0b01;
+    let cut_1 = |n: NodeId| Standing {
+        holds: u64::from(n.get() == 1),
+        lost: 1,
+        cut: u64::from(n.get() == 1),
+        ..Standing::default()
+    };
+    let both = plan(&[hot.clone()], &prev, id(1), set(&[1, 2]), majority, cut_1);
+    assert_eq!(
+        both.get(0),
+        Placement::Online(id(2)),
+        "the cut owner lets go"
+    );
+    let alone = plan(&[hot.clone()], &prev, id(1), set(&[1]), |_| true, cut_1);
+    assert_ne!(
+        alone.get(0),
+        Placement::Online(id(1)),
+        "cut off, alone: not held"
+    );
 }
 
 /// A reload bounces a group whose resources changed: held off, it releases with the old

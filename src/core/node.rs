@@ -1402,6 +1402,7 @@ impl Node {
             failed: groups.failed(),
             fresh: prev.number == 0,
             lost: self.lost,
+            cut: self.carrier_lost,
         };
         let (configured, alone_ok, tie) = (
             membership.configured(),
@@ -1422,6 +1423,8 @@ impl Node {
                     failed: r.failed,
                     fresh: r.installed == 0,
                     lost: r.lost,
+                    // Its carrier is not in its state block: only its `lost`.
+                    cut: 0,
                 })
         };
         let frozen = self.maintenance.on();
