@@ -798,7 +798,7 @@ pub fn plan(
             // holding the group there would make two owners with the nodes it cannot
             // see (the lab's pulled cables: the owner took the group back onto a dead
             // link at the timeout, beside the survivor).
-            for id in eligible.clone().iter() {
+            for id in eligible.iter() {
                 if standing(id).cut & spec.networks != 0 {
                     eligible.remove(id);
                 }
