@@ -12,8 +12,9 @@
 //!
 //! A sentinel that wakes late ([`Watch`]) has shared a stall with the daemon: the host (a
 //! VM the hypervisor paused) stopped both, and the daemon runs as soon as the host does.
-//! It looks again [`HangRule::recheck`] later before it kills. The simulator pauses
-//! whole hosts to check that such a daemon is not killed.
+//! It looks again [`HangRule::recheck`] later before it kills. It also looks once just
+//! before each deadline, so that a pause across the deadline always makes it late. The
+//! simulator pauses whole hosts to check that such a daemon is not killed.
 
 use std::time::Duration;
 
@@ -126,14 +127,41 @@ impl Watch {
         self.recheck.is_some()
     }
 
-    /// When the sentinel wakes next, asked at `now`: at the kill deadline (while the
-    /// daemon starts, `deadline` is `None`: `hang_timeout` from now), not before a
-    /// recheck ends.
+    /// When the sentinel wakes next, asked at `now`: once just before the kill deadline,
+    /// then at it (while the daemon starts, `deadline` is `None`: `hang_timeout` from
+    /// now); not before a recheck ends.
+    ///
+    /// The early look comes a late wake's threshold (and a nanosecond: a wake exactly that
+    /// late is on time) before the deadline. A sentinel that asked for the deadline itself
+    /// and that a host pause stopped just after it looked woke on time when the pause
+    /// ended just past the deadline, and killed a daemon that was only paused with it
+    /// (the simulator's host pauses: 20 kills in 2000 seeds, seed 197 the first). Asked for
+    /// the early look, it wakes late from any pause across the deadline, unless that look
+    /// found the daemon silent: silent for all but the threshold of its `hang_timeout`
+    /// while the host ran.
+    ///
+    /// A deadline nearer than the threshold leaves no room for the early look: a
+    /// `hang_timeout` that short, or a lease about to end (no word from a majority for
+    /// most of a lease). A pause across such a deadline that ends within the threshold
+    /// after it is judged a hang; a daemon whose lease ran out in it has most likely lost
+    /// what it holds with its lease, and the kill costs it a restart.
     pub fn wake_at(&self, now: Instant, deadline: Option<(Instant, Hung)>) -> Instant {
         let until = self.recheck.map_or(Instant::default(), |(_, until)| until);
-        deadline
-            .map_or(now.saturating_add(self.rule.hang), |(at, _)| at)
-            .max(until)
+        let at = match deadline {
+            None => now.saturating_add(self.rule.hang),
+            Some((at, _)) => {
+                let early = at.saturating_sub(self.late_after() + Duration::from_nanos(1));
+                if now < early { early } else { at }
+            }
+        };
+        at.max(until)
+    }
+
+    /// A wake more than this after the moment asked for is late: the poll's slack plus a
+    /// recheck. A sentinel late by less kills on that wake, no later after the deadline
+    /// than a recheck would have.
+    fn late_after(&self) -> Duration {
+        POLL_SLACK + self.rule.recheck()
     }
 
     /// The verdict on a wake at `now` that the sentinel asked for at `asked`, with the
@@ -160,7 +188,7 @@ impl Watch {
         let late_by = now.saturating_since(asked);
         let for_ = self.rule.recheck();
         match self.recheck {
-            None if late_by > POLL_SLACK + for_ => {
+            None if late_by > self.late_after() => {
                 self.recheck = Some((progress, now.saturating_add(for_)));
                 Verdict::Recheck { late_by, for_ }
             }
@@ -232,11 +260,49 @@ mod tests {
         at(ms).as_nanos()
     }
 
+    /// A nanosecond before `ms`.
+    fn before(ms: u64) -> Instant {
+        at(ms).saturating_sub(Duration::from_nanos(1))
+    }
+
+    #[test]
+    fn the_sentinel_looks_just_before_the_deadline_then_at_it() {
+        let w = watch();
+        let d = silent_since(100);
+        // 6 ms (the late threshold) and a nanosecond before the deadline at 140
+        assert_eq!(w.wake_at(at(100), d), before(134));
+        assert_eq!(w.wake_at(before(134), d), at(140));
+        assert_eq!(w.wake_at(at(137), d), at(140));
+        // a deadline nearer than the threshold: at it
+        assert_eq!(
+            w.wake_at(at(100), Some((at(105), Hung::LeaseOver))),
+            at(105)
+        );
+    }
+
+    #[test]
+    fn a_host_pause_across_the_deadline_makes_the_sentinel_late() {
+        // The daemon turned at 100 and the sentinel saw it; the host paused right after
+        // and runs again at the deadline, the daemon not yet turned.
+        let d = silent_since(100);
+        let mut w = watch();
+        let asked = w.wake_at(at(100), d);
+        assert!(matches!(
+            w.verdict(at(140), asked, word(100), d),
+            Verdict::Recheck { .. }
+        ));
+        // Had it asked for the deadline itself, that wake would have been on time.
+        let mut w = watch();
+        assert_eq!(
+            w.verdict(at(140), at(140), word(100), d),
+            Verdict::Kill(Hung::NoProgress)
+        );
+    }
+
     #[test]
     fn a_timely_wake_past_the_deadline_kills() {
         let mut w = watch();
         let d = silent_since(100);
-        assert_eq!(w.wake_at(at(100), d), at(140));
         assert_eq!(w.verdict(at(139), at(139), word(100), d), Verdict::Wait);
         assert_eq!(
             w.verdict(at(140), at(140), word(100), d),
@@ -283,7 +349,7 @@ mod tests {
             Verdict::Wait
         );
         assert!(!w.rechecking());
-        assert_eq!(w.wake_at(at(155), turned), at(191));
+        assert_eq!(w.wake_at(at(155), turned), before(185));
     }
 
     #[test]

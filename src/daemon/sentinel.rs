@@ -367,8 +367,9 @@ fn watch(
     let mut watch = Watch::new(rule);
     loop {
         let now = Instant::from_nanos(clock::monotonic_ns());
-        // Wake when the watch says (the kill deadline, a recheck's end), for the
-        // watchdog's next kick, and to look at the config now and then.
+        // Wake when the watch says (just before the kill deadline and at it, a
+        // recheck's end), for the watchdog's next kick, and to look at the config now
+        // and then.
         let wake = watch
             .wake_at(now, deadline())
             .min(dog.as_ref().map_or(Instant::MAX, |d| d.kick_at()))
