@@ -138,8 +138,10 @@ test: deps
 	$(MAKE) --no-print-directory cross-all
 
 # The simulator runs optimised, one seed per core at a time, with its world model (slow
-# and failing stops, the self-fence, halts, daemon crashes and stalls with the sentinel):
-# 10000 seeds take a few minutes.
+# and failing stops, the self-fence, halts, daemon crashes and stalls with the sentinel,
+# host pauses that stop the sentinel too): 10000 seeds take a few minutes.
+# HW_SIM_NO_RECHECK=1 takes the sentinel's recheck after a late wake away: it then kills
+# daemons that were only paused with their host, and the run lists those seeds.
 SEEDS ?= 10000
 sim:
 	HW_SIM_SEEDS=$(SEEDS) $(CARGO) test --profile sim --test sim -- --nocapture

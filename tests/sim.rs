@@ -49,6 +49,21 @@
 //! hosts (an address or application in effect, or a mount that can write).
 //! Half the clusters sign their frames with a key; in half of them the nodes' monotonic
 //! clocks run at different rates (±10 %: every Instant a node sees is on its own clock).
+//!
+//! Daemons stall (SIGSTOP, a blocking call, a CPU taken away) and their sentinels kill
+//! them by the daemon's rule (`core::sentinel::Watch`). Now and then (a per-seed share of
+//! the stalls, up to half) the whole host pauses instead (a VM the hypervisor stopped):
+//! its sentinel stops too and, when the pause ends, looks before its daemon turns. A pause
+//! lasts half the timeout to twice it, so about half end past the kill deadline; a lease
+//! holder's ends by the time its sentinel would have killed it and fenced (a holder frozen
+//! longer is the paused primary that wakes up: leases alone do not answer that, DESIGN
+//! §2). A paused host's kernel receives the frames sent to it when it runs again.
+//! Checked: the sentinel never kills a daemon that was only paused with its host (its
+//! late wake grants a recheck, and the daemon turns at once), but for one whose lease ran
+//! out in the pause after its sentinel last saw it about to end: the sentinel cannot tell
+//! that pause from a missed lease end (counted and reported; `World::sentinel_wakes`).
+//! `HW_SIM_NO_RECHECK=1` takes the recheck away: its kills of paused daemons are counted,
+//! reported, and fail the run (the seeds where they happened are listed).
 //! `HW_SIM_WORLD=1` (`make sim-world`) adds crashes of the daemon alone (its host keeps
 //! what it holds until a daemon starts again): nothing fences a dead daemon's host yet
 //! (the sentinel of issue 18), so those seeds still fail and stay out of `make test`.
@@ -64,7 +79,7 @@ use std::time::Duration;
 use heartwire::core::groups::HOOK;
 use heartwire::core::node::{Action, death_notice};
 use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, NodeSet, Placement, Startup};
-use heartwire::core::sentinel::HangRule;
+use heartwire::core::sentinel::{HangRule, Hung, Verdict, Watch};
 use heartwire::core::{
     ClusterSpec, Command, CommandState, Dest, Event, GroupSpec, Instant, Node, NodeId, NodeSpec,
     Op, PathKind, PathSpec, Phase, QuorumLoss, Refusal, ResourceOp, ResourceRequest,
@@ -166,6 +181,21 @@ fn release_bound(kinds: &[Kind]) -> Option<Duration> {
 /// completions of its requests (request, success).
 type Inbox = (Vec<(u64, usize, Vec<u8>)>, Vec<(ResourceRequest, bool)>);
 
+/// A stall of one daemon (SIGSTOP, a blocking call, a CPU taken away), or a pause of its
+/// whole host (a VM the hypervisor stopped: its sentinel, kernel and applications too).
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    /// When it started: the daemon's last turn.
+    from: u64,
+    /// When it ends.
+    until: u64,
+    /// When the sentinel kills the stalled daemon (a host pause: never, the sentinel is
+    /// paused too; it judges when the host runs again).
+    kill: u64,
+    /// A host pause: when the paused sentinel had asked to wake.
+    host: Option<u64>,
+}
+
 /// What one host has in effect, whatever its daemon knows: per group, per resource,
 /// whether it is held (a start may take effect at any moment after it was asked for, so
 /// a resource counts as held from its start's request until a stop of it succeeded or
@@ -250,6 +280,11 @@ struct Faults {
     /// The nodes have a sentinel (`HW_SIM_NO_SENTINEL=1` takes it away, to show what a
     /// dead or stalled daemon leaves without one).
     sentinel: bool,
+    /// Per mille of stalls that are a pause of the whole host, sentinel included.
+    host_pause_pm: u64,
+    /// The sentinel grants a recheck when it woke late (`HW_SIM_NO_RECHECK=1` takes it
+    /// away, to show that it then kills daemons that were only paused with their host).
+    recheck: bool,
     drop_pm: u64,
     dup_pm: u64,
     delay_max_ns: u64,
@@ -285,16 +320,43 @@ struct World {
     rate: Vec<u64>,
     /// Every event with its time and node, when kept (`keep_events`).
     events: Option<Vec<(u64, usize, Event)>>,
-    /// Per node, a stall of its daemon: (when it started, when it ends, when its sentinel
-    /// kills it). A stalled daemon runs nothing; frames and completions wait for it
-    /// (`inbox`).
-    stalled: Vec<Option<(u64, u64, u64)>>,
+    /// Per node, a stall of its daemon or a pause of its host. A stalled daemon runs
+    /// nothing; frames and completions wait for it (`inbox`).
+    stalled: Vec<Option<Stall>>,
+    /// Per node, its sentinel's watch (`core::sentinel::Watch`; a new one per daemon).
+    watch: Vec<Watch>,
+    /// What the host pauses did to the sentinels.
+    pauses: Pauses,
     /// Per node, what arrived while it was stalled: frames (real arrival, path, bytes)
     /// and completions of its requests.
     inbox: Vec<Inbox>,
     /// Per node, a fence its sentinel is carrying out: (when it ends, the dead daemon's
     /// incarnation, why, whether the notice meets the network's faults).
     fencing: Vec<Option<(u64, u32, Cause, bool)>>,
+}
+
+/// What host pauses did, counted over a seed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pauses {
+    pauses: u64,
+    /// Pauses that ended past the paused daemon's kill deadline, its sentinel due to look.
+    past_deadline: u64,
+    /// Rechecks the sentinel granted (it woke late).
+    rechecks: u64,
+    /// Kills of a daemon that was only paused with its host: a takeover from a live node
+    /// (a failure, unless the recheck is taken away).
+    false_kills: u64,
+    /// Kills of a daemon whose lease ran out while it was paused, the sentinel on time
+    /// (`World::sentinel_wakes`).
+    lease_kills: u64,
+}
+
+/// The sentinel's rule in a simulated cluster: `hang_timeout` is the node timeout (the
+/// daemon's default, and the most it may be outside `two_node` mode, which the simulated
+/// clusters do not use); its fence takes up to 1/[`FENCE_MAX`] of the timeout more, and
+/// must end before a peer acquires: the timeout after the last frame plus 1.5 leases.
+fn rule_for(spec: &ClusterSpec) -> HangRule {
+    HangRule::new(spec.timeout_max(), spec.lease())
 }
 
 fn spec_for(rng: &mut Rng) -> ClusterSpec {
@@ -444,6 +506,8 @@ impl World {
             slow_pm: rng.below(300),
             daemon_crash_pm: rng.below(1000),
             sentinel: !std::env::var("HW_SIM_NO_SENTINEL").is_ok_and(|v| v == "1"),
+            host_pause_pm: rng.below(500),
+            recheck: !std::env::var("HW_SIM_NO_RECHECK").is_ok_and(|v| v == "1"),
             drop_pm: rng.below(200),
             dup_pm: rng.below(50),
             delay_max_ns: rng.below(3 * MS / 2),
@@ -469,6 +533,8 @@ impl World {
             rate,
             events: None,
             stalled: vec![None; n],
+            watch: vec![Watch::new(rule_for(&spec)); n],
+            pauses: Pauses::default(),
             inbox: (0..n).map(|_| (vec![], vec![])).collect(),
             fencing: vec![None; n],
             spec,
@@ -874,14 +940,25 @@ impl World {
         match self.rng.below(9) {
             8 => {
                 // a stall of one daemon (SIGSTOP, a blocking call, a CPU taken away):
-                // from a tenth of the timeout to three times it, about log-uniform
+                // from a tenth of the timeout to three times it, about log-uniform; now
+                // and then a pause of its whole host instead
                 let i = self.rng.index(n);
                 let timeout = u64::try_from(self.spec.timeout_max().as_nanos()).unwrap();
                 let octave = (timeout / 10) << self.rng.below(5);
                 let d = (octave + self.rng.below(octave)).min(3 * timeout);
                 if self.nodes[i].is_some() && self.stalled[i].is_none() {
-                    self.note(i, format_args!("stalls for {:.3} ms", d as f64 / 1e6));
-                    self.stalled[i] = Some((self.now, self.now + d, self.sentinel_kill_at(i)));
+                    if self.rng.chance(self.faults.host_pause_pm) {
+                        let d = self.pause_duration(i);
+                        self.pause_host(i, d);
+                    } else {
+                        self.note(i, format_args!("stalls for {:.3} ms", d as f64 / 1e6));
+                        self.stalled[i] = Some(Stall {
+                            from: self.now,
+                            until: self.now + d,
+                            kill: self.sentinel_kill_at(i),
+                            host: None,
+                        });
+                    }
                 }
             }
             6 => {
@@ -1185,67 +1262,208 @@ impl World {
 
     /// The next thing node `i`'s stall brings: its end, or its sentinel's kill.
     fn stall_event(&self, i: usize) -> Option<u64> {
-        let (_, until, kill) = self.stalled[i]?;
+        let s = self.stalled[i]?;
         Some(if self.faults.sentinel {
-            until.min(kill)
+            s.until.min(s.kill)
         } else {
-            until
+            s.until
         })
     }
 
-    /// When the sentinel kills node `i`'s daemon if it stalls from now on: the daemon's
-    /// own rule (`core::sentinel`), its lease end taken to real time.
-    fn sentinel_kill_at(&self, i: usize) -> u64 {
-        let rule = HangRule::new(Duration::from_nanos(self.hang()), self.spec.lease());
+    /// The kill deadline of node `i`'s daemon, last turned at `last` (real time): the
+    /// daemon's own rule (`core::sentinel`), its lease end taken to real time (the
+    /// sentinel's clock is real time).
+    fn kill_deadline(&self, i: usize, last: u64) -> (Instant, Hung) {
         let by = self.nodes[i]
             .as_ref()
             .and_then(Node::fence_deadline)
             .map(|by| Instant::from_nanos(self.real(i, by)));
-        rule.deadline(Instant::from_nanos(self.now), by)
-            .0
-            .as_nanos()
+        self.watch[i].rule().deadline(Instant::from_nanos(last), by)
     }
 
-    /// How long the sentinel lets a daemon make no progress before it kills it: the node
-    /// timeout (the daemon's default, and the most `hang_timeout` may be outside
-    /// `two_node` mode, which the simulated clusters do not use); its fence takes up to
-    /// 1/[`FENCE_MAX`] of the timeout more, and must end before a peer acquires: the
-    /// timeout after the last frame plus 1.5 leases.
-    fn hang(&self) -> u64 {
-        u64::try_from(self.spec.timeout_max().as_nanos()).unwrap()
+    /// When the sentinel kills node `i`'s daemon if it stalls from now on: it wakes when
+    /// its watch says, on time, until it is past the deadline, and kills.
+    fn sentinel_kill_at(&self, i: usize) -> u64 {
+        let deadline = self.kill_deadline(i, self.now);
+        let mut at = Instant::from_nanos(self.now);
+        while at < deadline.0 {
+            at = self.watch[i].wake_at(at, Some(deadline));
+        }
+        at.as_nanos()
+    }
+
+    /// How long node `i`'s host pauses: from half the node timeout to twice it, about
+    /// log-uniform, so that about half end past the paused daemon's kill deadline. A
+    /// holder's pause ends by the time its sentinel, had it run, would have killed it
+    /// and fenced its host (its lease end, the lease grace, the longest fence): its daemon
+    /// fences at its first turn. A holder frozen longer cannot give up what it holds
+    /// before a gainer takes it over, the hazard of a paused primary that wakes up, which
+    /// leases alone do not answer (DESIGN §2; such pauses fail `check_groups`).
+    fn pause_duration(&mut self, i: usize) -> u64 {
+        let timeout = u64::try_from(self.spec.timeout_max().as_nanos()).unwrap();
+        let octave = (timeout / 2) << self.rng.below(2);
+        let d = octave + self.rng.below(octave);
+        let grace = u64::try_from(self.watch[i].rule().lease_grace.as_nanos()).unwrap();
+        let by = self.nodes[i].as_ref().and_then(Node::fence_deadline);
+        by.map_or(d, |by| {
+            let fenced = self.real(i, by) + grace + timeout / FENCE_MAX;
+            d.min(fenced.saturating_sub(self.now))
+        })
+    }
+
+    /// Node `i`'s host pauses for `d` (a VM the hypervisor stopped): its daemon and its
+    /// sentinel stop together. The sentinel looks about once per `hang_timeout`, at a
+    /// phase drawn here: its last look was within one before now.
+    fn pause_host(&mut self, i: usize, d: u64) {
+        let hang = u64::try_from(self.watch[i].rule().hang.as_nanos()).unwrap();
+        let look = self.now.saturating_sub(self.rng.below(hang));
+        self.pause_host_after_look(i, d, look);
+    }
+
+    /// Node `i`'s host pauses for `d`; its sentinel last looked at `look` (real time, at
+    /// most now) and saw the daemon turn then (it turns at least every interval), and
+    /// asked to wake when its watch said: if that was before now, it looked again then.
+    fn pause_host_after_look(&mut self, i: usize, d: u64, mut look: u64) {
+        let asked = loop {
+            let at = self.watch[i]
+                .wake_at(Instant::from_nanos(look), Some(self.kill_deadline(i, look)))
+                .as_nanos();
+            if at > self.now {
+                break at;
+            }
+            look = at;
+        };
+        self.note(
+            i,
+            format_args!(
+                "host pauses for {:.3} ms (its sentinel asked to wake at {:.3} ms)",
+                d as f64 / 1e6,
+                asked as f64 / 1e6
+            ),
+        );
+        self.pauses.pauses += 1;
+        self.stalled[i] = Some(Stall {
+            from: self.now,
+            until: self.now + d,
+            kill: u64::MAX,
+            host: Some(asked),
+        });
+    }
+
+    /// Node `i`'s host runs again after a pause that started at `from`: its sentinel,
+    /// if it asked to wake by now, looks before its daemon turns (it is a priority above
+    /// it) and judges by its watch. Returns whether it killed the daemon, which was only
+    /// paused with its host: a failure, unless the recheck is taken away (then counted)
+    /// or the daemon's lease ran out in the pause (counted). The lease deadline of a
+    /// daemon whose lease was about to end when the sentinel last looked is nearer than
+    /// the late threshold: the sentinel asks for that deadline itself, and a pause that
+    /// ends within the threshold after it looks like a daemon that missed its lease end.
+    /// The daemon, which heard no majority for most of a lease, has most likely lost
+    /// what it holds with its lease; the kill costs it a restart.
+    fn sentinel_wakes(&mut self, i: usize, from: u64, asked: u64, faulty: bool) -> bool {
+        if !self.faults.sentinel || self.nodes[i].is_none() || self.now < asked {
+            return false;
+        }
+        let deadline = self.kill_deadline(i, from);
+        let now = Instant::from_nanos(self.now);
+        let verdict = self.watch[i].verdict(now, Instant::from_nanos(asked), from, Some(deadline));
+        let late_by = (self.now - asked) as f64 / 1e6;
+        let why = match verdict {
+            Verdict::Wait => return false,
+            Verdict::Recheck { for_, .. } if self.faults.recheck => {
+                self.pauses.past_deadline += 1;
+                self.pauses.rechecks += 1;
+                let ms = for_.as_secs_f64() * 1e3;
+                self.note(
+                    i,
+                    format_args!("sentinel: woke {late_by:.3} ms late: looks again in {ms:.3} ms"),
+                );
+                return false;
+            }
+            Verdict::Recheck { .. } => deadline.1,
+            Verdict::Kill(why) => why,
+        };
+        self.pauses.past_deadline += 1;
+        if self.faults.recheck && why == Hung::LeaseOver {
+            self.pauses.lease_kills += 1;
+        } else {
+            self.pauses.false_kills += 1;
+        }
+        assert!(
+            !self.faults.recheck || why == Hung::LeaseOver,
+            "seed {}: at {:.3} ms n{}'s sentinel, {late_by:.3} ms late, killed a daemon that was only paused with its host ({why:?}, paused at {:.3} ms)\nreplay: make sim-seed SEED={}",
+            self.seed,
+            self.now as f64 / 1e6,
+            i + 1,
+            from as f64 / 1e6,
+            self.seed
+        );
+        self.note(
+            i,
+            format_args!(
+                "sentinel: woke {late_by:.3} ms late, kills a daemon only paused with its host ({why:?})"
+            ),
+        );
+        self.sentinel(i, Cause::Hung, faulty);
+        true
     }
 
     /// Node `i`'s stall ends now, or its sentinel kills the stalled daemon now.
     fn end_stall(&mut self, i: usize, faulty: bool) {
-        let Some((from, until, kill)) = self.stalled[i] else {
+        let Some(stall) = self.stalled[i] else {
             return;
         };
-        if self.faults.sentinel && self.now >= kill && until > kill {
+        if self.faults.sentinel && self.now >= stall.kill && stall.until > stall.kill {
+            // on time: its watch kills
+            let now = Instant::from_nanos(stall.kill);
+            let deadline = Some(self.kill_deadline(i, stall.from));
+            let verdict = self.watch[i].verdict(now, now, stall.from, deadline);
+            assert!(
+                matches!(verdict, Verdict::Kill(_)),
+                "seed {}: n{}'s sentinel, on time at its kill deadline, says {verdict:?}",
+                self.seed,
+                i + 1
+            );
             self.stalled[i] = None;
             self.inbox[i] = (vec![], vec![]);
             self.sentinel(i, Cause::Hung, faulty);
             return;
         }
-        if self.now < until {
+        if self.now < stall.until {
             return;
         }
         self.stalled[i] = None;
+        if let Some(asked) = stall.host {
+            if self.sentinel_wakes(i, stall.from, asked, faulty) {
+                self.inbox[i] = (vec![], vec![]);
+                return;
+            }
+        }
         let (frames, done) = std::mem::take(&mut self.inbox[i]);
         self.note(
             i,
             format_args!(
-                "resumes after a stall of {:.3} ms ({} frames waiting)",
-                (until - from) as f64 / 1e6,
+                "resumes after a {} of {:.3} ms ({} frames waiting)",
+                if stall.host.is_some() {
+                    "host pause"
+                } else {
+                    "stall"
+                },
+                (stall.until - stall.from) as f64 / 1e6,
                 frames.len()
             ),
         );
         let now = self.local(i);
+        // The kernel stamped the frames at arrival; the loop reads them late. A paused
+        // host's kernel receives them now.
         let arrivals: Vec<Instant> = frames
             .iter()
-            .map(|(t, _, _)| self.local_at(i, *t))
+            .map(|(t, _, _)| match stall.host {
+                Some(_) => now,
+                None => self.local_at(i, *t),
+            })
             .collect();
         if let Some(node) = self.nodes[i].as_mut() {
-            // The kernel stamped the frames at arrival; the loop reads them late.
             for ((_, path, bytes), at) in frames.iter().zip(arrivals) {
                 let _ = node.handle_frame(now, at, *path, bytes);
             }
@@ -1343,6 +1561,8 @@ impl World {
     /// recorded, mounts of its filesystems, its reservation keys) and joins after that.
     fn restart(&mut self, i: usize) {
         self.reboots[i] = None;
+        // The sentinel watches the new daemon afresh.
+        self.watch[i] = Watch::new(rule_for(&self.spec));
         if self.hosts[i].marker.is_none() {
             for g in &mut self.hosts[i].held {
                 g.fill(false);
@@ -1450,11 +1670,19 @@ impl World {
     }
 }
 
-fn run_seed(seed: u64, trace: bool) {
-    let result = std::panic::catch_unwind(|| World::new(seed, trace).run());
-    if let Err(e) = result {
-        eprintln!("simulation failed for seed {seed}; replay with: make sim-seed SEED={seed}");
-        std::panic::resume_unwind(e);
+/// Runs `seed`; returns what its host pauses did.
+fn run_seed(seed: u64, trace: bool) -> Pauses {
+    let result = std::panic::catch_unwind(|| {
+        let mut w = World::new(seed, trace);
+        w.run();
+        w.pauses
+    });
+    match result {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("simulation failed for seed {seed}; replay with: make sim-seed SEED={seed}");
+            std::panic::resume_unwind(e);
+        }
     }
 }
 
@@ -1653,13 +1881,54 @@ fn a_node_stopped_in_maintenance_keeps_its_group_and_maintenance_waits_for_it() 
     );
 }
 
+/// A pause of n1's whole host (a VM the hypervisor stopped, its sentinel with it) that
+/// ends past its daemon's kill deadline, by less than the late threshold or by more: the
+/// sentinel wakes late (it asked for its early look), grants its recheck, the daemon turns
+/// at once and is not killed.
+/// Without the recheck (what `HW_SIM_NO_RECHECK=1` does to every seed) the sentinel kills
+/// the live daemon: a restart, and a takeover of what it held.
+#[test]
+fn a_host_pause_past_the_kill_deadline_is_forgiven_by_the_recheck() {
+    for recheck in [true, false] {
+        for past in [MS / 2, 3 * MS] {
+            let mut w = World::with_spec(1, Rng(1), mutual(3), false);
+            w.faults.recheck = recheck;
+            settle(&mut w, 5);
+            let incarnation = w.nodes[0].as_ref().unwrap().incarnation();
+            // The sentinel looked as the host paused (the worst phase: it would ask to
+            // wake right at the deadline without its early look).
+            let deadline = w.kill_deadline(0, w.now).0.as_nanos();
+            let pause = deadline - w.now + past;
+            w.pause_host_after_look(0, pause, w.now);
+            let end = w.now + 40 * MS;
+            while w.now < end {
+                w.step(false);
+            }
+            let p = w.pauses;
+            let same = w.nodes[0]
+                .as_ref()
+                .is_some_and(|n| n.incarnation() == incarnation);
+            let case = format!("recheck {recheck}, pause {pause} ns: {p:?}");
+            assert_eq!((p.pauses, p.past_deadline), (1, 1), "{case}");
+            if recheck {
+                assert_eq!((p.rechecks, p.false_kills), (1, 0), "{case}");
+                assert!(same, "{case}: n1's daemon was not restarted");
+            } else {
+                assert_eq!((p.rechecks, p.false_kills), (0, 1), "{case}");
+                assert!(!same, "{case}: n1's daemon was killed and restarted");
+            }
+        }
+    }
+}
+
 #[test]
 fn seeds() {
     if let Some(seed) = std::env::var("HW_SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
     {
-        run_seed(seed, true);
+        let p = run_seed(seed, true);
+        eprintln!("seed {seed}: {p:?}");
         return;
     }
     let n: u64 = std::env::var("HW_SIM_SEEDS")
@@ -1670,6 +1939,12 @@ fn seeds() {
     // failing seed is listed (up to 20), then the test fails.
     let next = std::sync::atomic::AtomicU64::new(1);
     let failed = std::sync::Mutex::new(vec![]);
+    let pauses = std::sync::Mutex::new(Pauses::default());
+    // Seeds where a sentinel without its recheck killed a daemon only paused with its
+    // host (`HW_SIM_NO_RECHECK=1`; with the recheck such a kill fails the seed at once).
+    let killed = std::sync::Mutex::new(vec![]);
+    // Seeds where a sentinel killed a daemon whose lease ran out while it was paused.
+    let lease_killed = std::sync::Mutex::new(vec![]);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
@@ -1680,8 +1955,22 @@ fn seeds() {
                     if seed > n || failed.lock().unwrap().len() >= 20 {
                         return;
                     }
-                    if std::panic::catch_unwind(|| run_seed(seed, false)).is_err() {
-                        failed.lock().unwrap().push(seed);
+                    match std::panic::catch_unwind(|| run_seed(seed, false)) {
+                        Ok(p) => {
+                            if p.false_kills > 0 {
+                                killed.lock().unwrap().push(seed);
+                            }
+                            if p.lease_kills > 0 {
+                                lease_killed.lock().unwrap().push(seed);
+                            }
+                            let mut all = pauses.lock().unwrap();
+                            all.pauses += p.pauses;
+                            all.past_deadline += p.past_deadline;
+                            all.rechecks += p.rechecks;
+                            all.false_kills += p.false_kills;
+                            all.lease_kills += p.lease_kills;
+                        }
+                        Err(_) => failed.lock().unwrap().push(seed),
                     }
                 }
             });
@@ -1690,8 +1979,28 @@ fn seeds() {
     let mut failed = failed.into_inner().unwrap();
     failed.sort_unstable();
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
+    let p = pauses.into_inner().unwrap();
+    let mut killed = killed.into_inner().unwrap();
+    killed.sort_unstable();
+    let mut lease_killed = lease_killed.into_inner().unwrap();
+    lease_killed.sort_unstable();
+    lease_killed.truncate(20);
     eprintln!(
-        "{n} seeds passed in {:.1} s on {threads} threads",
-        started.elapsed().as_secs_f64()
+        "{n} seeds ran in {:.1} s on {threads} threads; host pauses: {} ({} past the \
+         paused daemon's kill deadline, {} rechecks); sentinel kills of a daemon only \
+         paused with its host: {}, of one whose lease ran out in the pause: {} (seeds \
+         {lease_killed:?})",
+        started.elapsed().as_secs_f64(),
+        p.pauses,
+        p.past_deadline,
+        p.rechecks,
+        p.false_kills,
+        p.lease_kills
+    );
+    assert!(
+        killed.is_empty(),
+        "sentinels killed daemons only paused with their host in {} seeds: {:?}…",
+        killed.len(),
+        &killed[..killed.len().min(20)]
     );
 }

@@ -48,7 +48,7 @@ use super::resources::Resources;
 use super::watchdog::Armed;
 use crate::config::{Config, PathIo, ResourceKind};
 use crate::core::Instant;
-use crate::core::sentinel::{HangRule, Hung};
+use crate::core::sentinel::{HangRule, Hung, Verdict, Watch};
 use crate::wire::auth::AuthKey;
 use crate::wire::frame::FRAME_MAX;
 use crate::wire::notice::Cause;
@@ -62,10 +62,6 @@ pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
 const GONE_WAIT: Duration = Duration::from_secs(2);
 /// Copies of the death notice sent on each path (a lost frame costs a timeout).
 const NOTICE_COPIES: usize = 3;
-
-/// How much later than asked a poll may return on time (mio rounds its timeout up to
-/// whole milliseconds).
-const POLL_SLACK: Duration = Duration::from_millis(1);
 
 const PID: Token = Token(0);
 const OOM_ADJ: &str = "/proc/self/oom_score_adj";
@@ -367,16 +363,15 @@ fn watch(
             )
         })
     };
-    // A recheck granted after this sentinel itself woke late: (the daemon's progress it
-    // was granted for, when it ends).
-    let mut recheck: Option<(u64, Instant)> = None;
+    // The kill rule and the recheck a late wake grants (`core::sentinel::Watch`).
+    let mut watch = Watch::new(rule);
     loop {
         let now = Instant::from_nanos(clock::monotonic_ns());
-        // Wake at the kill deadline (the daemon starting: every hang_timeout), at the end
-        // of a recheck, and for the watchdog's next kick.
-        let wake = deadline()
-            .map_or(now.saturating_add(rule.hang), |(at, _)| at)
-            .max(recheck.map_or(Instant::default(), |(_, until)| until))
+        // Wake when the watch says (just before the kill deadline and at it, a
+        // recheck's end), for the watchdog's next kick, and to look at the config now
+        // and then.
+        let wake = watch
+            .wake_at(now, deadline())
             .min(dog.as_ref().map_or(Instant::MAX, |d| d.kick_at()))
             .min(now.saturating_add(REFRESH_EVERY));
         let _ = poll.poll(&mut events, Some(wake.saturating_since(now)));
@@ -397,30 +392,19 @@ fn watch(
             }
         }
         let now = Instant::from_nanos(clock::monotonic_ns());
-        let last = shared.progress();
-        if recheck.is_some_and(|(at, _)| at != last) {
-            recheck = None;
-        }
-        if let Some((_, why)) = deadline().filter(|(at, _)| now >= *at) {
+        match watch.verdict(now, wake, shared.progress(), deadline()) {
+            Verdict::Wait => {}
             // This sentinel woke late: the host (a VM the hypervisor paused) may have
             // stopped the daemon with it, and the daemon runs as soon as the host does.
-            // One recheck, a little later, before a kill.
-            let late = now.saturating_since(wake) > POLL_SLACK + rule.recheck();
-            match recheck {
-                None if late => {
-                    recheck = Some((last, now.saturating_add(rule.recheck())));
-                    ::log::info!(
-                        "sentinel: woke {} µs late: the daemon's silence may be the host's; \
-                         looking again in {} µs",
-                        now.saturating_since(wake).as_micros(),
-                        rule.recheck().as_micros()
-                    );
-                }
-                Some((_, until)) if now < until => {}
-                _ => return (kill_hung(pid, shared, now, rule, why), held),
-            }
+            Verdict::Recheck { late_by, for_ } => ::log::info!(
+                "sentinel: woke {} µs late: the daemon's silence may be the host's; \
+                 looking again in {} µs",
+                late_by.as_micros(),
+                for_.as_micros()
+            ),
+            Verdict::Kill(why) => return (kill_hung(pid, shared, now, rule, why), held),
         }
-        if recheck.is_none() {
+        if !watch.rechecking() {
             idle();
         }
         // Progressing, or starting: kick; not once the daemon halts the node.
