@@ -1416,14 +1416,28 @@ impl World {
         if self.faults.sentinel && self.now >= stall.kill && stall.until > stall.kill {
             // on time: its watch kills
             let now = Instant::from_nanos(stall.kill);
-            let deadline = Some(self.kill_deadline(i, stall.from));
-            let verdict = self.watch[i].verdict(now, now, stall.from, deadline);
-            assert!(
-                matches!(verdict, Verdict::Kill(_)),
-                "seed {}: n{}'s sentinel, on time at its kill deadline, says {verdict:?}",
-                self.seed,
-                i + 1
-            );
+            let deadline = self.kill_deadline(i, stall.from);
+            let verdict = self.watch[i].verdict(now, now, stall.from, Some(deadline));
+            if !matches!(verdict, Verdict::Kill(_)) {
+                // The deadline moved on while the daemon stalled (seed 2229: the stalled
+                // core is still fed operator commands and carrier changes, which move its
+                // lease end): the sentinel sleeps until the new one.
+                assert!(
+                    deadline.0 > now,
+                    "seed {}: n{}'s sentinel, on time past its kill deadline, says {verdict:?}",
+                    self.seed,
+                    i + 1
+                );
+                let mut at = now;
+                while at < deadline.0 {
+                    at = self.watch[i].wake_at(at, Some(deadline));
+                }
+                self.stalled[i] = Some(Stall {
+                    kill: at.as_nanos(),
+                    ..stall
+                });
+                return;
+            }
             self.stalled[i] = None;
             self.inbox[i] = (vec![], vec![]);
             self.sentinel(i, Cause::Hung, faulty);
@@ -1439,6 +1453,11 @@ impl World {
                 return;
             }
         }
+        // The daemon turns now: its sentinel sees the progress word move, which ends a
+        // recheck it granted for the word before (seed 2229: a stall that began later
+        // from the same progress met a stale recheck).
+        let turned = Instant::from_nanos(self.now);
+        let _ = self.watch[i].verdict(turned, turned, self.now, None);
         let (frames, done) = std::mem::take(&mut self.inbox[i]);
         self.note(
             i,
