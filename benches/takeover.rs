@@ -429,6 +429,20 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     }
     let rs = lab::replies(&out);
     let early = rs.iter().any(|r| r.recv_ns < at && r.from == "b");
+    if early && system == System::Heartwire {
+        // A takeover from a live node: say why (the lab's logs go with it).
+        for i in 0..2 {
+            let log = std::fs::read_to_string(lab.log_path(i)).unwrap_or_default();
+            let n = log.lines().count();
+            eprintln!(
+                "---- takeover before the fault: log of {} ----",
+                lab.names[i]
+            );
+            for l in log.lines().skip(n.saturating_sub(30)) {
+                eprintln!("{l}");
+            }
+        }
+    }
     let first = rs.iter().find(|r| r.recv_ns > at && r.from == "b")?.recv_ns;
     let stages = match (system, fault) {
         (System::Heartwire, Fault::Kill) => stages(&lab, at),
