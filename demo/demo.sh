@@ -31,6 +31,15 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for ns in a b cl sw; do ip netns del "$P-$ns" 2>/dev/null || true; done
+  # The nodes' cgroups (heartwire.<cluster>.<node>, beside this shell's own): empty once
+  # the daemons are gone; rmdir removes only empty ones.
+  local cg
+  cg=$(awk -F' - ' '$2 ~ /^cgroup2 /{split($1, f, " "); print f[5]; exit}' /proc/self/mountinfo)
+  cg="$cg$(sed -n 's/^0:://p' /proc/self/cgroup)"
+  for n in a b; do
+    [ -d "$cg/heartwire.demo.$n" ] || continue
+    find "$cg/heartwire.demo.$n" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
   rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
