@@ -1510,6 +1510,19 @@ impl Node {
             }
         }
         self.grace_from = self.grace_from.saturating_add(late).min(now);
+        // A host paused whole (a VM the hypervisor stopped) received nothing meanwhile:
+        // what its kernel took at the end may have waited the whole pause, sent before
+        // the peers changed their minds. A word for a view taken in the pause counts from
+        // the pause's start, or this node's lease would outlive the one a gainer waits
+        // out (seed 3527: a holder paused 6 ms took its peer's stale word at the resume
+        // and held beside the gainer). Only shortens a lease.
+        let start = now.saturating_sub(late);
+        for p in &mut self.peers {
+            for v in &mut p.vouches {
+                v.at = v.at.min(start);
+            }
+        }
+        self.groups_dirty = true;
         self.push_event(now, Event::LocalPause { late });
     }
 
