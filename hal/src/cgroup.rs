@@ -460,7 +460,7 @@ mod tests {
     /// As root, on a host with cgroup v2 (CI's): what a child forks, even into a new
     /// session, stays in the cgroup it joined, one kill ends it all, and the wait sees it.
     #[test]
-    fn a_detached_grandchild_stays_in_the_cgroup_and_one_kill_ends_it() {
+    fn clone3_a_detached_grandchild_stays_in_the_cgroup_and_one_kill_ends_it() {
         let dir = own_dir()
             .expect("cgroup v2")
             .join(format!("hw-test.{}", std::process::id()));
@@ -502,7 +502,7 @@ mod tests {
     /// it forks are members before anything could migrate them), its output reaches the
     /// pipe, its signals start clean; a program that cannot be exec'd is the spawn's error.
     #[test]
-    fn a_child_is_born_in_the_cgroup_and_a_bad_program_is_an_error() {
+    fn clone3_a_child_is_born_in_the_cgroup_and_a_bad_program_is_an_error() {
         let dir = own_dir()
             .expect("cgroup v2")
             .join(format!("hw-spawn.{}", std::process::id()));
