@@ -1,4 +1,4 @@
-//! The node's cgroups (DESIGN §6 "Processes"): every process the daemon starts lives in
+//! The node's cgroups (docs/DESIGN.md §3, Processes): every process the daemon starts is in
 //! `heartwire.<cluster>.<node>`, a cgroup v2 directory beside the one `run` was started
 //! in (with systemd: inside the unit's, which `Delegate=yes` gives to heartwire):
 //!
@@ -42,7 +42,7 @@ fn node_dir(cluster: &str, node: &str) -> std::io::Result<PathBuf> {
 
 impl NodeCgroups {
     /// Opens (creating them as needed) the node's cgroups for `groups`; `Err` says why
-    /// there are none (no cgroup v2, no `cgroup.kill`, not allowed).
+    /// there are none (no cgroup v2, not allowed, no `clone3` into a cgroup).
     pub(crate) fn open(
         cluster: &str,
         node: &str,
