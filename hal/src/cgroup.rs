@@ -416,6 +416,22 @@ impl Child {
 mod tests {
     use super::*;
 
+    /// A test's cgroup, killed and removed however the test ends.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            if !self.0.is_dir() {
+                return;
+            }
+            if let Ok(cg) = Cgroup::create(&self.0) {
+                let _ = cg.kill();
+                let _ = cg.wait_empty(Duration::from_secs(5));
+                let _ = cg.remove();
+            }
+        }
+    }
+
     #[test]
     fn the_own_directory_is_the_mount_joined_with_the_path() {
         let mi = "24 30 0:22 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw\n";
@@ -464,6 +480,7 @@ mod tests {
         let dir = own_dir()
             .expect("cgroup v2")
             .join(format!("hw-test.{}", std::process::id()));
+        let _scratch = Scratch(dir.clone());
         let cg = Cgroup::create(&dir).expect("create");
         let c = |s: &str| CString::new(s).unwrap();
         let argv = [
@@ -506,6 +523,7 @@ mod tests {
         let dir = own_dir()
             .expect("cgroup v2")
             .join(format!("hw-spawn.{}", std::process::id()));
+        let _scratch = Scratch(dir.clone());
         let cg = Cgroup::create(&dir).expect("create");
         let (mut r, w) = std::io::pipe().unwrap();
         let c = |s: &str| CString::new(s).unwrap();

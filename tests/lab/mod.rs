@@ -172,6 +172,8 @@ pub struct Lab {
     pub cluster_id: u16,
     /// The serial cable between nodes 0 and 1, when the config has one.
     pub serial: Option<serial::SerialBridge>,
+    /// Cluster names of the configs its daemons ran (their cgroups are named after them).
+    clusters: Vec<String>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -252,6 +254,7 @@ impl Lab {
             config_path: dir.join("cluster.toml"),
             cluster_id: 4242,
             serial: None,
+            clusters: vec![prefix.clone()],
         };
         lab.add_ns(&lab.switch_ns());
         ip(&[
@@ -502,6 +505,17 @@ impl Lab {
             .append(true)
             .open(self.log_path(i))
             .unwrap();
+        // The cluster's name, for its cgroups (the config's first `name = "…"`).
+        let text = std::fs::read_to_string(config).unwrap_or_default();
+        if let Some(name) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = \""))
+            .and_then(|r| r.split('"').next())
+        {
+            if !self.clusters.iter().any(|c| c == name) {
+                self.clusters.push(name.to_owned());
+            }
+        }
         // nsenter, not `ip netns exec`: that one mounts a fresh /sys, without
         // /sys/fs/cgroup, and the daemon would run without the cgroups a service has.
         let child = Command::new("nsenter")
@@ -911,8 +925,15 @@ impl Drop for Lab {
         // What the daemons started and left (a killed `run` takes its daemon, not its
         // applications), in their nodes' cgroups, and the cgroups themselves.
         if let Ok(own) = heartwire_hal::cgroup::own_dir() {
-            for n in &self.names {
-                let dir = own.join(format!("heartwire.{}.{n}", self.prefix));
+            let nodes = self
+                .clusters
+                .iter()
+                .flat_map(|c| self.names.iter().map(move |n| (c, n)));
+            for (c, n) in nodes {
+                let dir = own.join(format!("heartwire.{c}.{n}"));
+                if !dir.is_dir() {
+                    continue;
+                }
                 if let Ok(cg) = heartwire_hal::cgroup::Cgroup::create(&dir) {
                     let _ = cg.kill();
                     let _ = cg.wait_empty(Duration::from_secs(5));
