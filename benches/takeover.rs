@@ -26,9 +26,12 @@
 //! application (its cgroup empties), the owner's cables pulled, its service cable alone
 //! pulled (eth1; its paths on eth2 stay), and the owner frozen
 //! whole (every process of its namespace SIGSTOPped, resumed after the trial);
-//! keepalived (10 ms adverts) with its VRRP process killed and frozen. Per fault: fault → first reply from the new owner,
+//! keepalived (10 ms adverts) with its VRRP process killed and frozen. The client runs at
+//! SCHED_FIFO 90 here (`HW_BENCH_PROBE_FIFO`; it stands for another machine) and sleeps in
+//! ppoll(2) between its requests. Per fault: fault → first reply from the new owner,
 //! the trials in which the old owner still had the address when the new one answered
-//! (two owners), the trials with a takeover before the fault (from a live node), and
+//! (two owners: looked at once the client's output, written in 8 KiB blocks, shows b's
+//! first reply — up to ~25 ms later, which errs towards two owners), the trials with a takeover before the fault (from a live node), and
 //! after a frozen owner resumes, how many nodes hold the address. For the kill -9, where
 //! the time goes: the sentinel's timeline (`sentinel: gone_at= fenced_at= notified_at=`)
 //! with the fence's own steps (cgroup killed, addresses removed, the killed gone), and b's
@@ -328,6 +331,18 @@ fn ns_pids(lab: &Lab, i: usize) -> Vec<i32> {
         .collect()
 }
 
+/// The client's real-time priority in the faults section: `HW_BENCH_PROBE_FIFO` (default
+/// 90; 0: an ordinary process). The client stands for another machine; at an ordinary
+/// priority it waits for CPU behind the dying node's exit and fence on this 2-CPU VM (a
+/// trace showed it send nothing for 1.5 ms after a kill) and measures its own wait.
+fn probe_fifo() -> Option<u8> {
+    let p = std::env::var("HW_BENCH_PROBE_FIFO")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(90);
+    (p > 0).then_some(p)
+}
+
 /// One trial of `fault` against `system`.
 fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     // The default profile (5 ms / 50 ms, real-time; `hang_timeout` 25 ms with two_node).
@@ -348,6 +363,7 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
         );
     }
     let mut lab = Lab::new(&format!("bf{n}"), 2, &cfg);
+    lab.probe_fifo = probe_fifo();
     let client = lab.add_client();
     let mut keepalived = vec![];
     let victim: Vec<i32> = match system {
@@ -400,20 +416,20 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
         Fault::ServiceCable => lab.cables_of(0, &["eth1"], false)?,
         _ => signal_all(&frozen, sig),
     };
-    // Whether a still has the address once b answers: polled until the probe ends.
+    // Whether a still has the address once b answers: looked at as soon as the probe shows
+    // b's first reply (a little later, so it errs towards two owners). Nothing is started
+    // before that: an `ip` every few ms would take CPU from the takeover it measures.
     let mut two_owners = false;
-    let mut b_first = None;
     let end = std::time::Instant::now() + Duration::from_millis(1000);
     while std::time::Instant::now() < end {
-        let had = lab.addresses(0, "eth1").contains(SERVICE_IP);
-        if b_first.is_none() {
-            b_first = lab::replies(&out)
-                .into_iter()
-                .find(|r| r.recv_ns > at && r.from == "b")
-                .map(|r| r.recv_ns);
-            two_owners |= b_first.is_some() && had;
+        std::thread::sleep(Duration::from_millis(1));
+        if lab::replies(&out)
+            .iter()
+            .any(|r| r.recv_ns > at && r.from == "b")
+        {
+            two_owners = lab.addresses(0, "eth1").contains(SERVICE_IP);
+            break;
         }
-        std::thread::sleep(Duration::from_millis(2));
     }
     lab.finish_helper(probe, Duration::from_secs(10));
     let mut holders_after = 0;
@@ -444,6 +460,25 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
         }
     }
     let first = rs.iter().find(|r| r.recv_ns > at && r.from == "b")?.recv_ns;
+    if std::env::var_os("HW_BENCH_SHOW_PROBE").is_some() {
+        eprintln!(
+            "probe: fault at {}.{:09}",
+            at / 1_000_000_000,
+            at % 1_000_000_000
+        );
+        // The client's view of the takeover: each reply's send and arrival after the fault.
+        for r in rs
+            .iter()
+            .filter(|r| r.recv_ns + 1_000_000 > at && r.recv_ns < first + 500_000)
+        {
+            eprintln!(
+                "probe: sent {:>+6} µs, answered {:>+6} µs by {}",
+                (i128::from(r.sent_ns) - i128::from(at)) / 1000,
+                (i128::from(r.recv_ns) - i128::from(at)) / 1000,
+                r.from
+            );
+        }
+    }
     let stages = match (system, fault) {
         (System::Heartwire, Fault::Kill) => stages(&lab, at),
         (System::Heartwire, Fault::App | Fault::ServiceCable | Fault::Cables) => {
@@ -463,7 +498,10 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
 /// Runs every fault against both systems and prints their lines.
 fn faults(trials: usize) {
     println!(
-        "definite failures (the default profile, 5 ms / 50 ms, SCHED_FIFO 50, hang_timeout 25 ms; keepalived 10 ms adverts), {trials} trials each (µs)"
+        "definite failures (the default profile, 5 ms / 50 ms, SCHED_FIFO 50, hang_timeout 25 ms; keepalived 10 ms adverts; the client {}), {trials} trials each (µs)",
+        probe_fifo().map_or("an ordinary process".to_owned(), |p| format!(
+            "at SCHED_FIFO {p}"
+        ))
     );
     // HW_BENCH_FAULTS: a comma-separated subset of kill,stop,app,cables,service-cable,freeze (default
     // all); keepalived runs for kill and freeze.

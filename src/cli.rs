@@ -381,6 +381,10 @@ pub enum DebugCommand {
         /// How long to probe, in milliseconds.
         #[arg(long)]
         duration_ms: u64,
+        /// Run at SCHED_FIFO priority N: a client that stands for another machine is then
+        /// not delayed by what the lab's own nodes do on the shared CPUs.
+        #[arg(long)]
+        fifo: Option<u8>,
     },
     /// Measure the gaps between heartbeats of one node on an interface.
     Gaps {

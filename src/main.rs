@@ -694,11 +694,18 @@ fn debug(cmd: DebugCommand) -> Exit {
             target,
             interval_us,
             duration_ms,
-        } => debug::probe(
-            target,
-            std::time::Duration::from_micros(interval_us),
-            std::time::Duration::from_millis(duration_ms),
-        ),
+            fifo,
+        } => fifo
+            .map_or(Ok(()), |p| {
+                heartwire_hal::sched::set_fifo(p).map_err(|e| format!("probe: {e}"))
+            })
+            .and_then(|()| {
+                debug::probe(
+                    target,
+                    std::time::Duration::from_micros(interval_us),
+                    std::time::Duration::from_millis(duration_ms),
+                )
+            }),
         DebugCommand::Now => {
             println!("{}", heartwire_hal::clock::monotonic_ns());
             Ok(())

@@ -13,5 +13,6 @@ CROSS_RUNNER := qemu-ppc64le-static -L /usr/powerpc64le-linux-gnu
 CROSS_SPEED := cfgetispeed cfgetospeed cfsetispeed cfsetospeed cfsetspeed
 CROSS_RUSTFLAGS := -C target-feature=+crt-static $(foreach f,$(CROSS_SPEED),-C link-arg=-Wl,-u,$(f)) \
 	-C link-arg=$(CURDIR)/targets/glibc-static-speed.ld
-# qemu-user has no clone3 (ENOSYS): the tests that start a child in a cgroup.
-CROSS_SKIP := clone3_
+# qemu-user has no clone3 and no robust futexes (ENOSYS): the tests that start a child
+# in a cgroup and those of the sentinel's death knell.
+CROSS_SKIP := clone3_ robust_futex_

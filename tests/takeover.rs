@@ -979,8 +979,9 @@ fn in_mutual_takeover_one_death_and_rejoin_move_only_that_nodes_group() {
     }
 }
 
-/// Issue 18: kill -9 of the daemon alone, not of `run` (its sentinel). The sentinel sees
-/// the death through a pidfd and, before the peer may act, removes a's address and kills
+/// Issue 18: kill -9 of the daemon alone, not of `run` (its sentinel). The sentinel learns
+/// of the death from its death knell (a robust futex the kernel marks at the start of the
+/// daemon's exit; a pidfd tells only at its end) and, before the peer may act, removes a's address and kills
 /// its application; its death notice makes b take the group over at once (b's links to a
 /// go down with the notice, not with a timeout); then a new daemon starts on a and
 /// rejoins. Ordering makes the checks exact: the fence precedes the notice, the notice
@@ -989,7 +990,7 @@ fn in_mutual_takeover_one_death_and_rejoin_move_only_that_nodes_group() {
 /// the address and the application outlive the daemon.
 #[test]
 fn a_killed_daemon_is_fenced_by_its_sentinel_and_its_peer_takes_over_on_the_notice() {
-    sentinel_fences("ts", "-9", "killed by signal 9");
+    sentinel_fences("ts", "-9", "killed by signal 9; known from its death knell");
 }
 
 /// Issue 18: the daemon alone stops (SIGSTOP: its host keeps its address and its

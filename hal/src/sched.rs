@@ -32,6 +32,18 @@ pub fn set_fifo(priority: u8) -> Result<(), HalError> {
     Ok(())
 }
 
+/// Puts process `pid` back to the normal policy (SCHED_OTHER, nice unchanged). The
+/// sentinel does it to a daemon that is dying: the teardown of its memory then no longer
+/// runs at real-time priority ahead of the fence and the peer's takeover.
+pub fn set_normal(pid: i32) -> Result<(), HalError> {
+    // SAFETY: sched_param is plain integers; all-zero is the value SCHED_OTHER needs.
+    let param: libc::sched_param = unsafe { mem::zeroed() };
+    // SAFETY: `param` is a live sched_param the kernel only reads; checked.
+    cvt(unsafe { libc::sched_setscheduler(pid, libc::SCHED_OTHER, &param) })
+        .map_err(|e| HalError::new("sched_setscheduler", format!("pid {pid} SCHED_OTHER"), e))?;
+    Ok(())
+}
+
 /// Pins this process to one CPU.
 pub fn set_affinity(cpu: u16) -> Result<(), HalError> {
     // SAFETY: cpu_set_t is a plain bit array valid when zeroed.

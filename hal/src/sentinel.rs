@@ -1,11 +1,13 @@
 //! What the sentinel needs from the kernel (DESIGN §4 "The sentinel"): a fork that keeps
 //! the daemon as its child, the daemon's life tied to the sentinel's (`PR_SET_PDEATHSIG`),
-//! a page both processes share for the daemon's progress word, and reaping.
+//! a page both processes share for the daemon's progress word and its death knell (a
+//! robust futex), and reaping.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::sys::cvt;
 
@@ -18,8 +20,9 @@ pub enum Forked {
     Child,
 }
 
-/// Forks. Call while single-threaded (the sentinel has no threads): the child continues
-/// with a copy of everything and runs the daemon.
+/// Forks. Call while single-threaded (the sentinel's one thread, its knell waiter, lives
+/// only while it watches a daemon): the child continues with a copy of everything and
+/// runs the daemon.
 pub fn fork() -> io::Result<Forked> {
     // SAFETY: fork in a single-threaded process (documented precondition): the child's
     // copy of the heap and of every lock is consistent.
@@ -111,7 +114,40 @@ pub struct Words {
     /// each here): with the sentinel holding copies, a dying daemon's exit does not wait
     /// for them, so its death is known that much sooner.
     pub fds: [std::sync::atomic::AtomicI32; FDS],
+    /// The daemon's robust-list head (`struct robust_list_head`) and the one entry on its
+    /// list, whose futex is `knell`. Written by the daemon, read by the kernel at its exit.
+    knell_head: RobustListHead,
+    knell_entry: AtomicUsize,
+    /// The death knell: a robust futex the daemon owns while it lives (see
+    /// [`SharedPage::arm_knell`]).
+    knell: AtomicU32,
 }
+
+/// `struct robust_list_head` (linux/futex.h): a pointer, a `long` and a pointer, each the
+/// size of a `usize` on Linux.
+#[derive(Debug)]
+#[repr(C)]
+struct RobustListHead {
+    next: AtomicUsize,
+    futex_offset: AtomicIsize,
+    list_op_pending: AtomicUsize,
+}
+
+/// What [`SharedPage::wait_knell`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Knell {
+    /// The daemon is dying: the kernel marked its futex at the start of its exit, before
+    /// its memory is torn down (which takes long: locked memory is unlocked page by page).
+    /// It runs no code of its own any more; [`exit_status`] says why it exits.
+    Died,
+    /// The daemon released the knell: it exits of its own accord (the pidfd says how).
+    Released,
+    /// Nothing yet (the wait timed out, was woken, or the daemon has not armed it).
+    Pending,
+}
+
+/// The knell's value once released: no thread id (they stay below 2^22).
+const KNELL_RELEASED: u32 = libc::FUTEX_TID_MASK;
 
 /// How many descriptors the daemon can publish.
 pub const FDS: usize = 32;
@@ -184,9 +220,242 @@ impl SharedPage {
     }
 }
 
+impl SharedPage {
+    /// In the daemon (its only thread, right after the fork): arms the death knell. The
+    /// knell's futex holds this thread's id and sits on the thread's robust list
+    /// (`set_robust_list(2)`), so when the process dies for any reason (SIGKILL, a crash,
+    /// the OOM killer) the kernel marks it `FUTEX_OWNER_DIED` and wakes the sentinel
+    /// waiting on it, at the start of the exit: before the memory teardown the pidfd has to
+    /// wait for. Fails under qemu-user, which has no robust futexes (the pidfd still tells).
+    pub fn arm_knell(&self) -> io::Result<()> {
+        let w = self.words();
+        let entry = &raw const w.knell_entry as usize;
+        let futex = &raw const w.knell as usize;
+        let head = &raw const w.knell_head;
+        // A circular list of one entry: head → entry → head.
+        w.knell_head.next.store(entry, Ordering::Relaxed);
+        // The futex follows the entry in `Words`: a small positive offset.
+        let offset = isize::try_from(futex - entry).expect("invariant: knell follows its entry");
+        w.knell_head.futex_offset.store(offset, Ordering::Relaxed);
+        w.knell_head.list_op_pending.store(0, Ordering::Relaxed);
+        w.knell_entry.store(head as usize, Ordering::Relaxed);
+        // SAFETY: gettid takes no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        w.knell
+            .store(u32::try_from(tid).unwrap_or(0), Ordering::Release);
+        // SAFETY: set_robust_list(2) takes the head's address and its size; the head and
+        // its entry live in this shared page, mapped until this process exits, and are
+        // only ever read by the kernel at this thread's exit. It replaces any list libc
+        // registered for this thread: the daemon uses no robust pthread mutexes.
+        let r =
+            unsafe { libc::syscall(libc::SYS_set_robust_list, head, size_of::<RobustListHead>()) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            w.knell.store(0, Ordering::Release);
+            return Err(e);
+        }
+        futex_wake(&w.knell);
+        Ok(())
+    }
+
+    /// In the daemon's thread that armed the knell, when it ends of its own accord (the
+    /// page's drop does it): releases the knell, so the sentinel takes the exit as the
+    /// pidfd tells it, and unregisters the robust list before its page goes away.
+    pub fn release_knell(&self) {
+        let w = self.words();
+        // SAFETY: set_robust_list(2) with no list (NULL is accepted): the kernel then walks
+        // nothing at this thread's exit.
+        unsafe {
+            libc::syscall(
+                libc::SYS_set_robust_list,
+                std::ptr::null::<RobustListHead>(),
+                size_of::<RobustListHead>(),
+            )
+        };
+        w.knell.store(KNELL_RELEASED, Ordering::Release);
+        futex_wake(&w.knell);
+    }
+
+    /// In the sentinel (a thread of its own: a futex cannot be polled): waits up to
+    /// `limit` for the knell. Wakes at once when the daemon dies or releases it, and when
+    /// [`SharedPage::wake_knell`] is called.
+    pub fn wait_knell(&self, limit: Duration) -> Knell {
+        let knell = &self.words().knell;
+        let v = knell.load(Ordering::Acquire);
+        if v & libc::FUTEX_OWNER_DIED != 0 {
+            return Knell::Died;
+        }
+        if v == KNELL_RELEASED {
+            return Knell::Released;
+        }
+        // Armed: say a waiter sleeps, so the kernel wakes it at the daemon's death. Lost
+        // to a change (the daemon died or released it meanwhile): look again.
+        let waiting = v | libc::FUTEX_WAITERS;
+        if v != 0
+            && v != waiting
+            && knell
+                .compare_exchange(v, waiting, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return Knell::Pending;
+        }
+        let wait = if v == 0 { 0 } else { waiting };
+        // SAFETY: timespec is a plain C struct valid when zeroed.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // libc marks musl's time_t deprecated (its width changed in musl 1.2); try_from
+        // and MAX follow whatever width it has.
+        #[allow(deprecated)]
+        let secs = libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX);
+        ts.tv_sec = secs;
+        ts.tv_nsec =
+            libc::c_long::try_from(u64::from(limit.subsec_nanos())).expect("invariant: < 1e9");
+        // SAFETY: FUTEX_WAIT (shared: the page is mapped in two processes) on an aligned
+        // u32 of the live shared page, with a relative timeout; it only reads the word.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                knell.as_ptr(),
+                libc::FUTEX_WAIT,
+                wait,
+                &raw const ts,
+            )
+        };
+        match knell.load(Ordering::Acquire) {
+            v if v & libc::FUTEX_OWNER_DIED != 0 => Knell::Died,
+            KNELL_RELEASED => Knell::Released,
+            _ => Knell::Pending,
+        }
+    }
+
+    /// Whether the knell tolled: the daemon died (or is dying) without releasing it. It
+    /// tolls at the start of the exit, so it has when the pidfd says the exit is done.
+    pub fn knell_tolled(&self) -> bool {
+        self.words().knell.load(Ordering::Acquire) & libc::FUTEX_OWNER_DIED != 0
+    }
+
+    /// In the sentinel: wakes a thread in [`SharedPage::wait_knell`] (it returns
+    /// `Pending`), so it can look at why it should stop waiting.
+    pub fn wake_knell(&self) {
+        futex_wake(&self.words().knell);
+    }
+}
+
+/// Wakes every waiter on `word` (a shared futex).
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on an aligned u32 that lives as long as the call; it touches
+    // no memory of ours.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+}
+
+/// Why process `pid` (a child not yet reaped, that is exiting or has exited) exits: the
+/// exit code `/proc/<pid>/stat` shows (field 52, the kernel sets it before the exit's
+/// teardown). `None` when it cannot be read.
+pub fn exit_status(pid: i32) -> Option<Exit> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command, is in parentheses and may hold spaces: count after its end.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let code: i32 = rest.split_whitespace().nth(49)?.parse().ok()?;
+    Some(if code & 0x7f != 0 {
+        Exit::Signal(code & 0x7f)
+    } else {
+        Exit::Code((code >> 8) & 0xff)
+    })
+}
+
+// SAFETY: the page is only accessed through atomics (`words`), from any thread: the
+// sentinel's knell waiter shares it with the sentinel's loop.
+unsafe impl Sync for SharedPage {}
+
 impl Drop for SharedPage {
     fn drop(&mut self) {
+        // The daemon's thread that armed the knell: it ends of its own accord.
+        // SAFETY: gettid takes no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        let owner = self.words().knell.load(Ordering::Acquire) & KNELL_RELEASED;
+        if i32::try_from(owner).is_ok_and(|o| o == tid) {
+            self.release_knell();
+        }
         // SAFETY: unmaps exactly the page `new` mapped; nothing borrows it any more.
         unsafe { libc::munmap(self.words.as_ptr().cast(), PAGE) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forks a child that arms the knell, says so in the progress word, then does what
+    /// `then` says with it (only system calls: the test harness has threads).
+    fn armed_child(then: fn(&SharedPage)) -> (SharedPage, i32) {
+        let page = SharedPage::new().expect("shared page");
+        match fork().expect("fork") {
+            Forked::Child => {
+                let code = i32::from(page.arm_knell().is_err());
+                page.words().progress.store(1, Ordering::Release);
+                if code == 0 {
+                    then(&page);
+                }
+                // SAFETY: _exit in a forked child: no destructors, no atexit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            Forked::Parent(pid) => {
+                let end = std::time::Instant::now() + Duration::from_secs(5);
+                while page.progress() == 0 && std::time::Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                assert_eq!(page.progress(), 1, "the child armed the knell");
+                (page, pid)
+            }
+        }
+    }
+
+    /// Waits (bounded) for the knell to say something other than `Pending`.
+    fn knell_of(page: &SharedPage) -> Knell {
+        for _ in 0..50 {
+            match page.wait_knell(Duration::from_millis(100)) {
+                Knell::Pending => {}
+                k => return k,
+            }
+        }
+        Knell::Pending
+    }
+
+    fn reap(pid: i32) -> Exit {
+        for _ in 0..5000 {
+            if let Some(e) = try_wait(pid).expect("waitpid") {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("child {pid} not reaped in 5 s");
+    }
+
+    #[test]
+    fn robust_futex_knell_tolls_for_a_kill_and_says_it_was_sigkill() {
+        let (page, pid) = armed_child(|_| {
+            loop {
+                // SAFETY: pause(2) takes nothing; the child waits here to be killed.
+                unsafe { libc::pause() };
+            }
+        });
+        // SAFETY: kill(2) of the child this test forked.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        assert_eq!(knell_of(&page), Knell::Died);
+        assert_eq!(exit_status(pid), Some(Exit::Signal(libc::SIGKILL)));
+        assert_eq!(reap(pid), Exit::Signal(libc::SIGKILL));
+    }
+
+    #[test]
+    fn robust_futex_knell_tolls_for_an_exit_without_release_and_not_for_a_release() {
+        let (page, pid) = armed_child(|_| {
+            // SAFETY: _exit in a forked child.
+            unsafe { libc::_exit(3) }
+        });
+        assert_eq!(knell_of(&page), Knell::Died);
+        assert_eq!(reap(pid), Exit::Code(3));
+
+        let (page, pid) = armed_child(SharedPage::release_knell);
+        assert_eq!(knell_of(&page), Knell::Released);
+        assert_eq!(reap(pid), Exit::Code(0));
     }
 }

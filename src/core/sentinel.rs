@@ -265,6 +265,18 @@ mod tests {
         at(ms).saturating_sub(Duration::from_nanos(1))
     }
 
+    /// The watch of a daemon silent since 100 whose sentinel woke at 150 for the look it
+    /// asked for at 140 (10 ms late): granted a recheck. With the deadline.
+    fn in_recheck() -> (Watch, Option<(Instant, Hung)>) {
+        let mut w = watch();
+        let d = silent_since(100);
+        assert!(matches!(
+            w.verdict(at(150), at(140), word(100), d),
+            Verdict::Recheck { .. }
+        ));
+        (w, d)
+    }
+
     #[test]
     fn the_sentinel_looks_just_before_the_deadline_then_at_it() {
         let w = watch();
@@ -336,12 +348,7 @@ mod tests {
 
     #[test]
     fn progress_during_a_recheck_cancels_it() {
-        let mut w = watch();
-        let d = silent_since(100);
-        assert!(matches!(
-            w.verdict(at(150), at(140), word(100), d),
-            Verdict::Recheck { .. }
-        ));
+        let (mut w, _) = in_recheck();
         // the daemon turned at 151, as soon as the host ran again
         let turned = silent_since(151);
         assert_eq!(
@@ -354,12 +361,7 @@ mod tests {
 
     #[test]
     fn no_progress_through_a_recheck_kills() {
-        let mut w = watch();
-        let d = silent_since(100);
-        assert!(matches!(
-            w.verdict(at(150), at(140), word(100), d),
-            Verdict::Recheck { .. }
-        ));
+        let (mut w, d) = in_recheck();
         assert_eq!(
             w.verdict(at(155), at(155), word(100), d),
             Verdict::Kill(Hung::NoProgress)
@@ -368,12 +370,7 @@ mod tests {
 
     #[test]
     fn a_second_late_wake_does_not_grant_another_recheck() {
-        let mut w = watch();
-        let d = silent_since(100);
-        assert!(matches!(
-            w.verdict(at(150), at(140), word(100), d),
-            Verdict::Recheck { .. }
-        ));
+        let (mut w, d) = in_recheck();
         // the host stopped again through the recheck's end: the same silence, no
         // second recheck
         assert_eq!(
@@ -384,11 +381,7 @@ mod tests {
 
     #[test]
     fn a_new_silence_after_a_cancelled_recheck_gets_its_own() {
-        let mut w = watch();
-        assert!(matches!(
-            w.verdict(at(150), at(140), word(100), silent_since(100)),
-            Verdict::Recheck { .. }
-        ));
+        let (mut w, _) = in_recheck();
         // the daemon turned at 151 and the host paused again right after
         let d = silent_since(151);
         assert!(matches!(

@@ -202,21 +202,24 @@ pub fn probe(
             seq += 1;
             next += step;
         }
-        loop {
-            match sock.recv_from(&mut buf) {
-                Ok((n, _)) => {
-                    let recv = now();
-                    let text = String::from_utf8_lossy(&buf[..n]);
-                    let mut w = text.split_whitespace();
-                    if let (Some(name), Some(s), Some(sent)) = (w.next(), w.next(), w.next()) {
-                        let _ = writeln!(out, "reply seq={s} sent={sent} recv={recv} from={name}");
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => break,
+        // Asleep until a reply comes or the next request is due: a client at real-time
+        // priority (`--fifo`) takes no CPU from the nodes meanwhile.
+        let wait = Duration::from_nanos(next.saturating_sub(now()));
+        use std::os::fd::AsFd;
+        if !heartwire_hal::udp::wait_readable(sock.as_fd(), wait)
+            .map_err(|e| format!("ppoll: {e}"))?
+        {
+            continue;
+        }
+        // Refused (ICMP, while the address moves) is what the probe measures, as a loss.
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let recv = now();
+            let text = String::from_utf8_lossy(&buf[..n]);
+            let mut w = text.split_whitespace();
+            if let (Some(name), Some(s), Some(sent)) = (w.next(), w.next(), w.next()) {
+                let _ = writeln!(out, "reply seq={s} sent={sent} recv={recv} from={name}");
             }
         }
-        std::thread::sleep(Duration::from_micros(20));
     }
     writeln!(out, "sent={seq}").map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())

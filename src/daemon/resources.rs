@@ -1049,14 +1049,21 @@ impl Resources {
         let (gi, ri) = (i / token::APP_CGROUP_STRIDE, i % token::APP_CGROUP_STRIDE);
         let (g, r) = (u8::try_from(gi).ok()?, u8::try_from(ri).ok()?);
         let cg = self.cgroups.as_ref()?.app(g, r)?;
-        // Read it every time: the read re-arms the poll.
+        // Read it every time: the read re-arms the poll. No allocation before the end is
+        // known: every change of the file (each process's start and exit) comes here.
         let populated = cg.populated().unwrap_or(true);
-        let path = cg.path().display().to_string();
         let st = self.apps.get_mut(gi)?.get_mut(ri)?;
         if populated || !(st.active && st.watch == Some(Watched::Cgroup)) {
             return None;
         }
         st.watch = None;
+        let path = self
+            .cgroups
+            .as_ref()?
+            .app(g, r)?
+            .path()
+            .display()
+            .to_string();
         let name = self.resource_name(g, r);
         if self.app(g, r).monitor.is_some() {
             ::log::warn!(

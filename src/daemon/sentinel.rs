@@ -1,7 +1,9 @@
 //! The sentinel (DESIGN §4 "The sentinel"): `heartwire run` becomes a small watcher that
-//! forks the daemon and stays its parent. It knows for certain when the daemon dies (a
-//! pidfd) and when it stops making progress (the loop stores the time of every turn on a
-//! page both share; no system call on the daemon's side), and then, before anything else:
+//! forks the daemon and stays its parent. It knows for certain when the daemon dies (its
+//! death knell, a robust futex on a page both share that the kernel marks at the start of
+//! the daemon's exit, before its memory is torn down; else its pidfd, at the end) and when
+//! it stops making progress (the loop stores the time of every turn on that page; no
+//! system call on the daemon's side), and then, before anything else:
 //!
 //! 1. kills the daemon (a hung one: SIGKILL, and waits for it to be gone);
 //! 2. fences this node — removes every configured service address, SIGKILLs every
@@ -12,8 +14,9 @@
 //! 3. tells the peers: a death notice naming the dead incarnation on every Ethernet, UDP
 //!    and serial path (keyed clusters only: it lets a peer take over at once), so they
 //!    take over without waiting for a timeout and a lease;
-//! 4. starts a new daemon (`after_crash = "restart"`, at most [`RESTARTS_MAX`] in
-//!    [`RESTART_WINDOW`]) or exits with the daemon's status (`"exit"`).
+//! 4. starts a new daemon [`RESTART_DELAY`] later (`after_crash = "restart"`, at most
+//!    [`RESTARTS_MAX`] in [`RESTART_WINDOW`]) or exits with the daemon's status
+//!    (`"exit"`).
 //!
 //! The hardware watchdog, when one is configured, is the sentinel's: it opens (arms) it
 //! before the first daemon and kicks it every third of its timeout while the daemon makes
@@ -33,11 +36,13 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use heartwire_hal::process::{SIGKILL, signal};
-use heartwire_hal::sentinel::{Exit, Forked, SharedPage, die_with, fork, try_wait};
+use heartwire_hal::sentinel::{
+    Exit, Forked, Knell, SharedPage, die_with, exit_status, fork, try_wait,
+};
 use heartwire_hal::signalfd::{Signal, SignalFd};
 use heartwire_hal::{clock, process, sched};
 use mio::unix::SourceFd;
@@ -58,6 +63,9 @@ use crate::wire::notice::Cause;
 pub const RESTARTS_MAX: usize = 5;
 /// See [`RESTARTS_MAX`].
 pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
+/// How long after the death notice a new daemon starts (systemd's `RestartSec` is
+/// 100 ms by default too): see the restart in [`run`].
+pub const RESTART_DELAY: Duration = Duration::from_millis(100);
 /// How long a killed daemon, or a killed process of it, may take to be gone.
 const GONE_WAIT: Duration = Duration::from_secs(2);
 /// Copies of the death notice sent on each path (a lost frame costs a timeout).
@@ -66,6 +74,13 @@ const NOTICE_COPIES: usize = 3;
 const PID: Token = Token(0);
 const OOM_ADJ: &str = "/proc/self/oom_score_adj";
 const SIGNALS: Token = Token(1);
+/// The knell waiter's wake-up (see [`knell_waiter`]).
+const KNELL: Token = Token(2);
+/// The knell waiter looks at its stop flag at least this often.
+const KNELL_LOOK: Duration = Duration::from_millis(100);
+/// The knell waiter's stack: it only waits on a futex (the sentinel's memory is locked,
+/// and a default 2 MiB thread stack would be locked whole).
+const KNELL_STACK: usize = 64 * 1024;
 
 /// What the daemon's end was.
 enum End {
@@ -74,6 +89,9 @@ enum End {
     Quiet(i32),
     /// It died holding whatever it held, or hung and was killed.
     Crash(Cause),
+    /// As `Crash`, known from its death knell: it runs no code of its own any more, but
+    /// its exit (the teardown of its memory) is still under way.
+    Dying(Cause),
 }
 
 /// Runs the sentinel: forks the daemon (`daemon` is its body in the child, returning the
@@ -155,6 +173,12 @@ pub fn run(
                     ::log::error!("daemon: {e}");
                     std::process::exit(1);
                 }
+                if let Err(e) = shared.arm_knell() {
+                    ::log::info!(
+                        "daemon: no death knell ({e}): the sentinel learns of this daemon's \
+                         death from its pidfd, once its memory is freed"
+                    );
+                }
                 if let Err(e) = std::fs::write(OOM_ADJ, oom.trim()) {
                     ::log::debug!("daemon: {OOM_ADJ}: {e}");
                 }
@@ -174,9 +198,15 @@ pub fn run(
             cfg.sentinel.hang_timeout
         );
         let rule = HangRule::new(cfg.sentinel.hang_timeout, cfg.spec.lease());
-        let (end, held) = watch(pid, &shared, &signals, rule, dog.as_mut(), &mut || {
-            fence.refresh(false);
-        });
+        let knell_priority = cfg.realtime.map(|rt| rt.priority.saturating_add(1).min(99));
+        let (end, held) = watch(
+            (pid, knell_priority),
+            &shared,
+            &signals,
+            rule,
+            dog.as_mut(),
+            &mut || fence.refresh(false),
+        );
         let cause = match end {
             End::Quiet(code) => {
                 // Released (or in maintenance), or never held anything.
@@ -185,9 +215,14 @@ pub fn run(
                 }
                 return code;
             }
-            End::Crash(cause) => cause,
+            End::Crash(cause) | End::Dying(cause) => cause,
         };
         let gone = clock::monotonic_ns();
+        let known_by = if matches!(end, End::Dying(_)) {
+            "its death knell, at the start of its exit"
+        } else {
+            "its pidfd, at the end of its exit"
+        };
         if let Some(d) = dog.as_mut() {
             // The fence gets a whole watchdog timeout; one that hangs longer ends in a
             // reset, which fences too.
@@ -219,7 +254,8 @@ pub fn run(
                 clock::monotonic_ns()
             });
             ::log::warn!(
-                "sentinel: daemon {pid} is gone ({cause}): fenced this node in {} µs: {what}",
+                "sentinel: daemon {pid} is gone ({cause}; known from {known_by}): fenced this \
+                 node in {} µs: {what}",
                 (fenced_at - gone) / 1000
             );
             // CLOCK_MONOTONIC, as the events' `at=` (the bench breaks the takeover down).
@@ -238,6 +274,10 @@ pub fn run(
         // Off the critical path now: each last copy of a packet socket waits a grace period.
         drop(held);
         drop(held_paths);
+        // A daemon whose knell tolled may still be freeing its memory: reaped now.
+        if let Some(exit) = wait_gone(pid) {
+            ::log::debug!("sentinel: daemon {pid} reaped: {exit:?}");
+        }
         let armed = dog.as_ref().map_or(String::new(), |d| {
             format!(
                 "; {} stays armed and resets this node unless heartwire starts again",
@@ -258,6 +298,19 @@ pub fn run(
             return 1;
         }
         restarts.push_back(now);
+        // The new daemon's start (locking its memory, probing cgroups, cleaning up) takes
+        // CPU that the peers' takeover may need on a small host (the peers may share it,
+        // as in the lab): it waits a little. The node is fenced; nothing waits for it.
+        if stop_asked(&signals, RESTART_DELAY) {
+            ::log::warn!(
+                "sentinel: asked to stop while the daemon was down: not starting it again; \
+                 this node is fenced"
+            );
+            if let Some(d) = dog.as_mut() {
+                d.disarm();
+            }
+            return 0;
+        }
         fence.refresh(true);
         match fence.now.cfg.as_ref() {
             Some(c) if c.spec.config_hash == ran && ran != running.spec.config_hash => {
@@ -310,12 +363,17 @@ fn harden(cfg: &Config) {
 /// Watches daemon `pid` until it ends; passes signals on; kicks the watchdog while the
 /// daemon progresses. Returns how it ended and the copies of its packet sockets (to be
 /// closed once the fence and the notice are done).
+///
+/// Its death is known from its death knell (a thread waits on it: see [`knell_waiter`],
+/// at `knell_priority`), or else from its pidfd. The knell tolls at the start of the
+/// daemon's exit; the pidfd only once the exit is done, after the daemon's memory is torn
+/// down (0.5 ms for 5 MB locked, here).
 fn watch(
-    pid: i32,
+    (pid, knell_priority): (i32, Option<u8>),
     shared: &SharedPage,
     signals: &SignalFd,
     rule: HangRule,
-    mut dog: Option<&mut Armed>,
+    dog: Option<&mut Armed>,
     idle: &mut dyn FnMut(),
 ) -> (End, Vec<std::os::fd::OwnedFd>) {
     // A daemon the sentinel cannot watch is not left running unwatched.
@@ -329,7 +387,7 @@ fn watch(
         Ok(f) => f,
         Err(e) => return give_up("pidfd", e),
     };
-    let setup = || -> std::io::Result<Poll> {
+    let setup = || -> std::io::Result<(Poll, mio::Waker)> {
         use std::os::fd::{AsFd, AsRawFd};
         let poll = Poll::new()?;
         poll.registry()
@@ -339,12 +397,68 @@ fn watch(
             SIGNALS,
             Interest::READABLE,
         )?;
-        Ok(poll)
+        let waker = mio::Waker::new(poll.registry(), KNELL)?;
+        Ok((poll, waker))
     };
-    let mut poll = match setup() {
+    let (mut poll, waker) = match setup() {
         Ok(p) => p,
         Err(e) => return give_up("poll", e),
     };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let waiter = std::thread::Builder::new()
+            .name("knell".into())
+            .stack_size(KNELL_STACK)
+            .spawn_scoped(scope, || {
+                knell_waiter(shared, &waker, &stop, knell_priority);
+            });
+        if let Err(e) = waiter {
+            ::log::warn!(
+                "sentinel: no thread for the death knell ({e}): daemon {pid}'s death is known \
+                 from its pidfd, once its memory is freed"
+            );
+        }
+        let end = turns((pid, &pidfd), &mut poll, shared, signals, rule, dog, idle);
+        stop.store(true, Ordering::Release);
+        shared.wake_knell();
+        end
+    })
+}
+
+/// The sentinel's thread that waits on the daemon's death knell (a futex cannot be
+/// polled) and wakes the sentinel's loop when it tolls; real-time at `priority` like the
+/// loop (threads do not inherit it: `SCHED_RESET_ON_FORK`). Ends at the knell, when the
+/// daemon releases it, and when `stop` is set.
+fn knell_waiter(shared: &SharedPage, waker: &mio::Waker, stop: &AtomicBool, priority: Option<u8>) {
+    if let Some(p) = priority {
+        if let Err(e) = sched::set_fifo(p) {
+            ::log::warn!("sentinel: the death knell's thread: {e}");
+        }
+    }
+    while !stop.load(Ordering::Acquire) {
+        match shared.wait_knell(KNELL_LOOK) {
+            Knell::Died => {
+                if let Err(e) = waker.wake() {
+                    ::log::error!("sentinel: waking the loop for the death knell: {e}");
+                }
+                return;
+            }
+            Knell::Released => return,
+            Knell::Pending => {}
+        }
+    }
+}
+
+/// The watching loop of [`watch`].
+fn turns(
+    (pid, pidfd): (i32, &std::os::fd::OwnedFd),
+    poll: &mut Poll,
+    shared: &SharedPage,
+    signals: &SignalFd,
+    rule: HangRule,
+    mut dog: Option<&mut Armed>,
+    idle: &mut dyn FnMut(),
+) -> (End, Vec<std::os::fd::OwnedFd>) {
     let mut events = Events::with_capacity(4);
     // Copies of the daemon's packet sockets: closing the last copy of one waits a grace
     // period, so the daemon's exit (and the pidfd's word of it) does not wait for them.
@@ -375,6 +489,23 @@ fn watch(
             .min(dog.as_ref().map_or(Instant::MAX, |d| d.kick_at()))
             .min(now.saturating_add(REFRESH_EVERY));
         let _ = poll.poll(&mut events, Some(wake.saturating_since(now)));
+        // The knell (its waiter woke this loop; it tolls before the pidfd says anything):
+        // the daemon is exiting without having released it (a signal, a crash). It runs
+        // no code of its own any more; fenced now, reaped later.
+        if shared.knell_tolled() {
+            // Its exit tears its (locked) memory down: not ahead of the fence and the
+            // peer's takeover, at real-time priority.
+            if let Err(e) = sched::set_normal(pid) {
+                ::log::debug!("sentinel: {e}");
+            }
+            match exit_status(pid).map(|exit| end_of(exit, shared.progress())) {
+                Some(End::Crash(cause) | End::Dying(cause)) => {
+                    return (End::Dying(cause), held);
+                }
+                // Not a crash after all, or unreadable: the pidfd tells.
+                Some(End::Quiet(_)) | None => {}
+            }
+        }
         if let Ok(Some(exit)) = try_wait(pid) {
             return (end_of(exit, shared.progress()), held);
         }
@@ -383,7 +514,7 @@ fn watch(
             held_generation = generation;
             held = fds
                 .iter()
-                .filter_map(|fd| heartwire_hal::sentinel::take_fd(&pidfd, *fd).ok())
+                .filter_map(|fd| heartwire_hal::sentinel::take_fd(pidfd, *fd).ok())
                 .collect();
         }
         for ev in &events {
@@ -455,16 +586,51 @@ fn end_of(exit: Exit, progress: u64) -> End {
     }
 }
 
-/// Reaps `pid`, waiting up to [`GONE_WAIT`].
+/// Reaps `pid`, waiting up to [`GONE_WAIT`]; `None` when it is still there then, or was
+/// reaped before.
 fn wait_gone(pid: i32) -> Option<Exit> {
     let end = StdInstant::now() + GONE_WAIT;
     while StdInstant::now() < end {
-        if let Ok(Some(exit)) = try_wait(pid) {
-            return Some(exit);
+        match try_wait(pid) {
+            Ok(Some(exit)) => return Some(exit),
+            // Reaped already (ECHILD): nothing left to wait for.
+            Err(_) => return None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
         }
-        std::thread::sleep(Duration::from_millis(1));
     }
     None
+}
+
+/// Waits `limit` (no daemon runs); whether SIGTERM or SIGINT came meanwhile.
+fn stop_asked(signals: &SignalFd, limit: Duration) -> bool {
+    use std::os::fd::{AsFd, AsRawFd};
+    let end = StdInstant::now() + limit;
+    let poll = Poll::new().and_then(|p| {
+        p.registry()
+            .register(
+                &mut SourceFd(&signals.as_fd().as_raw_fd()),
+                SIGNALS,
+                Interest::READABLE,
+            )
+            .map(|()| p)
+    });
+    let Ok(mut poll) = poll else {
+        std::thread::sleep(limit);
+        return false;
+    };
+    let mut events = Events::with_capacity(2);
+    loop {
+        let left = end.saturating_duration_since(StdInstant::now());
+        while let Ok(s) = signals.read() {
+            if matches!(s, Signal::Term | Signal::Int) {
+                return true;
+            }
+        }
+        if left.is_zero() {
+            return false;
+        }
+        let _ = poll.poll(&mut events, Some(left));
+    }
 }
 
 /// Passes pending SIGTERM, SIGINT and SIGHUP on to the daemon.

@@ -174,6 +174,9 @@ pub struct Lab {
     pub serial: Option<serial::SerialBridge>,
     /// Cluster names of the configs its daemons ran (their cgroups are named after them).
     clusters: Vec<String>,
+    /// The real-time priority `start_probe` runs its client at (benches: the client
+    /// stands for another machine, which the lab's nodes would not delay).
+    pub probe_fifo: Option<u8>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -255,6 +258,7 @@ impl Lab {
             cluster_id: 4242,
             serial: None,
             clusters: vec![prefix.clone()],
+            probe_fifo: None,
         };
         lab.add_ns(&lab.switch_ns());
         ip(&[
@@ -834,20 +838,21 @@ impl Lab {
         out: &std::path::Path,
     ) -> usize {
         let (interval, duration) = (interval_us.to_string(), duration_ms.to_string());
-        self.spawn_helper(
-            ns,
-            &[
-                "debug",
-                "probe",
-                "--target",
-                target,
-                "--interval-us",
-                &interval,
-                "--duration-ms",
-                &duration,
-            ],
-            Some(out),
-        )
+        let fifo = self.probe_fifo.map(|p| p.to_string());
+        let mut args = vec![
+            "debug",
+            "probe",
+            "--target",
+            target,
+            "--interval-us",
+            &interval,
+            "--duration-ms",
+            &duration,
+        ];
+        if let Some(p) = &fifo {
+            args.extend(["--fifo", p]);
+        }
+        self.spawn_helper(ns, &args, Some(out))
     }
 
     /// Starts the lab service (`debug responder`, answering with the node name) on UDP
