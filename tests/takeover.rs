@@ -1106,6 +1106,11 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
         log.contains("sentinel: daemon") && log.contains("fenced this node") && log.contains(why),
         "a's sentinel logged the fence and why ({why}): {log}"
     );
+    // On every path, the UDP one too (the dying daemon may still hold its port).
+    assert!(
+        log.contains("sent on [e1 (3 sent), e2 (3 sent), u1 (3 sent)]"),
+        "a's sentinel sent its notice on every path: {log}"
+    );
     for l in log.lines().filter(|l| l.contains("sentinel")) {
         eprintln!("{l}");
     }

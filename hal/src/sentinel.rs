@@ -278,7 +278,7 @@ impl SharedPage {
 
     /// In the sentinel (a thread of its own: a futex cannot be polled): waits up to
     /// `limit` for the knell. Wakes at once when the daemon dies or releases it, and when
-    /// [`SharedPage::wake_knell`] is called.
+    /// [`SharedPage::end_knell_waits`] is called.
     pub fn wait_knell(&self, limit: Duration) -> Knell {
         let knell = &self.words().knell;
         let v = knell.load(Ordering::Acquire);
@@ -333,10 +333,15 @@ impl SharedPage {
         self.words().knell.load(Ordering::Acquire) & libc::FUTEX_OWNER_DIED != 0
     }
 
-    /// In the sentinel: wakes a thread in [`SharedPage::wait_knell`] (it returns
-    /// `Pending`), so it can look at why it should stop waiting.
-    pub fn wake_knell(&self) {
-        futex_wake(&self.words().knell);
+    /// In the sentinel, once the daemon is gone: ends the waits on the knell. The knell
+    /// is marked released, then woken: a thread in [`SharedPage::wait_knell`] returns, and
+    /// one about to wait does not sleep (a wake alone is lost on a thread that has not yet
+    /// begun its wait; the changed word makes its wait return at once). Needed where the
+    /// knell never tolls: the daemon died before arming it, or robust futexes are missing.
+    pub fn end_knell_waits(&self) {
+        let knell = &self.words().knell;
+        knell.store(KNELL_RELEASED, Ordering::Release);
+        futex_wake(knell);
     }
 }
 
@@ -428,6 +433,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         panic!("child {pid} not reaped in 5 s");
+    }
+
+    #[test]
+    fn a_knell_never_armed_ends_the_wait_at_once() {
+        let page = SharedPage::new().expect("shared page");
+        page.end_knell_waits();
+        let t = std::time::Instant::now();
+        assert_eq!(page.wait_knell(Duration::from_secs(10)), Knell::Released);
+        assert!(t.elapsed() < Duration::from_secs(5), "no wait");
     }
 
     #[test]

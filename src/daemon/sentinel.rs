@@ -36,7 +36,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
 
 use heartwire_hal::process::{SIGKILL, signal};
@@ -76,7 +76,8 @@ const OOM_ADJ: &str = "/proc/self/oom_score_adj";
 const SIGNALS: Token = Token(1);
 /// The knell waiter's wake-up (see [`knell_waiter`]).
 const KNELL: Token = Token(2);
-/// The knell waiter looks at its stop flag at least this often.
+/// The knell waiter's waits are bounded by this (it ends when the knell tolls or is
+/// released: see [`SharedPage::end_knell_waits`]).
 const KNELL_LOOK: Duration = Duration::from_millis(100);
 /// The knell waiter's stack: it only waits on a futex (the sentinel's memory is locked,
 /// and a default 2 MiB thread stack would be locked whole).
@@ -274,10 +275,9 @@ pub fn run(
         // Off the critical path now: each last copy of a packet socket waits a grace period.
         drop(held);
         drop(held_paths);
-        // A daemon whose knell tolled may still be freeing its memory: reaped now.
-        if let Some(exit) = wait_gone(pid) {
-            ::log::debug!("sentinel: daemon {pid} reaped: {exit:?}");
-        }
+        // A daemon whose knell tolled may still be freeing its memory: reaped now, and
+        // before a new daemon starts (it still holds its ports and lines until it is gone).
+        reap(pid);
         let armed = dog.as_ref().map_or(String::new(), |d| {
             format!(
                 "; {} stays armed and resets this node unless heartwire starts again",
@@ -404,23 +404,25 @@ fn watch(
         Ok(p) => p,
         Err(e) => return give_up("poll", e),
     };
-    let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let waiter = std::thread::Builder::new()
             .name("knell".into())
             .stack_size(KNELL_STACK)
             .spawn_scoped(scope, || {
-                knell_waiter(shared, &waker, &stop, knell_priority);
+                knell_waiter(shared, &waker, knell_priority);
             });
-        if let Err(e) = waiter {
+        if let Err(e) = &waiter {
             ::log::warn!(
                 "sentinel: no thread for the death knell ({e}): daemon {pid}'s death is known \
                  from its pidfd, once its memory is freed"
             );
         }
         let end = turns((pid, &pidfd), &mut poll, shared, signals, rule, dog, idle);
-        stop.store(true, Ordering::Release);
-        shared.wake_knell();
+        shared.end_knell_waits();
+        // Joined, not left to the scope: the sentinel forks the next daemon single-threaded.
+        if let Ok(w) = waiter {
+            let _ = w.join();
+        }
         end
     })
 }
@@ -428,14 +430,14 @@ fn watch(
 /// The sentinel's thread that waits on the daemon's death knell (a futex cannot be
 /// polled) and wakes the sentinel's loop when it tolls; real-time at `priority` like the
 /// loop (threads do not inherit it: `SCHED_RESET_ON_FORK`). Ends at the knell, when the
-/// daemon releases it, and when `stop` is set.
-fn knell_waiter(shared: &SharedPage, waker: &mio::Waker, stop: &AtomicBool, priority: Option<u8>) {
+/// daemon releases it, and when the sentinel ends its waits (`end_knell_waits`).
+fn knell_waiter(shared: &SharedPage, waker: &mio::Waker, priority: Option<u8>) {
     if let Some(p) = priority {
         if let Err(e) = sched::set_fifo(p) {
             ::log::warn!("sentinel: the death knell's thread: {e}");
         }
     }
-    while !stop.load(Ordering::Acquire) {
+    loop {
         match shared.wait_knell(KNELL_LOOK) {
             Knell::Died => {
                 if let Err(e) = waker.wake() {
@@ -601,6 +603,32 @@ fn wait_gone(pid: i32) -> Option<Exit> {
     None
 }
 
+/// Reaps daemon `pid`, gone or going: waits as long as it takes (a watchdog, when there
+/// is one, is not kicked meanwhile: an exit stuck in the kernel for its whole timeout
+/// resets the host), and says so when it takes longer than [`GONE_WAIT`].
+fn reap(pid: i32) {
+    let mut waited = Duration::ZERO;
+    loop {
+        match try_wait(pid) {
+            Ok(Some(exit)) => {
+                ::log::debug!("sentinel: daemon {pid} reaped: {exit:?}");
+                return;
+            }
+            // Reaped already (by the pidfd's path, or after a kill for a hang).
+            Err(_) => return,
+            Ok(None) => {}
+        }
+        if wait_gone(pid).is_some() {
+            return;
+        }
+        waited += GONE_WAIT;
+        ::log::error!(
+            "sentinel: daemon {pid} is still exiting after {waited:?} (stuck in the kernel): \
+             no new daemon until it is gone"
+        );
+    }
+}
+
 /// Waits `limit` (no daemon runs); whether SIGTERM or SIGINT came meanwhile.
 fn stop_asked(signals: &SignalFd, limit: Duration) -> bool {
     use std::os::fd::{AsFd, AsRawFd};
@@ -619,18 +647,28 @@ fn stop_asked(signals: &SignalFd, limit: Duration) -> bool {
         return false;
     };
     let mut events = Events::with_capacity(2);
-    loop {
+    let mut hup = false;
+    let stop = loop {
         let left = end.saturating_duration_since(StdInstant::now());
         while let Ok(s) = signals.read() {
-            if matches!(s, Signal::Term | Signal::Int) {
-                return true;
+            match s {
+                Signal::Term | Signal::Int => return true,
+                Signal::Hup => hup = true,
+                Signal::Chld | Signal::Other(_) => {}
             }
         }
         if left.is_zero() {
-            return false;
+            break false;
         }
         let _ = poll.poll(&mut events, Some(left));
+    };
+    if hup {
+        // A reload asked for meanwhile: pending again (blocked here), so the next
+        // daemon gets it, as it would have without the pause.
+        let me = i32::try_from(std::process::id()).expect("invariant: pids fit i32");
+        let _ = signal(me, libc_sig::HUP);
     }
+    stop
 }
 
 /// Passes pending SIGTERM, SIGINT and SIGHUP on to the daemon.
@@ -846,6 +884,7 @@ impl Fence {
                 continue;
             }
             let members: Vec<u8> = p.nodes.iter().map(|n| n.get()).collect();
+            let io = &notice_io(io);
             let mut sock =
                 match PathSocket::open(io, cfg.spec.cluster_id, cfg.local.get(), &members) {
                     Ok(s) => s,
@@ -892,6 +931,20 @@ impl Fence {
     }
 }
 
+/// How the notice opens path `io`: as the daemon did, but a UDP path from a port of the
+/// kernel's choosing on the node's address. The dying daemon may still hold its own port
+/// (its descriptors close after the knell tolls: `do_exit` tears the memory down first),
+/// and peers do not look at a frame's source port.
+fn notice_io(io: &PathIo) -> PathIo {
+    match io {
+        PathIo::Udp { bind, peers } => PathIo::Udp {
+            bind: std::net::SocketAddr::new(bind.ip(), 0),
+            peers: peers.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
 /// The address and process half of the daemon's resources for `cfg`.
 fn resources_of(cfg: &Config, local: &str) -> Result<Resources, String> {
     Resources::open(
@@ -918,4 +971,27 @@ fn unguarded(cfg: &Config) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dying daemon may still hold its UDP port when the knell tolls: the notice's
+    /// socket is opened on another port of the same address (the demo's notice went out
+    /// on its Ethernet paths only, "u1: no death notice", before this).
+    #[test]
+    fn the_notice_opens_a_udp_path_whose_port_the_dying_daemon_still_holds() {
+        let held = std::net::UdpSocket::bind("127.0.0.1:0").expect("the daemon's socket");
+        let io = PathIo::Udp {
+            bind: held.local_addr().expect("its address"),
+            peers: vec![None, Some("127.0.0.1:9".parse().expect("a peer"))],
+        };
+        assert!(
+            PathSocket::open(&io, 7, 1, &[1, 2]).is_err(),
+            "the daemon's own port is taken"
+        );
+        let sock = PathSocket::open(&notice_io(&io), 7, 1, &[1, 2]);
+        assert!(sock.is_ok(), "the notice's socket opens: {sock:?}");
+    }
 }
