@@ -4,11 +4,12 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
 
 use crate::linkmon::attr;
 use crate::netlink::{NLMSG_HDR, route_socket, send_dump};
-use crate::sys::{HalError, cvt, cvt_size};
+use crate::sys::{HalError, cvt_size};
 
 const IFINFOMSG: usize = 16;
 const IFADDRMSG: usize = 8;
@@ -23,7 +24,7 @@ const IFF_UP: u32 = 0x1;
 const IFF_LOOPBACK: u32 = 0x8;
 const IFF_LOWER_UP: u32 = 0x1_0000;
 /// How long to wait for each part of a dump.
-const WAIT_MS: i32 = 2000;
+const WAIT: Duration = Duration::from_secs(2);
 
 /// One network interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +90,9 @@ fn dump(
     send_dump(&fd, kind, body_len).map_err(|e| err("sendto", e))?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        wait_readable(&fd).map_err(|e| err("poll", e))?;
+        if !crate::sys::wait_readable(fd.as_fd(), WAIT).map_err(|e| err("poll", e))? {
+            return Err(err("poll", io::Error::from(io::ErrorKind::TimedOut)));
+        }
         // SAFETY: `fd` is live; `buf` is a writable buffer of the given length.
         let n = cvt_size(unsafe {
             libc::recv(
@@ -104,21 +107,6 @@ fn dump(
             return Ok(());
         }
     }
-}
-
-/// Waits until `fd` is readable, at most [`WAIT_MS`].
-fn wait_readable(fd: &OwnedFd) -> io::Result<()> {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `p` is one valid pollfd on the stack for the call's duration.
-    let n = cvt(unsafe { libc::poll(&raw mut p, 1, WAIT_MS) })?;
-    if n == 0 {
-        return Err(io::Error::from(io::ErrorKind::TimedOut));
-    }
-    Ok(())
 }
 
 /// Walks the messages of one datagram; true at the dump's end.

@@ -38,4 +38,4 @@ pub mod timerfd;
 pub mod udp;
 pub mod watchdog;
 
-pub use sys::{HalError, RxMeta};
+pub use sys::{HalError, RxMeta, wait_readable};

@@ -300,15 +300,7 @@ impl SharedPage {
             return Knell::Pending;
         }
         let wait = if v == 0 { 0 } else { waiting };
-        // SAFETY: timespec is a plain C struct valid when zeroed.
-        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-        // libc marks musl's time_t deprecated (its width changed in musl 1.2); try_from
-        // and MAX follow whatever width it has.
-        #[allow(deprecated)]
-        let secs = libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX);
-        ts.tv_sec = secs;
-        ts.tv_nsec =
-            libc::c_long::try_from(u64::from(limit.subsec_nanos())).expect("invariant: < 1e9");
+        let ts = crate::sys::timespec(limit);
         // SAFETY: FUTEX_WAIT (shared: the page is mapped in two processes) on an aligned
         // u32 of the live shared page, with a relative timeout; it only reads the word.
         unsafe {

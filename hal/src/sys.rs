@@ -46,6 +46,40 @@ pub(crate) fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// A C `timespec` for `d`: a relative wait, or an absolute clock time given as the
+/// duration since the clock's zero. Seconds beyond `time_t` saturate.
+pub(crate) fn timespec(d: std::time::Duration) -> libc::timespec {
+    // SAFETY: timespec is a plain C struct valid when zeroed (musl has padding fields).
+    let mut ts: libc::timespec = unsafe { mem::zeroed() };
+    // libc marks musl's time_t deprecated (its width changed in musl 1.2); try_from and
+    // MAX follow whatever width it has.
+    #[allow(deprecated)]
+    let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
+    ts.tv_sec = secs;
+    // (u64 first: c_long is i32 on 32-bit targets, so no conversion is infallible on all.)
+    ts.tv_nsec = libc::c_long::try_from(u64::from(d.subsec_nanos())).expect("invariant: < 1e9");
+    ts
+}
+
+/// Waits until `fd` is readable or `limit` passed (`ppoll(2)`: to the nanosecond, where
+/// poll(2) rounds to milliseconds and `SO_RCVTIMEO` to scheduler ticks). Whether it is
+/// readable; a signal ends the wait early (`false`).
+pub fn wait_readable(fd: BorrowedFd<'_>, limit: std::time::Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = timespec(limit);
+    // SAFETY: one live pollfd on the stack for the length 1 given, a live timespec the
+    // kernel only reads, no signal mask; the fd is borrowed for the whole call.
+    match cvt(unsafe { libc::ppoll(&raw mut p, 1, &raw const ts, std::ptr::null()) }) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Sets an integer-valued socket option.
 pub(crate) fn setsockopt_int(
     fd: BorrowedFd<'_>,
@@ -195,4 +229,34 @@ pub(crate) fn ioctl_arg<T>(
     // SAFETY: `arg` points at a live, initialised `repr(C)` value of the size encoded in
     // `request`, owned by the caller's frame for the duration of the call.
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn timespec_splits_seconds_and_nanoseconds() {
+        let ts = timespec(Duration::new(3, 999_999_999));
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (3, 999_999_999));
+        let ts = timespec(Duration::from_nanos(1));
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (0, 1));
+    }
+
+    #[test]
+    fn wait_readable_times_out_then_sees_data() {
+        let (mut a, b) = UnixStream::pair().expect("socketpair");
+        let start = Instant::now();
+        assert!(!wait_readable(b.as_fd(), Duration::from_millis(5)).expect("ppoll"));
+        assert!(
+            start.elapsed() >= Duration::from_millis(5),
+            "waited the limit out"
+        );
+        a.write_all(b"x").expect("write");
+        assert!(wait_readable(b.as_fd(), Duration::from_secs(5)).expect("ppoll"));
+    }
 }

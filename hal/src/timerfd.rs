@@ -37,13 +37,7 @@ impl TimerFd {
         let ns = deadline_ns.map_or(0, |d| d.max(1));
         // SAFETY: itimerspec is a plain C struct valid when zeroed.
         let mut spec: libc::itimerspec = unsafe { mem::zeroed() };
-        // libc marks musl's time_t deprecated because it becomes 64-bit in musl 1.2;
-        // try_from and MAX follow whatever width it has.
-        #[allow(deprecated)]
-        let secs = libc::time_t::try_from(ns / 1_000_000_000).unwrap_or(libc::time_t::MAX);
-        spec.it_value.tv_sec = secs;
-        spec.it_value.tv_nsec =
-            libc::c_long::try_from(ns % 1_000_000_000).expect("invariant: < 1e9");
+        spec.it_value = crate::sys::timespec(std::time::Duration::from_nanos(ns));
         // SAFETY: `fd` is a live timerfd; `spec` is a valid itimerspec the kernel only
         // reads; the old-value pointer may be null; the result is checked.
         cvt(unsafe {

@@ -92,30 +92,3 @@ impl AsFd for UdpSocket {
         self.sock.as_fd()
     }
 }
-
-/// Waits until `fd` is readable or `limit` passed (`ppoll(2)`: to the nanosecond, where
-/// poll(2) rounds to milliseconds and `SO_RCVTIMEO` to scheduler ticks). Whether it is
-/// readable; a signal ends the wait early (`false`).
-pub fn wait_readable(fd: BorrowedFd<'_>, limit: std::time::Duration) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: timespec is a plain C struct valid when zeroed.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // libc marks musl's time_t deprecated (its width changed in musl 1.2); try_from and
-    // MAX follow whatever width it has.
-    #[allow(deprecated)]
-    let secs = libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX);
-    ts.tv_sec = secs;
-    ts.tv_nsec = libc::c_long::try_from(u64::from(limit.subsec_nanos())).expect("invariant: < 1e9");
-    // SAFETY: one live pollfd on the stack for the length 1 given, a live timespec the
-    // kernel only reads, no signal mask; the fd is borrowed for the whole call.
-    match sys::cvt(unsafe { libc::ppoll(&raw mut p, 1, &raw const ts, std::ptr::null()) }) {
-        Ok(n) => Ok(n > 0),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
-    }
-}

@@ -206,9 +206,7 @@ pub fn probe(
         // priority (`--fifo`) takes no CPU from the nodes meanwhile.
         let wait = Duration::from_nanos(next.saturating_sub(now()));
         use std::os::fd::AsFd;
-        if !heartwire_hal::udp::wait_readable(sock.as_fd(), wait)
-            .map_err(|e| format!("ppoll: {e}"))?
-        {
+        if !heartwire_hal::wait_readable(sock.as_fd(), wait).map_err(|e| format!("ppoll: {e}"))? {
             continue;
         }
         // Refused (ICMP, while the address moves) is what the probe measures, as a loss.

@@ -5,8 +5,10 @@
 //! (paths, control socket, timer) → real-time mode → the loop. One loop turn:
 //! 1. `poll(None)` — time arrives through the timerfd, never through the poll timeout;
 //! 2. read `now`;
-//! 3. drain *every* path socket until `WouldBlock` (capped at [`FRAMES_PER_WAKEUP_MAX`]),
-//!    feeding the core with kernel arrival times;
+//! 3. drain the path sockets that polled readable (or were left unfinished by the cap,
+//!    [`FRAMES_PER_WAKEUP_MAX`]) until `WouldBlock`, and every path without kernel receive
+//!    timestamps (serial, disk: an unstamped frame's arrival is bounded by when its path
+//!    was last read empty), feeding the core with arrival times;
 //! 4. if a deadline passed, `handle_timeout(now)`;
 //! 5. drain `poll_action`, carrying out transmits and logging events;
 //! 6. answer control requests, then re-arm the timer if the deadline moved.
@@ -419,6 +421,12 @@ impl Daemon {
         let mut tx_buf = [0u8; FRAME_MAX];
         let mut rx_buf = [0u8; FRAME_MAX + 64];
         let mut more = false;
+        // Paths to drain this turn, one bit each: those that polled readable and those the
+        // cap left unfinished. Reading the rest would only meet `WouldBlock` (3 system
+        // calls of 16 per millisecond at a 1 ms interval; edge-triggered, a socket that did
+        // not poll readable got nothing since it was read empty).
+        const _: () = assert!(crate::wire::MAX_PATHS <= 32, "a bit per path in `ready`");
+        let mut ready: u32 = !0;
         self.rearm()?;
         loop {
             let timeout = more.then_some(Duration::ZERO);
@@ -438,6 +446,12 @@ impl Daemon {
             }
             let mut stop = false;
             let mut reports = Vec::new();
+            if events.iter().count() >= events.capacity() {
+                // Maybe more were ready than one poll returns: a path's readiness may be
+                // in the next one, and silence is judged only after every path with
+                // frames was read. Read them all.
+                ready = !0;
+            }
             for ev in events.iter() {
                 match ev.token() {
                     token::TIMER => {
@@ -454,6 +468,9 @@ impl Daemon {
                         }
                     }
                     token::LINKS => self.read_links(poll.registry(), now),
+                    t if (token::PATH_BASE..token::PATH_BASE + self.socks.len()).contains(&t.0) => {
+                        ready |= 1 << (t.0 - token::PATH_BASE);
+                    }
                     t if self.offer_io.owns(t) => self.offer_checked(poll.registry(), now, t),
                     t if self.fencing.owns(t) => {
                         if let Some(o) = self.fencing.on_child_event(poll.registry(), t) {
@@ -469,11 +486,17 @@ impl Daemon {
                     _ => {}
                 }
             }
-            more = false;
+            let mut unfinished = 0;
             for i in 0..self.socks.len() {
                 self.socks[i].flush();
-                more |= self.drain_path(i, now, real_ns, &mut rx_buf);
+                if (ready & (1 << i) != 0 || !self.socks[i].stamped())
+                    && self.drain_path(i, now, real_ns, &mut rx_buf)
+                {
+                    unfinished |= 1 << i;
+                }
             }
+            ready = unfinished;
+            more = unfinished != 0;
             if self.node.next_deadline().is_some_and(|d| d <= now) {
                 self.node.handle_timeout(now);
             }

@@ -200,6 +200,12 @@ impl PathSocket {
         }
     }
 
+    /// Whether the kernel stamps each frame's arrival (raw Ethernet and UDP): such a path
+    /// needs reading only when it polls readable.
+    pub(crate) fn stamped(&self) -> bool {
+        matches!(self, PathSocket::Ether { .. } | PathSocket::Udp { .. })
+    }
+
     /// Whether ethernet padding may follow the frame.
     pub(crate) fn is_ether(&self) -> bool {
         matches!(self, PathSocket::Ether { .. })

@@ -631,22 +631,8 @@ fn reap(pid: i32) {
 
 /// Waits `limit` (no daemon runs); whether SIGTERM or SIGINT came meanwhile.
 fn stop_asked(signals: &SignalFd, limit: Duration) -> bool {
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::AsFd;
     let end = StdInstant::now() + limit;
-    let poll = Poll::new().and_then(|p| {
-        p.registry()
-            .register(
-                &mut SourceFd(&signals.as_fd().as_raw_fd()),
-                SIGNALS,
-                Interest::READABLE,
-            )
-            .map(|()| p)
-    });
-    let Ok(mut poll) = poll else {
-        std::thread::sleep(limit);
-        return false;
-    };
-    let mut events = Events::with_capacity(2);
     let mut hup = false;
     let stop = loop {
         let left = end.saturating_duration_since(StdInstant::now());
@@ -660,7 +646,10 @@ fn stop_asked(signals: &SignalFd, limit: Duration) -> bool {
         if left.is_zero() {
             break false;
         }
-        let _ = poll.poll(&mut events, Some(left));
+        if heartwire_hal::wait_readable(signals.as_fd(), left).is_err() {
+            // No way to wait on the signals: sleep the pause out, deaf to them.
+            std::thread::sleep(left);
+        }
     };
     if hup {
         // A reload asked for meanwhile: pending again (blocked here), so the next

@@ -206,9 +206,20 @@ pub struct Reply {
 
 /// The replies in a probe's output file.
 pub fn replies(path: &std::path::Path) -> Vec<Reply> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    replies_from(path, 0)
+}
+
+/// The replies in a probe's output file from byte `offset` on (a reply cut by the offset
+/// is skipped): cheap enough to look at while the probe runs.
+pub fn replies_from(path: &std::path::Path, offset: u64) -> Vec<Reply> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        if f.seek(SeekFrom::Start(offset)).is_ok() {
+            let _ = f.read_to_string(&mut text);
+        }
+    }
+    text.lines()
         .filter(|l| l.starts_with("reply "))
         .filter_map(|l| {
             let field = |k: &str| {
