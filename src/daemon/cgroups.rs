@@ -101,8 +101,13 @@ impl NodeCgroups {
     /// they forked meanwhile and waits for them to be gone).
     pub(crate) fn kill_all(&self) -> std::io::Result<Vec<i32>> {
         let mut killed = Vec::new();
-        if self.node.populated()? {
-            self.node.kill_round(&mut killed)?;
+        // The cgroups it made, each read through its open `cgroup.procs`: what an
+        // application made below its own is found by the walks of `finish_kill`.
+        let known = [&self.node, &self.cmd]
+            .into_iter()
+            .chain(self.apps.iter().flatten().flatten());
+        for c in known {
+            c.kill_members_here(&mut killed)?;
         }
         Ok(killed)
     }
