@@ -99,6 +99,25 @@ pub struct Cgroup {
 /// Rounds of a kill before it gives up on a cgroup that keeps forking.
 const KILL_ROUNDS: usize = 64;
 
+/// SIGKILL to each of `pids` not in `killed` (which it joins; one already gone counts);
+/// returns how many.
+fn kill_new(pids: impl IntoIterator<Item = i32>, killed: &mut Vec<i32>) -> io::Result<usize> {
+    let mut n = 0;
+    for pid in pids {
+        if killed.contains(&pid) {
+            continue;
+        }
+        match crate::process::signal(pid, libc::SIGKILL) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) => return Err(e),
+        }
+        killed.push(pid);
+        n += 1;
+    }
+    Ok(n)
+}
+
 impl Cgroup {
     /// Opens cgroup directory `path`, creating it if needed (its parent must exist).
     pub fn create(path: &Path) -> io::Result<Cgroup> {
@@ -140,20 +159,7 @@ impl Cgroup {
     /// One round of [`Cgroup::kill`]: SIGKILL to each member not in `killed` (which it
     /// joins); returns how many.
     pub fn kill_round(&self, killed: &mut Vec<i32>) -> io::Result<usize> {
-        let mut n = 0;
-        for pid in self.members() {
-            if killed.contains(&pid) {
-                continue;
-            }
-            match crate::process::signal(pid, libc::SIGKILL) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(e) => return Err(e),
-            }
-            killed.push(pid);
-            n += 1;
-        }
-        Ok(n)
+        kill_new(self.members(), killed)
     }
 
     /// SIGKILL to each process in this cgroup itself, not below it, that is not in
@@ -172,17 +178,10 @@ impl Cgroup {
             text.push_str(std::str::from_utf8(&buf[..n]).map_err(|_| io::ErrorKind::InvalidData)?);
             at += n as u64;
         }
-        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            if killed.contains(&pid) {
-                continue;
-            }
-            match crate::process::signal(pid, libc::SIGKILL) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(e) => return Err(e),
-            }
-            killed.push(pid);
-        }
+        kill_new(
+            text.lines().filter_map(|l| l.trim().parse::<i32>().ok()),
+            killed,
+        )?;
         Ok(())
     }
 
