@@ -86,14 +86,33 @@ fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
     }
 }
 
+/// At least two nodes, each name and each address once (a repeat would otherwise
+/// surface as a duplicate key on some line of the rendered config).
+fn check_nodes(nodes: &[(String, IpAddr)]) -> Result<(), String> {
+    if nodes.len() < 2 {
+        return Err("give at least two --node NAME=ADDRESS".into());
+    }
+    for (i, (name, ip)) in nodes.iter().enumerate() {
+        if let Some((_, first)) = nodes[..i].iter().find(|(n, _)| n == name) {
+            return Err(format!(
+                "--node {name} is given twice ({name}={first} and {name}={ip}): name each node once"
+            ));
+        }
+        if let Some((other, _)) = nodes[..i].iter().find(|(_, a)| a == ip) {
+            return Err(format!(
+                "--node {other} and --node {name} have the same address {ip}: each node needs its own"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Interface names discovery skips: bridges and virtual ends that are not cluster wires.
 const SKIP_PREFIXES: &[&str] = &["veth", "docker", "virbr", "br-", "vnet", "tap", "tun", "wg"];
 
 /// Writes the config (and the key if missing); returns what it did, one line each.
 pub fn init(a: &InitArgs) -> Result<Vec<String>, String> {
-    if a.nodes.len() < 2 {
-        return Err("give at least two --node NAME=ADDRESS".into());
-    }
+    check_nodes(&a.nodes)?;
     if a.output.exists() && !a.force {
         return Err(format!(
             "{} exists; --force replaces it (the key file is kept)",
@@ -326,6 +345,20 @@ fn toml_str(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_named_or_addressed_twice_is_refused_by_name() {
+        let n = |s: &str| parse_node(s).unwrap();
+        let twice = check_nodes(&[n("alpha=10.0.0.1"), n("alpha=10.0.0.2")]).unwrap_err();
+        assert!(twice.contains("--node alpha is given twice"), "{twice}");
+        let shared = check_nodes(&[n("alpha=10.0.0.1"), n("beta=10.0.0.1")]).unwrap_err();
+        assert!(
+            shared.contains("--node alpha and --node beta have the same address"),
+            "{shared}"
+        );
+        assert!(check_nodes(&[n("alpha=10.0.0.1")]).is_err());
+        assert!(check_nodes(&[n("alpha=10.0.0.1"), n("beta=10.0.0.2")]).is_ok());
+    }
 
     #[test]
     fn ids_and_strings() {
