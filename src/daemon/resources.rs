@@ -144,6 +144,17 @@ pub(crate) enum Stale {
     Killed(Vec<(i32, String)>),
 }
 
+impl Stale {
+    /// The pids killed so far.
+    pub(crate) fn pids(&self) -> impl Iterator<Item = i32> + '_ {
+        let (a, b) = match self {
+            Stale::InCgroup(p) => (p.as_slice(), &[][..]),
+            Stale::Killed(k) => (&[][..], k.as_slice()),
+        };
+        a.iter().copied().chain(b.iter().map(|(p, _)| *p))
+    }
+}
+
 /// How an application's end is noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Watched {
