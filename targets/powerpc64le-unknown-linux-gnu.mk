@@ -15,4 +15,4 @@ CROSS_RUSTFLAGS := -C target-feature=+crt-static $(foreach f,$(CROSS_SPEED),-C l
 	-C link-arg=$(CURDIR)/targets/glibc-static-speed.ld
 # qemu-user has no clone3 and no robust futexes (ENOSYS): the tests that start a child
 # in a cgroup and those of the sentinel's death knell.
-CROSS_SKIP := clone3_ robust_futex_
+CROSS_SKIP := clone3_ robust_futex_ sched_setscheduler_

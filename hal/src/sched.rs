@@ -108,10 +108,11 @@ pub fn hold_cpu_latency(us: u32) -> Result<CpuLatencyRequest, HalError> {
 mod tests {
     use super::*;
 
-    /// As root: a process put to the lowest real-time priority shows SCHED_FIFO 1 in
+    /// As root (not under qemu-user, which lacks sched_setscheduler: CROSS_SKIP): a process
+    /// put to the lowest real-time priority shows SCHED_FIFO 1 in
     /// /proc (fields 40 and 41 of `stat`: rt_priority and policy).
     #[test]
-    fn hasten_exit_puts_a_process_at_fifo_1() {
+    fn sched_setscheduler_hasten_exit_puts_a_process_at_fifo_1() {
         let mut child = std::process::Command::new("sleep")
             .arg("100")
             .spawn()
