@@ -208,6 +208,9 @@ struct Host {
     /// groups not offline here, kept up to date while the cluster is in maintenance and
     /// read by the next daemon started here (`Node::resume_maintenance`).
     marker: Option<(u64, u64)>,
+    /// The daemon's promise file (in /run: a reboot clears it): the newest view it agreed
+    /// to, read by the next daemon started here (`Node::resume_promise`).
+    promise: Option<(u64, u64)>,
 }
 
 impl Host {
@@ -219,6 +222,7 @@ impl Host {
                 .map(|g| vec![false; usize::from(g.resources)])
                 .collect(),
             marker: None,
+            promise: None,
         }
     }
 
@@ -252,6 +256,7 @@ impl Host {
             g.fill(false);
         }
         self.marker = None;
+        self.promise = None;
     }
 
     /// The marker as the daemon keeps it after node's latest events.
@@ -285,11 +290,27 @@ struct Faults {
     /// The sentinel grants a recheck when it woke late (`HW_SIM_NO_RECHECK=1` takes it
     /// away, to show that it then kills daemons that were only paused with their host).
     recheck: bool,
+    /// A restarted daemon keeps its predecessor's word (`HW_SIM_NO_PROMISE=1` takes the
+    /// promise file away, to show the two owners a forgetful one lets in).
+    promise: bool,
     drop_pm: u64,
     dup_pm: u64,
     delay_max_ns: u64,
     /// cut[path][from][to]: frames from `from` to `to` on `path` are lost.
     cut: Vec<Vec<Vec<bool>>>,
+}
+
+impl Faults {
+    /// Only the links cut by hand are faulty (a test's held schedule, with `step(true)`):
+    /// nothing is lost, duplicated, delayed, slow or failed at random.
+    fn only_cuts(&mut self) {
+        self.start_fail_pm = 0;
+        self.stop_fail_pm = 0;
+        self.slow_pm = 0;
+        self.drop_pm = 0;
+        self.dup_pm = 0;
+        self.delay_max_ns = 1;
+    }
 }
 
 struct World {
@@ -508,6 +529,7 @@ impl World {
             sentinel: !std::env::var("HW_SIM_NO_SENTINEL").is_ok_and(|v| v == "1"),
             host_pause_pm: rng.below(500),
             recheck: !std::env::var("HW_SIM_NO_RECHECK").is_ok_and(|v| v == "1"),
+            promise: !std::env::var("HW_SIM_NO_PROMISE").is_ok_and(|v| v == "1"),
             drop_pm: rng.below(200),
             dup_pm: rng.below(50),
             delay_max_ns: rng.below(3 * MS / 2),
@@ -632,6 +654,11 @@ impl World {
                     }
                     // Neighbours' ARP caches are not modelled.
                     Action::Announce { .. } => {}
+                    Action::Promise { number, members } => {
+                        if self.faults.promise {
+                            self.hosts[i].promise = Some((number, members));
+                        }
+                    }
                 }
             }
             if events
@@ -1598,6 +1625,9 @@ impl World {
         if let Some((epoch, groups)) = self.hosts[i].marker {
             node.resume_maintenance(self.local(i), epoch, groups);
         }
+        if let Some((number, members)) = self.hosts[i].promise {
+            node.resume_promise(number, members);
+        }
         // A restarted daemon reads the carrier state at start.
         node.set_carrier_lost(self.local(i), self.carrier[i]);
         self.nodes[i] = Some(node);
@@ -1938,6 +1968,67 @@ fn a_host_pause_past_the_kill_deadline_is_forgiven_by_the_recheck() {
             }
         }
     }
+}
+
+/// Found by review (DESIGN §2): a restarted daemon keeps the word its predecessor gave.
+/// n1 holds g1 (nodes n1, n3) in view N = {n1, n2, n3}; links n1↔n3 and n2→n1 are cut;
+/// n1's host pauses past the timeout but not past its sentinel's kill deadline; n2 and n3
+/// commit N+1 = {n2, n3} and place g1 on n3 (which waits out n1's lease). n1 resumes,
+/// fences, and stays in N. n2's daemon restarts and hears n1 again, which sends it N's
+/// commit: a new daemon that forgot N+1 installed N and vouched for it, gave n1 its
+/// majority back, and n1 acquired g1 while n3 did too (two hosts served it;
+/// `HW_SIM_NO_PROMISE=1` shows it). With the promise file the new daemon keeps its
+/// predecessor's agreement to N+1 and refuses N's commit; n1 forms a new view with it.
+#[test]
+fn a_restarted_daemon_keeps_its_predecessors_word() {
+    let mut spec = mutual(3);
+    spec.groups[0].policy.nodes = vec![NodeId::new(1).unwrap(), NodeId::new(3).unwrap()];
+    let mut w = World::with_spec(1, Rng(1), spec, true);
+    w.faults.only_cuts();
+    settle(&mut w, 5);
+    let holders = |w: &World| {
+        (0..3)
+            .filter(|&i| {
+                w.nodes[i]
+                    .as_ref()
+                    .is_some_and(|n| n.groups()[0].phase == Phase::Online)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(holders(&w), [0], "n1 holds g1");
+    for (from, to) in [(0, 2), (2, 0), (1, 0)] {
+        w.faults.cut[0][from][to] = true;
+    }
+    // A pause past the timeout (the others take n1 out); its sentinel, paused too, wakes
+    // late and looks again, and n1's daemon turns at once: it lives on.
+    let incarnation = w.nodes[0].as_ref().unwrap().incarnation();
+    w.pause_host_after_look(0, 6 * MS, w.now);
+    let end = w.now + 100 * MS;
+    while w.stalled[0].is_some() {
+        assert!(w.now < end, "the pause did not end");
+        w.step(true);
+    }
+    w.faults.cut[0][1][0] = false;
+    w.nodes[1] = None;
+    w.restart(1);
+    // Every step checks that at most one host serves each group.
+    let end = w.now + 30 * MS;
+    while w.now < end {
+        w.step(true);
+    }
+    assert!(
+        w.nodes[0]
+            .as_ref()
+            .is_some_and(|n| n.incarnation() == incarnation),
+        "n1's daemon lived through the pause"
+    );
+    w.heal_links();
+    settle(&mut w, 5);
+    assert_eq!(
+        holders(&w).len(),
+        1,
+        "one node holds g1 once the links are back"
+    );
 }
 
 #[test]

@@ -1050,6 +1050,8 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
     let target = format!("{SERVICE_IP}:{PORT}");
     let probe = lab.start_probe(&client, &target, 500, 7000, &out);
     std::thread::sleep(Duration::from_millis(1000));
+    // The view a's daemon agreed to: its successor keeps that word (the promise file).
+    let agreed = lab.status(0).expect("a answers").view;
     let fault = mono_ns();
     let killed = std::process::Command::new("kill")
         .args([signal, &before.pid.to_string()])
@@ -1105,6 +1107,13 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
     assert!(
         log.contains("sentinel: daemon") && log.contains("fenced this node") && log.contains(why),
         "a's sentinel logged the fence and why ({why}): {log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "keeping the word of the previous run (from {}): agreed to view {agreed}, members a,b",
+            lab.dir.join("a.promise").display()
+        )),
+        "a's new daemon took up its predecessor's promise: {log}"
     );
     // On every path, the UDP one too (the dying daemon may still hold its port).
     assert!(

@@ -79,6 +79,10 @@ pub struct Membership {
     previous: View,
     /// Newest view proposed, acked or installed.
     agreed: View,
+    /// The newest view an earlier daemon on this host agreed to (`resume_promise`): no
+    /// commit of an older view, or of another with its number, is installed. Its word was
+    /// given, and may be what a newer view's majority rests on.
+    floor: (u64, NodeSet),
     max_seen: u64,
     acked: u64,
     proposal: Option<Proposal>,
@@ -128,6 +132,7 @@ impl Membership {
             view,
             previous: view,
             agreed: view,
+            floor: (0, NodeSet::EMPTY),
             max_seen: 0,
             acked: 0,
             proposal: None,
@@ -145,6 +150,25 @@ impl Membership {
     /// member has acked and would otherwise refuse.
     pub fn highest_number(&self) -> u64 {
         self.max_seen.max(self.acked).max(self.view.number)
+    }
+
+    /// Takes up the promise of the daemon that ran on this host before: it agreed to view
+    /// (`number`, `members`) and to nothing newer. This node agrees to nothing up to that
+    /// number and installs no commit of an older view (nor of another view with that
+    /// number): a new daemon that forgot would vouch for a view its predecessor had left,
+    /// and give back a majority to a member cut off from the one it joined (the sim's
+    /// `a_restarted_daemon_keeps_its_predecessors_word`). Only before the node runs.
+    pub fn resume_promise(&mut self, number: u64, members: NodeSet) {
+        assert_eq!(self.view.number, 0, "resume_promise before the node runs");
+        let number = number.min(VIEW_MAX);
+        self.floor = (number, members);
+        self.agreed = View {
+            number,
+            members,
+            plan: self.agreed.plan,
+        };
+        self.acked = number;
+        self.max_seen = number;
     }
 
     /// The committed view.
@@ -382,6 +406,10 @@ impl Membership {
     pub fn on_commit(&mut self, from: NodeId, view: View) -> Option<View> {
         self.observe(view.number);
         if view.number <= self.view.number || view.members.iter().next() != Some(from) {
+            return None;
+        }
+        let (floor, promised) = self.floor;
+        if view.number < floor || view.number == floor && view.members != promised {
             return None;
         }
         if view.members.contains(self.local) {

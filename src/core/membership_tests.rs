@@ -272,3 +272,42 @@ fn a_suspect_is_retried_without_flapping_and_admitted_once_it_can_ack() {
     assert_eq!(net.node(1).view().members, set(&[1, 2, 3]));
     assert_eq!(net.node(3).view(), net.node(1).view());
 }
+
+/// A daemon started with its predecessor's promise (view 5 = {2, 3}) installs no commit
+/// of an older view, nor another view numbered 5, acks only above 5, and says it agreed
+/// to 5 until it agrees to something newer; the view it promised it installs.
+#[test]
+fn a_resumed_promise_refuses_older_commits_and_acks_only_above_it() {
+    let mut m = Membership::new(id(2), 3, false, 0, Instant::from_nanos(0));
+    m.resume_promise(5, set(&[2, 3]));
+    let view = |number, members: &[u8]| View {
+        number,
+        members: set(members),
+        plan: Plan::unplaced(0),
+    };
+    assert_eq!((m.agreed().number, m.agreed().members), (5, set(&[2, 3])));
+    assert_eq!(m.highest_number(), 5, "a proposal here goes above it");
+    assert_eq!(m.on_commit(id(1), view(4, &[1, 2, 3])), None, "older view");
+    assert_eq!(m.on_commit(id(1), view(5, &[1, 2])), None, "another view 5");
+    assert_eq!(m.view().number, 0);
+    let mut out = vec![];
+    m.on_propose(id(1), view(5, &[1, 2, 3]), set(&[1, 2, 3]), &mut |x| {
+        out.push(x)
+    });
+    assert!(
+        out.is_empty(),
+        "a proposal at the promised number is not acked"
+    );
+    m.on_propose(id(1), view(6, &[1, 2, 3]), set(&[1, 2, 3]), &mut |x| {
+        out.push(x)
+    });
+    assert_eq!(out.len(), 1, "acked above it");
+    assert_eq!(m.agreed().number, 6);
+    let mut n = Membership::new(id(2), 3, false, 0, Instant::from_nanos(0));
+    n.resume_promise(5, set(&[1, 2]));
+    assert_eq!(
+        n.on_commit(id(1), view(5, &[1, 2])),
+        Some(view(5, &[1, 2])),
+        "the promised view itself (its coordinator resends the commit)"
+    );
+}

@@ -90,6 +90,16 @@ pub enum Action {
     },
     /// Halt this node now (see [`Halt`]).
     Halt(Halt),
+    /// Keep, where the next daemon on this host reads it ([`Node::resume_promise`]), that
+    /// this node agreed to view (`number`, `members`) and to nothing newer; before any
+    /// action that follows (the frames that follow may carry the agreement). A new
+    /// daemon that forgot it could vouch for a view its predecessor had left.
+    Promise {
+        /// View number.
+        number: u64,
+        /// Members (bitmap by node id).
+        members: u64,
+    },
     /// Run this tie-breaker step; a race's outcome comes back through
     /// [`Node::tie_breaker_result`].
     TieBreaker(TieStep),
@@ -417,6 +427,8 @@ pub struct Node {
     halt: bool,
     /// `on_quorum_loss = "stop"` made this node leave.
     left_for_quorum_loss: bool,
+    /// The agreement last handed out as [`Action::Promise`]: (number, members).
+    promised: (u64, u64),
     /// Members of the view installed before the current one.
     prev_members: NodeSet,
     /// Groups to announce again (see [`Action::Announce`]).
@@ -511,7 +523,23 @@ impl Node {
             left_for_quorum_loss: false,
             prev_members: NodeSet::EMPTY,
             reannounce: 0,
+            promised: (0, local.bit()),
         }
+    }
+
+    /// Starts this node with the promise the daemon before it on this host kept
+    /// ([`Action::Promise`]): it agreed to view (`number`, `members`) and to nothing newer
+    /// (see `Membership::resume_promise`). Call before the first frame or timeout.
+    ///
+    /// # Panics
+    /// If the node already ran.
+    pub fn resume_promise(&mut self, number: u64, members: u64) {
+        assert_eq!(self.generation, 0, "resume_promise before the node runs");
+        self.membership
+            .resume_promise(number, NodeSet::from_bits(members));
+        let agreed = self.membership.agreed();
+        self.promised = (agreed.number, agreed.members.bits());
+        self.membership_dirty = true;
     }
 
     /// Feeds one received frame that arrived on `path` at kernel time `arrival` (clamped to
@@ -1574,9 +1602,10 @@ impl Node {
         }
     }
 
-    /// The next request: fences and a halt first (safety does not wait), heartbeats due
-    /// next (they are time-critical), then resource
-    /// operations, then membership and group-state frames, then events. `buf` must
+    /// The next request: a new promise first (before any frame that carries it), then
+    /// fences and a halt (safety does not wait), heartbeats due next (they are
+    /// time-critical), then resource operations, then membership and group-state frames,
+    /// then events. `buf` must
     /// hold [`FRAME_MAX`] bytes; a `Transmit` means its first `len` bytes are the frame.
     ///
     /// # Panics
@@ -1587,6 +1616,14 @@ impl Node {
             "poll_action buffer {} < FRAME_MAX",
             buf.len()
         );
+        let agreed = self.membership.agreed();
+        if (agreed.number, agreed.members.bits()) != self.promised {
+            self.promised = (agreed.number, agreed.members.bits());
+            return Some(Action::Promise {
+                number: agreed.number,
+                members: agreed.members.bits(),
+            });
+        }
         if let Some(group) = self.groups.pop_fence() {
             return Some(Action::Fence { group });
         }

@@ -37,6 +37,7 @@ fn drain(n: &mut Node, now: Instant) -> (Vec<(usize, Vec<u8>)>, Vec<Event>) {
                 frames.push((usize::from(path), buf[..len].to_vec()))
             }
             Action::Event { event, .. } => events.push(event),
+            Action::Promise { .. } => {}
             a @ (Action::Resource(_)
             | Action::Fence { .. }
             | Action::Halt(_)

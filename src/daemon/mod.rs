@@ -28,6 +28,7 @@ mod maintenance;
 mod notify;
 mod offers;
 mod paths;
+mod promise;
 mod reload;
 mod report;
 mod resources;
@@ -99,6 +100,13 @@ pub enum DaemonError {
     /// The maintenance marker a previous run left cannot be used.
     #[error("maintenance marker {0}: remove it to start without resuming maintenance")]
     Maintenance(String),
+    /// The promise file cannot be opened or read.
+    #[error(
+        "promise file {0}: this node's agreement to a view cannot be kept across restarts; \
+         a file that cannot be read may be removed once the other nodes have formed a view \
+         without this node"
+    )]
+    Promise(String),
 }
 
 /// Everything the loop owns.
@@ -106,6 +114,8 @@ struct Daemon {
     node: Node,
     /// Where the maintenance marker lives (see `maintenance`).
     marker: PathBuf,
+    /// Where this node's newest agreement is kept (see `promise`).
+    promise: promise::PromiseFile,
     groups: Vec<GroupConfig>,
     resources: Resources,
     socks: Vec<PathSocket>,
@@ -273,6 +283,17 @@ pub fn run(
     let started = Instant::from_nanos(clock::monotonic_ns());
     let keyed = key.is_some();
     let mut node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
+    let (promise, kept) =
+        promise::PromiseFile::open(&promise::path(&socket)).map_err(DaemonError::Promise)?;
+    if let Some((number, members)) = kept {
+        node.resume_promise(number, members);
+        ::log::info!(
+            "keeping the word of the previous run (from {}): agreed to view {number}, \
+             members {}",
+            promise.path().display(),
+            report::member_names(&node, members)
+        );
+    }
     if let Some(m) = &resumed {
         node.resume_maintenance(started, m.epoch, m.groups);
         resources.resume(started, m.groups);
@@ -295,6 +316,7 @@ pub fn run(
     let mut d = Daemon {
         node,
         marker,
+        promise,
         groups: cfg.groups.clone(),
         resources,
         socks,
@@ -902,6 +924,17 @@ impl Daemon {
                                 self.node.spec().paths[i].name
                             );
                         }
+                    }
+                }
+                Action::Promise { number, members } => {
+                    if let Err(e) = self.promise.keep(number, members) {
+                        // The frames that follow go out all the same: this node's peers
+                        // need its word now; a restart before the next write would lose it.
+                        ::log::error!(
+                            "promise file {}: {e} (a daemon restarted here would not know \
+                             it agreed to view {number})",
+                            self.promise.path().display()
+                        );
                     }
                 }
                 Action::Fence { group } => self.resources.fence(group),
