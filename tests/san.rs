@@ -14,6 +14,9 @@
 //!    fences b and starts a new daemon; b is not reset and rejoins.
 //! 3. both cut off from each other (qemu `set_link off`): exactly one wins the
 //!    tie-breaker and holds the group; the other halts (on_quorum_loss = "halt").
+//! 6. the loser's watchdog resets it with the link still off: it boots alone, loses its
+//!    race (it is not registered), and waits instead of halting again; it rejoins when
+//!    the link is back.
 //!
 //! Needs root, `make san` and `make static` (make test runs both first).
 
@@ -301,15 +304,62 @@ fn fencing_against_a_real_scsi_target() {
     );
     let scenario3 = t0.elapsed();
 
+    // 6. the loser's watchdog resets it while the link is still off: it boots alone, is
+    // not registered (the winner preempted it), and loses its race. It has held nothing
+    // since it started, so it waits for its peer instead of halting again (review F-f:
+    // it halted, was reset and halted again for as long as the cut lasted). When the
+    // link is back it rejoins, owning nothing.
+    let halts = |g: &Guest| {
+        g.console()
+            .iter()
+            .filter(|l| l.contains("System halted"))
+            .count()
+    };
+    let l = &mut san.guests[loser];
+    l.wait_line("guest: ready", BOOT);
+    let end = Instant::now() + TAKEOVER;
+    while !l
+        .log()
+        .contains("so on_quorum_loss does not apply: it waits for its peer")
+    {
+        assert!(
+            Instant::now() < end,
+            "the rebooted loser did not lose its race alone: {}",
+            l.log_tail(40)
+        );
+        assert_eq!(halts(l), 1, "the rebooted loser halted again");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Past a watchdog period: it is still up, and has not halted again.
+    std::thread::sleep(WATCHDOG + Duration::from_secs(2));
+    assert_eq!(halts(l), 1, "the rebooted loser halted again");
+    let s = l.status().expect("the rebooted loser answers");
+    assert!(!s.quorate && owner(&s).is_none(), "{s:?}");
+    for g in &san.guests {
+        g.monitor("set_link n0 on");
+    }
+    let s = san.guests[loser].wait_status("the loser rejoined", TAKEOVER, |s| {
+        s.view_members.len() == 2
+    });
+    assert_eq!(owner(&s), None, "the loser rejoins owning nothing");
+    let s = san.guests[winner].status().expect("the winner answers");
+    assert_eq!(
+        owner(&s).as_deref(),
+        Some(s.node.as_str()),
+        "the winner keeps db"
+    );
+    let scenario6 = t0.elapsed();
+
     eprintln!(
-        "san: boot {:.1} s, scenario 1 at {:.1} s, 2 at {:.1} s (crash to takeover {:.2} s), 4 at {:.1} s, 5 at {:.1} s, 3 at {:.1} s",
+        "san: boot {:.1} s, scenario 1 at {:.1} s, 2 at {:.1} s (crash to takeover {:.2} s), 4 at {:.1} s, 5 at {:.1} s, 3 at {:.1} s, 6 at {:.1} s",
         booted.as_secs_f64(),
         scenario1.as_secs_f64(),
         scenario2.as_secs_f64(),
         takeover.as_secs_f64(),
         scenario4.as_secs_f64(),
         scenario5.as_secs_f64(),
-        scenario3.as_secs_f64()
+        scenario3.as_secs_f64(),
+        scenario6.as_secs_f64()
     );
 }
 

@@ -1716,6 +1716,73 @@ impl World {
             self.step(false);
         }
         self.command_completes();
+        self.offline_outlives_a_coordinator_restart();
+    }
+
+    /// Operator intent outlives the restart of any node (review S8): a group taken
+    /// `offline` stays held nowhere while the lowest-id node's daemon restarts and
+    /// coordinates again knowing no placement, until `online`.
+    fn offline_outlives_a_coordinator_restart(&mut self) {
+        if self.spec.groups.is_empty() {
+            return;
+        }
+        // The last command's frames land first (two commands racing is another test).
+        let end = self.now + 5 * MS;
+        while self.now < end {
+            self.step(false);
+        }
+        let g = self.rng.index(self.spec.groups.len());
+        let i = self.rng.index(self.nodes.len());
+        self.expect_done(
+            i,
+            Command {
+                op: Op::Offline,
+                groups: 1 << g,
+            },
+        );
+        self.note(0, format_args!("daemon restarts with g{g} offline"));
+        self.nodes[0] = None;
+        self.restart(0);
+        let deadline = self.now + 100 * MS;
+        let mut since = None;
+        // Converged, and stays so for a few rounds (the restarted node coordinates).
+        while since.is_none_or(|t| self.now < t + 10 * MS) {
+            assert!(
+                self.now < deadline,
+                "seed {}: not converged after n1 restarted\nreplay: make sim-seed SEED={}",
+                self.seed,
+                self.seed
+            );
+            self.step(false);
+            let held: Vec<usize> = (0..self.nodes.len())
+                .filter(|&n| {
+                    self.nodes[n]
+                        .as_ref()
+                        .is_some_and(|node| node.groups()[g].phase != Phase::Offline)
+                })
+                .map(|n| n + 1)
+                .collect();
+            assert!(
+                held.is_empty(),
+                "seed {}: at {:.3} ms group {g}, taken offline, is held by {held:?} after n1 restarted\nreplay: make sim-seed SEED={}",
+                self.seed,
+                self.now as f64 / 1e6,
+                self.seed
+            );
+            since = match since {
+                None if self.converged() => Some(self.now),
+                s if self.converged() => s,
+                _ => None,
+            };
+        }
+        let i = self.rng.index(self.nodes.len());
+        self.expect_done(
+            i,
+            Command {
+                op: Op::Online,
+                groups: 1 << g,
+            },
+        );
     }
 }
 

@@ -181,6 +181,7 @@ fn sample_state() -> StateRepr {
         generation: 3,
         lost: 0,
         maintenance: 0,
+        offline: 0,
     }
 }
 
@@ -767,6 +768,7 @@ fn core_run(b: &[u8]) -> Outcome {
                             },
                             lost: u64::from(get(9) & 1),
                             maintenance: u64::from(get(10) % 4),
+                            offline: u64::from(get(11) & 1),
                         };
                         if kind == Kind::Heartbeat {
                             heartbeat_payload(s)

@@ -334,7 +334,7 @@ impl Validator<'_> {
             networks,
             config_hash,
             pause_threshold,
-            two_node: raw.cluster.two_node.unwrap_or(false),
+            two_node: raw.cluster.two_node.as_ref().is_some_and(|s| *s.get_ref()),
             groups: group_specs,
             on_quorum_loss,
             tie_breaker: tie_breaker.is_some(),
@@ -707,7 +707,7 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
         c.name.get_ref(),
         c.id.get_ref(),
         c.pause_threshold.as_ref().map(|s| s.get_ref()),
-        c.two_node,
+        c.two_node.as_ref().map(|s| s.get_ref()),
         c.on_quorum_loss.as_ref().map(|s| s.get_ref())
     ));
     for n in &raw.nodes {

@@ -89,7 +89,7 @@ pub(super) struct RawCluster {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) control_socket_group: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) two_node: Option<bool>,
+    pub(super) two_node: Option<Spanned<bool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) on_quorum_loss: Option<Spanned<String>>,
 }

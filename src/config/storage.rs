@@ -293,6 +293,16 @@ impl Validator<'_> {
         let Some(RawDevices { device, devices }) = &raw.tie_breaker else {
             return Ok(None);
         };
+        if let Some(two) = raw.cluster.two_node.as_ref().filter(|s| *s.get_ref()) {
+            return Err(self.err(
+                two,
+                "cluster.two_node",
+                "two_node = true does not go with a [tie_breaker]: two_node keeps a lone node \
+                 quorate whether or not it wins the race, so after a cut both nodes would hold \
+                 every group and preempt each other's disks. Remove two_node: with a \
+                 tie-breaker the node that wins the race keeps quorum alone",
+            ));
+        }
         let names: Vec<&String> = nodes.iter().map(|n| &n.name).collect();
         let key = |k: &str| format!("tie_breaker.{k}");
         self.device_of(
@@ -315,7 +325,7 @@ impl Validator<'_> {
     ) -> Result<SentinelConfig, ConfigError> {
         let timeout = paths.iter().map(|p| p.timeout).max().unwrap_or_default();
         let interval = paths.iter().map(|p| p.interval).min().unwrap_or_default();
-        let two_node = raw.cluster.two_node.unwrap_or(false);
+        let two_node = raw.cluster.two_node.as_ref().is_some_and(|s| *s.get_ref());
         let (most, why) = if two_node {
             (
                 timeout / 2,

@@ -497,6 +497,14 @@ fn each_storage_mistake_names_its_key() {
         "watchdog.timeout",
         "whole seconds",
     );
+    // A lone node of two with two_node keeps quorum whether or not it won the race: both
+    // would hold every group after a cut (review S6). Refused, at two_node's line.
+    expect_storage_err(
+        "id = 7\n",
+        "id = 7\ntwo_node = true\n",
+        "cluster.two_node",
+        "two_node = true does not go with a [tie_breaker]",
+    );
     let no_watchdog = with_storage().replace("[watchdog]\ntimeout = \"5s\"\n", "");
     let e = load_as(&no_watchdog, "a").expect_err("halt needs the watchdog");
     assert_eq!(e.key, "cluster.on_quorum_loss", "{e}");

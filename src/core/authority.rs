@@ -12,6 +12,11 @@
 //! - Authority lost (`quorum_lost`), with no race to wait for, or a race lost: apply
 //!   `on_quorum_loss` — `freeze` (keep running, rejoin when possible), `stop` (release,
 //!   then exit), `halt` (halt the machine at once; the config requires a watchdog).
+//! - A race lost by a node that has not had authority since it started changes nothing:
+//!   it holds nothing to give up, and a node that boots alone is not registered, so it
+//!   cannot win — with `halt` it halted, was reset by its watchdog and halted again until
+//!   its peer came back (review F-f). It waits for its peer instead, like a node that
+//!   boots into a minority (Pacemaker's `wait_for_all`).
 //!
 //! [`Node::tie_breaker_result`]: super::Node::tie_breaker_result
 
@@ -68,6 +73,9 @@ pub struct Authority {
     /// Authority was lost while a race for the current view was out: apply the policy
     /// if the race is lost.
     waiting: bool,
+    /// This node has had authority since it started: it has something a lost race
+    /// takes away.
+    had_authority: bool,
 }
 
 impl Authority {
@@ -81,7 +89,18 @@ impl Authority {
             last: None,
             raced: None,
             waiting: false,
+            had_authority: false,
         }
+    }
+
+    /// This node has authority now.
+    pub fn on_authority(&mut self) {
+        self.had_authority = true;
+    }
+
+    /// Whether it has had authority since it started.
+    pub fn had_authority(&self) -> bool {
+        self.had_authority
     }
 
     /// A view with `members` was installed.
@@ -134,7 +153,7 @@ impl Authority {
         }
         self.raced = Some((members, true));
         self.waiting = false;
-        Some(if won {
+        Some(if won || !self.had_authority {
             Consequence::Nothing
         } else {
             self.consequence()
@@ -183,6 +202,7 @@ mod tests {
     #[test]
     fn on_quorum_loss_waits_for_the_race_and_applies_only_if_it_is_lost() {
         let mut a = Authority::new(QuorumLoss::Halt, true, 2);
+        a.on_authority();
         a.on_view(set(&[1]));
         assert_eq!(a.take_step(), Some(TieStep::Race(set(&[1]))));
         assert_eq!(a.on_quorum_lost(set(&[1])), Consequence::Nothing);
@@ -200,5 +220,21 @@ mod tests {
         assert_eq!(plain.on_quorum_lost(set(&[1])), Consequence::Leave);
         let mut freeze = Authority::new(QuorumLoss::Freeze, false, 3);
         assert_eq!(freeze.on_quorum_lost(set(&[1])), Consequence::Nothing);
+    }
+
+    /// Review F-f: a node that boots alone (two nodes, tie-breaker, `halt`) is not
+    /// registered and loses its race; it has held nothing, so it waits for its peer
+    /// instead of halting (and being reset, and halting again). Once it had authority, a
+    /// lost race halts it as before.
+    #[test]
+    fn a_race_lost_before_any_authority_changes_nothing() {
+        let mut a = Authority::new(QuorumLoss::Halt, true, 2);
+        a.on_view(set(&[1]));
+        assert_eq!(a.take_step(), Some(TieStep::Race(set(&[1]))));
+        assert_eq!(a.on_race(set(&[1]), false), Some(Consequence::Nothing));
+        a.on_view(set(&[1, 2]));
+        a.on_authority();
+        a.on_view(set(&[1]));
+        assert_eq!(a.on_race(set(&[1]), false), Some(Consequence::Halt));
     }
 }

@@ -708,6 +708,10 @@ pub struct Standing {
     /// Networks it has no carrier on at all (bit = network index): known of this node
     /// only (the coordinator's own standing), a definite local fact.
     pub cut: u64,
+    /// The number of the view it runs in.
+    pub installed: u64,
+    /// Groups that view places offline.
+    pub offline: u64,
 }
 
 /// The coordinator's placement in maintenance: nothing moves. A group some member holds
@@ -812,6 +816,17 @@ pub fn plan(
         };
         if let (true, Some(h)) = (owner_gone, holder) {
             current = Placement::Online(h);
+        }
+        // A coordinator that knows no placement (it restarted) and finds the group
+        // running nowhere keeps it offline when the member with the newest view has it
+        // offline: the operator's `offline`, or `fallover = never`, outlives the restart
+        // of any node (review S8: the restarted lowest id brought an offline group
+        // back by its startup policy).
+        if current == Placement::Unplaced && holder.is_none() {
+            let newest = members.iter().map(&standing).max_by_key(|s| s.installed);
+            if newest.is_some_and(|s| s.offline & bit != 0) {
+                current = Placement::Offline;
+            }
         }
         plan.set(g, spec.policy.place(eligible, joined, current));
     }

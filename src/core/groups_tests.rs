@@ -659,3 +659,44 @@ fn a_held_off_group_releases_and_comes_back_with_its_new_resources() {
     assert_eq!(seen, [0, 1, 2].map(|r| req(r, ResourceOp::Start)).to_vec());
     assert_eq!(g.local()[0].phase, Phase::Online);
 }
+
+/// Review S8: a restarted coordinator knows no placement; a group that runs nowhere
+/// stays offline when the member with the newest view has it offline (the operator's
+/// `offline` outlives the restart), and goes by its startup policy when that member's
+/// newer view has it placed again.
+#[test]
+fn a_restarted_coordinator_keeps_a_group_offline_that_the_newest_view_has_offline() {
+    let hot = spec(&[1, 2], Startup::Home, 1);
+    let prev = View {
+        number: 0,
+        members: set(&[1]),
+        plan: Plan::unplaced(1),
+    };
+    let majority = |m: NodeSet| m.len() >= 2;
+    let offline_at = |newer_online: bool| {
+        move |n: NodeId| match n.get() {
+            2 => Standing {
+                installed: 7,
+                offline: 1,
+                ..Standing::default()
+            },
+            3 => Standing {
+                installed: if newer_online { 8 } else { 6 },
+                ..Standing::default()
+            },
+            _ => Standing::default(),
+        }
+    };
+    let members = set(&[1, 2, 3]);
+    let p = plan(
+        std::slice::from_ref(&hot),
+        &prev,
+        id(1),
+        members,
+        majority,
+        offline_at(false),
+    );
+    assert_eq!(p.get(0), Placement::Offline);
+    let p = plan(&[hot], &prev, id(1), members, majority, offline_at(true));
+    assert_eq!(p.get(0), Placement::Online(id(1)), "by its startup policy");
+}

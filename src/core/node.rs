@@ -1132,6 +1132,12 @@ impl Node {
         self.set_tie_breaker(now, won);
     }
 
+    /// Whether this node has had authority since it started (a race it loses before then
+    /// changes nothing: see `authority`).
+    pub fn had_authority(&self) -> bool {
+        self.authority.had_authority()
+    }
+
     /// Whether `on_quorum_loss` waits for a tie-breaker race before it applies.
     pub fn quorum_loss_waits_for_race(&self) -> bool {
         self.authority.waiting()
@@ -1314,6 +1320,9 @@ impl Node {
         } = self;
         let (had, members) = (groups.authority(), cx.view.members);
         groups.drive(&cx, &mut |e| push_event_to(events, overflows, now, e));
+        if self.groups.authority() {
+            self.authority.on_authority();
+        }
         if had && !self.groups.authority() && !self.spec.groups.is_empty() {
             let c = self.authority.on_quorum_lost(members);
             self.apply(c);
@@ -1360,6 +1369,7 @@ impl Node {
             generation: self.generation,
             lost: self.lost,
             maintenance: self.maintenance.epoch(),
+            offline: self.membership.view().plan.offline(),
         }
     }
 
@@ -1431,6 +1441,8 @@ impl Node {
             fresh: prev.number == 0,
             lost: self.lost,
             cut: self.carrier_lost,
+            installed: prev.number,
+            offline: prev.plan.offline(),
         };
         let (configured, alone_ok, tie) = (
             membership.configured(),
@@ -1453,6 +1465,8 @@ impl Node {
                     lost: r.lost,
                     // Its carrier is not in its state block: only its `lost`.
                     cut: 0,
+                    installed: r.installed,
+                    offline: r.offline,
                 })
         };
         let frozen = self.maintenance.on();

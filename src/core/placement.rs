@@ -209,6 +209,13 @@ impl Plan {
         self.len == 0
     }
 
+    /// The groups placed offline (bit g for group g).
+    pub fn offline(&self) -> u64 {
+        (0..self.len()).fold(0, |acc, g| {
+            acc | u64::from(self.get(g) == Placement::Offline) << g
+        })
+    }
+
     /// Placement of group `g`.
     ///
     /// # Panics

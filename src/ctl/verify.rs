@@ -907,7 +907,7 @@ fn check_design(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
             Severity::Warning,
             loc.at("cluster"),
             "two nodes, only IP paths and no tie-breaker: a broken network looks like a dead node, and both nodes take the groups".into(),
-            "add a serial line or a shared disk path (kind = \"serial\" / \"disk\"), or a [tie_breaker] disk",
+            "add a serial line or a shared disk path (kind = \"serial\" / \"disk\"), or a [tie_breaker] disk instead of two_node",
         );
     }
     if cfg.key.is_none() {

@@ -392,8 +392,8 @@ pub fn run(
     if d.node.spec().two_node {
         ::log::warn!(
             "two_node = true: a lone survivor of the two nodes keeps quorum; with only IP paths \
-             and no tie-breaker disk, a network partition gives both nodes the groups \
-             (configure a non-IP path or a tie-breaker when they are available)"
+             a network partition gives both nodes the groups (configure a non-IP path, or \
+             a [tie_breaker] disk instead of two_node, when they are available)"
         );
     }
     if let Some(n) = &d.notify {
@@ -1133,6 +1133,13 @@ impl Daemon {
         } else if won {
             ::log::warn!(
                 "tie_breaker won: this half of the cluster keeps quorum (view {})",
+                self.node.view().number
+            );
+        } else if !self.node.had_authority() {
+            ::log::warn!(
+                "tie_breaker lost: the other half keeps quorum (view {}); this node has held \
+                 nothing since it started (a node that starts alone is not registered and \
+                 cannot win), so on_quorum_loss does not apply: it waits for its peer",
                 self.node.view().number
             );
         } else {

@@ -5,14 +5,14 @@
 //!
 //! ```text
 //! off size field
-//!   0   80 node-state block (view, installed, agreed, holds, failed, online, generation,
-//!          lost, maintenance)
-//!  80    8 config hash
-//!  88    1 echo node id (0: no echo)
-//!  89    1 path count k (<= MAX_PATHS)
-//!  90    8 echo: the echoed node's sender timestamp, as it arrived here
-//!  98    4 echo: ns the echo was held here between arrival and this send
-//! 102  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//!   0   88 node-state block (view, installed, agreed, holds, failed, online, generation,
+//!          lost, maintenance, offline)
+//!  88    8 config hash
+//!  96    1 echo node id (0: no echo)
+//!  97    1 path count k (<= MAX_PATHS)
+//!  98    8 echo: the echoed node's sender timestamp, as it arrived here
+//! 106    4 echo: ns the echo was held here between arrival and this send
+//! 110  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
@@ -36,7 +36,7 @@ use super::MAX_PATHS;
 use super::state::{self, StateRepr};
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 102;
+pub const FIXED_LEN: usize = 110;
 
 /// Length of a compact heartbeat payload.
 pub const COMPACT_LEN: usize = 10;
@@ -46,12 +46,12 @@ pub const FULL_EVERY: u32 = 8;
 
 mod field {
     use core::ops::Range;
-    pub(super) const CONFIG_HASH: Range<usize> = 80..88;
-    pub(super) const ECHO_NODE: usize = 88;
-    pub(super) const PATH_COUNT: usize = 89;
-    pub(super) const ECHO_TS: Range<usize> = 90..98;
-    pub(super) const ECHO_HOLD: Range<usize> = 98..102;
-    pub(super) const HEARD: usize = 102;
+    pub(super) const CONFIG_HASH: Range<usize> = 88..96;
+    pub(super) const ECHO_NODE: usize = 96;
+    pub(super) const PATH_COUNT: usize = 97;
+    pub(super) const ECHO_TS: Range<usize> = 98..106;
+    pub(super) const ECHO_HOLD: Range<usize> = 106..110;
+    pub(super) const HEARD: usize = 110;
 }
 
 /// A compact heartbeat payload (serial lines; see the module docs).
@@ -240,6 +240,7 @@ mod tests {
                 generation: 9,
                 lost: 4,
                 maintenance: 3,
+                offline: 6,
             },
             config_hash: 0x1122_3344_5566_7788,
             echo: Some(Echo {
@@ -252,7 +253,7 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 118] = [
+    const GOLDEN: [u8; 126] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
         0, 0, 0, 0, 0, 0, 0, 4, // installed
         0, 0, 0, 0, 0, 0, 0, 4, // agreed number
@@ -263,6 +264,7 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 9, // generation
         0, 0, 0, 0, 0, 0, 0, 4, // lost
         0, 0, 0, 0, 0, 0, 0, 3, // maintenance epoch
+        0, 0, 0, 0, 0, 0, 0, 6, // offline
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
         2, 2, // echo node, path count
         0, 0, 0, 0, 0, 0, 0x0a, 0x0b, // echo ts
@@ -273,7 +275,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 118];
+        let mut buf = [0xa5u8; 126];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -336,7 +338,7 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5, maintenance: hash >> 9 },
+                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5, maintenance: hash >> 9, offline: hash >> 11 },
                     config_hash: hash,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
                     path_count: u8::try_from(heard.len()).unwrap(), heard: h,

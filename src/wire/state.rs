@@ -24,10 +24,14 @@
 //!  72    8 maintenance epoch: odd while the cluster is in maintenance (nothing is
 //!          started, stopped or monitored); each `maintenance on|off` moves it to the
 //!          next odd or even number, and every node adopts the highest it hears
+//!  80    8 offline: bit g set while the sender's installed view places group g offline
+//!          (the operator's `offline`, or `fallover = never` after a failure); a
+//!          coordinator that knows no placement of g (it restarted) keeps it offline
+//!          when the member with the newest view says so
 //! ```
 
 /// Payload length.
-pub const LEN: usize = 80;
+pub const LEN: usize = 88;
 
 /// Most resource groups a cluster may configure (one bit each in `holds`).
 pub const MAX_GROUPS: usize = 64;
@@ -55,6 +59,8 @@ pub struct StateRepr {
     pub lost: u64,
     /// Maintenance epoch (odd: in maintenance).
     pub maintenance: u64,
+    /// Groups the sender's installed view places offline.
+    pub offline: u64,
 }
 
 /// The payload is shorter than [`LEN`] (or, for a group-state frame, not exactly it).
@@ -82,6 +88,7 @@ impl StateRepr {
             generation: word(7),
             lost: word(8),
             maintenance: word(9),
+            offline: word(10),
         })
     }
 
@@ -109,6 +116,7 @@ impl StateRepr {
             self.generation,
             self.lost,
             self.maintenance,
+            self.offline,
         ];
         for (chunk, w) in p[..LEN].chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_be_bytes());
@@ -133,10 +141,11 @@ mod tests {
             generation: 8,
             lost: 9,
             maintenance: 10,
+            offline: 11,
         };
         let mut p = [0xa5u8; LEN];
         s.emit(&mut p);
-        for i in 0..10 {
+        for i in 0..11 {
             let mut want = [0u8; 8];
             want[7] = u8::try_from(i + 1).unwrap();
             assert_eq!(p[8 * i..8 * i + 8], want, "word {i}");
