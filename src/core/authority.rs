@@ -103,10 +103,13 @@ impl Authority {
         self.had_authority
     }
 
-    /// A view with `members` was installed.
-    pub fn on_view(&mut self, members: NodeSet) {
+    /// A view with `members` was installed. Returns whether a new race starts: until it
+    /// is won, the tie-breaker is not held (a flag left from an earlier race, never
+    /// dropped because the majority's word did not arrive, would make the new half
+    /// quorate before its race ends — review F-b).
+    pub fn on_view(&mut self, members: NodeSet) -> bool {
         if !self.tie_breaker {
-            return;
+            return false;
         }
         let (n, all) = (2 * members.len(), self.configured);
         let step = if n > all {
@@ -114,7 +117,7 @@ impl Authority {
             TieStep::Register
         } else if n == all {
             if self.raced.is_some_and(|(m, _)| m == members) {
-                return;
+                return false;
             }
             self.raced = Some((members, false));
             TieStep::Race(members)
@@ -127,6 +130,7 @@ impl Authority {
             self.last = Some(step);
         }
         self.waiting = false;
+        matches!(step, TieStep::Race(_))
     }
 
     /// The next tie-breaker step to run, once.

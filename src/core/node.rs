@@ -1493,6 +1493,9 @@ impl Node {
         self.clear_pins(now, view);
         self.installed_at = now;
         self.groups_dirty = true;
+        if self.authority.on_view(view.members) {
+            self.membership.set_tie_breaker(false);
+        }
         let quorate = self.membership.is_quorate(view.members);
         self.push_event(
             now,
@@ -1502,7 +1505,6 @@ impl Node {
                 quorate,
             },
         );
-        self.authority.on_view(view.members);
         if view.members.bits() & !self.prev_members.bits() & !self.local.bit() != 0 {
             self.reannounce |= self.groups.online();
         }
@@ -2052,6 +2054,10 @@ impl Node {
     /// The committed membership view.
     pub fn view(&self) -> View {
         self.membership.view()
+    }
+    /// Whether this node holds the tie-breaker (won its last race, not yet dropped).
+    pub fn tie_breaker(&self) -> bool {
+        self.membership.tie_breaker()
     }
     /// Whether the committed view holds quorum.
     pub fn quorate(&self) -> bool {

@@ -753,8 +753,18 @@ fn a_view_number_near_the_end_is_implausible_and_wedges_nothing() {
 fn run_pair(
     a: &mut Node,
     b: &mut Node,
-    (from, to): (u64, u64),
+    span: (u64, u64),
     linked: impl Fn(u64) -> bool,
+) -> Vec<(u64, usize, Action)> {
+    run_pair_with(a, b, span, |t, _, _| linked(t))
+}
+
+/// Like `run_pair`; `pass(t, i, frame)` says whether node i's frame reaches the other.
+fn run_pair_with(
+    a: &mut Node,
+    b: &mut Node,
+    (from, to): (u64, u64),
+    pass: impl Fn(u64, usize, &[u8]) -> bool,
 ) -> Vec<(u64, usize, Action)> {
     let mut seen = vec![];
     let mut buf = [0u8; FRAME_MAX];
@@ -781,13 +791,11 @@ fn run_pair(
                 }
             }
         }
-        if linked(t) {
-            for (path, bytes) in &frames[0] {
-                let _ = b.handle_frame(now, now, *path, bytes);
-            }
-            for (path, bytes) in &frames[1] {
-                let _ = a.handle_frame(now, now, *path, bytes);
-            }
+        for (path, bytes) in frames[0].iter().filter(|(_, f)| pass(t, 0, f)) {
+            let _ = b.handle_frame(now, now, *path, bytes);
+        }
+        for (path, bytes) in frames[1].iter().filter(|(_, f)| pass(t, 1, f)) {
+            let _ = a.handle_frame(now, now, *path, bytes);
         }
         t += MS / 10;
     }
@@ -802,13 +810,7 @@ fn run_pair(
 #[test]
 fn the_core_orders_the_tie_breaker_steps_and_on_quorum_loss() {
     use super::super::authority::{QuorumLoss, TieStep};
-    use super::super::placement::Startup;
-    let spec = || ClusterSpec {
-        groups: vec![GroupSpec::sample(&[1, 2], Startup::Home, 1)],
-        on_quorum_loss: QuorumLoss::Halt,
-        tie_breaker: true,
-        ..spec(1)
-    };
+    let spec = || one_group(QuorumLoss::Halt, true);
     let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
     let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
     let seen = run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
@@ -859,6 +861,71 @@ fn the_core_orders_the_tie_breaker_steps_and_on_quorum_loss() {
     assert_eq!(a.groups()[0].phase, Phase::Online, "and its group again");
 }
 
+/// Review F-b: a won the tie-breaker alone; b came back, and the view of both was
+/// committed, but b's word for it never reached a (only membership frames got through),
+/// so a kept the tie-breaker. Cut off again, a races afresh for its new half view: until
+/// that race is won the view is not quorate. Before, the old flag made it quorate at
+/// once with no lease to run out, while b — registered again in the view of both — could
+/// win the new race.
+#[test]
+fn a_new_race_starts_without_the_tie_breaker_an_earlier_race_left() {
+    use super::super::authority::{QuorumLoss, TieStep};
+    let spec = || one_group(QuorumLoss::Freeze, true);
+    let (mut a, mut b) = settled_pair(&spec);
+    run_pair(&mut a, &mut b, (10 * MS, 30 * MS), |_| false);
+    let only_a = NodeSet::from_iter([id(1)]);
+    a.tie_breaker_result(Instant::from_nanos(30 * MS), only_a, true);
+    assert!(a.quorate() && a.authority(), "a won its half");
+    // No state block of b's that vouches for the view of both reaches a.
+    let no_word = |_: u64, i: usize, f: &[u8]| {
+        let word = crate::wire::frame::Frame::new_checked(f, true).is_ok_and(|fr| {
+            matches!(fr.kind(), Kind::Heartbeat | Kind::GroupState)
+                && crate::wire::state::StateRepr::parse(fr.payload())
+                    .is_ok_and(|s| s.agreed == 0b11)
+        });
+        i == 0 || !word
+    };
+    let mut t = 30 * MS;
+    while a.view().members.len() < 2 {
+        assert!(t < 60 * MS, "the view of both was not committed");
+        run_pair_with(&mut a, &mut b, (t, t), no_word);
+        t += MS / 10;
+    }
+    assert!(
+        a.tie_breaker(),
+        "b's word never came: a keeps the tie-breaker"
+    );
+    let seen = run_pair(&mut a, &mut b, (t, t + 20 * MS), |_| false);
+    assert_eq!(a.view().members, only_a);
+    assert!(
+        seen.iter()
+            .any(|(_, n, act)| *n == 0 && *act == Action::TieBreaker(TieStep::Race(only_a))),
+        "a races again: {seen:?}"
+    );
+    assert!(
+        !a.quorate() && !a.authority(),
+        "a half view is not quorate before its race is won"
+    );
+}
+
+/// Two nodes, one group at home on node 1, `on_quorum_loss`, with or without a
+/// tie-breaker.
+fn one_group(
+    on_quorum_loss: super::super::authority::QuorumLoss,
+    tie_breaker: bool,
+) -> ClusterSpec {
+    ClusterSpec {
+        groups: vec![GroupSpec::sample(
+            &[1, 2],
+            super::super::placement::Startup::Home,
+            1,
+        )],
+        on_quorum_loss,
+        tie_breaker,
+        ..spec(1)
+    }
+}
+
 /// Nodes a and b of `spec` (incarnations 1 and 2) after 10 ms together: a holds group 0.
 fn settled_pair(spec: &dyn Fn() -> ClusterSpec) -> (Node, Node) {
     let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
@@ -877,13 +944,7 @@ fn settled_pair(spec: &dyn Fn() -> ClusterSpec) -> (Node, Node) {
 #[test]
 fn a_restarted_standby_does_not_make_the_holder_lose_its_authority_at_once() {
     use super::super::authority::QuorumLoss;
-    use super::super::placement::Startup;
-    let spec = || ClusterSpec {
-        groups: vec![GroupSpec::sample(&[1, 2], Startup::Home, 1)],
-        on_quorum_loss: QuorumLoss::Halt,
-        tie_breaker: true,
-        ..spec(1)
-    };
+    let spec = || one_group(QuorumLoss::Halt, true);
     let (mut a, _) = settled_pair(&spec);
     assert!(a.authority());
     // b's daemon dies at 10 ms; its successor (incarnation 3) runs from 10.1 ms.
@@ -910,13 +971,7 @@ fn a_restarted_standby_does_not_make_the_holder_lose_its_authority_at_once() {
 #[test]
 fn on_quorum_loss_stop_makes_the_node_leave() {
     use super::super::authority::QuorumLoss;
-    use super::super::placement::Startup;
-    let spec = || ClusterSpec {
-        groups: vec![GroupSpec::sample(&[1, 2], Startup::Home, 1)],
-        on_quorum_loss: QuorumLoss::Stop,
-        two_node: false,
-        ..spec(1)
-    };
+    let spec = || one_group(QuorumLoss::Stop, false);
     let (mut a, mut b) = settled_pair(&spec);
     assert!(!a.leaving());
     run_pair(&mut a, &mut b, (10 * MS, 30 * MS), |_| false);
