@@ -14,9 +14,9 @@
 //!    fences b and starts a new daemon; b is not reset and rejoins.
 //! 3. both cut off from each other (qemu `set_link off`): exactly one wins the
 //!    tie-breaker and holds the group; the other halts (on_quorum_loss = "halt").
-//! 6. the loser's watchdog resets it with the link still off: it boots alone, loses its
-//!    race (it is not registered), and waits instead of halting again; it rejoins when
-//!    the link is back.
+//! 6. the loser is started again with the link still off: it boots alone (not
+//!    registered), waits for its peer without halting again, and rejoins when the link
+//!    is back.
 //!
 //! Needs root, `make san` and `make static` (make test runs both first).
 
@@ -304,10 +304,13 @@ fn fencing_against_a_real_scsi_target() {
     );
     let scenario3 = t0.elapsed();
 
-    // 6. the loser's watchdog resets it while the link is still off: it boots alone, is
-    // not registered (the winner preempted it), and loses its race. It has held nothing
-    // since it started, so it waits for its peer instead of halting again (review F-f:
-    // it halted, was reset and halted again for as long as the cut lasted). When the
+    // 6. the loser starts again while the link is still off (the operator powers it
+    // on — this lab's i6300esb stops on a halt, as many watchdog drivers do; others
+    // keep counting and reset it): it boots alone, not registered (the winner preempted
+    // it). It waits for its peer, not quorate, owning nothing, and does not halt again
+    // (review F-f feared a halt, a reset and a halt again for as long as the cut lasts:
+    // a lone node of two stays in its start view and does not race; a race lost before
+    // any authority would not apply on_quorum_loss either, `core::authority`). When the
     // link is back it rejoins, owning nothing.
     let halts = |g: &Guest| {
         g.console()
@@ -316,23 +319,20 @@ fn fencing_against_a_real_scsi_target() {
             .count()
     };
     let l = &mut san.guests[loser];
+    l.monitor("system_reset");
     l.wait_line("guest: ready", BOOT);
-    let end = Instant::now() + TAKEOVER;
-    while !l
-        .log()
-        .contains("so on_quorum_loss does not apply: it waits for its peer")
-    {
-        assert!(
-            Instant::now() < end,
-            "the rebooted loser did not lose its race alone: {}",
-            l.log_tail(40)
-        );
-        assert_eq!(halts(l), 1, "the rebooted loser halted again");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    // Past a watchdog period: it is still up, and has not halted again.
-    std::thread::sleep(WATCHDOG + Duration::from_secs(2));
-    assert_eq!(halts(l), 1, "the rebooted loser halted again");
+    let name = l.name.clone();
+    l.wait_status("the rebooted loser runs alone", TAKEOVER, |s| {
+        s.view_members == [name.clone()]
+    });
+    // Past its peer's timeout and a watchdog period: still up, not halted again.
+    std::thread::sleep(WATCHDOG + Duration::from_secs(5));
+    assert_eq!(
+        halts(l),
+        1,
+        "the rebooted loser halted again: {}",
+        l.log_tail(30)
+    );
     let s = l.status().expect("the rebooted loser answers");
     assert!(!s.quorate && owner(&s).is_none(), "{s:?}");
     for g in &san.guests {
