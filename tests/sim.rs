@@ -2098,6 +2098,74 @@ fn a_restarted_daemon_keeps_its_predecessors_word() {
     );
 }
 
+/// Issue 19 (review S4), a fault held steady: links cut between some pairs of nodes
+/// while each still reaches the others. If the largest set of nodes that hear each other
+/// is a majority, a quorate view of it forms within a bound, every group with a node of
+/// its list in that set runs, and the view stops changing. Returns the views installed
+/// per second at `watch` over the last half of the hold.
+fn hold_cut(n: u8, cuts: &[(usize, usize)], core: &[usize], watch: usize) -> f64 {
+    let mut w = World::with_spec(1, Rng(1), mutual(n), false);
+    w.faults.only_cuts();
+    settle(&mut w, 5);
+    for &(a, b) in cuts {
+        w.faults.cut[0][a][b] = true;
+        w.faults.cut[0][b][a] = true;
+    }
+    w.events = Some(vec![]);
+    let hold = 200 * MS;
+    let start = w.now;
+    while w.now < start + hold {
+        w.step(true);
+    }
+    let members: NodeSet = core
+        .iter()
+        .map(|&i| NodeId::new(u8::try_from(i + 1).unwrap()).unwrap())
+        .collect();
+    for &i in core {
+        let node = w.nodes[i].as_ref().unwrap();
+        assert_eq!(node.view().members, members, "n{}'s view", i + 1);
+        assert!(node.quorate() && node.authority(), "n{} quorate", i + 1);
+    }
+    for (g, spec) in w.spec.groups.iter().enumerate() {
+        if spec.policy.nodes.iter().any(|id| members.contains(*id)) {
+            assert!(
+                core.iter()
+                    .any(|&i| w.nodes[i].as_ref().unwrap().groups()[g].phase == Phase::Online),
+                "g{} runs in the connected set",
+                g + 1
+            );
+        }
+    }
+    let late = start + hold / 2;
+    let views = w
+        .events
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|(t, i, e)| *t >= late && *i == watch && matches!(e, Event::ViewChange { .. }))
+        .count();
+    views as f64 / ((hold / 2) as f64 / 1e9)
+}
+
+/// A cut between n1 and n2, both reaching n3: {n1, n3} forms and stays (before, n1 and
+/// n2 proposed in turn and n3 acked each: about one view per round trip).
+#[test]
+fn a_cut_between_two_of_three_leaves_one_stable_majority() {
+    let rate = hold_cut(3, &[(0, 1)], &[0, 2], 2);
+    eprintln!("cut n1-n2 held: n3 installs {rate:.1} views/s");
+    assert_eq!(rate, 0.0, "no view change in the last 100 ms of the hold");
+}
+
+/// n5 heard only by n1 and n4 (cut from n2 and n3): {n1..n4} forms and stays (before,
+/// the proposal with n5 hung on n2 and n3, and the retry committed the minority {n1,
+/// n4}: no quorum anywhere, again every few leases).
+#[test]
+fn a_node_reached_by_only_some_is_left_out_and_the_majority_stays() {
+    let rate = hold_cut(5, &[(4, 1), (4, 2)], &[0, 1, 2, 3], 0);
+    eprintln!("n5 cut from n2, n3 held: n1 installs {rate:.1} views/s");
+    assert_eq!(rate, 0.0, "no view change in the last 100 ms of the hold");
+}
+
 #[test]
 fn seeds() {
     if let Some(seed) = std::env::var("HW_SIM_SEED")

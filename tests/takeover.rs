@@ -649,6 +649,82 @@ fn after_a_partition_heals_the_keeper_announces_again_and_the_client_returns_to_
     );
 }
 
+/// Issue 19 (review S4) in the lab: a and b stop hearing each other on both networks
+/// (their switch ports isolated), while both still reach c and the client. a, the lower
+/// id, keeps coordinating; c follows it alone, so the view {a, c} forms once and holds,
+/// the service stays on a and the client is answered throughout; b is left out. Before,
+/// a and b proposed in turn and c acked each: the view changed about once a round trip.
+#[test]
+fn a_cut_between_two_of_three_nodes_keeps_one_view_and_the_service() {
+    let cfg = LabConfig {
+        extra: ip_group("svc", "\"a\", \"b\"", "never"),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("tn", 3, &cfg);
+    let client = lab.add_client();
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    lab.wait_for(Duration::from_secs(10), "all three in the view", |l| {
+        l.status(2).is_some_and(|s| s.view_members.len() == 3)
+    });
+    lab.start_responders(PORT);
+    let out = lab.dir.join("probe.txt");
+    let probe = lab.start_probe(&client, &format!("{SERVICE_IP}:{PORT}"), 500, 4500, &out);
+    std::thread::sleep(Duration::from_millis(500));
+    let cut = mono_ns();
+    lab.port_isolated(0, true);
+    lab.port_isolated(1, true);
+    std::thread::sleep(Duration::from_secs(3));
+    let healed = mono_ns();
+    for (i, members) in [(0, ["a", "c"]), (2, ["a", "c"])] {
+        let s = lab.status(i).expect("answers");
+        assert_eq!(s.view_members, members, "node {i}'s view");
+        assert!(s.quorate && s.authority, "node {i} has authority");
+    }
+    assert!(!lab.status(1).expect("b answers").quorate, "b is left out");
+    assert_eq!(lab.group_state(0, "svc").as_deref(), Some("online"));
+    assert_eq!(lab.group_state(1, "svc").as_deref(), Some("offline"));
+    lab.port_isolated(0, false);
+    lab.port_isolated(1, false);
+    lab.wait_for(Duration::from_secs(10), "b rejoined", |l| {
+        l.status(1)
+            .is_some_and(|s| s.view_members.len() == 3 && s.authority)
+    });
+    lab.finish_helper(probe, Duration::from_secs(10));
+    let views = |i: usize| {
+        lab.events(i)
+            .iter()
+            .filter(|e| e.name == "view_change" && e.at_ns > cut && e.at_ns < healed)
+            .count()
+    };
+    let (at_a, at_c) = (views(0), views(2));
+    let rs = replies(&out);
+    assert!(
+        rs.iter().all(|r| r.from == "a"),
+        "only a answered the client"
+    );
+    let during: Vec<u64> = rs
+        .iter()
+        .filter(|r| r.recv_ns > cut && r.recv_ns < healed)
+        .map(|r| r.recv_ns)
+        .collect();
+    let gap = during
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(u64::MAX);
+    eprintln!(
+        "a-b cut held 3 s: view changes at a {at_a}, at c {at_c}; {} replies from a, longest gap {:.1} ms",
+        during.len(),
+        gap as f64 / 1e6
+    );
+    assert!(
+        at_a <= 2 && at_c <= 2,
+        "one view without b (and at most one more), not a churn: a {at_a}, c {at_c}"
+    );
+    assert!(!during.is_empty(), "the client was answered during the cut");
+}
+
 /// Issue 21 finding 1, in the lab: a cluster without a key, and a stranger on its segment
 /// sends one heartbeat in b's name whose state block claims view `u64::MAX - 1`. It used
 /// to wedge membership for good (the next proposal overflowed: a healthy node was

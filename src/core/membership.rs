@@ -2,8 +2,11 @@
 //!
 //! The coordinator is the lowest-id node this node believes alive. When its alive set
 //! differs from the committed view it proposes a view (number above any it has seen) with
-//! exactly that set; a member acks when it is in the set, believes every proposed member
-//! alive, and has acked no equal or higher number; the coordinator commits when every
+//! the largest part of that set whose members all hear each other ([`connected`]); a
+//! member acks when it is in the set, believes every proposed member alive, the proposer
+//! is the lowest-id node it believes alive (so with a link cut between two nodes that
+//! both reach a third, the third follows one coordinator instead of acking each in turn,
+//! review S4), and has acked no equal or higher number; the coordinator commits when every
 //! proposed member acked, and otherwise, at the retry deadline, proposes again without
 //! the members that stayed silent. A node that receives a commit excluding it falls back
 //! to a view of itself alone (never quorate in a cluster of more than two).
@@ -104,6 +107,62 @@ pub struct Membership {
 pub fn quorum(configured: u32, alone_ok: bool, tie_breaker: bool, members: NodeSet) -> bool {
     let n = members.len();
     2 * n > configured || (tie_breaker && 2 * n == configured) || (alone_ok && n > 0)
+}
+
+/// The largest set of nodes of `alive` (which holds `local`) that contains `local` and
+/// whose members are pairwise connected (`neighbours(id)`: the nodes `id` and which hear
+/// each other; `local`'s are `alive`), ties going to the set with the lowest id the other
+/// lacks. A coordinator proposes it rather than every node it hears: a node some members
+/// cannot hear (its NIC down, reached by others over a serial line) would leave the
+/// proposal pending on them, and the retry would then leave out the majority that could
+/// not ack instead of that one node (review S4). An exact search over bitsets (at most
+/// 64 nodes; the clusters are small and nearly complete, which it prunes at once).
+pub fn connected(alive: NodeSet, local: NodeId, neighbours: impl Fn(NodeId) -> NodeSet) -> NodeSet {
+    // Every node of `alive` and `local` hear each other (that is what alive means).
+    let adj = |id: NodeId| {
+        if id == local {
+            alive.bits() & !local.bit()
+        } else {
+            (neighbours(id).bits() & alive.bits() | local.bit()) & !id.bit()
+        }
+    };
+    let mut best = local.bit();
+    grow(local.bit(), adj(local), 0, &adj, &mut best);
+    NodeSet::from_bits(best)
+}
+
+/// Bron–Kerbosch with a pivot: `r` is a clique, `p` the nodes that extend it, `x` those
+/// already tried.
+fn grow(r: u64, mut p: u64, mut x: u64, adj: &impl Fn(NodeId) -> u64, best: &mut u64) {
+    if p == 0 {
+        if x == 0 && better(r, *best) {
+            *best = r;
+        }
+        return;
+    }
+    if (r | p).count_ones() < best.count_ones() {
+        return;
+    }
+    let id = |bit: u32| {
+        NodeId::new(u8::try_from(bit + 1).expect("invariant: < 64")).expect("invariant: >= 1")
+    };
+    let pivot = (p | x).trailing_zeros();
+    let mut todo = p & !adj(id(pivot));
+    while todo != 0 {
+        let v = todo.trailing_zeros();
+        todo &= todo - 1;
+        let nv = adj(id(v));
+        grow(r | 1 << v, p & nv, x & nv, adj, best);
+        p &= !(1 << v);
+        x |= 1 << v;
+    }
+}
+
+/// Whether clique `a` is preferred to `b`: larger, or as large and holding the lowest id
+/// in which they differ.
+fn better(a: u64, b: u64) -> bool {
+    let (na, nb) = (a.count_ones(), b.count_ones());
+    na > nb || na == nb && a != b && a & (a ^ b) & (a ^ b).wrapping_neg() != 0
 }
 
 /// Highest view number a node takes or proposes (views change a few times a second at
@@ -242,7 +301,7 @@ impl Membership {
     pub fn tick(
         &mut self,
         now: Instant,
-        alive: NodeSet,
+        (alive, neighbours): (NodeSet, impl Fn(NodeId) -> NodeSet),
         retry: Duration,
         plan: impl Fn(NodeSet) -> Plan,
         stale: bool,
@@ -264,14 +323,14 @@ impl Membership {
                 self.suspects = NodeSet::from_bits(waiting.bits() & !p.acks.bits());
                 self.suspects_until = now.saturating_add(retry * SUSPECT_RETRIES);
             } else {
-                let target = self.target(now, alive);
+                let target = self.target(now, alive, &neighbours);
                 if p.view.members == target && p.view.plan == plan(target) {
                     return None;
                 }
             }
             self.proposal = None;
         }
-        let target = self.target(now, alive);
+        let target = self.target(now, alive, &neighbours);
         let target_plan = plan(target);
         if target != self.view.members || target_plan != self.view.plan || stale {
             return self.propose(now, target, target_plan, retry, out);
@@ -279,13 +338,20 @@ impl Membership {
         None
     }
 
-    /// The member set to propose: the alive set less current suspects.
-    fn target(&self, now: Instant, alive: NodeSet) -> NodeSet {
-        if now < self.suspects_until {
+    /// The member set to propose: of the alive set less current suspects, the largest
+    /// part whose members all hear each other (see [`connected`]).
+    fn target(
+        &self,
+        now: Instant,
+        alive: NodeSet,
+        neighbours: &impl Fn(NodeId) -> NodeSet,
+    ) -> NodeSet {
+        let candidates = if now < self.suspects_until {
             NodeSet::from_bits(alive.bits() & !self.suspects.bits())
         } else {
             alive
-        }
+        };
+        connected(candidates, self.local, neighbours)
     }
 
     fn propose(
@@ -374,7 +440,8 @@ impl Membership {
         }
     }
 
-    /// Acks the kept proposal if it is still the newest and every member is alive here.
+    /// Acks the kept proposal if it is still the newest, every member is alive here, and
+    /// its proposer is the lowest-id node alive here.
     fn try_ack(&mut self, alive: NodeSet, out: &mut impl FnMut(ViewMsg)) {
         let Some((from, view)) = self.pending else {
             return;
@@ -383,7 +450,7 @@ impl Membership {
             self.pending = None;
             return;
         }
-        if view.members.bits() & !alive.bits() == 0 {
+        if view.members.bits() & !alive.bits() == 0 && alive.iter().next() == Some(from) {
             self.pending = None;
             self.acked = view.number;
             self.agreed = view;

@@ -41,16 +41,29 @@ impl Net {
         &self.nodes[usize::from(i - 1)]
     }
 
+    /// Who node `x` and which hear each other (each other's detector says alive).
+    fn neighbours(alive: &[NodeSet], x: NodeId) -> NodeSet {
+        let ax = alive[usize::from(x.get() - 1)];
+        ax.iter()
+            .filter(|y| *y != x && alive[usize::from(y.get() - 1)].contains(x))
+            .collect()
+    }
+
+    /// Ticks node `i` at `now`; its messages go to `queue`.
+    fn tick(&mut self, i: usize, now: Instant, queue: &mut Vec<(u8, ViewMsg)>) {
+        let from = u8::try_from(i + 1).unwrap();
+        let reach = (self.alive[i], |x| Net::neighbours(&self.alive, x));
+        self.nodes[i].tick(now, reach, RETRY, no_groups, false, &mut |m| {
+            queue.push((from, m))
+        });
+    }
+
     /// Ticks every node at `t` and delivers everything until quiet.
     fn step(&mut self, t: u64) {
         let now = Instant::from_nanos(t);
         let mut queue: Vec<(u8, ViewMsg)> = vec![];
         for i in 0..self.nodes.len() {
-            let from = u8::try_from(i + 1).unwrap();
-            let alive = self.alive[i];
-            self.nodes[i].tick(now, alive, RETRY, no_groups, false, &mut |m| {
-                queue.push((from, m))
-            });
+            self.tick(i, now, &mut queue);
         }
         let mut rounds = 0;
         while let Some((from, msg)) = queue.pop() {
@@ -85,11 +98,7 @@ impl Net {
             }
             // The coordinator commits as soon as acks are in.
             for i in 0..self.nodes.len() {
-                let me = u8::try_from(i + 1).unwrap();
-                let alive = self.alive[i];
-                self.nodes[i].tick(now, alive, RETRY, no_groups, false, &mut |m| {
-                    queue.push((me, m))
-                });
+                self.tick(i, now, &mut queue);
             }
         }
     }
@@ -222,7 +231,7 @@ fn stale_and_foreign_proposals_are_not_acked() {
     assert_eq!(out.len(), 1, "3 is not alive here: kept, not acked");
     m.tick(
         Instant::from_nanos(0),
-        set(&[1, 2, 3]),
+        (set(&[1, 2, 3]), |_| set(&[1, 2, 3])),
         RETRY,
         no_groups,
         false,
@@ -309,5 +318,87 @@ fn a_resumed_promise_refuses_older_commits_and_acks_only_above_it() {
         n.on_commit(id(1), view(5, &[1, 2])),
         Some(view(5, &[1, 2])),
         "the promised view itself (its coordinator resends the commit)"
+    );
+}
+
+/// Review S4: of the nodes alive here, the largest part that hears each other.
+#[test]
+fn the_connected_part_is_the_largest_set_that_hears_each_other() {
+    // Node 5's NIC is down: 1 and 4 hear it over serial lines, 2 and 3 do not.
+    let links = |x: NodeId| match x.get() {
+        1 | 4 => set(&[1, 2, 3, 4, 5]),
+        2 | 3 => set(&[1, 2, 3, 4]),
+        _ => set(&[1, 4, 5]),
+    };
+    let all = set(&[1, 2, 3, 4, 5]);
+    assert_eq!(connected(all, id(1), links), set(&[1, 2, 3, 4]));
+    assert_eq!(connected(set(&[1, 4, 5]), id(5), links), set(&[1, 4, 5]));
+    // A cut between 1 and 2, both reaching 3: two sets of two; the lower ids win.
+    let cut = |x: NodeId| match x.get() {
+        1 => set(&[1, 3]),
+        2 => set(&[2, 3]),
+        _ => set(&[1, 2, 3]),
+    };
+    assert_eq!(connected(set(&[1, 2, 3]), id(3), cut), set(&[1, 3]));
+    assert_eq!(connected(set(&[2, 3]), id(2), cut), set(&[2, 3]));
+    // Everyone hears everyone: all of them.
+    assert_eq!(connected(all, id(2), |_| all), all);
+}
+
+/// Steps `net` every millisecond for `ms`; returns node `i`'s view numbers, one a step.
+fn views_over(net: &mut Net, i: u8, from_ms: u64, ms: u64) -> Vec<u64> {
+    (from_ms..from_ms + ms)
+        .map(|t| {
+            net.step(t * 1_000_000);
+            net.node(i).view().number
+        })
+        .collect()
+}
+
+/// Review S4, 5 nodes: node 5 reached only by 1 and 4 (its NIC down, serial lines to
+/// them). The four that hear each other form a quorate view at once and keep it; before,
+/// 2 and 3 left the proposal with 5 pending, the retry left out the refusing majority,
+/// and a minority view {1, 4} took quorum from everyone, again every few leases.
+#[test]
+fn a_node_only_some_members_hear_is_left_out_not_the_majority() {
+    let mut net = Net::new(5, false);
+    net.step(0);
+    net.alive = vec![
+        set(&[1, 2, 3, 4, 5]),
+        set(&[1, 2, 3, 4]),
+        set(&[1, 2, 3, 4]),
+        set(&[1, 2, 3, 4, 5]),
+        set(&[1, 4, 5]),
+    ];
+    net.cut = vec![(2, 5), (5, 2), (3, 5), (5, 3)];
+    let seen = views_over(&mut net, 1, 1, 100);
+    for i in 1..=4 {
+        assert_eq!(net.node(i).view().members, set(&[1, 2, 3, 4]), "node {i}");
+        assert!(net.node(i).quorate(), "node {i}");
+    }
+    assert!(
+        seen.windows(2).filter(|w| w[0] != w[1]).count() <= 1,
+        "one view change, not churn: {seen:?}"
+    );
+}
+
+/// Review S4, 3 nodes: the link between 1 and 2 is cut, both reach 3. 3 follows the
+/// lowest node it hears (1) and acks only its proposals, so {1, 3} is formed once and
+/// kept; before, 1 and 2 each proposed, 3 acked each newer one in turn, and the view
+/// changed about once a round trip for as long as the cut lasted.
+#[test]
+fn a_cut_between_two_members_does_not_make_two_coordinators_take_turns() {
+    let mut net = Net::new(3, false);
+    net.step(0);
+    net.alive = vec![set(&[1, 3]), set(&[2, 3]), set(&[1, 2, 3])];
+    net.cut = vec![(1, 2), (2, 1)];
+    let seen = views_over(&mut net, 3, 1, 200);
+    assert_eq!(net.node(1).view().members, set(&[1, 3]));
+    assert_eq!(net.node(3).view(), net.node(1).view());
+    assert!(net.node(1).quorate() && net.node(3).quorate());
+    assert!(!net.node(2).quorate());
+    assert!(
+        seen.windows(2).filter(|w| w[0] != w[1]).count() <= 1,
+        "3 installed one view, not a churn: {seen:?}"
     );
 }

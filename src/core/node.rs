@@ -1481,7 +1481,24 @@ impl Node {
             }
             plan
         };
-        let committed = membership.tick(now, alive, retry, plan, stale, &mut |m| {
+        // Whom a peer hears (its last full heartbeat), on any path; two peers are
+        // neighbours when each hears the other. A peer alive here hears this node, so
+        // an empty set is one not told yet (no full heartbeat so far): taken as all.
+        let hears = |id: NodeId| {
+            let h = peers
+                .iter()
+                .find(|p| p.id == id)
+                .map_or(0, |p| p.heard.iter().fold(0, |a, h| a | h));
+            if h == 0 { u64::MAX } else { h }
+        };
+        let neighbours = |x: NodeId| {
+            let hx = hears(x);
+            alive
+                .iter()
+                .filter(|y| *y != x && hx & y.bit() != 0 && hears(*y) & x.bit() != 0)
+                .collect::<NodeSet>()
+        };
+        let committed = membership.tick(now, (alive, neighbours), retry, plan, stale, &mut |m| {
             push_out(out, overflows, Outgoing::View(m))
         });
         if let Some(view) = committed {

@@ -980,6 +980,29 @@ impl Lab {
         }
     }
 
+    /// Isolates node `i`'s switch ports on both networks (the bridge's `isolated` flag:
+    /// isolated ports do not reach each other, every port still reaches the others), or
+    /// lifts it. Isolating two nodes cuts them from each other and from nothing else: a
+    /// non-transitive cut.
+    pub fn port_isolated(&self, i: usize, on: bool) {
+        let sw = self.switch_ns();
+        for net in 1..=2u8 {
+            let port = format!("{}{net}", self.names[i]);
+            let flag = if on { "on" } else { "off" };
+            ip(&[
+                "-n",
+                &sw,
+                "link",
+                "set",
+                &port,
+                "type",
+                "bridge_slave",
+                "isolated",
+                flag,
+            ]);
+        }
+    }
+
     /// The processes of node `i`'s namespace whose command name is `comm`.
     pub fn processes(&self, i: usize, comm: &str) -> Vec<u32> {
         let out = Command::new("ip")
