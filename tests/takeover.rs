@@ -943,6 +943,8 @@ fn an_owner_cut_off_with_a_slow_stop_fences_before_the_gainer_takes_over() {
         lab.status(0).is_some_and(|s| s.view_members.len() == 3)
     });
     lab.wait_group(0, "svc", "offline", Duration::from_secs(10));
+    // Long enough for a bounce back to a to show (b's release, a's acquisition).
+    std::thread::sleep(Duration::from_millis(1000));
     let serving: Vec<usize> = (0..3)
         .filter(|&i| lab.addresses(i, "eth1").contains(SERVICE_IP))
         .collect();

@@ -809,10 +809,17 @@ pub fn plan(
             }
         }
         let mut current = prev.plan.get(g);
+        // A coordinator rejoining from a view without quorum carries a plan the others
+        // have moved on from: where a member holds the group, that holding is the
+        // newer word (a cut-off owner coming back pulled its group from the node that
+        // took it over, whatever the fallback policy said — the lab's slow-stop test
+        // caught the bounce).
+        let stale = !quorate(prev.members);
         let owner_gone = match current {
             Placement::Unplaced => true,
-            Placement::Online(x) => !members.contains(x),
-            Placement::Concurrent | Placement::Offline => false,
+            Placement::Online(x) => !members.contains(x) || stale && standing(x).holds & bit == 0,
+            Placement::Offline => stale,
+            Placement::Concurrent => false,
         };
         if let (true, Some(h)) = (owner_gone, holder) {
             current = Placement::Online(h);

@@ -514,6 +514,63 @@ fn a_coordinator_rejoining_from_a_view_without_quorum_counts_as_joined() {
     assert_eq!(p.get(0), Placement::Online(id(1)));
 }
 
+/// A cut-off owner coming back: 1 held the group, was cut off (its own view: itself
+/// alone, not quorate, its plan still saying 1), 2 took the group over. 1 coordinates the
+/// view {1, 2, 3}: 2's holding is newer than 1's plan, so with fallback never the group
+/// stays on 2 (before, 2 released it and 1 acquired it: the lab's slow-stop test); with
+/// fallback home it goes back to 1, which rejoined. An offline in the stale plan does not
+/// take a group the others brought online off its holder either.
+#[test]
+fn a_coordinator_back_from_a_view_without_quorum_leaves_a_group_where_it_runs() {
+    let mut hot = spec(&[1, 2], Startup::Home, 1);
+    hot.policy.fallback = Fallback::Never;
+    let mut prev = View {
+        number: 4,
+        members: set(&[1]),
+        plan: Plan::unplaced(1),
+    };
+    prev.plan.set(0, Placement::Online(id(1)));
+    let standing = |n: NodeId| Standing {
+        holds: u64::from(n.get() == 2),
+        ..Standing::default()
+    };
+    let majority = |m: NodeSet| m.len() >= 2;
+    let placed = |hot: &GroupSpec, prev: &View| {
+        plan(
+            std::slice::from_ref(hot),
+            prev,
+            id(1),
+            set(&[1, 2, 3]),
+            majority,
+            standing,
+        )
+        .get(0)
+    };
+    assert_eq!(
+        placed(&hot, &prev),
+        Placement::Online(id(2)),
+        "fallback never"
+    );
+    hot.policy.fallback = Fallback::Home;
+    assert_eq!(
+        placed(&hot, &prev),
+        Placement::Online(id(1)),
+        "fallback home"
+    );
+    hot.policy.fallback = Fallback::Never;
+    prev.plan.set(0, Placement::Offline);
+    assert_eq!(
+        placed(&hot, &prev),
+        Placement::Online(id(2)),
+        "a stale offline"
+    );
+    // Back from a quorate view, the plan is current: a move to 1 in progress stays.
+    prev.members = set(&[1, 2]);
+    prev.plan.set(0, Placement::Online(id(1)));
+    let p = placed(&hot, &prev);
+    assert_eq!(p, Placement::Online(id(1)), "a move in progress");
+}
+
 #[test]
 fn pre_commands_run_before_the_first_resource_of_each_acquisition_and_release() {
     let mut w = owned_by_1();
