@@ -2173,6 +2173,22 @@ fn hold_cut(n: u8, cuts: &[(usize, usize)], core: &[usize], watch: usize) -> f64
     rates[watch]
 }
 
+/// Two majorities that share a node (7 nodes; {n1, n3, n6, n7} and {n2, n4, n5, n6} each
+/// hear each other): n2's commit of {n2, n4, n5}, which leaves n6 out, reached n6 too,
+/// and n6 took it as its own exclusion and fell out of {n1, n3, n6, n7}, which then lost
+/// quorum: 110 view changes a second at every node, for as long as the cuts held. A
+/// commit from a node that does not coordinate this node's view no longer excludes it.
+#[test]
+fn a_node_two_majorities_share_stays_in_the_one_it_is_in() {
+    let cuts = [(0, 1), (0, 3), (0, 4), (1, 2), (1, 6), (2, 4), (4, 6)];
+    let rate = hold_cut(7, &cuts, &[0, 2, 5, 6], 5);
+    eprintln!("two majorities sharing n6: n6 installs {rate:.1} views/s");
+    assert_eq!(
+        rate, 0.0,
+        "no view change at n6 in the last 100 ms of the hold"
+    );
+}
+
 /// A cut between n1 and n2, both reaching n3: {n1, n3} forms and stays (before, n1 and
 /// n2 proposed in turn and n3 acked each: about one view per round trip).
 #[test]

@@ -481,6 +481,12 @@ impl Membership {
         }
         if view.members.contains(self.local) {
             self.install(view);
+        } else if self.view.members.len() > 1 && self.view.members.iter().next() != Some(from) {
+            // Excluded by a node that does not coordinate this node's view: that commit is
+            // about other nodes (with links cut between some of them, another part formed
+            // its own view). Taking it as this node's exclusion knocked a member out of a
+            // majority that did not exclude it, again every few retries (review S4).
+            return None;
         } else {
             // Excluded: this node is on its own until it is admitted again.
             let mut alone = NodeSet::EMPTY;
