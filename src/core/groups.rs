@@ -816,7 +816,7 @@ pub fn plan(
         // caught the bounce).
         let stale = !quorate(prev.members);
         let owner_gone = match current {
-            Placement::Unplaced => true,
+            Placement::Unplaced | Placement::Waiting => true,
             Placement::Online(x) => !members.contains(x) || stale && standing(x).holds & bit == 0,
             Placement::Offline => stale,
             Placement::Concurrent => false,
@@ -824,13 +824,21 @@ pub fn plan(
         if let (true, Some(h)) = (owner_gone, holder) {
             current = Placement::Online(h);
         }
-        // A coordinator that knows no placement (it restarted) and finds the group
-        // running nowhere keeps it offline when the member with the newest view has it
+        // A coordinator that knows no placement (it restarted), or only a stale one, and
+        // finds the group running nowhere keeps it offline when the member with the newest view has it
         // offline: the operator's `offline`, or `fallover = never`, outlives the restart
         // of any node (review S8: the restarted lowest id brought an offline group
         // back by its startup policy).
-        if current == Placement::Unplaced && holder.is_none() {
-            let newest = members.iter().map(&standing).max_by_key(|s| s.installed);
+        // Not this node's own word when it comes back from a view without quorum: that
+        // view's plan is no newer than what it knew before, however high its number (a
+        // restarted coordinator that committed a view of itself alone took its own
+        // plan, which knows nothing, for the newest: sim seed 1849).
+        if (current == Placement::Unplaced || stale && owner_gone) && holder.is_none() {
+            let newest = members
+                .iter()
+                .filter(|id| !(stale && *id == local))
+                .map(&standing)
+                .max_by_key(|s| s.installed);
             if newest.is_some_and(|s| s.offline & bit != 0) {
                 current = Placement::Offline;
             }

@@ -1,12 +1,15 @@
 //! Membership (DESIGN §5): views agreed by propose / ack / commit, and quorum.
 //!
-//! The coordinator is the lowest-id node this node believes alive. When its alive set
-//! differs from the committed view it proposes a view (number above any it has seen) with
-//! the largest part of that set whose members all hear each other ([`connected`]); a
-//! member acks when it is in the set, believes every proposed member alive, the proposer
-//! is the lowest-id node it believes alive (so with a link cut between two nodes that
-//! both reach a third, the third follows one coordinator instead of acking each in turn,
-//! review S4), and has acked no equal or higher number; the coordinator commits when every
+//! Each node follows a *leader*: the lowest-id member of the largest set of nodes alive to
+//! it, itself included, whose members all hear each other ([`connected`]); with no link
+//! cut that is the lowest-id node alive. A node that is its own leader coordinates: when
+//! its alive set differs from the committed view it proposes a view (number above any it
+//! has seen) with that set; a member acks when it is in the set, believes every proposed
+//! member alive, the proposer is its leader (so with a link cut between two nodes that
+//! both reach a third, the third follows one coordinator instead of acking each in turn;
+//! and a lowest-id node that reaches only a few does not keep a majority that hears each
+//! other from forming: review S4), and has acked no equal or higher number; the
+//! coordinator commits when every
 //! proposed member acked, and otherwise, at the retry deadline, proposes again without
 //! the members that stayed silent. A node that receives a commit excluding it falls back
 //! to a view of itself alone (never quorate in a cluster of more than two).
@@ -96,6 +99,9 @@ pub struct Membership {
     suspects_until: Instant,
     configured: u32,
     two_node: bool,
+    /// A node alive here runs another config, and this node has not held authority
+    /// since it started (see [`Membership::set_stranger`]).
+    stranger: bool,
     /// This node holds the tie-breaker (see [`quorum`]).
     tie_breaker: bool,
 }
@@ -200,6 +206,7 @@ impl Membership {
             suspects_until: now,
             configured,
             two_node,
+            stranger: false,
             tie_breaker: false,
         }
     }
@@ -243,7 +250,16 @@ impl Membership {
     /// Whether a lone node keeps quorum (`two_node` in a two-node cluster): it then needs
     /// nobody's agreement to hold its groups.
     pub fn alone_is_quorate(&self) -> bool {
-        self.two_node && self.configured == 2
+        self.two_node && self.configured == 2 && !self.stranger
+    }
+
+    /// Whether a node alive here, but running another config, is kept out of the views
+    /// while this node has not held authority since it started. A lone node of two is
+    /// then not quorate: its peer is alive and may hold the groups in a view of its own
+    /// (a node restarted with another config in a `two_node` pair took the groups its
+    /// peer held). The node that held them keeps them.
+    pub fn set_stranger(&mut self, stranger: bool) {
+        self.stranger = stranger;
     }
 
     /// The configured node count (votes).
@@ -308,8 +324,9 @@ impl Membership {
         out: &mut impl FnMut(ViewMsg),
     ) -> Option<View> {
         assert!(alive.contains(self.local), "alive set lacks the local node");
-        self.try_ack(alive, out);
-        if alive.iter().next() != Some(self.local) {
+        let leader = self.leader(alive, &neighbours);
+        self.try_ack(alive, leader, out);
+        if leader != self.local {
             self.proposal = None;
             return None;
         }
@@ -336,6 +353,15 @@ impl Membership {
             return self.propose(now, target, target_plan, retry, out);
         }
         None
+    }
+
+    /// Whom this node follows: the lowest-id member of the largest set of nodes of `alive`
+    /// (this one included) that all hear each other.
+    fn leader(&self, alive: NodeSet, neighbours: &impl Fn(NodeId) -> NodeSet) -> NodeId {
+        connected(alive, self.local, neighbours)
+            .iter()
+            .next()
+            .expect("invariant: holds the local node")
     }
 
     /// The member set to propose: of the alive set less current suspects, the largest
@@ -426,7 +452,7 @@ impl Membership {
         &mut self,
         from: NodeId,
         view: View,
-        alive: NodeSet,
+        (alive, neighbours): (NodeSet, impl Fn(NodeId) -> NodeSet),
         out: &mut impl FnMut(ViewMsg),
     ) {
         self.observe(view.number);
@@ -436,13 +462,14 @@ impl Membership {
             && view.number > self.view.number;
         if acceptable {
             self.pending = Some((from, view));
-            self.try_ack(alive, out);
+            let leader = self.leader(alive, &neighbours);
+            self.try_ack(alive, leader, out);
         }
     }
 
     /// Acks the kept proposal if it is still the newest, every member is alive here, and
-    /// its proposer is the lowest-id node alive here.
-    fn try_ack(&mut self, alive: NodeSet, out: &mut impl FnMut(ViewMsg)) {
+    /// its proposer is this node's `leader`.
+    fn try_ack(&mut self, alive: NodeSet, leader: NodeId, out: &mut impl FnMut(ViewMsg)) {
         let Some((from, view)) = self.pending else {
             return;
         };
@@ -450,7 +477,7 @@ impl Membership {
             self.pending = None;
             return;
         }
-        if view.members.bits() & !alive.bits() == 0 && alive.iter().next() == Some(from) {
+        if view.members.bits() & !alive.bits() == 0 && from == leader {
             self.pending = None;
             self.acked = view.number;
             self.agreed = view;
@@ -481,11 +508,18 @@ impl Membership {
         }
         if view.members.contains(self.local) {
             self.install(view);
-        } else if self.view.members.len() > 1 && self.view.members.iter().next() != Some(from) {
+        } else if self.view.members.len() > 1 && self.view.members.iter().next() != Some(from)
+            || self.agreed.number >= view.number && self.agreed.members.contains(self.local)
+        {
             // Excluded by a node that does not coordinate this node's view: that commit is
             // about other nodes (with links cut between some of them, another part formed
             // its own view). Taking it as this node's exclusion knocked a member out of a
-            // majority that did not exclude it, again every few retries (review S4).
+            // majority that did not exclude it, again every few retries (review S4). Or
+            // excluded by a view no newer than one this node agreed to with itself in it
+            // (its leader's, while the old coordinator formed a view without it): going
+            // alone at that number would refuse the commit of the view it agreed to, and
+            // leave that view's members without its word. Ignoring a commit is what its
+            // loss does.
             return None;
         } else {
             // Excluded: this node is on its own until it is admitted again.

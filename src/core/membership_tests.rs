@@ -13,6 +13,11 @@ fn set(ids: &[u8]) -> NodeSet {
     ids.iter().map(|i| id(*i)).collect()
 }
 
+/// Every node hears every other.
+fn all_hear(_: NodeId) -> NodeSet {
+    NodeSet::from_bits(u64::MAX)
+}
+
 fn no_groups(_: NodeSet) -> Plan {
     Plan::unplaced(0)
 }
@@ -84,11 +89,12 @@ impl Net {
                     continue;
                 }
                 let j = usize::from(to - 1);
-                let alive = self.alive[j];
+                let all = &self.alive;
+                let reach = (all[j], |x| Net::neighbours(all, x));
                 let m = &mut self.nodes[j];
                 match msg.kind {
                     ViewMsgKind::Propose => {
-                        m.on_propose(id(from), msg.view, alive, &mut |r| queue.push((to, r)))
+                        m.on_propose(id(from), msg.view, reach, &mut |r| queue.push((to, r)))
                     }
                     ViewMsgKind::Ack => m.on_ack(id(from), msg.view),
                     ViewMsgKind::Commit => {
@@ -216,18 +222,18 @@ fn stale_and_foreign_proposals_are_not_acked() {
         members: set(&[1, 2, 3]),
         plan: Plan::unplaced(0),
     };
-    m.on_propose(id(1), v1, set(&[1, 2, 3]), &mut |x| out.push(x));
+    m.on_propose(id(1), v1, (set(&[1, 2, 3]), all_hear), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "acked");
-    m.on_propose(id(1), v1, set(&[1, 2, 3]), &mut |x| out.push(x));
+    m.on_propose(id(1), v1, (set(&[1, 2, 3]), all_hear), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "same number again: not acked");
     let v2 = View {
         number: 2,
         members: set(&[1, 2, 3]),
         plan: Plan::unplaced(0),
     };
-    m.on_propose(id(3), v2, set(&[1, 2, 3]), &mut |x| out.push(x));
+    m.on_propose(id(3), v2, (set(&[1, 2, 3]), all_hear), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "proposer is not the lowest member");
-    m.on_propose(id(1), v2, set(&[1, 2]), &mut |x| out.push(x));
+    m.on_propose(id(1), v2, (set(&[1, 2]), all_hear), &mut |x| out.push(x));
     assert_eq!(out.len(), 1, "3 is not alive here: kept, not acked");
     m.tick(
         Instant::from_nanos(0),
@@ -247,7 +253,7 @@ fn stale_and_foreign_proposals_are_not_acked() {
         members: set(&[1, 3]),
         plan: Plan::unplaced(0),
     };
-    m.on_propose(id(1), v3, set(&[1, 2, 3]), &mut |x| out.push(x));
+    m.on_propose(id(1), v3, (set(&[1, 2, 3]), all_hear), &mut |x| out.push(x));
     assert_eq!(out.len(), 2, "not a member: no further ack");
     assert_eq!(
         m.on_commit(
@@ -300,16 +306,22 @@ fn a_resumed_promise_refuses_older_commits_and_acks_only_above_it() {
     assert_eq!(m.on_commit(id(1), view(5, &[1, 2])), None, "another view 5");
     assert_eq!(m.view().number, 0);
     let mut out = vec![];
-    m.on_propose(id(1), view(5, &[1, 2, 3]), set(&[1, 2, 3]), &mut |x| {
-        out.push(x)
-    });
+    m.on_propose(
+        id(1),
+        view(5, &[1, 2, 3]),
+        (set(&[1, 2, 3]), all_hear),
+        &mut |x| out.push(x),
+    );
     assert!(
         out.is_empty(),
         "a proposal at the promised number is not acked"
     );
-    m.on_propose(id(1), view(6, &[1, 2, 3]), set(&[1, 2, 3]), &mut |x| {
-        out.push(x)
-    });
+    m.on_propose(
+        id(1),
+        view(6, &[1, 2, 3]),
+        (set(&[1, 2, 3]), all_hear),
+        &mut |x| out.push(x),
+    );
     assert_eq!(out.len(), 1, "acked above it");
     assert_eq!(m.agreed().number, 6);
     let mut n = Membership::new(id(2), 3, false, 0, Instant::from_nanos(0));

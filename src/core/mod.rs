@@ -6,6 +6,7 @@
 //! simulator) carries them out. Called by `daemon` and by the simulator in `tests/`.
 
 pub mod authority;
+pub mod churn;
 pub mod event;
 pub mod groups;
 pub mod link;

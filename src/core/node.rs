@@ -20,6 +20,7 @@ use core::time::Duration;
 use std::collections::VecDeque;
 
 use super::authority::{Authority, Consequence, TieStep};
+use super::churn::Churn;
 use super::event::{DropCounters, DropReason, Event};
 use super::groups::{
     self, Context, Groups, LocalGroup, ResourceRequest, Standing, UnexpectedCompletion,
@@ -174,6 +175,12 @@ pub struct Peer {
     pub newest_sent_ns: u64,
     /// Its config hash, from its last heartbeat.
     pub config_hash: Option<u64>,
+    /// Its current incarnation ran this node's config at some time: it may stay in, or
+    /// join, this node's views although its hash differs now (a reload in place, as
+    /// `sync` does, keeps a member). A node that starts with another config is not
+    /// admitted until the configs agree (review S7: a rolling restart that grew the
+    /// node list made two quorate views with no partition at all).
+    pub config_matched: bool,
     /// One link per path (first `paths.len()` are used).
     pub links: [Link; MAX_PATHS],
     /// Its newest node-state block (membership and holdings), ordered by generation.
@@ -210,6 +217,7 @@ impl Peer {
         self.report_at = None;
         self.vouches = [Vouch::default(); 2];
         self.command_id = 0;
+        self.config_matched = false;
         for link in &mut self.links {
             link.replay = Default::default();
             link.last_transit_ns = None;
@@ -268,6 +276,7 @@ impl Peer {
             restarts: 0,
             newest_sent_ns: 0,
             config_hash: None,
+            config_matched: false,
             links: [Link::new(now); MAX_PATHS],
             report: None,
             report_at: None,
@@ -398,6 +407,8 @@ pub struct Node {
     groups_dirty: bool,
     /// When the installed view was installed here.
     installed_at: Instant,
+    /// How often this node installs a new view (status shows the rate).
+    churn: Churn,
     /// Generation of the published state block, and what it covered: (installed number,
     /// agreed number, holds, failed, online, lost, maintenance epoch).
     generation: u64,
@@ -508,6 +519,7 @@ impl Node {
             groups,
             groups_dirty: true,
             installed_at: now,
+            churn: Churn::new(now),
             generation: 0,
             published: (0, 0, 0, 0, 0, 0, 0),
             pins: vec![None; group_count],
@@ -788,6 +800,10 @@ impl Node {
         self.hear_maintenance(arrival, state.maintenance);
         let p = &mut self.peers[idx];
         let id = p.id;
+        if !p.config_matched {
+            // Not admitted (another config): no view of this node is its to install.
+            return;
+        }
         let Node {
             membership,
             out,
@@ -960,6 +976,10 @@ impl Node {
             let theirs = hb.config_hash;
             if theirs != ours && p.config_hash != Some(theirs) {
                 mismatch = Some(theirs);
+            }
+            if theirs == ours && !p.config_matched {
+                p.config_matched = true;
+                self.membership_dirty = true;
             }
             p.config_hash = Some(theirs);
         }
@@ -1320,7 +1340,9 @@ impl Node {
         } = self;
         let (had, members) = (groups.authority(), cx.view.members);
         groups.drive(&cx, &mut |e| push_event_to(events, overflows, now, e));
-        if self.groups.authority() {
+        // Not the start view: in `two_node` mode a lone node is quorate in it before it
+        // has heard anyone, and holds nothing there.
+        if self.groups.authority() && self.membership.view().number > 0 {
             self.authority.on_authority();
         }
         if had && !self.groups.authority() && !self.spec.groups.is_empty() {
@@ -1391,6 +1413,20 @@ impl Node {
         set
     }
 
+    /// The nodes alive here that membership counts: those whose current incarnation ran
+    /// this node's config at some time ([`Peer::config_matched`]).
+    pub fn admitted(&self) -> NodeSet {
+        let mut set = self.alive();
+        for p in self
+            .peers
+            .iter()
+            .filter(|p| !p.config_matched && p.id != self.local)
+        {
+            set.remove(p.id);
+        }
+        set
+    }
+
     /// Runs the membership protocol's coordinator step and reports a new view.
     ///
     /// Membership waits while a peer is still unknown (within the startup grace) or has
@@ -1400,7 +1436,10 @@ impl Node {
     /// would take the groups of a live peer.
     fn drive_membership(&mut self, now: Instant) {
         self.membership_dirty = false;
-        let alive = self.alive();
+        let alive = self.admitted();
+        let stranger = self.alive().bits() != alive.bits();
+        self.membership
+            .set_stranger(stranger && !self.authority.had_authority());
         let settle = self.spec.timeout_max();
         let waiting = self.peers.iter().any(|p| {
             p.id != self.local
@@ -1481,23 +1520,7 @@ impl Node {
             }
             plan
         };
-        // Whom a peer hears (its last full heartbeat), on any path; two peers are
-        // neighbours when each hears the other. A peer alive here hears this node, so
-        // an empty set is one not told yet (no full heartbeat so far): taken as all.
-        let hears = |id: NodeId| {
-            let h = peers
-                .iter()
-                .find(|p| p.id == id)
-                .map_or(0, |p| p.heard.iter().fold(0, |a, h| a | h));
-            if h == 0 { u64::MAX } else { h }
-        };
-        let neighbours = |x: NodeId| {
-            let hx = hears(x);
-            alive
-                .iter()
-                .filter(|y| *y != x && hx & y.bit() != 0 && hears(*y) & x.bit() != 0)
-                .collect::<NodeSet>()
-        };
+        let neighbours = |x: NodeId| neighbours(peers, alive, x);
         let committed = membership.tick(now, (alive, neighbours), retry, plan, stale, &mut |m| {
             push_out(out, overflows, Outgoing::View(m))
         });
@@ -1509,6 +1532,7 @@ impl Node {
     fn report_view(&mut self, now: Instant, view: View) {
         self.clear_pins(now, view);
         self.installed_at = now;
+        self.churn.record(now);
         self.groups_dirty = true;
         if self.authority.on_view(view.members) {
             self.membership.set_tie_breaker(false);
@@ -1531,16 +1555,24 @@ impl Node {
     /// A membership frame from peer `idx`.
     fn handle_view(&mut self, now: Instant, idx: usize, kind: ViewMsgKind, view: View) {
         let from = self.peers[idx].id;
+        if !self.peers[idx].config_matched {
+            // A node with another config is not admitted (see `admitted`): its proposals
+            // and commits are not this node's views.
+            self.membership.observe(view.number);
+            return;
+        }
         match kind {
             ViewMsgKind::Propose => {
-                let alive = self.alive();
+                let alive = self.admitted();
                 let Node {
                     membership,
                     out,
                     overflows,
+                    peers,
                     ..
                 } = self;
-                membership.on_propose(from, view, alive, &mut |m| {
+                let neighbours = |x: NodeId| neighbours(peers, alive, x);
+                membership.on_propose(from, view, (alive, neighbours), &mut |m| {
                     push_out(out, overflows, Outgoing::View(m))
                 });
             }
@@ -2096,6 +2128,10 @@ impl Node {
     pub fn tx_frames(&self, path: usize) -> u64 {
         self.tx[path].frames
     }
+    /// View changes: the total and the recent rate ([`Churn`]).
+    pub fn churn(&self) -> &Churn {
+        &self.churn
+    }
     /// Local pauses seen, and their total length.
     pub fn pauses(&self) -> (u64, Duration) {
         (self.pauses, self.pause_total)
@@ -2128,6 +2164,24 @@ impl Node {
             .flatten()
             .filter(|t| *t != Instant::MAX)
     }
+}
+
+/// The nodes of `alive` that `x` hears and that hear `x`, by the heard bitmaps of the
+/// peers' last full heartbeats, on any path. A peer alive here hears this node, so an
+/// empty bitmap is one not told yet (no full heartbeat so far): taken as all.
+fn neighbours(peers: &[Peer], alive: NodeSet, x: NodeId) -> NodeSet {
+    let hears = |id: NodeId| {
+        let h = peers
+            .iter()
+            .find(|p| p.id == id)
+            .map_or(0, |p| p.heard.iter().fold(0, |a, h| a | h));
+        if h == 0 { u64::MAX } else { h }
+    };
+    let hx = hears(x);
+    alive
+        .iter()
+        .filter(|y| *y != x && hx & y.bit() != 0 && hears(*y) & x.bit() != 0)
+        .collect::<NodeSet>()
 }
 
 /// Queues an outgoing frame, counting it in `overflows` if the outbox is full.

@@ -1012,6 +1012,25 @@ fn a_view_that_gains_members_reannounces_the_groups_online_here() {
 /// delivered only while `alive(t, i)`; `inject(t)` returns extra frames (path, bytes)
 /// delivered to every live node at t. Returns the first time each node had group 0
 /// online, if it did.
+/// `base` with a third node on every path, one group on nodes 1, 2, 3 (home 1) and
+/// config hash `hash`.
+fn three_nodes(base: ClusterSpec, hash: u64) -> ClusterSpec {
+    use super::super::placement::Startup;
+    let mut s = ClusterSpec {
+        groups: vec![GroupSpec::sample(&[1, 2, 3], Startup::Home, 1)],
+        config_hash: hash,
+        ..base
+    };
+    s.nodes.push(crate::core::spec::NodeSpec {
+        id: id(3),
+        name: "n3".into(),
+    });
+    for p in &mut s.paths {
+        p.nodes = NodeSet::from_bits(0b111);
+    }
+    s
+}
+
 fn run_nodes(
     nodes: &mut [Node],
     (from, to): (u64, u64),
@@ -1061,21 +1080,7 @@ fn run_nodes(
 /// more; a notice in a keyless cluster is refused and counted.
 #[test]
 fn a_death_notice_lets_the_next_node_take_over_without_waiting_for_the_lease() {
-    use super::super::placement::Startup;
-    let spec = || {
-        let mut s = ClusterSpec {
-            groups: vec![GroupSpec::sample(&[1, 2, 3], Startup::Home, 1)],
-            ..spec(2)
-        };
-        s.nodes.push(crate::core::spec::NodeSpec {
-            id: id(3),
-            name: "n3".into(),
-        });
-        for p in &mut s.paths {
-            p.nodes = NodeSet::from_bits(0b111);
-        }
-        s
-    };
+    let spec = || three_nodes(spec(2), 0xabc);
     let cluster = || -> Vec<Node> {
         (1..=3)
             .map(|i| {
@@ -1176,4 +1181,68 @@ fn a_death_notice_lets_the_next_node_take_over_without_waiting_for_the_lease() {
     );
     assert_eq!(r, Err(DropReason::RefusedNotice));
     assert_eq!(open.drops(path).get(DropReason::RefusedNotice), 1);
+}
+
+/// Review S7: a node that starts with another config is not admitted to the views of the
+/// nodes that run the old one, while a member that reloads another config in place (as
+/// `sync` does) stays. Three nodes in one view; at 20 ms n2 reloads config B in place and
+/// n3 restarts with config B: n1 and n2 stay together, n3 stays out (without the rule, n3
+/// rejoined at once: a rolling restart that grows the node list then makes two quorate
+/// views with no partition).
+#[test]
+fn a_node_restarted_with_another_config_is_not_admitted_but_a_reload_in_place_stays() {
+    let spec = |hash: u64| three_nodes(spec(1), hash);
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|i| {
+            Node::new(
+                spec(0xa),
+                id(i),
+                u32::from(i) * 10,
+                Some(key()),
+                Instant::from_nanos(0),
+            )
+        })
+        .collect();
+    run_nodes(&mut nodes, (0, 20 * MS), |_, _| true, |_| vec![]);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.view().members == NodeSet::from_bits(0b111))
+    );
+    let t = 20 * MS + MS / 10;
+    nodes[1].set_config_hash(0xb);
+    nodes[2] = Node::new(spec(0xb), id(3), 31, Some(key()), Instant::from_nanos(t));
+    run_nodes(&mut nodes, (t, 80 * MS), |_, _| true, |_| vec![]);
+    let members: Vec<NodeSet> = nodes.iter().map(|n| n.view().members).collect();
+    assert_eq!(members[0], NodeSet::from_bits(0b011), "n1: {members:?}");
+    assert_eq!(members[1], NodeSet::from_bits(0b011), "n2: {members:?}");
+    assert!(
+        nodes[0].quorate() && nodes[0].authority(),
+        "n1 keeps quorum"
+    );
+    assert!(!nodes[2].quorate(), "n3 is out: {members:?}");
+    assert!(!nodes[0].peers()[2].config_matched);
+}
+
+/// Review S7 in a `two_node` pair: the standby restarts with another config. It is not
+/// admitted, and a lone node of two is quorate only while no node with another config is
+/// alive or once it has held authority: the holder keeps its group, the restarted node
+/// takes nothing (without the rule both held it from about one timeout on).
+#[test]
+fn in_a_two_node_pair_a_node_restarted_with_another_config_takes_nothing() {
+    use super::super::authority::QuorumLoss;
+    let spec = |hash: u64| ClusterSpec {
+        two_node: true,
+        config_hash: hash,
+        ..one_group(QuorumLoss::Freeze, false)
+    };
+    let (mut a, _) = settled_pair(&|| spec(0xa));
+    let t = 10 * MS + MS / 10;
+    let mut b = Node::new(spec(0xb), id(2), 3, Some(key()), Instant::from_nanos(t));
+    run_pair(&mut a, &mut b, (t, 80 * MS), |_| true);
+    assert_eq!(a.groups()[0].phase, Phase::Online);
+    assert!(a.quorate() && a.authority(), "the holder keeps its group");
+    assert_eq!(b.groups()[0].phase, Phase::Offline, "b: {:?}", b.view());
+    assert!(!b.quorate());
+    assert_eq!(a.view().members.len(), 1);
 }

@@ -251,12 +251,16 @@ impl Command {
             match (self.op, placed) {
                 (Op::Cleanup, _) if !r.failed.is_empty() => false,
                 // Marks cleared: a group nobody could run may be placed now.
-                (Op::Cleanup, Placement::Unplaced) => r.held.is_empty() && r.candidates.is_empty(),
+                (Op::Cleanup, Placement::Unplaced | Placement::Waiting) => {
+                    r.held.is_empty() && r.candidates.is_empty()
+                }
                 (Op::Offline, _) => r.held.is_empty(),
                 (Op::Evacuate(from), _) if r.held.contains(from) => false,
                 (_, Placement::Online(owner)) => settled && r.online == one(owner),
                 (_, Placement::Concurrent) => settled && !r.online.is_empty(),
-                (_, Placement::Offline | Placement::Unplaced) => r.held.is_empty(),
+                (_, Placement::Offline | Placement::Unplaced | Placement::Waiting) => {
+                    r.held.is_empty()
+                }
             }
         })
     }

@@ -43,6 +43,15 @@ pub struct StatusReport {
     pub view: u64,
     /// Its members, by name.
     pub view_members: Vec<String>,
+    /// Views this node installed since it started.
+    #[serde(default)]
+    pub view_changes: u64,
+    /// Views installed per second, over `views_span_s` (the last 10 to 20 s).
+    #[serde(default)]
+    pub views_per_second: f64,
+    /// The span `views_per_second` covers, seconds.
+    #[serde(default)]
+    pub views_span_s: f64,
     /// Whether it holds quorum.
     pub quorate: bool,
     /// Whether this node may hold groups now (quorate view and a valid lease).
@@ -80,7 +89,7 @@ pub struct StatusReport {
 pub struct GroupStatus {
     /// Name.
     pub name: String,
-    /// Placement in the installed view: `unplaced`, `online`, `concurrent`, `offline`.
+    /// Placement in the installed view: `unplaced`, `waiting`, `online`, `concurrent`, `offline`.
     pub placement: String,
     /// The node the view places it on (`online` placement only).
     pub owner: Option<String>,
@@ -226,10 +235,13 @@ impl StatusReport {
         );
         let _ = writeln!(
             o,
-            "view {}  members {}  quorum {}",
+            "view {}  members {}  quorum {}  ({} view changes; {:.2}/s over the last {:.0} s)",
             self.view,
             self.view_members.join(","),
-            if self.quorate { "yes" } else { "NO" }
+            if self.quorate { "yes" } else { "NO" },
+            self.view_changes,
+            self.views_per_second,
+            self.views_span_s
         );
         if self.maintenance {
             let _ = writeln!(

@@ -310,11 +310,23 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
                 group_names(groups, bits)
             )
         }
-        Event::ConfigMismatch { peer, theirs } => format!(
-            "event=config_mismatch at={at} peer={} theirs={theirs:016x} ours={:016x}",
-            node_name(node, peer),
-            node.spec().config_hash
-        ),
+        Event::ConfigMismatch { peer, theirs } => {
+            let admitted = node
+                .peers()
+                .iter()
+                .find(|p| p.id == peer)
+                .is_some_and(|p| p.config_matched);
+            format!(
+                "event=config_mismatch at={at} peer={} theirs={theirs:016x} ours={:016x} ({})",
+                node_name(node, peer),
+                node.spec().config_hash,
+                if admitted {
+                    "it reloaded in place and stays in the view; reload here too, or `heartwire sync`"
+                } else {
+                    "it started with another config: it is kept out of this node's views until the configs agree"
+                }
+            )
+        }
         Event::OfferReceived { origin, id, mode } => format!(
             "event=offer_received at={at} origin={} offer={id} mode={} (checking it)",
             node_name(node, origin),
@@ -425,6 +437,7 @@ pub(crate) fn status(
         })
         .collect();
     let (pauses, pause_total) = node.pauses();
+    let (views_per_second, views_span) = node.churn().per_second(now);
     StatusReport {
         version: env!("CARGO_PKG_VERSION").into(),
         cluster: spec.name.clone(),
@@ -443,6 +456,9 @@ pub(crate) fn status(
         view_members: crate::core::placement::NodeSet::iter(node.view().members)
             .map(|id| node_name(node, id).to_owned())
             .collect(),
+        view_changes: node.churn().total(),
+        views_per_second,
+        views_span_s: views_span.as_secs_f64(),
         quorate: node.quorate(),
         authority: node.authority(),
         leaving: node.leaving(),

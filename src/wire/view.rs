@@ -9,6 +9,7 @@
 //!   8    8 members: bit (id-1) set for each member node id
 //!  16    1 group count g (<= MAX_GROUPS)
 //!  17    g placement code per group: 0 unplaced, 1..=64 online on that node,
+//!          0xFD waiting (was online, no node of its list could take it),
 //!          0xFE concurrent (on every eligible member), 0xFF offline
 //! ```
 
@@ -19,6 +20,8 @@ pub const FIXED_LEN: usize = 17;
 
 /// Placement code: never placed.
 pub const UNPLACED: u8 = 0;
+/// Placement code: was online, and no node of its list could take it over.
+pub const WAITING: u8 = 0xFD;
 /// Placement code: online on every eligible member (concurrent access).
 pub const CONCURRENT: u8 = 0xFE;
 /// Placement code: offline.
