@@ -235,11 +235,12 @@ impl StatusReport {
         );
         let _ = writeln!(
             o,
-            "view {}  members {}  quorum {}  ({} view changes; {:.2}/s over the last {:.0} s)",
+            "view {}  members {}  quorum {}  ({} view change{}; {:.2}/s over the last {:.0} s)",
             self.view,
             self.view_members.join(","),
             if self.quorate { "yes" } else { "NO" },
             self.view_changes,
+            if self.view_changes == 1 { "" } else { "s" },
             self.views_per_second,
             self.views_span_s
         );
