@@ -76,6 +76,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
+use heartwire::core::TieStep;
 use heartwire::core::groups::HOOK;
 use heartwire::core::node::{Action, death_notice};
 use heartwire::core::placement::{Fallback, Fallover, GroupPolicy, NodeSet, Placement, Startup};
@@ -84,6 +85,7 @@ use heartwire::core::{
     ClusterSpec, Command, CommandState, Dest, Event, GroupSpec, Instant, Node, NodeId, NodeSpec,
     Op, PathKind, PathSpec, Phase, QuorumLoss, Refusal, ResourceOp, ResourceRequest,
 };
+use heartwire::storage::reservation::{Race, RaceCmd, RaceNext, RaceReply, TieRace};
 use heartwire::wire::auth::AuthKey;
 use heartwire::wire::frame::FRAME_MAX;
 use heartwire::wire::notice::Cause;
@@ -129,6 +131,64 @@ struct Completion {
     incarnation: u32,
     req: ResourceRequest,
     ok: bool,
+}
+
+/// The tie-breaker disk (clusters with a `[tie_breaker]`): SCSI-3 persistent reservations
+/// by SPC-4's rules, as far as the race uses them. A node's key is its id.
+#[derive(Default)]
+struct TieDisk {
+    keys: Vec<u64>,
+    /// The reservation holder's key.
+    holder: Option<u64>,
+}
+
+impl TieDisk {
+    /// REGISTER AND IGNORE EXISTING KEY, after READ KEYS found it missing.
+    fn register(&mut self, key: u64) {
+        if !self.keys.contains(&key) {
+            self.keys.push(key);
+        }
+    }
+
+    /// One command of `key`'s race.
+    fn run(&mut self, key: u64, cmd: RaceCmd) -> RaceReply {
+        let mine = self.keys.contains(&key);
+        match cmd {
+            RaceCmd::ReadKeys => RaceReply::Keys(self.keys.clone()),
+            RaceCmd::ReadReservation => RaceReply::Reserved(self.holder.is_some()),
+            // PREEMPT by an unregistered nexus, or of a key nobody holds: conflict.
+            RaceCmd::Preempt(r) if !mine || !self.keys.contains(&r) => RaceReply::Conflict,
+            RaceCmd::Preempt(r) => {
+                self.keys.retain(|k| *k != r);
+                if self.holder == Some(r) {
+                    self.holder = Some(key);
+                }
+                RaceReply::Done
+            }
+            RaceCmd::Reserve if !mine || self.holder.is_some_and(|h| h != key) => {
+                RaceReply::Conflict
+            }
+            RaceCmd::Reserve => {
+                self.holder = Some(key);
+                RaceReply::Done
+            }
+        }
+    }
+}
+
+/// A tie-breaker child of node `node`'s daemon (incarnation `incarnation`) at work.
+struct TieWork {
+    node: usize,
+    incarnation: u32,
+    job: TieJob,
+}
+
+enum TieJob {
+    Register,
+    /// The race for the half view of `members`: the machine and its next command.
+    Race(NodeSet, TieRace, RaceCmd),
+    /// The race ended: its outcome, for the daemon.
+    Outcome(NodeSet, bool),
 }
 
 /// What a resource is, as far as fencing goes (the config orders them reservation,
@@ -354,6 +414,10 @@ struct World {
     /// Per node, a fence its sentinel is carrying out: (when it ends, the dead daemon's
     /// incarnation, why, whether the notice meets the network's faults).
     fencing: Vec<Option<(u64, u32, Cause, bool)>>,
+    /// The tie-breaker disk.
+    disk: TieDisk,
+    /// Tie-breaker children at work, by when their next command (or outcome) is due.
+    ties: BTreeMap<(u64, usize), TieWork>,
 }
 
 /// What host pauses did, counted over a seed.
@@ -487,7 +551,17 @@ fn group_for(rng: &mut Rng, g: usize, n: usize, nets: usize) -> GroupSpec {
 impl World {
     fn new(seed: u64, trace: bool) -> World {
         let mut rng = Rng(seed);
-        let spec = spec_for(&mut rng);
+        let mut spec = spec_for(&mut rng);
+        // A `[tie_breaker]` in a third of the even clusters, and `on_quorum_loss =
+        // "halt"` in half of those (drawn from a stream of their own, so the other
+        // clusters draw as before).
+        let mut side = Rng(seed ^ 0x7469_652d_6272_6561);
+        if spec.nodes.len() % 2 == 0 && side.chance(333) {
+            spec.tie_breaker = true;
+            if side.chance(500) {
+                spec.on_quorum_loss = QuorumLoss::Halt;
+            }
+        }
         World::with_spec(seed, rng, spec, trace)
     }
 
@@ -559,6 +633,8 @@ impl World {
             pauses: Pauses::default(),
             inbox: (0..n).map(|_| (vec![], vec![])).collect(),
             fencing: vec![None; n],
+            disk: TieDisk::default(),
+            ties: BTreeMap::new(),
             spec,
         }
     }
@@ -619,6 +695,7 @@ impl World {
         let mut events = vec![];
         let mut requests = vec![];
         let mut halt = false;
+        let mut ties = vec![];
         let incarnation;
         {
             let Some(node) = self.nodes[i].as_mut() else {
@@ -649,9 +726,7 @@ impl World {
                         }
                         halt = true;
                     }
-                    Action::TieBreaker(step) => {
-                        unreachable!("no tie-breaker in the simulated clusters: {step:?}")
-                    }
+                    Action::TieBreaker(step) => ties.push(step),
                     // Neighbours' ARP caches are not modelled.
                     Action::Announce { .. } => {}
                     Action::Promise { number, members } => {
@@ -667,6 +742,9 @@ impl World {
             {
                 self.hosts[i].persist(node);
             }
+        }
+        for step in ties {
+            self.tie_step(i, incarnation, step);
         }
         for req in requests {
             let fail_pm = match req.op {
@@ -737,6 +815,7 @@ impl World {
     fn step(&mut self, faulty: bool) {
         let next_frame = self.queue.peek().map(|Reverse((t, _, _))| *t);
         let next_completion = self.completions.keys().next().map(|(t, _)| *t);
+        let next_tie = self.ties.keys().next().map(|(t, _)| *t);
         let next_timer = (0..self.nodes.len())
             .filter(|&i| self.stalled[i].is_none())
             .filter_map(|i| {
@@ -754,6 +833,7 @@ impl World {
             next_frame,
             next_timer,
             next_completion,
+            next_tie,
             next_reboot,
             next_stall,
         ]
@@ -833,6 +913,13 @@ impl World {
                 node.resource_done(now, c.req, c.ok)
                     .expect("the core accepts the completion of its own request");
             }
+        }
+        while let Some(entry) = self.ties.first_entry() {
+            if entry.key().0 > self.now {
+                break;
+            }
+            let w = entry.remove();
+            self.tie_work(w);
         }
         for i in 0..self.nodes.len() {
             if self.stalled[i].is_some() {
@@ -942,8 +1029,33 @@ impl World {
         })
     }
 
-    /// Safety: quorate views installed at the same time with the same number agree.
+    /// Safety: quorate views installed at the same time with the same number agree, and
+    /// the views of two nodes with authority share a node (two majorities do; a half
+    /// that won the tie-breaker and any other view with authority must too: two halves
+    /// with authority are two owners in waiting).
     fn check_views(&self) {
+        let with_authority: Vec<&Node> = self
+            .nodes
+            .iter()
+            .flatten()
+            .filter(|n| n.quorate() && n.authority())
+            .collect();
+        for a in &with_authority {
+            for b in &with_authority {
+                assert!(
+                    a.view().members.bits() & b.view().members.bits() != 0,
+                    "seed {}: n{} (view {} {:?}) and n{} (view {} {:?}) both have authority in disjoint views\nreplay: make sim-seed SEED={}",
+                    self.seed,
+                    a.local().get(),
+                    a.view().number,
+                    a.view().members,
+                    b.local().get(),
+                    b.view().number,
+                    b.view().members,
+                    self.seed
+                );
+            }
+        }
         let mut seen: BTreeMap<u64, (u8, u64)> = BTreeMap::new();
         for n in self.nodes.iter().flatten().filter(|n| n.quorate()) {
             let v = n.view();
@@ -1600,6 +1712,81 @@ impl World {
     fn host_crash(&mut self, i: usize) {
         self.hosts[i].clear();
         self.completions.retain(|_, c| c.node != i);
+        self.ties.retain(|_, w| w.node != i);
+    }
+
+    /// Node `i` (daemon `incarnation`) asks for tie-breaker `step`: a child starts.
+    fn tie_step(&mut self, i: usize, incarnation: u32, step: TieStep) {
+        let job = match step {
+            TieStep::Register => TieJob::Register,
+            TieStep::Race(members) => {
+                let rivals: Vec<u64> = self
+                    .spec
+                    .nodes
+                    .iter()
+                    .filter(|n| !members.contains(n.id))
+                    .map(|n| u64::from(n.id.get()))
+                    .collect();
+                let key = u64::from(self.spec.nodes[i].id.get());
+                let (race, cmd) = TieRace::new(key, &rivals);
+                TieJob::Race(members, race, cmd)
+            }
+            TieStep::Idle => return,
+        };
+        self.tie_next(TieWork {
+            node: i,
+            incarnation,
+            job,
+        });
+    }
+
+    /// Schedules `w`'s next command: a SCSI command over iSCSI takes 50 µs to 2 ms.
+    fn tie_next(&mut self, w: TieWork) {
+        let at = self.now + 50_000 + self.rng.below(2 * MS);
+        self.next_id += 1;
+        self.ties.insert((at, self.next_id), w);
+    }
+
+    /// A tie-breaker child's command runs on the disk, or its outcome reaches its daemon.
+    /// A child of a daemon that is gone went with it (its cgroup was killed).
+    fn tie_work(&mut self, mut w: TieWork) {
+        let i = w.node;
+        if self.nodes[i]
+            .as_ref()
+            .is_none_or(|n| n.incarnation() != w.incarnation)
+        {
+            return;
+        }
+        let key = u64::from(self.spec.nodes[i].id.get());
+        match w.job {
+            TieJob::Register => self.disk.register(key),
+            TieJob::Race(members, mut race, cmd) => {
+                let reply = self.disk.run(key, cmd);
+                if self.trace {
+                    eprintln!(
+                        "{:>10.3} ms n{}: tie-breaker {cmd:?} -> {reply:?}",
+                        self.now as f64 / 1e6,
+                        i + 1
+                    );
+                }
+                w.job = match race.next(reply) {
+                    RaceNext::Run(next) => TieJob::Race(members, race, next),
+                    RaceNext::Over(r) => TieJob::Outcome(members, r == Race::Won),
+                };
+                self.tie_next(w);
+            }
+            TieJob::Outcome(members, won) => {
+                if self.stalled[i].is_some() {
+                    // The daemon reads its child's exit when it runs again.
+                    self.tie_next(w);
+                    return;
+                }
+                let now = self.local(i);
+                if let Some(node) = self.nodes[i].as_mut() {
+                    node.tie_breaker_result(now, members, won);
+                }
+            }
+        }
     }
 
     /// Daemon `i` starts. Unless it resumes in maintenance, it first fences what its host
@@ -2260,6 +2447,142 @@ fn a_node_reached_by_only_some_is_left_out_and_the_majority_stays() {
     assert_eq!(rate, 0.0, "no view change in the last 100 ms of the hold");
 }
 
+/// Holds `w` for 200 ms with only the cuts set by hand, then returns the quorate part.
+fn held(w: &mut World) -> NodeSet {
+    let start = w.now;
+    while w.now < start + 200 * MS {
+        w.step(true);
+    }
+    quorate_part(w)
+}
+
+/// Review D1: n1 reloaded a new config in place (it still admits n2, and n2 it), then n3
+/// restarted on the new file (n1 admits it, n2 does not, nor n3 n2). n1 took n2 and n3
+/// for a pair from their heard bitmaps, proposed {n1, n2, n3}, which both refused, and
+/// committed itself alone: no quorum anywhere, again every few leases, until n2 reloaded.
+/// Heartbeats now carry whom the sender admits: {n1, n2} forms and serves.
+#[test]
+fn a_third_node_does_not_take_two_that_refuse_each_other_for_a_pair() {
+    let mut w = World::with_spec(1, Rng(1), mutual(3), false);
+    w.faults.only_cuts();
+    settle(&mut w, 5);
+    let now = w.local(0);
+    w.nodes[0].as_mut().unwrap().set_config_hash(8);
+    w.nodes[0].as_mut().unwrap().handle_timeout(now);
+    w.nodes[2] = None;
+    w.host_crash(2);
+    let end = w.now + 10 * MS;
+    while w.now < end {
+        w.step(true);
+    }
+    w.spec.config_hash = 8;
+    w.restart(2);
+    w.spec.config_hash = 7;
+    let part = held(&mut w);
+    assert_eq!(part.bits(), 0b011, "{{n1, n2}} forms and serves");
+}
+
+/// Review D2: two one-way faults in opposite directions on two paths (n3 hears n1 only
+/// on p0, n1 hears n3 only on p1) and n1–n4 cut: n2 took n1 and n3 for a pair from
+/// bitmaps ORed over the paths, followed n1 ({n1, n2, n3} and {n2, n3, n4} tie, the lowest
+/// wins), and {n1, n2} committed without quorum while {n2, n3, n4} all hear each other.
+/// A pair now hears each other on one path, as `alive` needs: {n2, n3, n4} forms.
+#[test]
+fn two_one_way_faults_on_two_paths_make_no_pair() {
+    let mut spec = mutual(4);
+    let mut p1 = spec.paths[0].clone();
+    p1.name = "p1".into();
+    spec.paths.push(p1);
+    let mut w = World::with_spec(1, Rng(1), spec, false);
+    w.faults.only_cuts();
+    settle(&mut w, 5);
+    w.faults.cut[0][2][0] = true; // p0: n3's frames to n1 are lost
+    w.faults.cut[1][0][2] = true; // p1: n1's frames to n3 are lost
+    for p in 0..2 {
+        w.faults.cut[p][0][3] = true;
+        w.faults.cut[p][3][0] = true;
+    }
+    let part = held(&mut w);
+    assert_eq!(part.bits(), 0b1110, "{{n2, n3, n4}} forms and serves");
+}
+
+/// Issue 19 (review S3): an even cluster with a `[tie_breaker]` split into two halves
+/// (every link between them cut, held 150 ms), over 100 draws of the disk commands'
+/// timing, with 4 and 6 nodes, `halt` and `freeze`: exactly one half holds a quorate
+/// view with authority, every node of it is up and has authority, and every group with
+/// a node of its list there runs there. Before, every member of a half raced, and the
+/// second one's PREEMPT of a key its mate had already removed met RESERVATION CONFLICT
+/// and counted as lost: with `halt` that member halted, its mate was left a minority and
+/// halted too; with `freeze` the loser stayed in the winner's view without quorum and
+/// the groups placed on it ran nowhere.
+#[test]
+fn an_even_split_leaves_exactly_one_half_serving() {
+    let mut wins = [0u32; 2];
+    for seed in 1..=100u64 {
+        let n = if seed % 2 == 0 { 4 } else { 6 };
+        let halt = seed % 4 < 2;
+        let mut spec = mutual(n);
+        spec.tie_breaker = true;
+        spec.on_quorum_loss = if halt {
+            QuorumLoss::Halt
+        } else {
+            QuorumLoss::Freeze
+        };
+        let mut w = World::with_spec(seed, Rng(seed), spec, false);
+        w.trace = std::env::var("DBG").is_ok_and(|v| v == seed.to_string());
+        w.faults.only_cuts();
+        settle(&mut w, 5);
+        eprintln!("settled at {}", w.now);
+        let what = format!("seed {seed}: {n} nodes, halt {halt}");
+        assert_eq!(
+            w.disk.keys.len(),
+            usize::from(n),
+            "{what}: every node registered"
+        );
+        let nn = usize::from(n);
+        let mut order: Vec<usize> = (0..nn).collect();
+        for i in (1..nn).rev() {
+            let j = w.rng.index(i + 1);
+            order.swap(i, j);
+        }
+        let (left, right) = order.split_at(nn / 2);
+        for &a in left {
+            for &b in right {
+                w.faults.cut[0][a][b] = true;
+                w.faults.cut[0][b][a] = true;
+            }
+        }
+        let start = w.now;
+        while w.now < start + 150 * MS {
+            w.step(true);
+        }
+        let part = quorate_part(&w);
+        let set = |half: &[usize]| -> NodeSet {
+            half.iter()
+                .map(|&i| NodeId::new(u8::try_from(i + 1).unwrap()).unwrap())
+                .collect()
+        };
+        let (l, r) = (set(left), set(right));
+        assert!(
+            part == l || part == r,
+            "{what}: halves {l:?} | {r:?}, the part with authority is {part:?}"
+        );
+        for id in part.iter() {
+            let node = w.nodes[usize::from(id.get() - 1)].as_ref();
+            assert!(
+                node.is_some_and(|x| x.quorate() && x.authority()),
+                "{what}: n{} of the winning half {part:?} is down or without authority",
+                id.get()
+            );
+        }
+        wins[usize::from(part == r)] += 1;
+    }
+    eprintln!(
+        "even splits: 100 of 100 left exactly one half serving (the first half won {}, the second {})",
+        wins[0], wins[1]
+    );
+}
+
 #[test]
 fn seeds() {
     if let Some(seed) = std::env::var("HW_SIM_SEED")
@@ -2342,4 +2665,36 @@ fn seeds() {
         killed.len(),
         &killed[..killed.len().min(20)]
     );
+}
+
+/// The daemon of n1 (the lowest id, the coordinator) of six restarts, 50 times with
+/// different timing: the five others keep quorum throughout, each installing one view
+/// (the new incarnation rejoining). When heartbeats carried whom the sender admits, a
+/// restarted node's peers admitted its new incarnation at different moments, disagreed
+/// for a heartbeat on who leads, and lost quorum in 40 of the 50 restarts (504 view
+/// changes); they carry whom it refuses (another config) instead.
+#[test]
+fn a_restarted_coordinator_costs_the_others_no_quorum() {
+    let (mut lost, mut views) = (0, 0);
+    for seed in 1..=50u64 {
+        let mut w = World::with_spec(seed, Rng(seed), mutual(6), false);
+        w.faults.only_cuts();
+        settle(&mut w, 5);
+        w.events = Some(vec![]);
+        w.nodes[0] = None;
+        w.restart(0);
+        let end = w.now + 60 * MS;
+        while w.now < end {
+            w.step(true);
+        }
+        let ev = w.events.as_ref().unwrap();
+        let survivors =
+            |f: fn(&Event) -> bool| ev.iter().filter(|(_, i, e)| *i > 0 && f(e)).count();
+        lost += survivors(|e| matches!(e, Event::QuorumLost));
+        views += survivors(|e| matches!(e, Event::ViewChange { .. }));
+    }
+    eprintln!(
+        "50 restarts of n1 of six: the others lost quorum {lost} times and installed {views} views"
+    );
+    assert_eq!(lost, 0, "{views} views");
 }

@@ -182,6 +182,8 @@ fn sample_state() -> StateRepr {
         lost: 0,
         maintenance: 0,
         offline: 0,
+        race: 0,
+        race_outcome: 0,
     }
 }
 
@@ -189,6 +191,7 @@ fn heartbeat_payload(state: StateRepr) -> Vec<u8> {
     let hb = HeartbeatRepr {
         state,
         config_hash: 42,
+        refused: 0,
         echo: None,
         path_count: 2,
         heard: [0b11; MAX_PATHS],
@@ -769,6 +772,13 @@ fn core_run(b: &[u8]) -> Outcome {
                             lost: u64::from(get(9) & 1),
                             maintenance: u64::from(get(10) % 4),
                             offline: u64::from(get(11) & 1),
+                            // A half view's race word now and then (review S3).
+                            race: if get(12) & 4 != 0 {
+                                word(5) & ((1 << n) - 1)
+                            } else {
+                                0
+                            },
+                            race_outcome: u64::from(get(12) % 3),
                         };
                         if kind == Kind::Heartbeat {
                             heartbeat_payload(s)

@@ -465,7 +465,7 @@ mod tests {
 
     #[test]
     fn serial_interval_follows_the_baud_rate() {
-        // 115200 baud, 4 paths, keyed: compact 58 B, full 180 B on the line.
+        // 115200 baud, 4 paths, keyed: compact 58 B, full 214 B on the line.
         let min = serial_interval_min(115_200, 4, true);
         assert!(
             min > Duration::from_millis(12) && min < Duration::from_millis(14),

@@ -115,6 +115,16 @@ pub enum Event {
     /// This node lost its authority to hold groups (view no longer quorate, or its lease
     /// ran out): it releases everything; `on_quorum_loss` says what else it does.
     QuorumLost,
+    /// The tie-breaker race for this node's half view ended: `racer` (this node, or the
+    /// member that raced for the half, whose word this node took) `won` or lost it.
+    TieBreaker {
+        /// The half view's members (bit id-1).
+        members: u64,
+        /// The member that raced (the view's lowest).
+        racer: NodeId,
+        /// Whether this half holds the tie-breaker now.
+        won: bool,
+    },
     /// An operator command reached this node (from `from`; this node's own id when it
     /// was asked here). Every node pins it until a view carries it out.
     Command {
@@ -252,7 +262,7 @@ impl OfferResult {
 
 impl Event {
     /// Every event name, as logged (`event=<name>`) and as `[[event]] on = "<name>"`.
-    pub const NAMES: [&'static str; 30] = [
+    pub const NAMES: [&'static str; 31] = [
         "path_up",
         "path_down",
         "path_one_way",
@@ -271,6 +281,7 @@ impl Event {
         "failure_expired",
         "maintenance",
         "quorum_lost",
+        "tie_breaker",
         "command",
         "config_mismatch",
         "network_down",
@@ -314,6 +325,7 @@ impl Event {
             Event::FailureExpired { .. } => "failure_expired",
             Event::Maintenance { .. } => "maintenance",
             Event::QuorumLost => "quorum_lost",
+            Event::TieBreaker { .. } => "tie_breaker",
             Event::Command { .. } => "command",
             Event::ConfigMismatch { .. } => "config_mismatch",
             Event::NetworkDown { .. } => "network_down",

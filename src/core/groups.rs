@@ -760,6 +760,18 @@ pub fn plan(
 ) -> Plan {
     let mut plan = prev.plan;
     if !quorate(members) {
+        // A view without quorum places nothing anew, but it carries the offline word of
+        // the member with the newest view into a plan that knows nothing of the group:
+        // a restarted coordinator's view of itself and one member, without quorum,
+        // had an empty plan and the highest number, and the next quorate view took it
+        // for the newest word and brought an offline group back (sim seed 40).
+        for g in 0..specs.len() {
+            if plan.get(g) == Placement::Unplaced
+                && newest_has_offline(members, Some(local), &standing, 1 << g)
+            {
+                plan.set(g, Placement::Offline);
+            }
+        }
         return plan;
     }
     let mut joined = if quorate(prev.members) {
@@ -833,19 +845,31 @@ pub fn plan(
         // view's plan is no newer than what it knew before, however high its number (a
         // restarted coordinator that committed a view of itself alone took its own
         // plan, which knows nothing, for the newest: sim seed 1849).
-        if (current == Placement::Unplaced || stale && owner_gone) && holder.is_none() {
-            let newest = members
-                .iter()
-                .filter(|id| !(stale && *id == local))
-                .map(&standing)
-                .max_by_key(|s| s.installed);
-            if newest.is_some_and(|s| s.offline & bit != 0) {
-                current = Placement::Offline;
-            }
+        if (current == Placement::Unplaced || stale && owner_gone)
+            && holder.is_none()
+            && newest_has_offline(members, stale.then_some(local), &standing, bit)
+        {
+            current = Placement::Offline;
         }
         plan.set(g, spec.policy.place(eligible, joined, current));
     }
     plan
+}
+
+/// Whether the member of `members` (but `skip`) with the newest installed view has the
+/// group of `bit` offline in it.
+fn newest_has_offline(
+    members: NodeSet,
+    skip: Option<NodeId>,
+    standing: impl Fn(NodeId) -> Standing,
+    bit: u64,
+) -> bool {
+    members
+        .iter()
+        .filter(|id| Some(*id) != skip)
+        .map(&standing)
+        .max_by_key(|s| s.installed)
+        .is_some_and(|s| s.offline & bit != 0)
 }
 
 #[cfg(test)]

@@ -757,3 +757,29 @@ fn a_restarted_coordinator_keeps_a_group_offline_that_the_newest_view_has_offlin
     let p = plan(&[hot], &prev, id(1), members, majority, offline_at(true));
     assert_eq!(p.get(0), Placement::Online(id(1)), "by its startup policy");
 }
+
+/// Sim seed 40: a restarted coordinator's first proposal went unanswered and it committed
+/// a view of itself and one member, without quorum. That view's plan was its own, which
+/// knows nothing, and its number the highest: the next quorate view took it for the
+/// newest word and brought an offline group back. A plan without quorum carries the
+/// offline word of the member with the newest view.
+#[test]
+fn a_view_without_quorum_carries_an_offline_group_forward() {
+    let hot = spec(&[1, 2], Startup::Home, 1);
+    let prev = View {
+        number: 0,
+        members: set(&[1]),
+        plan: Plan::unplaced(1),
+    };
+    let majority = |m: NodeSet| m.len() >= 3;
+    let standing = |n: NodeId| match n.get() {
+        2 => Standing {
+            installed: 27,
+            offline: 1,
+            ..Standing::default()
+        },
+        _ => Standing::default(),
+    };
+    let p = plan(&[hot], &prev, id(1), set(&[1, 2]), majority, standing);
+    assert_eq!(p.get(0), Placement::Offline);
+}

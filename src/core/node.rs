@@ -195,6 +195,9 @@ pub struct Peer {
     command_id: u32,
     /// Per path, whom it heard there, from its last full heartbeat.
     pub heard: [u64; MAX_PATHS],
+    /// The nodes it hears but keeps out of its views (another config), from its last
+    /// full heartbeat.
+    pub refuses: u64,
     /// Networks reported down to it (`NetworkDown` without `NetworkUp` since).
     pub networks_down: u64,
     /// Its sentinel's death notice for its last incarnation was taken: that daemon is
@@ -283,6 +286,7 @@ impl Peer {
             vouches: [Vouch::default(); 2],
             command_id: 0,
             heard: [0; MAX_PATHS],
+            refuses: 0,
             networks_down: 0,
         }
     }
@@ -409,10 +413,9 @@ pub struct Node {
     installed_at: Instant,
     /// How often this node installs a new view (status shows the rate).
     churn: Churn,
-    /// Generation of the published state block, and what it covered: (installed number,
-    /// agreed number, holds, failed, online, lost, maintenance epoch).
+    /// Generation of the published state block, and what it covered.
     generation: u64,
-    published: (u64, u64, u64, u64, u64, u64, u64),
+    published: Published,
     /// Operator commands pinned per group (see `operator`).
     pins: Vec<Option<Pin>>,
     /// The command asked of this node, if any.
@@ -445,6 +448,10 @@ pub struct Node {
     /// Groups to announce again (see [`Action::Announce`]).
     reannounce: u64,
 }
+
+/// What a published state block covered: installed number, agreed number, holds,
+/// failed, online, lost, maintenance epoch, and the race word.
+type Published = (u64, u64, u64, u64, u64, u64, u64, (u64, Option<bool>));
 
 impl Node {
     /// A node `local` of the cluster `spec`, starting at `now` with a fresh `incarnation`.
@@ -521,7 +528,7 @@ impl Node {
             installed_at: now,
             churn: Churn::new(now),
             generation: 0,
-            published: (0, 0, 0, 0, 0, 0, 0),
+            published: (0, 0, 0, 0, 0, 0, 0, (0, None)),
             pins: vec![None; group_count],
             asked: None,
             command_id: 0,
@@ -530,7 +537,7 @@ impl Node {
             lost_dirty: false,
             maintenance: Maintenance::default(),
             keeps_resources: false,
-            authority: Authority::new(spec_policy, spec_tie_breaker, configured_count),
+            authority: Authority::new(local, spec_policy, spec_tie_breaker, configured_count),
             halt: false,
             left_for_quorum_loss: false,
             prev_members: NodeSet::EMPTY,
@@ -836,11 +843,16 @@ impl Node {
     /// Re-runs what a change fed into: membership, then the groups, then publishes a
     /// changed state block.
     fn settle(&mut self, now: Instant) {
+        self.take_race_word(now);
         if self.lost_dirty {
             self.update_lost(now);
         }
         if self.membership_dirty {
             self.drive_membership(now);
+        }
+        if self.authority.race_owed() {
+            let outside = self.alive().bits() & !self.membership.view().members.bits();
+            self.authority.may_race(outside != 0);
         }
         if self.groups_dirty {
             self.drive_groups(now);
@@ -970,7 +982,13 @@ impl Node {
         if let Body::Heartbeat(hb) = &v.body {
             if p.heard != hb.heard {
                 p.heard = hb.heard;
+                // Who hears whom decides the leader too (`neighbours`).
                 self.lost_dirty = true;
+                self.membership_dirty = true;
+            }
+            if p.refuses != hb.refused {
+                p.refuses = hb.refused;
+                self.membership_dirty = true;
             }
             self.membership.observe(hb.state.view);
             let theirs = hb.config_hash;
@@ -1148,8 +1166,59 @@ impl Node {
         let Some(c) = self.authority.on_race(members, won) else {
             return;
         };
+        self.race_ended(now, members, self.local, won, c);
+        self.settle(now);
+    }
+
+    /// A member of a half view takes its racer's word on the race (review S3): the racer
+    /// is the view's lowest member, and its state block names the members it raced for
+    /// and the outcome. Only a word from the racer's current report, sent while it ran in
+    /// the view this node runs in, counts.
+    fn take_race_word(&mut self, now: Instant) {
+        let Some((members, racer)) = self.authority.awaits_word() else {
+            return;
+        };
+        let view = self.membership.view();
+        let word = self
+            .peers
+            .iter()
+            .find(|p| p.id == racer)
+            .and_then(|p| p.report)
+            .filter(|r| {
+                view.members == members && r.installed == view.number && r.race == members.bits()
+            });
+        let won = match word.map(|r| r.race_outcome) {
+            Some(state_block::RACE_WON) => true,
+            Some(state_block::RACE_LOST) => false,
+            _ => return,
+        };
+        if let Some(c) = self.authority.on_race(members, won) {
+            self.race_ended(now, members, racer, won, c);
+        }
+    }
+
+    /// The race for `members` ended (`racer` won or lost it): the tie-breaker is held or
+    /// not, and `c` follows.
+    fn race_ended(
+        &mut self,
+        now: Instant,
+        members: NodeSet,
+        racer: NodeId,
+        won: bool,
+        c: Consequence,
+    ) {
+        self.push_event(
+            now,
+            Event::TieBreaker {
+                members: members.bits(),
+                racer,
+                won,
+            },
+        );
         self.apply(c);
-        self.set_tie_breaker(now, won);
+        self.membership.set_tie_breaker(won);
+        self.membership_dirty = true;
+        self.groups_dirty = true;
     }
 
     /// Whether this node has had authority since it started (a race it loses before then
@@ -1259,21 +1328,20 @@ impl Node {
         if !self.membership.is_quorate(view.members) {
             return None;
         }
-        let need = usize::try_from(self.membership.configured() / 2).expect("invariant: small");
-        if self.membership.alone_is_quorate()
-            || need == 0
-            || self.membership.tie_breaker_decides(view.members)
-        {
+        // The tie-breaker, while held, is one vote: a half that won it needs the word of
+        // every other member of the half, as a majority needs its members' (a member
+        // that agrees to a view without this node — a majority with the other half —
+        // takes its word away within a lease, which the gainers there wait out). It
+        // carries the authority into the majority view that follows, until that view's
+        // members vouch for it (`drive_groups` then drops it).
+        let tie = usize::from(self.membership.tie_breaker());
+        let need = usize::try_from(self.membership.configured() / 2)
+            .expect("invariant: small")
+            .saturating_sub(tie);
+        if self.membership.alone_is_quorate() || need == 0 {
             return Some(Instant::MAX);
         }
-        let vouched = self.vouched_until(view, Some(self.membership.previous()), need);
-        if vouched.is_none() && self.membership.tie_breaker() {
-            // The half that won the tie-breaker keeps its authority while its view grows
-            // back to a majority, until the new members' word arrives; then the
-            // tie-breaker is dropped (`drive_groups`), so the next tie is raced afresh.
-            return Some(Instant::MAX);
-        }
-        vouched
+        self.vouched_until(view, Some(self.membership.previous()), need)
     }
 
     /// When the word of `need` members of `view` ends; `None` when fewer vouch for it. A
@@ -1366,6 +1434,7 @@ impl Node {
             self.groups.online(),
             self.lost,
             self.maintenance.epoch(),
+            self.authority.race_word(),
         );
         if now == self.published {
             return;
@@ -1392,6 +1461,12 @@ impl Node {
             lost: self.lost,
             maintenance: self.maintenance.epoch(),
             offline: self.membership.view().plan.offline(),
+            race: self.authority.race_word().0,
+            race_outcome: match self.authority.race_word().1 {
+                None => state_block::RACE_RUNNING,
+                Some(true) => state_block::RACE_WON,
+                Some(false) => state_block::RACE_LOST,
+            },
         }
     }
 
@@ -1425,6 +1500,19 @@ impl Node {
             set.remove(p.id);
         }
         set
+    }
+
+    /// The nodes heartbeats say this node refuses: peers it heard run another config in
+    /// their current incarnation (a peer whose config is not known yet, just restarted,
+    /// is not refused: a restarted node's peers took it for connected to none of them
+    /// for a moment, followed another leader, and lost quorum in 40 of 50 restarts of
+    /// n1 in six).
+    fn refused(&self) -> u64 {
+        let ours = self.spec.config_hash;
+        self.peers
+            .iter()
+            .filter(|p| !p.config_matched && p.config_hash.is_some_and(|h| h != ours))
+            .fold(0, |a, p| a | p.id.bit())
     }
 
     /// Runs the membership protocol's coordinator step and reports a new view.
@@ -1537,6 +1625,8 @@ impl Node {
         if self.authority.on_view(view.members) {
             self.membership.set_tie_breaker(false);
         }
+        let c = self.authority.after_view(view.members);
+        self.apply(c);
         let quorate = self.membership.is_quorate(view.members);
         self.push_event(
             now,
@@ -1966,6 +2056,7 @@ impl Node {
         let heartbeat = HeartbeatRepr {
             state: self.state_block(),
             config_hash: self.spec.config_hash,
+            refused: self.refused(),
             echo,
             path_count: path_id(self.spec.paths.len()),
             heard: self.heard_bitmaps(),
@@ -2166,21 +2257,34 @@ impl Node {
     }
 }
 
-/// The nodes of `alive` that `x` hears and that hear `x`, by the heard bitmaps of the
-/// peers' last full heartbeats, on any path. A peer alive here hears this node, so an
-/// empty bitmap is one not told yet (no full heartbeat so far): taken as all.
+/// The nodes of `alive` that `x` and which hear each other on one path, by the heard
+/// bitmaps of their last full heartbeats (the rule `Node::alive` applies to this node's
+/// own peers), and do not refuse each other (another config). Bitmaps ORed over the
+/// paths made a pair of two one-way faults in opposite directions on two paths (review
+/// D2); two nodes that hear each other but run different configs were taken for a pair
+/// by a third node, which proposed views both refused (review D1). A peer alive here
+/// hears this node, so an empty bitmap is one not told yet (no full heartbeat so far):
+/// taken as all.
 fn neighbours(peers: &[Peer], alive: NodeSet, x: NodeId) -> NodeSet {
-    let hears = |id: NodeId| {
-        let h = peers
-            .iter()
-            .find(|p| p.id == id)
-            .map_or(0, |p| p.heard.iter().fold(0, |a, h| a | h));
-        if h == 0 { u64::MAX } else { h }
+    let of = |id: NodeId| peers.iter().find(|p| p.id == id);
+    let heard = |id: NodeId| match of(id) {
+        Some(p) if p.heard.iter().any(|h| *h != 0) => p.heard,
+        _ => [u64::MAX; MAX_PATHS],
     };
-    let hx = hears(x);
+    let refuses = |id: NodeId| of(id).map_or(0, |p| p.refuses);
+    let (hx, rx) = (heard(x), refuses(x));
     alive
         .iter()
-        .filter(|y| *y != x && hx & y.bit() != 0 && hears(*y) & x.bit() != 0)
+        .filter(|y| {
+            let hy = heard(*y);
+            *y != x
+                && rx & y.bit() == 0
+                && refuses(*y) & x.bit() == 0
+                && hx
+                    .iter()
+                    .zip(&hy)
+                    .any(|(a, b)| a & y.bit() != 0 && b & x.bit() != 0)
+        })
         .collect::<NodeSet>()
 }
 

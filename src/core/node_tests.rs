@@ -665,6 +665,7 @@ fn heartbeat_with(state: crate::wire::state::StateRepr) -> Vec<u8> {
     let hb = HeartbeatRepr {
         state,
         config_hash: 0,
+        refused: 0,
         echo: None,
         path_count: 0,
         heard: [0; MAX_PATHS],

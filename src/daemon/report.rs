@@ -223,6 +223,21 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
         Event::QuorumLost => {
             format!("event=quorum_lost at={at} (no quorate view or lease: every group is released)")
         }
+        Event::TieBreaker {
+            members,
+            racer,
+            won,
+        } => format!(
+            "event=tie_breaker at={at} members={} racer={} won={} ({})",
+            member_names(node, members),
+            node_name(node, racer),
+            if won { "yes" } else { "no" },
+            if won {
+                "this half keeps quorum"
+            } else {
+                "the other half keeps quorum"
+            }
+        ),
         Event::PathUp { peer, path } => format!(
             "event=path_up at={at} peer={} path={}",
             node_name(node, peer),
@@ -560,6 +575,11 @@ mod tests {
             Event::FailureExpired { group: 0 },
             Event::Maintenance { on: true },
             Event::QuorumLost,
+            Event::TieBreaker {
+                members: 3,
+                racer: n2,
+                won: true,
+            },
             Event::Command {
                 from: n2,
                 op: Op::Offline,

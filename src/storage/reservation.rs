@@ -321,37 +321,169 @@ pub enum Race {
     Lost,
 }
 
-/// Races for the tie-breaker: preempts every registered key of `rivals` (the configured
-/// nodes outside this node's view). This node does not register again: its registration
-/// is its ticket, and a rival that won has already taken it away.
+/// A command of the tie-breaker race ([`TieRace`]) for its caller to run on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaceCmd {
+    /// READ KEYS.
+    ReadKeys,
+    /// PREEMPT this rival's key (type Write Exclusive – Registrants Only).
+    Preempt(u64),
+    /// READ RESERVATION.
+    ReadReservation,
+    /// RESERVE (Write Exclusive – Registrants Only).
+    Reserve,
+}
+
+/// What a [`RaceCmd`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaceReply {
+    /// READ KEYS: the registered keys.
+    Keys(Vec<u64>),
+    /// READ RESERVATION: whether the disk is reserved.
+    Reserved(bool),
+    /// PREEMPT or RESERVE done.
+    Done,
+    /// PREEMPT or RESERVE met RESERVATION CONFLICT: this node's key is gone.
+    Conflict,
+}
+
+/// The next step of a race.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaceNext {
+    /// Run this command and hand its reply to [`TieRace::next`].
+    Run(RaceCmd),
+    /// The race is over.
+    Over(Race),
+}
+
+/// The tie-breaker race as a step machine, without I/O: [`tie_break`] runs it on a disk;
+/// the simulator runs it on its model of one, a command at a time, interleaved with the
+/// other half's racer. It preempts every registered key of the rivals (the configured
+/// nodes outside this node's half view) and reserves the disk. It does not register
+/// again: its registration is its ticket, and a rival that won has already taken it away.
+/// Only one node per half races (review S3: a half-mate that raced too met the conflict
+/// of a key its mate had already removed, and counted it as a lost race).
+#[derive(Debug, Clone)]
+pub struct TieRace {
+    key: u64,
+    rivals: Vec<u64>,
+    /// Rivals still to preempt (those registered when the keys were read), in order.
+    left: Vec<u64>,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Keys,
+    Preempting,
+    Reservation,
+    Reserving,
+}
+
+impl TieRace {
+    /// A race of `key` against `rivals`; its first command.
+    pub fn new(key: u64, rivals: &[u64]) -> (TieRace, RaceCmd) {
+        let race = TieRace {
+            key,
+            rivals: rivals.to_vec(),
+            left: vec![],
+            phase: Phase::Keys,
+        };
+        (race, RaceCmd::ReadKeys)
+    }
+
+    /// The reply to the last command: what comes next.
+    ///
+    /// # Panics
+    /// If the reply does not answer the last command (a caller bug).
+    pub fn next(&mut self, reply: RaceReply) -> RaceNext {
+        match (self.phase, reply) {
+            (Phase::Keys, RaceReply::Keys(keys)) => {
+                if !keys.contains(&self.key) {
+                    return RaceNext::Over(Race::Lost);
+                }
+                self.left = self
+                    .rivals
+                    .iter()
+                    .rev()
+                    .filter(|r| keys.contains(r))
+                    .copied()
+                    .collect();
+                self.phase = Phase::Preempting;
+                self.preempt_next()
+            }
+            (Phase::Preempting, RaceReply::Done) => self.preempt_next(),
+            (Phase::Preempting | Phase::Reserving, RaceReply::Conflict) => {
+                RaceNext::Over(Race::Lost)
+            }
+            (Phase::Reservation, RaceReply::Reserved(true))
+            | (Phase::Reserving, RaceReply::Done) => RaceNext::Over(Race::Won),
+            (Phase::Reservation, RaceReply::Reserved(false)) => {
+                self.phase = Phase::Reserving;
+                RaceNext::Run(RaceCmd::Reserve)
+            }
+            (phase, reply) => panic!("tie-breaker race: {reply:?} does not answer {phase:?}"),
+        }
+    }
+
+    fn preempt_next(&mut self) -> RaceNext {
+        match self.left.pop() {
+            Some(r) => RaceNext::Run(RaceCmd::Preempt(r)),
+            None => {
+                self.phase = Phase::Reservation;
+                RaceNext::Run(RaceCmd::ReadReservation)
+            }
+        }
+    }
+}
+
+/// Races for the tie-breaker on `dev` ([`TieRace`]).
 pub fn tie_break(
     dev: &mut dyn Pr,
     key: u64,
     rivals: &[u64],
     log: &mut dyn FnMut(String),
 ) -> Result<Race, PrError> {
-    let keys = retry(log, || dev.keys())?;
-    if !keys.contains(&key) {
-        log(format!("key {key:#018x} is not registered: a rival won"));
-        return Ok(Race::Lost);
-    }
     let ty = PrType::WriteExclusiveRegistrantsOnly;
-    for &r in rivals.iter().filter(|r| keys.contains(r)) {
-        match retry(log, || dev.out(PrOut::Preempt, Some(ty), key, r)) {
-            Ok(()) => log(format!("preempted rival key {r:#018x}")),
-            Err(e) if conflict(&e) => {
-                log(format!(
-                    "preempting {r:#018x}: RESERVATION CONFLICT: a rival won"
-                ));
-                return Ok(Race::Lost);
+    let (mut race, mut cmd) = TieRace::new(key, rivals);
+    loop {
+        let reply = match cmd {
+            RaceCmd::ReadKeys => RaceReply::Keys(retry(log, || dev.keys())?),
+            RaceCmd::ReadReservation => {
+                RaceReply::Reserved(retry(log, || dev.reservation())?.is_some())
             }
-            Err(e) => return Err(e.into()),
+            RaceCmd::Preempt(r) => match retry(log, || dev.out(PrOut::Preempt, Some(ty), key, r)) {
+                Ok(()) => {
+                    log(format!("preempted rival key {r:#018x}"));
+                    RaceReply::Done
+                }
+                Err(e) if conflict(&e) => {
+                    log(format!(
+                        "preempting {r:#018x}: RESERVATION CONFLICT: a rival won"
+                    ));
+                    RaceReply::Conflict
+                }
+                Err(e) => return Err(e.into()),
+            },
+            RaceCmd::Reserve => match retry(log, || dev.out(PrOut::Reserve, Some(ty), key, 0)) {
+                Ok(()) => RaceReply::Done,
+                Err(e) if conflict(&e) => {
+                    log("reserving: RESERVATION CONFLICT: a rival won".into());
+                    RaceReply::Conflict
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        match race.next(reply) {
+            RaceNext::Run(next) => cmd = next,
+            RaceNext::Over(r) => {
+                if r == Race::Lost && cmd == RaceCmd::ReadKeys {
+                    log(format!("key {key:#018x} is not registered: a rival won"));
+                }
+                return Ok(r);
+            }
         }
     }
-    if retry(log, || dev.reservation())?.is_none() {
-        retry(log, || dev.out(PrOut::Reserve, Some(ty), key, 0))?;
-    }
-    Ok(Race::Won)
 }
 
 /// SCSI-2 acquisition: RESERVE(6); when another initiator holds it, a LUN reset breaks

@@ -5,20 +5,23 @@
 //!
 //! ```text
 //! off size field
-//!   0   88 node-state block (view, installed, agreed, holds, failed, online, generation,
-//!          lost, maintenance, offline)
-//!  88    8 config hash
-//!  96    1 echo node id (0: no echo)
-//!  97    1 path count k (<= MAX_PATHS)
-//!  98    8 echo: the echoed node's sender timestamp, as it arrived here
-//! 106    4 echo: ns the echo was held here between arrival and this send
-//! 110  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//!   0  104 node-state block (view, installed, agreed, holds, failed, online, generation,
+//!          lost, maintenance, offline, race, race outcome)
+//! 104    8 config hash
+//! 112    8 refused: the nodes the sender hears but keeps out of its views (bit id-1:
+//!          their current incarnation runs another config), so a third node does not
+//!          take two nodes that hear each other but refuse each other for a pair
+//! 120    1 echo node id (0: no echo)
+//! 121    1 path count k (<= MAX_PATHS)
+//! 122    8 echo: the echoed node's sender timestamp, as it arrived here
+//! 130    4 echo: ns the echo was held here between arrival and this send
+//! 134  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
 //!
 //! **Compact form** ([`CompactRepr`], serial lines): a 115200-baud line moves 11.5 bytes
-//! per millisecond, so a full heartbeat frame (about 150 bytes with tag) would take 13 ms.
+//! per millisecond, so a full heartbeat frame (about 200 bytes with tag) would take 17 ms.
 //! On a serial path most heartbeats are compact, 10 bytes of payload; every
 //! [`FULL_EVERY`]th is full, and a changed state block goes out at once as a group-state
 //! frame (kind 5) anyway. A compact heartbeat renews the sender's state block only when
@@ -33,10 +36,10 @@
 //! ```
 
 use super::MAX_PATHS;
-use super::state::{self, StateRepr};
+use super::state::{self, StateError, StateRepr};
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 110;
+pub const FIXED_LEN: usize = 134;
 
 /// Length of a compact heartbeat payload.
 pub const COMPACT_LEN: usize = 10;
@@ -46,12 +49,13 @@ pub const FULL_EVERY: u32 = 8;
 
 mod field {
     use core::ops::Range;
-    pub(super) const CONFIG_HASH: Range<usize> = 88..96;
-    pub(super) const ECHO_NODE: usize = 96;
-    pub(super) const PATH_COUNT: usize = 97;
-    pub(super) const ECHO_TS: Range<usize> = 98..106;
-    pub(super) const ECHO_HOLD: Range<usize> = 106..110;
-    pub(super) const HEARD: usize = 110;
+    pub(super) const CONFIG_HASH: Range<usize> = 104..112;
+    pub(super) const REFUSED: Range<usize> = 112..120;
+    pub(super) const ECHO_NODE: usize = 120;
+    pub(super) const PATH_COUNT: usize = 121;
+    pub(super) const ECHO_TS: Range<usize> = 122..130;
+    pub(super) const ECHO_HOLD: Range<usize> = 130..134;
+    pub(super) const HEARD: usize = 134;
 }
 
 /// A compact heartbeat payload (serial lines; see the module docs).
@@ -108,6 +112,8 @@ pub enum HeartbeatError {
     TooManyPaths,
     /// Length does not match the path count.
     BadLength,
+    /// The node-state block holds a value no sender writes (a race outcome above 2).
+    BadState,
 }
 
 /// An echoed timestamp.
@@ -128,6 +134,8 @@ pub struct HeartbeatRepr {
     pub state: StateRepr,
     /// Sender's config hash.
     pub config_hash: u64,
+    /// The nodes the sender hears but keeps out of its views (bit id-1).
+    pub refused: u64,
     /// Echo for RTT measurement.
     pub echo: Option<Echo>,
     /// Number of valid entries in `heard`.
@@ -163,8 +171,12 @@ impl HeartbeatRepr {
             *h = be_u64(&p[at..at + 8]);
         }
         Ok(HeartbeatRepr {
-            state: StateRepr::parse(p).map_err(|_| HeartbeatError::Short)?,
+            state: StateRepr::parse(p).map_err(|e| match e {
+                StateError::Length => HeartbeatError::Short,
+                StateError::RaceOutcome => HeartbeatError::BadState,
+            })?,
             config_hash: be_u64(&p[field::CONFIG_HASH]),
+            refused: be_u64(&p[field::REFUSED]),
             echo,
             path_count,
             heard,
@@ -189,6 +201,7 @@ impl HeartbeatRepr {
         assert_eq!(p.len(), self.buffer_len(), "heartbeat buffer length");
         self.state.emit(&mut p[..state::LEN]);
         p[field::CONFIG_HASH].copy_from_slice(&self.config_hash.to_be_bytes());
+        p[field::REFUSED].copy_from_slice(&self.refused.to_be_bytes());
         let echo = self.echo.unwrap_or(Echo {
             node: 0,
             timestamp_ns: 0,
@@ -241,8 +254,11 @@ mod tests {
                 lost: 4,
                 maintenance: 3,
                 offline: 6,
+                race: 0b11,
+                race_outcome: state::RACE_WON,
             },
             config_hash: 0x1122_3344_5566_7788,
+            refused: 0b111,
             echo: Some(Echo {
                 node: 2,
                 timestamp_ns: 0x0a0b,
@@ -253,7 +269,7 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 126] = [
+    const GOLDEN: [u8; 150] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
         0, 0, 0, 0, 0, 0, 0, 4, // installed
         0, 0, 0, 0, 0, 0, 0, 4, // agreed number
@@ -265,7 +281,10 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 4, // lost
         0, 0, 0, 0, 0, 0, 0, 3, // maintenance epoch
         0, 0, 0, 0, 0, 0, 0, 6, // offline
+        0, 0, 0, 0, 0, 0, 0, 3, // race
+        0, 0, 0, 0, 0, 0, 0, 1, // race outcome
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
+        0, 0, 0, 0, 0, 0, 0, 7, // refused
         2, 2, // echo node, path count
         0, 0, 0, 0, 0, 0, 0x0a, 0x0b, // echo ts
         0, 0, 0x0c, 0x0d, // hold
@@ -275,7 +294,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 126];
+        let mut buf = [0xa5u8; 150];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -308,6 +327,9 @@ mod tests {
             HeartbeatRepr::parse(&many),
             Err(HeartbeatError::TooManyPaths)
         );
+        let mut odd = GOLDEN;
+        odd[state::LEN - 1] = 3;
+        assert_eq!(HeartbeatRepr::parse(&odd), Err(HeartbeatError::BadState));
     }
 
     #[test]
@@ -338,8 +360,9 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5, maintenance: hash >> 9, offline: hash >> 11 },
+                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5, maintenance: hash >> 9, offline: hash >> 11, race: view >> 13, race_outcome: hash % 3 },
                     config_hash: hash,
+                    refused: view ^ 1,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),
                     path_count: u8::try_from(heard.len()).unwrap(), heard: h,
                 };

@@ -28,10 +28,22 @@
 //!          (the operator's `offline`, or `fallover = never` after a failure); a
 //!          coordinator that knows no placement of g (it restarted) keeps it offline
 //!          when the member with the newest view says so
+//!  88    8 race: the members (bit id-1) of the half view whose tie-breaker race the
+//!          sender runs or ran (review S3: one racer per half, the view's lowest member);
+//!          0 when it runs none
+//!  96    8 race outcome: 0 running, 1 won, 2 lost (any other value rejects the block);
+//!          the other members of that view take the outcome from this word
 //! ```
 
 /// Payload length.
-pub const LEN: usize = 88;
+pub const LEN: usize = 104;
+
+/// [`StateRepr::race_outcome`]: the race is still running.
+pub const RACE_RUNNING: u64 = 0;
+/// [`StateRepr::race_outcome`]: the sender won the race (its half holds the tie-breaker).
+pub const RACE_WON: u64 = 1;
+/// [`StateRepr::race_outcome`]: the sender lost the race.
+pub const RACE_LOST: u64 = 2;
 
 /// Most resource groups a cluster may configure (one bit each in `holds`).
 pub const MAX_GROUPS: usize = 64;
@@ -61,22 +73,35 @@ pub struct StateRepr {
     pub maintenance: u64,
     /// Groups the sender's installed view places offline.
     pub offline: u64,
+    /// Members of the half view whose tie-breaker race the sender runs or ran (0: none).
+    pub race: u64,
+    /// [`RACE_RUNNING`], [`RACE_WON`] or [`RACE_LOST`].
+    pub race_outcome: u64,
 }
 
-/// The payload is shorter than [`LEN`] (or, for a group-state frame, not exactly it).
+/// Why a node-state block was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadStateLength;
+pub enum StateError {
+    /// Shorter than [`LEN`] (or, for a group-state frame, not exactly it).
+    Length,
+    /// A race outcome that is none of [`RACE_RUNNING`], [`RACE_WON`], [`RACE_LOST`].
+    RaceOutcome,
+}
 
 impl StateRepr {
     /// Parses the first [`LEN`] bytes of `p`.
-    pub fn parse(p: &[u8]) -> Result<StateRepr, BadStateLength> {
+    pub fn parse(p: &[u8]) -> Result<StateRepr, StateError> {
         let p: &[u8; LEN] = p
             .get(..LEN)
             .and_then(|s| s.try_into().ok())
-            .ok_or(BadStateLength)?;
+            .ok_or(StateError::Length)?;
         let word = |i: usize| {
             u64::from_be_bytes(p[8 * i..8 * i + 8].try_into().expect("invariant: 8 bytes"))
         };
+        let race_outcome = word(12);
+        if race_outcome > RACE_LOST {
+            return Err(StateError::RaceOutcome);
+        }
         Ok(StateRepr {
             view: word(0),
             installed: word(1),
@@ -89,13 +114,15 @@ impl StateRepr {
             lost: word(8),
             maintenance: word(9),
             offline: word(10),
+            race: word(11),
+            race_outcome,
         })
     }
 
     /// Parses a group-state payload, which is exactly one block.
-    pub fn parse_exact(p: &[u8]) -> Result<StateRepr, BadStateLength> {
+    pub fn parse_exact(p: &[u8]) -> Result<StateRepr, StateError> {
         if p.len() != LEN {
-            return Err(BadStateLength);
+            return Err(StateError::Length);
         }
         StateRepr::parse(p)
     }
@@ -117,6 +144,8 @@ impl StateRepr {
             self.lost,
             self.maintenance,
             self.offline,
+            self.race,
+            self.race_outcome,
         ];
         for (chunk, w) in p[..LEN].chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_be_bytes());
@@ -142,17 +171,25 @@ mod tests {
             lost: 9,
             maintenance: 10,
             offline: 11,
+            race: 12,
+            race_outcome: RACE_LOST,
         };
         let mut p = [0xa5u8; LEN];
         s.emit(&mut p);
-        for i in 0..11 {
+        for i in 0..12 {
             let mut want = [0u8; 8];
             want[7] = u8::try_from(i + 1).unwrap();
             assert_eq!(p[8 * i..8 * i + 8], want, "word {i}");
         }
         assert_eq!(StateRepr::parse(&p), Ok(s));
         assert_eq!(StateRepr::parse_exact(&p), Ok(s));
-        assert_eq!(StateRepr::parse(&p[..LEN - 1]), Err(BadStateLength));
-        assert_eq!(StateRepr::parse_exact(&[0u8; LEN + 1]), Err(BadStateLength));
+        assert_eq!(p[LEN - 8..], [0, 0, 0, 0, 0, 0, 0, 2], "race outcome");
+        assert_eq!(StateRepr::parse(&p[..LEN - 1]), Err(StateError::Length));
+        assert_eq!(
+            StateRepr::parse_exact(&[0u8; LEN + 1]),
+            Err(StateError::Length)
+        );
+        p[LEN - 1] = 3;
+        assert_eq!(StateRepr::parse(&p), Err(StateError::RaceOutcome));
     }
 }

@@ -41,6 +41,7 @@ pub fn heartbeat_frame(
     let hb = HeartbeatRepr {
         state,
         config_hash: 0,
+        refused: 0,
         echo: None,
         path_count: 0,
         heard: [0; 8],
