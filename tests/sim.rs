@@ -418,6 +418,8 @@ struct World {
     disk: TieDisk,
     /// Tie-breaker children at work, by when their next command (or outcome) is due.
     ties: BTreeMap<(u64, usize), TieWork>,
+    /// Per node, when its host first halted (`Action::Halt`).
+    halts: Vec<Option<u64>>,
 }
 
 /// What host pauses did, counted over a seed.
@@ -635,6 +637,7 @@ impl World {
             fencing: vec![None; n],
             disk: TieDisk::default(),
             ties: BTreeMap::new(),
+            halts: vec![None; n],
             spec,
         }
     }
@@ -725,6 +728,8 @@ impl World {
                             );
                         }
                         halt = true;
+                        // reboot(2) at once: nothing the core queued after it goes out.
+                        break;
                     }
                     Action::TieBreaker(step) => ties.push(step),
                     // Neighbours' ARP caches are not modelled.
@@ -807,6 +812,7 @@ impl World {
             // until its watchdog resets it
             self.nodes[i] = None;
             self.host_crash(i);
+            self.halts[i] = self.halts[i].or(Some(self.now));
             self.reboots[i] = Some(self.now + WATCHDOG_RESET);
         }
     }
@@ -2573,6 +2579,21 @@ fn an_even_split_leaves_exactly_one_half_serving() {
                 node.is_some_and(|x| x.quorate() && x.authority()),
                 "{what}: n{} of the winning half {part:?} is down or without authority",
                 id.get()
+            );
+        }
+        // With `halt`, every node of the losing half had authority and halts: a racer
+        // that loses halts before its word goes out, and its mate, left a minority, must
+        // not wait for that word for ever (the four-guest SAN lab found it waiting).
+        // Each halted before the first of them was reset by its watchdog (which here
+        // came back, raced unregistered, lost, and only then told its mates).
+        let losers = if part == l { right } else { left };
+        if halt {
+            let at: Vec<Option<u64>> = losers.iter().map(|&i| w.halts[i]).collect();
+            let first = at.iter().flatten().min().copied().unwrap_or(u64::MAX);
+            assert!(
+                at.iter()
+                    .all(|t| t.is_some_and(|t| t < first + WATCHDOG_RESET)),
+                "{what}: the losing half {losers:?} halted at {at:?} (ns)"
             );
         }
         wins[usize::from(part == r)] += 1;

@@ -133,6 +133,13 @@ impl Authority {
         if n == all && self.raced.is_some_and(|(m, _)| m == members) {
             return false;
         }
+        // A race this node waited for is abandoned with its view: the new view judges
+        // the loss of authority as after a lost lease (`after_view`). A losing racer
+        // halts before its word goes out, and its mate, left alone, waited for that
+        // word for ever instead of applying `on_quorum_loss` (the four-guest SAN lab).
+        if self.waiting {
+            self.deferred = true;
+        }
         self.owed = false;
         let step = if n > all {
             self.raced = None;

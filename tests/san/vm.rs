@@ -1,4 +1,4 @@
-//! The SAN lab (LAB-NOTES "the SAN lab"): a real SCSI target and two guests sharing it.
+//! The SAN lab (LAB-NOTES "the SAN lab"): a real SCSI target and the guests sharing it.
 //!
 //! Topology, all inside one network namespace the lab creates (`hws<pid>`): tgtd serves
 //! two file-backed LUNs over iSCSI on 127.0.0.1 (LUN 1: the group's disk, LUN 2: the
@@ -8,13 +8,16 @@
 //! the guest makes by SCSI target: sdX names change from boot to boot), each
 //! with its own initiator name (its own I_T nexus, so its own registrations), an
 //! i6300esb watchdog, and a virtio-net NIC; the NICs are joined by qemu's UDP socket
-//! backend on loopback (10.77.0.1 and .2 inside the guests). The test drives each guest
-//! through its serial console and cuts a NIC with the qemu monitor's `set_link`.
+//! backend on loopback (10.77.0.1 and .2 inside the guests), or, for more than two
+//! guests (`boot_tap`), are taps on a switch of two bridges joined by a veth pair
+//! (`switch`, `split`: 10.77.0.<i+1>). The test drives each guest through its serial
+//! console and cuts a NIC with the qemu monitor's `set_link`.
 //!
 //! Cleanup in `Drop`, also on panic (after printing the consoles): the qemu and tgtd
 //! processes (by their PIDs), tgtd's control socket, the namespace and the scratch
 //! folder. Every wait is bounded.
-#![allow(unreachable_pub)]
+// Shared by two test crates (san, san_long), each using part of it.
+#![allow(unreachable_pub, dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -260,6 +263,9 @@ pub struct San {
     ctl_port: u16,
     tgtd: Option<Child>,
     pub guests: Vec<Guest>,
+    /// Links made in the namespace (taps, bridges, the veth between them), removed first
+    /// on drop.
+    links: Vec<String>,
 }
 
 fn run_ok(cmd: &mut Command) {
@@ -289,6 +295,7 @@ impl San {
             ctl_port: u16::try_from(1000 + pid % 30000).expect("small"),
             tgtd: None,
             guests: Vec::new(),
+            links: Vec::new(),
         };
         run_ok(Command::new("ip").args(["netns", "add", &ns]));
         run_ok(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]));
@@ -415,11 +422,56 @@ impl San {
     /// Boots guest `name` (index `i`: address 10.77.0.<i+1>, UDP port 4440+i, peer port
     /// 4440+(1-i)) with `initrd`.
     pub fn boot(&mut self, i: usize, name: &str, initrd: &Path) {
+        let (port, peer) = (4440 + i, 4440 + (1 - i));
+        let netdev = format!("socket,id=n0,udp=127.0.0.1:{peer},localaddr=127.0.0.1:{port}");
+        self.start(i, name, initrd, &netdev);
+    }
+
+    /// Boots guest `name` (index `i`: address 10.77.0.<i+1>) with `initrd`, its NIC on
+    /// the tap `hwt<i>` of [`San::switch`].
+    pub fn boot_tap(&mut self, i: usize, name: &str, initrd: &Path) {
+        let netdev = format!("tap,id=n0,ifname=hwt{i},script=no,downscript=no");
+        self.start(i, name, initrd, &netdev);
+    }
+
+    /// A switch of two halves: a tap `hwt<i>` for each guest index of `halves[h]` on the
+    /// bridge `hwb<h>`, and the two bridges joined by the veth pair `hwx0`/`hwx1`, which
+    /// [`San::split`] takes down and up.
+    pub fn switch(&mut self, halves: &[&[usize]; 2]) {
+        let ip = |args: &[&str]| run_ok(Command::new("ip").args(["-n", &self.ns]).args(args));
+        for (h, guests) in halves.iter().enumerate() {
+            let br = format!("hwb{h}");
+            ip(&["link", "add", &br, "type", "bridge"]);
+            ip(&["link", "set", &br, "up"]);
+            self.links.push(br.clone());
+            for i in guests.iter() {
+                let tap = format!("hwt{i}");
+                ip(&["tuntap", "add", "dev", &tap, "mode", "tap"]);
+                ip(&["link", "set", &tap, "master", &br]);
+                ip(&["link", "set", &tap, "up"]);
+                self.links.push(tap);
+            }
+        }
+        ip(&[
+            "link", "add", "hwx0", "type", "veth", "peer", "name", "hwx1",
+        ]);
+        self.links.push("hwx0".into());
+        for (h, x) in ["hwx0", "hwx1"].iter().enumerate() {
+            ip(&["link", "set", x, "master", &format!("hwb{h}")]);
+            ip(&["link", "set", x, "up"]);
+        }
+    }
+
+    /// Cuts (`true`) or mends the link between the two halves of [`San::switch`].
+    pub fn split(&self, cut: bool) {
+        let state = if cut { "down" } else { "up" };
+        run_ok(Command::new("ip").args(["-n", &self.ns, "link", "set", "hwx0", state]));
+    }
+
+    fn start(&mut self, i: usize, name: &str, initrd: &Path, netdev: &str) {
         let qemu = self.parts.join("root/usr/bin/qemu-system-x86_64");
         let monitor = self.dir.join(format!("{name}.mon"));
         let log = self.dir.join(format!("{name}.hwlog"));
-        let port = 4440 + i;
-        let peer = 4440 + (1 - i);
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, "env"])
             .arg(format!("LD_LIBRARY_PATH={}", self.lib_path()))
@@ -466,9 +518,7 @@ impl San {
             ))
             .args(["-device", "i6300esb", "-watchdog-action", "reset"])
             .arg("-netdev")
-            .arg(format!(
-                "socket,id=n0,udp=127.0.0.1:{peer},localaddr=127.0.0.1:{port}"
-            ))
+            .arg(netdev)
             .arg("-device")
             .arg(format!(
                 "virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:77:00:0{}",
@@ -572,6 +622,11 @@ impl Drop for San {
         if let Some(t) = &mut self.tgtd {
             let _ = t.kill();
             let _ = t.wait();
+        }
+        for l in &self.links {
+            let _ = Command::new("ip")
+                .args(["-n", &self.ns, "link", "del", l])
+                .output();
         }
         for suffix in ["", ".lock"] {
             let _ = std::fs::remove_file(format!("/var/run/tgtd/socket.{}{suffix}", self.ctl_port));
