@@ -2535,10 +2535,8 @@ fn an_even_split_leaves_exactly_one_half_serving() {
             QuorumLoss::Freeze
         };
         let mut w = World::with_spec(seed, Rng(seed), spec, false);
-        w.trace = std::env::var("DBG").is_ok_and(|v| v == seed.to_string());
         w.faults.only_cuts();
         settle(&mut w, 5);
-        eprintln!("settled at {}", w.now);
         let what = format!("seed {seed}: {n} nodes, halt {halt}");
         assert_eq!(
             w.disk.keys.len(),
