@@ -104,6 +104,9 @@ pub struct Membership {
     stranger: bool,
     /// This node holds the tie-breaker (see [`quorum`]).
     tie_breaker: bool,
+    /// Nodes that came up here less than a detection timeout ago (see
+    /// [`Membership::set_joining`]).
+    joining: NodeSet,
 }
 
 /// Whether `members` hold quorum among `configured` nodes: a strict majority; or exactly
@@ -117,13 +120,21 @@ pub fn quorum(configured: u32, alone_ok: bool, tie_breaker: bool, members: NodeS
 
 /// The largest set of nodes of `alive` (which holds `local`) that contains `local` and
 /// whose members are pairwise connected (`neighbours(id)`: the nodes `id` and which hear
-/// each other; `local`'s are `alive`), ties going to the set with the lowest id the other
-/// lacks. A coordinator proposes it rather than every node it hears: a node some members
+/// each other; `local`'s are `alive`), ties going to the set with more members of `keep`
+/// (the installed view's), then to the set with the lowest id the other lacks. `keep`
+/// first: a quorate view is not given up for another set of the same size (with a cut
+/// held between a tie-breaker half's mate and a third node, the lower id would trade
+/// the mate for the third node, a view that holds no tie-breaker). A coordinator proposes it rather than every node it hears: a node some members
 /// cannot hear (its NIC down, reached by others over a serial line) would leave the
 /// proposal pending on them, and the retry would then leave out the majority that could
 /// not ack instead of that one node (review S4). An exact search over bitsets (at most
 /// 64 nodes; the clusters are small and nearly complete, which it prunes at once).
-pub fn connected(alive: NodeSet, local: NodeId, neighbours: impl Fn(NodeId) -> NodeSet) -> NodeSet {
+pub fn connected(
+    alive: NodeSet,
+    local: NodeId,
+    keep: NodeSet,
+    neighbours: impl Fn(NodeId) -> NodeSet,
+) -> NodeSet {
     // Every node of `alive` and `local` hear each other (that is what alive means).
     let adj = |id: NodeId| {
         if id == local {
@@ -133,15 +144,15 @@ pub fn connected(alive: NodeSet, local: NodeId, neighbours: impl Fn(NodeId) -> N
         }
     };
     let mut best = local.bit();
-    grow(local.bit(), adj(local), 0, &adj, &mut best);
+    grow(local.bit(), adj(local), 0, &adj, keep.bits(), &mut best);
     NodeSet::from_bits(best)
 }
 
 /// Bron–Kerbosch with a pivot: `r` is a clique, `p` the nodes that extend it, `x` those
 /// already tried.
-fn grow(r: u64, mut p: u64, mut x: u64, adj: &impl Fn(NodeId) -> u64, best: &mut u64) {
+fn grow(r: u64, mut p: u64, mut x: u64, adj: &impl Fn(NodeId) -> u64, keep: u64, best: &mut u64) {
     if p == 0 {
-        if x == 0 && better(r, *best) {
+        if x == 0 && better(r, *best, keep) {
             *best = r;
         }
         return;
@@ -158,17 +169,17 @@ fn grow(r: u64, mut p: u64, mut x: u64, adj: &impl Fn(NodeId) -> u64, best: &mut
         let v = todo.trailing_zeros();
         todo &= todo - 1;
         let nv = adj(id(v));
-        grow(r | 1 << v, p & nv, x & nv, adj, best);
+        grow(r | 1 << v, p & nv, x & nv, adj, keep, best);
         p &= !(1 << v);
         x |= 1 << v;
     }
 }
 
-/// Whether clique `a` is preferred to `b`: larger, or as large and holding the lowest id
-/// in which they differ.
-fn better(a: u64, b: u64) -> bool {
-    let (na, nb) = (a.count_ones(), b.count_ones());
-    na > nb || na == nb && a != b && a & (a ^ b) & (a ^ b).wrapping_neg() != 0
+/// Whether clique `a` is preferred to `b`: larger; or as large with more of `keep`; or
+/// as large, as many of `keep`, and holding the lowest id in which they differ.
+fn better(a: u64, b: u64, keep: u64) -> bool {
+    let size = |s: u64| (s.count_ones(), (s & keep).count_ones());
+    size(a) > size(b) || size(a) == size(b) && a != b && a & (a ^ b) & (a ^ b).wrapping_neg() != 0
 }
 
 /// Highest view number a node takes or proposes (views change a few times a second at
@@ -208,6 +219,7 @@ impl Membership {
             two_node,
             stranger: false,
             tie_breaker: false,
+            joining: NodeSet::EMPTY,
         }
     }
 
@@ -260,6 +272,17 @@ impl Membership {
     /// peer held). The node that held them keeps them.
     pub fn set_stranger(&mut self, stranger: bool) {
         self.stranger = stranger;
+    }
+
+    /// The nodes that came up here less than a detection timeout ago. While who hears
+    /// whom among them is still arriving, a member of a quorate view does not follow a
+    /// larger set they make that drops mates it still hears: as a split healed, a node
+    /// of the winning half joined the losing half's coordinator in a majority without
+    /// its mates before anyone knew that they heard the others too, and that majority
+    /// took their groups over (sim `an_even_split_…`, seed 3: three groups released by
+    /// live owners on the heal). Once they have been up that long the largest set wins.
+    pub fn set_joining(&mut self, joining: NodeSet) {
+        self.joining = joining;
     }
 
     /// The configured node count (votes).
@@ -358,7 +381,7 @@ impl Membership {
     /// Whom this node follows: the lowest-id member of the largest set of nodes of `alive`
     /// (this one included) that all hear each other.
     fn leader(&self, alive: NodeSet, neighbours: &impl Fn(NodeId) -> NodeSet) -> NodeId {
-        connected(alive, self.local, neighbours)
+        self.clique(alive, neighbours)
             .iter()
             .next()
             .expect("invariant: holds the local node")
@@ -377,7 +400,38 @@ impl Membership {
         } else {
             alive
         };
-        connected(candidates, self.local, neighbours)
+        self.clique(candidates, neighbours)
+    }
+
+    /// Whether agreeing to `view` would leave behind a member of this node's quorate
+    /// view that is alive here while others are only joining (see
+    /// [`Membership::set_joining`]): the leader may not know yet that they hear the
+    /// joining nodes too, and proposes what it knows. Such a proposal waits; the leader's
+    /// next one, or the end of the joining, settles it.
+    fn leaves_mates(&self, alive: NodeSet, view: View) -> bool {
+        let keep = self.view.members.bits();
+        let joining = self.joining.bits() & !keep & alive.bits();
+        joining != 0 && self.quorate() && keep & alive.bits() & !view.members.bits() != 0
+    }
+
+    /// The largest set of `alive` that hears each other ([`connected`]), keeping the
+    /// installed view's members on ties; but not one that drops a member of a quorate
+    /// installed view still alive here for nodes that are only joining (see
+    /// [`Membership::set_joining`]).
+    fn clique(&self, alive: NodeSet, neighbours: &impl Fn(NodeId) -> NodeSet) -> NodeSet {
+        let keep = self.view.members;
+        let all = connected(alive, self.local, keep, neighbours);
+        let mates = keep.bits() & alive.bits();
+        let joining = self.joining.bits() & !keep.bits() & alive.bits();
+        if mates & !all.bits() == 0 || joining == 0 || !self.quorate() {
+            return all;
+        }
+        connected(
+            NodeSet::from_bits(alive.bits() & !joining),
+            self.local,
+            keep,
+            neighbours,
+        )
     }
 
     fn propose(
@@ -477,7 +531,10 @@ impl Membership {
             self.pending = None;
             return;
         }
-        if view.members.bits() & !alive.bits() == 0 && from == leader {
+        if view.members.bits() & !alive.bits() == 0
+            && from == leader
+            && !self.leaves_mates(alive, view)
+        {
             self.pending = None;
             self.acked = view.number;
             self.agreed = view;

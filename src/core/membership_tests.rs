@@ -343,18 +343,42 @@ fn the_connected_part_is_the_largest_set_that_hears_each_other() {
         _ => set(&[1, 4, 5]),
     };
     let all = set(&[1, 2, 3, 4, 5]);
-    assert_eq!(connected(all, id(1), links), set(&[1, 2, 3, 4]));
-    assert_eq!(connected(set(&[1, 4, 5]), id(5), links), set(&[1, 4, 5]));
+    assert_eq!(
+        connected(all, id(1), NodeSet::EMPTY, links),
+        set(&[1, 2, 3, 4])
+    );
+    assert_eq!(
+        connected(set(&[1, 4, 5]), id(5), NodeSet::EMPTY, links),
+        set(&[1, 4, 5])
+    );
     // A cut between 1 and 2, both reaching 3: two sets of two; the lower ids win.
     let cut = |x: NodeId| match x.get() {
         1 => set(&[1, 3]),
         2 => set(&[2, 3]),
         _ => set(&[1, 2, 3]),
     };
-    assert_eq!(connected(set(&[1, 2, 3]), id(3), cut), set(&[1, 3]));
-    assert_eq!(connected(set(&[2, 3]), id(2), cut), set(&[2, 3]));
+    assert_eq!(
+        connected(set(&[1, 2, 3]), id(3), set(&[3]), cut),
+        set(&[1, 3])
+    );
+    assert_eq!(connected(set(&[2, 3]), id(2), set(&[2]), cut), set(&[2, 3]));
+    // ... unless 3's installed view is the other one: it keeps it.
+    assert_eq!(
+        connected(set(&[1, 2, 3]), id(3), set(&[2, 3]), cut),
+        set(&[2, 3])
+    );
     // Everyone hears everyone: all of them.
-    assert_eq!(connected(all, id(2), |_| all), all);
+    assert_eq!(connected(all, id(2), set(&[2, 4]), |_| all), all);
+    // A split heals: 2, in a view with 4, hears 3 come back before it learns that 4 hears
+    // 3 too. It keeps 4 rather than take 3 for its lower id.
+    let healing = |x: NodeId| match x.get() {
+        3 => set(&[2, 3]),
+        _ => set(&[2, 4]),
+    };
+    assert_eq!(
+        connected(set(&[2, 3, 4]), id(2), set(&[2, 4]), healing),
+        set(&[2, 4])
+    );
 }
 
 /// Steps `net` every millisecond for `ms`; returns node `i`'s view numbers, one a step.

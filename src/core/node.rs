@@ -187,10 +187,11 @@ pub struct Peer {
     pub report: Option<StateRepr>,
     /// Arrival of the newest frame carrying `report`.
     pub report_at: Option<Instant>,
-    /// The last two views it agreed to, newest first, each with the arrival of the newest
-    /// frame that said so: its word for a view outlives its ack of the next one by up to
-    /// a lease (see `Node::lease_end`).
-    vouches: [Vouch; 2],
+    /// Views it agreed to, newest first, each with the arrival of the newest frame that
+    /// said so: its word for a view outlives its ack of the next one by up to a lease
+    /// (see `Node::lease_end`). Besides the newest, the words for this node's installed
+    /// and previous views are kept before any other (see [`Peer::vouch`]).
+    vouches: [Vouch; 3],
     /// Newest operator command id taken from its current incarnation.
     command_id: u32,
     /// Per path, whom it heard there, from its last full heartbeat.
@@ -218,7 +219,7 @@ impl Peer {
         self.newest_sent_ns = 0;
         self.report = None;
         self.report_at = None;
-        self.vouches = [Vouch::default(); 2];
+        self.vouches = [Vouch::default(); 3];
         self.command_id = 0;
         self.config_matched = false;
         for link in &mut self.links {
@@ -283,7 +284,7 @@ impl Peer {
             links: [Link::new(now); MAX_PATHS],
             report: None,
             report_at: None,
-            vouches: [Vouch::default(); 2],
+            vouches: [Vouch::default(); 3],
             command_id: 0,
             heard: [0; MAX_PATHS],
             refuses: 0,
@@ -296,17 +297,38 @@ impl Peer {
     }
 
     /// It said at `arrival` that the newest view it agreed to is (`number`, `members`).
-    fn vouch(&mut self, number: u64, members: u64, arrival: Instant) {
-        let [last, prior] = &mut self.vouches;
-        if (last.number, last.members) != (number, members) {
-            *prior = *last;
-            *last = Vouch {
-                number,
-                members,
-                at: arrival,
-            };
+    /// The older words kept are those for the views of `keep` (the local node's installed
+    /// and previous views, which its lease counts), then the newest others. Keeping only
+    /// the last two lost a member's word for the installed view when it agreed to two
+    /// newer ones in quick succession (a proposal of its own, then another coordinator's,
+    /// as a split healed): its mate lost its lease and released every group it held
+    /// (sim `an_even_split_…`, seed 2).
+    fn vouch(&mut self, number: u64, members: u64, arrival: Instant, keep: [(u64, u64); 2]) {
+        let said = |v: &Vouch| (v.number, v.members) == (number, members);
+        let mut next = [Vouch::default(); 3];
+        next[0] = Vouch {
+            number,
+            members,
+            at: self
+                .vouches
+                .iter()
+                .find(|v| said(v))
+                .map_or(arrival, |v| v.at.max(arrival)),
+        };
+        let mut n = 1;
+        for kept in [true, false] {
+            for v in &self.vouches {
+                if n < next.len()
+                    && v.members != 0
+                    && !said(v)
+                    && keep.contains(&(v.number, v.members)) == kept
+                {
+                    next[n] = *v;
+                    n += 1;
+                }
+            }
         }
-        last.at = last.at.max(arrival);
+        self.vouches = next;
     }
 
     /// When its word for view (`number`, `members`) last arrived.
@@ -786,6 +808,7 @@ impl Node {
     /// other across paths).
     fn update_report(&mut self, arrival: Instant, idx: usize, state: StateRepr) {
         let lease = self.spec.lease();
+        let keep = self.vouches_kept();
         let p = &mut self.peers[idx];
         if p.report.is_some_and(|r| r.generation > state.generation) {
             return;
@@ -803,7 +826,7 @@ impl Node {
         }
         p.report = Some(state);
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
-        p.vouch(state.agreed_number, state.agreed, arrival);
+        p.vouch(state.agreed_number, state.agreed, arrival, keep);
         self.hear_maintenance(arrival, state.maintenance);
         let p = &mut self.peers[idx];
         let id = p.id;
@@ -827,6 +850,7 @@ impl Node {
     /// as a group-state frame or the next full heartbeat).
     fn renew_report(&mut self, arrival: Instant, idx: usize, generation: u64) {
         let lease = self.spec.lease();
+        let keep = self.vouches_kept();
         let p = &mut self.peers[idx];
         let Some(r) = p.report.filter(|r| r.generation == generation) else {
             return;
@@ -837,7 +861,7 @@ impl Node {
             self.groups_dirty = true;
         }
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
-        p.vouch(r.agreed_number, r.agreed, arrival);
+        p.vouch(r.agreed_number, r.agreed, arrival, keep);
     }
 
     /// Re-runs what a change fed into: membership, then the groups, then publishes a
@@ -1344,6 +1368,15 @@ impl Node {
         self.vouched_until(view, Some(self.membership.previous()), need)
     }
 
+    /// The views whose word `lease_end` counts: the installed and the previous one.
+    fn vouches_kept(&self) -> [(u64, u64); 2] {
+        let word = |v: View| (v.number, v.members.bits());
+        [
+            word(self.membership.view()),
+            word(self.membership.previous()),
+        ]
+    }
+
     /// When the word of `need` members of `view` ends; `None` when fewer vouch for it. A
     /// member vouches with its word for `view` or, when given, for `previous` (the view
     /// this node installed before, of which it was a member too): whichever arrived last.
@@ -1488,6 +1521,16 @@ impl Node {
         set
     }
 
+    /// The peers that came up less than a detection timeout ago (`Membership::set_joining`).
+    fn joining(&self, now: Instant) -> NodeSet {
+        let settle = self.spec.timeout_max();
+        self.peers
+            .iter()
+            .filter(|p| p.state == PeerState::Up && now < p.since.saturating_add(settle))
+            .map(|p| p.id)
+            .collect()
+    }
+
     /// The nodes alive here that membership counts: those whose current incarnation ran
     /// this node's config at some time ([`Peer::config_matched`]).
     pub fn admitted(&self) -> NodeSet {
@@ -1525,6 +1568,7 @@ impl Node {
     fn drive_membership(&mut self, now: Instant) {
         self.membership_dirty = false;
         let alive = self.admitted();
+        self.membership.set_joining(self.joining(now));
         let stranger = self.alive().bits() != alive.bits();
         self.membership
             .set_stranger(stranger && !self.authority.had_authority());
@@ -1654,6 +1698,7 @@ impl Node {
         match kind {
             ViewMsgKind::Propose => {
                 let alive = self.admitted();
+                self.membership.set_joining(self.joining(now));
                 let Node {
                     membership,
                     out,
