@@ -52,32 +52,9 @@ interval = "200ms"
 timeout = "3s"
 port = 5405
 addresses = { a = "10.77.0.1", b = "10.77.0.2" }
-
-[tie_breaker]
-device = "/dev/lun-tie"
-
-[watchdog]
-timeout = "10s"
-
-[[group]]
-name = "db"
-nodes = ["a", "b"]
-fallback = "never"
-
-[[group.resource]]
-name = "disk"
-kind = "reservation"
-device = "/dev/lun-data"
-
-[[group.resource]]
-name = "data"
-kind = "filesystem"
-device = "/dev/lun-data"
-mountpoint = "/mnt/data"
-fstype = "ext2"
-timeout = "20s"
 "#
     .to_owned()
+        + &vm::shared_config(["a", "b"])
 }
 
 /// The raw area of LUN 1 past the filesystem, in 4 KiB blocks.

@@ -52,32 +52,9 @@ interval = "200ms"
 timeout = "4s"
 port = 5405
 addresses = { a = "10.77.0.1", b = "10.77.0.2", c = "10.77.0.3", d = "10.77.0.4" }
-
-[tie_breaker]
-device = "/dev/lun-tie"
-
-[watchdog]
-timeout = "10s"
-
-[[group]]
-name = "db"
-nodes = ["a", "c"]
-fallback = "never"
-
-[[group.resource]]
-name = "disk"
-kind = "reservation"
-device = "/dev/lun-data"
-
-[[group.resource]]
-name = "data"
-kind = "filesystem"
-device = "/dev/lun-data"
-mountpoint = "/mnt/data"
-fstype = "ext2"
-timeout = "20s"
 "#
     .to_owned()
+        + &vm::shared_config(["a", "c"])
 }
 
 const BOOT: Duration = Duration::from_secs(120);

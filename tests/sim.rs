@@ -420,6 +420,10 @@ struct World {
     ties: BTreeMap<(u64, usize), TieWork>,
     /// Per node, when its host first halted (`Action::Halt`).
     halts: Vec<Option<u64>>,
+    /// Per node, the config its daemon starts with when it is not the world's `spec`
+    /// (a rolling change: the nodes not yet restarted run the old file). The world's
+    /// `spec` is the whole cluster: every node, path and group of either file.
+    own: Vec<Option<ClusterSpec>>,
 }
 
 /// What host pauses did, counted over a seed.
@@ -638,6 +642,7 @@ impl World {
             disk: TieDisk::default(),
             ties: BTreeMap::new(),
             halts: vec![None; n],
+            own: vec![None; n],
             spec,
         }
     }
@@ -1800,8 +1805,9 @@ impl World {
     /// recorded, mounts of its filesystems, its reservation keys) and joins after that.
     fn restart(&mut self, i: usize) {
         self.reboots[i] = None;
+        let spec = self.own[i].clone().unwrap_or_else(|| self.spec.clone());
         // The sentinel watches the new daemon afresh.
-        self.watch[i] = Watch::new(rule_for(&self.spec));
+        self.watch[i] = Watch::new(rule_for(&spec));
         if self.hosts[i].marker.is_none() {
             for g in &mut self.hosts[i].held {
                 g.fill(false);
@@ -1809,7 +1815,7 @@ impl World {
         }
         let inc = self.rng.incarnation();
         let mut node = Node::new(
-            self.spec.clone(),
+            spec,
             self.spec.nodes[i].id,
             inc,
             self.key.clone(),
@@ -1856,6 +1862,32 @@ impl World {
             && self.groups_settled()
     }
 
+    /// Steps without faults until converged, within 150 ms (else fails, naming `after`).
+    fn converge(&mut self, after: &str) {
+        let deadline = self.now + 150 * MS;
+        while !self.converged() {
+            assert!(
+                self.now < deadline,
+                "seed {}: not converged 150 ms after {after}; (node, view, alive, group phases): {:?}",
+                self.seed,
+                self.nodes
+                    .iter()
+                    .flatten()
+                    .map(|n| (
+                        n.local().get(),
+                        n.view(),
+                        n.alive(),
+                        n.groups()
+                            .iter()
+                            .map(|l| (l.phase, l.failed))
+                            .collect::<Vec<_>>()
+                    ))
+                    .collect::<Vec<_>>(),
+            );
+            self.step(false);
+        }
+    }
+
     fn run(&mut self) {
         let fault_end = 150 * MS;
         let mut next_fault = self.rng.below(20 * MS);
@@ -1885,29 +1917,11 @@ impl World {
         self.clean_up_errors();
         // Liveness bound: detection, suspects' exclusion (4 retries) and a round, then a
         // release, the takeover wait and the acquisitions, with margin.
-        let deadline = self.now + 150 * MS;
-        while !self.converged() {
-            assert!(
-                self.now < deadline,
-                "seed {}: not converged 150 ms after the faults stopped; (node, view, alive, group phases): {:?}\nreplay: make sim-seed SEED={}",
-                self.seed,
-                self.nodes
-                    .iter()
-                    .flatten()
-                    .map(|n| (
-                        n.local().get(),
-                        n.view(),
-                        n.alive(),
-                        n.groups()
-                            .iter()
-                            .map(|l| (l.phase, l.failed))
-                            .collect::<Vec<_>>()
-                    ))
-                    .collect::<Vec<_>>(),
-                self.seed
-            );
-            self.step(false);
-        }
+        let replay = format!(
+            "the faults stopped\nreplay: make sim-seed SEED={}",
+            self.seed
+        );
+        self.converge(&replay);
         self.command_completes();
         self.offline_outlives_a_coordinator_restart();
     }
@@ -2524,7 +2538,13 @@ fn two_one_way_faults_on_two_paths_make_no_pair() {
 #[test]
 fn an_even_split_leaves_exactly_one_half_serving() {
     let mut wins = [0u32; 2];
-    for seed in 1..=100u64 {
+    // `HW_SPLITS=A..B` runs draws A to B (4000 pass); `HW_SPLIT_TRACE=N` traces the heal
+    // of draw N.
+    let range = std::env::var("HW_SPLITS").ok().and_then(|v| {
+        let (a, b) = v.split_once("..")?;
+        Some(a.parse::<u64>().ok()?..=b.parse::<u64>().ok()?)
+    });
+    for seed in range.unwrap_or(1..=100) {
         let n = if seed % 2 == 0 { 4 } else { 6 };
         let halt = seed % 4 < 2;
         let mut spec = mutual(n);
@@ -2600,6 +2620,7 @@ fn an_even_split_leaves_exactly_one_half_serving() {
         // The four-guest SAN lab saw the winner release its group when the rebooted
         // lowest id rejoined, and take it again 0.6 s later.
         w.events = Some(vec![]);
+        w.trace = std::env::var("HW_SPLIT_TRACE").is_ok_and(|v| v == seed.to_string());
         w.heal_links();
         settle(&mut w, 20);
         let moved: Vec<_> = w
@@ -2713,6 +2734,93 @@ fn seeds() {
         killed.len(),
         &killed[..killed.len().min(20)]
     );
+}
+
+/// Issue 19 (review S7), a rolling change in the simulator: a node is added to a cluster
+/// of three (and of four) the way the README says — the new node starts on the new file
+/// (one more node, the last group may run there too, another config hash), then the
+/// others restart on it one at a time, each with a graceful stop (`systemctl restart`),
+/// a daemon kill that its sentinel fences, or a host crash. 100 draws of the order, the
+/// timing and the world's message faults (drops, duplicates, delays, slow and failing
+/// operations). The world's checks hold after every step (one holder and one host per
+/// group, views with authority intersect, even while the nodes run different node
+/// lists), and once every node runs the new file the cluster converges: one quorate
+/// view of all of them, every group running where its plan puts it.
+#[test]
+fn a_node_added_one_restart_at_a_time_keeps_one_owner_and_converges() {
+    for seed in 1..=100u64 {
+        let n_old = if seed % 2 == 0 { 3 } else { 4 };
+        let old = mutual(n_old);
+        let added = NodeId::new(n_old + 1).unwrap();
+        let mut new = old.clone();
+        new.nodes.push(NodeSpec {
+            id: added,
+            name: format!("n{}", n_old + 1),
+        });
+        new.paths[0].nodes.insert(added);
+        new.config_hash = 8;
+        new.groups.last_mut().unwrap().policy.nodes.push(added);
+        let mut w = World::with_spec(seed, Rng(seed), new, false);
+        let mut old = old;
+        for (g, spec) in old.groups.iter_mut().enumerate() {
+            spec.release_bound = w.spec.groups[g].release_bound;
+        }
+        let n = usize::from(n_old);
+        // The old cluster runs; the added node is not started yet.
+        for i in 0..n {
+            w.own[i] = Some(old.clone());
+            w.restart(i);
+        }
+        w.nodes[n] = None;
+        let run = |w: &mut World, ms: u64| {
+            let end = w.now + ms * MS;
+            while w.now < end {
+                w.step(true);
+                w.exit_stopped();
+            }
+        };
+        run(&mut w, 40);
+        w.restart(n);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = w.rng.index(i + 1);
+            order.swap(i, j);
+        }
+        for i in order {
+            let gap = 5 + w.rng.below(25);
+            run(&mut w, gap);
+            match w.rng.below(3) {
+                0 => {
+                    let now = w.local(i);
+                    if let Some(node) = w.nodes[i].as_mut() {
+                        node.stop(now, true, Duration::from_millis(50));
+                    }
+                    let end = w.now + 100 * MS;
+                    while w.nodes[i].is_some() && w.now < end {
+                        w.step(true);
+                        w.exit_stopped();
+                    }
+                    assert!(w.nodes[i].is_none(), "seed {seed}: n{} did not stop", i + 1);
+                }
+                1 => w.sentinel(i, Cause::Signalled(9), true),
+                _ => {
+                    w.nodes[i] = None;
+                    w.host_crash(i);
+                }
+            }
+            while w.fencing[i].is_some() {
+                w.step(true);
+            }
+            let pause = w.rng.below(5);
+            run(&mut w, pause);
+            w.own[i] = None;
+            w.restart(i);
+        }
+        w.heal_links();
+        w.clean_up_errors();
+        w.converge(&format!("the last restart ({n_old} + 1 nodes)"));
+    }
+    eprintln!("rolling additions: 100 of 100 kept one owner and converged");
 }
 
 /// The daemon of n1 (the lowest id, the coordinator) of six restarts, 50 times with

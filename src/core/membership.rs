@@ -120,21 +120,16 @@ pub fn quorum(configured: u32, alone_ok: bool, tie_breaker: bool, members: NodeS
 
 /// The largest set of nodes of `alive` (which holds `local`) that contains `local` and
 /// whose members are pairwise connected (`neighbours(id)`: the nodes `id` and which hear
-/// each other; `local`'s are `alive`), ties going to the set with more members of `keep`
-/// (the installed view's), then to the set with the lowest id the other lacks. `keep`
-/// first: a quorate view is not given up for another set of the same size (with a cut
-/// held between a tie-breaker half's mate and a third node, the lower id would trade
-/// the mate for the third node, a view that holds no tie-breaker). A coordinator proposes it rather than every node it hears: a node some members
+/// each other; `local`'s are `alive`), ties going to the set with the lowest id the other
+/// lacks — the same rule on every node, so nodes that know the same agree on who leads
+/// (a tie-break by each node's installed view made nodes of a healed split follow
+/// different leaders for as long as a cut lasted: review of 2026-12-05). A coordinator
+/// proposes it rather than every node it hears: a node some members
 /// cannot hear (its NIC down, reached by others over a serial line) would leave the
 /// proposal pending on them, and the retry would then leave out the majority that could
 /// not ack instead of that one node (review S4). An exact search over bitsets (at most
 /// 64 nodes; the clusters are small and nearly complete, which it prunes at once).
-pub fn connected(
-    alive: NodeSet,
-    local: NodeId,
-    keep: NodeSet,
-    neighbours: impl Fn(NodeId) -> NodeSet,
-) -> NodeSet {
+pub fn connected(alive: NodeSet, local: NodeId, neighbours: impl Fn(NodeId) -> NodeSet) -> NodeSet {
     // Every node of `alive` and `local` hear each other (that is what alive means).
     let adj = |id: NodeId| {
         if id == local {
@@ -144,15 +139,15 @@ pub fn connected(
         }
     };
     let mut best = local.bit();
-    grow(local.bit(), adj(local), 0, &adj, keep.bits(), &mut best);
+    grow(local.bit(), adj(local), 0, &adj, &mut best);
     NodeSet::from_bits(best)
 }
 
 /// Bron–Kerbosch with a pivot: `r` is a clique, `p` the nodes that extend it, `x` those
 /// already tried.
-fn grow(r: u64, mut p: u64, mut x: u64, adj: &impl Fn(NodeId) -> u64, keep: u64, best: &mut u64) {
+fn grow(r: u64, mut p: u64, mut x: u64, adj: &impl Fn(NodeId) -> u64, best: &mut u64) {
     if p == 0 {
-        if x == 0 && better(r, *best, keep) {
+        if x == 0 && better(r, *best) {
             *best = r;
         }
         return;
@@ -169,17 +164,22 @@ fn grow(r: u64, mut p: u64, mut x: u64, adj: &impl Fn(NodeId) -> u64, keep: u64,
         let v = todo.trailing_zeros();
         todo &= todo - 1;
         let nv = adj(id(v));
-        grow(r | 1 << v, p & nv, x & nv, adj, keep, best);
+        grow(r | 1 << v, p & nv, x & nv, adj, best);
         p &= !(1 << v);
         x |= 1 << v;
     }
 }
 
-/// Whether clique `a` is preferred to `b`: larger; or as large with more of `keep`; or
-/// as large, as many of `keep`, and holding the lowest id in which they differ.
-fn better(a: u64, b: u64, keep: u64) -> bool {
-    let size = |s: u64| (s.count_ones(), (s & keep).count_ones());
-    size(a) > size(b) || size(a) == size(b) && a != b && a & (a ^ b) & (a ^ b).wrapping_neg() != 0
+/// Whether clique `a` is preferred to `b`: larger, or as large and holding the lowest id
+/// in which they differ.
+fn better(a: u64, b: u64) -> bool {
+    let (na, nb) = (a.count_ones(), b.count_ones());
+    na > nb || na == nb && a != b && a & (a ^ b) & (a ^ b).wrapping_neg() != 0
+}
+
+/// The leader of a set a node follows: its lowest member.
+fn leader_of(set: NodeSet) -> NodeId {
+    set.iter().next().expect("invariant: holds the local node")
 }
 
 /// Highest view number a node takes or proposes (views change a few times a second at
@@ -274,13 +274,14 @@ impl Membership {
         self.stranger = stranger;
     }
 
-    /// The nodes that came up here less than a detection timeout ago. While who hears
-    /// whom among them is still arriving, a member of a quorate view does not follow a
-    /// larger set they make that drops mates it still hears: as a split healed, a node
-    /// of the winning half joined the losing half's coordinator in a majority without
-    /// its mates before anyone knew that they heard the others too, and that majority
-    /// took their groups over (sim `an_even_split_…`, seed 3: three groups released by
-    /// live owners on the heal). Once they have been up that long the largest set wins.
+    /// The nodes that came up here less than a lease ago. While who hears whom about
+    /// them is still arriving (every link of a healed split must come up both ways, and
+    /// each node's heard bitmap go round), a member of a quorate view neither follows a
+    /// set that drops its mates for them ([`Membership::clique`]) nor agrees to one
+    /// ([`Membership::leaves_mates`]). A quarter lease was too short: in the simulator's
+    /// healed 3+3 splits (1 ms heartbeats, 5 ms timeout) the last links came up a
+    /// millisecond after the first, and the winners' coordinator followed the losers
+    /// into a view without its mates (`an_even_split_…`, seed 55).
     pub fn set_joining(&mut self, joining: NodeSet) {
         self.joining = joining;
     }
@@ -347,9 +348,9 @@ impl Membership {
         out: &mut impl FnMut(ViewMsg),
     ) -> Option<View> {
         assert!(alive.contains(self.local), "alive set lacks the local node");
-        let leader = self.leader(alive, &neighbours);
-        self.try_ack(alive, leader, out);
-        if leader != self.local {
+        let mine = self.clique(alive, &neighbours);
+        self.try_ack(alive, mine, out);
+        if leader_of(mine) != self.local {
             self.proposal = None;
             return None;
         }
@@ -378,15 +379,6 @@ impl Membership {
         None
     }
 
-    /// Whom this node follows: the lowest-id member of the largest set of nodes of `alive`
-    /// (this one included) that all hear each other.
-    fn leader(&self, alive: NodeSet, neighbours: &impl Fn(NodeId) -> NodeSet) -> NodeId {
-        self.clique(alive, neighbours)
-            .iter()
-            .next()
-            .expect("invariant: holds the local node")
-    }
-
     /// The member set to propose: of the alive set less current suspects, the largest
     /// part whose members all hear each other (see [`connected`]).
     fn target(
@@ -403,35 +395,47 @@ impl Membership {
         self.clique(candidates, neighbours)
     }
 
-    /// Whether agreeing to `view` would leave behind a member of this node's quorate
-    /// view that is alive here while others are only joining (see
-    /// [`Membership::set_joining`]): the leader may not know yet that they hear the
-    /// joining nodes too, and proposes what it knows. Such a proposal waits; the leader's
-    /// next one, or the end of the joining, settles it.
-    fn leaves_mates(&self, alive: NodeSet, view: View) -> bool {
+    /// Whether agreeing to `view` would leave behind a mate (a member of this node's
+    /// quorate view) that is in `mine`, the set this node follows, while nodes are
+    /// joining (see [`Membership::set_joining`]): its leader may not know yet that the
+    /// mates hear the joining nodes too, and proposed what it knew (sim `an_even_split_…`,
+    /// seed 3: a member of the winning half acked the rejoining coordinator's majority
+    /// without its mates). The proposal waits until the leader, knowing more, proposes
+    /// anew, or the joining ends. Held longer than the retry period (half a lease) the
+    /// refusal makes this node a suspect of that leader for a while: a delay, bounded
+    /// by the joining, and only while the leader leaves out a mate this node's own
+    /// largest set holds (which a real cut between them does not do).
+    fn leaves_mates(&self, mine: NodeSet, view: View) -> bool {
         let keep = self.view.members.bits();
-        let joining = self.joining.bits() & !keep & alive.bits();
-        joining != 0 && self.quorate() && keep & alive.bits() & !view.members.bits() != 0
+        self.joining.bits() & !keep != 0
+            && self.quorate()
+            && keep & mine.bits() & !view.members.bits() != 0
     }
 
-    /// The largest set of `alive` that hears each other ([`connected`]), keeping the
-    /// installed view's members on ties; but not one that drops a member of a quorate
-    /// installed view still alive here for nodes that are only joining (see
-    /// [`Membership::set_joining`]).
+    /// The set this node follows: the largest set of `alive` that hears each other
+    /// ([`connected`]) — unless, while nodes are joining, that set drops a mate (a member
+    /// of this node's quorate view alive here) and the largest set without the joining
+    /// nodes keeps every such mate and has quorum: then that one. As a split healed, a
+    /// node of the winning half followed the losing half's coordinator into a majority
+    /// without its mates before anyone knew that they heard the others too, and that
+    /// majority took their groups over (sim `an_even_split_…`, seed 43).
     fn clique(&self, alive: NodeSet, neighbours: &impl Fn(NodeId) -> NodeSet) -> NodeSet {
-        let keep = self.view.members;
-        let all = connected(alive, self.local, keep, neighbours);
-        let mates = keep.bits() & alive.bits();
-        let joining = self.joining.bits() & !keep.bits() & alive.bits();
+        let all = connected(alive, self.local, neighbours);
+        let mates = self.view.members.bits() & alive.bits();
+        let joining = self.joining.bits() & !self.view.members.bits() & alive.bits();
         if mates & !all.bits() == 0 || joining == 0 || !self.quorate() {
             return all;
         }
-        connected(
+        let settled = connected(
             NodeSet::from_bits(alive.bits() & !joining),
             self.local,
-            keep,
             neighbours,
-        )
+        );
+        if mates & !settled.bits() == 0 && self.is_quorate(settled) {
+            settled
+        } else {
+            all
+        }
     }
 
     fn propose(
@@ -516,14 +520,16 @@ impl Membership {
             && view.number > self.view.number;
         if acceptable {
             self.pending = Some((from, view));
-            let leader = self.leader(alive, &neighbours);
-            self.try_ack(alive, leader, out);
+            let mine = self.clique(alive, &neighbours);
+            self.try_ack(alive, mine, out);
         }
     }
 
-    /// Acks the kept proposal if it is still the newest, every member is alive here, and
-    /// its proposer is this node's `leader`.
-    fn try_ack(&mut self, alive: NodeSet, leader: NodeId, out: &mut impl FnMut(ViewMsg)) {
+    /// Acks the kept proposal if it is still the newest, every member is alive here, its
+    /// proposer is this node's leader (the lowest of `mine`, the set it follows: see
+    /// [`Membership::clique`]), and it does not leave a mate of `mine` behind while nodes
+    /// are joining ([`Membership::leaves_mates`]).
+    fn try_ack(&mut self, alive: NodeSet, mine: NodeSet, out: &mut impl FnMut(ViewMsg)) {
         let Some((from, view)) = self.pending else {
             return;
         };
@@ -532,8 +538,8 @@ impl Membership {
             return;
         }
         if view.members.bits() & !alive.bits() == 0
-            && from == leader
-            && !self.leaves_mates(alive, view)
+            && from == leader_of(mine)
+            && !self.leaves_mates(mine, view)
         {
             self.pending = None;
             self.acked = view.number;
@@ -610,6 +616,31 @@ impl Membership {
     /// fresh proposal follows).
     pub fn abandon_proposal(&mut self) {
         self.proposal = None;
+    }
+
+    /// Drops this node's pending proposal when a member that has not acked it agreed to
+    /// a view it can no longer leave for it (`agreed(id)`: the number and members of the
+    /// newest view `id` agreed to, from its heartbeats): a higher number, or the same
+    /// number with other members. Such a member never acks it, and waiting for the retry
+    /// made it a suspect and cost it its place in the next view: as a split healed, two
+    /// members of the winning half acked their old coordinator's proposal, which it gave
+    /// up when it turned to follow the rejoining lowest id, whose proposal had a lower
+    /// number; the lowest id left them out at its retry, and they lost their groups (sim
+    /// `an_even_split_…`, seed 217 of 1000). A fresh proposal, numbered above theirs,
+    /// follows at once.
+    pub fn drop_outbid(&mut self, agreed: impl Fn(NodeId) -> Option<(u64, NodeSet)>) {
+        let Some(p) = self.proposal else {
+            return;
+        };
+        let waiting = p.view.members.bits() & !p.acks.bits() & !self.local.bit();
+        let outbid = NodeSet::from_bits(waiting).iter().find_map(|id| {
+            agreed(id)
+                .filter(|(n, m)| *n > p.view.number || *n == p.view.number && *m != p.view.members)
+        });
+        if let Some((n, _)) = outbid {
+            self.observe(n);
+            self.proposal = None;
+        }
     }
 
     /// When the pending proposal's retry is due.

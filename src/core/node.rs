@@ -187,10 +187,11 @@ pub struct Peer {
     pub report: Option<StateRepr>,
     /// Arrival of the newest frame carrying `report`.
     pub report_at: Option<Instant>,
-    /// Views it agreed to, newest first, each with the arrival of the newest frame that
-    /// said so: its word for a view outlives its ack of the next one by up to a lease
-    /// (see `Node::lease_end`). Besides the newest, the words for this node's installed
-    /// and previous views are kept before any other (see [`Peer::vouch`]).
+    /// Views it agreed to, each with the arrival of the newest frame that said so: its
+    /// word for a view outlives its ack of the next one by up to a lease (see
+    /// `Node::lease_end`). The first is its newest word; of the older ones, those for this
+    /// node's installed and previous views are kept before any other (see
+    /// [`Peer::vouch`]).
     vouches: [Vouch; 3],
     /// Newest operator command id taken from its current incarnation.
     command_id: u32,
@@ -298,7 +299,7 @@ impl Peer {
 
     /// It said at `arrival` that the newest view it agreed to is (`number`, `members`).
     /// The older words kept are those for the views of `keep` (the local node's installed
-    /// and previous views, which its lease counts), then the newest others. Keeping only
+    /// and previous views, which its lease counts), then others, in the order held. Keeping only
     /// the last two lost a member's word for the installed view when it agreed to two
     /// newer ones in quick succession (a proposal of its own, then another coordinator's,
     /// as a split healed): its mate lost its lease and released every group it held
@@ -1521,9 +1522,9 @@ impl Node {
         set
     }
 
-    /// The peers that came up less than a detection timeout ago (`Membership::set_joining`).
+    /// The peers that came up less than a lease ago (`Membership::set_joining`).
     fn joining(&self, now: Instant) -> NodeSet {
-        let settle = self.spec.timeout_max();
+        let settle = self.spec.lease();
         self.peers
             .iter()
             .filter(|p| p.state == PeerState::Up && now < p.since.saturating_add(settle))
@@ -1599,6 +1600,13 @@ impl Node {
             pins,
             ..
         } = self;
+        membership.drop_outbid(|id| {
+            peers
+                .iter()
+                .find(|p| p.id == id)
+                .and_then(|p| p.report)
+                .map(|r| (r.agreed_number, NodeSet::from_bits(r.agreed)))
+        });
         let prev = membership.view();
         let stale = membership.agreed().number > prev.number
             || peers.iter().any(|p| {

@@ -635,3 +635,37 @@ impl Drop for San {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The part of the lab clusters' configs that is about the SAN: the tie-breaker LUN, the
+/// guest's watchdog, and group `db` (the data LUN's reservation and its ext2 filesystem)
+/// on `nodes`, in that order, with `fallback = "never"`.
+pub fn shared_config(nodes: [&str; 2]) -> String {
+    format!(
+        r#"
+[tie_breaker]
+device = "/dev/lun-tie"
+
+[watchdog]
+timeout = "10s"
+
+[[group]]
+name = "db"
+nodes = ["{}", "{}"]
+fallback = "never"
+
+[[group.resource]]
+name = "disk"
+kind = "reservation"
+device = "/dev/lun-data"
+
+[[group.resource]]
+name = "data"
+kind = "filesystem"
+device = "/dev/lun-data"
+mountpoint = "/mnt/data"
+fstype = "ext2"
+timeout = "20s"
+"#,
+        nodes[0], nodes[1]
+    )
+}
