@@ -1408,8 +1408,7 @@ fn a_fourth_node_is_added_one_restart_at_a_time_with_one_owner_throughout() {
 }
 
 /// Issue 19 (review S8): the operator takes `svc` offline, then the daemon of a (the
-/// lowest id, which coordinates) is killed and, once b and c have left it out, started
-/// again. Before, the restarted
+/// lowest id, which coordinates) is killed and started again at once. Before, the restarted
 /// coordinator knew no plan and brought `svc` back by its startup policy in the middle
 /// of the operator's maintenance. Now the offline word in the state blocks of b and c
 /// outlives the restart: at every poll, through the restart and for 2 s after a has
@@ -1434,13 +1433,11 @@ fn an_offline_group_stays_offline_across_a_restart_of_the_coordinator() {
     lab.wait_for(Duration::from_secs(5), "svc offline everywhere", |l| {
         nowhere(l) && (0..3).all(|i| l.group_state(i, "svc").as_deref() == Some("offline"))
     });
+    // Started at once, on top of the dying daemon (kill -9 of `run` ends the daemon
+    // with its sentinel, and its exit can take tens of milliseconds): the new one waits
+    // for the ports and the control socket (`daemon::PREDECESSOR_WAIT`). Before, it
+    // failed on `bind UDP …: Address already in use` in 4 of 4 runs.
     lab.kill(0);
-    // As the shipped unit restarts it: after the old daemon is gone (b and c in a view
-    // of two), not on top of it.
-    lab.wait_for(Duration::from_secs(10), "b and c without a", |l| {
-        assert!(nowhere(l), "svc came back while a was down");
-        l.status(1).is_some_and(|s| s.view_members.len() == 2)
-    });
     lab.start(0);
     let mut polls = 0;
     lab.wait_for(Duration::from_secs(10), "a rejoined", |l| {
@@ -1459,5 +1456,11 @@ fn an_offline_group_stays_offline_across_a_restart_of_the_coordinator() {
     let out = lab.cli(2, &["online", "svc"]);
     assert!(out.status.success(), "online: {out:?}");
     lab.wait_group(0, "svc", "online", Duration::from_secs(10));
-    eprintln!("offline across a coordinator restart: svc ran nowhere at {polls} polls");
+    let log = std::fs::read_to_string(lab.log_path(0)).unwrap_or_default();
+    let waited = log
+        .matches("for a previous daemon to finish exiting")
+        .count();
+    eprintln!(
+        "offline across a coordinator restart: svc ran nowhere at {polls} polls; the new daemon waited for its predecessor {waited} time(s)"
+    );
 }

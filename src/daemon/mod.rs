@@ -162,6 +162,45 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT. `ready` is called once, when every resource is
 /// open and the loop is about to start (a detached daemon tells the operator's terminal).
+/// How long a starting daemon waits for an address or socket that is in use to be
+/// freed: a daemon whose sentinel was killed (kill -9 of `heartwire run`) dies with it,
+/// but its exit — closing a packet socket waits for an RCU grace period — can outlast a
+/// new `run` started at once, which then failed on `bind UDP …: Address already in use`
+/// and never came up (the lab's offline-across-a-coordinator-restart test, 4 of 4 runs
+/// on 2026-12-05). systemd waits for the unit's cgroup to empty before a restart; an
+/// operator at a shell does not. The sentinel's own wait for a dying process is as long.
+const PREDECESSOR_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs `open` until it succeeds, fails otherwise than `in_use`, or [`PREDECESSOR_WAIT`]
+/// has passed; logs once what it waits for. Before the loop only: it sleeps.
+fn after_predecessor<T, E: std::fmt::Display>(
+    what: &str,
+    mut open: impl FnMut() -> Result<T, E>,
+    in_use: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let start = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match open() {
+            Err(e) if in_use(&e) && start.elapsed() < PREDECESSOR_WAIT => {
+                if !std::mem::replace(&mut told, true) {
+                    ::log::warn!(
+                        "{what}: {e}: waiting up to {PREDECESSOR_WAIT:?} for a previous daemon to finish exiting"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+            Ok(t) => {
+                if told {
+                    ::log::info!("{what}: free after {:?}", start.elapsed());
+                }
+                return Ok(t);
+            }
+        }
+    }
+}
+
 /// `sentinel`: the page shared with the sentinel that forked this daemon, if one did.
 pub fn run(
     cfg: Config,
@@ -177,15 +216,19 @@ pub fn run(
         .zip(&cfg.spec.paths)
         .map(|(io, p)| {
             let members: Vec<u8> = p.nodes.iter().map(|n| n.get()).collect();
-            PathSocket::open(io, cfg.spec.cluster_id, cfg.local.get(), &members).map_err(|source| {
-                DaemonError::Path {
-                    path: p.name.clone(),
-                    source,
-                }
+            let open = || PathSocket::open(io, cfg.spec.cluster_id, cfg.local.get(), &members);
+            let in_use = |e: &HalError| e.source.kind() == io::ErrorKind::AddrInUse;
+            after_predecessor(&p.name, open, in_use).map_err(|source| DaemonError::Path {
+                path: p.name.clone(),
+                source,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let ctl = CtlServer::bind(&socket, cfg.control_socket_group.as_deref())?;
+    let ctl = after_predecessor(
+        "the control socket",
+        || CtlServer::bind(&socket, cfg.control_socket_group.as_deref()),
+        |e| matches!(e, ctl_server::CtlError::InUse(_)),
+    )?;
     let links = LinkMonitor::open()?;
     let mut carrier: Vec<(String, Option<bool>)> = Vec::new();
     let ip_ifaces = cfg
@@ -1198,6 +1241,32 @@ fn arrival_time(now_ns: u64, real_ns: u64, rx_real_ns: Option<u64>, drained_ns: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A start waits while its address is in use (a predecessor still exiting), and
+    /// fails at once on any other error.
+    #[test]
+    fn a_start_waits_for_an_address_in_use_but_not_for_other_errors() {
+        let mut tries = 0;
+        let got = after_predecessor(
+            "u1",
+            || {
+                tries += 1;
+                if tries < 3 { Err("in use") } else { Ok(tries) }
+            },
+            |e| *e == "in use",
+        );
+        assert_eq!(got, Ok(3));
+        let mut tries = 0;
+        let got: Result<(), &str> = after_predecessor(
+            "u1",
+            || {
+                tries += 1;
+                Err("no such device")
+            },
+            |e| *e == "in use",
+        );
+        assert_eq!((got, tries), (Err("no such device"), 1));
+    }
 
     #[test]
     fn arrival_time_is_never_later_than_the_frame_can_have_come() {
