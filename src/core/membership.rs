@@ -104,7 +104,7 @@ pub struct Membership {
     stranger: bool,
     /// This node holds the tie-breaker (see [`quorum`]).
     tie_breaker: bool,
-    /// Nodes that came up here less than a detection timeout ago (see
+    /// Nodes that came up here less than a lease ago (see
     /// [`Membership::set_joining`]).
     joining: NodeSet,
 }
@@ -399,12 +399,14 @@ impl Membership {
     /// quorate view) that is in `mine`, the set this node follows, while nodes are
     /// joining (see [`Membership::set_joining`]): its leader may not know yet that the
     /// mates hear the joining nodes too, and proposed what it knew (sim `an_even_split_…`,
-    /// seed 3: a member of the winning half acked the rejoining coordinator's majority
+    /// seed 203 of 1000: a member of the winning half acked the rejoining coordinator's majority
     /// without its mates). The proposal waits until the leader, knowing more, proposes
     /// anew, or the joining ends. Held longer than the retry period (half a lease) the
-    /// refusal makes this node a suspect of that leader for a while: a delay, bounded
-    /// by the joining, and only while the leader leaves out a mate this node's own
-    /// largest set holds (which a real cut between them does not do).
+    /// refusal makes this node a suspect of that leader for `SUSPECT_RETRIES` retry
+    /// periods (two leases), which outlasts the joining: in a partial heal where its
+    /// mates already count the joining node as up, it is left out and releases (open,
+    /// found by review; nodes measure joining each on their own). Only while the leader
+    /// leaves out a mate this node's own largest set holds (a real cut does not).
     fn leaves_mates(&self, mine: NodeSet, view: View) -> bool {
         let keep = self.view.members.bits();
         self.joining.bits() & !keep != 0
@@ -418,7 +420,7 @@ impl Membership {
     /// nodes keeps every such mate and has quorum: then that one. As a split healed, a
     /// node of the winning half followed the losing half's coordinator into a majority
     /// without its mates before anyone knew that they heard the others too, and that
-    /// majority took their groups over (sim `an_even_split_…`, seed 43).
+    /// majority took their groups over (sim `an_even_split_…`, seed 3).
     fn clique(&self, alive: NodeSet, neighbours: &impl Fn(NodeId) -> NodeSet) -> NodeSet {
         let all = connected(alive, self.local, neighbours);
         let mates = self.view.members.bits() & alive.bits();
