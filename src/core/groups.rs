@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use super::event::Event;
 use super::membership::View;
 use super::node::Peer;
-use super::placement::{NodeSet, Placement, Plan, Startup};
+use super::placement::{Fallover, NodeSet, Placement, Plan, Startup};
 use super::spec::{GroupSpec, NodeId};
 use super::time::Instant;
 
@@ -712,6 +712,8 @@ pub struct Standing {
     pub installed: u64,
     /// Groups that view places offline.
     pub offline: u64,
+    /// Groups that view places on a node or waits to place ([`Plan::placed`]).
+    pub placed: u64,
 }
 
 /// The coordinator's placement in maintenance: nothing moves. A group some member holds
@@ -767,7 +769,7 @@ pub fn plan(
         // for the newest word and brought an offline group back (sim seed 40).
         for g in 0..specs.len() {
             if plan.get(g) == Placement::Unplaced
-                && newest_has_offline(members, Some(local), &standing, 1 << g)
+                && newest(members, Some(local), &standing).offline & 1 << g != 0
             {
                 plan.set(g, Placement::Offline);
             }
@@ -845,31 +847,42 @@ pub fn plan(
         // view's plan is no newer than what it knew before, however high its number (a
         // restarted coordinator that committed a view of itself alone took its own
         // plan, which knows nothing, for the newest: sim seed 1849).
+        let newest = newest(members, stale.then_some(local), &standing);
         if (current == Placement::Unplaced || stale && owner_gone)
             && holder.is_none()
-            && newest_has_offline(members, stale.then_some(local), &standing, bit)
+            && newest.offline & bit != 0
         {
             current = Placement::Offline;
+        }
+        // Nor does it start by its startup policy a group that the newest view placed
+        // and no member holds: its owner is not among the members, and the group fails
+        // over as from a node that left. A restarted lowest id that left out, through a
+        // held cut, the owner of a group with a home elsewhere, kept that group waiting
+        // for its home for as long as the cut held (sim `a_node_rejoining_…`, seed 1).
+        if current == Placement::Unplaced && holder.is_none() && newest.placed & bit != 0 {
+            current = match spec.policy.fallover {
+                Fallover::Never => Placement::Offline,
+                Fallover::Next => Placement::Waiting,
+            };
         }
         plan.set(g, spec.policy.place(eligible, joined, current));
     }
     plan
 }
 
-/// Whether the member of `members` (but `skip`) with the newest installed view has the
-/// group of `bit` offline in it.
-fn newest_has_offline(
+/// What the member of `members` (but `skip`) with the newest installed view reports
+/// (nothing when there is no such member).
+fn newest(
     members: NodeSet,
     skip: Option<NodeId>,
     standing: impl Fn(NodeId) -> Standing,
-    bit: u64,
-) -> bool {
+) -> Standing {
     members
         .iter()
         .filter(|id| Some(*id) != skip)
         .map(&standing)
         .max_by_key(|s| s.installed)
-        .is_some_and(|s| s.offline & bit != 0)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -73,6 +73,9 @@ struct Proposal {
     view: View,
     acks: NodeSet,
     deadline: Instant,
+    /// The latest the deadline moves to while members hold off joining nodes
+    /// ([`Membership::set_joining`]): a lease past the first deadline.
+    patience: Instant,
 }
 
 /// One node's membership state.
@@ -92,9 +95,15 @@ pub struct Membership {
     max_seen: u64,
     acked: u64,
     proposal: Option<Proposal>,
-    /// A proposal this node is a member of but could not agree to yet (its detector did not
-    /// yet see every proposed member alive); acked on a later tick if that changes.
-    pending: Option<(NodeId, View)>,
+    /// Proposals this node is a member of but could not agree to yet (its detector did not
+    /// yet see every proposed member alive, or the proposer is not its leader yet); one
+    /// may be acked on a later tick if that changes. The newest of each of two proposers:
+    /// with one slot, a node holding off a rejoining node let its old leader's fresh
+    /// proposal take the place of the rejoining leader's, acked the old leader's, and
+    /// had nothing left to ack when the rejoining node became its leader a moment later;
+    /// it became that leader's suspect and lost its group (sim `a_node_rejoining_…`,
+    /// seed 2915 of 3000).
+    pending: [Option<(NodeId, View)>; 2],
     suspects: NodeSet,
     suspects_until: Instant,
     configured: u32,
@@ -104,9 +113,12 @@ pub struct Membership {
     stranger: bool,
     /// This node holds the tie-breaker (see [`quorum`]).
     tie_breaker: bool,
-    /// Nodes that came up here less than a lease ago (see
-    /// [`Membership::set_joining`]).
+    /// Nodes that came up here, or at a member of the installed view, less than a lease
+    /// ago (see [`Membership::set_joining`]).
     joining: NodeSet,
+    /// Until when a member may still hold off a joining node (see
+    /// [`Membership::set_joining`]).
+    held_until: Instant,
 }
 
 /// Whether `members` hold quorum among `configured` nodes: a strict majority; or exactly
@@ -212,7 +224,7 @@ impl Membership {
             max_seen: 0,
             acked: 0,
             proposal: None,
-            pending: None,
+            pending: [None; 2],
             suspects: NodeSet::EMPTY,
             suspects_until: now,
             configured,
@@ -220,6 +232,7 @@ impl Membership {
             stranger: false,
             tie_breaker: false,
             joining: NodeSet::EMPTY,
+            held_until: now,
         }
     }
 
@@ -274,16 +287,25 @@ impl Membership {
         self.stranger = stranger;
     }
 
-    /// The nodes that came up here less than a lease ago. While who hears whom about
-    /// them is still arriving (every link of a healed split must come up both ways, and
-    /// each node's heard bitmap go round), a member of a quorate view neither follows a
-    /// set that drops its mates for them ([`Membership::clique`]) nor agrees to one
-    /// ([`Membership::leaves_mates`]). A quarter lease was too short: in the simulator's
-    /// healed 3+3 splits (1 ms heartbeats, 5 ms timeout) the last links came up a
-    /// millisecond after the first, and the winners' coordinator followed the losers
-    /// into a view without its mates (`an_even_split_…`, seed 55).
-    pub fn set_joining(&mut self, joining: NodeSet) {
+    /// The nodes that came up here, or at a member of the installed view, less than a
+    /// lease ago. While who hears whom about them is still arriving (every link of a
+    /// healed split must come up both ways, and each node's heard bitmap go round), a
+    /// member of a quorate view neither follows a set that drops its mates for them
+    /// ([`Membership::clique`]) nor agrees to one ([`Membership::leaves_mates`]). A
+    /// quarter lease was too short: in the simulator's healed 3+3 splits (1 ms
+    /// heartbeats, 5 ms timeout) the last links came up a millisecond after the first,
+    /// and the winners' coordinator followed the losers into a view without its mates
+    /// (`an_even_split_…`, seed 55).
+    ///
+    /// `held_until`: until when some node may still be holding off a joining node (a
+    /// retry period after the last heartbeat that said so). A proposal's deadline waits
+    /// for it, by at most a lease: the members that hold off ack once they know more, and
+    /// leaving them out as suspects at the first deadline made them lose their groups (a
+    /// node restarting through a held cut: the mates' acks came a few hundred µs after
+    /// the deadline, sim `a_node_rejoining_…`, seed 1295 of 3000).
+    pub fn set_joining(&mut self, joining: NodeSet, held_until: Instant) {
         self.joining = joining;
+        self.held_until = held_until;
     }
 
     /// The configured node count (votes).
@@ -354,6 +376,10 @@ impl Membership {
             self.proposal = None;
             return None;
         }
+        if let Some(p) = self.proposal.as_mut() {
+            // Members holding off a joining node are waited for (`set_joining`).
+            p.deadline = p.deadline.max(self.held_until.min(p.patience));
+        }
         if let Some(p) = self.proposal {
             let mut waiting = p.view.members;
             waiting.remove(self.local);
@@ -372,6 +398,13 @@ impl Membership {
             self.proposal = None;
         }
         let target = self.target(now, alive, &neighbours);
+        if leader_of(target) != self.local {
+            // Without the suspects, the largest set is another node's: no member would
+            // ack this node's proposal of it (they ack only their leader's), and having
+            // proposed it, this node would no longer vouch for its installed view (review
+            // of 2026-12-05; unit test `a_coordinator_does_not_propose_a_set_another_leads`).
+            return None;
+        }
         let target_plan = plan(target);
         if target != self.view.members || target_plan != self.view.plan || stale {
             return self.propose(now, target, target_plan, retry, out);
@@ -401,12 +434,11 @@ impl Membership {
     /// mates hear the joining nodes too, and proposed what it knew (sim `an_even_split_…`,
     /// seed 203 of 1000: a member of the winning half acked the rejoining coordinator's majority
     /// without its mates). The proposal waits until the leader, knowing more, proposes
-    /// anew, or the joining ends. Held longer than the retry period (half a lease) the
-    /// refusal makes this node a suspect of that leader for `SUSPECT_RETRIES` retry
-    /// periods (two leases), which outlasts the joining: in a partial heal where its
-    /// mates already count the joining node as up, it is left out and releases (open,
-    /// found by review; nodes measure joining each on their own). Only while the leader
-    /// leaves out a mate this node's own largest set holds (a real cut does not).
+    /// anew, or the joining ends. The members of a view end the joining together, and
+    /// a coordinator waits for those that hold off (see [`Membership::set_joining`]):
+    /// a refusal held past the retry period made this node a suspect for two leases,
+    /// and it released. Only while the leader leaves out a mate this node's own largest
+    /// set holds (a real cut does not).
     fn leaves_mates(&self, mine: NodeSet, view: View) -> bool {
         let keep = self.view.members.bits();
         self.joining.bits() & !keep != 0
@@ -467,6 +499,7 @@ impl Membership {
             view,
             acks: NodeSet::EMPTY,
             deadline: now.saturating_add(retry),
+            patience: now.saturating_add(retry * 3),
         });
         out(ViewMsg {
             kind: ViewMsgKind::Propose,
@@ -521,37 +554,45 @@ impl Membership {
             && view.number > self.acked
             && view.number > self.view.number;
         if acceptable {
-            self.pending = Some((from, view));
+            let number = |k: usize| self.pending[k].map_or(0, |(_, v)| v.number);
+            let slot = self
+                .pending
+                .iter()
+                .position(|p| p.is_some_and(|(f, _)| f == from))
+                .unwrap_or(usize::from(number(1) < number(0)));
+            self.pending[slot] = Some((from, view));
             let mine = self.clique(alive, &neighbours);
             self.try_ack(alive, mine, out);
         }
     }
 
-    /// Acks the kept proposal if it is still the newest, every member is alive here, its
+    /// Acks a kept proposal if it is newer than any acked, every member is alive here, its
     /// proposer is this node's leader (the lowest of `mine`, the set it follows: see
     /// [`Membership::clique`]), and it does not leave a mate of `mine` behind while nodes
     /// are joining ([`Membership::leaves_mates`]).
     fn try_ack(&mut self, alive: NodeSet, mine: NodeSet, out: &mut impl FnMut(ViewMsg)) {
-        let Some((from, view)) = self.pending else {
+        let acked = self.acked;
+        for p in &mut self.pending {
+            *p = p.filter(|(_, v)| v.number > acked);
+        }
+        let leader = leader_of(mine);
+        let Some((from, view)) = self.pending.into_iter().flatten().find(|(from, view)| {
+            *from == leader
+                && view.members.bits() & !alive.bits() == 0
+                && !self.leaves_mates(mine, *view)
+        }) else {
             return;
         };
-        if view.number <= self.acked {
-            self.pending = None;
-            return;
+        self.acked = view.number;
+        self.agreed = view;
+        for p in &mut self.pending {
+            *p = p.filter(|(_, v)| v.number > view.number);
         }
-        if view.members.bits() & !alive.bits() == 0
-            && from == leader_of(mine)
-            && !self.leaves_mates(mine, view)
-        {
-            self.pending = None;
-            self.acked = view.number;
-            self.agreed = view;
-            out(ViewMsg {
-                kind: ViewMsgKind::Ack,
-                view,
-                to: Some(from),
-            });
-        }
+        out(ViewMsg {
+            kind: ViewMsgKind::Ack,
+            view,
+            to: Some(from),
+        });
     }
 
     /// An ack from `from`.

@@ -440,7 +440,7 @@ fn a_joining_node_does_not_take_a_member_from_its_mates() {
         _ => all,
     };
     assert_eq!(m.clique(all, &partial), set(&[1, 2, 3, 5]));
-    m.set_joining(set(&[1, 2]));
+    m.set_joining(set(&[1, 2]), t);
     assert_eq!(m.clique(all, &partial), set(&[3, 4, 5]), "keeps 4");
     let theirs = view(&[1, 2, 3, 5]);
     assert!(
@@ -449,7 +449,7 @@ fn a_joining_node_does_not_take_a_member_from_its_mates() {
     );
     // Once they are known to hear 4 as well, the largest set is all five.
     assert_eq!(m.clique(all, &|_| all), all);
-    m.set_joining(NodeSet::EMPTY);
+    m.set_joining(NodeSet::EMPTY, t);
     assert_eq!(m.clique(all, &partial), set(&[1, 2, 3, 5]), "joining over");
     assert!(!m.leaves_mates(set(&[1, 2, 3, 4, 5]), theirs));
 
@@ -458,7 +458,7 @@ fn a_joining_node_does_not_take_a_member_from_its_mates() {
     // agrees to a proposal without 4.
     let mut m = Membership::new(id(2), 5, false, 0, t);
     assert!(m.on_commit(id(1), view(&[1, 2, 3, 4])).is_some());
-    m.set_joining(set(&[5]));
+    m.set_joining(set(&[5]), t);
     let cut = |x: NodeId| match x.get() {
         3 => set(&[1, 2, 3, 5]),
         4 => set(&[1, 2, 4, 5]),
@@ -467,4 +467,120 @@ fn a_joining_node_does_not_take_a_member_from_its_mates() {
     let mine = m.clique(all, &cut);
     assert_eq!(mine, set(&[1, 2, 3, 5]));
     assert!(!m.leaves_mates(mine, view(&[1, 2, 3, 5])));
+}
+
+/// A member keeps the newest proposal of each of two proposers: its current leader's
+/// fresh proposal does not take the place of one from a node about to become its leader,
+/// which it acks once it is (sim `a_node_rejoining_…`, seed 2915).
+#[test]
+fn a_member_keeps_the_proposal_of_its_next_leader_beside_its_current_leaders() {
+    let t = Instant::from_nanos(0);
+    let view = |number: u64, members: &[u8]| View {
+        number,
+        members: set(members),
+        plan: Plan::unplaced(0),
+    };
+    let mut m = Membership::new(id(3), 5, false, 0, t);
+    assert!(m.on_commit(id(2), view(2, &[2, 3, 4, 5])).is_some());
+    let mut acks = vec![];
+    // Node 1 is not alive here yet: its proposal waits.
+    let without_1 = set(&[2, 3, 4, 5]);
+    m.on_propose(
+        id(1),
+        view(4, &[1, 2, 3, 4]),
+        (without_1, all_hear),
+        &mut |x| acks.push(x),
+    );
+    assert!(acks.is_empty());
+    // Its leader, node 2, proposes anew below it: acked.
+    m.on_propose(
+        id(2),
+        view(3, &[2, 3, 4, 5]),
+        (without_1, all_hear),
+        &mut |x| acks.push(x),
+    );
+    assert_eq!(acks.len(), 1);
+    assert_eq!((acks[0].view.number, acks[0].to), (3, Some(id(2))));
+    // Node 1 is alive now and leads: its kept proposal is acked at the next tick.
+    let all = set(&[1, 2, 3, 4, 5]);
+    m.tick(t, (all, all_hear), RETRY, no_groups, false, &mut |x| {
+        acks.push(x)
+    });
+    assert_eq!(acks.len(), 2, "{acks:?}");
+    assert_eq!((acks[1].view.number, acks[1].to), (4, Some(id(1))));
+}
+
+/// A coordinator waits past its deadline for members that may be holding off a joining
+/// node (`set_joining`'s `held_until`), by at most a lease (three retry periods from the
+/// proposal), and only then leaves the silent ones out (sim `a_node_rejoining_…`, seed
+/// 1295).
+#[test]
+fn a_coordinator_waits_for_members_that_hold_off_a_joining_node() {
+    let at = Instant::from_nanos;
+    let ms = 1_000_000;
+    let mut m = Membership::new(id(1), 3, false, 0, at(0));
+    let mut out = vec![];
+    let all = set(&[1, 2, 3]);
+    let tick = |m: &mut Membership, now: u64, out: &mut Vec<ViewMsg>| {
+        m.tick(
+            at(now),
+            (all, all_hear),
+            RETRY,
+            no_groups,
+            false,
+            &mut |x| out.push(x),
+        )
+    };
+    assert!(tick(&mut m, 0, &mut out).is_none());
+    assert_eq!(out[0].kind, ViewMsgKind::Propose);
+    let proposal = out[0].view;
+    m.on_ack(id(2), proposal);
+    // Past the deadline (5 ms), but someone held off a joining node until 9 ms: waits.
+    m.set_joining(NodeSet::EMPTY, at(9 * ms));
+    assert!(tick(&mut m, 6 * ms, &mut out).is_none());
+    assert_eq!(out.len(), 1, "no new proposal: {out:?}");
+    assert_eq!(m.next_deadline(), Some(at(9 * ms)));
+    // Held further, but the wait ends at 15 ms: then node 3 is left out.
+    m.set_joining(NodeSet::EMPTY, at(40 * ms));
+    assert!(tick(&mut m, 10 * ms, &mut out).is_none());
+    assert_eq!(m.next_deadline(), Some(at(15 * ms)));
+    assert!(tick(&mut m, 15 * ms, &mut out).is_none());
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].view.members, set(&[1, 2]), "node 3 left out");
+}
+
+/// With its suspects left out, a coordinator's largest set can be one a lower node leads
+/// (6 nodes; {3, 4, 5, 6} hear each other, and so do {1, 3, 5}; 4 and 6 left the first
+/// proposal unacked). Nobody would ack this node's proposal of it: it proposes nothing
+/// until the suspects are tried again.
+#[test]
+fn a_coordinator_does_not_propose_a_set_another_leads() {
+    let at = Instant::from_nanos;
+    let ms = 1_000_000;
+    let mut m = Membership::new(id(3), 6, false, 0, at(0));
+    let alive = set(&[1, 3, 4, 5, 6]);
+    let hears = |x: NodeId| match x.get() {
+        1 => set(&[3, 5]),
+        3 | 5 => set(&[1, 3, 4, 5, 6]),
+        _ => set(&[3, 4, 5, 6]),
+    };
+    let mut out = vec![];
+    let tick = |m: &mut Membership, now: u64, out: &mut Vec<ViewMsg>| {
+        m.tick(at(now), (alive, hears), RETRY, no_groups, false, &mut |x| {
+            out.push(x)
+        });
+        out.len()
+    };
+    assert_eq!(tick(&mut m, 0, &mut out), 1);
+    assert_eq!(out[0].view.members, set(&[3, 4, 5, 6]));
+    m.on_ack(id(5), out[0].view);
+    assert_eq!(
+        tick(&mut m, 5 * ms, &mut out),
+        1,
+        "no proposal of {{1, 3, 5}}: {out:?}"
+    );
+    assert_eq!(m.next_deadline(), None);
+    // The suspects are tried again after SUSPECT_RETRIES retry periods.
+    assert_eq!(tick(&mut m, 25 * ms, &mut out), 2);
+    assert_eq!(out[1].view.members, set(&[3, 4, 5, 6]));
 }

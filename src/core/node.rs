@@ -470,11 +470,19 @@ pub struct Node {
     prev_members: NodeSet,
     /// Groups to announce again (see [`Action::Announce`]).
     reannounce: u64,
+    /// The peers that came up here less than a lease ago (published in the state block;
+    /// see [`Node::joining`]).
+    joining_here: NodeSet,
+    /// When a heartbeat last said some node holds off a joining node (its own, or a
+    /// peer's state block with a `joining` set).
+    joining_seen: Instant,
 }
 
-/// What a published state block covered: installed number, agreed number, holds,
-/// failed, online, lost, maintenance epoch, and the race word.
-type Published = (u64, u64, u64, u64, u64, u64, u64, (u64, Option<bool>));
+/// What a published state block covered: every field but the generation and the highest
+/// view number seen (which heartbeats carry as it is; a change of it alone decides
+/// nothing). The agreed members were not covered: a block that changed only in them kept
+/// its generation (review P3).
+type Published = StateRepr;
 
 impl Node {
     /// A node `local` of the cluster `spec`, starting at `now` with a fresh `incarnation`.
@@ -551,7 +559,9 @@ impl Node {
             installed_at: now,
             churn: Churn::new(now),
             generation: 0,
-            published: (0, 0, 0, 0, 0, 0, 0, (0, None)),
+            published: StateRepr::default(),
+            joining_here: NodeSet::EMPTY,
+            joining_seen: now,
             pins: vec![None; group_count],
             asked: None,
             command_id: 0,
@@ -828,6 +838,9 @@ impl Node {
         p.report = Some(state);
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
         p.vouch(state.agreed_number, state.agreed, arrival, keep);
+        if state.joining != 0 {
+            self.joining_seen = self.joining_seen.max(arrival);
+        }
         self.hear_maintenance(arrival, state.maintenance);
         let p = &mut self.peers[idx];
         let id = p.id;
@@ -863,6 +876,9 @@ impl Node {
         }
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
         p.vouch(r.agreed_number, r.agreed, arrival, keep);
+        if r.joining != 0 {
+            self.joining_seen = self.joining_seen.max(arrival);
+        }
     }
 
     /// Re-runs what a change fed into: membership, then the groups, then publishes a
@@ -1460,16 +1476,11 @@ impl Node {
 
     /// Bumps the generation and queues a group-state frame when the state block changed.
     fn publish(&mut self) {
-        let now = (
-            self.membership.view().number,
-            self.membership.agreed().number,
-            self.groups.holds(),
-            self.groups.failed(),
-            self.groups.online(),
-            self.lost,
-            self.maintenance.epoch(),
-            self.authority.race_word(),
-        );
+        let now = StateRepr {
+            view: 0,
+            generation: 0,
+            ..self.state_block()
+        };
         if now == self.published {
             return;
         }
@@ -1495,6 +1506,8 @@ impl Node {
             lost: self.lost,
             maintenance: self.maintenance.epoch(),
             offline: self.membership.view().plan.offline(),
+            placed: self.membership.view().plan.placed(),
+            joining: self.joining_here.bits(),
             race: self.authority.race_word().0,
             race_outcome: match self.authority.race_word().1 {
                 None => state_block::RACE_RUNNING,
@@ -1522,14 +1535,39 @@ impl Node {
         set
     }
 
-    /// The peers that came up less than a lease ago (`Membership::set_joining`).
-    fn joining(&self, now: Instant) -> NodeSet {
+    /// The nodes membership holds off as joining (`Membership::set_joining`): the peers
+    /// that came up here less than a lease ago, and those a member of the installed view
+    /// (up here) says came up there less than a lease ago. Each member measured on its
+    /// own, a mate that still counted a rejoining node as joining refused the proposal
+    /// the others acked, became the coordinator's suspect and was left out for two
+    /// leases: it lost quorum and released its group (sim `a_node_rejoining_…`, seed 9;
+    /// review P2). Now the members of a view hold off together until the last of them
+    /// has seen the node up for a lease. Only this node's own count is published: a word
+    /// passed on would never end.
+    ///
+    /// Also until when a node may still hold off one: a retry period (half a lease)
+    /// after the last word of it, this node's own or a peer's (`Membership::set_joining`).
+    fn joining(&mut self, now: Instant) -> (NodeSet, Instant) {
         let settle = self.spec.lease();
-        self.peers
+        let here: NodeSet = self
+            .peers
             .iter()
             .filter(|p| p.state == PeerState::Up && now < p.since.saturating_add(settle))
             .map(|p| p.id)
-            .collect()
+            .collect();
+        self.joining_here = here;
+        if !here.is_empty() {
+            self.joining_seen = self.joining_seen.max(now);
+        }
+        let members = self.membership.view().members;
+        let theirs = self
+            .peers
+            .iter()
+            .filter(|p| p.state == PeerState::Up && members.contains(p.id))
+            .filter_map(|p| p.report)
+            .fold(0, |a, r| a | r.joining);
+        let held_until = self.joining_seen.saturating_add(settle / 2);
+        (NodeSet::from_bits(here.bits() | theirs), held_until)
     }
 
     /// The nodes alive here that membership counts: those whose current incarnation ran
@@ -1569,7 +1607,8 @@ impl Node {
     fn drive_membership(&mut self, now: Instant) {
         self.membership_dirty = false;
         let alive = self.admitted();
-        self.membership.set_joining(self.joining(now));
+        let (joining, held_until) = self.joining(now);
+        self.membership.set_joining(joining, held_until);
         let stranger = self.alive().bits() != alive.bits();
         self.membership
             .set_stranger(stranger && !self.authority.had_authority());
@@ -1622,6 +1661,7 @@ impl Node {
             cut: self.carrier_lost,
             installed: prev.number,
             offline: prev.plan.offline(),
+            placed: prev.plan.placed(),
         };
         let (configured, alone_ok, tie) = (
             membership.configured(),
@@ -1646,6 +1686,7 @@ impl Node {
                     cut: 0,
                     installed: r.installed,
                     offline: r.offline,
+                    placed: r.placed,
                 })
         };
         let frozen = self.maintenance.on();
@@ -1697,7 +1738,16 @@ impl Node {
     /// A membership frame from peer `idx`.
     fn handle_view(&mut self, now: Instant, idx: usize, kind: ViewMsgKind, view: View) {
         let from = self.peers[idx].id;
-        if !self.peers[idx].config_matched {
+        let p = &self.peers[idx];
+        // Its config not known yet (a restarted node's state frame and proposal overtook
+        // its first heartbeat): the proposal is kept, and acked only once the proposer is
+        // admitted (`Membership::try_ack` wants every member alive, which is admitted
+        // here). Dropped, it was not sent again until the proposer's deadline, and the
+        // mates that had acked it stopped vouching for their view meanwhile: the winners
+        // of a healed split lost quorum (sim `an_even_split_…`, seed 749 of 2000).
+        let kept = kind == ViewMsgKind::Propose
+            && p.config_hash.is_none_or(|h| h == self.spec.config_hash);
+        if !(p.config_matched || kept) {
             // A node with another config is not admitted (see `admitted`): its proposals
             // and commits are not this node's views.
             self.membership.observe(view.number);
@@ -1706,7 +1756,8 @@ impl Node {
         match kind {
             ViewMsgKind::Propose => {
                 let alive = self.admitted();
-                self.membership.set_joining(self.joining(now));
+                let (joining, held_until) = self.joining(now);
+                self.membership.set_joining(joining, held_until);
                 let Node {
                     membership,
                     out,

@@ -225,6 +225,18 @@ impl Plan {
         })
     }
 
+    /// The groups placed on a node, on every node, or waiting for one (bit g for group
+    /// g): those that ran or were to run.
+    pub fn placed(&self) -> u64 {
+        (0..self.len()).fold(0, |acc, g| {
+            let placed = matches!(
+                self.get(g),
+                Placement::Online(_) | Placement::Concurrent | Placement::Waiting
+            );
+            acc | u64::from(placed) << g
+        })
+    }
+
     /// Placement of group `g`.
     ///
     /// # Panics

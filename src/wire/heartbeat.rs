@@ -5,17 +5,17 @@
 //!
 //! ```text
 //! off size field
-//!   0  104 node-state block (view, installed, agreed, holds, failed, online, generation,
-//!          lost, maintenance, offline, race, race outcome)
-//! 104    8 config hash
-//! 112    8 refused: the nodes the sender hears but keeps out of its views (bit id-1:
+//!   0  120 node-state block (view, installed, agreed, holds, failed, online, generation,
+//!          lost, maintenance, offline, race, race outcome, placed, joining)
+//! 120    8 config hash
+//! 128    8 refused: the nodes the sender hears but keeps out of its views (bit id-1:
 //!          their current incarnation runs another config), so a third node does not
 //!          take two nodes that hear each other but refuse each other for a pair
-//! 120    1 echo node id (0: no echo)
-//! 121    1 path count k (<= MAX_PATHS)
-//! 122    8 echo: the echoed node's sender timestamp, as it arrived here
-//! 130    4 echo: ns the echo was held here between arrival and this send
-//! 134  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
+//! 136    1 echo node id (0: no echo)
+//! 137    1 path count k (<= MAX_PATHS)
+//! 138    8 echo: the echoed node's sender timestamp, as it arrived here
+//! 146    4 echo: ns the echo was held here between arrival and this send
+//! 150  8*k heard: for path i, bit (id-1) set when the sender currently hears node id on i
 //! ```
 //!
 //! RTT at the echoed node = its arrival time − echoed timestamp − hold (one clock: its own).
@@ -39,7 +39,7 @@ use super::MAX_PATHS;
 use super::state::{self, StateError, StateRepr};
 
 /// Bytes before the heard bitmaps.
-pub const FIXED_LEN: usize = 134;
+pub const FIXED_LEN: usize = 150;
 
 /// Length of a compact heartbeat payload.
 pub const COMPACT_LEN: usize = 10;
@@ -49,13 +49,14 @@ pub const FULL_EVERY: u32 = 8;
 
 mod field {
     use core::ops::Range;
-    pub(super) const CONFIG_HASH: Range<usize> = 104..112;
-    pub(super) const REFUSED: Range<usize> = 112..120;
-    pub(super) const ECHO_NODE: usize = 120;
-    pub(super) const PATH_COUNT: usize = 121;
-    pub(super) const ECHO_TS: Range<usize> = 122..130;
-    pub(super) const ECHO_HOLD: Range<usize> = 130..134;
-    pub(super) const HEARD: usize = 134;
+    pub(super) const CONFIG_HASH: Range<usize> = 120..128;
+    pub(super) const REFUSED: Range<usize> = 128..136;
+    pub(super) const ECHO_NODE: usize = 136;
+    pub(super) const PATH_COUNT: usize = 137;
+    pub(super) const ECHO_TS: Range<usize> = 138..146;
+    pub(super) const ECHO_HOLD: Range<usize> = 146..150;
+    pub(super) const HEARD: usize = 150;
+    const _: () = assert!(CONFIG_HASH.start == super::state::LEN);
 }
 
 /// A compact heartbeat payload (serial lines; see the module docs).
@@ -256,6 +257,8 @@ mod tests {
                 offline: 6,
                 race: 0b11,
                 race_outcome: state::RACE_WON,
+                placed: 0b1001,
+                joining: 0b100,
             },
             config_hash: 0x1122_3344_5566_7788,
             refused: 0b111,
@@ -269,7 +272,7 @@ mod tests {
         }
     }
 
-    const GOLDEN: [u8; 150] = [
+    const GOLDEN: [u8; 166] = [
         0, 0, 0, 0, 0, 0, 0, 5, // view
         0, 0, 0, 0, 0, 0, 0, 4, // installed
         0, 0, 0, 0, 0, 0, 0, 4, // agreed number
@@ -283,6 +286,8 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 6, // offline
         0, 0, 0, 0, 0, 0, 0, 3, // race
         0, 0, 0, 0, 0, 0, 0, 1, // race outcome
+        0, 0, 0, 0, 0, 0, 0, 0b1001, // placed
+        0, 0, 0, 0, 0, 0, 0, 0b100, // joining
         0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // config hash
         0, 0, 0, 0, 0, 0, 0, 7, // refused
         2, 2, // echo node, path count
@@ -294,7 +299,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let mut buf = [0xa5u8; 150];
+        let mut buf = [0xa5u8; 166];
         sample().emit(&mut buf);
         assert_eq!(buf, GOLDEN);
         assert_eq!(HeartbeatRepr::parse(&GOLDEN).unwrap(), sample());
@@ -328,7 +333,7 @@ mod tests {
             Err(HeartbeatError::TooManyPaths)
         );
         let mut odd = GOLDEN;
-        odd[state::LEN - 1] = 3;
+        odd[8 * 12 + 7] = 3;
         assert_eq!(HeartbeatRepr::parse(&odd), Err(HeartbeatError::BadState));
     }
 
@@ -360,7 +365,7 @@ mod tests {
                 let mut h = [0u64; MAX_PATHS];
                 h[..heard.len()].copy_from_slice(&heard);
                 let repr = HeartbeatRepr {
-                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5, maintenance: hash >> 9, offline: hash >> 11, race: view >> 13, race_outcome: hash % 3 },
+                    state: StateRepr { view, installed: view / 2, agreed_number: view / 3, agreed: hash, holds: !view, failed: view ^ hash, online: hash >> 3, generation: 7, lost: view >> 5, maintenance: hash >> 9, offline: hash >> 11, race: view >> 13, race_outcome: hash % 3, placed: hash >> 17, joining: view >> 19 },
                     config_hash: hash,
                     refused: view ^ 1,
                     echo: echo.map(|(node, timestamp_ns, hold_ns)| Echo { node, timestamp_ns, hold_ns }),

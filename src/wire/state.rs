@@ -33,10 +33,20 @@
 //!          0 when it runs none
 //!  96    8 race outcome: 0 running, 1 won, 2 lost (any other value rejects the block);
 //!          the other members of that view take the outcome from this word
+//! 104    8 placed: bit g set while the sender's installed view places group g on a
+//!          node (or all of them, or waits for one): it ran, or was to run. A
+//!          coordinator that knows no placement of g (it restarted) and finds it held by
+//!          no member fails it over when the member with the newest view says so (its
+//!          owner is not among the members: a restarted lowest id that left out, through
+//!          a held cut, the owner of a group whose other node it is, waited for that
+//!          group's home node for as long as the cut held)
+//! 112    8 joining: the nodes (bit id-1) that came up at the sender less than a lease
+//!          ago; the members of one view hold off a rejoining node together, each
+//!          until the last of them has seen it up for a lease (DESIGN §5 "Joining nodes")
 //! ```
 
 /// Payload length.
-pub const LEN: usize = 104;
+pub const LEN: usize = 120;
 
 /// [`StateRepr::race_outcome`]: the race is still running.
 pub const RACE_RUNNING: u64 = 0;
@@ -77,6 +87,10 @@ pub struct StateRepr {
     pub race: u64,
     /// [`RACE_RUNNING`], [`RACE_WON`] or [`RACE_LOST`].
     pub race_outcome: u64,
+    /// Groups the sender's installed view places on a node or waits to place.
+    pub placed: u64,
+    /// Nodes that came up at the sender less than a lease ago.
+    pub joining: u64,
 }
 
 /// Why a node-state block was rejected.
@@ -116,6 +130,8 @@ impl StateRepr {
             offline: word(10),
             race: word(11),
             race_outcome,
+            placed: word(13),
+            joining: word(14),
         })
     }
 
@@ -146,6 +162,8 @@ impl StateRepr {
             self.offline,
             self.race,
             self.race_outcome,
+            self.placed,
+            self.joining,
         ];
         for (chunk, w) in p[..LEN].chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_be_bytes());
@@ -173,6 +191,8 @@ mod tests {
             offline: 11,
             race: 12,
             race_outcome: RACE_LOST,
+            placed: 14,
+            joining: 15,
         };
         let mut p = [0xa5u8; LEN];
         s.emit(&mut p);
@@ -183,13 +203,15 @@ mod tests {
         }
         assert_eq!(StateRepr::parse(&p), Ok(s));
         assert_eq!(StateRepr::parse_exact(&p), Ok(s));
-        assert_eq!(p[LEN - 8..], [0, 0, 0, 0, 0, 0, 0, 2], "race outcome");
+        assert_eq!(p[96..104], [0, 0, 0, 0, 0, 0, 0, 2], "race outcome");
+        assert_eq!(p[104..112], [0, 0, 0, 0, 0, 0, 0, 14], "placed");
+        assert_eq!(p[112..120], [0, 0, 0, 0, 0, 0, 0, 15], "joining");
         assert_eq!(StateRepr::parse(&p[..LEN - 1]), Err(StateError::Length));
         assert_eq!(
             StateRepr::parse_exact(&[0u8; LEN + 1]),
             Err(StateError::Length)
         );
-        p[LEN - 1] = 3;
+        p[103] = 3;
         assert_eq!(StateRepr::parse(&p), Err(StateError::RaceOutcome));
     }
 }
