@@ -184,6 +184,8 @@ fn sample_state() -> StateRepr {
         offline: 0,
         race: 0,
         race_outcome: 0,
+        placed: 1,
+        joining: 0,
     }
 }
 
@@ -720,9 +722,10 @@ fn core_run(b: &[u8]) -> Outcome {
     let mut buf = [0u8; FRAME_MAX];
     let mut requests = Vec::new();
     let rest: Vec<u8> = it.collect();
-    let mut c = rest.chunks(12);
     let mut views = 0u64;
-    while let Some(op) = c.next() {
+    // 13 bytes an operation: `get(12)` (the race and joining words) was past the end of
+    // 12-byte chunks, and always 0.
+    for op in rest.chunks(13) {
         let get = |i: usize| op.get(i).copied().unwrap_or(0);
         let word = |i: usize| {
             let mut w = [0u8; 8];
@@ -779,6 +782,13 @@ fn core_run(b: &[u8]) -> Outcome {
                                 0
                             },
                             race_outcome: u64::from(get(12) % 3),
+                            placed: u64::from(get(6) | get(11) >> 1),
+                            // A rejoining node held off now and then (the heal rules).
+                            joining: if get(12) & 8 != 0 {
+                                word(5) & ((1 << n) - 1)
+                            } else {
+                                0
+                            },
                         };
                         if kind == Kind::Heartbeat {
                             heartbeat_payload(s)
