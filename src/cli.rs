@@ -14,6 +14,10 @@ use clap::{Parser, Subcommand};
 /// Default config file.
 pub const CONFIG_DEFAULT: &str = "/etc/heartwire/heartwire.toml";
 
+/// What `--version` prints: the release and the wire version (`wire::frame::VERSION`;
+/// nodes of different wire versions do not hear each other, README "Upgrades").
+pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire 2)");
+
 /// heartwire: a high-availability cluster agent.
 ///
 /// Two to 32 nodes watch each other over several independent paths at once (raw
@@ -27,7 +31,7 @@ pub const CONFIG_DEFAULT: &str = "/etc/heartwire/heartwire.toml";
 /// (a device, the daemon unreachable, a command not carried out), 2 a usage or
 /// configuration error (nothing was changed).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = VERSION_LINE, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

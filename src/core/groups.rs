@@ -859,10 +859,13 @@ pub fn plan(
         // over as from a node that left. A restarted lowest id that left out, through a
         // held cut, the owner of a group with a home elsewhere, kept that group waiting
         // for its home for as long as the cut held (sim `a_node_rejoining_…`, seed 1).
+        // (A concurrent group runs on every node of its list, whatever its fallover: it
+        // waits, which places it everywhere again. Taken offline, it stayed stopped
+        // everywhere after the cut healed: review F3.)
         if current == Placement::Unplaced && holder.is_none() && newest.placed & bit != 0 {
-            current = match spec.policy.fallover {
-                Fallover::Never => Placement::Offline,
-                Fallover::Next => Placement::Waiting,
+            current = match (spec.policy.startup, spec.policy.fallover) {
+                (Startup::All, _) | (_, Fallover::Next) => Placement::Waiting,
+                (_, Fallover::Never) => Placement::Offline,
             };
         }
         plan.set(g, spec.policy.place(eligible, joined, current));

@@ -783,3 +783,46 @@ fn a_view_without_quorum_carries_an_offline_group_forward() {
     let p = plan(&[hot], &prev, id(1), set(&[1, 2]), majority, standing);
     assert_eq!(p.get(0), Placement::Offline);
 }
+
+/// A restarted coordinator (1 of 3) whose view leaves out, through a held cut, the owner
+/// of a group (3, home of g: nodes [3, 1]); member 2 has the newest view, which places
+/// g. No member holds it, so it fails over as from a node that left: to 1 (it waited
+/// for its home for as long as the cut held: sim `a_node_rejoining_…`, seed 1); with
+/// `fallover = never` offline; a concurrent group runs on the members of its list
+/// (review F3: it was taken offline, and stayed stopped everywhere after the heal).
+#[test]
+fn a_restarted_coordinator_fails_over_a_group_the_newest_view_placed() {
+    let prev = View {
+        number: 0,
+        members: set(&[1]),
+        plan: Plan::unplaced(1),
+    };
+    let majority = |m: NodeSet| m.len() >= 2;
+    let standing = |placed: u64| {
+        move |n: NodeId| match n.get() {
+            2 => Standing {
+                installed: 7,
+                placed,
+                ..Standing::default()
+            },
+            _ => Standing::default(),
+        }
+    };
+    let members = set(&[1, 2]);
+    let place = |g: GroupSpec, placed: u64| {
+        plan(&[g], &prev, id(1), members, majority, standing(placed)).get(0)
+    };
+    let home = spec(&[3, 1], Startup::Home, 1);
+    assert_eq!(place(home.clone(), 1), Placement::Online(id(1)));
+    assert_eq!(
+        place(home.clone(), 0),
+        Placement::Unplaced,
+        "never ran: waits for home"
+    );
+    let mut never = home;
+    never.policy.fallover = crate::core::placement::Fallover::Never;
+    assert_eq!(place(never, 1), Placement::Offline);
+    let mut all = spec(&[3, 1], Startup::All, 1);
+    all.policy.fallover = crate::core::placement::Fallover::Never;
+    assert_eq!(place(all, 1), Placement::Concurrent);
+}

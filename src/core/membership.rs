@@ -74,8 +74,13 @@ struct Proposal {
     acks: NodeSet,
     deadline: Instant,
     /// The latest the deadline moves to while members hold off joining nodes
-    /// ([`Membership::set_joining`]): a lease past the first deadline.
+    /// ([`Membership::set_joining`]): a lease past the first deadline, and never more
+    /// than a retry period past the first ack (`first_ack`).
     patience: Instant,
+    /// When the first member's ack (or its report of agreeing) arrived: from then its
+    /// word for the installed view runs out a lease later, so the proposal must commit,
+    /// or be given up for one without the silent members, by half a lease after it.
+    first_ack: Option<Instant>,
 }
 
 /// One node's membership state.
@@ -377,8 +382,14 @@ impl Membership {
             return None;
         }
         if let Some(p) = self.proposal.as_mut() {
-            // Members holding off a joining node are waited for (`set_joining`).
-            p.deadline = p.deadline.max(self.held_until.min(p.patience));
+            // Members holding off a joining node are waited for (`set_joining`), but not
+            // past a retry period after the first ack: the members that acked no longer
+            // vouch for the installed view, and a lost ack waited out to the patience
+            // left every member without its lease (review of 2026-12-05, F1).
+            let cap = p
+                .first_ack
+                .map_or(p.patience, |t| p.patience.min(t.saturating_add(retry)));
+            p.deadline = p.deadline.max(self.held_until.min(cap));
         }
         if let Some(p) = self.proposal {
             let mut waiting = p.view.members;
@@ -398,13 +409,6 @@ impl Membership {
             self.proposal = None;
         }
         let target = self.target(now, alive, &neighbours);
-        if leader_of(target) != self.local {
-            // Without the suspects, the largest set is another node's: no member would
-            // ack this node's proposal of it (they ack only their leader's), and having
-            // proposed it, this node would no longer vouch for its installed view (review
-            // of 2026-12-05; unit test `a_coordinator_does_not_propose_a_set_another_leads`).
-            return None;
-        }
         let target_plan = plan(target);
         if target != self.view.members || target_plan != self.view.plan || stale {
             return self.propose(now, target, target_plan, retry, out);
@@ -413,7 +417,13 @@ impl Membership {
     }
 
     /// The member set to propose: of the alive set less current suspects, the largest
-    /// part whose members all hear each other (see [`connected`]).
+    /// part whose members all hear each other (see [`connected`]) — of those with ids
+    /// from this node's up, when the largest is a lower node's: no member would ack this
+    /// node's proposal of that one (they ack only their leader's), and proposing nothing
+    /// left the installed view without the word of the members that had acked the last
+    /// proposal, every member without its lease until the suspects were tried again
+    /// (review of 2026-12-05, F2; unit test
+    /// `a_coordinator_proposes_a_set_it_leads_when_its_suspects_are_left_out`).
     fn target(
         &self,
         now: Instant,
@@ -425,7 +435,12 @@ impl Membership {
         } else {
             alive
         };
-        self.clique(candidates, neighbours)
+        let set = self.clique(candidates, neighbours);
+        if leader_of(set) == self.local {
+            return set;
+        }
+        let from_here = candidates.bits() & !(self.local.bit() - 1);
+        self.clique(NodeSet::from_bits(from_here), neighbours)
     }
 
     /// Whether agreeing to `view` would leave behind a mate (a member of this node's
@@ -500,6 +515,7 @@ impl Membership {
             acks: NodeSet::EMPTY,
             deadline: now.saturating_add(retry),
             patience: now.saturating_add(retry * 3),
+            first_ack: None,
         });
         out(ViewMsg {
             kind: ViewMsgKind::Propose,
@@ -554,14 +570,19 @@ impl Membership {
             && view.number > self.acked
             && view.number > self.view.number;
         if acceptable {
-            let number = |k: usize| self.pending[k].map_or(0, |(_, v)| v.number);
+            let mine = self.clique(alive, &neighbours);
+            // The slot: the proposer's own, an empty one, or the one worth least — a
+            // proposer not alive here (not admitted), else not this node's leader, else
+            // the lower number (a third proposer evicted the leader's entry: review F4).
+            let worth = |p: Option<(NodeId, View)>| {
+                p.map(|(f, v)| (alive.contains(f), f == leader_of(mine), v.number))
+            };
             let slot = self
                 .pending
                 .iter()
                 .position(|p| p.is_some_and(|(f, _)| f == from))
-                .unwrap_or(usize::from(number(1) < number(0)));
+                .unwrap_or_else(|| usize::from(worth(self.pending[1]) < worth(self.pending[0])));
             self.pending[slot] = Some((from, view));
-            let mine = self.clique(alive, &neighbours);
             self.try_ack(alive, mine, out);
         }
     }
@@ -596,9 +617,10 @@ impl Membership {
     }
 
     /// An ack from `from`.
-    pub fn on_ack(&mut self, from: NodeId, view: View) {
+    pub fn on_ack(&mut self, now: Instant, from: NodeId, view: View) {
         if let Some(p) = self.proposal.as_mut().filter(|p| p.view == view) {
             p.acks.insert(from);
+            p.first_ack.get_or_insert(now);
         }
     }
 
@@ -655,32 +677,57 @@ impl Membership {
         }
     }
 
+    /// Forgets the proposals kept from `from`: its daemon restarted or died, and what
+    /// that incarnation proposed is no longer its word (review F4).
+    pub fn forget_proposals(&mut self, from: NodeId) {
+        for p in &mut self.pending {
+            *p = p.filter(|(f, _)| *f != from);
+        }
+    }
+
     /// Drops this node's pending proposal (membership pauses while a peer is settling; a
     /// fresh proposal follows).
     pub fn abandon_proposal(&mut self) {
         self.proposal = None;
     }
 
-    /// Drops this node's pending proposal when a member that has not acked it agreed to
-    /// a view it can no longer leave for it (`agreed(id)`: the number and members of the
-    /// newest view `id` agreed to, from its heartbeats): a higher number, or the same
-    /// number with other members. Such a member never acks it, and waiting for the retry
-    /// made it a suspect and cost it its place in the next view: as a split healed, two
-    /// members of the winning half acked their old coordinator's proposal, which it gave
-    /// up when it turned to follow the rejoining lowest id, whose proposal had a lower
-    /// number; the lowest id left them out at its retry, and they lost their groups (sim
-    /// `an_even_split_…`, seed 217 of 1000). A fresh proposal, numbered above theirs,
-    /// follows at once.
-    pub fn drop_outbid(&mut self, agreed: impl Fn(NodeId) -> Option<(u64, NodeSet)>) {
-        let Some(p) = self.proposal else {
+    /// What the members that have not acked the pending proposal say they agreed to, at
+    /// `now` (`agreed(id)`: the number and members of the newest view `id` agreed to,
+    /// from its heartbeats).
+    ///
+    /// Agreed to the proposal itself: an ack (its ack frame was lost; the heartbeats
+    /// that follow say the same). Before, nothing sent an ack or a proposal again, and
+    /// the member was left out at the deadline (review of 2026-12-05, F1).
+    ///
+    /// Agreed to a view it can no longer leave for the proposal (a higher number, or the
+    /// same number with other members): the proposal is dropped. Such a member never
+    /// acks it, and waiting for the retry made it a suspect and cost it its place in the
+    /// next view: as a split healed, two members of the winning half acked their old
+    /// coordinator's proposal, which it gave up when it turned to follow the rejoining
+    /// lowest id, whose proposal had a lower number; the lowest id left them out at its
+    /// retry, and they lost their groups (sim `an_even_split_…`, seed 217 of 1000). A
+    /// fresh proposal, numbered above theirs, follows at once.
+    pub fn hear_agreements(
+        &mut self,
+        now: Instant,
+        agreed: impl Fn(NodeId) -> Option<(u64, NodeSet)>,
+    ) {
+        let Some(p) = self.proposal.as_mut() else {
             return;
         };
         let waiting = p.view.members.bits() & !p.acks.bits() & !self.local.bit();
-        let outbid = NodeSet::from_bits(waiting).iter().find_map(|id| {
-            agreed(id)
-                .filter(|(n, m)| *n > p.view.number || *n == p.view.number && *m != p.view.members)
-        });
-        if let Some((n, _)) = outbid {
+        let mut outbid = None;
+        for id in NodeSet::from_bits(waiting).iter() {
+            match agreed(id) {
+                Some((n, m)) if n == p.view.number && m == p.view.members => {
+                    p.acks.insert(id);
+                    p.first_ack.get_or_insert(now);
+                }
+                Some((n, _)) if n >= p.view.number => outbid = Some(n),
+                _ => {}
+            }
+        }
+        if let Some(n) = outbid {
             self.observe(n);
             self.proposal = None;
         }

@@ -473,8 +473,8 @@ pub struct Node {
     /// The peers that came up here less than a lease ago (published in the state block;
     /// see [`Node::joining`]).
     joining_here: NodeSet,
-    /// When a heartbeat last said some node holds off a joining node (its own, or a
-    /// peer's state block with a `joining` set).
+    /// When a heartbeat last said some node holds off a joining node (its own, or the
+    /// state block of an admitted peer with a `joining` set).
     joining_seen: Instant,
 }
 
@@ -838,7 +838,7 @@ impl Node {
         p.report = Some(state);
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
         p.vouch(state.agreed_number, state.agreed, arrival, keep);
-        if state.joining != 0 {
+        if state.joining != 0 && p.config_matched {
             self.joining_seen = self.joining_seen.max(arrival);
         }
         self.hear_maintenance(arrival, state.maintenance);
@@ -876,7 +876,7 @@ impl Node {
         }
         p.report_at = Some(p.report_at.map_or(arrival, |t| t.max(arrival)));
         p.vouch(r.agreed_number, r.agreed, arrival, keep);
-        if r.joining != 0 {
+        if r.joining != 0 && p.config_matched {
             self.joining_seen = self.joining_seen.max(arrival);
         }
     }
@@ -916,6 +916,7 @@ impl Node {
         p.fenced = false;
         p.restarts += 1;
         let (peer, was_up, last_heard) = (p.id, p.state == PeerState::Up, p.last_heard());
+        self.membership.forget_proposals(peer);
         self.push_event(now, Event::NodeRestart { peer, old, new });
         if was_up {
             self.peers[idx].state = PeerState::Down;
@@ -945,6 +946,7 @@ impl Node {
         p.incarnation = None;
         p.fenced = true;
         let peer = p.id;
+        self.membership.forget_proposals(peer);
         for path in 0..self.spec.paths.len() {
             if self.peers[idx].links[path].state == LinkState::Up {
                 self.link_down(now, idx, path);
@@ -1639,7 +1641,7 @@ impl Node {
             pins,
             ..
         } = self;
-        membership.drop_outbid(|id| {
+        membership.hear_agreements(now, |id| {
             peers
                 .iter()
                 .find(|p| p.id == id)
@@ -1770,7 +1772,7 @@ impl Node {
                     push_out(out, overflows, Outgoing::View(m))
                 });
             }
-            ViewMsgKind::Ack => self.membership.on_ack(from, view),
+            ViewMsgKind::Ack => self.membership.on_ack(now, from, view),
             ViewMsgKind::Commit => {
                 if let Some(v) = self.membership.on_commit(from, view) {
                     self.report_view(now, v);

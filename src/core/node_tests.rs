@@ -258,7 +258,7 @@ fn each_bad_frame_lands_in_its_counter() {
     let mut overlong = good.clone();
     overlong.push(0);
     let mut bad_version = good.clone();
-    bad_version[2] = 2;
+    bad_version[2] = 1;
     let unknown = raw_frame(Kind::Heartbeat, 5, &good_payload());
     let bad_payload = raw_frame(Kind::Heartbeat, 1, &[1, 2, 3]);
     let unsupported = raw_frame(Kind::Reply, 1, &good_payload());

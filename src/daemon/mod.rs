@@ -800,6 +800,10 @@ impl Daemon {
                 ": a node id this config does not name (a different [[node]] list?)"
             }
             DropReason::WrongPath => ": networks cross-wired between paths?",
+            DropReason::BadVersion => {
+                ": a heartwire of another wire version there (mixed versions do not hear each \
+                 other: stop every node to upgrade across versions, README \"Upgrades\")"
+            }
             DropReason::RefusedNotice => {
                 ": a death notice, but this cluster has no key (a notice is only believed \
                  when authenticated; the node is failed over after its timeout)"

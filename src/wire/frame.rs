@@ -27,8 +27,10 @@ use super::auth::{AuthKey, TAG_LEN};
 
 /// "HW".
 pub const MAGIC: u16 = 0x4857;
-/// The only version this code speaks.
-pub const VERSION: u8 = 1;
+/// The only version this code speaks. 2: the node-state block grew the `placed` and
+/// `joining` words (a node of version 1 drops these frames as `bad_version`, and this
+/// one its frames: mixed versions do not talk; README "Upgrades").
+pub const VERSION: u8 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 26;
 /// Bytes of the trailing CRC32.
@@ -383,10 +385,16 @@ mod tests {
     /// Golden bytes of an unkeyed frame with a 2-byte payload, written by hand from the
     /// table in DESIGN §3; the CRC is crc32(IEEE) of the first 28 bytes.
     const GOLDEN: [u8; 32] = [
-        0x48, 0x57, 0x01, 0x01, 0x01, 0x02, 0x03, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00,
-        0x07, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x00, 0x02, 0xaa, 0xbb, 0x99, 0xb5,
-        0x70, 0x27,
+        0x48, 0x57, 0x02, 0x01, 0x01, 0x02, 0x03, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00,
+        0x07, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x00, 0x02, 0xaa, 0xbb, 0x6b, 0xe2,
+        0x9d, 0xdf,
     ];
+
+    #[test]
+    fn the_version_line_names_this_wire_version() {
+        let line = crate::cli::VERSION_LINE;
+        assert!(line.ends_with(&format!(" (wire {VERSION})")), "{line}");
+    }
 
     #[test]
     fn emit_matches_golden() {
@@ -423,7 +431,7 @@ mod tests {
             FrameError::BadMagic
         );
         let mut v = g;
-        v[2] = 2;
+        v[2] = 1;
         assert_eq!(
             Frame::new_checked(&v[..], false).unwrap_err(),
             FrameError::BadVersion
