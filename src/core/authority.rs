@@ -3,8 +3,12 @@
 //! core, so the simulator sees every decision; the daemon only runs the SCSI children
 //! and the halt, and reports a race's outcome back ([`Node::tie_breaker_result`]).
 //!
-//! - A view holding a strict majority: register on the tie-breaker (the daemon renews the
-//!   registration every minute while no other step comes).
+//! - A view holding a strict majority: register on the tie-breaker once the node has
+//!   authority in it (the daemon renews the registration every minute while no other
+//!   step comes). Not at the view's install: a host paused past its lease took the
+//!   stale commit of a majority view that waited in its socket, registered, and, cut
+//!   off a moment later, preempted the reservation its peer had won alone meanwhile:
+//!   both held the groups (sim seed 5138 of 10000).
 //! - A view holding exactly half the configured nodes: its lowest member races for it,
 //!   once per set of members, and says how the race ended in its state block; the other
 //!   members take that word (review S3: when every member raced, the second one's
@@ -91,6 +95,8 @@ pub struct Authority {
     /// This node has had authority since it started: it has something a lost race
     /// takes away.
     had_authority: bool,
+    /// The installed view is a majority: register once this node has authority in it.
+    register_owed: bool,
 }
 
 impl Authority {
@@ -108,12 +114,26 @@ impl Authority {
             owed: false,
             deferred: false,
             had_authority: false,
+            register_owed: false,
         }
     }
 
-    /// This node has authority now.
+    /// This node has authority now (in its installed view): a majority view's
+    /// registration is owed now.
     pub fn on_authority(&mut self) {
         self.had_authority = true;
+        if self.register_owed {
+            self.register_owed = false;
+            self.issue(TieStep::Register);
+        }
+    }
+
+    /// Hands `step` to the daemon, unless it is the last one handed out.
+    fn issue(&mut self, step: TieStep) {
+        if self.last != Some(step) {
+            self.step = Some(step);
+            self.last = Some(step);
+        }
     }
 
     /// Whether it has had authority since it started.
@@ -141,20 +161,15 @@ impl Authority {
             self.deferred = true;
         }
         self.owed = false;
-        let step = if n > all {
-            self.raced = None;
-            TieStep::Register
-        } else if n == all {
+        self.register_owed = n > all;
+        if n == all {
             self.raced = Some((members, None));
             self.owed = racer(members) == Some(self.local);
-            TieStep::Idle
         } else {
             self.raced = None;
-            TieStep::Idle
-        };
-        if self.last != Some(step) {
-            self.step = Some(step);
-            self.last = Some(step);
+        }
+        if n <= all {
+            self.issue(TieStep::Idle);
         }
         self.waiting = false;
         self.raced.is_some_and(|(m, _)| m == members)
@@ -295,9 +310,16 @@ mod tests {
     fn majority_registers_half_races_once_minority_idles() {
         let mut a = Authority::new(id(1), QuorumLoss::Halt, true, 4);
         a.on_view(set(&[1, 2, 3]));
+        assert_eq!(
+            a.take_step(),
+            None,
+            "not before it has authority (seed 5138)"
+        );
+        a.on_authority();
         assert_eq!(a.take_step(), Some(TieStep::Register));
         assert_eq!(a.take_step(), None, "once");
         a.on_view(set(&[1, 2, 3, 4]));
+        a.on_authority();
         assert_eq!(a.take_step(), None, "still registered");
         a.on_view(set(&[1, 2]));
         assert!(a.race_owed());
@@ -366,8 +388,8 @@ mod tests {
         let mut two = Authority::new(id(2), QuorumLoss::Halt, true, 4);
         for a in [&mut one, &mut two] {
             a.on_view(set(&[1, 2, 3, 4]));
-            assert_eq!(a.take_step(), Some(TieStep::Register));
             a.on_authority();
+            assert_eq!(a.take_step(), Some(TieStep::Register));
             assert!(
                 a.on_view(set(&[1, 2])),
                 "a new race starts for every member"
