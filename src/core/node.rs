@@ -1611,7 +1611,13 @@ impl Node {
         let alive = self.admitted();
         let (joining, held_until) = self.joining(now);
         self.membership.set_joining(joining, held_until);
-        let stranger = self.alive().bits() != alive.bits();
+        // Another config known to run there, not one not known yet: a peer's group-state
+        // frame can overtake its first heartbeat (which carries the config hash), and a
+        // lone node of a `two_node` pair, resumed from maintenance, lost quorum and
+        // released its group when its peer's first frame was one (lab
+        // `maintenance_lets_a_daemon_restart_without_touching_the_service`, once the
+        // state block changed as a node came up).
+        let stranger = self.alive().bits() & self.refused() != 0;
         self.membership
             .set_stranger(stranger && !self.authority.had_authority());
         let settle = self.spec.timeout_max();
