@@ -1542,8 +1542,8 @@ impl Node {
     /// (up here) says came up there less than a lease ago. Each member measured on its
     /// own, a mate that still counted a rejoining node as joining refused the proposal
     /// the others acked, became the coordinator's suspect and was left out for two
-    /// leases: it lost quorum and released its group (sim `a_node_rejoining_…`, seed 9;
-    /// review P2). Now the members of a view hold off together until the last of them
+    /// leases: it lost quorum and released its group (sim `a_node_rejoining_…`, seed 1149
+    /// of 3000; review P2). Now the members of a view hold off together until the last of them
     /// has seen the node up for a lease. Only this node's own count is published: a word
     /// passed on would never end.
     ///
