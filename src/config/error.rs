@@ -67,11 +67,10 @@ impl ConfigError {
         }
     }
 
-    /// A parse or type error from the TOML layer; the key is recovered from the source.
-    pub(super) fn toml(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-        let offset = e.span().map_or(0, |s| s.start);
-        let message = e.message().trim().to_owned();
-        ConfigError::at(file, text, offset, &key_at(text, offset), message)
+    /// A syntax or schema error; the key is recovered from the source.
+    pub(super) fn toml(file: &Path, text: &str, e: &super::tree::SchemaError) -> ConfigError {
+        let offset = e.span.start;
+        ConfigError::at(file, text, offset, &key_at(text, offset), e.message.clone())
     }
 }
 

@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use toml::Spanned;
+use serde_spanned::Spanned;
 
 use super::raw::{RawConfig, RawEvent};
 use super::{ConfigError, Validator};

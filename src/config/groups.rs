@@ -35,7 +35,7 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use toml::Spanned;
+use serde_spanned::Spanned;
 
 use super::Validator;
 use super::raw::{RawConfig, RawGroup, RawResource};

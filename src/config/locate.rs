@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use toml::Spanned;
+use serde_spanned::Spanned;
 
 use super::ConfigError;
 use super::error::line_col;
@@ -38,7 +38,7 @@ impl Locations {
 
 /// Indexes the keys of `text` (read from `file`).
 pub fn locate(file: &Path, text: &str) -> Result<Locations, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;
+    let raw: RawConfig = super::tree::read(text).map_err(|e| ConfigError::toml(file, text, &e))?;
     let mut lines = BTreeMap::new();
     // The table `at` starts where `start` is; each of its keys present, where it is.
     let mut put = |at: String, start: usize, keys: &[(&str, Option<usize>)]| {

@@ -52,6 +52,7 @@ mod locate;
 mod paths;
 mod raw;
 mod storage;
+mod tree;
 
 use core::time::Duration;
 use std::collections::BTreeMap;
@@ -59,8 +60,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use serde_spanned::Spanned;
 use sha2::{Digest, Sha256};
-use toml::Spanned;
 
 pub use self::error::ConfigError;
 pub use self::events::{EVENT_TIMEOUT_DEFAULT, EventConfig, EventOn};
@@ -191,11 +192,20 @@ pub fn load(file: &Path, node: Option<&str>) -> Result<Config, ConfigError> {
 /// may run on a node whose name is not the host name).
 pub fn control_socket(file: &Path) -> Result<PathBuf, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError::io(file, &e))?;
-    let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::toml(file, &text, &e))?;
+    let raw: RawConfig = tree::read(&text).map_err(|e| ConfigError::toml(file, &text, &e))?;
     Ok(raw
         .cluster
         .control_socket
         .map_or_else(|| CONTROL_SOCKET_DEFAULT.into(), PathBuf::from))
+}
+
+/// `s` as a TOML string (quoted and escaped as the canonical form writes strings).
+pub fn toml_string(s: &str) -> String {
+    use toml_writer::TomlWrite as _;
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = out.value(s);
+    out
 }
 
 /// The canonical form of a config text: the same settings with comments, layout and key
@@ -203,16 +213,15 @@ pub fn control_socket(file: &Path) -> Result<PathBuf, ConfigError> {
 /// equal as text. Canonicalising a canonical text returns it unchanged. Only the syntax
 /// and the schema are checked here; [`parse`] validates the meaning.
 pub fn canonical(file: &Path, text: &str) -> Result<String, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::toml(file, text, &e))?;
-    Ok(toml::to_string(&raw).expect("invariant: a parsed config serialises"))
+    let raw: RawConfig = tree::read(text).map_err(|e| ConfigError::toml(file, text, &e))?;
+    Ok(tree::write(&raw))
 }
 
 /// Parses and validates `text` as if read from `file`, for `node` — and for every other
 /// node it names: a file that one node of the cluster would refuse is refused everywhere
 /// (the same verdict from `verify`, `run`, `reload` and `sync` on every node).
 pub fn parse(file: &Path, text: &str, node: Option<&str>) -> Result<Config, ConfigError> {
-    let toml =
-        |text| toml::from_str::<RawConfig>(text).map_err(|e| ConfigError::toml(file, text, &e));
+    let toml = |text| tree::read::<RawConfig>(text).map_err(|e| ConfigError::toml(file, text, &e));
     let raw = toml(text)?;
     let others: Vec<(u8, String)> = raw
         .nodes
@@ -642,7 +651,7 @@ impl Validator<'_> {
         let cpu_dma_latency_us = rt.cpu_dma_latency_us.as_ref().map(|l| *l.get_ref());
         Ok(Some(Realtime {
             priority: *rt.priority.get_ref(),
-            lock_memory: rt.lock_memory,
+            lock_memory: rt.lock_memory.unwrap_or(true),
             cpu: rt.cpu,
             cpu_dma_latency_us,
         }))
@@ -739,16 +748,10 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
     h.update(groups::canonical(raw));
     // Storage sections only when present, so older configs keep their hash.
     if let Some(t) = &raw.tie_breaker {
-        h.update(format!(
-            "tie_breaker {}\n",
-            toml::to_string(t).unwrap_or_default()
-        ));
+        h.update(format!("tie_breaker {}\n", tree::write(t)));
     }
     if let Some(w) = &raw.watchdog {
-        h.update(format!(
-            "watchdog {}\n",
-            toml::to_string(w).unwrap_or_default()
-        ));
+        h.update(format!("watchdog {}\n", tree::write(w)));
     }
     let digest = h.finalize();
     u64::from_be_bytes(

@@ -32,7 +32,7 @@
 
 use core::time::Duration;
 
-use toml::Spanned;
+use serde_spanned::Spanned;
 
 use super::raw::{RawConfig, RawKind, RawPath};
 use super::{

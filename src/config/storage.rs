@@ -31,7 +31,7 @@
 use core::time::Duration;
 use std::collections::BTreeMap;
 
-use toml::Spanned;
+use serde_spanned::Spanned;
 
 use super::Validator;
 use super::raw::{RawConfig, RawDevices, RawGroup, RawResource};

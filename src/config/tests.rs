@@ -1024,3 +1024,77 @@ fn the_sentinel_defaults_to_half_the_node_timeout_and_each_key_is_checked() {
         "{e}"
     );
 }
+
+/// The config hash is part of the wire contract: nodes of one wire version must compute the
+/// same hash from the same file whichever release they run (a node whose hash differs is a
+/// stranger to the others). These were computed before the schema moved off serde
+/// (`tree.rs`); a change here is a wire change (`wire::frame::VERSION`, README "Upgrades").
+#[test]
+fn the_config_hash_is_the_same_across_releases() {
+    let hash = |text: &str| format!("{:016x}", load_as(text, "a").unwrap().spec.config_hash);
+    assert_eq!(hash(GOOD), "84c20516f3182bf7");
+    assert_eq!(hash(&with_groups()), "6069c205853c442e");
+    assert_eq!(hash(&with_storage()), "dfd50150c7b08d21");
+    let per_node = with_storage()
+        .replace(
+            "device = \"/dev/sdc\"",
+            "devices = { a = \"/dev/sdc\", b = \"/dev/sdd\" }",
+        )
+        .replace(
+            "timeout = \"5s\"\n",
+            "timeout = \"5s\"\ndevice = \"/dev/watchdog1\"\n",
+        );
+    assert_eq!(hash(&per_node), "1c2cf0d726a8b70b");
+    let canonical = canonical(Path::new("x.toml"), &per_node).unwrap();
+    assert!(
+        canonical.ends_with(
+            "\n[tie_breaker.devices]\na = \"/dev/sdc\"\nb = \"/dev/sdd\"\n\n[watchdog]\ndevice = \"/dev/watchdog1\"\ntimeout = \"5s\"\n"
+        ),
+        "a table with only sub-tables has no header of its own:\n{canonical}"
+    );
+    assert!(
+        canonical.contains("\nnodes = [\"a\", \"b\"]\n"),
+        "{canonical}"
+    );
+}
+
+/// What serde's derive refused, the schema reader refuses too, naming the key.
+#[test]
+fn schema_errors_name_the_key() {
+    expect_err(
+        "id = 2",
+        "id = 300",
+        12,
+        "node[1].id",
+        "invalid value: integer `300`, expected u8",
+    );
+    expect_err("id = 2", "id = -1", 12, "node[1].id", "expected u8");
+    expect_err(
+        "id = 2",
+        "id = 2.0",
+        12,
+        "node[1].id",
+        "invalid type: float, expected u8",
+    );
+    expect_err("name = \"b\"", "", 10, "node[1]", "missing field `name`");
+    expect_err(
+        "port = 5405",
+        "port = 5405\n[path.interfaces.x]\ny = 1",
+        27,
+        "path.interfaces.x",
+        "invalid type: table, expected a string",
+    );
+    let e = load_as(&GOOD.replace("[cluster]", "[clutser]"), "a").unwrap_err();
+    assert!(
+        e.message
+            .contains("unknown field `clutser`, expected one of `cluster`"),
+        "{e}"
+    );
+    let e = load_as(&GOOD.replacen("[[node]]", "node = 1\n[[nodes]]", 1), "a").unwrap_err();
+    assert!(e.message.contains("unknown field"), "{e}");
+    let e = load_as("[[cluster]]\nname = \"x\"\nid = 1\n", "a").unwrap_err();
+    assert!(
+        e.message.contains("invalid type: array, expected a table"),
+        "{e}"
+    );
+}

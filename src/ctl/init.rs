@@ -337,9 +337,9 @@ fn render(a: &InitArgs, interfaces: &[String], host: &Host) -> String {
     t
 }
 
-/// A TOML basic string.
+/// A TOML string.
 fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    crate::config::toml_string(s)
 }
 
 #[cfg(test)]
@@ -365,9 +365,10 @@ mod tests {
         assert_eq!(derived_id("prod"), derived_id("prod"));
         assert_ne!(derived_id("prod"), derived_id("test"));
         assert_ne!(derived_id(""), 0);
-        let v: toml::Table = format!("x = {}", toml_str("a \"b\" 'c'")).parse().unwrap();
+        let text = format!("x = {}", toml_str("a \"b\" 'c'"));
+        let v = toml::de::DeTable::parse(&text).unwrap().into_inner();
         assert_eq!(
-            v["x"].as_str(),
+            v.get("x").and_then(|x| x.get_ref().as_str()),
             Some("a \"b\" 'c'"),
             "a TOML string that reads back"
         );

@@ -120,7 +120,7 @@ fn sha256_hex(s: &str) -> String {
 
 /// A TOML string literal.
 fn lit(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    config::toml_string(s)
 }
 
 /// Takes a snapshot: the canonical form of `file`, the daemon's state (when one answers)
