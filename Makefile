@@ -13,8 +13,9 @@
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test).
-APT_PKGS := iproute2 stress-ng
+# Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test), curl and
+# promtool (prometheus: tests/web.rs checks /metrics with Prometheus's own linter).
+APT_PKGS := iproute2 stress-ng curl prometheus
 
 .PHONY: all build release static deps bench-deps san san-long demo test sim sim-seed sim-world fuzz bench soak check fmt clean install cross cross-all man
 
@@ -24,6 +25,8 @@ deps:
 	@missing=""; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v stress-ng >/dev/null 2>&1 || missing="$$missing stress-ng"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -39,6 +42,7 @@ release:
 # release profile is LTO, one codegen unit, panic=abort, stripped.
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/release/heartwire
+STATIC_WEB := target/$(STATIC_TARGET)/release/heartwire-web
 # The size target (README, Install; docs/DESIGN.md §3 says what it is made of).
 STATIC_MAX := 2097152
 static:
@@ -49,6 +53,8 @@ static:
 	@file $(STATIC_BIN) | grep -Eq 'static(-pie|ally) linked' || { echo "$(STATIC_BIN) is not statically linked"; exit 1; }
 	@echo "size: $$(stat -c %s $(STATIC_BIN)) bytes ($(STATIC_BIN))"
 	@test $$(stat -c %s $(STATIC_BIN)) -le $(STATIC_MAX) || { echo "$(STATIC_BIN) is over the size target of $(STATIC_MAX) bytes (README, Install)"; exit 1; }
+	@file $(STATIC_WEB) | grep -Eq 'static(-pie|ally) linked' || { echo "$(STATIC_WEB) is not statically linked"; exit 1; }
+	@echo "size: $$(stat -c %s $(STATIC_WEB)) bytes ($(STATIC_WEB), the metrics and the page: its own binary)"
 
 # Cross targets (targets/README.md): build the static binary for TARGET and run the unit
 # and simulator tests under qemu-user. Each targets/<triple>.mk names its packages,
@@ -88,6 +94,8 @@ DESTDIR ?=
 install: release man
 	@bin=$(STATIC_BIN); [ -x "$$bin" ] || bin=target/release/heartwire; \
 	  install -D -m 0755 "$$bin" $(DESTDIR)$(PREFIX)/sbin/heartwire && echo "installed $$bin"
+	@bin=$(STATIC_WEB); [ -x "$$bin" ] || bin=target/release/heartwire-web; \
+	  install -D -m 0755 "$$bin" $(DESTDIR)$(PREFIX)/sbin/heartwire-web && echo "installed $$bin"
 	install -D -m 0644 dist/heartwire.toml.example $(DESTDIR)/etc/heartwire/heartwire.toml.example
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/heartwire/README.md
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/heartwire docs/*.md
@@ -132,7 +140,7 @@ test: deps
 	$(MAKE) --no-print-directory fuzz FUZZ_ARGS="--seconds 3"
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
-	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications -- --test-threads=1
+	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications --test web -- --test-threads=1
 	$(MAKE) --no-print-directory san
 	$(CARGO) test --test san -- --nocapture
 	$(MAKE) --no-print-directory cross-all

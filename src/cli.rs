@@ -69,6 +69,14 @@ pub enum Command {
         #[arg(long, default_value = "/dev/log")]
         log_socket: PathBuf,
     },
+    /// Serve Prometheus metrics and a live page of the cluster (runs heartwire-web,
+    /// installed next to heartwire; `heartwire web --help` lists its options).
+    #[command(disable_help_flag = true)]
+    Web {
+        /// heartwire-web's options.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Show nodes, paths, their state and counters.
     Status {
         /// Print the JSON document instead of the table.

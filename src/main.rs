@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         ),
         Command::Status { json, daemon } => status(json, &daemon),
         Command::Events { json, daemon } => events(json, &daemon),
+        Command::Web { args } => web(&args),
         Command::Snapshot(cmd) => snapshot(cmd),
         Command::Reload { daemon } => match socket_of(&daemon) {
             Ok(socket) => reload_daemon(&socket, false),
@@ -617,6 +618,22 @@ fn reload_daemon(socket: &std::path::Path, missing_ok: bool) -> Exit {
             Exit::Failure
         }
     }
+}
+
+/// Runs `heartwire-web` (the binary next to this one, else from PATH) in this process.
+fn web(args: &[std::ffi::OsString]) -> Exit {
+    use std::os::unix::process::CommandExt as _;
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("heartwire-web"))
+        .filter(|p| p.is_file());
+    let program = beside.unwrap_or_else(|| PathBuf::from("heartwire-web"));
+    let e = std::process::Command::new(&program).args(args).exec();
+    eprintln!(
+        "heartwire: cannot run {}: {e} (install heartwire-web next to heartwire)",
+        program.display()
+    );
+    Exit::Failure
 }
 
 fn events(json: bool, daemon: &DaemonArgs) -> Exit {

@@ -1,0 +1,262 @@
+//! The `heartwire-web` process: an HTTP listener, a thread per connection (at most
+//! [`CONNECTIONS_MAX`]), and one thread that follows the node's event stream, keeps the
+//! counters of [`EventStats`] and passes each event on to the pages that follow it.
+//! Every page and scrape asks the daemon for one status report over the control socket;
+//! the daemon's loop serves it as it serves `heartwire status`.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::http::{self, Request};
+use super::stats::EventStats;
+use super::{metrics, page};
+use crate::ctl::client;
+use crate::ctl::events::{EventRecord, StreamHello};
+use crate::ctl::request::Request as Ctl;
+use crate::ctl::status::StatusReport;
+
+/// Connections served at once; more are answered 503.
+pub const CONNECTIONS_MAX: usize = 64;
+/// Events queued for one page before it is dropped as too slow.
+const PAGE_BACKLOG: usize = 256;
+/// A comment on an idle event stream this often keeps proxies from closing it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How long a move from the page may take.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the web process runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The daemon's control socket.
+    pub socket: PathBuf,
+    /// The token a `move` must carry; `None`: read-only.
+    pub token: Option<String>,
+}
+
+/// State shared by the connection threads and the event follower.
+#[derive(Debug)]
+struct Shared {
+    options: Options,
+    stats: Mutex<EventStats>,
+    pages: Mutex<Vec<SyncSender<String>>>,
+    connections: AtomicUsize,
+}
+
+/// Binds the listener (so a bad address fails at once), then serves until the process
+/// is killed.
+pub fn serve(options: Options) -> Result<(), String> {
+    let listener = TcpListener::bind(options.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    run(listener, options)
+}
+
+/// Serves on `listener`.
+pub fn run(listener: TcpListener, options: Options) -> Result<(), String> {
+    let shared = Arc::new(Shared {
+        options,
+        stats: Mutex::new(EventStats::default()),
+        pages: Mutex::new(Vec::new()),
+        connections: AtomicUsize::new(0),
+    });
+    let follower = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("events".into())
+        .spawn(move || follow(&follower))
+        .map_err(|e| format!("cannot start the event follower: {e}"))?;
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        if shared.connections.fetch_add(1, Ordering::SeqCst) >= CONNECTIONS_MAX {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+            let _ = http::respond(&mut stream, 503, "text/plain", b"too many connections\n");
+            continue;
+        }
+        let conn = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+            serve_one(&conn, &mut stream);
+            conn.connections.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Follows the node's events for as long as the process runs, reconnecting after the
+/// daemon restarts.
+fn follow(shared: &Shared) {
+    let mut complained = false;
+    loop {
+        let result = client::follow(&shared.options.socket, "events", &mut |line| {
+            if serde_json::from_str::<StreamHello>(line).is_ok() {
+                return true;
+            }
+            if let Ok(record) = serde_json::from_str::<EventRecord>(line) {
+                lock(&shared.stats).record(&record);
+                lock(&shared.pages).retain(|page| match page.try_send(line.to_owned()) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+                });
+            }
+            true
+        });
+        match result {
+            Err(e) if !complained => {
+                eprintln!("heartwire-web: following events: {e} (retrying every second)");
+                complained = true;
+            }
+            Ok(()) => complained = false,
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The node's status, `None` when its daemon does not answer.
+fn status(shared: &Shared) -> Option<StatusReport> {
+    let answer = client::request(&shared.options.socket, "status").ok()?;
+    serde_json::from_str(&answer).ok()
+}
+
+fn serve_one(shared: &Shared, stream: &mut TcpStream) {
+    let req = match http::read_request(stream) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = http::respond(
+                stream,
+                e.status,
+                "text/plain",
+                format!("{}\n", e.why).as_bytes(),
+            );
+            return;
+        }
+    };
+    let html = "text/html; charset=utf-8";
+    let actions = shared.options.token.is_some();
+    let _ = match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/metrics") => {
+            let s = status(shared);
+            let body = metrics::render(s.as_ref(), &lock(&shared.stats));
+            http::respond(stream, 200, metrics::CONTENT_TYPE, body.as_bytes())
+        }
+        ("GET", "/") => {
+            let s = status(shared);
+            let body = page::page(s.as_ref(), &lock(&shared.stats), actions);
+            http::respond(stream, 200, html, body.as_bytes())
+        }
+        ("GET", "/view") => {
+            let body = page::view(status(shared).as_ref(), actions);
+            http::respond(stream, 200, html, body.as_bytes())
+        }
+        ("GET", "/status.json") => match client::request(&shared.options.socket, "status") {
+            Ok(answer) => http::respond(stream, 200, "application/json", answer.as_bytes()),
+            Err(e) => http::respond(stream, 502, "text/plain", format!("{e}\n").as_bytes()),
+        },
+        ("GET", "/style.css") => http::respond(stream, 200, "text/css", page::STYLE.as_bytes()),
+        ("GET", "/app.js") => {
+            http::respond(stream, 200, "text/javascript", page::SCRIPT.as_bytes())
+        }
+        ("GET", "/events") => {
+            events(shared, stream);
+            Ok(())
+        }
+        ("POST", "/move") => {
+            let (code, body) = move_group(shared, &req);
+            http::respond(
+                stream,
+                code,
+                "text/plain; charset=utf-8",
+                format!("{body}\n").as_bytes(),
+            )
+        }
+        (_, "/" | "/metrics" | "/view" | "/status.json" | "/events" | "/move") => {
+            http::respond(stream, 405, "text/plain", b"method not allowed\n")
+        }
+        _ => http::respond(stream, 404, "text/plain", b"not found\n"),
+    };
+}
+
+/// A server-sent event stream of the node's events, one JSON record each.
+fn events(shared: &Shared, stream: &mut TcpStream) {
+    let (tx, rx): (SyncSender<String>, Receiver<String>) = mpsc::sync_channel(PAGE_BACKLOG);
+    lock(&shared.pages).push(tx);
+    if http::event_stream_head(stream).is_err() {
+        return;
+    }
+    loop {
+        let chunk = match rx.recv_timeout(KEEPALIVE) {
+            Ok(line) => format!("data: {line}\n\n"),
+            Err(mpsc::RecvTimeoutError::Timeout) => ": keepalive\n\n".to_owned(),
+            // Dropped by the follower: this page read too slowly.
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        if stream
+            .write_all(chunk.as_bytes())
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// `POST /move` (form `group=...&node=...`): allowed only with actions on and the token.
+fn move_group(shared: &Shared, req: &Request) -> (u16, String) {
+    let Some(token) = &shared.options.token else {
+        return (
+            403,
+            "actions are off: start heartwire-web with --actions".into(),
+        );
+    };
+    let given = req.header("x-heartwire-token").unwrap_or("");
+    if !http::same_secret(given, token) {
+        eprintln!("heartwire-web: refused a move: missing or wrong token");
+        return (403, "missing or wrong token (X-Heartwire-Token)".into());
+    }
+    // A page of another site cannot send the token header without a CORS preflight this
+    // server never answers; an Origin that is not this server's is refused as well.
+    if let (Some(origin), Some(host)) = (req.header("origin"), req.header("host")) {
+        if origin.split_once("://").map(|(_, h)| h) != Some(host) {
+            return (403, format!("origin {origin} is not this server ({host})"));
+        }
+    }
+    let form = String::from_utf8_lossy(&req.body);
+    let (Some(group), Some(node)) = (
+        http::form_value(&form, "group"),
+        http::form_value(&form, "node"),
+    ) else {
+        return (400, "the form needs group and node".into());
+    };
+    let ctl = Ctl::Move {
+        group,
+        node,
+        timeout: MOVE_TIMEOUT,
+    };
+    if let Err(e) = Ctl::parse(&ctl.line()) {
+        return (400, e);
+    }
+    match client::request_waiting(&shared.options.socket, &ctl.line(), MOVE_TIMEOUT) {
+        Ok(answer) => match serde_json::from_str::<crate::ctl::request::CommandReport>(&answer) {
+            Ok(r) if r.result == "done" => (200, r.render().trim_end().to_owned()),
+            Ok(r) => (409, r.render().trim_end().to_owned()),
+            Err(e) => (
+                502,
+                format!("the daemon's answer is not a command report: {e}"),
+            ),
+        },
+        Err(e) => (502, e),
+    }
+}
