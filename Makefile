@@ -13,9 +13,10 @@
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test), curl and
-# promtool (prometheus: tests/web.rs checks /metrics with Prometheus's own linter).
-APT_PKGS := iproute2 stress-ng curl prometheus
+# Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test), curl,
+# promtool (prometheus: tests/web.rs checks /metrics with Prometheus's own linter) and a
+# headless browser for the page (chromium, chromium-driver).
+APT_PKGS := iproute2 stress-ng curl prometheus chromium chromium-driver
 
 .PHONY: all build release static deps bench-deps san san-long demo test sim sim-seed sim-world fuzz bench soak check fmt clean install cross cross-all man
 
@@ -27,6 +28,7 @@ deps:
 	command -v stress-ng >/dev/null 2>&1 || missing="$$missing stress-ng"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -200,6 +202,7 @@ bench-deps: deps
 bench: bench-deps
 	$(CARGO) bench --bench detection
 	$(CARGO) bench --bench takeover
+	$(CARGO) bench --bench web
 
 # The soak: does a timing profile take over from a live node while both cores are busy
 # (stress-ng)? A benchmark, out of `make test` (its outcome is how this machine

@@ -1,86 +1,24 @@
 //! `heartwire-web` against real daemons in the netns lab (issue 20): `/metrics` checked by
-//! Prometheus's own `promtool check metrics` before and after a takeover, the page, and
-//! the `move` action with and without its token. The web process runs inside node b's
-//! namespace on its loopback; the requests are made there with curl.
+//! Prometheus's own `promtool check metrics` before and after a takeover, the page, the
+//! `move` action with and without its token, and the page in headless Chromium following
+//! a takeover and moving the group back by drag and drop (screenshots kept in
+//! `target/artifacts/`). The web process runs inside node b's namespace on its loopback;
+//! the requests are made there (curl, chromedriver).
 
 mod lab;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use lab::web::{Browser, PORT, artifact, http, start_web, web_binary};
 use lab::{Lab, LabConfig};
-
-const PORT: u16 = 9797;
-
-fn web_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_heartwire-web"))
-}
 
 fn group(name: &str) -> String {
     format!(
         "[[group]]\nname = \"{name}\"\nnodes = [\"a\", \"b\"]\nstartup = \"home\"\nfallover = \"next\"\nfallback = \"never\"\n\n\
          [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"10.200.1.50/24\"\ninterface = \"eth1\"\nannounce_count = 1\n\n"
     )
-}
-
-/// Starts `heartwire-web` for node `i` inside its namespace; returns the helper index.
-fn start_web(lab: &mut Lab, i: usize, extra: &[&str]) -> usize {
-    let log = lab.dir.join(format!("web-{i}.log"));
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.ns(i)])
-        .arg(web_binary())
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{PORT}"))
-        .arg("--socket")
-        .arg(lab.socket(i))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn heartwire-web");
-    let h = lab.adopt_helper(child);
-    lab.wait_for(Duration::from_secs(10), "heartwire-web answers", |lab| {
-        http(lab, i, "GET", "/metrics", &[], "").0 == 200
-    });
-    h
-}
-
-/// One request from inside node `i`'s namespace: (status, body).
-fn http(
-    lab: &Lab,
-    i: usize,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: &str,
-) -> (u16, String) {
-    let mut c = Command::new("ip");
-    c.args([
-        "netns",
-        "exec",
-        &lab.ns(i),
-        "curl",
-        "-s",
-        "-S",
-        "--max-time",
-        "40",
-    ])
-    .args(["-X", method, "-o", "-", "-w", "\n%{http_code}"]);
-    for h in headers {
-        c.args(["-H", h]);
-    }
-    if !body.is_empty() {
-        c.args(["--data", body]);
-    }
-    let out = c
-        .arg(format!("http://127.0.0.1:{PORT}{path}"))
-        .output()
-        .expect("curl (Debian package curl; make deps installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
 /// `promtool check metrics` on `text`: its verdict (empty when it found nothing).
@@ -186,6 +124,7 @@ fn metrics_pass_promtool_and_follow_a_takeover() {
     ] {
         assert_eq!(sample(&after, series), Some(value), "{series}:\n{after}");
     }
+    readme_lists_every_family(&after);
     let detection = sample(&after, "heartwire_detection_seconds_sum").unwrap();
     assert!(
         detection > 0.0 && detection < 1.0,
@@ -300,4 +239,107 @@ fn a_move_from_the_web_needs_actions_and_the_token() {
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p).unwrap().mode() & 0o777
+}
+
+/// The README's `metrics` block names every family of the exposition with its type, and
+/// nothing else.
+fn readme_lists_every_family(exposition: &str) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("```metrics\n")
+        .nth(1)
+        .expect("README has a metrics block");
+    let block = &block[..block.find("```").unwrap()];
+    let documented: std::collections::BTreeMap<&str, &str> = block
+        .lines()
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next().unwrap(), w.next().expect("a type"))
+        })
+        .collect();
+    let exposed: std::collections::BTreeMap<&str, &str> = exposition
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("# TYPE heartwire_")?;
+            rest.split_once(' ')
+        })
+        .collect();
+    assert_eq!(documented, exposed, "README metrics block vs /metrics");
+}
+
+#[test]
+fn the_page_in_a_browser_follows_a_takeover_and_moves_the_group_back() {
+    let cfg = LabConfig {
+        two_node: true,
+        extra: group("svc"),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("webui", 2, &cfg);
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    let token_file = lab.dir.join("web.token");
+    start_web(
+        &mut lab,
+        1,
+        &[
+            "--actions",
+            "--token-file",
+            &token_file.display().to_string(),
+        ],
+    );
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let browser = Browser::start(&mut lab, 1);
+    browser.go(&format!("http://127.0.0.1:{PORT}/#token={token}"));
+    lab.wait_for(Duration::from_secs(10), "the page shows svc on a", |_| {
+        browser.shows("svc", "a")
+    });
+    assert_eq!(
+        browser.js("return document.querySelectorAll('.node').length"),
+        2
+    );
+    assert!(
+        browser.text("h1").contains("Cluster"),
+        "{}",
+        browser.text("h1")
+    );
+
+    // Kill the owner; the page (not reloaded) shows the group on b.
+    let killed = std::time::Instant::now();
+    lab.kill(0);
+    lab.wait_for(Duration::from_secs(10), "the page shows svc on b", |_| {
+        browser.shows("svc", "b")
+    });
+    eprintln!(
+        "kill -9 of a's daemon -> svc on b on the page: {:?} (WebDriver polls included)",
+        killed.elapsed()
+    );
+    lab.wait_group(1, "svc", "online", Duration::from_secs(1));
+    lab.wait_for(Duration::from_secs(5), "the page shows a down", |_| {
+        browser.js("return document.querySelector('.node[data-node=\"a\"]').className")
+            == "node down"
+    });
+    browser.screenshot(&artifact("web-takeover.png"));
+
+    // a comes back (fallback never: svc stays on b); drag it to a.
+    lab.start(0);
+    lab.wait_for(Duration::from_secs(10), "the page shows a up", |_| {
+        browser.js("return document.querySelector('.node[data-node=\"a\"]').className") == "node up"
+    });
+    browser.drag("svc", "a");
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    lab.wait_for(
+        Duration::from_secs(5),
+        "the page shows svc on a again",
+        |_| browser.shows("svc", "a"),
+    );
+    lab.wait_for(
+        Duration::from_secs(5),
+        "the page says the move is done",
+        |_| browser.text("#msg").contains("done"),
+    );
+    browser.screenshot(&artifact("web-moved-back.png"));
 }

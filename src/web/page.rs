@@ -55,14 +55,15 @@ table{border-collapse:collapse;margin:.5em 0}td,th{padding:.15em .6em;text-align
 pub const SCRIPT: &str = r#"
 (function(){
   var view=document.getElementById('view'), list=document.getElementById('events'),
-      msg=document.getElementById('msg'), pending=false;
+      msg=document.getElementById('msg'), pending=false, again=false;
   var m=/token=([^&]+)/.exec(location.hash);
   if(m){sessionStorage.setItem('hwtoken',decodeURIComponent(m[1]));history.replaceState(null,'',location.pathname);}
+  // One read of /view at a time; an event during one asks for another after it.
   function refresh(){
-    if(pending)return; pending=true;
+    if(pending){again=true;return;} pending=true;
     fetch('/view',{cache:'no-store'}).then(function(r){return r.text();})
       .then(function(t){view.innerHTML=t;wire();}).catch(function(){})
-      .then(function(){pending=false;});
+      .then(function(){pending=false;if(again){again=false;refresh();}});
   }
   function wire(){
     if(!document.body.dataset.actions)return;

@@ -13,6 +13,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod serial;
+pub mod web;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -801,6 +802,11 @@ impl Lab {
             .expect("spawn helper");
         self.helpers.push(child);
         self.helpers.len() - 1
+    }
+
+    /// The PID of helper `i`.
+    pub fn helper_pid(&self, i: usize) -> u32 {
+        self.helpers[i].id()
     }
 
     /// Takes a helper process the caller spawned (killed by PID on drop like the rest).
