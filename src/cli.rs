@@ -82,6 +82,13 @@ pub enum Command {
         /// Print the JSON document instead of the table.
         #[arg(long)]
         json: bool,
+        /// Refresh every SECONDS (default 2) until interrupted, like `crm_mon -i`: the
+        /// table redrawn in place, or one JSON document per line with --json.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<f64>,
+        /// How many of the last events the table lists (the daemon keeps 32).
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        events: usize,
         #[command(flatten)]
         daemon: DaemonArgs,
     },

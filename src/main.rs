@@ -53,7 +53,15 @@ fn main() -> ExitCode {
             socket,
             verbose,
         ),
-        Command::Status { json, daemon } => status(json, &daemon),
+        Command::Status {
+            json,
+            watch,
+            events,
+            daemon,
+        } => match watch {
+            None => status(json, events, &daemon),
+            Some(every) => watch_status(json, every, events, &daemon),
+        },
         Command::Events { json, daemon } => events(json, &daemon),
         Command::Web { args } => web(&args),
         Command::Snapshot(cmd) => snapshot(cmd),
@@ -471,31 +479,67 @@ fn operator(ctl: &CtlArgs, make: impl FnOnce(Duration) -> Request) -> Exit {
     }
 }
 
-fn status(json: bool, daemon: &DaemonArgs) -> Exit {
+/// One status report: the JSON document as the daemon sent it, or the table.
+fn status_text(socket: &std::path::Path, json: bool, events: usize) -> Result<String, String> {
+    let answer = client::request(socket, "status")?;
+    if json {
+        return Ok(format!("{}\n", answer.trim_end()));
+    }
+    serde_json::from_str::<StatusReport>(&answer)
+        .map(|r| r.render(events))
+        .map_err(|e| format!("the daemon's answer is not a status report: {e}"))
+}
+
+fn status(json: bool, events: usize, daemon: &DaemonArgs) -> Exit {
     let socket = match socket_of(daemon) {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let answer = match client::request(&socket, "status") {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("heartwire: {e}");
-            return Exit::Failure;
-        }
-    };
-    if json {
-        println!("{answer}");
-        return Exit::Ok;
-    }
-    match serde_json::from_str::<StatusReport>(&answer) {
-        Ok(r) => {
-            print!("{}", r.render());
+    match status_text(&socket, json, events) {
+        Ok(text) => {
+            print!("{text}");
             Exit::Ok
         }
         Err(e) => {
-            eprintln!("heartwire: the daemon's answer is not a status report: {e}");
+            eprintln!("heartwire: {e}");
             Exit::Failure
         }
+    }
+}
+
+/// `status --watch`: the report every `every` seconds until interrupted. A daemon that
+/// does not answer is said on the screen (or on stderr with --json), and asked again.
+fn watch_status(json: bool, every: f64, events: usize, daemon: &DaemonArgs) -> Exit {
+    if !(every.is_finite() && (0.1..=3600.0).contains(&every)) {
+        eprintln!("heartwire: --watch {every} is out of range (0.1 to 3600 seconds)");
+        return Exit::Usage;
+    }
+    let socket = match socket_of(daemon) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    loop {
+        let now = heartwire::ctl::events::rfc3339_us(heartwire_hal::clock::realtime_ns());
+        match (status_text(&socket, json, events), json) {
+            // One document per line (the daemon's is indented).
+            (Ok(text), true) => match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(v) => println!("{v}"),
+                Err(e) => eprintln!("heartwire: {now}: the daemon's answer is not JSON: {e}"),
+            },
+            (Err(e), true) => eprintln!("heartwire: {now}: {e}"),
+            // Home, clear, then the report: redrawn in place, as crm_mon does.
+            (Ok(text), false) => {
+                print!("\x1b[H\x1b[2J{now}  every {every} s (Ctrl-C to stop)\n\n{text}")
+            }
+            (Err(e), false) => {
+                print!("\x1b[H\x1b[2J{now}  every {every} s (Ctrl-C to stop)\n\nheartwire: {e}\n")
+            }
+        }
+        if std::io::Write::flush(&mut std::io::stdout()).is_err() {
+            // The reader went away (a closed pipe).
+            return Exit::Ok;
+        }
+        std::thread::sleep(Duration::from_secs_f64(every));
     }
 }
 

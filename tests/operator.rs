@@ -1425,3 +1425,66 @@ fn a_socket_group_member_may_read_status_and_nothing_else() {
         "{err}"
     );
 }
+
+/// `status --watch` (crm_mon -i): the table redrawn in place with the last N events, and
+/// with --json one document per line; a daemon that goes away is said, and asked again.
+#[test]
+fn status_watch_redraws_in_place_and_streams_json() {
+    let cfg = LabConfig {
+        two_node: true,
+        extra: ip_group("svc", "\"a\", \"b\""),
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("watch", 2, &cfg);
+    lab.start_all();
+    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
+    let watch = |lab: &mut Lab, json: bool| {
+        let out = lab.dir.join(format!("watch-{json}.txt"));
+        let mut c = std::process::Command::new(lab::binary());
+        c.args(["status", "--watch", "0.2", "--events", "3", "--socket"])
+            .arg(lab.socket(1));
+        if json {
+            c.arg("--json");
+        }
+        let child = c
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(lab.dir.join(format!("watch-{json}.err"))).unwrap())
+            .spawn()
+            .expect("spawn status --watch");
+        (lab.adopt_helper(child), out)
+    };
+    let (text_h, text_out) = watch(&mut lab, false);
+    let (json_h, json_out) = watch(&mut lab, true);
+    lab.wait_for(
+        Duration::from_secs(10),
+        "three redraws and three documents",
+        |_| {
+            let t = std::fs::read_to_string(&text_out).unwrap_or_default();
+            let j = std::fs::read_to_string(&json_out).unwrap_or_default();
+            t.matches("\x1b[H\x1b[2J").count() >= 3 && j.lines().count() >= 3
+        },
+    );
+    lab.kill(1);
+    lab.wait_for(
+        Duration::from_secs(10),
+        "the watch says the daemon is gone",
+        |lab| {
+            std::fs::read_to_string(&text_out).is_ok_and(|t| t.contains("cannot reach the daemon"))
+                && std::fs::read_to_string(lab.dir.join("watch-true.err"))
+                    .is_ok_and(|t| t.contains("cannot reach the daemon"))
+        },
+    );
+    lab.terminate_helper(text_h, Duration::from_secs(2));
+    lab.terminate_helper(json_h, Duration::from_secs(2));
+    let text = std::fs::read_to_string(&text_out).unwrap();
+    let first = text.split("\x1b[H\x1b[2J").nth(1).expect("a first screen");
+    assert!(first.contains("every 0.2 s (Ctrl-C to stop)"), "{first}");
+    assert!(first.contains("svc"), "{first}");
+    assert!(first.contains("last 3 of "), "the last 3 events: {first}");
+    for line in std::fs::read_to_string(&json_out).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON document per line");
+        assert_eq!(v["node"], "b");
+    }
+    let out = lab.cli(0, &["status", "--watch", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

@@ -210,7 +210,8 @@ pub struct LinkStatus {
 
 impl StatusReport {
     /// The human-readable table.
-    pub fn render(&self) -> String {
+    /// The table, with the last `events` of the recent events.
+    pub fn render(&self, events: usize) -> String {
         let mut o = String::new();
         let up_s = self.now_ns.saturating_sub(self.started_ns) as f64 / 1e9;
         let _ = writeln!(
@@ -376,9 +377,15 @@ impl StatusReport {
                 );
             }
         }
-        if !self.recent_events.is_empty() {
-            let _ = writeln!(o, "\nrecent events:");
-            for e in &self.recent_events {
+        let shown = &self.recent_events[self.recent_events.len().saturating_sub(events)..];
+        if !shown.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nlast {} of {} recent events (--events N):",
+                shown.len(),
+                self.recent_events.len()
+            );
+            for e in shown {
                 let _ = writeln!(o, "  {e}");
             }
         }
