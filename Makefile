@@ -15,8 +15,9 @@ CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test), curl,
 # promtool (prometheus: tests/web.rs checks /metrics with Prometheus's own linter) and a
-# headless browser for the page (chromium, chromium-driver).
-APT_PKGS := iproute2 stress-ng curl prometheus chromium chromium-driver
+# headless browser for the page (chromium, chromium-driver), resource agents and a small
+# HTTP server for them to run (resource-agents, python3).
+APT_PKGS := iproute2 stress-ng curl prometheus chromium chromium-driver resource-agents python3
 
 .PHONY: all build release static deps bench-deps san san-long demo test sim sim-seed sim-world fuzz bench soak check fmt clean install cross cross-all man
 
@@ -29,6 +30,8 @@ deps:
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	[ -x /usr/lib/ocf/resource.d/heartbeat/anything ] || missing="$$missing resource-agents"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -142,7 +145,7 @@ test: deps
 	$(MAKE) --no-print-directory fuzz FUZZ_ARGS="--seconds 3"
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
-	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications --test web -- --test-threads=1
+	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications --test web --test agents -- --test-threads=1
 	$(MAKE) --no-print-directory san
 	$(CARGO) test --test san -- --nocapture
 	$(MAKE) --no-print-directory cross-all

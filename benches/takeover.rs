@@ -214,6 +214,7 @@ fn heartwire_cfg() -> LabConfig {
             "[[group]]\nname = \"svc\"\nnodes = [\"a\", \"b\"]\n\n[[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{SERVICE_IP}/24\"\ninterface = \"eth1\"\nannounce_interval = \"10ms\"\n"
         ),
         nonip: None,
+        private_run: false,
     }
 }
 

@@ -100,7 +100,10 @@ impl ResourceKind {
     pub fn name(&self) -> &'static str {
         match self {
             ResourceKind::Ip(_) => "ip",
-            ResourceKind::Application(_) => "application",
+            ResourceKind::Application(a) => match &a.agent {
+                None => "application",
+                Some(agent) => agent.class.name(),
+            },
             ResourceKind::Reservation(_) => "reservation",
             ResourceKind::Filesystem(_) => "filesystem",
         }
@@ -143,6 +146,105 @@ pub struct AppResource {
     pub timeout: Duration,
     /// Local restarts after a failed monitor before the group falls over.
     pub restarts: u32,
+    /// The resource agent the commands run (`kind = "ocf"` or `"lsb"`); `None` for an
+    /// application's own commands.
+    pub agent: Option<Agent>,
+    /// Variables its commands get besides the node's (`OCF_RESKEY_*`, `OCF_ROOT`, ...).
+    pub env: Vec<(String, String)>,
+}
+
+/// Where resource agents live (Debian's resource-agents package).
+pub const OCF_ROOT: &str = "/usr/lib/ocf";
+/// Where LSB init scripts named without a path live.
+pub const INIT_D: &str = "/etc/init.d";
+
+/// A resource agent: an OCF agent or an LSB init script, run with the action as its
+/// argument; its exit codes have the meanings of its class ([`AgentClass::verdict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// OCF or LSB.
+    pub class: AgentClass,
+    /// The executable.
+    pub path: String,
+    /// As configured, for messages: `ocf:heartbeat:IPaddr2`, `lsb:nginx`.
+    pub name: String,
+}
+
+/// The standards an agent follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentClass {
+    /// Open Cluster Framework resource agent (start, stop, monitor, meta-data,
+    /// validate-all).
+    Ocf,
+    /// LSB init script (start, stop, status).
+    Lsb,
+}
+
+/// What an agent's exit says about the resource here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Success (a monitor: running).
+    Ok,
+    /// A soft error (generic, or not running while it should): restart it here, within
+    /// the resource's `restarts`.
+    Soft,
+    /// A hard error (bad arguments, not implemented, no permission, not installed): it
+    /// cannot run on this node; the group falls over at once, no local restart.
+    Hard,
+    /// A fatal error (not configured): it cannot run anywhere with this config; the
+    /// group falls over, and says why.
+    Fatal,
+}
+
+impl AgentClass {
+    /// The `kind` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentClass::Ocf => "ocf",
+            AgentClass::Lsb => "lsb",
+        }
+    }
+
+    /// The argument of the monitor action.
+    pub fn monitor_action(self) -> &'static str {
+        match self {
+            AgentClass::Ocf => "monitor",
+            AgentClass::Lsb => "status",
+        }
+    }
+
+    /// What exit `code` means, for messages.
+    pub fn meaning(self, code: i32) -> &'static str {
+        match (self, code) {
+            (_, 0) => "success",
+            (AgentClass::Ocf, 1) => "generic error",
+            (AgentClass::Ocf, 2) => "invalid arguments (check params)",
+            (AgentClass::Ocf, 3) => "action not implemented",
+            (AgentClass::Ocf, 4) => "insufficient privileges",
+            (AgentClass::Ocf, 5) => "not installed on this node",
+            (_, 6) => "not configured (it cannot run anywhere with this config)",
+            (AgentClass::Ocf, 7) | (AgentClass::Lsb, 3) => "not running",
+            (AgentClass::Lsb, 1) => "dead, its pid file left",
+            (AgentClass::Lsb, 2) => "dead, its lock file left",
+            (AgentClass::Lsb, 5) => "not installed",
+            _ => "error",
+        }
+    }
+
+    /// The meaning of exit `code` of `action` (`start`, `stop`, `monitor`). OCF: 0
+    /// success, 7 not running, 8 running as promoted (taken as running), 1 generic error
+    /// (soft), 2 bad arguments, 3 unimplemented, 4 no permission, 5 not installed (hard),
+    /// 6 not configured (fatal). LSB `status`: 0 running, 1 and 2 dead with a pid or lock
+    /// file left (soft), 3 not running, 4 unknown (soft); LSB start and stop: 0 success,
+    /// 5 not installed, 6 not configured, anything else soft.
+    pub fn verdict(self, action: &str, code: i32) -> Verdict {
+        match (self, action, code) {
+            (_, _, 0) | (AgentClass::Ocf, "monitor", 8) => Verdict::Ok,
+            (AgentClass::Ocf, _, 2..=5) | (AgentClass::Lsb, "start" | "stop", 5) => Verdict::Hard,
+            (_, "start" | "stop" | "monitor", 6) => Verdict::Fatal,
+            _ => Verdict::Soft,
+        }
+    }
 }
 
 /// How long a group's failure on a node is remembered there by default (then it may run
@@ -180,6 +282,14 @@ const KIND_KEYS: &[(&str, &[&str])] = &[
             "timeout",
             "restarts",
         ],
+    ),
+    (
+        "ocf",
+        &["agent", "params", "monitor_interval", "timeout", "restarts"],
+    ),
+    (
+        "lsb",
+        &["script", "monitor_interval", "timeout", "restarts"],
     ),
     ("reservation", &["device", "devices", "type", "timeout"]),
     (
@@ -223,6 +333,9 @@ fn present_keys(r: &RawResource) -> Vec<(&'static str, usize)> {
         ("fstype", at(&r.fstype)),
         ("options", at(&r.options)),
         ("fsck", at(&r.fsck)),
+        ("agent", at(&r.agent)),
+        ("params", at(&r.params)),
+        ("script", at(&r.script)),
     ]
     .into_iter()
     .filter_map(|(k, a)| a.map(|a| (k, a)))
@@ -235,7 +348,7 @@ fn rank(kind: &str) -> Option<u8> {
         "reservation" => Some(0),
         "filesystem" => Some(1),
         "ip" => Some(2),
-        "application" => Some(3),
+        "application" | "ocf" | "lsb" => Some(3),
         _ => None,
     }
 }
@@ -456,7 +569,7 @@ impl Validator<'_> {
             self.err(
                 &res.kind,
                 &key("kind"),
-                format!("`{kind}`: expected reservation, filesystem, ip or application"),
+                format!("`{kind}`: expected reservation, filesystem, ip, application, ocf or lsb"),
             )
         })?;
         if let Some(prev) = g.resources[..r]
@@ -482,6 +595,7 @@ impl Validator<'_> {
                 ResourceKind::Reservation(self.reservation(g, startup, res, &key, local)?)
             }
             "filesystem" => ResourceKind::Filesystem(self.filesystem(g, res, &key, local)?),
+            "ocf" | "lsb" => ResourceKind::Application(self.agent(res, kind, &key)?),
             _ => ResourceKind::Application(self.application(res, &key)?),
         };
         Ok(Resource {
@@ -711,6 +825,23 @@ impl Validator<'_> {
             .map(|i| i.get_ref().clone()))
     }
 
+    /// A command's interval or timeout, 10 ms to 24 h; `default` when absent.
+    fn run_duration(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(d) = v else {
+            return Ok(default);
+        };
+        let v = self.duration(d, key)?;
+        if v < Duration::from_millis(10) || v > Duration::from_secs(24 * 3600) {
+            return Err(self.err(d, key, "must be 10ms..=24h"));
+        }
+        Ok(v)
+    }
+
     fn application(
         &self,
         res: &RawResource,
@@ -736,22 +867,12 @@ impl Validator<'_> {
             .as_ref()
             .map(|_| command(&res.monitor, "monitor"))
             .transpose()?;
-        let positive = |v: &Option<Spanned<String>>, k: &str, default: Duration| {
-            let Some(d) = v else {
-                return Ok(default);
-            };
-            let v = self.duration(d, &key(k))?;
-            if v < Duration::from_millis(10) || v > Duration::from_secs(24 * 3600) {
-                return Err(self.err(d, &key(k), "must be 10ms..=24h"));
-            }
-            Ok(v)
-        };
-        let monitor_interval = positive(
+        let monitor_interval = self.run_duration(
             &res.monitor_interval,
-            "monitor_interval",
+            &key("monitor_interval"),
             Duration::from_secs(5),
         )?;
-        let timeout = positive(&res.timeout, "timeout", Duration::from_secs(30))?;
+        let timeout = self.run_duration(&res.timeout, &key("timeout"), Duration::from_secs(30))?;
         Ok(AppResource {
             start,
             stop,
@@ -759,6 +880,124 @@ impl Validator<'_> {
             monitor_interval,
             timeout,
             restarts: res.restarts.as_ref().map_or(1, |r| *r.get_ref()),
+            agent: None,
+            env: Vec::new(),
+        })
+    }
+
+    /// `kind = "ocf"` (`agent = "heartbeat:IPaddr2"`, `params`) or `kind = "lsb"`
+    /// (`script = "nginx"`): the agent run with its action; monitors every
+    /// `monitor_interval` (default 10 s, as Pacemaker's usual), each run bounded by
+    /// `timeout` (default 20 s, Pacemaker's default operation timeout).
+    fn agent(
+        &self,
+        res: &RawResource,
+        kind: &str,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<AppResource, ConfigError> {
+        let safe = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        };
+        let (class, path, name) = if kind == "ocf" {
+            let a = res.agent.as_ref().ok_or_else(|| {
+                self.err(
+                    &res.kind,
+                    &key("agent"),
+                    "an ocf resource needs `agent` (provider:type, e.g. \"heartbeat:IPaddr2\")",
+                )
+            })?;
+            let text = a.get_ref().strip_prefix("ocf:").unwrap_or(a.get_ref());
+            let Some((provider, ty)) = text.split_once(':').filter(|(p, t)| safe(p) && safe(t))
+            else {
+                return Err(self.err(
+                    a,
+                    &key("agent"),
+                    format!(
+                        "`{}`: expected provider:type, e.g. \"heartbeat:IPaddr2\" (an agent in {OCF_ROOT}/resource.d/PROVIDER/TYPE)",
+                        a.get_ref()
+                    ),
+                ));
+            };
+            let path = format!("{OCF_ROOT}/resource.d/{provider}/{ty}");
+            (AgentClass::Ocf, path, format!("ocf:{provider}:{ty}"))
+        } else {
+            let s = res.script.as_ref().ok_or_else(|| {
+                self.err(
+                    &res.kind,
+                    &key("script"),
+                    format!("an lsb resource needs `script` (a name in {INIT_D}, or a path)"),
+                )
+            })?;
+            let text = s.get_ref();
+            let path = if text.starts_with('/') {
+                text.clone()
+            } else {
+                format!("{INIT_D}/{text}")
+            };
+            let parts_ok = path[1..].split('/').all(safe);
+            if !parts_ok {
+                return Err(self.err(
+                    s,
+                    &key("script"),
+                    format!("`{text}`: not a script name or an absolute path"),
+                ));
+            }
+            (AgentClass::Lsb, path, format!("lsb:{text}"))
+        };
+        let mut env = Vec::new();
+        if class == AgentClass::Ocf {
+            let (provider, ty) = name[4..].split_once(':').unwrap_or(("", ""));
+            env.extend([
+                ("OCF_ROOT".to_owned(), OCF_ROOT.to_owned()),
+                ("OCF_RA_VERSION_MAJOR".to_owned(), "1".to_owned()),
+                ("OCF_RA_VERSION_MINOR".to_owned(), "1".to_owned()),
+                (
+                    "OCF_RESOURCE_INSTANCE".to_owned(),
+                    res.name.get_ref().clone(),
+                ),
+                ("OCF_RESOURCE_PROVIDER".to_owned(), provider.to_owned()),
+                ("OCF_RESOURCE_TYPE".to_owned(), ty.to_owned()),
+            ]);
+            for (k, v) in res.params.iter().flat_map(|p| p.get_ref()) {
+                let ok = !k.is_empty()
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !k.as_bytes()[0].is_ascii_digit();
+                if !ok {
+                    return Err(self.err(
+                        v,
+                        &key(&format!("params.{k}")),
+                        "a parameter name is letters, digits and _ (it becomes OCF_RESKEY_<name>)",
+                    ));
+                }
+                env.push((format!("OCF_RESKEY_{k}"), v.get_ref().clone()));
+            }
+        }
+        let monitor_interval = self.run_duration(
+            &res.monitor_interval,
+            &key("monitor_interval"),
+            Duration::from_secs(10),
+        )?;
+        let timeout = self.run_duration(&res.timeout, &key("timeout"), Duration::from_secs(20))?;
+        if class == AgentClass::Ocf {
+            env.push((
+                "OCF_RESKEY_CRM_meta_timeout".to_owned(),
+                timeout.as_millis().to_string(),
+            ));
+        }
+        // The path is checked above: no quote can be in it.
+        let run = |action: &str| format!("exec '{path}' {action}");
+        Ok(AppResource {
+            start: run("start"),
+            stop: run("stop"),
+            monitor: Some(run(class.monitor_action())),
+            monitor_interval,
+            timeout,
+            restarts: res.restarts.as_ref().map_or(1, |r| *r.get_ref()),
+            agent: Some(Agent { class, path, name }),
+            env,
         })
     }
 }
@@ -843,6 +1082,11 @@ pub(super) fn canonical(raw: &RawConfig) -> String {
             ];
             if storage.iter().any(|v| v != "-") {
                 out += &format!("storage {}\n", storage.join(" "));
+            }
+            // Agent keys only when set, likewise.
+            let agent = [opt(&r.agent), per_node(&r.params), opt(&r.script)];
+            if agent.iter().any(|v| v != "-") {
+                out += &format!("agent {}\n", agent.join(" "));
             }
         }
     }

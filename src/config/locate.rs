@@ -107,6 +107,9 @@ pub fn locate(file: &Path, text: &str) -> Result<Locations, ConfigError> {
                     ("start", opt(&r.start)),
                     ("stop", opt(&r.stop)),
                     ("monitor", opt(&r.monitor)),
+                    ("agent", opt(&r.agent)),
+                    ("params", opt(&r.params)),
+                    ("script", opt(&r.script)),
                 ],
             );
         }

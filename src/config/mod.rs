@@ -65,7 +65,10 @@ use sha2::{Digest, Sha256};
 
 pub use self::error::ConfigError;
 pub use self::events::{EVENT_TIMEOUT_DEFAULT, EventConfig, EventOn};
-pub use self::groups::{AppResource, GroupConfig, IpResource, QuorumLoss, Resource, ResourceKind};
+pub use self::groups::{
+    Agent, AgentClass, AppResource, GroupConfig, INIT_D, IpResource, OCF_ROOT, QuorumLoss,
+    Resource, ResourceKind, Verdict,
+};
 pub use self::install::install_atomically;
 pub use self::locate::{Locations, locate};
 pub use self::paths::{

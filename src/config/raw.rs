@@ -183,6 +183,10 @@ schema! {
         monitor_interval: Option<Spanned<String>> = "monitor_interval",
         timeout: Option<Spanned<String>> = "timeout",
         restarts: Option<Spanned<u32>> = "restarts",
+        // ocf and lsb
+        agent: Option<Spanned<String>> = "agent",
+        params: Option<Spanned<BTreeMap<String, Spanned<String>>>> = "params",
+        script: Option<Spanned<String>> = "script",
         // reservation and filesystem
         device: Option<Spanned<String>> = "device",
         devices: Option<Spanned<BTreeMap<String, Spanned<String>>>> = "devices",

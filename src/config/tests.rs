@@ -307,7 +307,7 @@ fn each_group_mistake_names_its_key() {
         "kind = \"ip\"",
         "kind = \"disk\"",
         "group[0].resource[0].kind",
-        "expected reservation, filesystem, ip or application",
+        "expected reservation, filesystem, ip, application, ocf or lsb",
     );
     expect_group_err(
         "address = \"10.0.0.100/24\"",
@@ -1097,4 +1097,150 @@ fn schema_errors_name_the_key() {
         e.message.contains("invalid type: array, expected a table"),
         "{e}"
     );
+}
+
+const AGENTS: &str = r#"
+[[group]]
+name = "web"
+nodes = ["a", "b"]
+
+[[group.resource]]
+name = "vip"
+kind = "ocf"
+agent = "heartbeat:IPaddr2"
+params = { ip = "10.9.0.5", cidr_netmask = "24" }
+
+[[group.resource]]
+name = "nginx"
+kind = "lsb"
+script = "nginx"
+monitor_interval = "3s"
+"#;
+
+/// `kind = "ocf"` and `"lsb"`: the agent's path, its commands and the OCF environment.
+#[test]
+fn resource_agents_resolve_to_their_commands_and_environment() {
+    let c = load_as(&(GOOD.to_owned() + AGENTS), "a").unwrap();
+    let web = &c.groups[0];
+    let ResourceKind::Application(vip) = &web.resources[0].kind else {
+        panic!("an agent runs like an application");
+    };
+    let agent = vip.agent.as_ref().unwrap();
+    assert_eq!(agent.path, "/usr/lib/ocf/resource.d/heartbeat/IPaddr2");
+    assert_eq!(agent.name, "ocf:heartbeat:IPaddr2");
+    assert_eq!(
+        vip.start,
+        "exec '/usr/lib/ocf/resource.d/heartbeat/IPaddr2' start"
+    );
+    assert_eq!(
+        vip.monitor.as_deref(),
+        Some("exec '/usr/lib/ocf/resource.d/heartbeat/IPaddr2' monitor")
+    );
+    let env: std::collections::BTreeMap<&str, &str> = vip
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(env["OCF_ROOT"], "/usr/lib/ocf");
+    assert_eq!(env["OCF_RESKEY_ip"], "10.9.0.5");
+    assert_eq!(env["OCF_RESKEY_cidr_netmask"], "24");
+    assert_eq!(env["OCF_RESOURCE_INSTANCE"], "vip");
+    assert_eq!(env["OCF_RESOURCE_TYPE"], "IPaddr2");
+    assert_eq!(env["OCF_RESKEY_CRM_meta_timeout"], "20000");
+    assert_eq!(vip.monitor_interval, Duration::from_secs(10));
+    assert_eq!(web.resources[0].kind.name(), "ocf");
+    let ResourceKind::Application(nginx) = &web.resources[1].kind else {
+        panic!("lsb");
+    };
+    assert_eq!(
+        nginx.monitor.as_deref(),
+        Some("exec '/etc/init.d/nginx' status")
+    );
+    assert!(nginx.env.is_empty(), "an init script gets no OCF variables");
+    assert_eq!(web.resources[1].kind.name(), "lsb");
+    // The agent and its parameters are part of the config hash.
+    let other = load_as(
+        &(GOOD.to_owned() + &AGENTS.replace("10.9.0.5", "10.9.0.6")),
+        "a",
+    );
+    assert_ne!(other.unwrap().spec.config_hash, c.spec.config_hash);
+}
+
+#[test]
+fn bad_agents_are_refused_naming_the_key() {
+    let bad = |from: &str, to: &str, key: &str, msg: &str| {
+        let text = GOOD.to_owned() + &AGENTS.replacen(from, to, 1);
+        let e = load_as(&text, "a").expect_err(to);
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(msg), "{e}");
+    };
+    bad(
+        "agent = \"heartbeat:IPaddr2\"\n",
+        "",
+        "group[0].resource[0].agent",
+        "needs `agent`",
+    );
+    bad(
+        "heartbeat:IPaddr2",
+        "IPaddr2",
+        "group[0].resource[0].agent",
+        "provider:type",
+    );
+    bad(
+        "heartbeat:IPaddr2",
+        "../x:y",
+        "group[0].resource[0].agent",
+        "provider:type",
+    );
+    bad(
+        "cidr_netmask",
+        "cidr-netmask",
+        "group[0].resource[0].params.cidr-netmask",
+        "letters",
+    );
+    bad(
+        "script = \"nginx\"",
+        "script = \"../bin/sh\"",
+        "group[0].resource[1].script",
+        "not a script",
+    );
+    bad(
+        "script = \"nginx\"",
+        "start = \"x\"",
+        "group[0].resource[1].start",
+        "not allowed with kind `lsb`",
+    );
+    bad(
+        "monitor_interval = \"3s\"",
+        "params = { a = \"b\" }",
+        "group[0].resource[1].params",
+        "not allowed",
+    );
+}
+
+/// Exit codes by class: OCF's soft, hard and fatal errors; LSB's status codes.
+#[test]
+fn agent_exit_codes_have_their_class_meanings() {
+    use super::{AgentClass::*, Verdict::*};
+    for (class, action, code, verdict) in [
+        (Ocf, "monitor", 0, Ok),
+        (Ocf, "monitor", 7, Soft),
+        (Ocf, "monitor", 8, Ok),
+        (Ocf, "monitor", 1, Soft),
+        (Ocf, "start", 2, Hard),
+        (Ocf, "monitor", 5, Hard),
+        (Ocf, "start", 6, Fatal),
+        (Ocf, "stop", 1, Soft),
+        (Lsb, "monitor", 3, Soft),
+        (Lsb, "monitor", 1, Soft),
+        (Lsb, "start", 5, Hard),
+        (Lsb, "start", 6, Fatal),
+        (Lsb, "stop", 0, Ok),
+    ] {
+        assert_eq!(
+            class.verdict(action, code),
+            verdict,
+            "{class:?} {action} {code}"
+        );
+    }
 }

@@ -224,6 +224,7 @@ fn verify_text(file: &Path, text: &str, opts: &Options, r: &mut VerifyReport) {
     check_paths(&cfg, &loc, &host, r);
     check_addresses(&cfg, &loc, &host, daemon.as_ref(), opts.probe, r);
     check_commands(&cfg, &loc, r);
+    check_agents(&cfg, &loc, r);
     check_storage(&cfg, &loc, r);
     check_design(&cfg, &loc, r);
     if !opts.offered {
@@ -804,6 +805,10 @@ fn check_commands(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
     for g in &cfg.groups {
         for res in &g.resources {
             if let ResourceKind::Application(app) = &res.kind {
+                if app.agent.is_some() {
+                    // A resource agent's commands are its own: see `check_agents`.
+                    continue;
+                }
                 let key = format!("group.{}.resource.{}", g.name, res.name);
                 cmds.push((
                     format!("{key}.start"),
@@ -840,6 +845,197 @@ fn check_commands(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
                 format!("{user}: `{cmd}`: {why}"),
                 "install the program, give its full path, or make it executable (chmod +x)",
             );
+        }
+    }
+}
+
+/// Longest an agent's `meta-data` or `validate-all` may take here.
+const AGENT_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs `path action` with `env` (and PATH only), at most `limit`: its exit code (`None`:
+/// killed at the limit) and what it printed on stdout and stderr.
+fn run_agent(
+    path: &str,
+    action: &str,
+    env: &[(String, String)],
+    limit: Duration,
+) -> Result<(Option<i32>, String, String), String> {
+    use std::process::Stdio;
+    let child = heartwire_hal::process::clean_command(path)
+        .arg(action)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("OCF_RESKEY_CRM_meta_interval", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {path}: {e}"))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(out)) => Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )),
+        Ok(Err(e)) => Err(format!("{path} {action}: {e}")),
+        Err(_) => {
+            // The child we started, by its PID (it has not been reaped: its waiter holds it).
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            Err(format!("{path} {action} did not finish within {limit:?}"))
+        }
+    }
+}
+
+/// The parameters an OCF agent's `meta-data` declares: (name, required).
+fn agent_parameters(xml: &str) -> Vec<(String, bool)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let i = tag.find(&format!(" {name}="))? + name.len() + 2;
+        let quote = tag[i..].chars().next()?;
+        let rest = &tag[i + 1..];
+        Some(rest[..rest.find(quote)?].to_owned())
+    };
+    xml.split("<parameter")
+        .skip(1)
+        .filter(|t| t.starts_with(char::is_whitespace))
+        .filter_map(|t| {
+            let tag = &t[..t.find('>')?];
+            let name = attr(tag, "name")?;
+            Some((name, attr(tag, "required").as_deref() == Some("1")))
+        })
+        .collect()
+}
+
+/// Resource agents: installed and executable here; for OCF, the `params` against the
+/// agent's `meta-data` (a name it does not declare, one it requires missing) and its own
+/// `validate-all` with those parameters.
+fn check_agents(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
+    for g in &cfg.groups {
+        for res in &g.resources {
+            let ResourceKind::Application(app) = &res.kind else {
+                continue;
+            };
+            let Some(agent) = &app.agent else { continue };
+            let key = format!("group.{}.resource.{}", g.name, res.name);
+            let user = format!("{}/{}", g.name, res.name);
+            let executable = std::fs::metadata(&agent.path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            let ocf = agent.class == config::AgentClass::Ocf;
+            if !executable {
+                r.add(
+                    Severity::Error,
+                    loc.at(&format!("{key}.{}", if ocf { "agent" } else { "script" })),
+                    format!("{user}: {}: {} is not an executable file here", agent.name, agent.path),
+                    if ocf {
+                        "install the agent (Debian: apt install resource-agents), or correct `agent`"
+                    } else {
+                        "install the service's package, or correct `script`"
+                    },
+                );
+                continue;
+            }
+            if !ocf {
+                continue;
+            }
+            let given: Vec<&str> = app
+                .env
+                .iter()
+                .filter_map(|(k, _)| k.strip_prefix("OCF_RESKEY_"))
+                .filter(|k| !k.starts_with("CRM_meta_"))
+                .collect();
+            match run_agent(&agent.path, "meta-data", &app.env, AGENT_CHECK_TIMEOUT) {
+                Ok((Some(0), xml, _)) => {
+                    let declared = agent_parameters(&xml);
+                    for k in &given {
+                        if !declared.iter().any(|(n, _)| n == k) {
+                            r.add(
+                                Severity::Warning,
+                                loc.at(&format!("{key}.params")),
+                                format!("{user}: `{k}` is not a parameter of {} (its meta-data)", agent.name),
+                                "correct the name (`heartwire verify` lists what the agent takes: run the agent with meta-data)",
+                            );
+                        }
+                    }
+                    for (n, _) in declared
+                        .iter()
+                        .filter(|(n, req)| *req && !given.contains(&n.as_str()))
+                    {
+                        r.add(
+                            Severity::Error,
+                            loc.at(&format!("{key}.params")),
+                            format!("{user}: {} requires the parameter `{n}`", agent.name),
+                            format!("add it: params = {{ {n} = \"...\" }}"),
+                        );
+                    }
+                }
+                Ok((code, _, err)) => r.add(
+                    Severity::Warning,
+                    loc.at(&format!("{key}.agent")),
+                    format!(
+                        "{user}: {} meta-data failed ({}): {}",
+                        agent.name,
+                        code.map_or("killed".into(), |c| format!("exit {c}")),
+                        err.trim()
+                    ),
+                    "the agent may be broken: run it with meta-data by hand",
+                ),
+                Err(e) => r.add(
+                    Severity::Warning,
+                    loc.at(&format!("{key}.agent")),
+                    format!("{user}: {e}"),
+                    "run the agent with meta-data by hand",
+                ),
+            }
+            match run_agent(
+                &agent.path,
+                "validate-all",
+                &app.env,
+                app.timeout.min(AGENT_CHECK_TIMEOUT),
+            ) {
+                Ok((Some(0), _, _)) => {}
+                Ok((code, out, err)) => {
+                    let said: Vec<&str> = out
+                        .lines()
+                        .chain(err.lines())
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect();
+                    let reason = said
+                        .iter()
+                        .find_map(|l| l.strip_prefix("ocf-exit-reason:"))
+                        .or(said.last().copied())
+                        .unwrap_or("");
+                    r.add(
+                        Severity::Error,
+                        loc.at(&format!("{key}.params")),
+                        format!(
+                            "{user}: {} validate-all: {}{}",
+                            agent.name,
+                            code.map_or_else(
+                                || "killed".to_owned(),
+                                |c| format!("exit {c} ({})", agent.class.meaning(c))
+                            ),
+                            if reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {reason}")
+                            }
+                        ),
+                        "correct the params (the agent's meta-data says what each means)",
+                    );
+                }
+                Err(e) => r.add(
+                    Severity::Error,
+                    loc.at(&format!("{key}.params")),
+                    format!("{user}: {e}"),
+                    "run the agent with validate-all by hand",
+                ),
+            }
         }
     }
 }

@@ -28,6 +28,7 @@ mod maintenance;
 mod notify;
 mod offers;
 mod paths;
+mod probe;
 mod promise;
 mod reload;
 mod report;
@@ -97,6 +98,9 @@ pub enum DaemonError {
     /// The cluster key.
     #[error("cluster key: shorter than 16 bytes")]
     Key,
+    /// A resource agent found its resource running here at start and could not stop it.
+    #[error("{0}")]
+    Orphan(String),
     /// The maintenance marker a previous run left cannot be used.
     #[error("maintenance marker {0}: remove it to start without resuming maintenance")]
     Maintenance(String),
@@ -289,6 +293,7 @@ pub fn run(
                  kernel): {left:?}"
             );
         }
+        probe::probe(&cfg.groups).map_err(DaemonError::Orphan)?;
     }
     let mut _cpu_latency = None;
     if let Some(rt) = cfg.realtime {

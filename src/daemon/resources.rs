@@ -36,7 +36,9 @@ use heartwire_hal::packet::{PacketSocket, if_index};
 use super::cgroups::NodeCgroups;
 use super::children::{Children, Exit, Finished, Job, Run};
 use super::token;
-use crate::config::{AppResource, EventConfig, EventOn, GroupConfig, IpResource, ResourceKind};
+use crate::config::{
+    AgentClass, AppResource, EventConfig, EventOn, GroupConfig, IpResource, ResourceKind, Verdict,
+};
 use crate::core::groups::HOOK;
 use crate::core::{Instant, ResourceOp, ResourceRequest};
 use crate::storage::reservation;
@@ -737,11 +739,24 @@ impl Resources {
         let group = &self.groups[usize::from(g)];
         let resource = &group.resources[usize::from(r)].name;
         let label = format!("{}/{resource} {action}", group.name);
-        let env = [
+        let mut env = vec![
             ("HW_GROUP", group.name.clone()),
             ("HW_RESOURCE", resource.clone()),
             ("HW_ACTION", action.to_owned()),
         ];
+        env.extend(app.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        if app
+            .agent
+            .as_ref()
+            .is_some_and(|a| a.class == AgentClass::Ocf)
+        {
+            // Pacemaker's: the recurring monitor's interval, 0 for every other action.
+            let interval = match purpose {
+                Purpose::Monitor(..) => app.monitor_interval.as_millis(),
+                _ => 0,
+            };
+            env.push(("OCF_RESKEY_CRM_meta_interval", interval.to_string()));
+        }
         self.run(registry, now, command, app.timeout, purpose, label, &env)
     }
 
@@ -949,6 +964,19 @@ impl Resources {
                 if !ok {
                     let what = format!("{}: {exit}", req.op.name());
                     self.record_failure(now, req.group, req.resource, what);
+                    let res =
+                        &self.groups[usize::from(req.group)].resources[usize::from(req.resource)];
+                    if let ResourceKind::Application(app) = &res.kind {
+                        if let Some(agent) = &app.agent {
+                            ::log::error!(
+                                "{}: {} {exit}: {} ({})",
+                                self.resource_name(req.group, req.resource),
+                                req.op.name(),
+                                meaning(agent.class, exit),
+                                agent.name
+                            );
+                        }
+                    }
                 }
                 let is_app = matches!(
                     self.groups[usize::from(req.group)].resources[usize::from(req.resource)].kind,
@@ -1107,11 +1135,22 @@ impl Resources {
         if !st.active {
             return None;
         }
-        if exit.success() {
+        let verdict = verdict(&app, "monitor", exit);
+        if verdict == Verdict::Ok {
             st.monitor_at = Some(now.saturating_add(app.monitor_interval));
             return None;
         }
         self.record_failure(now, g, r, format!("monitor: {exit}"));
+        if let (Verdict::Hard | Verdict::Fatal, Some(agent)) = (verdict, &app.agent) {
+            ::log::error!(
+                "{}: monitor: {exit}: {} ({}): no local restart, the group falls over",
+                self.resource_name(g, r),
+                meaning(agent.class, exit),
+                agent.name
+            );
+            self.apps[usize::from(g)][usize::from(r)].active = false;
+            return Some(Report::GroupFailed(g));
+        }
         let st = &mut self.apps[usize::from(g)][usize::from(r)];
         // A failure_timeout after the last failure, the restart budget starts again.
         let expired = |t: Instant| failure_timeout.is_some_and(|d| t.saturating_add(d) <= now);
@@ -1681,4 +1720,22 @@ fn alive(pid: i32) -> bool {
         s.rsplit_once(')')
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
     })
+}
+
+/// What `exit` of `action` says: for a resource agent by its class's exit codes, for an
+/// application's own command 0 or not.
+fn verdict(app: &AppResource, action: &str, exit: Exit) -> Verdict {
+    match (exit, &app.agent) {
+        (Exit::Code(code), Some(agent)) => agent.class.verdict(action, code),
+        _ if exit.success() => Verdict::Ok,
+        _ => Verdict::Soft,
+    }
+}
+
+/// The meaning of an agent's exit, for the log.
+fn meaning(class: AgentClass, exit: Exit) -> &'static str {
+    match exit {
+        Exit::Code(code) => class.meaning(code),
+        _ => "it did not exit by itself",
+    }
 }

@@ -95,6 +95,9 @@ pub struct LabConfig {
     /// Non-IP paths: a serial line between the first two nodes and a shared disk file
     /// for all; the Ethernet paths then name their networks (`svc`: e1 and u1, `hb`: e2).
     pub nonip: Option<NonIp>,
+    /// Each daemon gets a private /run/resource-agents (a tmpfs in a mount namespace of
+    /// its own), where resource agents keep their state: as on separate machines.
+    pub private_run: bool,
 }
 
 /// The non-IP paths of a lab cluster.
@@ -128,6 +131,7 @@ impl Default for LabConfig {
             two_node: false,
             extra: String::new(),
             nonip: None,
+            private_run: false,
         }
     }
 }
@@ -179,6 +183,8 @@ pub struct Lab {
     /// The real-time priority `start_probe` runs its client at (benches: the client
     /// stands for another machine, which the lab's nodes would not delay).
     pub probe_fifo: Option<u8>,
+    /// [`LabConfig::private_run`].
+    pub private_run: bool,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -272,6 +278,7 @@ impl Lab {
             serial: None,
             clusters: vec![prefix.clone()],
             probe_fifo: None,
+            private_run: cfg.private_run,
         };
         lab.add_ns(&lab.switch_ns());
         ip(&[
@@ -535,9 +542,23 @@ impl Lab {
         }
         // nsenter, not `ip netns exec`: that one mounts a fresh /sys, without
         // /sys/fs/cgroup, and the daemon would run without the cgroups a service has.
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.ns(i)))
-            .arg("--")
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.ns(i)))
+            .arg("--");
+        if self.private_run {
+            // unshare execs (no fork): the PID kept is the daemon's.
+            cmd.args([
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg("mount -t tmpfs hwlab /run/resource-agents && exec \"$0\" \"$@\"");
+        }
+        let child = cmd
             .arg(binary())
             .args(["run", "--foreground", "-c"])
             .arg(config)
