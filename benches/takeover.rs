@@ -1,7 +1,7 @@
 //! Client-visible takeover, heartwire against keepalived, in one harness (`make bench`).
 //!
 //! Per system and trial: a fresh two-node lab, a client namespace probing a UDP service
-//! on the service address every 200 µs (the service, `debug responder`, runs on both
+//! on the service address every 200 µs (the service, `heartwire-lab responder`, runs on both
 //! nodes, bound to every address, answering with the node name), then the fault: every
 //! cable of the owner pulled at once (`debug link-set`, stamped with CLOCK_MONOTONIC right
 //! before the first rtnetlink call) — the owner is gone for the network, exactly as when

@@ -17,12 +17,14 @@
 # default profile (no interval or timeout in the file: docs/DESIGN.md §5, "Choosing a
 # profile", says how it was measured) with [realtime], as `init` writes them. Group "web"
 # (hot standby on a, then b) holds the service address 10.201.1.50. The service
-# (`heartwire debug responder`) runs on both nodes and answers with its node's name; the
+# (`heartwire-lab responder`) runs on both nodes and answers with its node's name; the
 # client asks every 200 µs. Everything the demo creates is removed on exit, also on
 # error or Ctrl-C.
 set -euo pipefail
 
 BIN=${BIN:-target/release/heartwire}
+# The lab's tools (the responder, the probing client, the stamped kill and link-set).
+LAB=${LAB:-$(dirname "$BIN")/heartwire-lab}
 P="hwdemo-$$"
 DIR=$(mktemp -d /tmp/hwdemo.XXXXXX)
 PIDS=()
@@ -128,7 +130,7 @@ for n in a b; do
   nsenter --net=/run/netns/"$P-$n" -- "$BIN" run --foreground -c "$DIR/cluster.toml" --node $n --socket "$DIR/$n.sock" 2>"$DIR/$n.log" &
   RUN[$n]=$!
   PIDS+=($!)
-  ip netns exec "$P-$n" "$BIN" debug responder --port 7000 --name $n &
+  ip netns exec "$P-$n" "$LAB" responder --port 7000 --name $n &
   PIDS+=($!)
 done
 
@@ -183,10 +185,10 @@ timeline() {
 echo
 echo "== 2. a definite failure: a's daemon killed (kill -9; its sentinel stays)"
 DAEMON_A=$(status_of a | field pid)
-ip netns exec "$P-cl" "$BIN" debug probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1000 >"$DIR/probe2.txt" &
+ip netns exec "$P-cl" "$LAB" probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1000 >"$DIR/probe2.txt" &
 PROBE=$!
 sleep 0.3
-FAULT=$("$BIN" debug kill --pid "$DAEMON_A")
+FAULT=$("$LAB" kill --pid "$DAEMON_A")
 wait "$PROBE"
 timeline "$FAULT" "a's daemon (pid $DAEMON_A) killed" b "$DIR/probe2.txt"
 echo "  a's sentinel:"
@@ -204,11 +206,11 @@ OWNER=$(status_of a | grep -o '"owner": "[ab]"' | head -1 | cut -d'"' -f4)
 OTHER=$([ "$OWNER" = a ] && echo b || echo a)
 echo
 echo "== 3. a silent failure: every cable of $OWNER (the owner now) pulled"
-ip netns exec "$P-cl" "$BIN" debug probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1500 >"$DIR/probe3.txt" &
+ip netns exec "$P-cl" "$LAB" probe --target 10.201.1.50:7000 --interval-us 200 --duration-ms 1500 >"$DIR/probe3.txt" &
 PROBE=$!
 sleep 0.3
 DOWNS=$(downs)
-FAULT=$(ip netns exec "$P-$OWNER" "$BIN" debug link-set --interface eth1 --interface eth2)
+FAULT=$(ip netns exec "$P-$OWNER" "$LAB" link-set --interface eth1 --interface eth2)
 wait "$PROBE"
 timeline "$FAULT" "$OWNER pulled off both networks" "$OTHER" "$DIR/probe3.txt"
 

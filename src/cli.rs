@@ -240,9 +240,6 @@ pub enum Command {
     /// The steps the daemon runs for a `filesystem` resource: mount, unmount.
     #[command(subcommand)]
     Filesystem(crate::ctl::storage::FilesystemCommand),
-    /// Lab and diagnostics tools (not a stable interface).
-    #[command(hide = true, subcommand)]
-    Debug(DebugCommand),
     /// A member's check of a configuration offer, started by the daemon: prints one JSON
     /// verdict line.
     #[command(hide = true, name = "offer-check")]
@@ -349,6 +346,7 @@ pub enum SnapshotCommand {
     },
 }
 
+/// The lab's tools: the `heartwire-lab` binary's commands (src/bin/lab.rs).
 #[derive(Debug, Subcommand)]
 pub enum DebugCommand {
     /// Send hex frames (one per line on stdin) as raw Ethernet payloads.

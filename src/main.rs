@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use heartwire::cli::{Cli, Command, CtlArgs, DaemonArgs, DebugCommand, NodeArgs, SnapshotCommand};
+use heartwire::cli::{Cli, Command, CtlArgs, DaemonArgs, NodeArgs, SnapshotCommand};
 use heartwire::config;
 use heartwire::ctl::request::{CommandReport, Request};
 use heartwire::ctl::{client, status::StatusReport};
@@ -133,7 +133,6 @@ fn main() -> ExitCode {
         Command::Stop { takeover, ctl } => {
             operator(&ctl, |timeout| Request::Stop { takeover, timeout })
         }
-        Command::Debug(d) => debug(d),
         Command::Reservation(c) => return ExitCode::from(heartwire::ctl::storage::reservation(c)),
         Command::Filesystem(c) => return ExitCode::from(heartwire::ctl::storage::filesystem(c)),
         Command::Sync { at, json } => sync(at, json),
@@ -722,84 +721,6 @@ fn events(json: bool, daemon: &DaemonArgs) -> Exit {
         (Ok(()), None) if ended => Exit::Ok,
         (Ok(()), None) => {
             eprintln!("heartwire: the daemon closed the stream without ending it (it died?)");
-            Exit::Failure
-        }
-    }
-}
-
-fn debug(cmd: DebugCommand) -> Exit {
-    use heartwire::ctl::debug;
-    let result = match cmd {
-        DebugCommand::SendFrames {
-            interface,
-            ethertype,
-            dst,
-        } => {
-            let Some(mac) = debug::parse_mac(&dst) else {
-                eprintln!("heartwire: --dst `{dst}` is not a MAC address");
-                return Exit::Usage;
-            };
-            let frames = std::io::read_to_string(std::io::stdin()).unwrap_or_default();
-            debug::send_frames(&interface, ethertype, mac, &frames)
-                .map(|n| eprintln!("sent {n} frame(s)"))
-        }
-        DebugCommand::Kill { pid } => {
-            let at = heartwire_hal::clock::monotonic_ns();
-            heartwire_hal::process::signal(pid, heartwire_hal::process::SIGKILL)
-                .map(|()| println!("{at}"))
-                .map_err(|e| format!("kill {pid}: {e}"))
-        }
-        DebugCommand::LinkSet { interfaces, up } => debug::link_set(&interfaces, up),
-        DebugCommand::Responder { port, name } => debug::responder(port, &name),
-        DebugCommand::Probe {
-            target,
-            interval_us,
-            duration_ms,
-            fifo,
-        } => fifo
-            .map_or(Ok(()), |p| {
-                heartwire_hal::sched::set_fifo(p).map_err(|e| format!("probe: {e}"))
-            })
-            .and_then(|()| {
-                debug::probe(
-                    target,
-                    std::time::Duration::from_micros(interval_us),
-                    std::time::Duration::from_millis(duration_ms),
-                )
-            }),
-        DebugCommand::Now => {
-            println!("{}", heartwire_hal::clock::monotonic_ns());
-            Ok(())
-        }
-        DebugCommand::Gaps {
-            interface,
-            ethertype,
-            node,
-            duration_ms,
-        } => debug::gaps(
-            &interface,
-            ethertype,
-            node,
-            std::time::Duration::from_millis(duration_ms),
-        )
-        .map(|s| print!("{s}")),
-        DebugCommand::Capture {
-            interface,
-            ethertype,
-            count,
-            timeout_ms,
-        } => debug::capture(
-            &interface,
-            ethertype,
-            count,
-            std::time::Duration::from_millis(timeout_ms),
-        )
-        .map(|s| print!("{s}")),
-    };
-    match result {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("heartwire: {e}");
             Exit::Failure
         }
     }

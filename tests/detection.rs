@@ -170,9 +170,9 @@ fn injected_bad_frames_land_in_their_counters_and_change_nothing() {
     lab.start_all();
     let inj = lab.add_host("inj", 1);
     // A real frame from a, captured on the wire, to replay later.
-    let out = lab.run_in(
+    let out = lab.run_tool(
         &inj,
-        &["debug", "capture", "--interface", "eth0", "--count", "20"],
+        &["capture", "--interface", "eth0", "--count", "20"],
         "",
     );
     assert!(

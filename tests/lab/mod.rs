@@ -28,6 +28,11 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_heartwire"))
 }
 
+/// The lab's tools (`heartwire-lab`: capture, send-frames, link-set, responder, probe, ...).
+pub fn lab_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_heartwire-lab"))
+}
+
 /// A heartbeat frame on path 0 in the name of `node`, sealed with `key` (none: a keyless
 /// cluster's frame), carrying `state`: what a forger or a replaying injector sends.
 pub fn heartbeat_frame(
@@ -348,7 +353,6 @@ impl Lab {
         let h = self.spawn_helper(
             &ns,
             &[
-                "debug",
                 "gaps",
                 "--interface",
                 &ifname,
@@ -681,14 +685,14 @@ impl Lab {
 
     /// Like [`Lab::cables`], for the interfaces `ifaces` of node `i` only.
     pub fn cables_of(&self, i: usize, ifaces: &[&str], up: bool) -> Option<u64> {
-        let mut args = vec!["debug", "link-set"];
+        let mut args = vec!["link-set"];
         for f in ifaces {
             args.extend(["--interface", f]);
         }
         if up {
             args.push("--up");
         }
-        let out = self.run_in(&self.ns(i), &args, "");
+        let out = self.run_tool(&self.ns(i), &args, "");
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
@@ -756,10 +760,24 @@ impl Lab {
 
     /// Runs `heartwire` with `args` inside namespace `ns`, feeding `stdin`.
     pub fn run_in(&self, ns: &str, args: &[&str], stdin: &str) -> std::process::Output {
+        Self::run_program(&binary(), ns, args, stdin)
+    }
+
+    /// Runs the lab tool `heartwire-lab` with `args` inside namespace `ns`.
+    pub fn run_tool(&self, ns: &str, args: &[&str], stdin: &str) -> std::process::Output {
+        Self::run_program(&lab_binary(), ns, args, stdin)
+    }
+
+    fn run_program(
+        program: &std::path::Path,
+        ns: &str,
+        args: &[&str],
+        stdin: &str,
+    ) -> std::process::Output {
         use std::io::Write;
         let mut c = Command::new("ip")
             .args(["netns", "exec", ns])
-            .arg(binary())
+            .arg(program)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -780,9 +798,9 @@ impl Lab {
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
             .join(":");
-        let out = self.run_in(
+        let out = self.run_tool(
             ns,
-            &["debug", "send-frames", "--interface", "eth0", "--dst", &dst],
+            &["send-frames", "--interface", "eth0", "--dst", &dst],
             &hex,
         );
         assert!(
@@ -800,8 +818,8 @@ impl Lab {
         ns
     }
 
-    /// Starts `heartwire ARGS` in namespace `ns` as a helper (killed by PID on drop),
-    /// its stdout to `out`; returns its index for [`Lab::finish_helper`].
+    /// Starts the lab tool `heartwire-lab ARGS` in namespace `ns` as a helper (killed by
+    /// PID on drop), its stdout to `out`; returns its index for [`Lab::finish_helper`].
     pub fn spawn_helper(
         &mut self,
         ns: &str,
@@ -814,7 +832,7 @@ impl Lab {
         };
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
-            .arg(binary())
+            .arg(lab_binary())
             .args(args)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -866,7 +884,7 @@ impl Lab {
         panic!("helper {i} still running after {limit:?}");
     }
 
-    /// Starts the lab probe (`debug probe`) in namespace `ns` against `target`, one
+    /// Starts the lab probe (`heartwire-lab probe`) in namespace `ns` against `target`, one
     /// request every `interval_us` for `duration_ms`, its replies to `out`.
     pub fn start_probe(
         &mut self,
@@ -879,7 +897,6 @@ impl Lab {
         let (interval, duration) = (interval_us.to_string(), duration_ms.to_string());
         let fifo = self.probe_fifo.map(|p| p.to_string());
         let mut args = vec![
-            "debug",
             "probe",
             "--target",
             target,
@@ -894,17 +911,13 @@ impl Lab {
         self.spawn_helper(ns, &args, Some(out))
     }
 
-    /// Starts the lab service (`debug responder`, answering with the node name) on UDP
+    /// Starts the lab service (`heartwire-lab responder`, answering with the node name) on UDP
     /// port `port` in every node's namespace.
     pub fn start_responders(&mut self, port: u16) {
         for i in 0..self.names.len() {
             let (ns, name) = (self.ns(i), self.names[i].clone());
             let port = port.to_string();
-            self.spawn_helper(
-                &ns,
-                &["debug", "responder", "--port", &port, "--name", &name],
-                None,
-            );
+            self.spawn_helper(&ns, &["responder", "--port", &port, "--name", &name], None);
         }
     }
 
