@@ -16,8 +16,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the lab needs: ip (iproute2), stress-ng (the CPU-stress test), curl,
 # promtool (prometheus: tests/web.rs checks /metrics with Prometheus's own linter) and a
 # headless browser for the page (chromium, chromium-driver), resource agents and a small
-# HTTP server for them to run (resource-agents, python3).
-APT_PKGS := iproute2 stress-ng curl prometheus chromium chromium-driver resource-agents python3
+# HTTP server for them to run (resource-agents, python3), net-snmp's trap sender and
+# receiver (snmp, snmptrapd).
+APT_PKGS := iproute2 stress-ng curl prometheus chromium chromium-driver resource-agents python3 snmp snmptrapd
 
 .PHONY: all build release static deps bench-deps san san-long demo test sim sim-seed sim-world fuzz bench soak check fmt clean install cross cross-all man
 
@@ -32,6 +33,8 @@ deps:
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
 	[ -x /usr/lib/ocf/resource.d/heartbeat/anything ] || missing="$$missing resource-agents"; \
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
+	command -v snmptrap >/dev/null 2>&1 || missing="$$missing snmp"; \
+	command -v snmptrapd >/dev/null 2>&1 || missing="$$missing snmptrapd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -103,6 +106,8 @@ install: release man
 	  install -D -m 0755 "$$bin" $(DESTDIR)$(PREFIX)/sbin/heartwire-web && echo "installed $$bin"
 	install -D -m 0644 dist/heartwire.toml.example $(DESTDIR)/etc/heartwire/heartwire.toml.example
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/heartwire/README.md
+	install -D -m 0755 dist/snmp/heartwire-trap $(DESTDIR)$(PREFIX)/share/heartwire/snmp/heartwire-trap
+	install -D -m 0644 dist/snmp/HEARTWIRE-MIB.txt $(DESTDIR)$(PREFIX)/share/heartwire/snmp/HEARTWIRE-MIB.txt
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/heartwire docs/*.md
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(MAN_OUT)/man/*.8
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 $(MAN_OUT)/man/*.5
@@ -145,7 +150,7 @@ test: deps
 	$(MAKE) --no-print-directory fuzz FUZZ_ARGS="--seconds 3"
 	$(MAKE) sim
 	$(MAKE) --no-print-directory static
-	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications --test web --test agents -- --test-threads=1
+	$(CARGO) test --test detection --test takeover --test paths --test service --test operator --test applications --test web --test agents --test snmp -- --test-threads=1
 	$(MAKE) --no-print-directory san
 	$(CARGO) test --test san -- --nocapture
 	$(MAKE) --no-print-directory cross-all

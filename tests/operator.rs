@@ -1295,6 +1295,14 @@ fn the_fix_verify_names_for_a_config_mismatch_works() {
         base,
         "b has a's file"
     );
+    // b's new hash reaches a with b's next heartbeat after the install (a sync that
+    // returned "installed" may be a heartbeat ahead of it: CI run of fed97e2).
+    lab.wait_for(Duration::from_secs(5), "a sees b's installed config", |l| {
+        let s = l.status(0).unwrap();
+        s.peers
+            .iter()
+            .all(|p| p.config_hash.as_deref() == Some(&s.config_hash))
+    });
     let (code, report) = verify(&lab, 0, &files[0], &["--local", "--no-probe"]);
     assert!(finding(&report, "runs config").is_none(), "{report}");
     assert!(code < 2, "{report}");
