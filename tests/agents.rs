@@ -5,9 +5,10 @@
 //! agents' state directory), as on separate machines.
 //!
 //! Shown: the group starts with its agents; a monitor that says "not running" (7) is a
-//! soft error, restarted here; kill -9 of the owner's daemon moves the group, and the
-//! client is served by the survivor; a resource found running at a daemon's start (the
-//! probe) is stopped before the node joins.
+//! soft error, restarted here; a hung owner's sentinel stops every agent (IPaddr2's
+//! address gone) before the survivor takes over; kill -9 of the owner's whole `run`
+//! moves the group, and the client is served by the survivor; a resource found running
+//! at a daemon's start (the probe) is stopped before the node joins.
 
 mod lab;
 
@@ -90,7 +91,7 @@ fn debian_agents_start_restart_fail_over_and_are_probed() {
     let daemon = lab.status(0).unwrap().pid;
     let rm = Command::new("nsenter")
         .arg(format!("--mount=/proc/{daemon}/ns/mnt"))
-        .args(["rm", "/run/resource-agents/Dummy-flag.state"])
+        .args(["rm", "/run/resource-agents/Dummy-web-flag.state"])
         .status()
         .unwrap();
     assert!(
@@ -112,7 +113,43 @@ fn debian_agents_start_restart_fail_over_and_are_probed() {
     assert_eq!(lab.group_state(0, "web").as_deref(), Some("online"));
     assert_eq!(lab.group_state(1, "web").as_deref(), Some("offline"));
 
-    // The owner's daemon killed: b takes over, the client is served again.
+    // a's daemon hangs (SIGSTOP): its sentinel fences the node, which runs every agent's
+    // stop (IPaddr2's removes the address it added) before the death notice lets b take
+    // over: never both holding the address.
+    let hung = lab.status(0).unwrap().pid;
+    let stop = Command::new("kill")
+        .args(["-STOP", &hung.to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    lab.wait_group(1, "web", "online", Duration::from_secs(30));
+    assert!(
+        !lab.addresses(0, "eth1").contains(VIP),
+        "the fence stopped IPaddr2 on a before b took over"
+    );
+    lab.wait_for(
+        Duration::from_secs(5),
+        "the sentinel says what it stopped",
+        |lab| log_has(lab, 0, "stopped agents [web/vip, web/flag, web/http]"),
+    );
+    lab.wait_for(Duration::from_secs(10), "the client is served by b", |_| {
+        get(&client) == 200
+    });
+    // The sentinel restarts a's daemon; the group goes back to a by hand.
+    lab.wait_for(
+        Duration::from_secs(30),
+        "a's next daemon is in the view",
+        |lab| {
+            lab.status(0)
+                .is_some_and(|s| s.pid != hung && s.view_members.len() == 2)
+        },
+    );
+    let back = lab.cli(1, &["move", "web", "a", "--timeout", "30"]);
+    assert!(back.status.success(), "{back:?}");
+    lab.wait_group(0, "web", "online", Duration::from_secs(30));
+    assert!(!lab.addresses(1, "eth1").contains(VIP), "b stopped IPaddr2");
+
+    // The owner's whole `run` killed: b takes over, the client is served again.
     lab.kill(0);
     lab.wait_group(1, "web", "online", Duration::from_secs(30));
     assert!(lab.addresses(1, "eth1").contains(VIP));

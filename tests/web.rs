@@ -150,10 +150,36 @@ fn metrics_pass_promtool_and_follow_a_takeover() {
     assert_eq!(code, 403, "{said}");
     assert!(said.contains("actions are off"), "{said}");
     assert_eq!(http(&lab, 1, "GET", "/nothing", &[], "").0, 404);
+    // DNS rebinding: a page of another name pointed at 127.0.0.1 is not answered.
+    let (code, said) = http(
+        &lab,
+        1,
+        "GET",
+        "/status.json",
+        &["Host: rebound.example:9797"],
+        "",
+    );
+    assert_eq!(code, 403, "{said}");
+    assert_eq!(
+        http(
+            &lab,
+            1,
+            "GET",
+            "/status.json",
+            &["Host: localhost:9797"],
+            ""
+        )
+        .0,
+        200
+    );
     assert_eq!(http(&lab, 1, "DELETE", "/metrics", &[], "").0, 405);
 
-    // Its daemon gone: heartwire_up 0, still a valid exposition.
+    // Its daemon gone: heartwire_up 0 (once the shared status report, at most 250 ms
+    // old, is asked for again), still a valid exposition.
     lab.kill(1);
+    lab.wait_for(Duration::from_secs(5), "heartwire_up 0", |lab| {
+        sample(&http(lab, 1, "GET", "/metrics", &[], "").1, "heartwire_up") == Some(0.0)
+    });
     let down = scrape(&lab, 1);
     assert_eq!(sample(&down, "heartwire_up"), Some(0.0), "{down}");
 }

@@ -239,7 +239,8 @@ impl AgentClass {
     /// 5 not installed, 6 not configured, anything else soft.
     pub fn verdict(self, action: &str, code: i32) -> Verdict {
         match (self, action, code) {
-            (_, _, 0) | (AgentClass::Ocf, "monitor", 8) => Verdict::Ok,
+            // 8: running as promoted; 190, 191: OCF 1.1's degraded (running).
+            (_, _, 0) | (AgentClass::Ocf, "monitor", 8 | 190 | 191) => Verdict::Ok,
             (AgentClass::Ocf, _, 2..=5) | (AgentClass::Lsb, "start" | "stop", 5) => Verdict::Hard,
             (_, "start" | "stop" | "monitor", 6) => Verdict::Fatal,
             _ => Verdict::Soft,
@@ -595,7 +596,9 @@ impl Validator<'_> {
                 ResourceKind::Reservation(self.reservation(g, startup, res, &key, local)?)
             }
             "filesystem" => ResourceKind::Filesystem(self.filesystem(g, res, &key, local)?),
-            "ocf" | "lsb" => ResourceKind::Application(self.agent(res, kind, &key)?),
+            "ocf" | "lsb" => {
+                ResourceKind::Application(self.agent(g.name.get_ref(), res, kind, &key)?)
+            }
             _ => ResourceKind::Application(self.application(res, &key)?),
         };
         Ok(Resource {
@@ -891,6 +894,7 @@ impl Validator<'_> {
     /// `timeout` (default 20 s, Pacemaker's default operation timeout).
     fn agent(
         &self,
+        group: &str,
         res: &RawResource,
         kind: &str,
         key: &dyn Fn(&str) -> String,
@@ -948,15 +952,22 @@ impl Validator<'_> {
             (AgentClass::Lsb, path, format!("lsb:{text}"))
         };
         let mut env = Vec::new();
+        if class == AgentClass::Lsb {
+            // Debian's init-functions hand a script run by hand to systemctl: the
+            // service would run outside heartwire's cgroup, where no fence reaches it.
+            env.push(("SYSTEMCTL_SKIP_REDIRECT".to_owned(), "1".to_owned()));
+        }
         if class == AgentClass::Ocf {
             let (provider, ty) = name[4..].split_once(':').unwrap_or(("", ""));
             env.extend([
                 ("OCF_ROOT".to_owned(), OCF_ROOT.to_owned()),
                 ("OCF_RA_VERSION_MAJOR".to_owned(), "1".to_owned()),
                 ("OCF_RA_VERSION_MINOR".to_owned(), "1".to_owned()),
+                // Unique in the cluster, as Pacemaker's resource ids are: agents name
+                // their state files after it (Dummy-web-flag.state).
                 (
                     "OCF_RESOURCE_INSTANCE".to_owned(),
-                    res.name.get_ref().clone(),
+                    format!("{group}-{}", res.name.get_ref()),
                 ),
                 ("OCF_RESOURCE_PROVIDER".to_owned(), provider.to_owned()),
                 ("OCF_RESOURCE_TYPE".to_owned(), ty.to_owned()),
@@ -1084,7 +1095,15 @@ pub(super) fn canonical(raw: &RawConfig) -> String {
                 out += &format!("storage {}\n", storage.join(" "));
             }
             // Agent keys only when set, likewise.
-            let agent = [opt(&r.agent), per_node(&r.params), opt(&r.script)];
+            // Params quoted (a value may hold `,` or `=`), unlike per_node's tables.
+            let params = r.params.as_ref().map_or("-".into(), |p| {
+                p.get_ref()
+                    .iter()
+                    .map(|(k, v)| format!("{k:?}={:?}", v.get_ref()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+            let agent = [opt(&r.agent), params, opt(&r.script)];
             if agent.iter().any(|v| v != "-") {
                 out += &format!("agent {}\n", agent.join(" "));
             }

@@ -1144,7 +1144,7 @@ fn resource_agents_resolve_to_their_commands_and_environment() {
     assert_eq!(env["OCF_ROOT"], "/usr/lib/ocf");
     assert_eq!(env["OCF_RESKEY_ip"], "10.9.0.5");
     assert_eq!(env["OCF_RESKEY_cidr_netmask"], "24");
-    assert_eq!(env["OCF_RESOURCE_INSTANCE"], "vip");
+    assert_eq!(env["OCF_RESOURCE_INSTANCE"], "web-vip");
     assert_eq!(env["OCF_RESOURCE_TYPE"], "IPaddr2");
     assert_eq!(env["OCF_RESKEY_CRM_meta_timeout"], "20000");
     assert_eq!(vip.monitor_interval, Duration::from_secs(10));
@@ -1156,7 +1156,11 @@ fn resource_agents_resolve_to_their_commands_and_environment() {
         nginx.monitor.as_deref(),
         Some("exec '/etc/init.d/nginx' status")
     );
-    assert!(nginx.env.is_empty(), "an init script gets no OCF variables");
+    assert_eq!(
+        nginx.env,
+        [("SYSTEMCTL_SKIP_REDIRECT".to_owned(), "1".to_owned())],
+        "an init script gets no OCF variables, and runs itself (not through systemctl)"
+    );
     assert_eq!(web.resources[1].kind.name(), "lsb");
     // The agent and its parameters are part of the config hash.
     let other = load_as(
@@ -1226,6 +1230,7 @@ fn agent_exit_codes_have_their_class_meanings() {
         (Ocf, "monitor", 0, Ok),
         (Ocf, "monitor", 7, Soft),
         (Ocf, "monitor", 8, Ok),
+        (Ocf, "monitor", 190, Ok),
         (Ocf, "monitor", 1, Soft),
         (Ocf, "start", 2, Hard),
         (Ocf, "monitor", 5, Hard),

@@ -896,8 +896,11 @@ fn run_agent(
 fn agent_parameters(xml: &str) -> Vec<(String, bool)> {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let i = tag.find(&format!(" {name}="))? + name.len() + 2;
-        let quote = tag[i..].chars().next()?;
-        let rest = &tag[i + 1..];
+        let quote = tag[i..]
+            .chars()
+            .next()
+            .filter(|q| matches!(q, '"' | '\''))?;
+        let rest = &tag[i + quote.len_utf8()..];
         Some(rest[..rest.find(quote)?].to_owned())
     };
     xml.split("<parameter")
@@ -1348,6 +1351,17 @@ mod tests {
         ] {
             assert!(!unstable_disk_name(d), "{d}");
         }
+    }
+
+    #[test]
+    fn agent_parameters_are_read_from_meta_data() {
+        let xml = "<parameters>\n<parameter name=\"ip\" unique=\"1\" required=\"1\">\n\
+                   <content/></parameter>\n<parameter name='nic'>\n</parameter>\n\
+                   <parameter name=«x»>\n<parameters-not>\n<parameter name=\"cut";
+        assert_eq!(
+            agent_parameters(xml),
+            [("ip".to_owned(), true), ("nic".to_owned(), false)]
+        );
     }
 
     #[test]

@@ -1,33 +1,39 @@
-//! The probe at start (Pacemaker's): before the node joins, every resource agent's
-//! monitor (`status` for LSB) runs once, so a resource already running here is known. A
-//! node that holds nothing yet must not run one: it is stopped, and a node that cannot
-//! stop it does not start (two owners otherwise). Runs before the loop, each command
-//! bounded by its resource's timeout.
+//! Resource agents outside the loop: the probe at start (Pacemaker's) and the sentinel's
+//! fence. Before the node joins, every agent's monitor (`status` for LSB) runs once, so a
+//! resource already running here is known: a node that holds nothing yet must not run
+//! one. Anything but "not running" (or "not installed": it cannot run here) is taken as
+//! possibly running, as Pacemaker does, and stopped; a node that cannot stop it does not
+//! start (two owners otherwise). The sentinel's fence runs every agent's stop the same
+//! way ([`stop_all`]): what an agent started outside heartwire's cgroup (an address
+//! IPaddr2 added, a service an init script handed to systemd) is undone before the death
+//! notice lets a peer take over. Each run is bounded by its resource's timeout and runs
+//! in a process group of its own, killed whole at the timeout.
 
-use std::process::{Child, Stdio};
+use std::os::unix::process::CommandExt as _;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use heartwire_hal::process::clean_command;
+use heartwire_hal::process::{SIGKILL, clean_command, signal_group};
 
-use crate::config::{AgentClass, AppResource, GroupConfig, ResourceKind, Verdict};
+use crate::config::{Agent, AgentClass, AppResource, GroupConfig, ResourceKind, Verdict};
 
 /// Runs `action` of `app`'s agent and waits, at most its timeout; `None`: it did not
-/// finish in time or could not run (said in the log).
-fn run(label: &str, app: &AppResource, action: &str) -> Option<i32> {
-    let agent = app.agent.as_ref()?;
+/// finish by itself in time, or could not run (said in the log).
+fn run(label: &str, agent: &Agent, app: &AppResource, action: &str) -> Option<i32> {
     let mut cmd = clean_command(&agent.path);
     cmd.arg(action)
         .envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if agent.class == AgentClass::Ocf {
         cmd.env("OCF_RESKEY_CRM_meta_interval", "0");
     }
-    let mut child: Child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            ::log::error!("{label}: probe: cannot run {}: {e}", agent.path);
+            ::log::error!("{label}: {action}: cannot run {}: {e}", agent.path);
             return None;
         }
     };
@@ -37,60 +43,100 @@ fn run(label: &str, app: &AppResource, action: &str) -> Option<i32> {
             Ok(Some(st)) => return st.code(),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             _ => {
-                let _ = child.kill();
+                // Its process group: what the agent forked goes too. The child is not
+                // reaped yet, so the group is still its own.
+                if let Ok(pgid) = i32::try_from(child.id()) {
+                    let _ = signal_group(pgid, SIGKILL);
+                }
                 let _ = child.wait();
-                ::log::error!(
-                    "{label}: probe: {action} did not finish within {:?}",
-                    app.timeout
-                );
+                ::log::error!("{label}: {action} did not finish within {:?}", app.timeout);
                 return None;
             }
         }
     }
 }
 
-/// Probes every agent of `groups`; stops what runs. `Err` names a resource found running
-/// that could not be stopped.
+/// Every agent resource of `groups`, with its `group/resource` label.
+fn agents(groups: &[GroupConfig]) -> impl Iterator<Item = (String, &Agent, &AppResource)> {
+    groups.iter().flat_map(|g| {
+        g.resources.iter().filter_map(move |r| match &r.kind {
+            ResourceKind::Application(app) => app
+                .agent
+                .as_ref()
+                .map(|agent| (format!("{}/{}", g.name, r.name), agent, app)),
+            _ => None,
+        })
+    })
+}
+
+/// Whether a probe's exit says the resource is not running here (OCF 7, LSB status 3),
+/// or cannot be (OCF 5: not installed).
+fn stopped(class: AgentClass, code: Option<i32>) -> bool {
+    matches!(
+        (class, code),
+        (AgentClass::Ocf, Some(7 | 5)) | (AgentClass::Lsb, Some(3))
+    )
+}
+
+/// Stops `app`'s resource: `Err` says why it may still run.
+fn stop(label: &str, agent: &Agent, app: &AppResource) -> Result<(), String> {
+    match run(label, agent, app, "stop") {
+        Some(0) => Ok(()),
+        other => Err(format!(
+            "{label}: {} stop failed ({})",
+            agent.name,
+            other.map_or_else(|| "no exit".to_owned(), |c| format!("exit {c}"))
+        )),
+    }
+}
+
+/// The probe: monitors every agent of `groups`, stops what may run. `Err` names a
+/// resource that may run here and could not be stopped.
 pub(crate) fn probe(groups: &[GroupConfig]) -> Result<(), String> {
-    for g in groups {
-        for r in &g.resources {
-            let ResourceKind::Application(app) = &r.kind else {
-                continue;
-            };
-            let Some(agent) = &app.agent else { continue };
-            let label = format!("{}/{}", g.name, r.name);
-            let monitor = agent.class.monitor_action();
-            let Some(code) = run(&label, app, monitor) else {
-                continue;
-            };
-            match agent.class.verdict("monitor", code) {
-                Verdict::Ok => {}
-                Verdict::Hard | Verdict::Fatal => {
-                    ::log::warn!(
-                        "{label}: probe: {monitor} exit {code} ({}): it cannot run on this node as configured",
-                        agent.name
-                    );
-                    continue;
-                }
-                Verdict::Soft => continue,
-            }
-            ::log::warn!(
-                "{label}: probe: {} is running here before this node holds its group (left by a \
-                 previous run, or started by hand): stopping it",
-                agent.name
-            );
-            match run(&label, app, "stop") {
-                Some(0) => ::log::info!("{label}: probe: stopped"),
-                other => {
-                    return Err(format!(
-                        "{label}: {} runs here and its stop failed ({}): stop it by hand; this \
-                         node does not start while a resource it does not hold runs here",
-                        agent.name,
-                        other.map_or_else(|| "no exit".to_owned(), |c| format!("exit {c}"))
-                    ));
-                }
-            }
+    for (label, agent, app) in agents(groups) {
+        let monitor = agent.class.monitor_action();
+        let code = run(&label, agent, app, monitor);
+        if stopped(agent.class, code) {
+            continue;
         }
+        let how = match code {
+            Some(c) if agent.class.verdict("monitor", c) == Verdict::Ok => {
+                "is running here".to_owned()
+            }
+            Some(c) => format!(
+                "may be running here ({monitor} exit {c}: {})",
+                agent.class.meaning(c)
+            ),
+            None => format!("may be running here ({monitor} gave no answer)"),
+        };
+        ::log::warn!(
+            "{label}: probe: {} {how} before this node holds its group (left by a previous \
+             run, or started by hand): stopping it",
+            agent.name
+        );
+        stop(&label, agent, app).map_err(|e| {
+            format!(
+                "{e}: stop it by hand; this node does not start while a resource it does not \
+                 hold may run here"
+            )
+        })?;
+        ::log::info!("{label}: probe: stopped");
     }
     Ok(())
+}
+
+/// The fence's part: every agent's stop. `Err` lists the resources that may still run.
+pub(crate) fn stop_all(groups: &[GroupConfig]) -> Result<Vec<String>, String> {
+    let (mut stopped, mut failed) = (Vec::new(), Vec::new());
+    for (label, agent, app) in agents(groups) {
+        match stop(&label, agent, app) {
+            Ok(()) => stopped.push(label),
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.is_empty() {
+        Ok(stopped)
+    } else {
+        Err(failed.join("; "))
+    }
 }

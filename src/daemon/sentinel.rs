@@ -705,10 +705,27 @@ struct FileNow {
     stamp: Option<(i128, i128, u64, u64)>,
     /// Groups holding the service addresses `started` lacks.
     extra: Vec<crate::config::GroupConfig>,
+    /// Groups holding the resource agents `started` lacks (a reload added them).
+    agents: Vec<crate::config::GroupConfig>,
     /// The file as it loaded (for the next daemon, when the last one ran it).
     cfg: Option<Config>,
     /// When the stamp was last checked.
     checked: Option<StdInstant>,
+}
+
+/// `groups` with only the resources `keep` keeps (groups left empty dropped).
+fn only(
+    groups: &[crate::config::GroupConfig],
+    keep: impl Fn(&crate::config::Resource) -> bool,
+) -> Vec<crate::config::GroupConfig> {
+    groups
+        .iter()
+        .map(|g| crate::config::GroupConfig {
+            resources: g.resources.iter().filter(|r| keep(r)).cloned().collect(),
+            ..g.clone()
+        })
+        .filter(|g| !g.resources.is_empty())
+        .collect()
 }
 
 /// How often a healthy daemon's sentinel looks whether the config file changed.
@@ -774,20 +791,20 @@ impl Fence {
                         == (ip.address, ip.prefix, &ip.interface, &ip.standby))
             })
         };
-        self.now.extra = c
-            .groups
-            .iter()
-            .map(|g| crate::config::GroupConfig {
-                resources: g
-                    .resources
-                    .iter()
-                    .filter(|r| matches!(&r.kind, ResourceKind::Ip(ip) if !known(ip)))
-                    .cloned()
-                    .collect(),
-                ..g.clone()
-            })
-            .filter(|g| !g.resources.is_empty())
-            .collect();
+        let started_agent = |r: &crate::config::Resource| {
+            self.started
+                .iter()
+                .flat_map(|g| &g.resources)
+                .any(|k| k.kind == r.kind)
+        };
+        self.now.extra = only(
+            &c.groups,
+            |r| matches!(&r.kind, ResourceKind::Ip(ip) if !known(ip)),
+        );
+        self.now.agents = only(&c.groups, |r| {
+            matches!(&r.kind, ResourceKind::Application(a) if a.agent.is_some())
+                && !started_agent(r)
+        });
         for m in unguarded(&c) {
             if !self.unguarded.contains(&m) {
                 self.unguarded.push(m);
@@ -830,6 +847,14 @@ impl Fence {
                 "sentinel: still there {GONE_WAIT:?} after SIGKILL (stuck in the kernel): {left:?}"
             );
         }
+        let t3a = StdInstant::now();
+        // What agents started outside the cgroup (an address IPaddr2 added, a service an
+        // init script handed to systemd): their stops, bounded, before any notice.
+        let stop_failed = |e: String| {
+            format!("a resource agent's stop failed, its resource may still run here: {e}")
+        };
+        let mut agents = super::probe::stop_all(&self.started).map_err(stop_failed)?;
+        agents.extend(super::probe::stop_all(&self.now.agents).map_err(stop_failed)?);
         let t3 = StdInstant::now();
         let mut unmounted = Vec::new();
         for mp in &self.unguarded {
@@ -846,7 +871,7 @@ impl Fence {
         let t4 = StdInstant::now();
         Ok(format!(
             "killed [{}] ({} µs), removed [{}] ({} µs), waited for the killed ({} µs), \
-             unmounted [{}] ({} µs)",
+             stopped agents [{}] ({} µs), unmounted [{}] ({} µs)",
             killed
                 .iter()
                 .map(|(_, w)| w.as_str())
@@ -855,7 +880,9 @@ impl Fence {
             us(t0, t1),
             addresses.join(", "),
             us(t1, t2),
-            us(t2, t3),
+            us(t2, t3a),
+            agents.join(", "),
+            us(t3a, t3),
             unmounted.join(", "),
             us(t3, t4)
         ))

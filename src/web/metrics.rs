@@ -297,14 +297,14 @@ fn groups(x: &mut Exposition, s: &StatusReport) {
         }
     }
     x.family(
-        "resource_failures",
+        "resource_failcount",
         "gauge",
         "A resource's failures here since cleanup or within failure_timeout.",
     );
     for g in &s.groups {
         for r in &g.resources {
             x.sample(
-                "resource_failures",
+                "resource_failcount",
                 &[("group", &g.name), ("resource", &r.name)],
                 f64::from(r.fail_count),
             );

@@ -57,12 +57,16 @@ pub const SCRIPT: &str = r#"
   var view=document.getElementById('view'), list=document.getElementById('events'),
       msg=document.getElementById('msg'), pending=false, again=false;
   var m=/token=([^&]+)/.exec(location.hash);
-  if(m){sessionStorage.setItem('hwtoken',decodeURIComponent(m[1]));history.replaceState(null,'',location.pathname);}
+  if(m){try{sessionStorage.setItem('hwtoken',decodeURIComponent(m[1]));}catch(e){}
+        history.replaceState(null,'',location.pathname);}
   // One read of /view at a time; an event during one asks for another after it.
   function refresh(){
     if(pending){again=true;return;} pending=true;
-    fetch('/view',{cache:'no-store'}).then(function(r){return r.text();})
+    var ctl=new AbortController(), timer=setTimeout(function(){ctl.abort();},5000);
+    fetch('/view',{cache:'no-store',signal:ctl.signal})
+      .then(function(r){if(!r.ok)throw r.status;return r.text();})
       .then(function(t){view.innerHTML=t;wire();}).catch(function(){})
+      .then(function(){clearTimeout(timer);})
       .then(function(){pending=false;if(again){again=false;refresh();}});
   }
   function wire(){

@@ -28,6 +28,11 @@ const PAGE_BACKLOG: usize = 256;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How long a move from the page may take.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pages and scrapes within this long of each other share one status report: however many
+/// clients ask, the daemon serves at most a few a second, one at a time.
+const STATUS_FRESH: Duration = Duration::from_millis(250);
+/// Event streams open at once (each holds a connection).
+const STREAMS_MAX: usize = 16;
 
 /// How the web process runs.
 #[derive(Debug, Clone)]
@@ -45,8 +50,13 @@ pub struct Options {
 struct Shared {
     options: Options,
     stats: Mutex<EventStats>,
-    pages: Mutex<Vec<SyncSender<String>>>,
+    /// The event streams open now: an id each, to be removed when it closes.
+    pages: Mutex<Vec<(u64, SyncSender<String>)>>,
+    next_page: AtomicUsize,
     connections: AtomicUsize,
+    /// The last status answer (the daemon's JSON, or `None`: it did not answer) and when
+    /// it was asked for; held while one is asked for, so requests wait for it.
+    status: Mutex<Option<(std::time::Instant, Option<String>)>>,
 }
 
 /// Binds the listener (so a bad address fails at once), then serves until the process
@@ -63,7 +73,9 @@ pub fn run(listener: TcpListener, options: Options) -> Result<(), String> {
         options,
         stats: Mutex::new(EventStats::default()),
         pages: Mutex::new(Vec::new()),
+        next_page: AtomicUsize::new(0),
         connections: AtomicUsize::new(0),
+        status: Mutex::new(None),
     });
     let follower = Arc::clone(&shared);
     std::thread::Builder::new()
@@ -106,7 +118,9 @@ fn follow(shared: &Shared) {
             }
             if let Ok(record) = serde_json::from_str::<EventRecord>(line) {
                 lock(&shared.stats).record(&record);
-                lock(&shared.pages).retain(|page| match page.try_send(line.to_owned()) {
+                // Something changed: the next page or scrape asks the daemon afresh.
+                *lock(&shared.status) = None;
+                lock(&shared.pages).retain(|(_, page)| match page.try_send(line.to_owned()) {
                     Ok(()) => true,
                     Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
                 });
@@ -125,10 +139,43 @@ fn follow(shared: &Shared) {
     }
 }
 
+/// The daemon's status answer (JSON), at most [`STATUS_FRESH`] old; `None` when it does
+/// not answer.
+fn status_json(shared: &Shared) -> Option<String> {
+    let mut cached = lock(&shared.status);
+    match &*cached {
+        Some((at, answer)) if at.elapsed() < STATUS_FRESH => answer.clone(),
+        _ => {
+            let answer = client::request(&shared.options.socket, "status").ok();
+            *cached = Some((std::time::Instant::now(), answer.clone()));
+            answer
+        }
+    }
+}
+
 /// The node's status, `None` when its daemon does not answer.
 fn status(shared: &Shared) -> Option<StatusReport> {
-    let answer = client::request(&shared.options.socket, "status").ok()?;
-    serde_json::from_str(&answer).ok()
+    serde_json::from_str(&status_json(shared)?).ok()
+}
+
+/// Whether the request's `Host` is this server as the operator reaches it: on a loopback
+/// listener only a loopback name, so a web page whose name was rebound to 127.0.0.1 (DNS
+/// rebinding) cannot read the cluster through the operator's browser.
+fn host_allowed(shared: &Shared, req: &Request) -> bool {
+    if !shared.options.listen.ip().is_loopback() {
+        return true;
+    }
+    let Some(host) = req.header("host") else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port == shared.options.listen.port().to_string() => name,
+        _ => return false,
+    };
+    matches!(name, "localhost" | "[::1]")
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 fn serve_one(shared: &Shared, stream: &mut TcpStream) {
@@ -144,6 +191,15 @@ fn serve_one(shared: &Shared, stream: &mut TcpStream) {
             return;
         }
     };
+    if !host_allowed(shared, &req) {
+        let _ = http::respond(
+            stream,
+            403,
+            "text/plain",
+            b"this server answers to its own address only (Host)\n",
+        );
+        return;
+    }
     let html = "text/html; charset=utf-8";
     let actions = shared.options.token.is_some();
     let _ = match (req.method.as_str(), req.path.as_str()) {
@@ -161,9 +217,9 @@ fn serve_one(shared: &Shared, stream: &mut TcpStream) {
             let body = page::view(status(shared).as_ref(), actions);
             http::respond(stream, 200, html, body.as_bytes())
         }
-        ("GET", "/status.json") => match client::request(&shared.options.socket, "status") {
-            Ok(answer) => http::respond(stream, 200, "application/json", answer.as_bytes()),
-            Err(e) => http::respond(stream, 502, "text/plain", format!("{e}\n").as_bytes()),
+        ("GET", "/status.json") => match status_json(shared) {
+            Some(answer) => http::respond(stream, 200, "application/json", answer.as_bytes()),
+            None => http::respond(stream, 502, "text/plain", b"the daemon does not answer\n"),
         },
         ("GET", "/style.css") => http::respond(stream, 200, "text/css", page::STYLE.as_bytes()),
         ("GET", "/app.js") => {
@@ -192,7 +248,24 @@ fn serve_one(shared: &Shared, stream: &mut TcpStream) {
 /// A server-sent event stream of the node's events, one JSON record each.
 fn events(shared: &Shared, stream: &mut TcpStream) {
     let (tx, rx): (SyncSender<String>, Receiver<String>) = mpsc::sync_channel(PAGE_BACKLOG);
-    lock(&shared.pages).push(tx);
+    let id = shared.next_page.fetch_add(1, Ordering::SeqCst) as u64;
+    {
+        let mut pages = lock(&shared.pages);
+        if pages.len() >= STREAMS_MAX {
+            drop(pages);
+            let _ = http::respond(stream, 503, "text/plain", b"too many event streams\n");
+            return;
+        }
+        pages.push((id, tx));
+    }
+    // Gone from the list when this stream ends, however it ends.
+    struct Leave<'s>(&'s Shared, u64);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            lock(&self.0.pages).retain(|(id, _)| *id != self.1);
+        }
+    }
+    let _leave = Leave(shared, id);
     if http::event_stream_head(stream).is_err() {
         return;
     }
