@@ -62,6 +62,14 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    // Bound first: "serving" is said only once it is true.
+    let listener = match std::net::TcpListener::bind(args.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("heartwire-web: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
     eprintln!(
         "heartwire-web: serving http://{} for the daemon at {} ({})",
         args.listen,
@@ -80,7 +88,7 @@ fn main() -> ExitCode {
         socket,
         token,
     };
-    match server::serve(options) {
+    match server::run(listener, options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("heartwire-web: {e}");

@@ -9,6 +9,11 @@ use std::io::{self, Read, Write};
 pub const HEAD_MAX: usize = 8192;
 /// Longest request body accepted (a move's form).
 pub const BODY_MAX: usize = 4096;
+/// Longest one read may wait (the socket's read timeout).
+pub const READ_STEP: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest a whole request may take to arrive: a client that trickles it in byte by byte
+/// does not hold a connection slot for longer.
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +58,8 @@ fn bad(status: u16, why: &str) -> BadRequest {
 
 /// Reads one request from `r`.
 pub fn read_request(r: &mut impl Read) -> Result<Request, BadRequest> {
+    let started = std::time::Instant::now();
+    let late = || started.elapsed() > REQUEST_DEADLINE;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let head_end = loop {
@@ -63,6 +70,9 @@ pub fn read_request(r: &mut impl Read) -> Result<Request, BadRequest> {
         }
         if buf.len() > HEAD_MAX {
             return Err(bad(431, "request head too long"));
+        }
+        if late() {
+            return Err(bad(408, "the request took too long to arrive"));
         }
         match r.read(&mut chunk) {
             Ok(0) => return Err(bad(400, "connection closed before the request ended")),
@@ -115,6 +125,9 @@ pub fn read_request(r: &mut impl Read) -> Result<Request, BadRequest> {
         return Err(bad(413, "request body too long"));
     }
     while req.body.len() < length {
+        if late() {
+            return Err(bad(408, "the request took too long to arrive"));
+        }
         match r.read(&mut chunk) {
             Ok(0) => return Err(bad(400, "connection closed before the body ended")),
             Ok(n) => req.body.extend_from_slice(&chunk[..n]),

@@ -107,9 +107,9 @@ pub const SCRIPT: &str = r#"
 "#;
 
 /// The whole page. `actions`: groups may be dragged (the server checks the token).
-pub fn page(status: Option<&StatusReport>, stats: &EventStats, actions: bool) -> String {
+pub fn page(status: Result<&StatusReport, &str>, stats: &EventStats, actions: bool) -> String {
     let title = status.map_or_else(
-        || "heartwire".to_owned(),
+        |_| "heartwire".to_owned(),
         |s| format!("heartwire: {} on {}", s.cluster, s.node),
     );
     let mut o = String::new();
@@ -135,12 +135,19 @@ pub fn page(status: Option<&StatusReport>, stats: &EventStats, actions: bool) ->
     o
 }
 
-/// The cluster section (`/view`): refreshed in place by the page's script.
-pub fn view(status: Option<&StatusReport>, actions: bool) -> String {
-    let Some(s) = status else {
-        return "<h1>heartwire</h1><p class=\"bad\">The node's daemon does not answer \
-                on its control socket.</p>"
-            .to_owned();
+/// The cluster section (`/view`): refreshed in place by the page's script. `status` is
+/// `Err` with the control socket's path when the daemon does not answer.
+pub fn view(status: Result<&StatusReport, &str>, actions: bool) -> String {
+    let s = match status {
+        Ok(s) => s,
+        Err(socket) => {
+            return format!(
+                "<h1>heartwire</h1><p class=\"bad\">The node's daemon does not answer on its \
+                 control socket {}: is <code>heartwire run</code> up on this node? (this page \
+                 asks again by itself)</p>",
+                escape(socket)
+            );
+        }
     };
     let mut o = String::new();
     let yes_no = |b: bool, good: &str, bad: &str| {

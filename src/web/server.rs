@@ -59,15 +59,7 @@ struct Shared {
     status: Mutex<Option<(std::time::Instant, Option<String>)>>,
 }
 
-/// Binds the listener (so a bad address fails at once), then serves until the process
-/// is killed.
-pub fn serve(options: Options) -> Result<(), String> {
-    let listener = TcpListener::bind(options.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-    run(listener, options)
-}
-
-/// Serves on `listener`.
+/// Serves on `listener` until the process is killed.
 pub fn run(listener: TcpListener, options: Options) -> Result<(), String> {
     let shared = Arc::new(Shared {
         options,
@@ -91,7 +83,7 @@ pub fn run(listener: TcpListener, options: Options) -> Result<(), String> {
         }
         let conn = Arc::clone(&shared);
         let spawned = std::thread::Builder::new().spawn(move || {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.set_read_timeout(Some(http::READ_STEP));
             let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
             serve_one(&conn, &mut stream);
             conn.connections.fetch_sub(1, Ordering::SeqCst);
@@ -210,11 +202,13 @@ fn serve_one(shared: &Shared, stream: &mut TcpStream) {
         }
         ("GET", "/") => {
             let s = status(shared);
-            let body = page::page(s.as_ref(), &lock(&shared.stats), actions);
+            let socket = shared.options.socket.display().to_string();
+            let body = page::page(s.as_ref().ok_or(&*socket), &lock(&shared.stats), actions);
             http::respond(stream, 200, html, body.as_bytes())
         }
         ("GET", "/view") => {
-            let body = page::view(status(shared).as_ref(), actions);
+            let socket = shared.options.socket.display().to_string();
+            let body = page::view(status(shared).as_ref().ok_or(&*socket), actions);
             http::respond(stream, 200, html, body.as_bytes())
         }
         ("GET", "/status.json") => match status_json(shared) {
