@@ -17,8 +17,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # promtool (prometheus: tests/web.rs checks /metrics with Prometheus's own linter) and a
 # headless browser for the page (chromium, chromium-driver), resource agents and a small
 # HTTP server for them to run (resource-agents, python3), net-snmp's trap sender and
-# receiver (snmp, snmptrapd).
-APT_PKGS := iproute2 stress-ng curl prometheus chromium chromium-driver resource-agents python3 snmp snmptrapd
+# receiver (snmp, snmptrapd), journald, journalctl and systemd-cat (systemd: the journal
+# test runs a journald of its own).
+APT_PKGS := iproute2 stress-ng curl prometheus chromium chromium-driver resource-agents python3 snmp snmptrapd systemd
 
 .PHONY: all build release static deps bench-deps san san-long demo test sim sim-seed sim-world fuzz bench soak check fmt clean install cross cross-all man
 
@@ -35,6 +36,7 @@ deps:
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	command -v snmptrap >/dev/null 2>&1 || missing="$$missing snmp"; \
 	command -v snmptrapd >/dev/null 2>&1 || missing="$$missing snmptrapd"; \
+	[ -x /lib/systemd/systemd-journald ] && command -v systemd-cat >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

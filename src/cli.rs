@@ -65,9 +65,10 @@ pub enum Command {
         /// /run/heartwire/heartwire.pid; in the foreground only when given).
         #[arg(long)]
         pid_file: Option<PathBuf>,
-        /// Syslog socket a detached daemon logs to.
-        #[arg(long, default_value = "/dev/log")]
-        log_socket: PathBuf,
+        /// Syslog socket a detached daemon logs to (default: the journal, with its
+        /// fields, when journald runs; else /dev/log).
+        #[arg(long)]
+        log_socket: Option<PathBuf>,
     },
     /// Serve Prometheus metrics and a live page of the cluster (runs heartwire-web,
     /// installed next to heartwire; `heartwire web --help` lists its options).

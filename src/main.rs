@@ -238,7 +238,9 @@ fn sync(at: NodeArgs, json: bool) -> Exit {
 struct RunMode {
     foreground: bool,
     pid_file: Option<PathBuf>,
-    log_socket: PathBuf,
+    /// `--log-socket`: syslog there; by default the journal when journald runs, else
+    /// /dev/log.
+    log_socket: Option<PathBuf>,
     /// `--socket-group`: overrides the config's `control_socket_group`.
     socket_group: Option<String>,
 }
@@ -323,16 +325,30 @@ fn run(
     if mode.foreground {
         daemon::log::init(&local_name, level);
     } else {
-        let syslog = match daemon::log::syslog_socket(&mode.log_socket) {
-            Ok(s) => s,
-            Err(e) => {
+        let journal = mode
+            .log_socket
+            .is_none()
+            .then(|| {
+                daemon::log::syslog_socket(std::path::Path::new(daemon::log::JOURNAL_SOCKET)).ok()
+            })
+            .flatten();
+        let syslog_path = mode
+            .log_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/dev/log"));
+        let journal_sink = journal.is_some();
+        let sink = match journal {
+            Some(sock) => Ok(sock),
+            None => daemon::log::syslog_socket(&syslog_path).map_err(|e| {
                 eprintln!(
                     "heartwire: no syslog at {} ({e}): start a syslog daemon, pass --log-socket, \
                      or run with --foreground and keep stderr",
-                    mode.log_socket.display()
+                    syslog_path.display()
                 );
-                return Exit::Failure;
-            }
+            }),
+        };
+        let Ok(sock) = sink else {
+            return Exit::Failure;
         };
         match heartwire_hal::process::detach() {
             Ok(heartwire_hal::process::Detached::Parent(pipe)) => {
@@ -346,7 +362,11 @@ fn run(
                 return Exit::Failure;
             }
         }
-        daemon::log::init_syslog(&local_name, level, syslog);
+        if mode.log_socket.is_none() && journal_sink {
+            daemon::log::init_journal(&local_name, level, sock);
+        } else {
+            daemon::log::init_syslog(&local_name, level, sock);
+        }
     }
     if let Some(p) = pid_file.as_mut() {
         if let Err(e) = p.write_pid() {

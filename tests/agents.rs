@@ -185,6 +185,67 @@ fn debian_agents_start_restart_fail_over_and_are_probed() {
     assert_eq!(get(&client), 200);
 }
 
+/// An agent's "not configured" (OCF 6) is fatal: the group cannot run anywhere with this
+/// config, so it is taken offline on every node instead of failing on each in turn.
+/// IPaddr2 with `arp_count = "0"` exits 6 for every action: at the probe both nodes
+/// report the group fatal and it stays offline (before, the probe's failed stop kept the
+/// daemon from starting); `online` starts it on a, whose start exits 6, and a asks it
+/// offline again before b starts it: the address is never on b, the group in error on a
+/// (the stop exits 6 too) and `online` fails.
+#[test]
+fn an_agent_s_fatal_error_takes_the_group_offline_everywhere() {
+    const BAD: &str = "10.200.1.61";
+    let cfg = LabConfig {
+        two_node: true,
+        extra: format!(
+            "[[group]]\nname = \"bad\"\nnodes = [\"a\", \"b\"]\nstartup = \"home\"\n\
+             fallover = \"next\"\nfallback = \"never\"\n\n[[group.resource]]\nname = \"vip\"\n\
+             kind = \"ocf\"\nagent = \"heartbeat:IPaddr2\"\nparams = {{ ip = \"{BAD}\", \
+             cidr_netmask = \"24\", nic = \"eth1\", arp_count = \"0\" }}\n\n"
+        ),
+        private_run: true,
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("ocff", 2, &cfg);
+    lab.start_all();
+    for i in 0..2 {
+        lab.wait_for(Duration::from_secs(10), "the probe's fatal event", |lab| {
+            log_has(
+                lab,
+                i,
+                "bad/vip: probe: ocf:heartbeat:IPaddr2 monitor exit 6",
+            ) && log_has(lab, i, "event=group_fatal")
+        });
+    }
+    lab.wait_for(Duration::from_secs(10), "bad offline on both", |lab| {
+        (0..2).all(|i| lab.group_state(i, "bad").as_deref() == Some("offline"))
+    });
+    let online = lab.cli(0, &["online", "bad", "--timeout", "5"]);
+    lab.wait_for(Duration::from_secs(20), "a's start exits 6", |lab| {
+        log_has(lab, 0, "bad/vip: start exit 6: not configured")
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        assert!(!lab.addresses(1, "eth1").contains(BAD), "b started it");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b_log = std::fs::read_to_string(lab.log_path(1)).unwrap_or_default();
+    assert!(
+        !b_log.contains("event=group_acquiring"),
+        "b never acquires the group: {online:?}"
+    );
+    // IPaddr2's stop exits 6 as well: a stop that failed leaves the group in error on a
+    // (it may still run there: `cleanup` once fixed), offline on b.
+    lab.wait_for(Duration::from_secs(10), "error on a, offline on b", |lab| {
+        lab.group_state(0, "bad").as_deref() == Some("error")
+            && lab.group_state(1, "bad").as_deref() == Some("offline")
+    });
+    assert!(
+        !online.status.success(),
+        "online cannot be carried out: {online:?}"
+    );
+}
+
 /// `verify` reads each OCF agent's meta-data and runs its validate-all with the params:
 /// a parameter the agent does not declare is a warning, a required one missing or one
 /// validate-all refuses is an error at the line of `params`; an agent not installed is

@@ -159,6 +159,81 @@ fn a_detached_daemon_writes_a_locked_pid_file_logs_to_syslog_and_stops_on_sigter
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
 
+/// The journal's entries of the lab's journald with `SYSLOG_IDENTIFIER=heartwire`, as
+/// `journalctl -o json` gives them.
+fn journal(store: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = Command::new("journalctl")
+        .arg("-D")
+        .arg(store)
+        .args(["-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=heartwire"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Issue 20: run as systemd runs the unit (`--foreground`, stderr a journal stream named
+/// by `JOURNAL_STREAM`), the daemon logs to Debian's journald natively: every line an
+/// entry of its own with PRIORITY and HW_NODE, an event with its MESSAGE_ID and one
+/// HW_ field per `key=value` (a peer's death selected by `MESSAGE_ID` and `HW_PEER`), and
+/// nothing twice through the stream.
+#[test]
+fn under_systemd_the_daemon_logs_to_the_journal_with_message_ids_and_fields() {
+    let mut lab = Lab::new("jn", 2, &LabConfig::default());
+    let store = lab.journal_store();
+    lab.journal_node = Some(0);
+    lab.start_all();
+    lab.kill(1);
+    let field = |e: &serde_json::Value, k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    let node_down = heartwire::daemon::log::message_id("node_down");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries = journal(&store);
+        if entries.iter().any(|e| field(e, "MESSAGE_ID") == node_down) || Instant::now() > deadline
+        {
+            break entries;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let down = entries
+        .iter()
+        .find(|e| field(e, "MESSAGE_ID") == node_down)
+        .unwrap_or_else(|| panic!("no node_down entry in {entries:#?}"));
+    assert_eq!(
+        field(down, "_TRANSPORT"),
+        "journal",
+        "native, not the stream"
+    );
+    assert_eq!(field(down, "HW_EVENT"), "node_down");
+    assert_eq!(field(down, "HW_PEER"), "b");
+    assert_eq!(field(down, "HW_NODE"), "a");
+    assert_eq!(field(down, "PRIORITY"), "6");
+    assert!(field(down, "HW_AT").parse::<f64>().is_ok(), "{down:#}");
+    assert!(
+        field(down, "MESSAGE").starts_with("event=node_down "),
+        "{down:#}"
+    );
+    let started = entries
+        .iter()
+        .find(|e| field(e, "MESSAGE").starts_with("started: cluster"))
+        .unwrap_or_else(|| panic!("no start line in {entries:#?}"));
+    assert!(
+        field(started, "MESSAGE_ID").is_empty(),
+        "not an event: {started:#}"
+    );
+    assert!(field(started, "CODE_FILE").ends_with(".rs"), "{started:#}");
+    let streamed: Vec<_> = entries
+        .iter()
+        .filter(|e| field(e, "_TRANSPORT") == "stdout")
+        .collect();
+    assert!(
+        streamed.is_empty(),
+        "lines also went to stderr: {streamed:#?}"
+    );
+}
+
 #[test]
 fn the_systemd_notify_protocol_says_ready_kicks_the_watchdog_and_says_stopping() {
     let mut lab = Lab::new("sn", 2, &LabConfig::default());

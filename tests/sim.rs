@@ -13,7 +13,8 @@
 //! Each cluster also has 0..=4 resource groups with random node lists and policies, some
 //! with pre-acquire or pre-release event commands; the simulator completes every resource
 //! request after a random delay (up to 200 µs), and while faults last a start (or a
-//! pre-acquire command) fails now and then.
+//! pre-acquire command) fails now and then; a quarter of the failed starts are fatal (an
+//! agent's "not configured": the node asks `offline` of the group everywhere).
 //!
 //! Checked:
 //! - safety, after every step: two live nodes whose installed views are quorate and carry
@@ -131,6 +132,9 @@ struct Completion {
     incarnation: u32,
     req: ResourceRequest,
     ok: bool,
+    /// A failed start that says the resource cannot run anywhere (an agent's "not
+    /// configured"): the daemon reports it to the core as fatal.
+    fatal: bool,
 }
 
 /// The tie-breaker disk (clusters with a `[tie_breaker]`): SCSI-3 persistent reservations
@@ -239,7 +243,10 @@ fn release_bound(kinds: &[Kind]) -> Option<Duration> {
 
 /// What reached a stalled daemon: frames (real arrival time, path, bytes), and the
 /// completions of its requests (request, success).
-type Inbox = (Vec<(u64, usize, Vec<u8>)>, Vec<(ResourceRequest, bool)>);
+type Inbox = (
+    Vec<(u64, usize, Vec<u8>)>,
+    Vec<(ResourceRequest, bool, bool)>,
+);
 
 /// A stall of one daemon (SIGSTOP, a blocking call, a CPU taken away), or a pause of its
 /// whole host (a VM the hypervisor stopped: its sentinel, kernel and applications too).
@@ -762,6 +769,8 @@ impl World {
                 ResourceOp::Stop => self.faults.stop_fail_pm,
             };
             let ok = !(faulty && self.rng.chance(fail_pm));
+            let fatal =
+                !ok && req.op == ResourceOp::Start && req.resource != HOOK && self.rng.chance(250);
             if req.op == ResourceOp::Start && req.resource != HOOK {
                 self.hosts[i].held[usize::from(req.group)][usize::from(req.resource)] = true;
             }
@@ -774,6 +783,7 @@ impl World {
                     incarnation,
                     req,
                     ok,
+                    fatal,
                 },
             );
         }
@@ -914,7 +924,7 @@ impl World {
             }
             let now = self.local(c.node);
             if self.stalled[c.node].is_some() {
-                self.inbox[c.node].1.push((c.req, c.ok));
+                self.inbox[c.node].1.push((c.req, c.ok, c.fatal));
                 continue;
             }
             if let Some(node) = self.nodes[c.node]
@@ -923,6 +933,9 @@ impl World {
             {
                 node.resource_done(now, c.req, c.ok)
                     .expect("the core accepts the completion of its own request");
+                if c.fatal {
+                    node.fatal_group(now, usize::from(c.req.group), c.req.resource);
+                }
             }
         }
         while let Some(entry) = self.ties.first_entry() {
@@ -1636,9 +1649,12 @@ impl World {
             for ((_, path, bytes), at) in frames.iter().zip(arrivals) {
                 let _ = node.handle_frame(now, at, *path, bytes);
             }
-            for (req, ok) in done {
+            for (req, ok, fatal) in done {
                 node.resource_done(now, req, ok)
                     .expect("the core accepts the completion of its own request");
+                if fatal {
+                    node.fatal_group(now, usize::from(req.group), req.resource);
+                }
             }
             if node.next_deadline().is_some_and(|d| d <= now) {
                 node.handle_timeout(now);

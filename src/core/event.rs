@@ -100,6 +100,15 @@ pub enum Event {
         /// What failed.
         op: ResourceOp,
     },
+    /// A resource of the group failed here in a way that says it cannot run anywhere with
+    /// this config (an agent's "not configured"): this node asks `offline` of the group
+    /// on every node; `online` brings it back once the config is fixed.
+    GroupFatal {
+        /// Group index.
+        group: u8,
+        /// Resource index within the group.
+        resource: u8,
+    },
     /// The cluster entered (`on`) or left maintenance: nothing is started, stopped or
     /// monitored while it is in it.
     Maintenance {
@@ -322,6 +331,7 @@ impl Event {
                 Phase::Error => "group_error",
             },
             Event::ResourceFailed { .. } => "resource_failed",
+            Event::GroupFatal { .. } => "group_fatal",
             Event::FailureExpired { .. } => "failure_expired",
             Event::Maintenance { .. } => "maintenance",
             Event::QuorumLost => "quorum_lost",
@@ -344,6 +354,7 @@ impl Event {
         match *self {
             Event::Group { group, .. }
             | Event::ResourceFailed { group, .. }
+            | Event::GroupFatal { group, .. }
             | Event::FailureExpired { group } => Some(group),
             _ => None,
         }

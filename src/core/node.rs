@@ -443,6 +443,10 @@ pub struct Node {
     pins: Vec<Option<Pin>>,
     /// The command asked of this node, if any.
     asked: Option<Asked>,
+    /// The `offline` this node asked itself for groups that failed fatally here.
+    fatal_asked: Option<Asked>,
+    /// Groups that failed fatally here, whose `offline` is not asked yet.
+    fatal: u64,
     /// Id of the last command asked of this node in this incarnation.
     command_id: u32,
     /// Networks whose every local adapter is without carrier (from the daemon).
@@ -564,6 +568,8 @@ impl Node {
             joining_seen: now,
             pins: vec![None; group_count],
             asked: None,
+            fatal_asked: None,
+            fatal: 0,
             command_id: 0,
             carrier_lost: 0,
             lost: 0,

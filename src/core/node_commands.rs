@@ -11,6 +11,10 @@ use crate::core::placement::{NodeSet, Placement};
 use crate::core::spec::NodeId;
 use crate::core::time::Instant;
 
+/// How long the `offline` a fatal failure asks is pinned while no view carries it out
+/// (an operator's command has the client's timeout).
+const FATAL_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Node {
     /// Asks this node to carry out an operator command within `timeout`. The command goes
     /// to every node at once; follow it with [`Node::command_state`].
@@ -175,18 +179,23 @@ impl Node {
     }
 
     fn ask(&mut self, now: Instant, command: Command, timeout: Duration) {
+        self.asked = Some(self.send_command(now, command, timeout));
+        self.settle(now);
+    }
+
+    /// Sends `command` to every node and takes it here: what follows it until done.
+    fn send_command(&mut self, now: Instant, command: Command, timeout: Duration) -> Asked {
         self.command_id += 1;
         let repr = command.to_repr(self.command_id, timeout);
-        self.asked = Some(Asked {
+        push_out(&mut self.out, &mut self.overflows, Outgoing::Command(repr));
+        self.take_command(now, self.local, command, timeout);
+        Asked {
             command,
             repr,
             deadline: now.saturating_add(timeout),
             resend_at: now.saturating_add(self.resend_interval()),
             state: CommandState::Pending,
-        });
-        push_out(&mut self.out, &mut self.overflows, Outgoing::Command(repr));
-        self.take_command(now, self.local, command, timeout);
-        self.settle(now);
+        }
     }
 
     /// While a command is not yet in a view it is sent again at this interval (its
@@ -242,12 +251,23 @@ impl Node {
         }
     }
 
-    /// Moves the command asked of this node along: done, expired, or sent again while
-    /// no view carries it yet.
+    /// Moves the commands asked of this node along (the operator's, and the one it asked
+    /// itself for a fatal failure): done, expired, or sent again while no view carries
+    /// them yet. Then asks for fatal failures that wait (see [`Node::fatal_group`]).
     pub(super) fn progress_command(&mut self, now: Instant) {
-        let Some(mut a) = self.asked.filter(|a| a.state == CommandState::Pending) else {
-            return;
-        };
+        if let Some(a) = self.asked.filter(|a| a.state == CommandState::Pending) {
+            self.asked = Some(self.progress(now, a));
+        }
+        if let Some(a) = self
+            .fatal_asked
+            .filter(|a| a.state == CommandState::Pending)
+        {
+            self.fatal_asked = Some(self.progress(now, a));
+        }
+        self.ask_fatal(now);
+    }
+
+    fn progress(&mut self, now: Instant, mut a: Asked) -> Asked {
         let plan = self.membership.view().plan;
         let done = match a.command.op {
             Op::Maintenance(epoch) => {
@@ -273,13 +293,59 @@ impl Node {
             }
             a.resend_at = now.saturating_add(self.resend_interval());
         }
-        self.asked = Some(a);
+        a
     }
 
-    /// When the command asked of this node next needs a look.
+    /// Group `group`'s resource `resource` failed here in a way that says it cannot run
+    /// anywhere with this config (an agent's "not configured", OCF 6): the group is
+    /// released here at once, and this node asks `offline` of it on every node — as an
+    /// operator would, so it stays offline, whoever coordinates, until `online` (or a
+    /// `move`) after the config is fixed. Trying it on each node in turn would fail the
+    /// same way on each, and fence or stop nothing better (Pacemaker stops such a
+    /// resource everywhere). The command waits while this node may not act (no quorum,
+    /// maintenance) and goes out when it may.
+    ///
+    /// # Panics
+    /// If `group` is not a group index.
+    pub fn fatal_group(&mut self, now: Instant, group: usize, resource: u8) {
+        self.push_event(
+            now,
+            Event::GroupFatal {
+                group: u8::try_from(group).expect("invariant: <= 64 groups"),
+                resource,
+            },
+        );
+        self.fatal |= 1 << group;
+        self.fail_group(now, group);
+    }
+
+    /// Asks `offline` for the groups whose failure was fatal, once this node may act and
+    /// no earlier such command is still pending.
+    fn ask_fatal(&mut self, now: Instant) {
+        let view = self.membership.view();
+        let may_act = self.membership.is_quorate(view.members) && self.groups.authority();
+        let pending = self
+            .fatal_asked
+            .is_some_and(|a| a.state == CommandState::Pending);
+        if self.fatal == 0 || pending || !may_act || self.maintenance.on() || self.leaving() {
+            return;
+        }
+        let command = Command {
+            op: Op::Offline,
+            groups: core::mem::take(&mut self.fatal),
+        };
+        self.fatal_asked = Some(self.send_command(now, command, FATAL_COMMAND_TIMEOUT));
+        self.groups_dirty = true;
+        self.membership_dirty = true;
+    }
+
+    /// When a command asked of this node next needs a look.
     pub(super) fn command_deadline(&self) -> Option<Instant> {
-        self.asked
+        [self.asked, self.fatal_asked]
+            .into_iter()
+            .flatten()
             .filter(|a| a.state == CommandState::Pending)
             .map(|a| a.resend_at.min(a.deadline))
+            .min()
     }
 }

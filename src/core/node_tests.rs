@@ -1247,3 +1247,45 @@ fn in_a_two_node_pair_a_node_restarted_with_another_config_takes_nothing() {
     assert!(!b.quorate());
     assert_eq!(a.view().members.len(), 1);
 }
+
+/// Issue 20: a resource that fails fatally (an agent's "not configured") cannot run
+/// anywhere with this config. The node it failed on asks `offline` of its group on every
+/// node: the group is released there and the peer never starts it (a plain failure moves
+/// it to the peer instead: the second half). `online` brings it back.
+#[test]
+fn a_fatal_failure_takes_the_group_offline_everywhere() {
+    use super::super::operator::Op;
+    use super::super::placement::Placement;
+    let spec = || one_group(super::super::authority::QuorumLoss::Freeze, false);
+    let (mut a, mut b) = settled_pair(&spec);
+    a.fatal_group(Instant::from_nanos(10 * MS), 0, 0);
+    for ms in 10..60 {
+        run_pair(&mut a, &mut b, (ms * MS, (ms + 1) * MS - 1), |_| true);
+        assert_eq!(
+            b.groups()[0].phase,
+            Phase::Offline,
+            "b started it at {ms} ms"
+        );
+    }
+    assert_eq!(a.groups()[0].phase, Phase::Offline);
+    assert_eq!(a.view().plan.get(0), Placement::Offline);
+    assert_eq!(b.view().plan.get(0), Placement::Offline);
+
+    let now = Instant::from_nanos(60 * MS);
+    let online = Command {
+        op: Op::Online,
+        groups: 1,
+    };
+    b.command(now, online, Duration::from_secs(1)).unwrap();
+    run_pair(&mut a, &mut b, (60 * MS, 80 * MS), |_| true);
+    assert_eq!(a.groups()[0].phase, Phase::Online, "online after the fix");
+
+    let (mut a, mut b) = settled_pair(&spec);
+    a.fail_group(Instant::from_nanos(10 * MS), 0);
+    run_pair(&mut a, &mut b, (10 * MS, 60 * MS), |_| true);
+    assert_eq!(
+        b.groups()[0].phase,
+        Phase::Online,
+        "a plain failure moves it"
+    );
+}

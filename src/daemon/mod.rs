@@ -268,6 +268,8 @@ pub fn run(
     )?;
     let marker = maintenance::marker_path(&socket);
     let resumed = maintenance::read(&marker, &cfg.groups).map_err(DaemonError::Maintenance)?;
+    // Groups whose agent said at the probe that it cannot run anywhere with this config.
+    let mut fatal = Vec::new();
     if resumed.is_none() {
         // Before joining: a previous run killed with kill -9 may have left service
         // addresses and processes (its applications). In maintenance they are the
@@ -293,7 +295,7 @@ pub fn run(
                  kernel): {left:?}"
             );
         }
-        probe::probe(&cfg.groups).map_err(DaemonError::Orphan)?;
+        fatal = probe::probe(&cfg.groups).map_err(DaemonError::Orphan)?;
     }
     let mut _cpu_latency = None;
     if let Some(rt) = cfg.realtime {
@@ -331,6 +333,9 @@ pub fn run(
     let started = Instant::from_nanos(clock::monotonic_ns());
     let keyed = key.is_some();
     let mut node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
+    for (g, r) in fatal {
+        node.fatal_group(started, g, r);
+    }
     let (promise, kept) =
         promise::PromiseFile::open(&promise::path(&socket)).map_err(DaemonError::Promise)?;
     if let Some((number, members)) = kept {
@@ -950,12 +955,16 @@ impl Daemon {
     /// Hands a child's outcome to the core.
     fn report(&mut self, now: Instant, r: Report) {
         match r {
-            Report::Done(req, ok) => {
+            Report::Done(req, ok, fatal) => {
                 if self.node.resource_done(now, req, ok).is_err() {
                     ::log::error!("core refused the completion of {req:?}");
+                } else if fatal {
+                    self.node
+                        .fatal_group(now, usize::from(req.group), req.resource);
                 }
             }
             Report::GroupFailed(g) => self.node.fail_group(now, usize::from(g)),
+            Report::GroupFatal(g, r) => self.node.fatal_group(now, usize::from(g), r),
         }
     }
 
@@ -1019,7 +1028,7 @@ impl Daemon {
                     }
                 }
                 Action::Resource(req) => match self.resources.execute(registry, now, req) {
-                    Outcome::Done(ok) => self.report(now, Report::Done(req, ok)),
+                    Outcome::Done(ok) => self.report(now, Report::Done(req, ok, false)),
                     Outcome::Started => {}
                 },
                 Action::Event { at, event } => {

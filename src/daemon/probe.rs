@@ -1,9 +1,12 @@
 //! Resource agents outside the loop: the probe at start (Pacemaker's) and the sentinel's
 //! fence. Before the node joins, every agent's monitor (`status` for LSB) runs once, so a
 //! resource already running here is known: a node that holds nothing yet must not run
-//! one. Anything but "not running" (or "not installed": it cannot run here) is taken as
-//! possibly running, as Pacemaker does, and stopped; a node that cannot stop it does not
-//! start (two owners otherwise). The sentinel's fence runs every agent's stop the same
+//! one. "Not running", and as Pacemaker masks them "not installed" and "invalid
+//! arguments" (it cannot run here), pass; "not configured" (OCF 6: it cannot run anywhere
+//! with this config, nor can its agent tell) is fatal for its group, which the node asks
+//! offline everywhere once it may act. Anything else is taken as possibly running, as
+//! Pacemaker does, and stopped; a node that cannot stop it does not start (two owners
+//! otherwise). The sentinel's fence runs every agent's stop the same
 //! way ([`stop_all`]): what an agent started outside heartwire's cgroup (an address
 //! IPaddr2 added, a service an init script handed to systemd) is undone before the death
 //! notice lets a peer take over. Each run is bounded by its resource's timeout and runs
@@ -56,25 +59,30 @@ fn run(label: &str, agent: &Agent, app: &AppResource, action: &str) -> Option<i3
     }
 }
 
-/// Every agent resource of `groups`, with its `group/resource` label.
-fn agents(groups: &[GroupConfig]) -> impl Iterator<Item = (String, &Agent, &AppResource)> {
-    groups.iter().flat_map(|g| {
-        g.resources.iter().filter_map(move |r| match &r.kind {
-            ResourceKind::Application(app) => app
-                .agent
-                .as_ref()
-                .map(|agent| (format!("{}/{}", g.name, r.name), agent, app)),
-            _ => None,
-        })
+/// Every agent resource of `groups`, with its `group/resource` label and indexes.
+fn agents(
+    groups: &[GroupConfig],
+) -> impl Iterator<Item = (String, (usize, u8), &Agent, &AppResource)> {
+    groups.iter().enumerate().flat_map(|(gi, g)| {
+        g.resources
+            .iter()
+            .enumerate()
+            .filter_map(move |(ri, r)| match &r.kind {
+                ResourceKind::Application(app) => app.agent.as_ref().map(|agent| {
+                    let ri = u8::try_from(ri).expect("invariant: <= 255 resources");
+                    (format!("{}/{}", g.name, r.name), (gi, ri), agent, app)
+                }),
+                _ => None,
+            })
     })
 }
 
 /// Whether a probe's exit says the resource is not running here (OCF 7, LSB status 3),
-/// or cannot be (OCF 5: not installed).
+/// or cannot be (OCF 5: not installed; 2: invalid arguments, as Pacemaker masks them).
 fn stopped(class: AgentClass, code: Option<i32>) -> bool {
     matches!(
         (class, code),
-        (AgentClass::Ocf, Some(7 | 5)) | (AgentClass::Lsb, Some(3))
+        (AgentClass::Ocf, Some(7 | 5 | 2)) | (AgentClass::Lsb, Some(3))
     )
 }
 
@@ -90,13 +98,26 @@ fn stop(label: &str, agent: &Agent, app: &AppResource) -> Result<(), String> {
     }
 }
 
-/// The probe: monitors every agent of `groups`, stops what may run. `Err` names a
-/// resource that may run here and could not be stopped.
-pub(crate) fn probe(groups: &[GroupConfig]) -> Result<(), String> {
-    for (label, agent, app) in agents(groups) {
+/// The probe: monitors every agent of `groups`, stops what may run. Returns the
+/// (group, resource) indexes whose agent said "not configured" (fatal: for the core);
+/// `Err` names a resource that may run here and could not be stopped.
+pub(crate) fn probe(groups: &[GroupConfig]) -> Result<Vec<(usize, u8)>, String> {
+    let mut fatal = Vec::new();
+    for (label, (g, r), agent, app) in agents(groups) {
         let monitor = agent.class.monitor_action();
         let code = run(&label, agent, app, monitor);
         if stopped(agent.class, code) {
+            continue;
+        }
+        if code.is_some_and(|c| agent.class.verdict("monitor", c) == Verdict::Fatal) {
+            ::log::error!(
+                "{label}: probe: {} {monitor} exit 6: {}: the group is taken offline on every \
+                 node (`heartwire verify` runs the agent's validate-all; `heartwire online` \
+                 after the fix)",
+                agent.name,
+                agent.class.meaning(6)
+            );
+            fatal.push((g, r));
             continue;
         }
         let how = match code {
@@ -122,13 +143,13 @@ pub(crate) fn probe(groups: &[GroupConfig]) -> Result<(), String> {
         })?;
         ::log::info!("{label}: probe: stopped");
     }
-    Ok(())
+    Ok(fatal)
 }
 
 /// The fence's part: every agent's stop. `Err` lists the resources that may still run.
 pub(crate) fn stop_all(groups: &[GroupConfig]) -> Result<Vec<String>, String> {
     let (mut stopped, mut failed) = (Vec::new(), Vec::new());
-    for (label, agent, app) in agents(groups) {
+    for (label, _, agent, app) in agents(groups) {
         match stop(&label, agent, app) {
             Ok(()) => stopped.push(label),
             Err(e) => failed.push(e),

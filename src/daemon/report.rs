@@ -165,6 +165,12 @@ fn wall(now_ns: u64, at_ns: u64) -> String {
 pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &Event) -> String {
     let at = secs(at.as_nanos());
     let group_name = |g: u8| groups.get(usize::from(g)).map_or("?", |g| g.name.as_str());
+    let resource_name = |g: u8, r: u8| {
+        groups
+            .get(usize::from(g))
+            .and_then(|g| g.resources.get(usize::from(r)))
+            .map_or("?", |r| r.name.as_str())
+    };
     match *e {
         Event::Group { group, phase } => format!(
             "event=group_{} at={at} group={}",
@@ -184,6 +190,13 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             "event=failure_expired at={at} group={} (failure_timeout passed: it may run here again)",
             group_name(group)
         ),
+        Event::GroupFatal { group, resource } => format!(
+            "event=group_fatal at={at} group={} resource={} (it cannot run anywhere with this \
+             config: offline on every node until `heartwire online {}` after the fix)",
+            group_name(group),
+            resource_name(group, resource),
+            group_name(group)
+        ),
         Event::ResourceFailed {
             group,
             resource,
@@ -194,10 +207,7 @@ pub(crate) fn event_line(node: &Node, groups: &[GroupConfig], at: Instant, e: &E
             match (resource, op) {
                 (crate::core::groups::HOOK, crate::core::ResourceOp::Start) => "pre-acquire",
                 (crate::core::groups::HOOK, crate::core::ResourceOp::Stop) => "pre-release",
-                _ => groups
-                    .get(usize::from(group))
-                    .and_then(|g| g.resources.get(usize::from(resource)))
-                    .map_or("?", |r| r.name.as_str()),
+                _ => resource_name(group, resource),
             },
             op.name()
         ),

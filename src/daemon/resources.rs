@@ -116,10 +116,13 @@ pub(crate) enum Purpose {
 /// What the loop must tell the core after a child exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Report {
-    /// A request finished.
-    Done(ResourceRequest, bool),
+    /// A request finished: whether it succeeded, and whether its failure was fatal (an
+    /// agent's "not configured": the group cannot run anywhere with this config).
+    Done(ResourceRequest, bool, bool),
     /// The group failed here (monitor failures beyond the restarts).
     GroupFailed(u8),
+    /// Resource (group, resource) failed fatally here while it ran (see `Done`).
+    GroupFatal(u8, u8),
 }
 
 /// An application resource's local state.
@@ -958,15 +961,19 @@ impl Resources {
         }
         match purpose {
             Purpose::Event => None,
-            Purpose::Op(req) if req.resource == HOOK => Some(Report::Done(req, exit.success())),
+            Purpose::Op(req) if req.resource == HOOK => {
+                Some(Report::Done(req, exit.success(), false))
+            }
             Purpose::Op(req) => {
                 let ok = exit.success();
+                let mut fatal = false;
                 if !ok {
                     let what = format!("{}: {exit}", req.op.name());
                     self.record_failure(now, req.group, req.resource, what);
                     let res =
                         &self.groups[usize::from(req.group)].resources[usize::from(req.resource)];
                     if let ResourceKind::Application(app) = &res.kind {
+                        fatal = verdict(app, req.op.name(), exit) == Verdict::Fatal;
                         if let Some(agent) = &app.agent {
                             ::log::error!(
                                 "{}: {} {exit}: {} ({})",
@@ -993,7 +1000,7 @@ impl Resources {
                 if req.op == ResourceOp::Stop && ok && is_app {
                     self.apps[usize::from(req.group)][usize::from(req.resource)].pgid = None;
                 }
-                Some(Report::Done(req, ok))
+                Some(Report::Done(req, ok, fatal))
             }
             Purpose::Monitor(g, r) => self.monitored(registry, now, g, r, exit),
             Purpose::Restart(g, r, op) => {
@@ -1149,7 +1156,11 @@ impl Resources {
                 agent.name
             );
             self.apps[usize::from(g)][usize::from(r)].active = false;
-            return Some(Report::GroupFailed(g));
+            return Some(if verdict == Verdict::Fatal {
+                Report::GroupFatal(g, r)
+            } else {
+                Report::GroupFailed(g)
+            });
         }
         let st = &mut self.apps[usize::from(g)][usize::from(r)];
         // A failure_timeout after the last failure, the restart budget starts again.
@@ -1199,7 +1210,10 @@ impl Resources {
         }
         if !exit.success() {
             st.active = false;
-            return Some(Report::GroupFailed(g));
+            return Some(match verdict(&app, op.name(), exit) {
+                Verdict::Fatal => Report::GroupFatal(g, r),
+                _ => Report::GroupFailed(g),
+            });
         }
         match op {
             ResourceOp::Stop => {

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -54,9 +54,13 @@ struct Shared {
     pages: Mutex<Vec<(u64, SyncSender<String>)>>,
     next_page: AtomicUsize,
     connections: AtomicUsize,
-    /// The last status answer (the daemon's JSON, or `None`: it did not answer) and when
-    /// it was asked for; held while one is asked for, so requests wait for it.
-    status: Mutex<Option<(std::time::Instant, Option<String>)>>,
+    /// The last status answer (the daemon's JSON, or `None`: it did not answer), when it
+    /// was asked for and the count of events seen then; held while one is asked for, so
+    /// requests wait for it.
+    status: Mutex<Option<(std::time::Instant, u64, Option<String>)>>,
+    /// Events seen by the follower: a status answer asked before the last one is stale.
+    /// (A counter, not the lock: the follower must not wait while a page asks the daemon.)
+    events_seen: AtomicU64,
 }
 
 /// Serves on `listener` until the process is killed.
@@ -68,6 +72,7 @@ pub fn run(listener: TcpListener, options: Options) -> Result<(), String> {
         next_page: AtomicUsize::new(0),
         connections: AtomicUsize::new(0),
         status: Mutex::new(None),
+        events_seen: AtomicU64::new(0),
     });
     let follower = Arc::clone(&shared);
     std::thread::Builder::new()
@@ -111,7 +116,7 @@ fn follow(shared: &Shared) {
             if let Ok(record) = serde_json::from_str::<EventRecord>(line) {
                 lock(&shared.stats).record(&record);
                 // Something changed: the next page or scrape asks the daemon afresh.
-                *lock(&shared.status) = None;
+                shared.events_seen.fetch_add(1, Ordering::SeqCst);
                 lock(&shared.pages).retain(|(_, page)| match page.try_send(line.to_owned()) {
                     Ok(()) => true,
                     Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
@@ -135,11 +140,12 @@ fn follow(shared: &Shared) {
 /// not answer.
 fn status_json(shared: &Shared) -> Option<String> {
     let mut cached = lock(&shared.status);
+    let seen = shared.events_seen.load(Ordering::SeqCst);
     match &*cached {
-        Some((at, answer)) if at.elapsed() < STATUS_FRESH => answer.clone(),
+        Some((at, then, answer)) if at.elapsed() < STATUS_FRESH && *then == seen => answer.clone(),
         _ => {
             let answer = client::request(&shared.options.socket, "status").ok();
-            *cached = Some((std::time::Instant::now(), answer.clone()));
+            *cached = Some((std::time::Instant::now(), seen, answer.clone()));
             answer
         }
     }

@@ -190,6 +190,10 @@ pub struct Lab {
     pub probe_fifo: Option<u8>,
     /// [`LabConfig::private_run`].
     pub private_run: bool,
+    /// Node whose daemon runs as systemd runs a unit's: its stderr a journal stream
+    /// (`systemd-cat`) named by `JOURNAL_STREAM`, with the lab's journald (see
+    /// [`Lab::journal_store`]) at /run/systemd/journal in a mount namespace of its own.
+    pub journal_node: Option<usize>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -284,6 +288,7 @@ impl Lab {
             clusters: vec![prefix.clone()],
             probe_fifo: None,
             private_run: cfg.private_run,
+            journal_node: None,
         };
         lab.add_ns(&lab.switch_ns());
         ip(&[
@@ -549,18 +554,32 @@ impl Lab {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", self.ns(i)))
             .arg("--");
+        // A mount namespace of its own, set up by `script` before it execs the daemon
+        // (unshare and the shell exec, no fork: the PID kept is the daemon's).
+        let private = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+        ];
         if self.private_run {
-            // unshare execs (no fork): the PID kept is the daemon's.
-            cmd.args([
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-            ])
-            .arg("mount -t tmpfs hwlab /run/resource-agents && exec \"$0\" \"$@\"");
+            cmd.args(private)
+                .arg("mount -t tmpfs hwlab /run/resource-agents && exec \"$0\" \"$@\"");
+        }
+        if self.journal_node == Some(i) {
+            // A /run of its own with the lab journald's sockets; systemd-cat and its
+            // shell exec too.
+            let sockets = self.dir.join("journal-sockets");
+            cmd.args(private).arg(
+                "mount -t tmpfs hwlab /run && mkdir -p /run/systemd/journal /run/resource-agents \
+                 && mount --bind \"$HW_JOURNAL\" /run/systemd/journal \
+                 && exec systemd-cat -t heartwire -- sh -c \
+                 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec \"$0\" \"$@\"' \"$0\" \"$@\"",
+            )
+            .env("HW_JOURNAL", sockets);
         }
         let child = cmd
             .arg(binary())
@@ -841,6 +860,42 @@ impl Lab {
             .expect("spawn helper");
         self.helpers.push(child);
         self.helpers.len() - 1
+    }
+
+    /// Starts Debian's systemd-journald for the lab, in a mount namespace of its own: its
+    /// sockets in `journal-sockets` of the lab's directory, its journal files in
+    /// `journal` (returned: `journalctl -D` reads them). Stopped with the lab.
+    pub fn journal_store(&mut self) -> PathBuf {
+        let sockets = self.dir.join("journal-sockets");
+        let store = self.dir.join("journal");
+        std::fs::create_dir_all(&sockets).unwrap();
+        std::fs::create_dir_all(&store).unwrap();
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs hwlab /run && mkdir -p /run/systemd/journal /run/log/journal \
+                 && mount --bind \"$0\" /run/systemd/journal && mount --bind \"$1\" /run/log/journal \
+                 && { [ ! -d /var/log/journal ] || mount --bind \"$1\" /var/log/journal; } \
+                 && exec /lib/systemd/systemd-journald",
+            )
+            .arg(&sockets)
+            .arg(&store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn systemd-journald");
+        self.helpers.push(child);
+        let socket = sockets.join("socket");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "journald made no socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        store
     }
 
     /// The PID of helper `i`.
