@@ -153,6 +153,25 @@ pub struct AppResource {
     pub env: Vec<(String, String)>,
 }
 
+impl AppResource {
+    /// What an OCF agent's action gets besides `env`, by Pacemaker's rule:
+    /// `OCF_RESKEY_CRM_meta_interval`, the monitor's interval in ms for the `recurring`
+    /// monitor and 0 for every other action (start, stop, a probe, verify's). Nothing for
+    /// LSB scripts and plain commands.
+    pub fn interval_env(&self, recurring: bool) -> Option<(&'static str, String)> {
+        let ocf = self
+            .agent
+            .as_ref()
+            .is_some_and(|a| a.class == AgentClass::Ocf);
+        let ms = if recurring {
+            self.monitor_interval.as_millis()
+        } else {
+            0
+        };
+        ocf.then(|| ("OCF_RESKEY_CRM_meta_interval", ms.to_string()))
+    }
+}
+
 /// Where resource agents live (Debian's resource-agents package).
 pub const OCF_ROOT: &str = "/usr/lib/ocf";
 /// Where LSB init scripts named without a path live.

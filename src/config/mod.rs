@@ -765,4 +765,4 @@ fn canonical_hash(raw: &RawConfig, keyed: bool) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,8 @@ use std::path::Path;
 use super::*;
 use crate::core::spec::PathKind;
 
-const GOOD: &str = r#"
+/// A valid two-node config (nodes a and b, two paths), for tests to add groups to.
+pub(crate) const GOOD: &str = r#"
 [cluster]
 name = "lab"
 id = 7

@@ -37,6 +37,7 @@ use super::host::{Host, in_subnet, is_link_local, mac_str};
 use super::status::StatusReport;
 use crate::config::{self, Config, Locations, PathIo, ResourceKind};
 use crate::core::spec::PathKind;
+use crate::daemon::probe::run_agent;
 use heartwire_hal::inventory::Addr;
 
 /// How bad a finding is.
@@ -852,46 +853,6 @@ fn check_commands(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
 /// Longest an agent's `meta-data` or `validate-all` may take here.
 const AGENT_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Runs `path action` with `env` (and PATH only), at most `limit`: its exit code (`None`:
-/// killed at the limit) and what it printed on stdout and stderr.
-fn run_agent(
-    path: &str,
-    action: &str,
-    env: &[(String, String)],
-    limit: Duration,
-) -> Result<(Option<i32>, String, String), String> {
-    use std::process::Stdio;
-    let child = heartwire_hal::process::clean_command(path)
-        .arg(action)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("OCF_RESKEY_CRM_meta_interval", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {path}: {e}"))?;
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(out)) => Ok((
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )),
-        Ok(Err(e)) => Err(format!("{path} {action}: {e}")),
-        Err(_) => {
-            // The child we started, by its PID (it has not been reaped: its waiter holds it).
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            Err(format!("{path} {action} did not finish within {limit:?}"))
-        }
-    }
-}
-
 /// The parameters an OCF agent's `meta-data` declares: (name, required).
 fn agent_parameters(xml: &str) -> Vec<(String, bool)> {
     let attr = |tag: &str, name: &str| -> Option<String> {
@@ -951,7 +912,7 @@ fn check_agents(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
                 .filter_map(|(k, _)| k.strip_prefix("OCF_RESKEY_"))
                 .filter(|k| !k.starts_with("CRM_meta_"))
                 .collect();
-            match run_agent(&agent.path, "meta-data", &app.env, AGENT_CHECK_TIMEOUT) {
+            match run_agent(agent, app, "meta-data", AGENT_CHECK_TIMEOUT, true) {
                 Ok((Some(0), xml, _)) => {
                     let declared = agent_parameters(&xml);
                     for k in &given {
@@ -995,10 +956,11 @@ fn check_agents(cfg: &Config, loc: &Locations, r: &mut VerifyReport) {
                 ),
             }
             match run_agent(
-                &agent.path,
+                agent,
+                app,
                 "validate-all",
-                &app.env,
                 app.timeout.min(AGENT_CHECK_TIMEOUT),
+                true,
             ) {
                 Ok((Some(0), _, _)) => {}
                 Ok((code, out, err)) => {

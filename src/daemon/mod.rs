@@ -28,7 +28,7 @@ mod maintenance;
 mod notify;
 mod offers;
 mod paths;
-mod probe;
+pub(crate) mod probe;
 mod promise;
 mod reload;
 mod report;

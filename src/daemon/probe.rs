@@ -12,49 +12,104 @@
 //! notice lets a peer take over. Each run is bounded by its resource's timeout and runs
 //! in a process group of its own, killed whole at the timeout.
 
+use std::io::Read;
 use std::os::unix::process::CommandExt as _;
 use std::process::Stdio;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use heartwire_hal::process::{SIGKILL, clean_command, signal_group};
 
 use crate::config::{Agent, AgentClass, AppResource, GroupConfig, ResourceKind, Verdict};
 
-/// Runs `action` of `app`'s agent and waits, at most its timeout; `None`: it did not
-/// finish by itself in time, or could not run (said in the log).
-fn run(label: &str, agent: &Agent, app: &AppResource, action: &str) -> Option<i32> {
-    let mut cmd = clean_command(&agent.path);
-    cmd.arg(action)
-        .envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if agent.class == AgentClass::Ocf {
-        cmd.env("OCF_RESKEY_CRM_meta_interval", "0");
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            ::log::error!("{label}: {action}: cannot run {}: {e}", agent.path);
-            return None;
+/// What an agent may print that `verify` reads (each stream; the rest is read and
+/// dropped, so an agent that prints without end neither blocks nor fills memory).
+const OUTPUT_MAX: usize = 256 * 1024;
+
+/// Runs `action` of `app`'s agent and waits, at most `limit`, in a process group of its
+/// own (killed whole at the limit: what the agent forked goes too). Returns its exit
+/// code (`None`: killed by a signal) and, with `capture`, what it printed on stdout and
+/// stderr (each cut at [`OUTPUT_MAX`]); `Err` says it could not run or did not finish.
+/// The probe, the fence and `verify` all run agents through here.
+pub(crate) fn run_agent(
+    agent: &Agent,
+    app: &AppResource,
+    action: &str,
+    limit: Duration,
+    capture: bool,
+) -> Result<(Option<i32>, String, String), String> {
+    let output = || {
+        if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
         }
     };
-    let deadline = Instant::now() + app.timeout;
-    loop {
+    let mut child = clean_command(&agent.path)
+        .arg(action)
+        .envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(app.interval_env(false))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", agent.path))?;
+    let readers = [
+        child.stdout.take().map(read_capped),
+        child.stderr.take().map(read_capped),
+    ];
+    let deadline = Instant::now() + limit;
+    let code = loop {
         match child.try_wait() {
-            Ok(Some(st)) => return st.code(),
+            Ok(Some(st)) => break st.code(),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             _ => {
-                // Its process group: what the agent forked goes too. The child is not
-                // reaped yet, so the group is still its own.
+                // Not reaped yet, so the group is still its own.
                 if let Ok(pgid) = i32::try_from(child.id()) {
                     let _ = signal_group(pgid, SIGKILL);
                 }
                 let _ = child.wait();
-                ::log::error!("{label}: {action} did not finish within {:?}", app.timeout);
-                return None;
+                return Err(format!("{action} did not finish within {limit:?}"));
             }
+        }
+    };
+    // A process the agent left running may hold its output open: wait for the rest only
+    // until the limit (a second at least).
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let [out, err] = readers.map(|r| {
+        r.and_then(|rx| rx.recv_timeout(wait).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    });
+    Ok((code, out, err))
+}
+
+/// Reads `from` to its end on a thread of its own, keeping the first [`OUTPUT_MAX`]
+/// bytes.
+fn read_capped(mut from: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut kept, mut buf) = (Vec::new(), [0u8; 8192]);
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            let room = OUTPUT_MAX.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        let _ = tx.send(kept);
+    });
+    rx
+}
+
+/// [`run_agent`] for the probe and the fence: at most the resource's timeout, output
+/// not kept; `None` when it did not finish or could not run (said in the log).
+fn run(label: &str, agent: &Agent, app: &AppResource, action: &str) -> Option<i32> {
+    match run_agent(agent, app, action, app.timeout, false) {
+        Ok((code, _, _)) => code,
+        Err(e) => {
+            ::log::error!("{label}: {e}");
+            None
         }
     }
 }
@@ -159,5 +214,105 @@ pub(crate) fn stop_all(groups: &[GroupConfig]) -> Result<Vec<String>, String> {
         Ok(stopped)
     } else {
         Err(failed.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The probe fails closed, with a script of the test's own as the agent (an LSB
+    //! script by absolute path): what it is asked is written to a file; `HW_T_*`
+    //! variables in the environment would not reach it (agents run with a clean one), so
+    //! each case writes its answers into the script.
+    use std::path::Path;
+
+    use super::*;
+
+    /// Group `g` with one LSB resource running `script`, whose timeout is 300 ms.
+    fn groups(script: &Path) -> Vec<GroupConfig> {
+        let text = format!(
+            "{}\n[[group]]\nname = \"g\"\nnodes = [\"a\", \"b\"]\n\n[[group.resource]]\n\
+             name = \"r\"\nkind = \"lsb\"\nscript = \"{}\"\ntimeout = \"300ms\"\n",
+            crate::config::tests::GOOD,
+            script.display()
+        );
+        crate::config::parse(Path::new("t.toml"), &text, Some("a"))
+            .unwrap()
+            .groups
+    }
+
+    /// An init script that logs each action to `log` and answers `status` with
+    /// `status` (a shell fragment) and `stop` with exit `stop`.
+    fn agent(dir: &Path, status: &str, stop: i32) -> std::path::PathBuf {
+        let path = dir.join("agent");
+        let log = dir.join("log");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$1\" >> {}\ncase \"$1\" in\nstatus) {status} ;;\n\
+                 stop) exit {stop} ;;\nesac\nexit 0\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let _ = std::fs::remove_file(&log);
+        path
+    }
+
+    fn asked(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("log"))
+            .unwrap_or_default()
+            .replace('\n', " ")
+    }
+
+    #[test]
+    fn the_probe_stops_what_may_run_and_a_node_that_cannot_stop_it_does_not_start() {
+        let dir = std::env::temp_dir().join(format!("hw-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Not running (LSB 3): nothing to do.
+        assert_eq!(probe(&groups(&agent(&dir, "exit 3", 0))), Ok(vec![]));
+        assert_eq!(asked(&dir), "status ");
+        // Running, and an unknown answer (1: dead, pid file left): stopped.
+        for status in ["exit 0", "exit 1", "exit 4"] {
+            assert_eq!(probe(&groups(&agent(&dir, status, 0))), Ok(vec![]));
+            assert_eq!(asked(&dir), "status stop ", "{status}");
+        }
+        // No answer within the timeout (its whole process group killed): stopped.
+        let started = Instant::now();
+        assert_eq!(probe(&groups(&agent(&dir, "sleep 30", 0))), Ok(vec![]));
+        assert_eq!(asked(&dir), "status stop ");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "killed at 300 ms"
+        );
+        // May run and cannot be stopped: the node does not start.
+        let e = probe(&groups(&agent(&dir, "exit 0", 1))).unwrap_err();
+        assert!(
+            e.contains("g/r: ") && e.contains("stop failed (exit 1)"),
+            "{e}"
+        );
+        // Not configured (6): fatal for the group, no stop.
+        assert_eq!(probe(&groups(&agent(&dir, "exit 6", 0))), Ok(vec![(0, 0)]));
+        assert_eq!(asked(&dir), "status ");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What `verify` reads of an agent is capped: an agent that prints a megabyte is read
+    /// to its end (it does not block on a full pipe) and kept to the cap.
+    #[test]
+    fn an_agent_s_output_is_capped() {
+        let dir = std::env::temp_dir().join(format!("hw-probe-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = agent(&dir, "head -c 1000000 /dev/zero | tr '\\0' x", 0);
+        let g = groups(&script);
+        let ResourceKind::Application(app) = &g[0].resources[0].kind else {
+            panic!("lsb is an application");
+        };
+        let agent = app.agent.as_ref().unwrap();
+        let (code, out, _) = run_agent(agent, app, "status", Duration::from_secs(5), true).unwrap();
+        assert_eq!(code, Some(0));
+        assert_eq!(out.len(), OUTPUT_MAX);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

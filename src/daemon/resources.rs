@@ -748,18 +748,7 @@ impl Resources {
             ("HW_ACTION", action.to_owned()),
         ];
         env.extend(app.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        if app
-            .agent
-            .as_ref()
-            .is_some_and(|a| a.class == AgentClass::Ocf)
-        {
-            // Pacemaker's: the recurring monitor's interval, 0 for every other action.
-            let interval = match purpose {
-                Purpose::Monitor(..) => app.monitor_interval.as_millis(),
-                _ => 0,
-            };
-            env.push(("OCF_RESKEY_CRM_meta_interval", interval.to_string()));
-        }
+        env.extend(app.interval_env(matches!(purpose, Purpose::Monitor(..))));
         self.run(registry, now, command, app.timeout, purpose, label, &env)
     }
 
