@@ -60,17 +60,32 @@ fn scrape(lab: &Lab, i: usize) -> String {
     text
 }
 
-#[test]
-fn metrics_pass_promtool_and_follow_a_takeover() {
+/// A two-node lab (prefix `tag`) with group `svc` online on a, and heartwire-web on b:
+/// read-only, or with `--actions` and a token file (then returns its token).
+fn lab_with_web(tag: &str, actions: bool) -> (Lab, Option<String>) {
     let cfg = LabConfig {
         two_node: true,
         extra: group("svc"),
         ..LabConfig::default()
     };
-    let mut lab = Lab::new("web", 2, &cfg);
+    let mut lab = Lab::new(tag, 2, &cfg);
     lab.start_all();
     lab.wait_group(0, "svc", "online", Duration::from_secs(10));
-    start_web(&mut lab, 1, &[]);
+    if !actions {
+        start_web(&mut lab, 1, &[]);
+        return (lab, None);
+    }
+    let token_file = lab.dir.join("web.token");
+    let file = token_file.display().to_string();
+    start_web(&mut lab, 1, &["--actions", "--token-file", &file]);
+    let token = std::fs::read_to_string(&token_file).expect("a new token was written");
+    assert_eq!(mode(&token_file), 0o600, "the token file is private");
+    (lab, Some(token.trim().to_owned()))
+}
+
+#[test]
+fn metrics_pass_promtool_and_follow_a_takeover() {
+    let (mut lab, _) = lab_with_web("web", false);
     lab.wait_for(Duration::from_secs(5), "b sees a up", |lab| {
         let t = http(lab, 1, "GET", "/metrics", &[], "").1;
         sample(&t, "heartwire_peer_up{peer=\"a\"}") == Some(1.0)
@@ -186,27 +201,8 @@ fn metrics_pass_promtool_and_follow_a_takeover() {
 
 #[test]
 fn a_move_from_the_web_needs_actions_and_the_token() {
-    let cfg = LabConfig {
-        two_node: true,
-        extra: group("svc"),
-        ..LabConfig::default()
-    };
-    let mut lab = Lab::new("webmv", 2, &cfg);
-    lab.start_all();
-    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
-    let token_file = lab.dir.join("web.token");
-    start_web(
-        &mut lab,
-        1,
-        &[
-            "--actions",
-            "--token-file",
-            &token_file.display().to_string(),
-        ],
-    );
-    let token = std::fs::read_to_string(&token_file).expect("a new token was written");
-    let token = token.trim();
-    assert_eq!(mode(&token_file), 0o600, "the token file is private");
+    let (lab, token) = lab_with_web("webmv", true);
+    let token = token.as_deref().unwrap();
     let (_, page) = http(&lab, 1, "GET", "/", &[], "");
     assert!(page.contains("draggable=\"true\""), "groups can be dragged");
 
@@ -296,28 +292,8 @@ fn readme_lists_every_family(exposition: &str) {
 
 #[test]
 fn the_page_in_a_browser_follows_a_takeover_and_moves_the_group_back() {
-    let cfg = LabConfig {
-        two_node: true,
-        extra: group("svc"),
-        ..LabConfig::default()
-    };
-    let mut lab = Lab::new("webui", 2, &cfg);
-    lab.start_all();
-    lab.wait_group(0, "svc", "online", Duration::from_secs(10));
-    let token_file = lab.dir.join("web.token");
-    start_web(
-        &mut lab,
-        1,
-        &[
-            "--actions",
-            "--token-file",
-            &token_file.display().to_string(),
-        ],
-    );
-    let token = std::fs::read_to_string(&token_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (mut lab, token) = lab_with_web("webui", true);
+    let token = token.unwrap();
     let browser = Browser::start(&mut lab, 1);
     browser.go(&format!("http://127.0.0.1:{PORT}/#token={token}"));
     lab.wait_for(Duration::from_secs(10), "the page shows svc on a", |_| {
