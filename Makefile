@@ -111,6 +111,7 @@ install: release man
 	install -D -m 0755 dist/snmp/heartwire-trap $(DESTDIR)$(PREFIX)/share/heartwire/snmp/heartwire-trap
 	install -D -m 0644 dist/snmp/HEARTWIRE-MIB.txt $(DESTDIR)$(PREFIX)/share/heartwire/snmp/HEARTWIRE-MIB.txt
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/heartwire docs/*.md
+	install -D -m 0644 docs/web-takeover.png $(DESTDIR)$(PREFIX)/share/doc/heartwire/docs/web-takeover.png
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(MAN_OUT)/man/*.8
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 $(MAN_OUT)/man/*.5
 	install -D -m 0644 $(MAN_OUT)/completions/heartwire.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/heartwire

@@ -1,8 +1,9 @@
 //! Resource agents from Debian's resource-agents package in the netns lab (issue 20):
 //! `ocf:heartbeat:IPaddr2` (the service address), `ocf:heartbeat:Dummy` (state in a
 //! file) and `ocf:heartbeat:anything` running a real HTTP server (python3 -m http.server),
-//! watched from a client with curl. Each daemon has a private /run/resource-agents (the
-//! agents' state directory), as on separate machines.
+//! watched from a client with curl; and `kind = "lsb"` with Debian's own init script
+//! for snmptrapd. Each daemon has a private /run (the agents' state directory, the
+//! scripts' pid files), as on separate machines.
 //!
 //! Shown: the group starts with its agents; a monitor that says "not running" (7) is a
 //! soft error, restarted here; a hung owner's sentinel stops every agent (IPaddr2's
@@ -183,6 +184,74 @@ fn debian_agents_start_restart_fail_over_and_are_probed() {
     assert_eq!(lab.group_state(1, "web").as_deref(), Some("online"));
     assert_eq!(lab.group_state(0, "web").as_deref(), Some("offline"));
     assert_eq!(get(&client), 200);
+}
+
+/// The UDP sockets on port 162 in namespace `ns` (`ss`'s lines: process and PID).
+fn trap_port(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Hulnp", "sport = :162"])
+        .output()
+        .expect("ss");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kind = "lsb"` with a real Debian init script: /etc/init.d/snmptrapd (net-snmp's trap
+/// daemon; Debian's init-d-script, start-stop-daemon and status_of_proc behind it), each
+/// daemon with a /run of its own for the script's pid file. It starts on a (the daemon
+/// listens on UDP 162 in a's namespace, not in b's); killed by hand, its `status` says
+/// 1 ("dead, pid file left"), a soft error: restarted here; `move` runs the script's stop
+/// on a and its start on b.
+#[test]
+fn a_debian_init_script_starts_is_watched_restarted_and_moved() {
+    let cfg = LabConfig {
+        two_node: true,
+        extra: "[[group]]\nname = \"traps\"\nnodes = [\"a\", \"b\"]\nstartup = \"home\"\n\
+                fallover = \"next\"\nfallback = \"never\"\n\n[[group.resource]]\n\
+                name = \"trapd\"\nkind = \"lsb\"\nscript = \"snmptrapd\"\n\
+                monitor_interval = \"300ms\"\nrestarts = 1\n\n"
+            .into(),
+        private_run: true,
+        ..LabConfig::default()
+    };
+    let mut lab = Lab::new("lsb", 2, &cfg);
+    lab.start_all();
+    lab.wait_group(0, "traps", "online", Duration::from_secs(30));
+    let (a, b) = (lab.ns(0), lab.ns(1));
+    lab.wait_for(Duration::from_secs(10), "snmptrapd listens on a", |_| {
+        trap_port(&a).contains("snmptrapd")
+    });
+    assert_eq!(trap_port(&b), "", "nothing on b");
+
+    // Killed behind the script's back: `status` says 1, a soft error, restarted here.
+    let listening = trap_port(&a);
+    let pid = listening
+        .split("pid=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("ss names the pid: {listening}"));
+    let kill = Command::new("kill").args(["-KILL", pid]).status().unwrap();
+    assert!(kill.success());
+    lab.wait_for(Duration::from_secs(10), "a restarts trapd", |lab| {
+        log_has(
+            lab,
+            0,
+            "traps/trapd: monitor failed (exit 1): local restart 1 of 1",
+        )
+    });
+    lab.wait_for(Duration::from_secs(10), "snmptrapd listens on a again", |_| {
+        let now = trap_port(&a);
+        now.contains("snmptrapd") && !now.contains(&format!("pid={pid},"))
+    });
+    assert_eq!(lab.group_state(0, "traps").as_deref(), Some("online"));
+
+    // Moved: the script's stop on a, its start on b.
+    let moved = lab.cli(0, &["move", "traps", "b", "--timeout", "30"]);
+    assert!(moved.status.success(), "{moved:?}");
+    lab.wait_group(1, "traps", "online", Duration::from_secs(30));
+    lab.wait_for(Duration::from_secs(10), "snmptrapd listens on b", |_| {
+        trap_port(&b).contains("snmptrapd")
+    });
+    assert_eq!(trap_port(&a), "", "the script's stop ended it on a");
 }
 
 /// An agent's "not configured" (OCF 6) is fatal: the group cannot run anywhere with this

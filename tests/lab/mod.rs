@@ -100,8 +100,9 @@ pub struct LabConfig {
     /// Non-IP paths: a serial line between the first two nodes and a shared disk file
     /// for all; the Ethernet paths then name their networks (`svc`: e1 and u1, `hb`: e2).
     pub nonip: Option<NonIp>,
-    /// Each daemon gets a private /run/resource-agents (a tmpfs in a mount namespace of
-    /// its own), where resource agents keep their state: as on separate machines.
+    /// Each daemon gets a private /run (a tmpfs in a mount namespace of its own, with an
+    /// empty /run/resource-agents), where resource agents and init scripts keep their
+    /// state and pid files: as on separate machines.
     pub private_run: bool,
 }
 
@@ -567,7 +568,7 @@ impl Lab {
         ];
         if self.private_run {
             cmd.args(private)
-                .arg("mount -t tmpfs hwlab /run/resource-agents && exec \"$0\" \"$@\"");
+                .arg("mount -t tmpfs hwlab /run && mkdir /run/resource-agents && exec \"$0\" \"$@\"");
         }
         if self.journal_node == Some(i) {
             // A /run of its own with the lab journald's sockets; systemd-cat and its
