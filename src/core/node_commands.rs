@@ -216,6 +216,15 @@ impl Node {
     ) {
         let until = now.saturating_add(valid);
         let plan = self.membership.view().plan;
+        // A later command for a group of the one asked here takes its place on every node
+        // (the pins below): the operator is told so, not left to wait for the deadline.
+        if let Some(a) = self.asked.as_mut().filter(|a| {
+            a.state == CommandState::Pending
+                && a.command.groups & cmd.groups != 0
+                && !(from == self.local && a.command == cmd)
+        }) {
+            a.state = CommandState::Superseded(from, cmd.op);
+        }
         if let Op::Maintenance(epoch) = cmd.op {
             self.hear_maintenance(now, epoch);
         }

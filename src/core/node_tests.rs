@@ -1254,7 +1254,7 @@ fn in_a_two_node_pair_a_node_restarted_with_another_config_takes_nothing() {
 /// it to the peer instead: the second half). `online` brings it back.
 #[test]
 fn a_fatal_failure_takes_the_group_offline_everywhere() {
-    use super::super::operator::Op;
+    use super::super::operator::{CommandState, Op};
     use super::super::placement::Placement;
     let spec = || one_group(super::super::authority::QuorumLoss::Freeze, false);
     let (mut a, mut b) = settled_pair(&spec);
@@ -1279,6 +1279,24 @@ fn a_fatal_failure_takes_the_group_offline_everywhere() {
     b.command(now, online, Duration::from_secs(1)).unwrap();
     run_pair(&mut a, &mut b, (60 * MS, 80 * MS), |_| true);
     assert_eq!(a.groups()[0].phase, Phase::Online, "online after the fix");
+
+    // An operator's command for the group, pending when the fatal failure comes: told
+    // it was superseded (by a's `offline`), not left to wait for its deadline.
+    let (mut a, _) = settled_pair(&spec);
+    let at = Instant::from_nanos(10 * MS);
+    let to_b = Command {
+        op: Op::Move(id(2)),
+        groups: 1,
+    };
+    assert_eq!(
+        a.command(at, to_b, Duration::from_secs(1)),
+        Ok(CommandState::Pending)
+    );
+    a.fatal_group(at, 0, 0);
+    assert_eq!(
+        a.command_state(),
+        Some(CommandState::Superseded(id(1), Op::Offline))
+    );
 
     let (mut a, mut b) = settled_pair(&spec);
     a.fail_group(Instant::from_nanos(10 * MS), 0);

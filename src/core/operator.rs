@@ -130,6 +130,10 @@ pub enum CommandState {
     Done,
     /// Not carried out before its deadline.
     Expired,
+    /// A later command for one of its groups (asked of this node `NodeId`, with this op)
+    /// took its place before it was carried out: every node pins the later one now.
+    /// A node whose agent failed fatally asks `offline` this way.
+    Superseded(NodeId, Op),
 }
 
 /// Where each group runs, as this node knows it: from its own phases and the members'

@@ -167,12 +167,17 @@ impl Daemon {
             match self.node.command_state() {
                 Some(CommandState::Pending) => self.waiting = Some(w),
                 state => {
-                    let result = if state == Some(CommandState::Done) {
-                        "done"
-                    } else {
-                        "expired"
+                    let result = match state {
+                        Some(CommandState::Done) => "done".to_owned(),
+                        Some(CommandState::Superseded(from, op)) => format!(
+                            "superseded: node {} asked `{}` of its group(s) after it (an \
+                             operator, or a resource that failed fatally there: see the events)",
+                            report::node_name(&self.node, from),
+                            op.name()
+                        ),
+                        _ => "expired".to_owned(),
                     };
-                    self.respond_report(registry, now, &w, result);
+                    self.respond_report(registry, now, &w, &result);
                 }
             }
         }

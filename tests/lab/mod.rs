@@ -567,8 +567,9 @@ impl Lab {
             "-c",
         ];
         if self.private_run {
-            cmd.args(private)
-                .arg("mount -t tmpfs hwlab /run && mkdir /run/resource-agents && exec \"$0\" \"$@\"");
+            cmd.args(private).arg(
+                "mount -t tmpfs hwlab /run && mkdir /run/resource-agents && exec \"$0\" \"$@\"",
+            );
         }
         if self.journal_node == Some(i) {
             // A /run of its own with the lab journald's sockets; systemd-cat and its
