@@ -260,11 +260,12 @@ fn a_debian_init_script_starts_is_watched_restarted_and_moved() {
 
 /// An agent's "not configured" (OCF 6) is fatal: the group cannot run anywhere with this
 /// config, so it is taken offline on every node instead of failing on each in turn.
-/// IPaddr2 with `arp_count = "0"` exits 6 for every action: at the probe both nodes
-/// report the group fatal and it stays offline (before, the probe's failed stop kept the
-/// daemon from starting); `online` starts it on a, whose start exits 6, and a asks it
-/// offline again before b starts it: the address is never on b, the group in error on a
-/// (the stop exits 6 too) and `online` fails at once, superseded by a's `offline`.
+/// IPaddr2 runs on a; the operator pushes `arp_count = "0"` (`reload` on both nodes:
+/// params change in place), which IPaddr2 refuses with 6 for every action: a's next
+/// monitor exits 6, and a asks `offline` of the group before b starts it; the group is in
+/// error on a (its stop exits 6 too: the address stays, it may still run there) and b
+/// never acquires it. Then the probe fails closed: a's `run` killed and started again,
+/// its probe's monitor and stop both exit 6, and a does not start (the address is up).
 #[test]
 fn an_agent_s_fatal_error_takes_the_group_offline_everywhere() {
     const BAD: &str = "10.200.1.61";
@@ -274,30 +275,33 @@ fn an_agent_s_fatal_error_takes_the_group_offline_everywhere() {
             "[[group]]\nname = \"bad\"\nnodes = [\"a\", \"b\"]\nstartup = \"home\"\n\
              fallover = \"next\"\nfallback = \"never\"\n\n[[group.resource]]\nname = \"vip\"\n\
              kind = \"ocf\"\nagent = \"heartbeat:IPaddr2\"\nparams = {{ ip = \"{BAD}\", \
-             cidr_netmask = \"24\", nic = \"eth1\", arp_count = \"0\" }}\n\n"
+             cidr_netmask = \"24\", nic = \"eth1\" }}\n\n"
         ),
         private_run: true,
         ..LabConfig::default()
     };
     let mut lab = Lab::new("ocff", 2, &cfg);
     lab.start_all();
-    for i in 0..2 {
-        lab.wait_for(Duration::from_secs(10), "the probe's fatal event", |lab| {
-            log_has(
-                lab,
-                i,
-                "bad/vip: probe: ocf:heartbeat:IPaddr2 monitor exit 6",
-            ) && log_has(lab, i, "event=group_fatal")
-        });
+    lab.wait_group(0, "bad", "online", Duration::from_secs(30));
+    assert!(lab.addresses(0, "eth1").contains(BAD));
+
+    let text = std::fs::read_to_string(&lab.config_path).unwrap();
+    let broken = text.replace("nic = \"eth1\" }", "nic = \"eth1\", arp_count = \"0\" }");
+    assert_ne!(text, broken);
+    std::fs::write(&lab.config_path, broken).unwrap();
+    for i in [1, 0] {
+        let out = lab.cli(i, &["reload"]);
+        assert!(out.status.success(), "reload on {i}: {out:?}");
     }
-    lab.wait_for(Duration::from_secs(10), "bad offline on both", |lab| {
-        (0..2).all(|i| lab.group_state(i, "bad").as_deref() == Some("offline"))
+    lab.wait_for(Duration::from_secs(20), "a's monitor exits 6", |lab| {
+        log_has(lab, 0, "bad/vip: monitor: exit 6: not configured")
+            && log_has(lab, 0, "event=group_fatal")
     });
-    let online = lab.cli(0, &["online", "bad", "--timeout", "5"]);
-    lab.wait_for(Duration::from_secs(20), "a's start exits 6", |lab| {
-        log_has(lab, 0, "bad/vip: start exit 6: not configured")
+    lab.wait_for(Duration::from_secs(10), "error on a, offline on b", |lab| {
+        lab.group_state(0, "bad").as_deref() == Some("error")
+            && lab.group_state(1, "bad").as_deref() == Some("offline")
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while std::time::Instant::now() < deadline {
         assert!(!lab.addresses(1, "eth1").contains(BAD), "b started it");
         std::thread::sleep(Duration::from_millis(20));
@@ -305,18 +309,32 @@ fn an_agent_s_fatal_error_takes_the_group_offline_everywhere() {
     let b_log = std::fs::read_to_string(lab.log_path(1)).unwrap_or_default();
     assert!(
         !b_log.contains("event=group_acquiring"),
-        "b never acquires the group: {online:?}"
+        "b never acquires the group"
     );
-    // IPaddr2's stop exits 6 as well: a stop that failed leaves the group in error on a
-    // (it may still run there: `cleanup` once fixed), offline on b.
-    lab.wait_for(Duration::from_secs(10), "error on a, offline on b", |lab| {
-        lab.group_state(0, "bad").as_deref() == Some("error")
-            && lab.group_state(1, "bad").as_deref() == Some("offline")
-    });
-    let said = String::from_utf8_lossy(&online.stdout);
     assert!(
-        !online.status.success() && said.contains("superseded: node a asked `offline`"),
-        "online is told at once that a took the group offline: {online:?}"
+        lab.addresses(0, "eth1").contains(BAD),
+        "a's stop failed: the address stays"
+    );
+
+    // The probe fails closed: it cannot tell whether the address is up, nor remove it.
+    lab.kill(0);
+    lab.start(0);
+    assert!(
+        lab.wait_exit(0, Duration::from_secs(20))
+            .is_some_and(|c| c != 0),
+        "a must not start"
+    );
+    assert!(
+        log_has(
+            &lab,
+            0,
+            "bad/vip: ocf:heartbeat:IPaddr2 stop failed (exit 6)"
+        ) && log_has(&lab, 0, "its config is wrong"),
+        "the refusal says why"
+    );
+    assert!(
+        !lab.addresses(1, "eth1").contains(BAD),
+        "nor did b start it"
     );
 }
 

@@ -261,7 +261,8 @@ impl AgentClass {
             // 8: running as promoted; 190, 191: OCF 1.1's degraded (running).
             (_, _, 0) | (AgentClass::Ocf, "monitor", 8 | 190 | 191) => Verdict::Ok,
             (AgentClass::Ocf, _, 2..=5) | (AgentClass::Lsb, "start" | "stop", 5) => Verdict::Hard,
-            (_, "start" | "stop" | "monitor", 6) => Verdict::Fatal,
+            (AgentClass::Ocf, "start" | "stop" | "monitor", 6)
+            | (AgentClass::Lsb, "start" | "stop", 6) => Verdict::Fatal,
             _ => Verdict::Soft,
         }
     }

@@ -193,8 +193,9 @@ pub struct Peer {
     /// node's installed and previous views are kept before any other (see
     /// [`Peer::vouch`]).
     vouches: [Vouch; 3],
-    /// Newest operator command id taken from its current incarnation.
-    command_id: u32,
+    /// Newest command id taken from its current incarnation: the operator's, and those
+    /// asked for fatal failures (`node_commands::FATAL_IDS`).
+    command_ids: [u32; 2],
     /// Per path, whom it heard there, from its last full heartbeat.
     pub heard: [u64; MAX_PATHS],
     /// The nodes it hears but keeps out of its views (another config), from its last
@@ -221,7 +222,7 @@ impl Peer {
         self.report = None;
         self.report_at = None;
         self.vouches = [Vouch::default(); 3];
-        self.command_id = 0;
+        self.command_ids = [0; 2];
         self.config_matched = false;
         for link in &mut self.links {
             link.replay = Default::default();
@@ -286,7 +287,7 @@ impl Peer {
             report: None,
             report_at: None,
             vouches: [Vouch::default(); 3],
-            command_id: 0,
+            command_ids: [0; 2],
             heard: [0; MAX_PATHS],
             refuses: 0,
             networks_down: 0,
@@ -449,6 +450,9 @@ pub struct Node {
     fatal: u64,
     /// Id of the last command asked of this node in this incarnation.
     command_id: u32,
+    /// Count of the commands this node asked for fatal failures (their ids: with
+    /// `node_commands::FATAL_IDS`).
+    fatal_command_id: u32,
     /// Networks whose every local adapter is without carrier (from the daemon).
     carrier_lost: u64,
     /// Networks this node lost (published in its state block).
@@ -571,6 +575,7 @@ impl Node {
             fatal_asked: None,
             fatal: 0,
             command_id: 0,
+            fatal_command_id: 0,
             carrier_lost: 0,
             lost: 0,
             lost_dirty: false,
@@ -807,8 +812,9 @@ impl Node {
             Body::Notice(_) => unreachable!("notices are taken above"),
             Body::Command(cmd, valid, id) => {
                 // Copies arrive on every path, and retransmissions repeat the id.
-                if id > self.peers[v.peer].command_id {
-                    self.peers[v.peer].command_id = id;
+                let kind = usize::from(id & commands::FATAL_IDS != 0);
+                if id > self.peers[v.peer].command_ids[kind] {
+                    self.peers[v.peer].command_ids[kind] = id;
                     let from = self.peers[v.peer].id;
                     self.take_command(now, from, cmd, valid);
                 }

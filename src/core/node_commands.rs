@@ -15,6 +15,12 @@ use crate::core::time::Instant;
 /// (an operator's command has the client's timeout).
 const FATAL_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The ids of the commands a node asks for fatal failures have this bit set, those of
+/// the operator's not: each kind counts on its own, and a receiver takes a command whose
+/// id is above the last of its kind from that incarnation. With one count, a newer id of
+/// one kind taken first would have made the other's resends look old, and dropped them.
+pub(super) const FATAL_IDS: u32 = 1 << 31;
+
 impl Node {
     /// Asks this node to carry out an operator command within `timeout`. The command goes
     /// to every node at once; follow it with [`Node::command_state`].
@@ -179,16 +185,25 @@ impl Node {
     }
 
     fn ask(&mut self, now: Instant, command: Command, timeout: Duration) {
-        self.asked = Some(self.send_command(now, command, timeout));
+        self.command_id += 1;
+        let id = self.command_id;
+        self.asked = Some(self.send_command(now, command, timeout, id, command.op.resets()));
         self.settle(now);
     }
 
-    /// Sends `command` to every node and takes it here: what follows it until done.
-    fn send_command(&mut self, now: Instant, command: Command, timeout: Duration) -> Asked {
-        self.command_id += 1;
-        let repr = command.to_repr(self.command_id, timeout);
+    /// Sends `command` as `id` to every node and takes it here (resetting the groups'
+    /// marks here if `resets`): what follows it until done.
+    fn send_command(
+        &mut self,
+        now: Instant,
+        command: Command,
+        timeout: Duration,
+        id: u32,
+        resets: bool,
+    ) -> Asked {
+        let repr = command.to_repr(id, timeout);
         push_out(&mut self.out, &mut self.overflows, Outgoing::Command(repr));
-        self.take_command(now, self.local, command, timeout);
+        self.take_command_with(now, self.local, command, timeout, resets);
         Asked {
             command,
             repr,
@@ -214,6 +229,18 @@ impl Node {
         cmd: Command,
         valid: Duration,
     ) {
+        self.take_command_with(now, from, cmd, valid, cmd.op.resets());
+    }
+
+    /// [`Node::take_command`]; `resets`: whether it resets the groups' marks here.
+    fn take_command_with(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        cmd: Command,
+        valid: Duration,
+        resets: bool,
+    ) {
         let until = now.saturating_add(valid);
         let plan = self.membership.view().plan;
         // A later command for a group of the one asked here takes its place on every node
@@ -236,7 +263,7 @@ impl Node {
             ..
         } = self;
         for g in cmd.group_indexes() {
-            if cmd.op.resets() {
+            if resets {
                 groups.reset(now, g, &mut |e| push_event_to(events, overflows, now, e));
             }
             pins[g] = (!cmd.op.satisfied_by(plan.get(g))).then_some(Pin { op: cmd.op, until });
@@ -312,7 +339,8 @@ impl Node {
     /// `move`) after the config is fixed. Trying it on each node in turn would fail the
     /// same way on each, and fence or stop nothing better (Pacemaker stops such a
     /// resource everywhere). The command waits while this node may not act (no quorum,
-    /// maintenance) and goes out when it may.
+    /// maintenance) or its earlier one is pending, and goes out when it may; a node that
+    /// is stopping asks nothing (its groups are handed over or taken offline anyway).
     ///
     /// # Panics
     /// If `group` is not a group index.
@@ -343,7 +371,12 @@ impl Node {
             op: Op::Offline,
             groups: core::mem::take(&mut self.fatal),
         };
-        self.fatal_asked = Some(self.send_command(now, command, FATAL_COMMAND_TIMEOUT));
+        // Its own id space (see `FATAL_IDS`). This node keeps its own failure mark until
+        // the group's failure is forgotten: were it reset here like the others', the node
+        // would take the group again before a view carries the `offline` out.
+        self.fatal_command_id += 1;
+        let id = FATAL_IDS | self.fatal_command_id;
+        self.fatal_asked = Some(self.send_command(now, command, FATAL_COMMAND_TIMEOUT, id, false));
         self.groups_dirty = true;
         self.membership_dirty = true;
     }

@@ -1259,13 +1259,20 @@ fn a_fatal_failure_takes_the_group_offline_everywhere() {
     let spec = || one_group(super::super::authority::QuorumLoss::Freeze, false);
     let (mut a, mut b) = settled_pair(&spec);
     a.fatal_group(Instant::from_nanos(10 * MS), 0, 0);
-    for ms in 10..60 {
-        run_pair(&mut a, &mut b, (ms * MS, (ms + 1) * MS - 1), |_| true);
-        assert_eq!(
-            b.groups()[0].phase,
-            Phase::Offline,
-            "b started it at {ms} ms"
-        );
+    // Step by step (run_pair steps every 100 µs): neither node acquires it again, a not
+    // before the view carries the `offline` out either (its own mark stays set).
+    for step in 100..600 {
+        let t = step * MS / 10;
+        // b's frames are lost for the first 2 ms: the view that carries the `offline`
+        // out waits for its ack.
+        run_pair_with(&mut a, &mut b, (t, t), |t, i, _| i == 0 || t >= 12 * MS);
+        for (n, name) in [(&a, "a"), (&b, "b")] {
+            assert!(
+                matches!(n.groups()[0].phase, Phase::Offline | Phase::Releasing),
+                "{name} holds it again at {t} ns: {:?}",
+                n.groups()[0].phase
+            );
+        }
     }
     assert_eq!(a.groups()[0].phase, Phase::Offline);
     assert_eq!(a.view().plan.get(0), Placement::Offline);
@@ -1306,4 +1313,35 @@ fn a_fatal_failure_takes_the_group_offline_everywhere() {
         Phase::Online,
         "a plain failure moves it"
     );
+}
+
+/// The commands a node asks for fatal failures count their ids on their own: b asks
+/// `move` of group 0 (all its copies lost at first), then asks `offline` of group 1 for
+/// a fatal failure, which arrives first. With one count the fatal command's newer id made
+/// a drop every resend of the move as old, and the move expired.
+#[test]
+fn fatal_and_operator_commands_have_their_own_ids() {
+    use super::super::operator::{CommandState, Op};
+    let spec = || {
+        let mut s = one_group(super::super::authority::QuorumLoss::Freeze, false);
+        s.groups.push(s.groups[0].clone());
+        s
+    };
+    let (mut a, mut b) = settled_pair(&spec);
+    let at = Instant::from_nanos(10 * MS);
+    let to_b = Command {
+        op: Op::Move(id(2)),
+        groups: 1,
+    };
+    assert_eq!(
+        b.command(at, to_b, Duration::from_secs(1)),
+        Ok(CommandState::Pending)
+    );
+    run_pair_with(&mut a, &mut b, (10 * MS, 10 * MS + MS / 2), |_, i, f| {
+        !(i == 1 && f[3] == 6)
+    });
+    b.fatal_group(Instant::from_nanos(10 * MS + MS / 2), 1, 0);
+    run_pair(&mut a, &mut b, (10 * MS + MS / 2, 40 * MS), |_| true);
+    assert_eq!(b.command_state(), Some(CommandState::Done));
+    assert_eq!(b.groups()[0].phase, Phase::Online);
 }

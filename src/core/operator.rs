@@ -299,7 +299,9 @@ pub fn apply_pins(
             eligible.remove(id);
             marked = true;
         }
-        if pin.op.resets() && marked {
+        // A pin that places the group on a node waits for the marks it resets to clear;
+        // `offline` places it nowhere, so no mark matters.
+        if pin.op.resets() && marked && pin.op != Op::Offline {
             continue;
         }
         if let Some(p) = pinned(policy, pin.op, plan.get(g), eligible) {

@@ -333,9 +333,6 @@ pub fn run(
     let started = Instant::from_nanos(clock::monotonic_ns());
     let keyed = key.is_some();
     let mut node = Node::new(cfg.spec.clone(), cfg.local, incarnation, key, started);
-    for (g, r) in fatal {
-        node.fatal_group(started, g, r);
-    }
     let (promise, kept) =
         promise::PromiseFile::open(&promise::path(&socket)).map_err(DaemonError::Promise)?;
     if let Some((number, members)) = kept {
@@ -357,6 +354,10 @@ pub fn run(
             marker.display(),
             report::group_names(&cfg.groups, m.groups)
         );
+    }
+    // After what the node resumes (the kept word must be in place before it settles).
+    for (g, r) in fatal {
+        node.fatal_group(started, g, r);
     }
     let fencing = fencing::Fencing::open(&cfg, &socket, started, sentinel.is_some())?;
     let io = vec![

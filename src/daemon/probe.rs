@@ -2,11 +2,11 @@
 //! fence. Before the node joins, every agent's monitor (`status` for LSB) runs once, so a
 //! resource already running here is known: a node that holds nothing yet must not run
 //! one. "Not running", and as Pacemaker masks them "not installed" and "invalid
-//! arguments" (it cannot run here), pass; "not configured" (OCF 6: it cannot run anywhere
-//! with this config, nor can its agent tell) is fatal for its group, which the node asks
-//! offline everywhere once it may act. Anything else is taken as possibly running, as
+//! arguments" (it cannot run here), pass. Anything else is taken as possibly running, as
 //! Pacemaker does, and stopped; a node that cannot stop it does not start (two owners
-//! otherwise). The sentinel's fence runs every agent's stop the same
+//! otherwise). "Not configured" (OCF 6: it cannot run anywhere with this config) is
+//! stopped the same way — the agent cannot tell whether it runs — and then is fatal for
+//! its group, which the node asks offline everywhere once it may act. The sentinel's fence runs every agent's stop the same
 //! way ([`stop_all`]): what an agent started outside heartwire's cgroup (an address
 //! IPaddr2 added, a service an init script handed to systemd) is undone before the death
 //! notice lets a peer take over. Each run is bounded by its resource's timeout and runs
@@ -23,13 +23,16 @@ use heartwire_hal::process::{SIGKILL, clean_command, signal_group};
 use crate::config::{Agent, AgentClass, AppResource, GroupConfig, ResourceKind, Verdict};
 
 /// What an agent may print that `verify` reads (each stream; the rest is read and
-/// dropped, so an agent that prints without end neither blocks nor fills memory).
-const OUTPUT_MAX: usize = 256 * 1024;
+/// dropped, so an agent that prints without end neither blocks nor fills memory). The
+/// largest meta-data of Debian's resource-agents is about 40 KB.
+const OUTPUT_MAX: usize = 1024 * 1024;
 
 /// Runs `action` of `app`'s agent and waits, at most `limit`, in a process group of its
 /// own (killed whole at the limit: what the agent forked goes too). Returns its exit
 /// code (`None`: killed by a signal) and, with `capture`, what it printed on stdout and
-/// stderr (each cut at [`OUTPUT_MAX`]); `Err` says it could not run or did not finish.
+/// stderr (each cut at [`OUTPUT_MAX`]; what a process the agent left running still
+/// writes after a second past its exit, or past the limit, is not waited for); `Err`
+/// says it could not run or did not finish.
 /// The probe, the fence and `verify` all run agents through here.
 pub(crate) fn run_agent(
     agent: &Agent,
@@ -76,13 +79,14 @@ pub(crate) fn run_agent(
     };
     // A process the agent left running may hold its output open: wait for the rest only
     // until the limit (a second at least).
-    let wait = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1));
+    let until = deadline.max(Instant::now() + Duration::from_secs(1));
     let [out, err] = readers.map(|r| {
-        r.and_then(|rx| rx.recv_timeout(wait).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        r.and_then(|rx| {
+            rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+                .ok()
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
     });
     Ok((code, out, err))
 }
@@ -93,9 +97,16 @@ fn read_capped(mut from: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> 
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let (mut kept, mut buf) = (Vec::new(), [0u8; 8192]);
-        while let Ok(n @ 1..) = from.read(&mut buf) {
-            let room = OUTPUT_MAX.saturating_sub(kept.len());
-            kept.extend_from_slice(&buf[..n.min(room)]);
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = OUTPUT_MAX.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
         }
         let _ = tx.send(kept);
     });
@@ -164,17 +175,6 @@ pub(crate) fn probe(groups: &[GroupConfig]) -> Result<Vec<(usize, u8)>, String> 
         if stopped(agent.class, code) {
             continue;
         }
-        if code.is_some_and(|c| agent.class.verdict("monitor", c) == Verdict::Fatal) {
-            ::log::error!(
-                "{label}: probe: {} {monitor} exit 6: {}: the group is taken offline on every \
-                 node (`heartwire verify` runs the agent's validate-all; `heartwire online` \
-                 after the fix)",
-                agent.name,
-                agent.class.meaning(6)
-            );
-            fatal.push((g, r));
-            continue;
-        }
         let how = match code {
             Some(c) if agent.class.verdict("monitor", c) == Verdict::Ok => {
                 "is running here".to_owned()
@@ -193,10 +193,26 @@ pub(crate) fn probe(groups: &[GroupConfig]) -> Result<Vec<(usize, u8)>, String> 
         stop(&label, agent, app).map_err(|e| {
             format!(
                 "{e}: stop it by hand; this node does not start while a resource it does not \
-                 hold may run here"
+                 hold may run here{}",
+                if code == Some(6) {
+                    " (the agent says its config is wrong: `heartwire verify` runs its \
+                     validate-all; fix the params, then start again)"
+                } else {
+                    ""
+                }
             )
         })?;
         ::log::info!("{label}: probe: stopped");
+        if code.is_some_and(|c| agent.class.verdict("monitor", c) == Verdict::Fatal) {
+            ::log::error!(
+                "{label}: probe: {} {monitor} exit 6: {}: the group is taken offline on every \
+                 node (`heartwire verify` runs the agent's validate-all; `heartwire online` \
+                 after the fix)",
+                agent.name,
+                agent.class.meaning(6)
+            );
+            fatal.push((g, r));
+        }
     }
     Ok(fatal)
 }
@@ -248,7 +264,7 @@ mod tests {
         std::fs::write(
             &path,
             format!(
-                "#!/bin/sh\necho \"$1\" >> {}\ncase \"$1\" in\nstatus) {status} ;;\n\
+                "#!/bin/sh\necho \"$1\" >> {}\ncase \"$1\" in\nstatus|monitor) {status} ;;\n\
                  stop) exit {stop} ;;\nesac\nexit 0\n",
                 log.display()
             ),
@@ -292,19 +308,32 @@ mod tests {
             e.contains("g/r: ") && e.contains("stop failed (exit 1)"),
             "{e}"
         );
-        // Not configured (6): fatal for the group, no stop.
-        assert_eq!(probe(&groups(&agent(&dir, "exit 6", 0))), Ok(vec![(0, 0)]));
-        assert_eq!(asked(&dir), "status ");
+        // LSB reserves status 5 to 99: 6 is no verdict of its own, stopped as unknown.
+        assert_eq!(probe(&groups(&agent(&dir, "exit 6", 0))), Ok(vec![]));
+        assert_eq!(asked(&dir), "status stop ");
+        // An OCF agent's "not configured" (6): stopped (it cannot tell whether it runs),
+        // then fatal for the group; if that stop fails, the node does not start.
+        let as_ocf = |script: &Path| {
+            let mut g = groups(script);
+            if let ResourceKind::Application(app) = &mut g[0].resources[0].kind {
+                app.agent.as_mut().unwrap().class = AgentClass::Ocf;
+            }
+            g
+        };
+        assert_eq!(probe(&as_ocf(&agent(&dir, "exit 6", 0))), Ok(vec![(0, 0)]));
+        assert_eq!(asked(&dir), "monitor stop ");
+        let e = probe(&as_ocf(&agent(&dir, "exit 6", 6))).unwrap_err();
+        assert!(e.contains("its config is wrong"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// What `verify` reads of an agent is capped: an agent that prints a megabyte is read
+    /// What `verify` reads of an agent is capped: an agent that prints 3 MB is read
     /// to its end (it does not block on a full pipe) and kept to the cap.
     #[test]
     fn an_agent_s_output_is_capped() {
         let dir = std::env::temp_dir().join(format!("hw-probe-cap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let script = agent(&dir, "head -c 1000000 /dev/zero | tr '\\0' x", 0);
+        let script = agent(&dir, "head -c 3000000 /dev/zero | tr '\\0' x", 0);
         let g = groups(&script);
         let ResourceKind::Application(app) = &g[0].resources[0].kind else {
             panic!("lsb is an application");

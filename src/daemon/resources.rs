@@ -962,7 +962,10 @@ impl Resources {
                     let res =
                         &self.groups[usize::from(req.group)].resources[usize::from(req.resource)];
                     if let ResourceKind::Application(app) = &res.kind {
-                        fatal = verdict(app, req.op.name(), exit) == Verdict::Fatal;
+                        // A stop's "not configured" is a failed stop (error, fenced):
+                        // taking the group offline again would retry that stop forever.
+                        fatal = req.op == ResourceOp::Start
+                            && verdict(app, req.op.name(), exit) == Verdict::Fatal;
                         if let Some(agent) = &app.agent {
                             ::log::error!(
                                 "{}: {} {exit}: {} ({})",
@@ -1199,8 +1202,8 @@ impl Resources {
         }
         if !exit.success() {
             st.active = false;
-            return Some(match verdict(&app, op.name(), exit) {
-                Verdict::Fatal => Report::GroupFatal(g, r),
+            return Some(match (op, verdict(&app, op.name(), exit)) {
+                (ResourceOp::Start, Verdict::Fatal) => Report::GroupFatal(g, r),
                 _ => Report::GroupFailed(g),
             });
         }
