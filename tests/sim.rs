@@ -931,11 +931,12 @@ impl World {
                 .as_mut()
                 .filter(|n| n.incarnation() == c.incarnation)
             {
-                node.resource_done(now, c.req, c.ok)
-                    .expect("the core accepts the completion of its own request");
+                // As the daemon does: the fatal report first.
                 if c.fatal {
                     node.fatal_group(now, usize::from(c.req.group), c.req.resource);
                 }
+                node.resource_done(now, c.req, c.ok)
+                    .expect("the core accepts the completion of its own request");
             }
         }
         while let Some(entry) = self.ties.first_entry() {
@@ -1650,11 +1651,11 @@ impl World {
                 let _ = node.handle_frame(now, at, *path, bytes);
             }
             for (req, ok, fatal) in done {
-                node.resource_done(now, req, ok)
-                    .expect("the core accepts the completion of its own request");
                 if fatal {
                     node.fatal_group(now, usize::from(req.group), req.resource);
                 }
+                node.resource_done(now, req, ok)
+                    .expect("the core accepts the completion of its own request");
             }
             if node.next_deadline().is_some_and(|d| d <= now) {
                 node.handle_timeout(now);

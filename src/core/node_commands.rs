@@ -245,12 +245,25 @@ impl Node {
         let plan = self.membership.view().plan;
         // A later command for a group of the one asked here takes its place on every node
         // (the pins below): the operator is told so, not left to wait for the deadline.
+        // (Only by another op: the same op for the group carries this one out too.) A
+        // command that names other groups as well goes on for those, as a narrower one.
         if let Some(a) = self.asked.as_mut().filter(|a| {
             a.state == CommandState::Pending
                 && a.command.groups & cmd.groups != 0
-                && !(from == self.local && a.command == cmd)
+                && a.command.op != cmd.op
         }) {
-            a.state = CommandState::Superseded(from, cmd.op);
+            let rest = a.command.groups & !cmd.groups;
+            if rest == 0 {
+                a.state = CommandState::Superseded(from, cmd.op);
+            } else {
+                a.command.groups = rest;
+                a.repr.groups = rest;
+            }
+        }
+        // The operator acted on these groups after a fatal failure here: what waits to be
+        // asked for them is dropped (it would undo an `online` after the fix).
+        if resets {
+            self.fatal &= !cmd.groups;
         }
         if let Op::Maintenance(epoch) = cmd.op {
             self.hear_maintenance(now, epoch);
@@ -353,6 +366,16 @@ impl Node {
             },
         );
         self.fatal |= 1 << group;
+        // Pinned here, and asked of the others, before this node's failure mark goes out
+        // (`fail_group` publishes it): a coordinator that hears the mark has the command
+        // already, or is this node, and places the group offline, not on the next node.
+        if !Op::Offline.satisfied_by(self.membership.view().plan.get(group)) {
+            self.pins[group] = Some(Pin {
+                op: Op::Offline,
+                until: now.saturating_add(FATAL_COMMAND_TIMEOUT),
+            });
+        }
+        self.ask_fatal(now);
         self.fail_group(now, group);
     }
 

@@ -1257,23 +1257,31 @@ fn a_fatal_failure_takes_the_group_offline_everywhere() {
     use super::super::operator::{CommandState, Op};
     use super::super::placement::Placement;
     let spec = || one_group(super::super::authority::QuorumLoss::Freeze, false);
+    // Step by step (run_pair steps every 100 µs): neither node acquires it again, before
+    // or after a view carries the `offline` out. Once with every frame delivered (a, the
+    // coordinator, must not first place it on b), once with b's frames lost for 2 ms (the
+    // view waits for b's ack; a keeps its own mark meanwhile).
+    for lossy in [false, true] {
+        let (mut a, mut b) = settled_pair(&spec);
+        a.fatal_group(Instant::from_nanos(10 * MS), 0, 0);
+        for step in 100..600 {
+            let t = step * MS / 10;
+            run_pair_with(&mut a, &mut b, (t, t), |t, i, _| {
+                !lossy || i == 0 || t >= 12 * MS
+            });
+            for (n, name) in [(&a, "a"), (&b, "b")] {
+                assert!(
+                    matches!(n.groups()[0].phase, Phase::Offline | Phase::Releasing),
+                    "{name} holds it again at {t} ns (lossy {lossy}): {:?}",
+                    n.groups()[0].phase
+                );
+            }
+        }
+        assert_eq!(a.view().plan.get(0), Placement::Offline);
+    }
     let (mut a, mut b) = settled_pair(&spec);
     a.fatal_group(Instant::from_nanos(10 * MS), 0, 0);
-    // Step by step (run_pair steps every 100 µs): neither node acquires it again, a not
-    // before the view carries the `offline` out either (its own mark stays set).
-    for step in 100..600 {
-        let t = step * MS / 10;
-        // b's frames are lost for the first 2 ms: the view that carries the `offline`
-        // out waits for its ack.
-        run_pair_with(&mut a, &mut b, (t, t), |t, i, _| i == 0 || t >= 12 * MS);
-        for (n, name) in [(&a, "a"), (&b, "b")] {
-            assert!(
-                matches!(n.groups()[0].phase, Phase::Offline | Phase::Releasing),
-                "{name} holds it again at {t} ns: {:?}",
-                n.groups()[0].phase
-            );
-        }
-    }
+    run_pair(&mut a, &mut b, (10 * MS, 60 * MS), |_| true);
     assert_eq!(a.groups()[0].phase, Phase::Offline);
     assert_eq!(a.view().plan.get(0), Placement::Offline);
     assert_eq!(b.view().plan.get(0), Placement::Offline);
@@ -1344,4 +1352,34 @@ fn fatal_and_operator_commands_have_their_own_ids() {
     run_pair(&mut a, &mut b, (10 * MS + MS / 2, 40 * MS), |_| true);
     assert_eq!(b.command_state(), Some(CommandState::Done));
     assert_eq!(b.groups()[0].phase, Phase::Online);
+}
+
+/// A later command supersedes an operator's pending one only by another op, and only
+/// for the groups it names: `offline` of both groups goes on when one of them is asked
+/// offline for a fatal failure; `move` of both goes on, narrowed, for the other group.
+#[test]
+fn a_later_command_supersedes_only_what_it_changes() {
+    use super::super::operator::{CommandState, Op};
+    let spec = || {
+        let mut s = one_group(super::super::authority::QuorumLoss::Freeze, false);
+        s.groups.push(s.groups[0].clone());
+        s
+    };
+    let at = Instant::from_nanos(10 * MS);
+    for op in [Op::Offline, Op::Move(id(2))] {
+        let (mut a, mut b) = settled_pair(&spec);
+        let both = Command { op, groups: 0b11 };
+        assert_eq!(
+            a.command(at, both, Duration::from_secs(1)),
+            Ok(CommandState::Pending)
+        );
+        a.fatal_group(at, 1, 0);
+        assert_eq!(a.command_state(), Some(CommandState::Pending), "{op:?}");
+        run_pair(&mut a, &mut b, (10 * MS, 40 * MS), |_| true);
+        assert_eq!(a.command_state(), Some(CommandState::Done), "{op:?}");
+        assert_eq!(
+            a.view().plan.get(1),
+            super::super::placement::Placement::Offline
+        );
+    }
 }

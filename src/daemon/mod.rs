@@ -957,11 +957,14 @@ impl Daemon {
     fn report(&mut self, now: Instant, r: Report) {
         match r {
             Report::Done(req, ok, fatal) => {
-                if self.node.resource_done(now, req, ok).is_err() {
-                    ::log::error!("core refused the completion of {req:?}");
-                } else if fatal {
+                // A fatal start: the core asks `offline` before the failure it reports
+                // next goes out (else a coordinator may place the group on the next node).
+                if fatal {
                     self.node
                         .fatal_group(now, usize::from(req.group), req.resource);
+                }
+                if self.node.resource_done(now, req, ok).is_err() {
+                    ::log::error!("core refused the completion of {req:?}");
                 }
             }
             Report::GroupFailed(g) => self.node.fail_group(now, usize::from(g)),
