@@ -352,8 +352,8 @@ impl Node {
     /// `move`) after the config is fixed. Trying it on each node in turn would fail the
     /// same way on each, and fence or stop nothing better (Pacemaker stops such a
     /// resource everywhere). The command waits while this node may not act (no quorum,
-    /// maintenance) or its earlier one is pending, and goes out when it may; a node that
-    /// is stopping asks nothing (its groups are handed over or taken offline anyway).
+    /// maintenance) and goes out when it may; a node that is stopping asks nothing (its
+    /// groups are handed over or taken offline anyway).
     ///
     /// # Panics
     /// If `group` is not a group index.
@@ -379,20 +379,22 @@ impl Node {
         self.fail_group(now, group);
     }
 
-    /// Asks `offline` for the groups whose failure was fatal, once this node may act and
-    /// no earlier such command is still pending.
+    /// Asks `offline` for the groups whose failure was fatal, once this node may act. One
+    /// still pending is replaced by one for its groups and the new ones (a second group
+    /// failing a moment later, as one bad config does, is not left to wait for it).
     fn ask_fatal(&mut self, now: Instant) {
         let view = self.membership.view();
         let may_act = self.membership.is_quorate(view.members) && self.groups.authority();
-        let pending = self
-            .fatal_asked
-            .is_some_and(|a| a.state == CommandState::Pending);
-        if self.fatal == 0 || pending || !may_act || self.maintenance.on() || self.leaving() {
+        if self.fatal == 0 || !may_act || self.maintenance.on() || self.leaving() {
             return;
         }
+        let pending = self
+            .fatal_asked
+            .filter(|a| a.state == CommandState::Pending)
+            .map_or(0, |a| a.command.groups);
         let command = Command {
             op: Op::Offline,
-            groups: core::mem::take(&mut self.fatal),
+            groups: core::mem::take(&mut self.fatal) | pending,
         };
         // Its own id space (see `FATAL_IDS`). This node keeps its own failure mark until
         // the group's failure is forgotten: were it reset here like the others', the node

@@ -1383,3 +1383,37 @@ fn a_later_command_supersedes_only_what_it_changes() {
         );
     }
 }
+
+/// Two groups fail fatally on b, 100 µs apart (one bad config): the second `offline`
+/// goes out at once with the first's groups, not after the first is done; a, the
+/// coordinator, never places either on itself (with the second left to wait, a took
+/// group 1 over from b's failure mark).
+#[test]
+fn a_second_fatal_failure_is_asked_at_once() {
+    use super::super::placement::{Placement, Startup};
+    let spec = || {
+        let mut s = one_group(super::super::authority::QuorumLoss::Freeze, false);
+        s.groups = vec![GroupSpec::sample(&[2, 1], Startup::Home, 1); 2];
+        s
+    };
+    let mut a = Node::new(spec(), id(1), 1, Some(key()), Instant::from_nanos(0));
+    let mut b = Node::new(spec(), id(2), 2, Some(key()), Instant::from_nanos(0));
+    run_pair(&mut a, &mut b, (0, 10 * MS), |_| true);
+    assert_eq!(b.groups()[1].phase, Phase::Online);
+    b.fatal_group(Instant::from_nanos(10 * MS), 0, 0);
+    run_pair(&mut a, &mut b, (10 * MS, 10 * MS), |_| true);
+    b.fatal_group(Instant::from_nanos(10 * MS + MS / 10), 1, 0);
+    for step in 101..400 {
+        let t = step * MS / 10;
+        run_pair(&mut a, &mut b, (t, t), |_| true);
+        for g in 0..2 {
+            assert!(
+                matches!(a.groups()[g].phase, Phase::Offline),
+                "a holds group {g} at {t} ns"
+            );
+        }
+    }
+    for g in 0..2 {
+        assert_eq!(a.view().plan.get(g), Placement::Offline);
+    }
+}
