@@ -1248,6 +1248,23 @@ fn in_a_two_node_pair_a_node_restarted_with_another_config_takes_nothing() {
     assert_eq!(a.view().members.len(), 1);
 }
 
+/// Two groups like [`one_group`]'s, both homed on node 1.
+fn two_groups() -> ClusterSpec {
+    let mut s = one_group(super::super::authority::QuorumLoss::Freeze, false);
+    s.groups.push(s.groups[0].clone());
+    s
+}
+
+/// `node` asks `op` of `groups` at `at`; the command must wait for the cluster.
+fn ask_pending(node: &mut Node, at: Instant, op: super::super::operator::Op, groups: u64) {
+    let cmd = Command { op, groups };
+    assert_eq!(
+        node.command(at, cmd, Duration::from_secs(1)),
+        Ok(super::super::operator::CommandState::Pending),
+        "{op:?} of {groups:#b}"
+    );
+}
+
 /// Issue 20: a resource that fails fatally (an agent's "not configured") cannot run
 /// anywhere with this config. The node it failed on asks `offline` of its group on every
 /// node: the group is released there and the peer never starts it (a plain failure moves
@@ -1299,14 +1316,7 @@ fn a_fatal_failure_takes_the_group_offline_everywhere() {
     // it was superseded (by a's `offline`), not left to wait for its deadline.
     let (mut a, _) = settled_pair(&spec);
     let at = Instant::from_nanos(10 * MS);
-    let to_b = Command {
-        op: Op::Move(id(2)),
-        groups: 1,
-    };
-    assert_eq!(
-        a.command(at, to_b, Duration::from_secs(1)),
-        Ok(CommandState::Pending)
-    );
+    ask_pending(&mut a, at, Op::Move(id(2)), 1);
     a.fatal_group(at, 0, 0);
     assert_eq!(
         a.command_state(),
@@ -1330,21 +1340,9 @@ fn a_fatal_failure_takes_the_group_offline_everywhere() {
 #[test]
 fn fatal_and_operator_commands_have_their_own_ids() {
     use super::super::operator::{CommandState, Op};
-    let spec = || {
-        let mut s = one_group(super::super::authority::QuorumLoss::Freeze, false);
-        s.groups.push(s.groups[0].clone());
-        s
-    };
-    let (mut a, mut b) = settled_pair(&spec);
+    let (mut a, mut b) = settled_pair(&two_groups);
     let at = Instant::from_nanos(10 * MS);
-    let to_b = Command {
-        op: Op::Move(id(2)),
-        groups: 1,
-    };
-    assert_eq!(
-        b.command(at, to_b, Duration::from_secs(1)),
-        Ok(CommandState::Pending)
-    );
+    ask_pending(&mut b, at, Op::Move(id(2)), 1);
     run_pair_with(&mut a, &mut b, (10 * MS, 10 * MS + MS / 2), |_, i, f| {
         !(i == 1 && f[3] == 6)
     });
@@ -1360,19 +1358,10 @@ fn fatal_and_operator_commands_have_their_own_ids() {
 #[test]
 fn a_later_command_supersedes_only_what_it_changes() {
     use super::super::operator::{CommandState, Op};
-    let spec = || {
-        let mut s = one_group(super::super::authority::QuorumLoss::Freeze, false);
-        s.groups.push(s.groups[0].clone());
-        s
-    };
     let at = Instant::from_nanos(10 * MS);
     for op in [Op::Offline, Op::Move(id(2))] {
-        let (mut a, mut b) = settled_pair(&spec);
-        let both = Command { op, groups: 0b11 };
-        assert_eq!(
-            a.command(at, both, Duration::from_secs(1)),
-            Ok(CommandState::Pending)
-        );
+        let (mut a, mut b) = settled_pair(&two_groups);
+        ask_pending(&mut a, at, op, 0b11);
         a.fatal_group(at, 1, 0);
         assert_eq!(a.command_state(), Some(CommandState::Pending), "{op:?}");
         run_pair(&mut a, &mut b, (10 * MS, 40 * MS), |_| true);
