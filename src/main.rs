@@ -329,7 +329,7 @@ fn run(
             .log_socket
             .is_none()
             .then(|| {
-                daemon::log::syslog_socket(std::path::Path::new(daemon::log::JOURNAL_SOCKET)).ok()
+                daemon::log::datagram_socket(std::path::Path::new(daemon::log::JOURNAL_SOCKET)).ok()
             })
             .flatten();
         let syslog_path = mode
@@ -339,7 +339,7 @@ fn run(
         let journal_sink = journal.is_some();
         let sink = match journal {
             Some(sock) => Ok(sock),
-            None => daemon::log::syslog_socket(&syslog_path).map_err(|e| {
+            None => daemon::log::datagram_socket(&syslog_path).map_err(|e| {
                 eprintln!(
                     "heartwire: no syslog at {} ({e}): start a syslog daemon, pass --log-socket, \
                      or run with --foreground and keep stderr",
