@@ -355,6 +355,11 @@ impl Node {
     /// maintenance) and goes out when it may; a node that is stopping asks nothing (its
     /// groups are handed over or taken offline anyway).
     ///
+    /// Only a start or a monitor can be fatal: a *stop* that says "not configured" is a
+    /// failed stop (the group goes to `error` here and the node fences, as for any failed
+    /// stop), never a new `offline` — the daemon reports it through `resource_done` as a
+    /// failure, and the simulator models fatal failures of starts alone.
+    ///
     /// # Panics
     /// If `group` is not a group index.
     pub fn fatal_group(&mut self, now: Instant, group: usize, resource: u8) {

@@ -8,7 +8,10 @@
 //! ```text
 //! off size field
 //!   0    4 id: the sender's command number in this incarnation (1, 2, ...); copies on
-//!          other paths and retransmissions carry the same id and are applied once
+//!          other paths and retransmissions carry the same id and are applied once.
+//!          Bit 31 set: a command the node asked itself for a fatal failure (an
+//!          `offline`); those count on their own from 2^31 + 1, the operator's from 1,
+//!          and a receiver compares an id only with the last of its own kind
 //!   4    1 op: 1 move, 2 online, 3 offline, 4 evacuate, 5 cleanup, 6 maintenance
 //!   5    1 node: move's target, evacuate's leaving node; 0 for online, offline and
 //!          cleanup; for maintenance 1 (on) or 0 (off), matching the epoch's parity
