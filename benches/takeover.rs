@@ -99,12 +99,13 @@ struct Seen {
 }
 
 /// The steps of a takeover after a kill -9 of the owner's daemon, in order.
-const STAGES: [&str; 10] = [
+const STAGES: [&str; 11] = [
     "a's sentinel sees the end",
     "a: cgroup killed",
     "a: addresses removed",
     "a: the killed are gone",
     "a fenced",
+    "a's first notice copy sent",
     "a's notice sent",
     "b: node_fenced",
     "b: group_acquiring",
@@ -160,7 +161,7 @@ fn stages(lab: &Lab, at: u64) -> Vec<Option<u64>> {
     let sentinel = a_log
         .lines()
         .rev()
-        .find(|l| l.contains("sentinel: gone_at="));
+        .find(|l| l.contains("sentinel: ") && l.contains(" gone_at="));
     let after = |t: Option<u64>| t.filter(|t| *t >= at).map(|t| t - at);
     let event = |name: &str| {
         lab.events(1)
@@ -196,6 +197,7 @@ fn stages(lab: &Lab, at: u64) -> Vec<Option<u64>> {
         after(step(2)),
         after(step(3)),
         after(sentinel.and_then(|l| field(l, "fenced_at="))),
+        after(sentinel.and_then(|l| field(l, "first_notice_at="))),
         after(sentinel.and_then(|l| field(l, "notified_at="))),
         event("node_fenced"),
         event("group_acquiring"),

@@ -1068,7 +1068,12 @@ fn in_mutual_takeover_one_death_and_rejoin_move_only_that_nodes_group() {
 /// the address and the application outlive the daemon.
 #[test]
 fn a_killed_daemon_is_fenced_by_its_sentinel_and_its_peer_takes_over_on_the_notice() {
-    sentinel_fences("ts", "-9", "killed by signal 9; known from its death knell");
+    sentinel_fences(
+        "ts",
+        "-9",
+        "killed by signal 9; known from its death knell",
+        "its daemon was killed by signal 9",
+    );
 }
 
 /// Issue 18: the daemon alone stops (SIGSTOP: its host keeps its address and its
@@ -1077,12 +1082,18 @@ fn a_killed_daemon_is_fenced_by_its_sentinel_and_its_peer_takes_over_on_the_noti
 /// a crash — the paused daemon's host never serves beside b.
 #[test]
 fn a_stopped_daemon_is_killed_and_fenced_by_its_sentinel() {
-    sentinel_fences("tp", "-STOP", "made no progress for");
+    sentinel_fences(
+        "tp",
+        "-STOP",
+        "made no progress for",
+        "its daemon hung and was killed",
+    );
 }
 
 /// A two-node lab, a group with an address and an application on a; `signal` is sent to
-/// a's daemon (not its sentinel); a's log must say `why`. See the two tests above.
-fn sentinel_fences(tag: &str, signal: &str, why: &str) {
+/// a's daemon (not its sentinel); a's log must say `why`, and b's `node_fenced` the cause
+/// the notice carried, `told`. See the two tests above.
+fn sentinel_fences(tag: &str, signal: &str, why: &str, told: &str) {
     let mut cfg = LabConfig {
         two_node: true,
         ..LabConfig::default()
@@ -1155,6 +1166,12 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str) {
     assert_eq!(
         fenced.field("incarnation"),
         Some(format!("{:08x}", before.incarnation).as_str())
+    );
+    // The knell's thread fences a hung daemon the loop killed: the notice still says hung.
+    assert!(
+        fenced.line.contains(told),
+        "b was told {told}: {}",
+        fenced.line
     );
     let downs: Vec<_> = lab
         .events(1)

@@ -115,6 +115,36 @@ impl PathSocket {
         }
     }
 
+    /// Opens the path of `io` for sending only: the sentinel's death notice, opened before
+    /// any death. Ethernet: a packet socket bound with protocol 0 (nothing is ever queued
+    /// for reading, so it costs the heartbeats nothing); UDP: a socket on a port of the
+    /// kernel's choosing on the node's address (the daemon holds its own port, and peers
+    /// do not look at a frame's source port). `None` for a serial line (the daemon holds it
+    /// until its end) and a disk (its servant dies with the daemon).
+    pub(crate) fn open_sender(
+        io: &PathIo,
+        cluster_id: u16,
+    ) -> Option<Result<PathSocket, HalError>> {
+        match io {
+            PathIo::Ether {
+                interface,
+                ethertype,
+            } => Some(
+                PacketSocket::open_sender(interface, *ethertype).map(|sock| PathSocket::Ether {
+                    sock,
+                    group: cluster_mac(cluster_id),
+                }),
+            ),
+            PathIo::Udp { bind, peers } => Some(
+                UdpSocket::bind(SocketAddr::new(bind.ip(), 0)).map(|sock| PathSocket::Udp {
+                    sock,
+                    peers: peers.clone(),
+                }),
+            ),
+            PathIo::Serial { .. } | PathIo::Disk { .. } | PathIo::Absent => None,
+        }
+    }
+
     /// Receives one frame into `buf`.
     pub(crate) fn recv(&mut self, buf: &mut [u8]) -> io::Result<Rx> {
         match self {

@@ -23,7 +23,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::net::IpAddr;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::unix::SourceFd;
@@ -192,7 +192,7 @@ pub(crate) enum Outcome {
 /// This node's resources.
 #[derive(Debug)]
 pub(crate) struct Resources {
-    groups: Rc<[GroupConfig]>,
+    groups: Arc<[GroupConfig]>,
     rtnl: Rtnl,
     announcers: Vec<Announcer>,
     pending: Vec<Pending>,
@@ -202,7 +202,7 @@ pub(crate) struct Resources {
     pub(crate) announcements: u64,
     children: Children<Purpose>,
     apps: Vec<Vec<AppState>>,
-    events: Rc<[EventConfig]>,
+    events: Arc<[EventConfig]>,
     /// Per group: a resource was started since it was last offline (a release that ends
     /// an acquisition which failed before any start runs no `post` command).
     touched: Vec<bool>,
@@ -429,7 +429,7 @@ impl Resources {
     /// Removes every configured service address from this node's interfaces; returns the
     /// ones that were present (left by a previous run).
     pub(crate) fn remove_stale(&mut self) -> Vec<String> {
-        let groups = Rc::clone(&self.groups);
+        let groups = Arc::clone(&self.groups);
         self.remove_addresses_of(&groups)
     }
 
@@ -586,7 +586,7 @@ impl Resources {
         }
         // A shared handle (no copy of the config) so `self` can be borrowed mutably below:
         // the takeover path allocates nothing.
-        let groups = Rc::clone(&self.groups);
+        let groups = Arc::clone(&self.groups);
         let Some(res) = groups
             .get(usize::from(req.group))
             .and_then(|g| g.resources.get(usize::from(req.resource)))
@@ -795,7 +795,7 @@ impl Resources {
     /// The `pre` command of an acquisition (`Start`) or release (`Stop`) of a group: its
     /// exit is the request's outcome.
     fn pre_command(&mut self, registry: &Registry, now: Instant, req: ResourceRequest) -> Outcome {
-        let events = Rc::clone(&self.events);
+        let events = Arc::clone(&self.events);
         let g = usize::from(req.group);
         let on = step_on(req.op);
         let Some(e) = EventConfig::find(&events, &on, g, true) else {
@@ -833,7 +833,7 @@ impl Resources {
         if op == ResourceOp::Stop && !core::mem::take(&mut self.touched[g]) {
             return;
         }
-        let events = Rc::clone(&self.events);
+        let events = Arc::clone(&self.events);
         if let Some(e) = EventConfig::find(&events, &step_on(op), g, false) {
             let cmd = e
                 .post
@@ -862,7 +862,7 @@ impl Resources {
         group: Option<u8>,
         line: &str,
     ) {
-        let events = Rc::clone(&self.events);
+        let events = Arc::clone(&self.events);
         let wanted = |e: &&EventConfig| {
             let named = match e.on {
                 EventOn::Any => true,
@@ -1283,7 +1283,7 @@ impl Resources {
     /// release (a gainer's reservation fences the disk; a filesystem no reservation
     /// guards has a release bound, past which the core halts the node).
     pub(crate) fn fence(&mut self, g: u8) {
-        let groups = Rc::clone(&self.groups);
+        let groups = Arc::clone(&self.groups);
         let Some(group) = groups.get(usize::from(g)) else {
             ::log::error!("fence of an unknown group {g}");
             return;

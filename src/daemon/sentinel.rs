@@ -18,6 +18,10 @@
 //!    [`RESTARTS_MAX`] in [`RESTART_WINDOW`]) or exits with the daemon's status
 //!    (`"exit"`).
 //!
+//! Steps 2 and 3 are done by whichever thread knows of the end first: at a knell, the
+//! thread that waited on it, already running (waking the loop to do them cost 0.2 ms);
+//! the notice's sockets and its key are ready before any death ([`Notice`]).
+//!
 //! The hardware watchdog, when one is configured, is the sentinel's: it opens (arms) it
 //! before the first daemon and kicks it every third of its timeout while the daemon makes
 //! progress (or is starting), also across a restart; not while a daemon is hung, nor after
@@ -36,7 +40,8 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
 use heartwire_hal::process::{SIGKILL, signal};
@@ -93,6 +98,9 @@ enum End {
     /// As `Crash`, known from its death knell: it runs no code of its own any more, but
     /// its exit (the teardown of its memory) is still under way.
     Dying(Cause),
+    /// Its death knell tolled: the knell's thread fences ([`Heard::fence`]); which end it
+    /// was is known once it did ([`watch`] turns this into one of the others).
+    Tolled,
 }
 
 /// Runs the sentinel: forks the daemon (`daemon` is its body in the child, returning the
@@ -103,8 +111,12 @@ pub fn run(
     mut ready_pipe: Option<File>,
     daemon: &mut dyn FnMut(Option<File>, SharedPage, &Config) -> i32,
 ) -> i32 {
-    let mut fence = match Fence::open(cfg, socket) {
-        Ok(f) => f,
+    let mut fencer = match Fence::open(cfg, socket) {
+        Ok(fence) => Mutex::new(Fencer {
+            fence,
+            notice: Notice::open(cfg),
+            done: None,
+        }),
         Err(e) => {
             ::log::error!("sentinel: cannot prepare the fence of this node: {e}");
             return 1;
@@ -170,6 +182,12 @@ pub fn run(
                 // The sentinel's watchdog descriptor: closed here without the magic
                 // character, so the daemon neither kicks nor disarms it.
                 drop(dog.take());
+                // Unlocked: the sentinel forks single-threaded.
+                fencer
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .notice
+                    .close();
                 if let Err(e) = die_with(me) {
                     ::log::error!("daemon: {e}");
                     std::process::exit(1);
@@ -206,7 +224,7 @@ pub fn run(
             &signals,
             rule,
             dog.as_mut(),
-            &mut || fence.refresh(false),
+            (&fencer, cfg),
         );
         let cause = match end {
             End::Quiet(code) => {
@@ -217,6 +235,7 @@ pub fn run(
                 return code;
             }
             End::Crash(cause) | End::Dying(cause) => cause,
+            End::Tolled => unreachable!("watch resolves it"),
         };
         let gone = clock::monotonic_ns();
         let known_by = if matches!(end, End::Dying(_)) {
@@ -232,46 +251,47 @@ pub fn run(
         let incarnation = shared.words().incarnation.load(Ordering::Relaxed);
         let ran = shared.words().config_hash.load(Ordering::Relaxed);
         let mut held_paths = Vec::new();
-        if fence.in_maintenance() {
-            ::log::warn!(
+        // Fenced already by the knell's thread, as a rule; else now.
+        let mut f = fencer.lock().unwrap_or_else(PoisonError::into_inner);
+        match f.once(cfg, incarnation, &|| cause, gone) {
+            None => ::log::warn!(
                 "sentinel: daemon {pid} is gone ({cause}) in maintenance: nothing fenced, the \
                  next daemon resumes what it held"
-            );
-        } else {
-            let fenced = fence.fence();
-            let fenced_at = clock::monotonic_ns();
-            let what = match fenced {
-                Ok(what) => what,
-                Err(e) => {
-                    ::log::error!("sentinel: daemon {pid} is gone ({cause}) and {e}: halting now");
-                    let e = heartwire_hal::watchdog::halt_now();
-                    ::log::error!("sentinel: halt failed: {e}");
-                    return 1;
-                }
-            };
-            // The notice before the log lines: they are writes the peers need not wait for.
-            let notified_at = (incarnation != 0).then(|| {
-                held_paths.extend(fence.notice(cfg, incarnation, cause));
-                clock::monotonic_ns()
-            });
-            ::log::warn!(
-                "sentinel: daemon {pid} is gone ({cause}; known from {known_by}): fenced this \
-                 node in {} µs: {what}",
-                (fenced_at - gone) / 1000
-            );
-            // CLOCK_MONOTONIC, as the events' `at=` (the bench breaks the takeover down).
-            let secs = |ns: u64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
-            ::log::info!(
-                "sentinel: gone_at={} fenced_at={}{}",
-                secs(gone),
-                secs(fenced_at),
-                notified_at.map_or(String::new(), |t| format!(
-                    " notified_at={} ({} µs from the daemon's end to the last notice sent)",
-                    secs(t),
-                    (t - gone) / 1000
-                ))
-            );
+            ),
+            Some(Fenced { what: Err(e), .. }) => {
+                ::log::error!("sentinel: daemon {pid} is gone ({cause}) and {e}: halting now");
+                let e = heartwire_hal::watchdog::halt_now();
+                ::log::error!("sentinel: halt failed: {e}");
+                return 1;
+            }
+            Some(done) => {
+                held_paths = std::mem::take(&mut done.opened);
+                let what = done.what.as_deref().unwrap_or_default();
+                ::log::warn!(
+                    "sentinel: daemon {pid} is gone ({}; known from {known_by}): fenced this \
+                     node in {} µs: {what}",
+                    done.cause,
+                    (done.fenced_at - done.gone) / 1000
+                );
+                // CLOCK_MONOTONIC, as the events' `at=` (the bench breaks the takeover down).
+                let secs = |ns: u64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+                ::log::info!(
+                    "sentinel: gone_at={} fenced_at={}{}{}",
+                    secs(done.gone),
+                    secs(done.fenced_at),
+                    done.first_copy
+                        .map_or(String::new(), |t| format!(" first_notice_at={}", secs(t))),
+                    done.notified_at.map_or(String::new(), |t| format!(
+                        " notified_at={} ({} µs from the daemon's end to the last notice sent)",
+                        secs(t),
+                        (t - done.gone) / 1000
+                    ))
+                );
+            }
         }
+        // The next daemon's end is fenced anew.
+        f.done = None;
+        drop(f);
         // Off the critical path now: each last copy of a packet socket waits a grace period.
         drop(held);
         drop(held_paths);
@@ -311,8 +331,9 @@ pub fn run(
             }
             return 0;
         }
-        fence.refresh(true);
-        match fence.now.cfg.as_ref() {
+        let f = fencer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        f.fence.refresh(true);
+        match f.fence.now.cfg.as_ref() {
             Some(c) if c.spec.config_hash == ran && ran != running.spec.config_hash => {
                 ::log::info!(
                     "sentinel: the daemon ran config {ran:016x} (reloaded from {}): the next \
@@ -374,7 +395,7 @@ fn watch(
     signals: &SignalFd,
     rule: HangRule,
     dog: Option<&mut Armed>,
-    idle: &mut dyn FnMut(),
+    (fencer, cfg): (&Mutex<Fencer>, &Config),
 ) -> (End, Vec<std::os::fd::OwnedFd>) {
     // A daemon the sentinel cannot watch is not left running unwatched.
     let give_up = |what: &str, e: std::io::Error| {
@@ -404,12 +425,21 @@ fn watch(
         Ok(p) => p,
         Err(e) => return give_up("poll", e),
     };
-    std::thread::scope(|scope| {
+    // Set before the loop kills a hung daemon: the cause its knell's thread reports.
+    let killed_hung = AtomicBool::new(false);
+    let heard = Heard {
+        pid,
+        shared,
+        fencer,
+        cfg,
+        killed_hung: &killed_hung,
+    };
+    let (end, held) = std::thread::scope(|scope| {
         let waiter = std::thread::Builder::new()
             .name("knell".into())
             .stack_size(KNELL_STACK)
             .spawn_scoped(scope, || {
-                knell_waiter(shared, &waker, knell_priority);
+                knell_waiter(&heard, &waker, knell_priority);
             });
         if let Err(e) = &waiter {
             ::log::warn!(
@@ -417,21 +447,161 @@ fn watch(
                  from its pidfd, once its memory is freed"
             );
         }
-        let end = turns((pid, &pidfd), &mut poll, shared, signals, rule, dog, idle);
+        let end = turns(&heard, &pidfd, &mut poll, signals, rule, dog);
         shared.end_knell_waits();
         // Joined, not left to the scope: the sentinel forks the next daemon single-threaded.
+        // After a knell, this waits for its thread's fence and notice.
         if let Ok(w) = waiter {
             let _ = w.join();
         }
         end
-    })
+    });
+    let end = match end {
+        End::Tolled => match &fencer.lock().unwrap_or_else(PoisonError::into_inner).done {
+            Some(done) => End::Dying(done.cause),
+            // The knell's thread fenced nothing (the daemon never turned, or in
+            // maintenance): its exit says what it was.
+            None => wait_gone(pid).map_or(End::Crash(Cause::Signalled(0)), |exit| {
+                end_of(exit, shared.progress())
+            }),
+        },
+        end => end,
+    };
+    (end, held)
+}
+
+/// What the knell's thread needs to fence at the knell (see [`Heard::fence`]).
+struct Heard<'a> {
+    pid: i32,
+    shared: &'a SharedPage,
+    fencer: &'a Mutex<Fencer>,
+    cfg: &'a Config,
+    /// The loop killed the daemon for a hang: the notice's cause.
+    killed_hung: &'a AtomicBool,
+}
+
+impl Heard<'_> {
+    /// The knell tolled at `at`: the daemon runs no code of its own any more. This thread,
+    /// running already, fences the node and sends the notice itself (see
+    /// [`Fencer::once`]); it wakes the loop first, which kicks the watchdog and then finds
+    /// the fence done. Waking the loop to fence cost the takeover 0.2 ms (p50): the loop's
+    /// CPU was, as a rule, the one the dying daemon was tearing its memory down on, in
+    /// the kernel, where a kernel without full preemption lets nothing else run.
+    fn fence(&self, at: u64, waker: &mio::Waker) {
+        // Its exit tears its (locked) memory down, in the kernel, on its CPU: at the
+        // normal policy, what the fence kills (at real-time priority 1) and the peers'
+        // takeover (in the lab, on the same host) may have that CPU at its next
+        // rescheduling point.
+        if let Err(e) = sched::set_normal(self.pid) {
+            ::log::debug!("sentinel: {e}");
+        }
+        if let Err(e) = waker.wake() {
+            ::log::error!("sentinel: waking the loop for the death knell: {e}");
+        }
+        // A daemon that never turned held nothing (the loop learns its exit from the
+        // pidfd). Else this is a crash: a daemon releases its knell before any exit of
+        // its own.
+        if self.shared.progress() == 0 {
+            return;
+        }
+        let incarnation = self.shared.words().incarnation.load(Ordering::Relaxed);
+        // Its exit status is read once the kill and the address removal are out, while the
+        // killed exit: read at the knell, `/proc/<pid>/stat` took 90 µs (25 µs later) —
+        // the read holds a reference to the dying daemon's memory, and the reader that
+        // drops the last one tears that memory down itself.
+        let cause = || {
+            if self.killed_hung.load(Ordering::Relaxed) {
+                return Cause::Hung;
+            }
+            match exit_status(self.pid) {
+                Some(Exit::Signal(s)) => Cause::Signalled(u8::try_from(s).unwrap_or(u8::MAX)),
+                Some(Exit::Code(c)) => Cause::Exited(u8::try_from(c).unwrap_or(u8::MAX)),
+                // Not readable: a signal not known.
+                None => Cause::Signalled(0),
+            }
+        };
+        self.fencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .once(self.cfg, incarnation, &cause, at);
+    }
+}
+
+/// The fence and the death notice, done once per daemon's end by whichever thread knows
+/// of it first: the knell's (see [`Heard::fence`]), or the loop (a death known from the
+/// pidfd, a daemon without a knell). The loop holds the lock only to look at the config
+/// file ([`Fence::refresh`]: a stat, a parse after a change).
+struct Fencer {
+    fence: Fence,
+    notice: Notice,
+    /// What the current daemon's end did; `None` until it is fenced.
+    done: Option<Fenced>,
+}
+
+/// What one daemon's end did.
+struct Fenced {
+    /// When the end was known (CLOCK_MONOTONIC ns).
+    gone: u64,
+    cause: Cause,
+    /// What the fence did, or why the node must halt.
+    what: Result<String, String>,
+    fenced_at: u64,
+    /// When the notice's first and last copies went out (none without a key, an
+    /// incarnation, or after a failed fence).
+    first_copy: Option<u64>,
+    notified_at: Option<u64>,
+    /// Sockets the notice had to open: closed off the critical path.
+    opened: Vec<PathSocket>,
+}
+
+impl Fencer {
+    /// Fences this node and sends the death notice for `incarnation` (0: the daemon never
+    /// had one, nothing to notify) for an end known at `gone`, unless that is done;
+    /// `None` in maintenance (nothing is fenced: the next daemon resumes what this one
+    /// held).
+    fn once(
+        &mut self,
+        cfg: &Config,
+        incarnation: u32,
+        cause: &dyn Fn() -> Cause,
+        gone: u64,
+    ) -> Option<&mut Fenced> {
+        if self.done.is_none() {
+            if self.fence.in_maintenance() {
+                return None;
+            }
+            // The cause is read while the killed exit (the fence waits for them anyway).
+            let mut read = None;
+            let what = self.fence.fence(&mut || read = Some(cause()));
+            let fenced_at = clock::monotonic_ns();
+            let cause = read.unwrap_or_else(cause);
+            // The notice before any log line: they are writes the peers need not wait for.
+            let (mut opened, mut first_copy, mut notified_at) = (Vec::new(), None, None);
+            if what.is_ok() && incarnation != 0 {
+                (opened, first_copy) = self.notice.send(cfg, incarnation, cause);
+                notified_at = Some(clock::monotonic_ns());
+            }
+            self.done = Some(Fenced {
+                gone,
+                cause,
+                what,
+                fenced_at,
+                first_copy,
+                notified_at,
+                opened,
+            });
+        }
+        self.done.as_mut()
+    }
 }
 
 /// The sentinel's thread that waits on the daemon's death knell (a futex cannot be
-/// polled) and wakes the sentinel's loop when it tolls; real-time at `priority` like the
-/// loop (threads do not inherit it: `SCHED_RESET_ON_FORK`). Ends at the knell, when the
-/// daemon releases it, and when the sentinel ends its waits (`end_knell_waits`).
-fn knell_waiter(shared: &SharedPage, waker: &mio::Waker, priority: Option<u8>) {
+/// polled); when it tolls, it wakes the sentinel's loop and fences ([`Heard::fence`]);
+/// real-time at `priority` like the loop (threads do not inherit it:
+/// `SCHED_RESET_ON_FORK`). Ends at the knell, when the daemon releases it, and when the
+/// sentinel ends its waits (`end_knell_waits`).
+fn knell_waiter(heard: &Heard, waker: &mio::Waker, priority: Option<u8>) {
+    let shared = heard.shared;
     if let Some(p) = priority {
         if let Err(e) = sched::set_fifo(p) {
             ::log::warn!("sentinel: the death knell's thread: {e}");
@@ -440,9 +610,7 @@ fn knell_waiter(shared: &SharedPage, waker: &mio::Waker, priority: Option<u8>) {
     loop {
         match shared.wait_knell(KNELL_LOOK) {
             Knell::Died => {
-                if let Err(e) = waker.wake() {
-                    ::log::error!("sentinel: waking the loop for the death knell: {e}");
-                }
+                heard.fence(clock::monotonic_ns(), waker);
                 return;
             }
             Knell::Released => return,
@@ -453,14 +621,14 @@ fn knell_waiter(shared: &SharedPage, waker: &mio::Waker, priority: Option<u8>) {
 
 /// The watching loop of [`watch`].
 fn turns(
-    (pid, pidfd): (i32, &std::os::fd::OwnedFd),
+    heard: &Heard,
+    pidfd: &std::os::fd::OwnedFd,
     poll: &mut Poll,
-    shared: &SharedPage,
     signals: &SignalFd,
     rule: HangRule,
     mut dog: Option<&mut Armed>,
-    idle: &mut dyn FnMut(),
 ) -> (End, Vec<std::os::fd::OwnedFd>) {
+    let (pid, shared) = (heard.pid, heard.shared);
     let mut events = Events::with_capacity(4);
     // Copies of the daemon's packet sockets: closing the last copy of one waits a grace
     // period, so the daemon's exit (and the pidfd's word of it) does not wait for them.
@@ -493,20 +661,15 @@ fn turns(
         let _ = poll.poll(&mut events, Some(wake.saturating_since(now)));
         // The knell (its waiter woke this loop; it tolls before the pidfd says anything):
         // the daemon is exiting without having released it (a signal, a crash). It runs
-        // no code of its own any more; fenced now, reaped later.
+        // no code of its own any more; fenced by the knell's thread (or after this loop
+        // returns, by [`run`]), reaped later.
+        // Nothing else here: this loop's CPU may be the one the killed processes need.
         if shared.knell_tolled() {
-            // Its exit tears its (locked) memory down: not ahead of the fence and the
-            // peer's takeover, at real-time priority.
-            if let Err(e) = sched::set_normal(pid) {
-                ::log::debug!("sentinel: {e}");
+            if let Some(d) = dog.as_mut() {
+                // The fence under way gets a whole watchdog timeout.
+                d.kick(Instant::from_nanos(clock::monotonic_ns()), true);
             }
-            match exit_status(pid).map(|exit| end_of(exit, shared.progress())) {
-                Some(End::Crash(cause) | End::Dying(cause)) => {
-                    return (End::Dying(cause), held);
-                }
-                // Not a crash after all, or unreadable: the pidfd tells.
-                Some(End::Quiet(_)) | None => {}
-            }
+            return (End::Tolled, held);
         }
         if let Ok(Some(exit)) = try_wait(pid) {
             return (end_of(exit, shared.progress()), held);
@@ -535,10 +698,18 @@ fn turns(
                 late_by.as_micros(),
                 for_.as_micros()
             ),
-            Verdict::Kill(why) => return (kill_hung(pid, shared, now, rule, why), held),
+            Verdict::Kill(why) => {
+                heard.killed_hung.store(true, Ordering::Relaxed);
+                return (kill_hung(pid, shared, now, rule, why), held);
+            }
         }
         if !watch.rechecking() {
-            idle();
+            heard
+                .fencer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .fence
+                .refresh(false);
         }
         // Progressing, or starting: kick; not once the daemon halts the node.
         if shared.words().halting.load(Ordering::Relaxed) == 0 {
@@ -817,10 +988,10 @@ impl Fence {
         self.marker.exists()
     }
 
-    /// Fences this node (see the module docs); says what it did, or why the node must
-    /// halt. The config file as it is now is fenced too (a reload may have added
+    /// Fences this node (see the module docs), running `meanwhile` once the kill and
+    /// the address removal are out; says what it did, or why the node must halt. The config file as it is now is fenced too (a reload may have added
     /// addresses or filesystems).
-    fn fence(&mut self) -> Result<String, String> {
+    fn fence(&mut self, meanwhile: &mut dyn FnMut()) -> Result<String, String> {
         let t0 = StdInstant::now();
         // The kill first (with cgroups one write): the processes die while the addresses
         // go.
@@ -841,6 +1012,7 @@ impl Fence {
         addresses.extend(self.resources.remove_addresses_of(&extra));
         self.now.extra = extra;
         let t2 = StdInstant::now();
+        meanwhile();
         let (killed, left) = self.resources.wait_stale_gone(stale, GONE_WAIT);
         if !left.is_empty() {
             ::log::error!(
@@ -887,19 +1059,83 @@ impl Fence {
             us(t3, t4)
         ))
     }
+}
+
+/// The death notice, ready before any daemon dies: the cluster's key and, per Ethernet and
+/// UDP path, a socket that only sends ([`PathSocket::open_sender`]). Opened at the death,
+/// the sockets (a packet socket, its binding, its multicast membership) came between the
+/// fence and the peers' takeover. A serial line is opened at the notice (the daemon holds
+/// it until its end), and so is a socket whose sends all fail (its interface was
+/// replaced since).
+struct Notice {
+    key: Option<AuthKey>,
+    /// By path index.
+    socks: Vec<Option<PathSocket>>,
+}
+
+impl Notice {
+    fn open(cfg: &Config) -> Notice {
+        let socks = cfg
+            .io
+            .iter()
+            .zip(&cfg.spec.paths)
+            .map(
+                |(io, p)| match PathSocket::open_sender(io, cfg.spec.cluster_id)? {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        ::log::info!(
+                            "sentinel: path {}: the death notice's socket is opened at the \
+                         notice: {e}",
+                            p.name
+                        );
+                        None
+                    }
+                },
+            )
+            .collect();
+        let key = cfg.key.as_deref().and_then(|k| AuthKey::new(k).ok());
+        // The first frame a process seals pays for the CPU feature detection of its
+        // checksum (`cpuid`, a trap to the hypervisor under one: 77 µs here, at the
+        // death): paid now, with a notice nobody receives.
+        if let Some(k) = &key {
+            let mut buf = [0u8; FRAME_MAX];
+            let at = Instant::from_nanos(clock::monotonic_ns());
+            crate::core::node::death_notice(
+                &cfg.spec,
+                k,
+                (cfg.local, 0),
+                0,
+                at,
+                Cause::Hung,
+                &mut buf,
+            );
+        }
+        Notice { key, socks }
+    }
+
+    /// Closes the sockets (in the forked daemon: they are the sentinel's).
+    fn close(&mut self) {
+        self.socks.clear();
+    }
 
     /// Sends the death notice for `incarnation` on every Ethernet, UDP and serial path
     /// (a disk path's servant died with the daemon; one path is enough). Returns the
-    /// sockets it opened, to be closed off the critical path (a packet socket's close
-    /// waits a grace period).
-    fn notice(&self, cfg: &Config, incarnation: u32, cause: Cause) -> Vec<PathSocket> {
+    /// sockets it had to open, to be closed off the critical path (a packet socket's
+    /// close waits a grace period), and when its first copy went out.
+    fn send(
+        &mut self,
+        cfg: &Config,
+        incarnation: u32,
+        cause: Cause,
+    ) -> (Vec<PathSocket>, Option<u64>) {
         let mut opened = Vec::new();
-        let Some(key) = cfg.key.as_deref().and_then(|k| AuthKey::new(k).ok()) else {
+        let mut first = None;
+        let Some(key) = self.key.as_ref() else {
             ::log::info!(
                 "sentinel: no death notice (the cluster has no key): the peers take over \
                  after their timeout"
             );
-            return opened;
+            return (opened, first);
         };
         let mut buf = [0u8; FRAME_MAX];
         let mut sent = Vec::new();
@@ -907,20 +1143,10 @@ impl Fence {
             if matches!(io, PathIo::Disk { .. } | PathIo::Absent) {
                 continue;
             }
-            let members: Vec<u8> = p.nodes.iter().map(|n| n.get()).collect();
-            let io = &notice_io(io);
-            let mut sock =
-                match PathSocket::open(io, cfg.spec.cluster_id, cfg.local.get(), &members) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        ::log::warn!("sentinel: path {}: no death notice: {e}", p.name);
-                        continue;
-                    }
-                };
             let now = Instant::from_nanos(clock::monotonic_ns());
             let len = crate::core::node::death_notice(
                 &cfg.spec,
-                &key,
+                key,
                 (cfg.local, incarnation),
                 i,
                 now,
@@ -937,21 +1163,48 @@ impl Fence {
             } else {
                 vec![None]
             };
-            let mut ok = 0;
-            for _ in 0..NOTICE_COPIES {
-                for to in &targets {
-                    ok += usize::from(sock.send(*to, &buf[..len]).is_ok());
+            let copies = |sock: &mut PathSocket, first: &mut Option<u64>| {
+                let mut ok = 0;
+                for _ in 0..NOTICE_COPIES {
+                    for to in &targets {
+                        if sock.send(*to, &buf[..len]).is_ok() {
+                            ok += 1;
+                            first.get_or_insert_with(clock::monotonic_ns);
+                        }
+                    }
+                    sock.flush();
                 }
-                sock.flush();
+                ok
+            };
+            let mut ok = match self.socks.get_mut(i).and_then(Option::as_mut) {
+                Some(sock) => copies(sock, &mut first),
+                None => 0,
+            };
+            if ok == 0 {
+                let members: Vec<u8> = p.nodes.iter().map(|n| n.get()).collect();
+                match PathSocket::open(
+                    &notice_io(io),
+                    cfg.spec.cluster_id,
+                    cfg.local.get(),
+                    &members,
+                ) {
+                    Ok(mut sock) => {
+                        ok = copies(&mut sock, &mut first);
+                        opened.push(sock);
+                    }
+                    Err(e) => {
+                        ::log::warn!("sentinel: path {}: no death notice: {e}", p.name);
+                        continue;
+                    }
+                }
             }
             sent.push(format!("{} ({ok} sent)", p.name));
-            opened.push(sock);
         }
         ::log::warn!(
             "sentinel: death notice for incarnation {incarnation:08x} sent on [{}]",
             sent.join(", ")
         );
-        opened
+        (opened, first)
     }
 }
 
