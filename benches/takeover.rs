@@ -36,7 +36,9 @@
 //! the time goes: the sentinel's timeline (`sentinel: gone_at= fenced_at= notified_at=`)
 //! with the fence's own steps (cgroup killed, addresses removed, the killed gone), and b's
 //! events, each after the fault. `HW_BENCH_FAULTS` picks some of
-//! `kill,stop,app,cables,service-cable,freeze`; `HW_BENCH_SHOW_MEM=1` prints the daemon's memory (a
+//! `kill,stop,app,cables,service-cable,freeze`; `HW_BENCH_NO_APP=1` leaves the application out
+//! of the group (the address alone: what the survivor's start of an application costs the
+//! client, on a host the nodes share; `app` is then skipped); `HW_BENCH_SHOW_MEM=1` prints the daemon's memory (a
 //! killed process's exit time grows with what it has mapped and locked).
 //!
 //! Trials per system: `HW_BENCH_TRIALS` (default 30); `HW_BENCH_SECTIONS` picks some of
@@ -346,6 +348,11 @@ fn probe_fifo() -> Option<u8> {
     (p > 0).then_some(p)
 }
 
+/// `HW_BENCH_NO_APP`: the group holds the address alone.
+fn no_app() -> bool {
+    std::env::var_os("HW_BENCH_NO_APP").is_some_and(|v| v != "0")
+}
+
 /// One trial of `fault` against `system`.
 fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
     // The default profile (5 ms / 50 ms, real-time; `hang_timeout` 25 ms with two_node).
@@ -360,10 +367,14 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
         cfg.extra = format!(
             "[[group]]\nname = \"svc\"\nnodes = [\"a\", \"b\"]\nfallback = \"never\"\n\n\
              [[group.resource]]\nname = \"vip\"\nkind = \"ip\"\naddress = \"{SERVICE_IP}/24\"\n\
-             interface = \"eth1\"\nannounce_interval = \"10ms\"\n\n\
-             [[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
-             start = \"sleep 100000 &\"\nstop = \"true\"\nrestarts = 0\n"
+             interface = \"eth1\"\nannounce_interval = \"10ms\"\n"
         );
+        if !no_app() {
+            cfg.extra.push_str(
+                "\n[[group.resource]]\nname = \"app\"\nkind = \"application\"\n\
+                 start = \"sleep 100000 &\"\nstop = \"true\"\nrestarts = 0\n",
+            );
+        }
     }
     let mut lab = Lab::new(&format!("bf{n}"), 2, &cfg);
     lab.probe_fifo = probe_fifo();
@@ -505,10 +516,15 @@ fn fault_trial(system: System, fault: Fault, n: usize) -> Option<Seen> {
 /// Runs every fault against both systems and prints their lines.
 fn faults(trials: usize) {
     println!(
-        "definite failures (the default profile, 5 ms / 50 ms, SCHED_FIFO 50, hang_timeout 25 ms; keepalived 10 ms adverts; the client {}), {trials} trials each (µs)",
+        "definite failures (the default profile, 5 ms / 50 ms, SCHED_FIFO 50, hang_timeout 25 ms; keepalived 10 ms adverts; the client {}; the group: {}), {trials} trials each (µs)",
         probe_fifo().map_or("an ordinary process".to_owned(), |p| format!(
             "at SCHED_FIFO {p}"
-        ))
+        )),
+        if no_app() {
+            "the address alone"
+        } else {
+            "the address and an application"
+        }
     );
     // HW_BENCH_FAULTS: a comma-separated subset of kill,stop,app,cables,service-cable,freeze (default
     // all); keepalived runs for kill and freeze.
@@ -564,7 +580,7 @@ fn faults(trials: usize) {
             "freeze",
         ),
     ] {
-        if !wanted(key) {
+        if !wanted(key) || (fault == Fault::App && no_app()) {
             continue;
         }
         let (mut firsts, mut two, mut early, mut missed) = (vec![], 0, 0, 0);
