@@ -1141,6 +1141,9 @@ fn sentinel_fences(tag: &str, signal: &str, why: &str, told: &str) {
     std::thread::sleep(Duration::from_millis(1000));
     // The view a's daemon agreed to: its successor keeps that word (the promise file).
     let agreed = lab.status(0).expect("a answers").view;
+    // The file written again just before: the fence parses it (on the knell's thread,
+    // whose stack must hold a parse).
+    lab.write_config(&cfg);
     let fault = mono_ns();
     let killed = std::process::Command::new("kill")
         .args([signal, &before.pid.to_string()])

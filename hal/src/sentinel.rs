@@ -330,9 +330,13 @@ impl SharedPage {
     /// one about to wait does not sleep (a wake alone is lost on a thread that has not yet
     /// begun its wait; the changed word makes its wait return at once). Needed where the
     /// knell never tolls: the daemon died before arming it, or robust futexes are missing.
+    /// A knell that tolled stays tolled: its waiter, woken by the kernel but not yet
+    /// running, must still see it (it fences: the sentinel's loop does not).
     pub fn end_knell_waits(&self) {
         let knell = &self.words().knell;
-        knell.store(KNELL_RELEASED, Ordering::Release);
+        let _ = knell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (v & libc::FUTEX_OWNER_DIED == 0).then_some(KNELL_RELEASED)
+        });
         futex_wake(knell);
     }
 }
@@ -449,6 +453,11 @@ mod tests {
         assert_eq!(knell_of(&page), Knell::Died);
         assert_eq!(exit_status(pid), Some(Exit::Signal(libc::SIGKILL)));
         assert_eq!(reap(pid), Exit::Signal(libc::SIGKILL));
+        // The sentinel's loop ends the waits once it saw the knell: its waiter, not yet
+        // running, must still find it tolled (it fences; with the knell overwritten as
+        // released, the fence waited for the daemon's whole exit).
+        page.end_knell_waits();
+        assert_eq!(page.wait_knell(Duration::from_millis(10)), Knell::Died);
     }
 
     #[test]

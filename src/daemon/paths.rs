@@ -115,12 +115,12 @@ impl PathSocket {
         }
     }
 
-    /// Opens the path of `io` for sending only: the sentinel's death notice, opened before
-    /// any death. Ethernet: a packet socket bound with protocol 0 (nothing is ever queued
-    /// for reading, so it costs the heartbeats nothing); UDP: a socket on a port of the
-    /// kernel's choosing on the node's address (the daemon holds its own port, and peers
-    /// do not look at a frame's source port). `None` for a serial line (the daemon holds it
-    /// until its end) and a disk (its servant dies with the daemon).
+    /// Opens an Ethernet path for sending only, for the sentinel's death notice, opened
+    /// before any death: a packet socket bound with protocol 0 (nothing is ever queued for
+    /// reading, so it costs the heartbeats nothing). `None` for the other kinds, opened at
+    /// the notice: a UDP socket is cheap to open and, bound beforehand, would hold an
+    /// ephemeral port for the sentinel's life (a port a daemon or an application may need);
+    /// the daemon holds a serial line until its end; a disk's servant dies with the daemon.
     pub(crate) fn open_sender(
         io: &PathIo,
         cluster_id: u16,
@@ -135,13 +135,9 @@ impl PathSocket {
                     group: cluster_mac(cluster_id),
                 }),
             ),
-            PathIo::Udp { bind, peers } => Some(
-                UdpSocket::bind(SocketAddr::new(bind.ip(), 0)).map(|sock| PathSocket::Udp {
-                    sock,
-                    peers: peers.clone(),
-                }),
-            ),
-            PathIo::Serial { .. } | PathIo::Disk { .. } | PathIo::Absent => None,
+            PathIo::Udp { .. } | PathIo::Serial { .. } | PathIo::Disk { .. } | PathIo::Absent => {
+                None
+            }
         }
     }
 

@@ -84,9 +84,10 @@ const KNELL: Token = Token(2);
 /// The knell waiter's waits are bounded by this (it ends when the knell tolls or is
 /// released: see [`SharedPage::end_knell_waits`]).
 const KNELL_LOOK: Duration = Duration::from_millis(100);
-/// The knell waiter's stack: it only waits on a futex (the sentinel's memory is locked,
-/// and a default 2 MiB thread stack would be locked whole).
-const KNELL_STACK: usize = 64 * 1024;
+/// The knell waiter's stack: it waits on a futex and then fences, which may parse the
+/// config file (the sentinel's memory is locked: a default 2 MiB thread stack would be
+/// locked whole).
+const KNELL_STACK: usize = 512 * 1024;
 
 /// What the daemon's end was.
 enum End {
@@ -459,8 +460,10 @@ fn watch(
     let end = match end {
         End::Tolled => match &fencer.lock().unwrap_or_else(PoisonError::into_inner).done {
             Some(done) => End::Dying(done.cause),
-            // The knell's thread fenced nothing (the daemon never turned, or in
-            // maintenance): its exit says what it was.
+            // The knell's thread fenced nothing: in maintenance, or it had no thread.
+            // Fenced now (`run`), not after the daemon's whole exit.
+            None if shared.progress() != 0 => End::Dying(heard.cause()),
+            // It never turned, held nothing: its exit says what it was.
             None => wait_gone(pid).map_or(End::Crash(Cause::Signalled(0)), |exit| {
                 end_of(exit, shared.progress())
             }),
@@ -509,21 +512,24 @@ impl Heard<'_> {
         // killed exit: read at the knell, `/proc/<pid>/stat` took 90 µs (25 µs later) —
         // the read holds a reference to the dying daemon's memory, and the reader that
         // drops the last one tears that memory down itself.
-        let cause = || {
-            if self.killed_hung.load(Ordering::Relaxed) {
-                return Cause::Hung;
-            }
-            match exit_status(self.pid) {
-                Some(Exit::Signal(s)) => Cause::Signalled(u8::try_from(s).unwrap_or(u8::MAX)),
-                Some(Exit::Code(c)) => Cause::Exited(u8::try_from(c).unwrap_or(u8::MAX)),
-                // Not readable: a signal not known.
-                None => Cause::Signalled(0),
-            }
-        };
         self.fencer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .once(self.cfg, incarnation, &cause, at);
+            .once(self.cfg, incarnation, &|| self.cause(), at);
+    }
+
+    /// Why the daemon, whose knell tolled, is gone: hung (the loop killed it), or what
+    /// its exit status says.
+    fn cause(&self) -> Cause {
+        if self.killed_hung.load(Ordering::Acquire) {
+            return Cause::Hung;
+        }
+        match exit_status(self.pid) {
+            Some(Exit::Signal(s)) => Cause::Signalled(u8::try_from(s).unwrap_or(u8::MAX)),
+            Some(Exit::Code(c)) => Cause::Exited(u8::try_from(c).unwrap_or(u8::MAX)),
+            // Not readable: a signal not known.
+            None => Cause::Signalled(0),
+        }
     }
 }
 
@@ -699,17 +705,21 @@ fn turns(
                 for_.as_micros()
             ),
             Verdict::Kill(why) => {
-                heard.killed_hung.store(true, Ordering::Relaxed);
+                if let Some(d) = dog.as_mut() {
+                    // The fence the kill sets off (on the knell's thread) gets a whole
+                    // watchdog timeout.
+                    d.kick(now, true);
+                }
+                heard.killed_hung.store(true, Ordering::Release);
                 return (kill_hung(pid, shared, now, rule, why), held);
             }
         }
         if !watch.rechecking() {
-            heard
-                .fencer
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .fence
-                .refresh(false);
+            // Not while the knell's thread fences (it holds the lock): this loop must not
+            // wait, and the fence looks at the file itself.
+            if let Ok(mut f) = heard.fencer.try_lock() {
+                f.fence.refresh(false);
+            }
         }
         // Progressing, or starting: kick; not once the daemon halts the node.
         if shared.words().halting.load(Ordering::Relaxed) == 0 {
@@ -1061,12 +1071,12 @@ impl Fence {
     }
 }
 
-/// The death notice, ready before any daemon dies: the cluster's key and, per Ethernet and
-/// UDP path, a socket that only sends ([`PathSocket::open_sender`]). Opened at the death,
-/// the sockets (a packet socket, its binding, its multicast membership) came between the
-/// fence and the peers' takeover. A serial line is opened at the notice (the daemon holds
-/// it until its end), and so is a socket whose sends all fail (its interface was
-/// replaced since).
+/// The death notice, ready before any daemon dies: the cluster's key and, per Ethernet
+/// path, a socket that only sends ([`PathSocket::open_sender`]). Opened at the death, a
+/// packet socket (its binding, its multicast membership) came between the fence and the
+/// peers' takeover. UDP and serial paths are opened at the notice (see `open_sender`),
+/// and so is a socket whose sends all fail (its interface was replaced since): the new
+/// one takes its place.
 struct Notice {
     key: Option<AuthKey>,
     /// By path index.
@@ -1176,21 +1186,32 @@ impl Notice {
                 }
                 ok
             };
-            let mut ok = match self.socks.get_mut(i).and_then(Option::as_mut) {
-                Some(sock) => copies(sock, &mut first),
-                None => 0,
-            };
+            let mut ok = self
+                .socks
+                .get_mut(i)
+                .and_then(Option::as_mut)
+                .map_or(0, |sock| copies(sock, &mut first));
             if ok == 0 {
                 let members: Vec<u8> = p.nodes.iter().map(|n| n.get()).collect();
-                match PathSocket::open(
-                    &notice_io(io),
-                    cfg.spec.cluster_id,
-                    cfg.local.get(),
-                    &members,
-                ) {
+                let fresh = PathSocket::open_sender(io, cfg.spec.cluster_id).unwrap_or_else(|| {
+                    PathSocket::open(
+                        &notice_io(io),
+                        cfg.spec.cluster_id,
+                        cfg.local.get(),
+                        &members,
+                    )
+                });
+                match fresh {
                     Ok(mut sock) => {
                         ok = copies(&mut sock, &mut first);
-                        opened.push(sock);
+                        match self.socks.get_mut(i) {
+                            // A send-only socket: the next death finds it ready (the one it
+                            // replaces is closed off the critical path).
+                            Some(slot) if matches!(io, PathIo::Ether { .. }) => {
+                                opened.extend(slot.replace(sock));
+                            }
+                            _ => opened.push(sock),
+                        }
                     }
                     Err(e) => {
                         ::log::warn!("sentinel: path {}: no death notice: {e}", p.name);
