@@ -402,8 +402,9 @@ impl Node {
             groups: core::mem::take(&mut self.fatal) | pending,
         };
         // Its own id space (see `FATAL_IDS`). This node keeps its own failure mark until
-        // the group's failure is forgotten: were it reset here like the others', the node
-        // would take the group again before a view carries the `offline` out.
+        // the group's failure is forgotten: a second guard behind the `offline` pin, which
+        // every coordinator applies whatever the marks (no test fails with it reset:
+        // DESIGN §4, "Resource agents run as applications").
         self.fatal_command_id += 1;
         let id = FATAL_IDS | self.fatal_command_id;
         self.fatal_asked = Some(self.send_command(now, command, FATAL_COMMAND_TIMEOUT, id, false));
