@@ -524,12 +524,8 @@ impl Heard<'_> {
         if self.killed_hung.load(Ordering::Acquire) {
             return Cause::Hung;
         }
-        match exit_status(self.pid) {
-            Some(Exit::Signal(s)) => Cause::Signalled(u8::try_from(s).unwrap_or(u8::MAX)),
-            Some(Exit::Code(c)) => Cause::Exited(u8::try_from(c).unwrap_or(u8::MAX)),
-            // Not readable: a signal not known.
-            None => Cause::Signalled(0),
-        }
+        // Not readable: a signal not known.
+        exit_status(self.pid).map_or(Cause::Signalled(0), cause_of)
     }
 }
 
@@ -764,8 +760,15 @@ fn end_of(exit: Exit, progress: u64) -> End {
     match exit {
         Exit::Code(0) => End::Quiet(0),
         Exit::Code(c) if progress == 0 => End::Quiet(c),
-        Exit::Code(c) => End::Crash(Cause::Exited(u8::try_from(c).unwrap_or(u8::MAX))),
-        Exit::Signal(s) => End::Crash(Cause::Signalled(u8::try_from(s).unwrap_or(u8::MAX))),
+        exit => End::Crash(cause_of(exit)),
+    }
+}
+
+/// The death notice's cause for an exit that was a crash.
+fn cause_of(exit: Exit) -> Cause {
+    match exit {
+        Exit::Code(c) => Cause::Exited(u8::try_from(c).unwrap_or(u8::MAX)),
+        Exit::Signal(s) => Cause::Signalled(u8::try_from(s).unwrap_or(u8::MAX)),
     }
 }
 
