@@ -99,9 +99,15 @@ enum End {
     /// As `Crash`, known from its death knell: it runs no code of its own any more, but
     /// its exit (the teardown of its memory) is still under way.
     Dying(Cause),
-    /// Its death knell tolled: the knell's thread fences ([`Heard::fence`]); which end it
-    /// was is known once it did ([`watch`] turns this into one of the others).
-    Tolled,
+}
+
+/// How [`turns`] stopped watching.
+enum Seen {
+    /// The daemon's death knell tolled: the knell's thread fences ([`Heard::fence`]);
+    /// which [`End`] it was is known once it did ([`watch`] says).
+    Knell,
+    /// The daemon ended so (known from its pidfd, or killed for a hang).
+    End(End),
 }
 
 /// Runs the sentinel: forks the daemon (`daemon` is its body in the child, returning the
@@ -236,7 +242,6 @@ pub fn run(
                 return code;
             }
             End::Crash(cause) | End::Dying(cause) => cause,
-            End::Tolled => unreachable!("watch resolves it"),
         };
         let gone = clock::monotonic_ns();
         let known_by = if matches!(end, End::Dying(_)) {
@@ -435,7 +440,7 @@ fn watch(
         cfg,
         killed_hung: &killed_hung,
     };
-    let (end, held) = std::thread::scope(|scope| {
+    let (seen, held) = std::thread::scope(|scope| {
         let waiter = std::thread::Builder::new()
             .name("knell".into())
             .stack_size(KNELL_STACK)
@@ -448,17 +453,17 @@ fn watch(
                  from its pidfd, once its memory is freed"
             );
         }
-        let end = turns(&heard, &pidfd, &mut poll, signals, rule, dog);
+        let seen = turns(&heard, &pidfd, &mut poll, signals, rule, dog);
         shared.end_knell_waits();
         // Joined, not left to the scope: the sentinel forks the next daemon single-threaded.
         // After a knell, this waits for its thread's fence and notice.
         if let Ok(w) = waiter {
             let _ = w.join();
         }
-        end
+        seen
     });
-    let end = match end {
-        End::Tolled => match &fencer.lock().unwrap_or_else(PoisonError::into_inner).done {
+    let end = match seen {
+        Seen::Knell => match &fencer.lock().unwrap_or_else(PoisonError::into_inner).done {
             Some(done) => End::Dying(done.cause),
             // The knell's thread fenced nothing: in maintenance, or it had no thread.
             // Fenced now (`run`), not after the daemon's whole exit.
@@ -468,7 +473,7 @@ fn watch(
                 end_of(exit, shared.progress())
             }),
         },
-        end => end,
+        Seen::End(end) => end,
     };
     (end, held)
 }
@@ -629,7 +634,7 @@ fn turns(
     signals: &SignalFd,
     rule: HangRule,
     mut dog: Option<&mut Armed>,
-) -> (End, Vec<std::os::fd::OwnedFd>) {
+) -> (Seen, Vec<std::os::fd::OwnedFd>) {
     let (pid, shared) = (heard.pid, heard.shared);
     let mut events = Events::with_capacity(4);
     // Copies of the daemon's packet sockets: closing the last copy of one waits a grace
@@ -671,10 +676,10 @@ fn turns(
                 // The fence under way gets a whole watchdog timeout.
                 d.kick(Instant::from_nanos(clock::monotonic_ns()), true);
             }
-            return (End::Tolled, held);
+            return (Seen::Knell, held);
         }
         if let Ok(Some(exit)) = try_wait(pid) {
-            return (end_of(exit, shared.progress()), held);
+            return (Seen::End(end_of(exit, shared.progress())), held);
         }
         let (generation, fds) = shared.published_fds();
         if generation != held_generation {
@@ -707,7 +712,7 @@ fn turns(
                     d.kick(now, true);
                 }
                 heard.killed_hung.store(true, Ordering::Release);
-                return (kill_hung(pid, shared, now, rule, why), held);
+                return (Seen::End(kill_hung(pid, shared, now, rule, why)), held);
             }
         }
         if !watch.rechecking() {
