@@ -1200,14 +1200,9 @@ impl Notice {
                 .and_then(Option::as_mut)
                 .map_or(0, |sock| copies(sock, &mut first));
             if ok == 0 {
-                let members: Vec<u8> = p.nodes.iter().map(|n| n.get()).collect();
+                // No members: they lay out a disk's slots, and disk paths are skipped.
                 let fresh = PathSocket::open_sender(io, cfg.spec.cluster_id).unwrap_or_else(|| {
-                    PathSocket::open(
-                        &notice_io(io),
-                        cfg.spec.cluster_id,
-                        cfg.local.get(),
-                        &members,
-                    )
+                    PathSocket::open(&notice_io(io), cfg.spec.cluster_id, cfg.local.get(), &[])
                 });
                 match fresh {
                     Ok(mut sock) => {
