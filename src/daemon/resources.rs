@@ -189,7 +189,9 @@ pub(crate) enum Outcome {
     Started,
 }
 
-/// This node's resources.
+/// This node's resources. Its configs are held as `Arc`, not `Rc`: the sentinel's fence
+/// (which holds a `Resources`) runs on the thread that hears the death knell
+/// (`sentinel::Heard::fence`), so a `Resources` must be `Send`.
 #[derive(Debug)]
 pub(crate) struct Resources {
     groups: Arc<[GroupConfig]>,

@@ -8,7 +8,8 @@
 //! off size field
 //!   0    1 cause: 1 the daemon exited, 2 it was killed by a signal, 3 it hung (made
 //!          no progress for hang_timeout) and the sentinel killed it
-//!   1    1 detail: the exit code, the signal number, or 0
+//!   1    1 detail: the exit code, or the signal number (0: a signal not known, when
+//!          the sentinel could not read the exit status); 0 for a hang
 //! ```
 //!
 //! Replays are harmless: a notice only ever says that one incarnation is dead, and
@@ -22,7 +23,8 @@ pub const LEN: usize = 2;
 pub enum Cause {
     /// It exited with this code without releasing (an error).
     Exited(u8),
-    /// A signal killed it (kill -9, abort, the OOM killer).
+    /// A signal killed it (kill -9, abort, the OOM killer); 0 when which is not known
+    /// (the sentinel could not read the exit status).
     Signalled(u8),
     /// It made no progress for `hang_timeout`; the sentinel killed it.
     Hung,
@@ -62,6 +64,7 @@ impl core::fmt::Display for Cause {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Cause::Exited(c) => write!(f, "its daemon exited with code {c}"),
+            Cause::Signalled(0) => f.write_str("its daemon was killed by a signal not known"),
             Cause::Signalled(s) => write!(f, "its daemon was killed by signal {s}"),
             Cause::Hung => f.write_str("its daemon hung and was killed"),
         }
@@ -84,6 +87,10 @@ mod tests {
             assert_eq!(p, b);
             assert_eq!(Cause::parse(&p), Ok(c));
         }
+        assert_eq!(
+            Cause::Signalled(0).to_string(),
+            "its daemon was killed by a signal not known"
+        );
         assert_eq!(Cause::parse(&[3, 1]), Err(BadNotice));
         assert_eq!(Cause::parse(&[0, 0]), Err(BadNotice));
         assert_eq!(Cause::parse(&[4, 0]), Err(BadNotice));
