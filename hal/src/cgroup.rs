@@ -295,14 +295,19 @@ impl Cgroup {
     /// grace period: 2 to 12 ms on this VM, during which the caller's spawn — the event
     /// loop — waits. The child starts clean (an empty signal mask, every signal at its
     /// default), in a process group of its own, stdin on /dev/null, stdout and stderr on
-    /// `out`. Returns once it has exec'd (or exec's error): its pid and a pidfd.
+    /// `out`.
+    ///
+    /// Returns once the child is cloned, not once it has exec'd: the exec (a page-cache
+    /// miss on the program under a loaded disk, a child born frozen) is the child's time,
+    /// not the caller's. Whether it exec'd is [`Spawned::exec`]'s to say, by the child's end
+    /// at the latest.
     pub fn spawn(
         &self,
         program: &CStr,
         argv: &[CString],
         env: &[CString],
         out: BorrowedFd<'_>,
-    ) -> io::Result<(i32, OwnedFd)> {
+    ) -> io::Result<Spawned> {
         let null = |v: &[CString]| -> Vec<*const libc::c_char> {
             v.iter()
                 .map(|a| a.as_ptr())
@@ -314,10 +319,9 @@ impl Cgroup {
         let mut fds = [0; 2];
         // SAFETY: pipe2 writes two descriptors into the array it is given; checked; each
         // is owned at once below.
-        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
         // SAFETY: fresh descriptors from pipe2 that nothing else owns.
-        let (mut err_r, err_w) =
-            unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (err_r, err_w) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let mut pidfd: libc::c_int = -1;
         let mut args = CloneArgs {
             flags: CLONE_PIDFD | CLONE_INTO_CGROUP,
@@ -354,23 +358,11 @@ impl Cgroup {
         let pid = i32::try_from(ret).map_err(|_| io::ErrorKind::InvalidData)?;
         // SAFETY: CLONE_PIDFD stored a fresh pidfd for the child here, owned by nobody else.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        drop(err_w);
-        // EOF: it exec'd (the pipe is close-on-exec); four bytes: exec's errno.
-        let mut errno = [0u8; 4];
-        let n = loop {
-            match err_r.read(&mut errno) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => break r?,
-            }
-        };
-        if n == 0 {
-            return Ok((pid, pidfd));
-        }
-        let mut status = 0;
-        // SAFETY: waitpid writes the status into the integer it is given; the child has
-        // exited (or is about to: it wrote its error and calls _exit).
-        let _ = unsafe { libc::waitpid(pid, &raw mut status, 0) };
-        Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+        Ok(Spawned {
+            pid,
+            pidfd,
+            exec: ExecReport(err_r),
+        })
     }
 
     /// Removes the directory and every directory below it, deepest first; a cgroup that
@@ -408,6 +400,47 @@ struct CloneArgs {
     set_tid: u64,
     set_tid_size: u64,
     cgroup: u64,
+}
+
+/// A child [`Cgroup::spawn`] started.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid, which is also its process group.
+    pub pid: i32,
+    /// Its pidfd (readable once it exited).
+    pub pidfd: OwnedFd,
+    /// Whether its exec worked.
+    pub exec: ExecReport,
+}
+
+/// Whether a spawned child's exec worked: the read end of a close-on-exec pipe that the
+/// child writes exec's errno to when the exec fails (then it exits 127).
+#[derive(Debug)]
+pub struct ExecReport(File);
+
+impl ExecReport {
+    /// `Some(Ok(()))`: it exec'd (or was killed before it tried); `Some(Err(e))`: its exec failed with `e`; `None`: not
+    /// known yet (it has not got that far). Known for sure once the child has exited.
+    /// Never waits.
+    pub fn outcome(&mut self) -> Option<io::Result<()>> {
+        let mut errno = [0u8; 4];
+        loop {
+            match self.0.read(&mut errno) {
+                Ok(0) => return Some(Ok(())),
+                // The four bytes are written with one write, under PIPE_BUF: all or nothing.
+                Ok(4) => return Some(Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))),
+                Ok(n) => {
+                    return Some(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{n} bytes of an exec error"),
+                    )));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
 
 /// What the child of [`Cgroup::spawn`] needs, prepared before the clone.
@@ -467,6 +500,18 @@ mod tests {
     /// A test's cgroup, killed and removed however the test ends.
     struct Scratch(PathBuf);
 
+    impl Scratch {
+        /// A fresh cgroup named `name.<pid>` below this process's own (which needs cgroup
+        /// v2, as root), removed however the test ends.
+        fn cgroup(name: &str) -> (Scratch, Cgroup) {
+            let dir = own_dir()
+                .expect("cgroup v2")
+                .join(format!("{name}.{}", std::process::id()));
+            let scratch = Scratch(dir.clone());
+            (scratch, Cgroup::create(&dir).expect("create"))
+        }
+    }
+
     impl Drop for Scratch {
         fn drop(&mut self) {
             if !self.0.is_dir() {
@@ -525,11 +570,7 @@ mod tests {
     /// session, stays in the cgroup it joined, one kill ends it all, and the wait sees it.
     #[test]
     fn clone3_a_detached_grandchild_stays_in_the_cgroup_and_one_kill_ends_it() {
-        let dir = own_dir()
-            .expect("cgroup v2")
-            .join(format!("hw-test.{}", std::process::id()));
-        let _scratch = Scratch(dir.clone());
-        let cg = Cgroup::create(&dir).expect("create");
+        let (scratch, cg) = Scratch::cgroup("hw-test");
         let c = |s: &str| CString::new(s).unwrap();
         let argv = [
             c("/bin/sh"),
@@ -537,7 +578,7 @@ mod tests {
             c("sleep 100 & setsid sleep 100 & exit 0"),
         ];
         let (_r, w) = std::io::pipe().unwrap();
-        let (pid, _pidfd) = cg.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
+        let Spawned { pid, .. } = cg.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
         let mut status = 0;
         // SAFETY: test-only blocking waitpid for the shell just spawned.
         unsafe { libc::waitpid(pid, &raw mut status, 0) };
@@ -549,7 +590,7 @@ mod tests {
         assert!(cg.wait_empty(Duration::from_secs(5)).unwrap());
         assert!(cg.members().is_empty());
         // A cgroup once killed takes new children (cgroup.kill's would be killed at birth).
-        let (pid, _pidfd) = cg
+        let Spawned { pid, .. } = cg
             .spawn(&argv[0], &argv, &[], w.as_fd())
             .expect("spawn again");
         // SAFETY: as above.
@@ -560,24 +601,21 @@ mod tests {
         assert!(cg.wait_empty(Duration::from_secs(5)).unwrap());
         eprintln!("killed and gone in {:?}", t.elapsed());
         cg.remove().unwrap();
-        assert!(!dir.exists());
+        assert!(!scratch.0.exists());
     }
 
     /// As root with cgroup v2: the quick round kills the cgroup's own members and not
     /// those of a cgroup below it; the kill to empty finds those.
     #[test]
     fn clone3_a_round_here_kills_its_own_members_and_the_kill_to_empty_the_rest() {
-        let dir = own_dir()
-            .expect("cgroup v2")
-            .join(format!("hw-here.{}", std::process::id()));
-        let _scratch = Scratch(dir.clone());
-        let top = Cgroup::create(&dir).expect("create");
-        let below = Cgroup::create(&dir.join("below")).expect("create below");
+        let (_scratch, top) = Scratch::cgroup("hw-here");
+        let below = Cgroup::create(&top.path().join("below")).expect("create below");
         let c = |s: &str| CString::new(s).unwrap();
         let argv = [c("/bin/sleep"), c("100")];
         let (_r, w) = std::io::pipe().unwrap();
-        let (here, _fd1) = top.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
-        let (deep, _fd2) = below.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
+        let Spawned { pid: here, .. } = top.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
+        let Spawned { pid: deep, .. } =
+            below.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
         let mut killed = Vec::new();
         top.kill_members_here(&mut killed).unwrap();
         assert_eq!(killed, vec![here]);
@@ -599,14 +637,11 @@ mod tests {
 
     /// As root with cgroup v2: a child spawned into the cgroup is born there (it and what
     /// it forks are members before anything could migrate them), its output reaches the
-    /// pipe, its signals start clean; a program that cannot be exec'd is the spawn's error.
+    /// pipe, its signals start clean; a program that cannot be exec'd exits 127, and the
+    /// exec report says why.
     #[test]
-    fn clone3_a_child_is_born_in_the_cgroup_and_a_bad_program_is_an_error() {
-        let dir = own_dir()
-            .expect("cgroup v2")
-            .join(format!("hw-spawn.{}", std::process::id()));
-        let _scratch = Scratch(dir.clone());
-        let cg = Cgroup::create(&dir).expect("create");
+    fn clone3_a_child_is_born_in_the_cgroup_and_a_bad_program_is_reported() {
+        let (_scratch, cg) = Scratch::cgroup("hw-spawn");
         let (mut r, w) = std::io::pipe().unwrap();
         let c = |s: &str| CString::new(s).unwrap();
         let argv = [
@@ -614,7 +649,7 @@ mod tests {
             c("-c"),
             c("grep -E '^Sig(Blk|Ign)' /proc/self/status; echo $X; exec sleep 100"),
         ];
-        let (pid, _pidfd) = cg
+        let Spawned { pid, .. } = cg
             .spawn(&argv[0], &argv, &[c("X=from-env")], w.as_fd())
             .expect("spawn");
         drop(w);
@@ -635,15 +670,66 @@ mod tests {
         assert!(line.contains("from-env"), "{line}");
         assert!(cg.kill().unwrap());
         assert!(cg.wait_empty(Duration::from_secs(5)).unwrap());
+        // A program that cannot be exec'd: the spawn returns (it does not wait for the
+        // exec), the child exits 127, and the report says why.
         let (_r, w) = std::io::pipe().unwrap();
-        let err = cg
+        let Spawned { pid, mut exec, .. } = cg
             .spawn(&c("/nonexistent/prog"), &[c("prog")], &[], w.as_fd())
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+            .expect("spawn of a program that is not there");
         let mut status = 0;
-        // the failed child was reaped by spawn: nothing is left to wait for
-        // SAFETY: test-only waitpid on "any child", WNOHANG.
-        let _ = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
+        // SAFETY: test-only blocking waitpid for the child just spawned.
+        unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        assert_eq!(libc::WEXITSTATUS(status), 127);
+        let err = exec.outcome().expect("known at the end").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        cg.remove().unwrap();
+    }
+
+    /// As root with cgroup v2: the spawn does not wait for the child's exec. A child born
+    /// into a frozen cgroup cannot exec until it is thawed; the spawn returns before that,
+    /// with the exec not known yet, and the report says it exec'd once it did. (A spawn
+    /// that waited for the exec would return only after the thaw.)
+    #[test]
+    fn clone3_the_spawn_returns_before_the_exec_and_the_report_comes_after() {
+        let (_scratch, cg) = Scratch::cgroup("hw-spawn-frozen");
+        let freeze = cg.path().join("cgroup.freeze");
+        std::fs::write(&freeze, "1").expect("freeze");
+        let thawed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Bounds the test if the spawn waited for the exec: it thaws the cgroup, late.
+        let thaw = {
+            let (freeze, thawed) = (freeze.clone(), std::sync::Arc::clone(&thawed));
+            let (done, wait) = std::sync::mpsc::channel::<()>();
+            let t = std::thread::spawn(move || {
+                if wait.recv_timeout(Duration::from_secs(5)).is_err() {
+                    thawed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = std::fs::write(&freeze, "0");
+                }
+            });
+            (done, t)
+        };
+        let c = |s: &str| CString::new(s).unwrap();
+        let argv = [c("/bin/true")];
+        let (_r, w) = std::io::pipe().unwrap();
+        let Spawned { pid, mut exec, .. } = cg
+            .spawn(&argv[0], &argv, &[], w.as_fd())
+            .expect("spawn into a frozen cgroup");
+        assert!(
+            !thawed.load(std::sync::atomic::Ordering::SeqCst),
+            "the spawn returned only once the cgroup was thawed: it waited for the exec"
+        );
+        let _ = thaw.0.send(());
+        thaw.1.join().unwrap();
+        assert!(cg.members().contains(&pid));
+        assert!(exec.outcome().is_none(), "a frozen child has not exec'd");
+        std::fs::write(&freeze, "0").expect("thaw");
+        let mut status = 0;
+        // SAFETY: test-only blocking waitpid for the child just spawned (thawed).
+        unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+        assert!(matches!(exec.outcome(), Some(Ok(()))));
         cg.remove().unwrap();
     }
 

@@ -131,13 +131,19 @@ fn probe(cg: &Cgroup) -> Result<(), String> {
     use std::os::fd::AsFd;
     let devnull = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     let t = CString::from(c"/bin/true");
-    let (pid, _pidfd) = cg
+    let mut child = cg
         .spawn(&t, std::slice::from_ref(&t), &[], devnull.as_fd())
         .map_err(|e| format!("starting a child in {}: {e}", cg.path().display()))?;
     let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while std::time::Instant::now() < end {
-        if heartwire_hal::sentinel::try_wait(pid).is_ok_and(|e| e.is_some()) {
-            return Ok(());
+        if heartwire_hal::sentinel::try_wait(child.pid).is_ok_and(|e| e.is_some()) {
+            return match child.exec.outcome() {
+                Some(Err(e)) => Err(format!(
+                    "starting /bin/true in {}: {e}",
+                    cg.path().display()
+                )),
+                _ => Ok(()),
+            };
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

@@ -8,8 +8,10 @@
 //! with stdin from /dev/null and stdout+stderr into one pipe. The loop polls the pipe (lines go to the
 //! log) and a pidfd (readable once the child exited; reaped then with a non-blocking
 //! wait). A child past its timeout has its whole process group killed with SIGKILL and
-//! counts as failed. Spawning is the only wait: `Command::spawn` returns once the child
-//! has exec'd (microseconds), never on the command itself.
+//! counts as failed. Spawning is the only wait. Born in a cgroup, the spawn returns once
+//! the child is cloned: its exec (a program read from a loaded disk, a child born in a
+//! frozen cgroup) is not the loop's wait, and an exec that failed is known when the child
+//! exits ([`Exit::NotStarted`]). Forked the std way, the spawn returns once it has exec'd.
 //!
 //! **Output outlives the command.** A start command that backgrounds its server
 //! (`server &`, the init-script norm) exits at once while the server keeps the pipe's
@@ -32,7 +34,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use heartwire_hal::cgroup::Cgroup;
+use heartwire_hal::cgroup::{Cgroup, ExecReport, Spawned};
 use heartwire_hal::process::{CHILD_PATH, SIGKILL, clean_command, pidfd_open, signal_group};
 use heartwire_hal::sentinel::{Exit as Ended, try_wait};
 use mio::unix::SourceFd;
@@ -65,6 +67,8 @@ pub(crate) enum Exit {
     TimedOut,
     /// Killed at its timeout and still not ended [`ABANDON_AFTER`] later.
     Abandoned,
+    /// Its program could not be exec'd (this errno): it never ran.
+    NotStarted(i32),
 }
 
 impl Exit {
@@ -81,6 +85,9 @@ impl core::fmt::Display for Exit {
             Exit::Signal(s) => write!(f, "signal {s}"),
             Exit::TimedOut => write!(f, "timed out (killed)"),
             Exit::Abandoned => write!(f, "timed out and abandoned (does not end when killed)"),
+            Exit::NotStarted(errno) => {
+                write!(f, "not started: {}", io::Error::from_raw_os_error(*errno))
+            }
         }
     }
 }
@@ -127,6 +134,8 @@ pub(crate) struct Finished<P> {
 struct Running<P> {
     /// The process and its pidfd; `None` once it exited while its output stays open.
     proc: Option<(i32, OwnedFd)>,
+    /// Whether its exec worked (born in a cgroup; forked the std way, the spawn said).
+    exec: Option<ExecReport>,
     out: Receiver,
     purpose: P,
     label: String,
@@ -194,9 +203,15 @@ impl<P: Copy> Children<P> {
         let (tx, out) = pipe::new()?;
         tx.set_nonblocking(false)?;
         let tx = OwnedFd::from(tx);
-        let (pid, pidfd, shown) = match cgroup {
-            Some(c) => spawn_in(c, &run, env, tx.as_fd())?,
-            None => spawn_clean(&run, env, tx)?,
+        let (pid, pidfd, exec, shown) = match cgroup {
+            Some(c) => {
+                let (child, shown) = spawn_in(c, &run, env, tx.as_fd())?;
+                (child.pid, child.pidfd, Some(child.exec), shown)
+            }
+            None => {
+                let (pid, pidfd, shown) = spawn_clean(&run, env, tx)?;
+                (pid, pidfd, None, shown)
+            }
         };
         let (t_exit, t_out) = (Token(self.base + 2 * slot), Token(self.base + 2 * slot + 1));
         registry.register(
@@ -209,6 +224,7 @@ impl<P: Copy> Children<P> {
         ::log::debug!("{label}: started pid {pid}: {shown}");
         self.slots[slot] = Some(Running {
             proc: Some((pid, pidfd)),
+            exec,
             out,
             purpose,
             label,
@@ -264,10 +280,18 @@ impl<P: Copy> Children<P> {
             return None;
         }
         let open = drain_output(r);
-        let exit = match (r.timed_out, status) {
-            (true, _) => Exit::TimedOut,
-            (false, Ended::Code(c)) => Exit::Code(c),
-            (false, Ended::Signal(s)) => Exit::Signal(s),
+        let not_started = match r.exec.take().and_then(|mut e| e.outcome()) {
+            Some(Err(e)) => {
+                ::log::error!("{}: could not be started: {e}", r.label);
+                Some(e.raw_os_error().unwrap_or(0))
+            }
+            _ => None,
+        };
+        let exit = match (r.timed_out, not_started, status) {
+            (true, _, _) => Exit::TimedOut,
+            (false, Some(errno), _) => Exit::NotStarted(errno),
+            (false, None, Ended::Code(c)) => Exit::Code(c),
+            (false, None, Ended::Signal(s)) => Exit::Signal(s),
         };
         let finished = Finished {
             purpose: r.purpose,
@@ -404,13 +428,13 @@ fn spawn_clean(
 
 /// Starts `run` born in cgroup `cgroup` (`Cgroup::spawn`), as clean as [`spawn_clean`]:
 /// an environment of `PATH` ([`CHILD_PATH`], where a bare program name is looked up)
-/// and `env`.
+/// and `env`. Returns the child (whose exec is still to come) and how it is shown.
 fn spawn_in(
     cgroup: &Cgroup,
     run: &Run<'_>,
     env: &[(&str, String)],
     tx: BorrowedFd<'_>,
-) -> io::Result<(i32, OwnedFd, String)> {
+) -> io::Result<(Spawned, String)> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |b: &[u8]| CString::new(b).map_err(|_| io::Error::other("a NUL byte in an argument"));
@@ -451,8 +475,7 @@ fn spawn_in(
     for (k, v) in env {
         vars.push(c(format!("{k}={v}").as_bytes())?);
     }
-    let (pid, pidfd) = cgroup.spawn(&program, &argv, &vars, tx)?;
-    Ok((pid, pidfd, shown))
+    Ok((cgroup.spawn(&program, &argv, &vars, tx)?, shown))
 }
 
 /// Reads what the child (or what it left running) wrote so far and logs complete lines;
@@ -547,6 +570,62 @@ mod tests {
         // sigaction refuses them, and the child's libc sets them up itself.
         let libc_own = 0b111 << 31;
         assert_eq!(mask("SigIgn:") & !libc_own, 0, "nothing ignored: {out}");
+    }
+
+    /// As root with cgroup v2 (`clone3_`: skipped under qemu-user): born in a cgroup, a
+    /// child whose program cannot be exec'd is started (the spawn does not wait for its
+    /// exec) and ends as not started, with exec's error.
+    #[test]
+    fn clone3_a_program_that_cannot_be_execd_ends_as_not_started() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = std::env::temp_dir().join(format!("hw-children.{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let program = scratch.join("not-a-program");
+        std::fs::write(&program, "plain text\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let dir = heartwire_hal::cgroup::own_dir()
+            .expect("cgroup v2")
+            .join(format!("hw-children.{}", std::process::id()));
+        let cg = Cgroup::create(&dir).unwrap();
+        let mut poll = Poll::new().unwrap();
+        let mut children: Children<u8> = Children::with_tokens(10, 2);
+        let argv = [program.clone().into_os_string()];
+        let job = Job {
+            run: Run::Exec(&argv),
+            env: &[],
+            timeout: Duration::from_secs(10),
+            label: "not-a-program".into(),
+            keep_output: true,
+            cgroup: Some(&cg),
+        };
+        children
+            .spawn(poll.registry(), Instant::from_nanos(0), job, 7)
+            .expect("the spawn leaves the exec to the child");
+        let mut events = Events::with_capacity(8);
+        let mut exit = None;
+        for _ in 0..200 {
+            poll.poll(&mut events, Some(Duration::from_millis(50)))
+                .unwrap();
+            if let Some(f) = events
+                .iter()
+                .find_map(|e| children.on_event(poll.registry(), e.token()))
+            {
+                exit = Some(f.exit);
+                break;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        let _ = cg.wait_empty(Duration::from_secs(5));
+        let _ = cg.remove();
+        let Some(Exit::NotStarted(errno)) = exit else {
+            panic!("{exit:?}: not a child that was not started");
+        };
+        let err = io::Error::from_raw_os_error(errno);
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert_eq!(
+            Exit::NotStarted(errno).to_string(),
+            format!("not started: {err}")
+        );
     }
 
     #[test]

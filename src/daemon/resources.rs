@@ -1142,12 +1142,14 @@ impl Resources {
             return None;
         }
         self.record_failure(now, g, r, format!("monitor: {exit}"));
-        if let (Verdict::Hard | Verdict::Fatal, Some(agent)) = (verdict, &app.agent) {
+        if matches!(verdict, Verdict::Hard | Verdict::Fatal) {
+            // An agent's hard or fatal code, or a monitor that could not be started.
+            let why = app.agent.as_ref().map_or_else(String::new, |agent| {
+                format!(": {} ({})", meaning(agent.class, exit), agent.name)
+            });
             ::log::error!(
-                "{}: monitor: {exit}: {} ({}): no local restart, the group falls over",
+                "{}: monitor: {exit}{why}: no local restart, the group falls over",
                 self.resource_name(g, r),
-                meaning(agent.class, exit),
-                agent.name
             );
             self.apps[usize::from(g)][usize::from(r)].active = false;
             return Some(if verdict == Verdict::Fatal {
@@ -1735,6 +1737,10 @@ fn alive(pid: i32) -> bool {
 fn verdict(app: &AppResource, action: &str, exit: Exit) -> Verdict {
     match (exit, &app.agent) {
         (Exit::Code(code), Some(agent)) => agent.class.verdict(action, code),
+        // It cannot run here (not executable, a bad interpreter): as an agent's "not
+        // installed", and as a failure to start it was before the spawn left the exec to
+        // the child: the group falls over, no local restart.
+        (Exit::NotStarted(_), _) => Verdict::Hard,
         _ if exit.success() => Verdict::Ok,
         _ => Verdict::Soft,
     }
@@ -1744,6 +1750,7 @@ fn verdict(app: &AppResource, action: &str, exit: Exit) -> Verdict {
 fn meaning(class: AgentClass, exit: Exit) -> &'static str {
     match exit {
         Exit::Code(code) => class.meaning(code),
+        Exit::NotStarted(_) => "it could not be started",
         _ => "it did not exit by itself",
     }
 }
