@@ -578,15 +578,29 @@ mod tests {
     #[test]
     fn clone3_a_program_that_cannot_be_execd_ends_as_not_started() {
         use std::os::unix::fs::PermissionsExt;
-        let scratch = std::env::temp_dir().join(format!("hw-children.{}", std::process::id()));
-        std::fs::create_dir_all(&scratch).unwrap();
-        let program = scratch.join("not-a-program");
-        std::fs::write(&program, "plain text\n").unwrap();
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o644)).unwrap();
+        /// The test's file and cgroup, removed however it ends.
+        struct Scratch(std::path::PathBuf, Cgroup);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+                let _ = self.1.kill();
+                let _ = self.1.wait_empty(Duration::from_secs(5));
+                let _ = std::fs::remove_dir(self.1.path());
+            }
+        }
+        let name = format!("hw-children.{}", std::process::id());
         let dir = heartwire_hal::cgroup::own_dir()
             .expect("cgroup v2")
-            .join(format!("hw-children.{}", std::process::id()));
-        let cg = Cgroup::create(&dir).unwrap();
+            .join(&name);
+        let scratch = Scratch(
+            std::env::temp_dir().join(&name),
+            Cgroup::create(&dir).unwrap(),
+        );
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        let program = scratch.0.join("not-a-program");
+        std::fs::write(&program, "plain text\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cg = &scratch.1;
         let mut poll = Poll::new().unwrap();
         let mut children: Children<u8> = Children::with_tokens(10, 2);
         let argv = [program.clone().into_os_string()];
@@ -596,7 +610,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             label: "not-a-program".into(),
             keep_output: true,
-            cgroup: Some(&cg),
+            cgroup: Some(cg),
         };
         children
             .spawn(poll.registry(), Instant::from_nanos(0), job, 7)
@@ -614,9 +628,6 @@ mod tests {
                 break;
             }
         }
-        let _ = std::fs::remove_dir_all(&scratch);
-        let _ = cg.wait_empty(Duration::from_secs(5));
-        let _ = cg.remove();
         let Some(Exit::NotStarted(errno)) = exit else {
             panic!("{exit:?}: not a child that was not started");
         };
