@@ -294,8 +294,8 @@ impl Cgroup {
     /// migrate, and a migration takes the kernel's cgroup writer lock, which waits an RCU
     /// grace period: 2 to 12 ms on this VM, during which the caller's spawn — the event
     /// loop — waits. The child starts clean (an empty signal mask, every signal at its
-    /// default), in a process group of its own, stdin on /dev/null, stdout and stderr on
-    /// `out`.
+    /// default, the CPUs this process had before it pinned itself), in a process group of
+    /// its own, stdin on /dev/null, stdout and stderr on `out`.
     ///
     /// Returns once the child is cloned, not once it has exec'd: the exec (a page-cache
     /// miss on the program under a loaded disk, a child born frozen) is the child's time,
@@ -458,6 +458,8 @@ impl Child {
     /// the parent through `err` and the child exits 127.
     fn exec(&self) -> ! {
         let _ = crate::process::reset_signals();
+        // Not confined to a CPU the daemon pinned itself to (best effort, as above).
+        let _ = crate::sched::restore_affinity();
         // The C library refuses the signals it reserves for itself (32, 33 in glibc);
         // the kernel does not, and an ignored one would survive exec.
         let dfl = [0u64; 4];
@@ -730,6 +732,66 @@ mod tests {
             "{status:#x}"
         );
         assert!(matches!(exec.outcome(), Some(Ok(()))));
+        cg.remove().unwrap();
+    }
+
+    /// As root with cgroup v2: a process that pinned itself to one CPU (real-time mode's
+    /// `cpu`) starts its children on the CPUs it had before, born in a cgroup or forked
+    /// the std way: an application is not confined to the daemon's CPU.
+    #[test]
+    fn clone3_children_of_a_pinned_process_get_its_cpus_from_before_the_pin() {
+        let (_scratch, cg) = Scratch::cgroup("hw-affinity");
+        // On a thread of its own: the pin is the calling thread's, the test harness's
+        // other threads keep theirs.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let allowed = |status: &str| {
+                        status
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                            .map(|v| v.trim().to_owned())
+                            .expect("Cpus_allowed_list")
+                    };
+                    let before =
+                        allowed(&std::fs::read_to_string("/proc/thread-self/status").unwrap());
+                    crate::sched::set_affinity(0).expect("pin to CPU 0");
+                    let pinned =
+                        allowed(&std::fs::read_to_string("/proc/thread-self/status").unwrap());
+                    assert_eq!(pinned, "0");
+                    let c = |s: &str| CString::new(s).unwrap();
+                    let argv = [
+                        c("/bin/grep"),
+                        c("Cpus_allowed_list"),
+                        c("/proc/self/status"),
+                    ];
+                    let (mut r, w) = std::io::pipe().unwrap();
+                    let Spawned { pid, .. } =
+                        cg.spawn(&argv[0], &argv, &[], w.as_fd()).expect("spawn");
+                    drop(w);
+                    let mut born = String::new();
+                    r.read_to_string(&mut born).unwrap();
+                    let mut status = 0;
+                    // SAFETY: test-only blocking waitpid for the child just spawned.
+                    unsafe { libc::waitpid(pid, &raw mut status, 0) };
+                    let forked = crate::process::clean_command("/bin/grep")
+                        .args(["Cpus_allowed_list", "/proc/self/status"])
+                        .output()
+                        .expect("grep");
+                    assert_eq!(
+                        allowed(&born),
+                        before,
+                        "born in the cgroup (pinned: {pinned})"
+                    );
+                    assert_eq!(
+                        allowed(&String::from_utf8_lossy(&forked.stdout)),
+                        before,
+                        "forked the std way (pinned: {pinned})"
+                    );
+                })
+                .join()
+                .unwrap();
+        });
         cg.remove().unwrap();
     }
 

@@ -85,7 +85,8 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A [`Command`] for `program` whose process starts clean: an empty signal mask, every
-/// signal at its default disposition, and an environment of [`CHILD_PATH`] only.
+/// signal at its default disposition, the CPUs this process had before it pinned itself
+/// ([`crate::sched::set_affinity`]), and an environment of [`CHILD_PATH`] only.
 ///
 /// The daemon blocks TERM, INT, HUP and CHLD for its signalfd, and std's `spawn` keeps
 /// the parent's mask in the child (rust-lang/rust#101077): without this, an application
@@ -95,9 +96,17 @@ pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear().env("PATH", CHILD_PATH);
     // SAFETY: the closure runs in the child between fork and exec and makes only
-    // async-signal-safe calls (sigemptyset, sigprocmask, sigaction) on stack values; it
-    // allocates nothing and touches no lock.
-    unsafe { cmd.pre_exec(reset_signals) };
+    // async-signal-safe calls (sigemptyset, sigprocmask, sigaction, sched_setaffinity) on
+    // stack values and a value set before the fork; it allocates nothing and touches no
+    // lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            reset_signals()?;
+            // Best effort: a CPU set the host's cpuset no longer allows keeps the pin.
+            let _ = crate::sched::restore_affinity();
+            Ok(())
+        });
+    };
     cmd
 }
 

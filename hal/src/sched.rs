@@ -3,6 +3,7 @@
 
 use std::io;
 use std::mem;
+use std::sync::OnceLock;
 
 use crate::sys::{HalError, cvt};
 
@@ -58,8 +59,24 @@ pub fn hasten_exit(pid: i32) -> Result<(), HalError> {
     Ok(())
 }
 
-/// Pins this process to one CPU.
+/// The CPUs this process could run on before [`set_affinity`] first pinned it (kept
+/// across a fork: the daemon a pinned sentinel forks has the sentinel's). What its
+/// children get back before their exec ([`restore_affinity`]).
+static UNPINNED: OnceLock<libc::cpu_set_t> = OnceLock::new();
+
+/// Pins this process to one CPU. The CPUs it had before are what its children start
+/// with: an application the daemon starts is not confined to the daemon's CPU.
 pub fn set_affinity(cpu: u16) -> Result<(), HalError> {
+    if UNPINNED.get().is_none() {
+        // SAFETY: cpu_set_t is a plain bit array valid when zeroed.
+        let mut was: libc::cpu_set_t = unsafe { mem::zeroed() };
+        // SAFETY: pid 0 means this thread; pointer and size describe `was`; checked.
+        if unsafe { libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &raw mut was) }
+            == 0
+        {
+            let _ = UNPINNED.set(was);
+        }
+    }
     // SAFETY: cpu_set_t is a plain bit array valid when zeroed.
     let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
     if usize::from(cpu) >= libc::CPU_SETSIZE as usize {
@@ -74,6 +91,17 @@ pub fn set_affinity(cpu: u16) -> Result<(), HalError> {
     // SAFETY: pid 0 means this process; pointer and size describe `set`; checked.
     cvt(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) })
         .map_err(|e| HalError::new("sched_setaffinity", format!("cpu {cpu}"), e))?;
+    Ok(())
+}
+
+/// In a forked child before its exec: back to the CPUs the process had before
+/// [`set_affinity`] pinned it; nothing when it never did. Async-signal-safe: a load of
+/// a value set before the fork and one system call, on memory of the child's own.
+pub(crate) fn restore_affinity() -> io::Result<()> {
+    if let Some(set) = UNPINNED.get() {
+        // SAFETY: pid 0 means this thread; pointer and size describe a live cpu_set_t.
+        cvt(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), set) })?;
+    }
     Ok(())
 }
 

@@ -139,7 +139,8 @@ pub struct Realtime {
     pub priority: u8,
     /// mlockall.
     pub lock_memory: bool,
-    /// CPU to pin to.
+    /// CPU to pin the daemon to (the sentinel takes the next one). What they start keeps
+    /// the CPUs the process had before the pin (`hal::sched::set_affinity`).
     pub cpu: Option<u16>,
     /// Hold a PM QoS CPU wake-up latency request of this many µs (0: idle CPUs poll).
     pub cpu_dma_latency_us: Option<u32>,
