@@ -358,6 +358,14 @@ impl Cgroup {
         let pid = i32::try_from(ret).map_err(|_| io::ErrorKind::InvalidData)?;
         // SAFETY: CLONE_PIDFD stored a fresh pidfd for the child here, owned by nobody else.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        // Its process group now, as the child does it too: this returns before the child
+        // has run, and a kill of the group (a stop, a timeout, the daemon's exit) must not
+        // miss a child that did not get that far (EACCES once it exec'd: it did it then).
+        // SAFETY: setpgid(2) on our own child's pid; no memory is passed.
+        let _ = unsafe { libc::setpgid(pid, pid) };
+        // Its CPUs now too: pinned with a real-time daemon, it could not run on the
+        // daemon's CPU before the daemon's turn ends (best effort, as in the child).
+        let _ = crate::sched::restore_affinity_of(pid);
         Ok(Spawned {
             pid,
             pidfd,
@@ -723,6 +731,10 @@ mod tests {
         thaw.1.join().unwrap();
         assert!(cg.members().contains(&pid));
         assert!(exec.outcome().is_none(), "a frozen child has not exec'd");
+        assert!(
+            crate::process::group_alive(pid).unwrap(),
+            "the child's process group exists before the child ran (a kill of it must not miss)"
+        );
         std::fs::write(&freeze, "0").expect("thaw");
         let mut status = 0;
         // SAFETY: test-only blocking waitpid for the child just spawned (thawed).
@@ -740,6 +752,10 @@ mod tests {
     /// the std way: an application is not confined to the daemon's CPU.
     #[test]
     fn clone3_children_of_a_pinned_process_get_its_cpus_from_before_the_pin() {
+        if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+            eprintln!("skipped: one CPU, nothing to pin away from");
+            return;
+        }
         let (_scratch, cg) = Scratch::cgroup("hw-affinity");
         // On a thread of its own: the pin is the calling thread's, the test harness's
         // other threads keep theirs.

@@ -98,9 +98,16 @@ pub fn set_affinity(cpu: u16) -> Result<(), HalError> {
 /// [`set_affinity`] pinned it; nothing when it never did. Async-signal-safe: a load of
 /// a value set before the fork and one system call, on memory of the child's own.
 pub(crate) fn restore_affinity() -> io::Result<()> {
+    restore_affinity_of(0)
+}
+
+/// [`restore_affinity`] for process `pid` (0: this thread): the parent does it for a
+/// child it just cloned, which may not run before the parent's turn ends. The mask is
+/// the one read at the pin: CPUs brought online since are not in it.
+pub(crate) fn restore_affinity_of(pid: i32) -> io::Result<()> {
     if let Some(set) = UNPINNED.get() {
-        // SAFETY: pid 0 means this thread; pointer and size describe a live cpu_set_t.
-        cvt(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), set) })?;
+        // SAFETY: pointer and size describe a live cpu_set_t; checked.
+        cvt(unsafe { libc::sched_setaffinity(pid, mem::size_of::<libc::cpu_set_t>(), set) })?;
     }
     Ok(())
 }
