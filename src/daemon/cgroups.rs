@@ -131,19 +131,15 @@ fn probe(cg: &Cgroup) -> Result<(), String> {
     use std::os::fd::AsFd;
     let devnull = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     let t = CString::from(c"/bin/true");
+    let failed = |e: std::io::Error| format!("starting /bin/true in {}: {e}", cg.path().display());
     let mut child = cg
         .spawn(&t, std::slice::from_ref(&t), &[], devnull.as_fd())
-        .map_err(|e| format!("starting a child in {}: {e}", cg.path().display()))?;
+        .map_err(failed)?;
     let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while std::time::Instant::now() < end {
         if heartwire_hal::sentinel::try_wait(child.pid).is_ok_and(|e| e.is_some()) {
-            return match child.exec.outcome() {
-                Some(Err(e)) => Err(format!(
-                    "starting /bin/true in {}: {e}",
-                    cg.path().display()
-                )),
-                _ => Ok(()),
-            };
+            // Its exec's error, if it had one (the spawn returns before the exec).
+            return child.exec.outcome().unwrap_or(Ok(())).map_err(failed);
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
